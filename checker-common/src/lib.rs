@@ -1,0 +1,147 @@
+//! Types shared by the XDP program (`checker-ebpf`) and userspace (`checker`).
+//!
+//! Everything here is `#[repr(C)]` plain data: the kernel side reads and
+//! writes these bytes through BPF maps and the ring buffer, userspace through
+//! aya. Addresses and ports are kept in network byte order, exactly as they
+//! appear on the wire, so the XDP fast path copies bytes and never swaps.
+#![no_std]
+
+/// Name of the XDP program in the object and in the kernel (at most 15 bytes).
+pub const PROGRAM_NAME: &str = "vipcheck_xdp";
+
+/// Hash of maps: [`FlowKey`] → the ring buffer of the process that owns the flow.
+pub const FLOWS_MAP: &str = "FLOWS";
+/// Hash map: [`FlowKey`] → [`FlowOwner`], read only by userspace (garbage collection).
+pub const OWNERS_MAP: &str = "OWNERS";
+/// Per-CPU array of `u64`, indexed by [`Counter`].
+pub const COUNTERS_MAP: &str = "COUNTERS";
+
+/// Most flows registered at once on one interface (all processes together).
+pub const MAX_FLOWS: u32 = 4096;
+
+/// Size in bytes of each process's ring buffer (a power of two, page aligned).
+/// The receive window of a check is far smaller, so a check never has more
+/// than a few frames in flight in it.
+pub const RING_SIZE: u32 = 1 << 20;
+
+/// Frames up to this size are copied into a small record.
+pub const SMALL_FRAME: usize = 2048;
+/// Frames up to this size are copied into a large record. In generic (skb)
+/// mode XDP runs after GRO, so a frame can be a merged super-frame of up to
+/// 64 KiB; larger ones cannot be copied whole and are counted as `Oversize`.
+pub const LARGE_FRAME: usize = 65536;
+
+/// Address family of a [`FlowKey`].
+pub const FAMILY_IPV4: u8 = 4;
+/// Address family of a [`FlowKey`].
+pub const FAMILY_IPV6: u8 = 6;
+
+/// One check flow, as seen in the real server's reply: the remote end is the
+/// VIP and the service port, the local end our address and reserved port.
+///
+/// IPv4 addresses occupy the first four bytes of the 16-byte fields, the rest
+/// is zero, so IPv6 needs no change of layout.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub remote_addr: [u8; 16],
+    pub local_addr: [u8; 16],
+    /// Network byte order.
+    pub remote_port: [u8; 2],
+    /// Network byte order.
+    pub local_port: [u8; 2],
+    pub family: u8,
+    pub _pad: [u8; 3],
+}
+
+impl FlowKey {
+    /// Key of an IPv4 flow; addresses as octets, ports in host order.
+    pub fn ipv4(remote: [u8; 4], remote_port: u16, local: [u8; 4], local_port: u16) -> Self {
+        let mut key = FlowKey {
+            family: FAMILY_IPV4,
+            remote_port: remote_port.to_be_bytes(),
+            local_port: local_port.to_be_bytes(),
+            ..FlowKey::default()
+        };
+        key.remote_addr[..4].copy_from_slice(&remote);
+        key.local_addr[..4].copy_from_slice(&local);
+        key
+    }
+}
+
+/// Who registered a flow, so that a later process can tell a live owner from
+/// a dead one and remove the entries of processes that were killed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowOwner {
+    /// Process id (in the initial PID namespace view of the registering process).
+    pub pid: u32,
+    pub _pad: u32,
+    /// Start time of that process in clock ticks since boot (field 22 of
+    /// `/proc/PID/stat`): tells a reused pid from the original owner.
+    pub start_time: u64,
+    /// `CLOCK_BOOTTIME` in nanoseconds after which the entry is stale even if
+    /// its owner still runs (an owner in another PID namespace cannot be seen).
+    pub expires_ns: u64,
+}
+
+/// Header of each ring-buffer record; the frame's bytes follow it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// Bytes of the frame copied after this header.
+    pub len: u32,
+    pub _pad: u32,
+}
+
+/// Size of [`FrameHeader`] in a record.
+pub const FRAME_HEADER_LEN: usize = core::mem::size_of::<FrameHeader>();
+
+/// The XDP program's verdict counters (indices into [`COUNTERS_MAP`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Not IPv4/TCP (ARP, IPv6, UDP, fragments, ...): passed to the kernel.
+    PassOther = 0,
+    /// TCP, but not a registered flow: passed to the kernel.
+    PassMiss = 1,
+    /// A registered flow's frame, copied to its owner and dropped.
+    Delivered = 2,
+    /// A registered flow's frame, dropped because its owner's ring was full.
+    RingFull = 3,
+    /// A registered flow's frame, dropped because it exceeds [`LARGE_FRAME`].
+    Oversize = 4,
+}
+
+/// Number of [`Counter`]s.
+pub const COUNTER_COUNT: u32 = 5;
+
+impl Counter {
+    pub const ALL: [Counter; COUNTER_COUNT as usize] = [
+        Counter::PassOther,
+        Counter::PassMiss,
+        Counter::Delivered,
+        Counter::RingFull,
+        Counter::Oversize,
+    ];
+
+    /// Name used by `vipcheck xdp status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::PassOther => "pass_other",
+            Counter::PassMiss => "pass_miss",
+            Counter::Delivered => "drop_delivered",
+            Counter::RingFull => "drop_ring_full",
+            Counter::Oversize => "drop_oversize",
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain #[repr(C)] data with explicit padding fields, no
+    // references; every bit pattern is a valid value.
+    unsafe impl aya::Pod for super::FlowKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FlowOwner {}
+}

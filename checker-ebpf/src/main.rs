@@ -1,0 +1,171 @@
+//! The XDP program of vipcheck.
+//!
+//! It sees every frame that reaches the load balancer's interface, so the
+//! path is short and bounded: Ethernet (+ one 802.1Q tag) → IPv4 → TCP, one
+//! hash lookup. A frame of a registered check flow is copied to the ring
+//! buffer of the process that owns the flow and dropped, so the kernel never
+//! answers it with an RST; every other frame is passed untouched.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    bindings::xdp_action::{XDP_DROP, XDP_PASS},
+    btf_maps::{HashMap, HashOfMaps, PerCpuArray, RingBuf},
+    helpers::generated::{bpf_xdp_get_buff_len, bpf_xdp_load_bytes},
+    macros::{btf_map, xdp},
+    programs::XdpContext,
+};
+use aya_log_ebpf::warn;
+use checker_common::{
+    COUNTER_COUNT, Counter, FAMILY_IPV4, FRAME_HEADER_LEN, FlowKey, FlowOwner, LARGE_FRAME,
+    MAX_FLOWS, RING_SIZE, SMALL_FRAME,
+};
+
+type FlowRing = RingBuf<u8, { RING_SIZE as usize }>;
+
+#[btf_map]
+static FLOWS: HashOfMaps<FlowKey, FlowRing, { MAX_FLOWS as usize }> = HashOfMaps::new();
+
+/// Only userspace reads and writes it; declared here so that it is created,
+/// and pinned, together with the program.
+#[btf_map]
+static OWNERS: HashMap<FlowKey, FlowOwner, { MAX_FLOWS as usize }> = HashMap::new();
+
+#[btf_map]
+static COUNTERS: PerCpuArray<u64, { COUNTER_COUNT as usize }> = PerCpuArray::new();
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const IPPROTO_TCP: u8 = 6;
+
+#[xdp]
+pub fn vipcheck_xdp(ctx: XdpContext) -> u32 {
+    let Some(key) = flow_key(&ctx) else {
+        count(Counter::PassOther);
+        return XDP_PASS;
+    };
+    // SAFETY: the inner ring buffer is only used for reserve/submit within
+    // this invocation; removal by userspace keeps it alive until we return.
+    let Some(ring) = (unsafe { FLOWS.get(&key) }) else {
+        count(Counter::PassMiss);
+        return XDP_PASS;
+    };
+    // SAFETY: the helper only reads the context it is given.
+    let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) } as usize;
+    let counter = if len <= SMALL_FRAME {
+        copy::<SMALL_FRAME>(&ctx, ring, len)
+    } else if len <= LARGE_FRAME {
+        copy::<LARGE_FRAME>(&ctx, ring, len)
+    } else {
+        Counter::Oversize
+    };
+    if counter == Counter::RingFull {
+        // Rare: the owner stopped reading. Not per packet in normal operation.
+        warn!(&ctx, "vipcheck: ring full, dropped a frame of a check flow");
+    }
+    count(counter);
+    XDP_DROP
+}
+
+/// Copies the whole frame (`len` bytes, at most `MAX`) into a record of
+/// `FRAME_HEADER_LEN + MAX` bytes of `ring`.
+#[inline(always)]
+fn copy<const MAX: usize>(ctx: &XdpContext, ring: &FlowRing, len: usize) -> Counter {
+    let Some(mut record) = ring.reserve_bytes(FRAME_HEADER_LEN + MAX, 0) else {
+        return Counter::RingFull;
+    };
+    // The verifier must see the copy length in [1, MAX]. LLVM turns a
+    // two-sided range check into arithmetic on a copy of the register, so
+    // read the length back through a volatile load, check the upper bound
+    // once, and clamp with a mask (MAX is a power of two; len >= 1 because a
+    // frame with a TCP header was parsed).
+    // SAFETY: reading a local through a valid pointer.
+    let len = unsafe { core::ptr::read_volatile(&len) };
+    if len > MAX {
+        record.discard(0);
+        return Counter::Oversize;
+    }
+    let len = ((len.wrapping_sub(1)) & (MAX - 1)) + 1;
+    record[..4].copy_from_slice(&(len as u32).to_ne_bytes());
+    record[4..FRAME_HEADER_LEN].copy_from_slice(&[0; 4]);
+    // SAFETY: the destination is `len` <= MAX bytes inside the reserved
+    // record after the header; the helper checks the source bounds itself.
+    let ret = unsafe {
+        bpf_xdp_load_bytes(
+            ctx.ctx,
+            0,
+            record.as_mut_ptr().add(FRAME_HEADER_LEN).cast(),
+            len as u32,
+        )
+    };
+    if ret != 0 {
+        record.discard(0);
+        return Counter::Oversize;
+    }
+    record.submit(0);
+    Counter::Delivered
+}
+
+/// Parses Ethernet (+ one VLAN tag), IPv4 and TCP and returns the key of the
+/// flow a reply belongs to: remote = source, local = destination.
+#[inline(always)]
+fn flow_key(ctx: &XdpContext) -> Option<FlowKey> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    let mut l3 = ETH_HLEN;
+    let mut ethertype = u16::from_be_bytes(bytes::<2>(start, end, 12)?);
+    if ethertype == ETH_P_8021Q || ethertype == ETH_P_8021AD {
+        ethertype = u16::from_be_bytes(bytes::<2>(start, end, 16)?);
+        l3 += 4;
+    }
+    if ethertype != ETH_P_IP {
+        return None;
+    }
+    let ip = bytes::<20>(start, end, l3)?;
+    let ihl = ((ip[0] & 0x0f) as usize) * 4;
+    // Later fragments carry no TCP header: leave them to the kernel.
+    let fragment_offset = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff;
+    if ip[0] >> 4 != 4 || ihl < 20 || ip[9] != IPPROTO_TCP || fragment_offset != 0 {
+        return None;
+    }
+    let ports = bytes::<4>(start, end, l3 + ihl)?;
+    let mut key = FlowKey {
+        family: FAMILY_IPV4,
+        remote_port: [ports[0], ports[1]],
+        local_port: [ports[2], ports[3]],
+        ..FlowKey::default()
+    };
+    key.remote_addr[..4].copy_from_slice(&ip[12..16]);
+    key.local_addr[..4].copy_from_slice(&ip[16..20]);
+    Some(key)
+}
+
+/// `N` bytes at `offset` of the frame, if the frame is long enough.
+#[inline(always)]
+fn bytes<const N: usize>(start: usize, end: usize, offset: usize) -> Option<[u8; N]> {
+    if start + offset + N > end {
+        return None;
+    }
+    // SAFETY: bounds checked against data_end just above.
+    Some(unsafe { core::ptr::read_unaligned((start + offset) as *const [u8; N]) })
+}
+
+#[inline(always)]
+fn count(counter: Counter) {
+    if let Some(value) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *value += 1 };
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
