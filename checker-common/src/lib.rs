@@ -83,6 +83,8 @@ pub struct FlowOwner {
     /// `CLOCK_BOOTTIME` in nanoseconds after which the entry is stale even if
     /// its owner still runs (an owner in another PID namespace cannot be seen).
     pub expires_ns: u64,
+    /// Inode of the owner's PID namespace: `pid` means something only there.
+    pub pid_ns: u64,
 }
 
 /// Header of each ring-buffer record; the frame's bytes follow it.

@@ -1,1 +1,18 @@
+//! vipcheck: health checks of LVS-DR real servers through the path real
+//! traffic takes (destination IP = VIP, destination MAC = the real server's).
+//!
+//! Data flows one way: [`cli`] builds a [`target::Target`]; [`check`] opens
+//! a flow ([`netdev`], [`resolve`], [`xdp`], [`packet`]) and drives the
+//! userspace stack ([`stack`]) to a [`verdict::Verdict`].
 
+pub mod check;
+pub mod cli;
+pub mod error;
+pub mod netdev;
+pub mod packet;
+pub mod resolve;
+pub mod stack;
+pub mod target;
+pub mod trace;
+pub mod verdict;
+pub mod xdp;

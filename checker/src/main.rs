@@ -1,4 +1,143 @@
-static PROG: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vipcheck-xdp"));
-fn main(){ let mut e = aya::Ebpf::load(PROG).unwrap(); 
- let p: &mut aya::programs::Xdp = e.program_mut("vipcheck_xdp").unwrap().try_into().unwrap();
- p.load().unwrap(); println!("loaded"); for (n,_) in e.maps() { println!("{n}"); } }
+//! The `vipcheck` binary: parse, run, print one line, exit with the
+//! documented status. Everything else lives in the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use vipcheck::cli::{Cli, Command, XdpAction};
+use vipcheck::error::{EXIT_CANNOT_RUN, EXIT_USAGE, Error};
+use vipcheck::netdev::NetDev;
+use vipcheck::{check, xdp};
+
+fn main() -> ExitCode {
+    // A bug must still end in one line and the "cannot run" status, not a
+    // backtrace that a keepalived log would mangle.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("vipcheck: internal error: {info}");
+    }));
+    let code = std::panic::catch_unwind(run).unwrap_or(EXIT_CANNOT_RUN);
+    ExitCode::from(code as u8)
+}
+
+fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(e),
+    };
+    match cli.command {
+        Command::Tcp(args) => {
+            let target = args.target();
+            init_logging(target.verbosity);
+            match check::tcp::run(&target) {
+                Ok(verdict) => {
+                    println!("{verdict}");
+                    verdict.exit_code()
+                }
+                Err(e) => fail(e),
+            }
+        }
+        Command::Xdp { action } => match xdp_command(action) {
+            Ok(()) => 0,
+            Err(e) => fail(e),
+        },
+    }
+}
+
+fn fail(e: Error) -> i32 {
+    eprintln!("vipcheck: {e}");
+    e.exit_code()
+}
+
+/// clap's errors in one line; help and version as clap prints them.
+fn usage(e: clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            EXIT_USAGE
+        } else {
+            0
+        };
+    }
+    let rendered = e.to_string();
+    let first = rendered.lines().next().unwrap_or("invalid arguments");
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    eprintln!("vipcheck: {message} (see 'vipcheck --help')");
+    EXIT_USAGE
+}
+
+fn xdp_command(action: XdpAction) -> Result<(), Error> {
+    match action {
+        XdpAction::Attach { iface, xdp_mode } => {
+            let dev = NetDev::lookup(&iface)?;
+            drop(xdp::XdpHandle::open_or_attach(&dev, xdp_mode)?);
+            print_status(&dev)
+        }
+        XdpAction::Detach { iface } => {
+            let dev = NetDev::lookup(&iface)?;
+            if xdp::detach(&dev)? {
+                println!("{iface}: vipcheck XDP program detached");
+            } else {
+                println!("{iface}: no vipcheck XDP program attached");
+            }
+            Ok(())
+        }
+        XdpAction::Status { iface: Some(iface) } => print_status(&NetDev::lookup(&iface)?),
+        XdpAction::Status { iface: None } => {
+            let devs = xdp::attached_here()?;
+            if devs.is_empty() {
+                println!("no vipcheck XDP program attached in this network namespace");
+            }
+            for dev in devs {
+                print_status(&dev)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_status(dev: &NetDev) -> Result<(), Error> {
+    let Some(status) = xdp::status(dev)? else {
+        println!("{}: no vipcheck XDP program attached", dev.name);
+        return Ok(());
+    };
+    println!(
+        "{}: vipcheck XDP program {} attached in {} mode, pinned at {}",
+        dev.name,
+        status.program_id,
+        status.mode,
+        status.pin_dir.display()
+    );
+    for (counter, value) in &status.counters {
+        println!("  {:<16} {value}", counter.name());
+    }
+    println!("  flows: {}", status.flows.len());
+    for (key, owner) in &status.flows {
+        let (remote, local) = xdp::endpoints(key);
+        let owner = owner.map_or("no owner".to_string(), |o| format!("pid {}", o.pid));
+        println!("    {remote} > {local} ({owner})");
+    }
+    Ok(())
+}
+
+/// Library diagnostics (`log::debug!`) on stderr from `-vv` on.
+fn init_logging(verbosity: u8) {
+    struct Stderr;
+    impl log::Log for Stderr {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record) {
+            eprintln!("vipcheck: {}", record.args());
+        }
+        fn flush(&self) {}
+    }
+    if verbosity >= 2 && log::set_logger(&Stderr).is_ok() {
+        log::set_max_level(log::LevelFilter::Debug);
+    }
+}

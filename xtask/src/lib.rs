@@ -1,0 +1,15 @@
+//! Developer tasks of the vipcheck workspace (`cargo xtask --help`) and the
+//! network-namespace test lab that the checker's integration tests build
+//! (`xtask::lab::Lab::up`).
+
+pub mod lab;
+pub mod setup;
+
+/// Fails, naming `what`, unless this process runs as root.
+pub fn require_root(what: &str) -> anyhow::Result<()> {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        anyhow::bail!("{what} needs root (network namespaces, apt-get): run it as root");
+    }
+    Ok(())
+}

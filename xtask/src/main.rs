@@ -1,1 +1,289 @@
-fn main(){}
+//! `cargo xtask`: developer tasks of the vipcheck workspace.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, ExitStatus};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use xtask::lab::{self, Host, LB_IFACE, Lab, Owner, Role, VIP};
+
+#[derive(Parser)]
+#[command(about = "Developer tasks of the vipcheck workspace")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install the nightly rust-src, bpf-linker and the Debian packages the
+    /// build, the lab and the tests need (only what is missing).
+    Setup,
+    /// The demo lab in network namespaces `vck-demo-*`.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+    },
+    /// Setup, then `cargo fmt --check`, clippy and the workspace's tests:
+    /// what CI runs.
+    Test {
+        /// Passed on to `cargo test --workspace`, e.g.
+        /// `cargo xtask test -- -p checker -- --nocapture`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Build the release binary and check the lab's real servers with it.
+    Demo,
+}
+
+#[derive(Subcommand)]
+enum LabAction {
+    /// Build the demo lab and leave it running.
+    Up {
+        #[arg(long, value_enum, default_value_t = Role::Backup)]
+        role: Role,
+    },
+    /// Remove the demo lab and labs left by processes that died.
+    Down,
+    /// List the labs on this machine with their addresses.
+    Status,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => xtask::setup::run().map(|()| ExitCode::SUCCESS),
+        Task::Lab { action } => lab_task(action).map(|()| ExitCode::SUCCESS),
+        Task::Test { args } => test(&args),
+        Task::Demo => demo(),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn lab_task(action: LabAction) -> Result<()> {
+    match action {
+        LabAction::Up { role } => {
+            let lab = Lab::up_demo(role)?;
+            print_lab(&lab);
+            lab.keep();
+        }
+        LabAction::Down => {
+            xtask::require_root("`cargo xtask lab down`")?;
+            let removed = lab::down_all()?;
+            if removed.is_empty() {
+                println!("no lab to remove");
+            }
+            for id in removed {
+                println!("removed lab {id}");
+            }
+        }
+        LabAction::Status => print_status(),
+    }
+    Ok(())
+}
+
+fn print_lab(lab: &Lab) {
+    println!("lab up, LB role {}:", lab.role());
+    for host in Host::ALL {
+        println!(
+            "  {:<7} {:<13} {}/{} {}  {}",
+            host.name(),
+            lab.ns(host),
+            host.ip(),
+            lab::PREFIX_LEN,
+            lab.mac(host),
+            match host {
+                Host::Lb if lab.role() == Role::Master => "VIP on eth0",
+                Host::Lb => "",
+                Host::Ok => "VIP on lo, nginx",
+                Host::NoVip => "nginx, no VIP",
+                Host::Closed => "VIP on lo, port 80 closed",
+            }
+        );
+    }
+    println!("  {:<7} {:<13} bridge br0", "switch", lab.switch_ns());
+    println!("VIP {VIP}; no host has {}", lab::ABSENT_IP);
+    println!(
+        "try: nsenter --net=/run/netns/{} curl -s http://{}/",
+        lab.lb_ns(),
+        lab::OK_IP
+    );
+    println!("remove: cargo xtask lab down");
+}
+
+fn print_status() {
+    let labs = lab::list();
+    if labs.is_empty() {
+        println!("no lab");
+    }
+    for info in labs {
+        let owner = match info.owner {
+            Owner::Demo => "demo".to_owned(),
+            Owner::Process(pid) if info.owner.is_alive() => format!("process {pid}"),
+            Owner::Process(pid) => {
+                format!("process {pid}, dead (`cargo xtask lab down` removes it)")
+            }
+        };
+        println!("lab {} ({owner})", info.id);
+        for ns in &info.namespaces {
+            let addresses = Command::new("ip")
+                .args(["-n", ns, "-br", "-4", "address"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            println!("  {ns}");
+            for line in addresses.lines() {
+                println!("    {line}");
+            }
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    let xtask_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    xtask_dir
+        .parent()
+        .expect("xtask is in the workspace")
+        .to_owned()
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut cmd = Command::new("cargo");
+    cmd.args(args).current_dir(workspace_root());
+    cmd
+}
+
+/// Runs the steps in order; the first that fails ends the run with its
+/// exit status.
+fn run_steps(steps: Vec<Command>) -> Result<ExitCode> {
+    for mut step in steps {
+        let status = step
+            .status()
+            .with_context(|| format!("cannot run {step:?}"))?;
+        if !status.success() {
+            eprintln!("xtask: {step:?} failed ({status})");
+            return Ok(exit_code(status));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn exit_code(status: ExitStatus) -> ExitCode {
+    let code = status.code().unwrap_or(1);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+fn test(args: &[String]) -> Result<ExitCode> {
+    xtask::require_root("`cargo xtask test` (the tests build labs)")?;
+    xtask::setup::run()?;
+    let mut test = cargo(&["test", "--workspace"]);
+    test.args(args);
+    run_steps(vec![
+        cargo(&["fmt", "--all", "--check"]),
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+        test,
+    ])
+}
+
+fn demo() -> Result<ExitCode> {
+    xtask::require_root("`cargo xtask demo`")?;
+    xtask::setup::run()?;
+    let built = run_steps(vec![cargo(&["build", "--release"])])?;
+    if built != ExitCode::SUCCESS {
+        return Ok(built);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let vipcheck = target.join("release/vipcheck");
+    if !vipcheck.is_file() {
+        bail!(
+            "{} is missing after `cargo build --release`: the checker crate has no vipcheck binary yet",
+            vipcheck.display()
+        );
+    }
+    let lab = Lab::up(Role::Backup)?;
+    println!(
+        "backup LB (VIP {VIP} only on the real servers); `vipcheck tcp {LB_IFACE} RS {VIP} 80`:"
+    );
+    println!(
+        "{:<7} {:<12} {:>8} {:>4}  verdict",
+        "server", "address", "expected", "exit"
+    );
+    let mut as_expected = true;
+    for (host, expected) in [(Host::Ok, 0), (Host::NoVip, 1), (Host::Closed, 1)] {
+        let out = lab
+            .command(lab.lb_ns(), &vipcheck)
+            .args(["tcp", LB_IFACE])
+            .arg(host.ip().to_string())
+            .arg(VIP.to_string())
+            .arg(lab::HTTP_PORT.to_string())
+            .output()
+            .with_context(|| format!("cannot run {}", vipcheck.display()))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let verdict = match stdout.trim() {
+            "" => format!("(stderr) {}", stderr.trim()),
+            line => line.to_owned(),
+        };
+        let exit = out
+            .status
+            .code()
+            .map_or_else(|| out.status.to_string(), |c| c.to_string());
+        as_expected &= out.status.code() == Some(expected);
+        println!(
+            "{:<7} {:<12} {expected:>8} {exit:>4}  {verdict}",
+            host.name(),
+            host.ip()
+        );
+    }
+    drop(lab);
+    if !as_expected {
+        eprintln!("demo: an exit status differs from the expected one");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn test_passes_extra_arguments_on() {
+        let cli = Cli::parse_from(["xtask", "test", "--", "-p", "checker", "--", "--nocapture"]);
+        let Task::Test { args } = cli.task else {
+            panic!("not the test task");
+        };
+        assert_eq!(args, ["-p", "checker", "--", "--nocapture"]);
+    }
+
+    #[test]
+    fn lab_up_takes_a_role() {
+        let cli = Cli::parse_from(["xtask", "lab", "up", "--role", "master"]);
+        let Task::Lab {
+            action: LabAction::Up { role },
+        } = cli.task
+        else {
+            panic!("not lab up");
+        };
+        assert_eq!(role, Role::Master);
+    }
+}

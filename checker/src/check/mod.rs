@@ -1,0 +1,319 @@
+//! Checks over the VIP path, and the flow they share: resolve the real
+//! server, reserve a port, register the flow for capture, and drive the
+//! userspace stack until the check's goal or its deadline.
+
+pub mod tcp;
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use checker_common::FlowKey;
+use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use crate::error::{Error, Result};
+use crate::netdev::{Mac, NetDev};
+use crate::packet::{ETH_P_ALL, PacketSocket};
+use crate::resolve;
+use crate::stack::{FlowParams, Stack};
+use crate::target::{Capture, Target};
+use crate::trace::Tracer;
+use crate::verdict::Verdict;
+use crate::xdp::{FlowRing, Registration, XdpHandle};
+
+/// A check flow, ready to exchange frames with the real server through the VIP.
+pub struct Flow {
+    pub stack: Stack,
+    receiver: Receiver,
+    tx: PacketSocket,
+    tracer: Tracer,
+    pub deadline: Instant,
+    pub started: Instant,
+    pub real_server_mac: Mac,
+    /// Keeps our source port reserved in the kernel while the check runs.
+    _port: socket2::Socket,
+}
+
+/// Where our flow's replies come from.
+enum Receiver {
+    /// From the XDP program, through our ring buffer; the kernel never sees them.
+    Xdp {
+        // Dropped first: the flow entry goes before the ring it points to.
+        _registration: Registration,
+        ring: FlowRing,
+    },
+    /// From an AF_PACKET socket that copies every IPv4 frame (`--xdp off`).
+    Packet { socket: PacketSocket, key: FlowKey },
+}
+
+/// How opening a flow ended when it did not give a flow.
+pub enum Opened {
+    Ready(Flow),
+    /// The check ran and failed before any TCP (no ARP reply).
+    Failed(Verdict),
+}
+
+impl Flow {
+    /// Prepares the flow of `target`. `what` names the check in a verdict.
+    pub fn open(target: &Target, what: &str) -> Result<Opened> {
+        let started = Instant::now();
+        let deadline = started + target.timeout;
+        let tracer = Tracer {
+            frames: target.verbosity >= 1,
+        };
+        let dev = NetDev::lookup(&target.iface)?;
+        // Opened first: it is also the privilege check.
+        let tx = PacketSocket::open(dev.ifindex, 0)?;
+        let source = match target.source {
+            Some(ip) => ip,
+            None => dev.source_for(target.real_server, target.vip)?,
+        };
+
+        let Some(real_server_mac) =
+            resolve::arp(&dev, source, target.real_server, deadline, tracer)?
+        else {
+            return Ok(Opened::Failed(Verdict {
+                healthy: false,
+                what: what.to_string(),
+                reason: format!(
+                    "no ARP reply from {} on {} within {} ms",
+                    target.real_server,
+                    dev.name,
+                    target.timeout.as_millis()
+                ),
+                elapsed: started.elapsed(),
+            }));
+        };
+
+        let (port_socket, local_port) = reserve_port(source)?;
+        let key = FlowKey::ipv4(
+            target.vip.octets(),
+            target.port,
+            source.octets(),
+            local_port,
+        );
+        let receiver = match target.capture {
+            Capture::Require => {
+                let mut handle = XdpHandle::open_or_attach(&dev, target.xdp_mode)?;
+                let collected = handle.collect_dead();
+                if collected > 0 {
+                    log::debug!("removed {collected} flow entries of ended processes");
+                }
+                let ring = FlowRing::create()?;
+                let registration = handle.register(key, &ring, target.timeout)?;
+                Receiver::Xdp {
+                    _registration: registration,
+                    ring,
+                }
+            }
+            Capture::Off => Receiver::Packet {
+                socket: PacketSocket::open(dev.ifindex, ETH_P_ALL)?,
+                key,
+            },
+        };
+
+        let stack = Stack::connect(
+            FlowParams {
+                local_mac: dev.mac,
+                local_ip: source,
+                local_port,
+                vip: target.vip,
+                port: target.port,
+                real_server_mac,
+                mtu: dev.mtu,
+            },
+            Instant::now(),
+        );
+        Ok(Opened::Ready(Flow {
+            stack,
+            receiver,
+            tx,
+            tracer,
+            deadline,
+            started,
+            real_server_mac,
+            _port: port_socket,
+        }))
+    }
+
+    /// Runs the stack until `goal` returns `Some` or the deadline passes
+    /// (`None`). Sleeps on the capture fd and the stack's next timer, never
+    /// polls on a fixed period.
+    pub async fn drive<T>(
+        &mut self,
+        mut goal: impl FnMut(&mut Stack) -> Option<T>,
+    ) -> Result<Option<T>> {
+        // SAFETY: the fd belongs to self.receiver, which outlives `watch`
+        // (both live through this call) and is not closed or replaced meanwhile.
+        let watch = unsafe {
+            AsyncFd::register_with_interest(Watch(self.receiver.fd()), Interest::READABLE)
+        }
+        .map_err(|e| Error::io("registering the capture fd", e.into_parts().1))?;
+        loop {
+            let now = Instant::now();
+            self.receive()?;
+            self.stack.poll(now);
+            self.transmit()?;
+            if let Some(done) = goal(&mut self.stack) {
+                return Ok(Some(done));
+            }
+            if now >= self.deadline {
+                return Ok(None);
+            }
+            let wake = match self.stack.poll_delay(now) {
+                Some(delay) => (now + delay).min(self.deadline),
+                None => self.deadline,
+            };
+            tokio::select! {
+                ready = watch.readable() => {
+                    let mut guard = ready.map_err(|e| Error::io("waiting for frames", e))?;
+                    // Cleared before the next drain: a frame arriving after
+                    // it raises readiness again.
+                    guard.clear_ready();
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {}
+            }
+        }
+    }
+
+    /// Feeds every captured frame of our flow to the stack.
+    fn receive(&mut self) -> Result<()> {
+        let (stack, tracer) = (&mut self.stack, self.tracer);
+        match &mut self.receiver {
+            Receiver::Xdp { ring, .. } => ring.drain(|frame| {
+                tracer.received(frame);
+                stack.receive(frame);
+            }),
+            Receiver::Packet { socket, key } => {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    let n = match socket.recv(&mut buf) {
+                        Ok(n) => n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(Error::io("receiving frames", e)),
+                    };
+                    if is_reply_of(&buf[..n], key) {
+                        tracer.received(&buf[..n]);
+                        stack.receive(&buf[..n]);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn transmit(&mut self) -> Result<()> {
+        for frame in self.stack.take_outgoing() {
+            self.tracer.sent(&frame);
+            self.tx
+                .send(&frame)
+                .map_err(|e| Error::io("sending a frame", e))?;
+        }
+        Ok(())
+    }
+
+    /// Ends the connection as asked, within the deadline. A FIN close that
+    /// does not complete in time is ended with an RST.
+    pub async fn close(&mut self, mode: crate::target::CloseMode) -> Result<()> {
+        use smoltcp::socket::tcp::State;
+        if mode == crate::target::CloseMode::Fin {
+            self.stack.socket().close();
+            // TIME-WAIT means we have acknowledged the server's FIN: done,
+            // nothing of ours lingers (the stack goes away with us).
+            let closed = self
+                .drive(|s| matches!(s.state(), State::TimeWait | State::Closed).then_some(()))
+                .await?;
+            if closed.is_some() {
+                return Ok(());
+            }
+        }
+        self.stack.socket().abort();
+        self.stack.poll(Instant::now());
+        self.transmit()
+    }
+
+    /// Time since the check started.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+impl Receiver {
+    fn fd(&self) -> RawFd {
+        match self {
+            Receiver::Xdp { ring, .. } => ring.as_raw_fd(),
+            Receiver::Packet { socket, .. } => socket.as_raw_fd(),
+        }
+    }
+}
+
+/// A borrowed fd for tokio's reactor; the owner outlives the `AsyncFd`.
+struct Watch(RawFd);
+
+impl AsRawFd for Watch {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+/// Binds a kernel TCP socket to `source:0`: the kernel picks a free port and
+/// keeps it ours, so no kernel connection can collide with the check flow.
+fn reserve_port(source: Ipv4Addr) -> Result<(socket2::Socket, u16)> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .map_err(|e| Error::io("creating a TCP socket", e))?;
+    socket
+        .bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EADDRNOTAVAIL) => Error::Usage(format!(
+                "source address {source} is not an address of this host"
+            )),
+            _ => Error::io(format!("reserving a port on {source}"), e),
+        })?;
+    let port = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .ok_or_else(|| {
+            Error::io(
+                "reading the reserved port",
+                std::io::Error::other("no port"),
+            )
+        })?;
+    Ok((socket, port))
+}
+
+/// Whether `frame` is a TCP segment of the flow `key` (the `--xdp off` filter;
+/// the XDP program does the same in the kernel).
+fn is_reply_of(frame: &[u8], key: &FlowKey) -> bool {
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return false;
+    };
+    if eth.ethertype() != EthernetProtocol::Ipv4 {
+        return false;
+    }
+    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
+        return false;
+    };
+    if ip.next_header() != IpProtocol::Tcp
+        || ip.src_addr().octets() != key.remote_addr[..4]
+        || ip.dst_addr().octets() != key.local_addr[..4]
+    {
+        return false;
+    }
+    TcpPacket::new_checked(ip.payload()).is_ok_and(|tcp| {
+        tcp.src_port().to_be_bytes() == key.remote_port
+            && tcp.dst_port().to_be_bytes() == key.local_port
+    })
+}
+
+/// The runtime of one check: one thread, I/O and timers.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::io("starting the event loop", e))
+}

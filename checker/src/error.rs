@@ -1,0 +1,80 @@
+//! The library's error type: why a check could not produce a verdict.
+//!
+//! A server that fails a check is not an error (that is a [`Verdict`]); an
+//! error means the check could not run as asked. Each variant maps to the
+//! documented exit status, and its message is one line that names the cause
+//! and, where there is one, what to do.
+//!
+//! [`Verdict`]: crate::verdict::Verdict
+
+use std::io;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line is wrong (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// No such network interface here (exit 3).
+    #[error("no interface named {0:?} in this network namespace")]
+    NoInterface(String),
+    /// The interface lacks something the check needs, such as an IPv4 address (exit 3).
+    #[error("{0}")]
+    Interface(String),
+    /// Missing privilege (exit 3).
+    #[error(
+        "{what} failed: {source}; vipcheck needs root (CAP_NET_RAW, CAP_NET_ADMIN and CAP_BPF)"
+    )]
+    Privilege {
+        what: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// Another XDP program is attached to the interface; vipcheck never replaces it (exit 3).
+    #[error(
+        "another XDP program is attached to {0}; vipcheck does not replace it (detach it, or use --xdp off)"
+    )]
+    ForeignXdp(String),
+    /// Loading, attaching or using the XDP program failed (exit 3).
+    #[error("XDP: {0}")]
+    Bpf(String),
+    /// Any other system call failure (exit 3).
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Exit status: usage error.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status: the check could not run here.
+pub const EXIT_CANNOT_RUN: i32 = 3;
+
+impl Error {
+    /// The documented exit status for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) => EXIT_USAGE,
+            _ => EXIT_CANNOT_RUN,
+        }
+    }
+
+    /// Wraps an I/O error, classifying missing privilege separately.
+    pub fn io(what: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// For system calls that need privilege: EPERM/EACCES become [`Error::Privilege`].
+    pub fn privileged(what: &'static str, source: io::Error) -> Self {
+        match source.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => Error::Privilege { what, source },
+            _ => Error::io(what, source),
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! What the check needs to know about the local interface: index, MAC,
+//! IPv4 addresses and MTU, read from the kernel of the current network
+//! namespace (never from /sys, which `nsenter --net` does not switch).
+
+use std::ffi::{CStr, CString};
+use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
+
+use crate::error::{Error, Result};
+
+/// An Ethernet MAC address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Mac(pub [u8; 6]);
+
+impl std::fmt::Display for Mac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+/// One IPv4 address of an interface with its prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Cidr {
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
+}
+
+impl Ipv4Cidr {
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix_len))
+            .unwrap_or(0);
+        u32::from(self.addr) & mask == u32::from(ip) & mask
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NetDev {
+    pub name: String,
+    pub ifindex: u32,
+    pub mac: Mac,
+    pub mtu: usize,
+    pub ipv4: Vec<Ipv4Cidr>,
+}
+
+impl NetDev {
+    /// Looks the interface up in the current network namespace.
+    pub fn lookup(name: &str) -> Result<NetDev> {
+        let c_name = CString::new(name).map_err(|_| Error::NoInterface(name.to_string()))?;
+        // SAFETY: c_name is a valid NUL-terminated string.
+        let ifindex = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
+        if ifindex == 0 {
+            return Err(Error::NoInterface(name.to_string()));
+        }
+        let mut dev = NetDev {
+            name: name.to_string(),
+            ifindex,
+            mac: Mac::default(),
+            mtu: mtu(&c_name)?,
+            ipv4: Vec::new(),
+        };
+        read_addresses(&mut dev)?;
+        Ok(dev)
+    }
+
+    /// The source address for a check of `real_server` through `vip`: the
+    /// address whose subnet holds the real server, else the first one; never
+    /// the VIP itself (a master LB carries it on this interface too).
+    pub fn source_for(&self, real_server: Ipv4Addr, vip: Ipv4Addr) -> Result<Ipv4Addr> {
+        let candidates = || self.ipv4.iter().filter(|c| c.addr != vip);
+        candidates()
+            .find(|c| c.contains(real_server))
+            .or_else(|| candidates().next())
+            .map(|c| c.addr)
+            .ok_or_else(|| {
+                Error::Interface(format!(
+                    "{} has no IPv4 address to send from; give it one or use --source",
+                    self.name
+                ))
+            })
+    }
+}
+
+fn mtu(name: &CStr) -> Result<usize> {
+    // SAFETY: plain socket(2) call; the fd is owned right after.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(Error::io("socket", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fd was just returned by socket(2) and is not owned elsewhere.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; zeroed is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.to_bytes()) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFMTU reads ifr_name and writes ifr_ifru.ifru_mtu of `req`.
+    let ret = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            libc::SIOCGIFMTU,
+            &mut req,
+        )
+    };
+    if ret < 0 {
+        return Err(Error::io("SIOCGIFMTU", std::io::Error::last_os_error()));
+    }
+    // SAFETY: the ioctl succeeded, so the mtu member of the union is set.
+    Ok(unsafe { req.ifr_ifru.ifru_mtu } as usize)
+}
+
+fn read_addresses(dev: &mut NetDev) -> Result<()> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(Error::io("getifaddrs", std::io::Error::last_os_error()));
+    }
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list returned by getifaddrs.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        // SAFETY: ifa_name is a valid C string for every node.
+        let name = unsafe { CStr::from_ptr(ifa.ifa_name) };
+        if name.to_bytes() != dev.name.as_bytes() || ifa.ifa_addr.is_null() {
+            continue;
+        }
+        // SAFETY: ifa_addr is non-null; sa_family tells the concrete type.
+        match i32::from(unsafe { (*ifa.ifa_addr).sa_family }) {
+            libc::AF_PACKET => {
+                // SAFETY: AF_PACKET entries carry a sockaddr_ll.
+                let ll = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_ll) };
+                if ll.sll_halen == 6 {
+                    dev.mac.0.copy_from_slice(&ll.sll_addr[..6]);
+                }
+            }
+            libc::AF_INET => {
+                // SAFETY: AF_INET entries carry sockaddr_in address and netmask.
+                let addr = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                let prefix_len = if ifa.ifa_netmask.is_null() {
+                    32
+                } else {
+                    // SAFETY: as above, for the netmask.
+                    let mask = unsafe { &*(ifa.ifa_netmask as *const libc::sockaddr_in) };
+                    u32::from_be(mask.sin_addr.s_addr).count_ones() as u8
+                };
+                dev.ipv4.push(Ipv4Cidr {
+                    addr: Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
+                    prefix_len,
+                });
+            }
+            _ => {}
+        }
+    }
+    // SAFETY: head came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(())
+}
+
+/// Inode of the current network namespace: with the ifindex it names an
+/// interface uniquely on this host (names and indexes repeat across namespaces).
+pub fn netns_inode() -> Result<u64> {
+    std::fs::metadata("/proc/self/ns/net")
+        .map(|m| m.ino())
+        .map_err(|e| Error::io("reading /proc/self/ns/net", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_contains() {
+        let c = Ipv4Cidr {
+            addr: Ipv4Addr::new(198, 18, 0, 1),
+            prefix_len: 24,
+        };
+        assert!(c.contains(Ipv4Addr::new(198, 18, 0, 200)));
+        assert!(!c.contains(Ipv4Addr::new(198, 18, 1, 1)));
+        let all = Ipv4Cidr { prefix_len: 0, ..c };
+        assert!(all.contains(Ipv4Addr::new(1, 2, 3, 4)));
+    }
+
+    #[test]
+    fn source_skips_the_vip() {
+        let dev = NetDev {
+            name: "eth0".into(),
+            ifindex: 2,
+            mac: Mac::default(),
+            mtu: 1500,
+            ipv4: vec![
+                Ipv4Cidr {
+                    addr: Ipv4Addr::new(198, 18, 0, 100),
+                    prefix_len: 32,
+                },
+                Ipv4Cidr {
+                    addr: Ipv4Addr::new(198, 18, 0, 1),
+                    prefix_len: 24,
+                },
+            ],
+        };
+        let rs = Ipv4Addr::new(198, 18, 0, 11);
+        let vip = Ipv4Addr::new(198, 18, 0, 100);
+        assert_eq!(
+            dev.source_for(rs, vip).unwrap(),
+            Ipv4Addr::new(198, 18, 0, 1)
+        );
+    }
+
+    #[test]
+    fn mac_display() {
+        assert_eq!(
+            Mac([0, 0x1b, 2, 3, 4, 0xff]).to_string(),
+            "00:1b:02:03:04:ff"
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! What to check: the plain description a CLI (native or compatible) builds.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use crate::xdp::XdpMode;
+
+/// How the check's TCP connection ends once it has done its job.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CloseMode {
+    /// RST: nothing is left in TIME-WAIT (as the C checkers do).
+    #[default]
+    Rst,
+    /// FIN handshake, for servers that log abrupt closes.
+    Fin,
+}
+
+/// How replies are captured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Capture {
+    /// The shared XDP program takes our replies before the kernel sees them;
+    /// the check fails (exit 3) if it cannot be used.
+    #[default]
+    Require,
+    /// No BPF: an AF_PACKET socket copies replies, and the kernel still sees
+    /// them. On a backup LB (VIP not local) the kernel answers them with RSTs.
+    Off,
+}
+
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub iface: String,
+    pub real_server: Ipv4Addr,
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    /// Source address; the interface's own when `None`.
+    pub source: Option<Ipv4Addr>,
+    /// Deadline of the whole check.
+    pub timeout: Duration,
+    pub close: CloseMode,
+    pub capture: Capture,
+    pub xdp_mode: XdpMode,
+    /// 0 quiet, 1 and more: trace frames on stderr.
+    pub verbosity: u8,
+}

@@ -1,0 +1,63 @@
+//! The result of a check that ran, and how it is printed.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Exit status of a healthy check.
+pub const EXIT_HEALTHY: i32 = 0;
+/// Exit status of an unhealthy check (it ran and the server failed it).
+pub const EXIT_UNHEALTHY: i32 = 1;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub healthy: bool,
+    /// What was checked, e.g. "tcp 198.18.0.100:80 via 198.18.0.11".
+    pub what: String,
+    /// Why: what the server did (or did not do).
+    pub reason: String,
+    pub elapsed: Duration,
+}
+
+impl Verdict {
+    pub fn exit_code(&self) -> i32 {
+        if self.healthy {
+            EXIT_HEALTHY
+        } else {
+            EXIT_UNHEALTHY
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    /// One line: `OK: tcp 198.18.0.100:80 via 198.18.0.11: SYN-ACK (1.2 ms)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {}: {} ({:.1} ms)",
+            if self.healthy { "OK" } else { "FAIL" },
+            self.what,
+            self.reason,
+            self.elapsed.as_secs_f64() * 1000.0
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line() {
+        let v = Verdict {
+            healthy: false,
+            what: "tcp 198.18.0.100:80 via 198.18.0.12".into(),
+            reason: "no answer".into(),
+            elapsed: Duration::from_micros(1500),
+        };
+        assert_eq!(
+            v.to_string(),
+            "FAIL: tcp 198.18.0.100:80 via 198.18.0.12: no answer (1.5 ms)"
+        );
+        assert_eq!(v.exit_code(), 1);
+    }
+}

@@ -1,0 +1,486 @@
+//! The test lab: an LVS-DR network built from network namespaces, nothing
+//! in the root namespace.
+//!
+//! ```text
+//!                        switch namespace: bridge br0
+//!        p-lb ─────────────┬─────────┬─────────┬───── p-cl
+//!         │              p-ok      p-nv        │
+//!   lb: eth0 198.18.0.1    │         │       closed: eth0 198.18.0.13
+//!   (+ VIP if Master)      │         │               lo   VIP, port 80 closed
+//!             ok: eth0 198.18.0.11   novip: eth0 198.18.0.12
+//!                 lo   VIP, nginx           nginx, no VIP
+//! ```
+//!
+//! The VIP is 198.18.0.100; real servers that have it on `lo` answer ARP
+//! only for their own address (`arp_ignore=1`, `arp_announce=2`), as in
+//! LVS-DR. No host has 198.18.0.99 ([`ABSENT_IP`]). nginx serves
+//! [`INDEX_HTML`] and the [`FILES`] and names itself in [`SERVER_HEADER`].
+//!
+//! A [`Lab`] is a guard: dropping it (also while a test panics) stops its
+//! processes and removes its namespaces, files and XDP pins. Labs are
+//! independent, so tests may build one each in parallel; leftovers of a
+//! process that died are removed by the next [`Lab::up`].
+//!
+//! ```no_run
+//! use xtask::lab::{Host, Lab, Role, OK_IP};
+//! let lab = Lab::up(Role::Backup)?;
+//! let out = lab
+//!     .command(lab.lb_ns(), "curl")
+//!     .arg(format!("http://{OK_IP}/"))
+//!     .output()?;
+//! assert!(out.status.success());
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+mod naming;
+mod netns;
+mod nginx;
+mod process;
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+pub use naming::{Owner, PREFIX};
+pub use nginx::{FILES, INDEX_HTML, SERVER_HEADER, pseudo_random};
+pub use process::Background;
+
+use nginx::Nginx;
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+pub const LB_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const OK_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 11);
+pub const NOVIP_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 12);
+pub const CLOSED_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 13);
+/// In the lab's subnet, but no host has it: ARP for it gets no answer.
+pub const ABSENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 99);
+/// Prefix length of the lab's subnet.
+pub const PREFIX_LEN: u8 = 24;
+/// The interface of every host (the LB included) on the lab's network.
+pub const LB_IFACE: &str = "eth0";
+/// The port nginx listens on.
+pub const HTTP_PORT: u16 = 80;
+
+/// Node name of the switch namespace.
+const SWITCH: &str = "sw";
+/// How long nginx may take to accept connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Where the checker pins its XDP program, maps and link.
+const BPFFS: &str = "/sys/fs/bpf";
+const PIN_DIR: &str = "/sys/fs/bpf/vipcheck";
+
+/// Whether the LB holds the VIP.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    /// VIP not on the LB: the kernel would RST replies to the VIP.
+    #[default]
+    Backup,
+    /// VIP 198.18.0.100/32 also on the LB's eth0.
+    Master,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Backup => "backup",
+            Role::Master => "master",
+        })
+    }
+}
+
+/// The hosts of a lab; each has its own namespace with an `eth0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Host {
+    /// The load balancer, where checks run.
+    Lb,
+    /// Real server with the VIP on `lo` and nginx: healthy.
+    Ok,
+    /// Real server with nginx but without the VIP.
+    NoVip,
+    /// Real server with the VIP on `lo` and nothing on port 80.
+    Closed,
+}
+
+impl Host {
+    pub const ALL: [Host; 4] = [Host::Lb, Host::Ok, Host::NoVip, Host::Closed];
+    pub const REAL_SERVERS: [Host; 3] = [Host::Ok, Host::NoVip, Host::Closed];
+
+    /// Address of its eth0.
+    pub fn ip(self) -> Ipv4Addr {
+        match self {
+            Host::Lb => LB_IP,
+            Host::Ok => OK_IP,
+            Host::NoVip => NOVIP_IP,
+            Host::Closed => CLOSED_IP,
+        }
+    }
+
+    /// Short name, as in [`SERVER_HEADER`] and the demo's output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Host::Lb => "lb",
+            Host::Ok => "ok",
+            Host::NoVip => "novip",
+            Host::Closed => "closed",
+        }
+    }
+
+    /// Suffix of its namespace name, kept short.
+    fn node(self) -> &'static str {
+        match self {
+            Host::Lb => "lb",
+            Host::Ok => "ok",
+            Host::NoVip => "nv",
+            Host::Closed => "cl",
+        }
+    }
+
+    fn has_vip_on_lo(self) -> bool {
+        matches!(self, Host::Ok | Host::Closed)
+    }
+
+    fn runs_nginx(self) -> bool {
+        matches!(self, Host::Ok | Host::NoVip)
+    }
+
+    /// A fixed, locally administered MAC ending in the host's address byte:
+    /// readable in captures; labs never share a bridge, so never clash.
+    fn mac(self) -> String {
+        format!("02:00:c6:12:00:{:02x}", self.ip().octets()[3])
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A running lab; see the [module documentation](self).
+pub struct Lab {
+    id: String,
+    role: Role,
+    switch_ns: String,
+    /// Indexed by `Host as usize`.
+    host_ns: [String; 4],
+    dir: PathBuf,
+    servers: Vec<Nginx>,
+}
+
+impl Lab {
+    /// Builds a new lab, after removing the leftovers of labs whose process
+    /// died. Returns once nginx accepts connections. Needs root.
+    pub fn up(role: Role) -> Result<Lab> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        crate::require_root("the lab")?;
+        warn_on_error(remove_labs(|owner| !owner.is_alive()).map(drop));
+        Lab::create(
+            naming::process_id(NEXT.fetch_add(1, Ordering::Relaxed)),
+            role,
+        )
+    }
+
+    /// Builds the demo lab (fixed names `vck-demo-*`) that
+    /// `cargo xtask lab up` leaves running for [`Lab::keep`]; fails if it
+    /// is already up.
+    pub fn up_demo(role: Role) -> Result<Lab> {
+        crate::require_root("the lab")?;
+        warn_on_error(remove_labs(|owner| !owner.is_alive()).map(drop));
+        if list().iter().any(|lab| lab.owner == Owner::Demo) {
+            bail!("the demo lab is already up: `cargo xtask lab down` removes it");
+        }
+        Lab::create(naming::DEMO_ID.to_owned(), role)
+    }
+
+    fn create(id: String, role: Role) -> Result<Lab> {
+        let mut lab = Lab {
+            switch_ns: naming::ns_name(&id, SWITCH),
+            host_ns: Host::ALL.map(|host| naming::ns_name(&id, host.node())),
+            dir: std::env::temp_dir().join(naming::dir_name(&id)),
+            servers: Vec::new(),
+            role,
+            id,
+        };
+        // From here on, dropping `lab` on an error removes what was made.
+        lab.build()
+            .with_context(|| format!("cannot build lab {}", lab.id))?;
+        Ok(lab)
+    }
+
+    fn build(&mut self) -> Result<()> {
+        netns::create(&self.namespaces())?;
+        for host in Host::ALL.into_iter().filter(|h| h.has_vip_on_lo()) {
+            // Set before eth0 exists, so that it inherits them from `default`.
+            netns::run_in(self.ns(host), set_lvs_dr_arp)
+                .with_context(|| format!("cannot set ARP sysctls in {}", self.ns(host)))?;
+        }
+        netns::ip_batch(Some(&self.switch_ns), &self.switch_commands(), false)?;
+        for host in Host::ALL {
+            netns::ip_batch(Some(self.ns(host)), &self.host_commands(host), false)?;
+        }
+        let docroot = self.docroot();
+        nginx::write_docroot(&docroot)?;
+        for host in Host::ALL.into_iter().filter(|h| h.runs_nginx()) {
+            let dir = self.dir.join(host.name());
+            let server = Nginx::start(self.ns(host), host.ip(), host.name(), &dir, &docroot)?;
+            self.servers.push(server);
+        }
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let lb_ns = &self.host_ns[Host::Lb as usize];
+        for server in &mut self.servers {
+            server.wait_ready(lb_ns, deadline)?;
+        }
+        Ok(())
+    }
+
+    fn switch_commands(&self) -> Vec<String> {
+        let mut commands = vec![
+            "link set lo up".to_owned(),
+            "link add br0 type bridge".to_owned(),
+            "link set br0 up".to_owned(),
+        ];
+        for host in Host::ALL {
+            let port = format!("p-{}", host.node());
+            commands.push(format!(
+                "link add {port} type veth peer name {LB_IFACE} address {} netns {}",
+                host.mac(),
+                self.ns(host)
+            ));
+            commands.push(format!("link set {port} master br0 up"));
+        }
+        commands
+    }
+
+    fn host_commands(&self, host: Host) -> Vec<String> {
+        let mut commands = vec![
+            "link set lo up".to_owned(),
+            format!("link set {LB_IFACE} up"),
+            format!("address add {}/{PREFIX_LEN} dev {LB_IFACE}", host.ip()),
+        ];
+        if host.has_vip_on_lo() {
+            commands.push(format!("address add {VIP}/32 dev lo"));
+        }
+        if host == Host::Lb && self.role == Role::Master {
+            commands.push(format!("address add {VIP}/32 dev {LB_IFACE}"));
+        }
+        commands
+    }
+
+    fn namespaces(&self) -> Vec<String> {
+        std::iter::once(&self.switch_ns)
+            .chain(&self.host_ns)
+            .cloned()
+            .collect()
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Namespace of the LB, where checks run.
+    pub fn lb_ns(&self) -> &str {
+        self.ns(Host::Lb)
+    }
+
+    /// Namespace of a host.
+    pub fn ns(&self, host: Host) -> &str {
+        &self.host_ns[host as usize]
+    }
+
+    /// Namespace of the switch: bridge `br0` with ports `p-lb`, `p-ok`,
+    /// `p-nv`, `p-cl` (a capture on `br0` sees every host's frames).
+    pub fn switch_ns(&self) -> &str {
+        &self.switch_ns
+    }
+
+    /// MAC address of the host's eth0, as `02:00:c6:12:00:0b`.
+    pub fn mac(&self, host: Host) -> String {
+        host.mac()
+    }
+
+    /// Document root served by nginx on ok and novip.
+    pub fn docroot(&self) -> PathBuf {
+        self.dir.join("www")
+    }
+
+    /// A command running `program` in namespace `ns` (through
+    /// `nsenter --net`, so it sees the host's `/sys/fs/bpf`).
+    pub fn command(&self, ns: &str, program: impl AsRef<OsStr>) -> Command {
+        netns::command(ns, program)
+    }
+
+    /// Inode of namespace `ns`: what `/proc/self/ns/net` shows inside it.
+    ///
+    /// # Panics
+    /// If there is no namespace `ns`.
+    pub fn netns_inode(&self, ns: &str) -> u64 {
+        netns::inode(ns).unwrap_or_else(|e| panic!("no network namespace {ns}: {e}"))
+    }
+
+    /// Starts a background process (built with [`Lab::command`]), stopped
+    /// with SIGTERM, then SIGKILL, when the returned guard is dropped, which
+    /// the borrow makes happen before the lab is dropped.
+    pub fn spawn(&self, cmd: &mut Command) -> Result<Background<'_>> {
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {cmd:?}"))?;
+        Ok(Background::new(child))
+    }
+
+    /// Leaves the lab running after this process ends. Meant for the demo
+    /// lab ([`Lab::up_demo`]), which [`down_all`] removes; the lab of a
+    /// process is removed by the next [`Lab::up`] once the process is gone.
+    pub fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let servers = self.servers.iter_mut().map(|s| &mut s.child).collect();
+        for status in process::terminate(servers) {
+            warn_on_error(status.map(drop).context("cannot stop nginx"));
+        }
+        warn_on_error(remove(&self.id, &self.namespaces()));
+    }
+}
+
+/// A lab found on this machine.
+#[derive(Debug)]
+pub struct LabInfo {
+    /// `demo`, or `<pid>-<n>`.
+    pub id: String,
+    pub owner: Owner,
+    pub namespaces: Vec<String>,
+}
+
+/// The labs on this machine (of every process), by id.
+pub fn list() -> Vec<LabInfo> {
+    let mut labs: Vec<LabInfo> = Vec::new();
+    let mut names = netns::list();
+    names.sort();
+    for name in names {
+        let Some((id, _)) = naming::split_ns_name(&name) else {
+            continue;
+        };
+        match labs.iter_mut().find(|lab| lab.id == id) {
+            Some(lab) => lab.namespaces.push(name),
+            None => labs.push(LabInfo {
+                id: id.to_owned(),
+                owner: Owner::of_id(id).expect("split_ns_name checked the id"),
+                namespaces: vec![name],
+            }),
+        }
+    }
+    labs
+}
+
+/// Removes the demo lab and the leftovers of processes that died; labs of
+/// running processes are left alone. Returns the ids removed.
+pub fn down_all() -> Result<Vec<String>> {
+    remove_labs(|owner| owner == Owner::Demo || !owner.is_alive())
+}
+
+/// Removes the labs whose owner `select` picks, and their temporary
+/// directories (also those without namespaces: a process that died early).
+fn remove_labs(select: impl Fn(Owner) -> bool) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let mut errors = Vec::new();
+    for lab in list().into_iter().filter(|lab| select(lab.owner)) {
+        match remove(&lab.id, &lab.namespaces) {
+            Ok(()) => removed.push(lab.id),
+            Err(e) => errors.push(format!("{e:#}")),
+        }
+    }
+    let tmp = std::env::temp_dir();
+    for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(id) = name.to_str().and_then(naming::split_dir_name) else {
+            continue;
+        };
+        if Owner::of_id(id).is_some_and(&select) && !removed.iter().any(|r| r == id) {
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => removed.push(id.to_owned()),
+                Err(e) => errors.push(format!("cannot remove {}: {e}", entry.path().display())),
+            }
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("; "));
+    }
+    Ok(removed)
+}
+
+/// Removes what lab `id` made, as far as it exists: processes in its
+/// namespaces (a namespace with processes outlives its deletion), the XDP
+/// pins of its LB, the namespaces, the temporary directory.
+fn remove(id: &str, namespaces: &[String]) -> Result<()> {
+    let lb_inode = netns::inode(&naming::ns_name(id, Host::Lb.node())).ok();
+    let inodes: Vec<u64> = namespaces
+        .iter()
+        .filter_map(|ns| netns::inode(ns).ok())
+        .collect();
+    netns::kill_processes_in(&inodes);
+    if let Some(inode) = lb_inode {
+        remove_xdp_pins(inode);
+    }
+    let deleted = netns::delete(namespaces);
+    let dir = std::env::temp_dir().join(naming::dir_name(id));
+    match std::fs::remove_dir_all(&dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            deleted?;
+            Err(e).with_context(|| format!("cannot remove {}", dir.display()))
+        }
+        _ => deleted,
+    }
+}
+
+/// The checker pins per network namespace and interface
+/// (`ns<INODE>-if<INDEX>`); a pin of a deleted namespace would keep its
+/// program and maps alive and could be mistaken for a later namespace's
+/// that gets the same inode.
+fn remove_xdp_pins(lb_inode: u64) {
+    if !is_bpffs(BPFFS) {
+        return;
+    }
+    let prefix = format!("ns{lb_inode}-if");
+    for entry in std::fs::read_dir(PIN_DIR).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn is_bpffs(path: &str) -> bool {
+    let path = std::ffi::CString::new(path).expect("no NUL in path");
+    // SAFETY: statfs fills the zeroed buffer; the path is NUL-terminated.
+    unsafe {
+        let mut buf: libc::statfs = std::mem::zeroed();
+        libc::statfs(path.as_ptr(), &mut buf) == 0 && buf.f_type == libc::BPF_FS_MAGIC
+    }
+}
+
+/// LVS-DR real servers answer ARP only for addresses of the interface asked
+/// on, and announce only their own address, never the VIP on `lo`.
+fn set_lvs_dr_arp() -> std::io::Result<()> {
+    for conf in ["all", "default"] {
+        let dir = Path::new("/proc/sys/net/ipv4/conf").join(conf);
+        std::fs::write(dir.join("arp_ignore"), "1")?;
+        std::fs::write(dir.join("arp_announce"), "2")?;
+    }
+    Ok(())
+}
+
+/// Cleanup goes on after an error; say what was left behind, never panic.
+fn warn_on_error(result: Result<()>) {
+    if let Err(e) = result {
+        let _ = writeln!(std::io::stderr(), "warning: lab: {e:#}");
+    }
+}

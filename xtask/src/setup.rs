@@ -1,0 +1,262 @@
+//! `cargo xtask setup`: installs what the build, the lab and the tests need
+//! on a machine that has only rustup's stable and nightly toolchains. Each
+//! step checks first, so a second run changes nothing and takes well under
+//! a second.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// Debian packages: nginx for the lab's real servers, iproute2 for the
+/// namespaces, nsenter (util-linux) to run programs in them, and the tools
+/// tests use to make loss, capture, and inspect interfaces and BPF.
+pub const PACKAGES: [&str; 9] = [
+    "nginx-light",
+    "iproute2",
+    "nftables",
+    "tcpdump",
+    "ethtool",
+    "curl",
+    "util-linux",
+    "procps",
+    "bpftool",
+];
+
+enum Outcome {
+    Present,
+    Installed,
+}
+
+pub fn run() -> Result<()> {
+    crate::require_root("`cargo xtask setup`")?;
+    step("Debian packages", ensure_packages)?;
+    step("rust-src for nightly", ensure_rust_src)?;
+    step("bpf-linker", ensure_bpf_linker)
+}
+
+fn step(what: &str, f: impl FnOnce() -> Result<Outcome>) -> Result<()> {
+    let outcome = f().with_context(|| format!("setup: {what}"))?;
+    let word = match outcome {
+        Outcome::Present => "ok",
+        Outcome::Installed => "installed",
+    };
+    println!("setup: {what}: {word}");
+    Ok(())
+}
+
+fn ensure_packages() -> Result<Outcome> {
+    // dpkg-query fails on unknown names but still reports the others.
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Package} ${Status}\\n"])
+        .args(PACKAGES)
+        .output()
+        .context("cannot run dpkg-query: not a Debian system?")?;
+    let missing = missing_packages(&String::from_utf8_lossy(&out.stdout));
+    if missing.is_empty() {
+        return Ok(Outcome::Present);
+    }
+    println!("setup: installing {}", missing.join(" "));
+    run_ok(Command::new("apt-get").arg("update"))?;
+    run_ok(
+        Command::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y"])
+            .args(&missing),
+    )?;
+    Ok(Outcome::Installed)
+}
+
+/// The [`PACKAGES`] that `dpkg-query -f '${Package} ${Status}\n'` output
+/// does not show as installed.
+fn missing_packages(dpkg_output: &str) -> Vec<&'static str> {
+    let installed: Vec<&str> = dpkg_output
+        .lines()
+        .filter_map(|line| line.strip_suffix(" install ok installed"))
+        .collect();
+    PACKAGES
+        .into_iter()
+        .filter(|p| !installed.contains(p))
+        .collect()
+}
+
+/// The XDP program is built with `-Z build-std`, which needs the sources.
+fn ensure_rust_src() -> Result<Outcome> {
+    let installed = stdout_of(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))?;
+    if installed.lines().any(|l| l.trim() == "rust-src") {
+        return Ok(Outcome::Present);
+    }
+    run_ok(Command::new("rustup").args([
+        "component",
+        "add",
+        "rust-src",
+        "--toolchain",
+        "nightly",
+    ]))?;
+    Ok(Outcome::Installed)
+}
+
+/// bpf-linker must link the same LLVM as the nightly rustc that emits the
+/// bitcode; no LLVM package is needed: it links the nightly's own
+/// `libLLVM.so`.
+fn ensure_bpf_linker() -> Result<Outcome> {
+    let works = Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if works {
+        return Ok(Outcome::Present);
+    }
+    let sysroot = PathBuf::from(
+        stdout_of(Command::new("rustup").args(["run", "nightly", "rustc", "--print", "sysroot"]))?
+            .trim(),
+    );
+    let sysroot_lib = sysroot.join("lib");
+    let (library, feature) = nightly_llvm(&sysroot_lib)?;
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    let prefix = Path::new(&home).join(".local/nightly-llvm");
+    let link = prefix.join("lib/libLLVM.so");
+    std::fs::create_dir_all(prefix.join("lib"))?;
+    match std::fs::remove_file(&link) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    std::os::unix::fs::symlink(&library, &link)
+        .with_context(|| format!("cannot link {}", link.display()))?;
+    println!("setup: building bpf-linker with {feature} (takes minutes)");
+    run_ok(
+        Command::new("cargo")
+            .env("LLVM_PREFIX", &prefix)
+            .env(
+                "RUSTFLAGS",
+                format!("-C link-arg=-Wl,-rpath,{}", sysroot_lib.display()),
+            )
+            .args([
+                "install",
+                "bpf-linker",
+                "--no-default-features",
+                "--features",
+            ])
+            .arg(&feature),
+    )?;
+    Ok(Outcome::Installed)
+}
+
+/// The nightly's LLVM library and the bpf-linker feature for its version.
+fn nightly_llvm(sysroot_lib: &Path) -> Result<(PathBuf, String)> {
+    let entries = std::fs::read_dir(sysroot_lib)
+        .with_context(|| format!("cannot read {}", sysroot_lib.display()))?;
+    for entry in entries.flatten() {
+        if let Some(feature) = entry.file_name().to_str().and_then(llvm_feature) {
+            return Ok((entry.path(), feature));
+        }
+    }
+    bail!("no libLLVM.so.*-rust-* in {}", sysroot_lib.display())
+}
+
+/// `libLLVM.so.22.1-rust-1.97.0-nightly` → `llvm-22`.
+fn llvm_feature(file_name: &str) -> Option<String> {
+    let version = file_name.strip_prefix("libLLVM.so.")?;
+    if !version.contains("-rust-") {
+        return None;
+    }
+    let major = version.split(['.', '-']).next()?;
+    (!major.is_empty() && major.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| format!("llvm-{major}"))
+}
+
+fn run_ok(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn stdout_of(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn llvm_feature_from_library_name() {
+        assert_eq!(
+            llvm_feature("libLLVM.so.22.1-rust-1.97.0-nightly").as_deref(),
+            Some("llvm-22")
+        );
+        assert_eq!(
+            llvm_feature("libLLVM.so.21-rust-1.90.0-nightly").as_deref(),
+            Some("llvm-21")
+        );
+        assert_eq!(llvm_feature("libLLVM-22-rust-1.97.0-nightly.so"), None);
+        assert_eq!(llvm_feature("libLLVM.so.22.1"), None);
+        assert_eq!(llvm_feature("libLLVM.so.x-rust-1"), None);
+        assert_eq!(llvm_feature("librustc_driver-b5a965480ee51f9a.so"), None);
+    }
+
+    #[test]
+    fn finds_llvm_library_in_sysroot() {
+        let dir = std::env::temp_dir().join(format!("xtask-setup-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in [
+            "libLLVM-22-rust-1.97.0-nightly.so",
+            "libLLVM.so.22.1-rust-1.97.0-nightly",
+            "librustc_driver-b5a965480ee51f9a.so",
+        ] {
+            std::fs::write(dir.join(name), "").unwrap();
+        }
+        let found = nightly_llvm(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        let (library, feature) = found.unwrap();
+        assert_eq!(
+            library.file_name().unwrap(),
+            "libLLVM.so.22.1-rust-1.97.0-nightly"
+        );
+        assert_eq!(feature, "llvm-22");
+    }
+
+    #[test]
+    fn missing_packages_from_dpkg_output() {
+        let output = "nginx-light install ok installed\n\
+                      iproute2 install ok installed\n\
+                      nftables deinstall ok config-files\n\
+                      curl install ok installed\n";
+        assert_eq!(
+            missing_packages(output),
+            [
+                "nftables",
+                "tcpdump",
+                "ethtool",
+                "util-linux",
+                "procps",
+                "bpftool"
+            ]
+        );
+        let all: String = PACKAGES
+            .iter()
+            .map(|p| format!("{p} install ok installed\n"))
+            .collect();
+        assert!(missing_packages(&all).is_empty());
+    }
+}
