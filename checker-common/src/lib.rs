@@ -9,28 +9,38 @@
 /// Name of the XDP program in the object and in the kernel (at most 15 bytes).
 pub const PROGRAM_NAME: &str = "vipcheck_xdp";
 
-/// Hash of maps: [`FlowKey`] → the ring buffer of the process that owns the flow.
+/// Hash map: [`FlowKey`] → capture slot (`u32`) of the process that owns the flow.
 pub const FLOWS_MAP: &str = "FLOWS";
-/// Hash map: [`FlowKey`] → [`FlowOwner`], read only by userspace (garbage collection).
-pub const OWNERS_MAP: &str = "OWNERS";
+/// Array of maps: capture slot → ring buffer. Rings are created on demand by
+/// the first process that takes a slot and stay for later processes, so a
+/// warm check changes no map-in-map entry (each such change makes the kernel
+/// wait for an RCU grace period, several milliseconds).
+pub const RINGS_MAP: &str = "RINGS";
+/// Hash map: capture slot (`u32`) → [`FlowOwner`]: who holds the slot. Only
+/// userspace uses it: taking a slot is an insert that fails if it exists.
+pub const SLOTS_MAP: &str = "SLOTS";
 /// Per-CPU array of `u64`, indexed by [`Counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
 
 /// Most flows registered at once on one interface (all processes together).
 pub const MAX_FLOWS: u32 = 4096;
 
-/// Size in bytes of each process's ring buffer (a power of two, page aligned).
-/// The receive window of a check is far smaller, so a check never has more
-/// than a few frames in flight in it.
-pub const RING_SIZE: u32 = 1 << 20;
+/// Capture slots per interface: processes that check at the same time.
+pub const SLOT_COUNT: u32 = 64;
 
-/// Frames up to this size are copied into a small record.
-pub const SMALL_FRAME: usize = 2048;
-/// Frames up to this size are copied into a large record. In generic (skb)
-/// mode XDP runs after GRO, so a frame can be a merged super-frame of up to
-/// 64 KiB; larger ones cannot be copied whole and are counted as `Oversize`.
-pub const LARGE_FRAME: usize = 65536;
+/// Size in bytes of each slot's ring buffer (a power of two, page aligned).
+/// A check's receive window is a fraction of it.
+pub const RING_SIZE: u32 = 1 << 18;
 
+/// Record size classes: a frame is copied into the smallest record that
+/// holds it (the verifier needs a constant size per reservation). In generic
+/// (skb) mode XDP runs after GRO, so a frame can be a merged super-frame of
+/// up to 64 KiB; larger ones cannot be copied whole and count as `Oversize`.
+pub const FRAME_CLASSES: [usize; 4] = [2048, 8192, 32768, 65536];
+
+/// Kind of a [`FlowKey`]: ARP replies from `remote_addr` to `local_addr`
+/// (ports zero). They are copied to the owner and still passed to the kernel.
+pub const FAMILY_ARP: u8 = 1;
 /// Address family of a [`FlowKey`].
 pub const FAMILY_IPV4: u8 = 4;
 /// Address family of a [`FlowKey`].
@@ -67,10 +77,18 @@ impl FlowKey {
         key.local_addr[..4].copy_from_slice(&local);
         key
     }
+
+    /// Key of the ARP replies of `remote` to `local`.
+    pub fn arp(remote: [u8; 4], local: [u8; 4]) -> Self {
+        FlowKey {
+            family: FAMILY_ARP,
+            ..FlowKey::ipv4(remote, 0, local, 0)
+        }
+    }
 }
 
-/// Who registered a flow, so that a later process can tell a live owner from
-/// a dead one and remove the entries of processes that were killed.
+/// Who holds a capture slot, so that a later process can tell a live owner
+/// from a dead one and free the slot and flows of processes that were killed.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowOwner {
@@ -111,12 +129,17 @@ pub enum Counter {
     Delivered = 2,
     /// A registered flow's frame, dropped because its owner's ring was full.
     RingFull = 3,
-    /// A registered flow's frame, dropped because it exceeds [`LARGE_FRAME`].
+    /// A registered flow's frame, dropped because it exceeds the largest
+    /// record (or could not be copied).
     Oversize = 4,
+    /// A registered ARP reply, copied to its owner and passed to the kernel.
+    CopiedArp = 5,
+    /// A registered flow whose slot has no ring: dropped.
+    NoRing = 6,
 }
 
 /// Number of [`Counter`]s.
-pub const COUNTER_COUNT: u32 = 5;
+pub const COUNTER_COUNT: u32 = 7;
 
 impl Counter {
     pub const ALL: [Counter; COUNTER_COUNT as usize] = [
@@ -125,6 +148,8 @@ impl Counter {
         Counter::Delivered,
         Counter::RingFull,
         Counter::Oversize,
+        Counter::CopiedArp,
+        Counter::NoRing,
     ];
 
     /// Name used by `vipcheck xdp status`.
@@ -135,6 +160,8 @@ impl Counter {
             Counter::Delivered => "drop_delivered",
             Counter::RingFull => "drop_ring_full",
             Counter::Oversize => "drop_oversize",
+            Counter::CopiedArp => "pass_copied_arp",
+            Counter::NoRing => "drop_no_ring",
         }
     }
 }

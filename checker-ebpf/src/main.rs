@@ -1,44 +1,50 @@
 //! The XDP program of vipcheck.
 //!
 //! It sees every frame that reaches the load balancer's interface, so the
-//! path is short and bounded: Ethernet (+ one 802.1Q tag) → IPv4 → TCP, one
-//! hash lookup. A frame of a registered check flow is copied to the ring
-//! buffer of the process that owns the flow and dropped, so the kernel never
-//! answers it with an RST; every other frame is passed untouched.
+//! path is short and bounded: Ethernet (+ one 802.1Q tag) → IPv4 → TCP (or
+//! an ARP reply), one hash lookup. A TCP frame of a registered check flow is
+//! copied to the ring buffer of its owner's capture slot and dropped, so the
+//! kernel never answers it with an RST; a registered ARP reply is copied and
+//! passed; every other frame is passed untouched.
 #![no_std]
 #![no_main]
 
 use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS},
-    btf_maps::{HashMap, HashOfMaps, PerCpuArray, RingBuf},
+    btf_maps::{ArrayOfMaps, HashMap, PerCpuArray, RingBuf},
     helpers::generated::{bpf_xdp_get_buff_len, bpf_xdp_load_bytes},
     macros::{btf_map, xdp},
     programs::XdpContext,
 };
 use aya_log_ebpf::warn;
 use checker_common::{
-    COUNTER_COUNT, Counter, FAMILY_IPV4, FRAME_HEADER_LEN, FlowKey, FlowOwner, LARGE_FRAME,
-    MAX_FLOWS, RING_SIZE, SMALL_FRAME,
+    COUNTER_COUNT, Counter, FAMILY_ARP, FAMILY_IPV4, FRAME_CLASSES, FRAME_HEADER_LEN, FlowKey,
+    FlowOwner, MAX_FLOWS, RING_SIZE, SLOT_COUNT,
 };
 
-type FlowRing = RingBuf<u8, { RING_SIZE as usize }>;
+type SlotRing = RingBuf<u8, { RING_SIZE as usize }>;
 
 #[btf_map]
-static FLOWS: HashOfMaps<FlowKey, FlowRing, { MAX_FLOWS as usize }> = HashOfMaps::new();
+static FLOWS: HashMap<FlowKey, u32, { MAX_FLOWS as usize }> = HashMap::new();
+
+#[btf_map]
+static RINGS: ArrayOfMaps<SlotRing, { SLOT_COUNT as usize }> = ArrayOfMaps::new();
 
 /// Only userspace reads and writes it; declared here so that it is created,
 /// and pinned, together with the program.
 #[btf_map]
-static OWNERS: HashMap<FlowKey, FlowOwner, { MAX_FLOWS as usize }> = HashMap::new();
+static SLOTS: HashMap<u32, FlowOwner, { SLOT_COUNT as usize }> = HashMap::new();
 
 #[btf_map]
 static COUNTERS: PerCpuArray<u64, { COUNTER_COUNT as usize }> = PerCpuArray::new();
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
+const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const IPPROTO_TCP: u8 = 6;
+const ARP_REPLY: u16 = 2;
 
 #[xdp]
 pub fn vipcheck_xdp(ctx: XdpContext) -> u32 {
@@ -46,33 +52,53 @@ pub fn vipcheck_xdp(ctx: XdpContext) -> u32 {
         count(Counter::PassOther);
         return XDP_PASS;
     };
-    // SAFETY: the inner ring buffer is only used for reserve/submit within
-    // this invocation; removal by userspace keeps it alive until we return.
-    let Some(ring) = (unsafe { FLOWS.get(&key) }) else {
+    // SAFETY: a plain u32 value, read once.
+    let Some(&slot) = (unsafe { FLOWS.get(&key) }) else {
         count(Counter::PassMiss);
         return XDP_PASS;
     };
-    // SAFETY: the helper only reads the context it is given.
-    let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) } as usize;
-    let counter = if len <= SMALL_FRAME {
-        copy::<SMALL_FRAME>(&ctx, ring, len)
-    } else if len <= LARGE_FRAME {
-        copy::<LARGE_FRAME>(&ctx, ring, len)
-    } else {
-        Counter::Oversize
+    let counter = match RINGS.get(slot) {
+        Some(ring) => copy(&ctx, ring),
+        None => Counter::NoRing,
     };
     if counter == Counter::RingFull {
         // Rare: the owner stopped reading. Not per packet in normal operation.
-        warn!(&ctx, "vipcheck: ring full, dropped a frame of a check flow");
+        warn!(
+            &ctx,
+            "vipcheck: ring of slot {} full, dropped a frame", slot
+        );
+    }
+    if key.family == FAMILY_ARP {
+        // ARP replies are the kernel's business too: a copy only.
+        count(Counter::CopiedArp);
+        return XDP_PASS;
     }
     count(counter);
     XDP_DROP
 }
 
-/// Copies the whole frame (`len` bytes, at most `MAX`) into a record of
+/// Copies the whole frame into the smallest record class that holds it.
+#[inline(always)]
+fn copy(ctx: &XdpContext, ring: &SlotRing) -> Counter {
+    // SAFETY: the helper only reads the context it is given.
+    let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) } as usize;
+    if len <= FRAME_CLASSES[0] {
+        copy_into::<{ FRAME_CLASSES[0] }>(ctx, ring, len)
+    } else if len <= FRAME_CLASSES[1] {
+        copy_into::<{ FRAME_CLASSES[1] }>(ctx, ring, len)
+    } else if len <= FRAME_CLASSES[2] {
+        copy_into::<{ FRAME_CLASSES[2] }>(ctx, ring, len)
+    } else if len <= FRAME_CLASSES[3] {
+        copy_into::<{ FRAME_CLASSES[3] }>(ctx, ring, len)
+    } else {
+        Counter::Oversize
+    }
+}
+
+/// Copies `len` bytes (at most `MAX`) into a record of
 /// `FRAME_HEADER_LEN + MAX` bytes of `ring`.
 #[inline(always)]
-fn copy<const MAX: usize>(ctx: &XdpContext, ring: &FlowRing, len: usize) -> Counter {
+fn copy_into<const MAX: usize>(ctx: &XdpContext, ring: &SlotRing, len: usize) -> Counter {
     let Some(mut record) = ring.reserve_bytes(FRAME_HEADER_LEN + MAX, 0) else {
         return Counter::RingFull;
     };
@@ -80,7 +106,7 @@ fn copy<const MAX: usize>(ctx: &XdpContext, ring: &FlowRing, len: usize) -> Coun
     // two-sided range check into arithmetic on a copy of the register, so
     // read the length back through a volatile load, check the upper bound
     // once, and clamp with a mask (MAX is a power of two; len >= 1 because a
-    // frame with a TCP header was parsed).
+    // frame with a header was parsed).
     // SAFETY: reading a local through a valid pointer.
     let len = unsafe { core::ptr::read_volatile(&len) };
     if len > MAX {
@@ -120,6 +146,9 @@ fn flow_key(ctx: &XdpContext) -> Option<FlowKey> {
         ethertype = u16::from_be_bytes(bytes::<2>(start, end, 16)?);
         l3 += 4;
     }
+    if ethertype == ETH_P_ARP {
+        return arp_key(start, end, l3);
+    }
     if ethertype != ETH_P_IP {
         return None;
     }
@@ -139,6 +168,23 @@ fn flow_key(ctx: &XdpContext) -> Option<FlowKey> {
     };
     key.remote_addr[..4].copy_from_slice(&ip[12..16]);
     key.local_addr[..4].copy_from_slice(&ip[16..20]);
+    Some(key)
+}
+
+/// The key of an Ethernet/IPv4 ARP reply: sender → target.
+#[inline(always)]
+fn arp_key(start: usize, end: usize, l3: usize) -> Option<FlowKey> {
+    let arp = bytes::<28>(start, end, l3)?;
+    // htype 1 (Ethernet), ptype IPv4, hlen 6, plen 4, operation reply.
+    if arp[..6] != [0, 1, 0x08, 0x00, 6, 4] || u16::from_be_bytes([arp[6], arp[7]]) != ARP_REPLY {
+        return None;
+    }
+    let mut key = FlowKey {
+        family: FAMILY_ARP,
+        ..FlowKey::default()
+    };
+    key.remote_addr[..4].copy_from_slice(&arp[14..18]);
+    key.local_addr[..4].copy_from_slice(&arp[24..28]);
     Some(key)
 }
 

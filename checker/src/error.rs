@@ -34,6 +34,9 @@ pub enum Error {
         "another XDP program is attached to {0}; vipcheck does not replace it (detach it, or use --xdp off)"
     )]
     ForeignXdp(String),
+    /// Every capture slot is taken by running checks (exit 3).
+    #[error("{0}")]
+    Busy(String),
     /// Loading, attaching or using the XDP program failed (exit 3).
     #[error("XDP: {0}")]
     Bpf(String),

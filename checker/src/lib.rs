@@ -2,12 +2,13 @@
 //! traffic takes (destination IP = VIP, destination MAC = the real server's).
 //!
 //! Data flows one way: [`cli`] builds a [`target::Target`]; [`check`] opens
-//! a flow ([`netdev`], [`resolve`], [`xdp`], [`packet`]) and drives the
+//! a flow ([`netdev`], [`xdp`], [`packet`], [`link`], [`resolve`]) and drives the
 //! userspace stack ([`stack`]) to a [`verdict::Verdict`].
 
 pub mod check;
 pub mod cli;
 pub mod error;
+pub mod link;
 pub mod netdev;
 pub mod packet;
 pub mod resolve;

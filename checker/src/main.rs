@@ -117,10 +117,15 @@ fn print_status(dev: &NetDev) -> Result<(), Error> {
         println!("  {:<16} {value}", counter.name());
     }
     println!("  flows: {}", status.flows.len());
-    for (key, owner) in &status.flows {
+    for (key, slot, owner) in &status.flows {
         let (remote, local) = xdp::endpoints(key);
+        let kind = if key.family == checker_common::FAMILY_ARP {
+            "arp "
+        } else {
+            ""
+        };
         let owner = owner.map_or("no owner".to_string(), |o| format!("pid {}", o.pid));
-        println!("    {remote} > {local} ({owner})");
+        println!("    {kind}{remote} > {local} (slot {slot}, {owner})");
     }
     Ok(())
 }

@@ -20,13 +20,15 @@ impl PacketSocket {
     /// Opens a socket on `ifindex` that receives frames of `protocol`
     /// (an ethertype; 0 receives nothing, for a send-only socket).
     pub fn open(ifindex: u32, protocol: u16) -> Result<PacketSocket> {
-        let proto = i32::from(protocol.to_be());
+        // Protocol 0 at creation, the real one at bind: a socket created
+        // with a protocol is hooked at once, and re-hooking it at bind makes
+        // the kernel wait for an RCU grace period (milliseconds).
         // SAFETY: plain socket(2) call; the fd is owned right after.
         let fd = unsafe {
             libc::socket(
                 libc::AF_PACKET,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                proto,
+                0,
             )
         };
         if fd < 0 {
@@ -94,26 +96,6 @@ impl PacketSocket {
                 return Ok(n as usize);
             }
         }
-    }
-
-    /// Waits until the socket is readable or `timeout` has passed.
-    pub fn wait_readable(&self, timeout: std::time::Duration) -> io::Result<bool> {
-        let mut pfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: pfd is one valid pollfd.
-        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                return Ok(false);
-            }
-            return Err(err);
-        }
-        Ok(n > 0)
     }
 }
 

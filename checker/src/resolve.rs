@@ -5,62 +5,73 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
+use checker_common::FlowKey;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
     EthernetRepr,
 };
 
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::link::Link;
 use crate::netdev::{Mac, NetDev};
-use crate::packet::{ETH_P_ARP, PacketSocket};
-use crate::trace::Tracer;
 
 /// How often the request is repeated while no reply has come.
 const RETRY: Duration = Duration::from_millis(200);
 
-/// Asks for `target`'s MAC from `source` until `deadline`; `None` if nobody answered.
-pub fn arp(
+/// Asks for `target`'s MAC from `source` until `deadline`; `None` if nobody
+/// answered. The reply is captured like our TCP frames (the XDP program
+/// copies registered ARP replies and still passes them to the kernel).
+pub async fn arp(
+    link: &mut Link,
     dev: &NetDev,
     source: Ipv4Addr,
     target: Ipv4Addr,
     deadline: Instant,
-    tracer: Tracer,
 ) -> Result<Option<Mac>> {
-    let socket = PacketSocket::open(dev.ifindex, ETH_P_ARP)?;
+    let key = FlowKey::arp(target.octets(), source.octets());
+    // Another check resolving the same real server from the same address
+    // holds the key for the moment its resolution takes: wait for it.
+    while !link.register(key)? {
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let answer = ask(link, dev, source, target, deadline).await;
+    link.unregister(&key);
+    answer
+}
+
+async fn ask(
+    link: &mut Link,
+    dev: &NetDev,
+    source: Ipv4Addr,
+    target: Ipv4Addr,
+    deadline: Instant,
+) -> Result<Option<Mac>> {
     let request = request_frame(dev.mac, source, target);
-    let mut buf = [0u8; 128];
     loop {
         let now = Instant::now();
         if now >= deadline {
             return Ok(None);
         }
-        tracer.sent(&request);
-        socket
-            .send(&request)
-            .map_err(|e| Error::io(format!("sending ARP on {}", dev.name), e))?;
+        link.send(&request)?;
         let retry_at = (now + RETRY).min(deadline);
         loop {
-            let now = Instant::now();
-            if now >= retry_at {
+            let mut reply = None;
+            link.receive(|frame| {
+                if reply.is_none() {
+                    reply = reply_from(frame, target).map(|mac| (mac, frame.to_vec()));
+                }
+            })?;
+            if let Some((mac, frame)) = reply {
+                link.trace_received(&frame);
+                return Ok(Some(mac));
+            }
+            if Instant::now() >= retry_at {
                 break;
             }
-            if !socket
-                .wait_readable(retry_at - now)
-                .map_err(|e| Error::io("poll", e))?
-            {
-                continue;
-            }
-            loop {
-                let n = match socket.recv(&mut buf) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) => return Err(Error::io("receiving ARP", e)),
-                };
-                if let Some(mac) = reply_from(&buf[..n], target) {
-                    tracer.received(&buf[..n]);
-                    return Ok(Some(mac));
-                }
-            }
+            link.wait(retry_at).await?;
         }
     }
 }

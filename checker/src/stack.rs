@@ -103,8 +103,8 @@ impl Stack {
     }
 
     /// Queues a frame captured for our flow.
-    pub fn receive(&mut self, frame: &[u8]) {
-        self.device.rx.push_back(frame.to_vec());
+    pub fn receive(&mut self, frame: Vec<u8>) {
+        self.device.rx.push_back(frame);
     }
 
     /// Runs smoltcp: consumes received frames, produces frames to send.

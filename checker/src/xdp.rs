@@ -13,17 +13,18 @@
 use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aya::Ebpf;
-use aya::maps::{HashMap, HashOfMaps, Map, MapData, PerCpuArray, RingBuf};
+use aya::maps::{ArrayOfMaps, HashMap, Map, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::FdLink;
 use aya::programs::{Xdp, XdpMode as AyaXdpMode};
 use checker_common::{
-    COUNTERS_MAP, Counter, FLOWS_MAP, FlowKey, FlowOwner, OWNERS_MAP, PROGRAM_NAME, RING_SIZE,
+    COUNTERS_MAP, Counter, FLOWS_MAP, FlowKey, FlowOwner, PROGRAM_NAME, RING_SIZE, RINGS_MAP,
+    SLOT_COUNT, SLOTS_MAP,
 };
 
 use crate::error::{Error, Result};
@@ -69,8 +70,9 @@ impl XdpMode {
 /// Handles on the pinned maps of one interface's program.
 pub struct XdpHandle {
     dir: PathBuf,
-    flows: HashOfMaps<MapData, FlowKey>,
-    owners: HashMap<MapData, FlowKey, FlowOwner>,
+    flows: HashMap<MapData, FlowKey, u32>,
+    rings: ArrayOfMaps<MapData>,
+    slots: HashMap<MapData, u32, FlowOwner>,
 }
 
 impl XdpHandle {
@@ -93,72 +95,117 @@ impl XdpHandle {
         Self::open_maps(dir)
     }
 
-    /// Opens the program of `dev` only if it is already attached.
-    pub fn open(dev: &NetDev) -> Result<Option<XdpHandle>> {
-        let dir = pin_dir(dev)?;
-        match Attached::find(&dir, dev)? {
-            Some(_) => Self::open_maps(dir).map(Some),
-            None => Ok(None),
-        }
-    }
-
     fn open_maps(dir: PathBuf) -> Result<XdpHandle> {
-        let flows = HashOfMaps::try_from(open_map(&dir, FLOWS_MAP)?).map_err(bpf("FLOWS map"))?;
-        let owners = HashMap::try_from(open_map(&dir, OWNERS_MAP)?).map_err(bpf("OWNERS map"))?;
-        Ok(XdpHandle { dir, flows, owners })
+        Ok(XdpHandle {
+            flows: HashMap::try_from(open_map(&dir, FLOWS_MAP)?).map_err(bpf("FLOWS map"))?,
+            rings: ArrayOfMaps::try_from(open_map(&dir, RINGS_MAP)?).map_err(bpf("RINGS map"))?,
+            slots: HashMap::try_from(open_map(&dir, SLOTS_MAP)?).map_err(bpf("SLOTS map"))?,
+            dir,
+        })
     }
 
-    /// Registers `key` so that its frames go to `ring` (and are dropped
-    /// before the kernel sees them). Removed by [`Registration`]'s drop.
-    pub fn register(
-        mut self,
-        key: FlowKey,
-        ring: &FlowRing,
-        deadline: Duration,
-    ) -> Result<Registration> {
+    /// Takes a free capture slot for this process until `deadline` (plus a
+    /// grace period) has passed, first freeing the slots of processes that
+    /// ended. Its ring is created the first time the slot is used and kept
+    /// for later processes, so a warm check changes no map-in-map entry.
+    pub fn claim_slot(mut self, iface: &str, deadline: Duration) -> Result<Slot> {
         let owner = current_owner(deadline)?;
-        // Owner first: a flow entry always has an owner entry, so a
-        // collector never sees an ownerless flow of a live process.
-        self.owners
-            .insert(key, owner, 0)
-            .map_err(bpf("registering the flow owner"))?;
-        let inner = ring.map_data()?;
-        let mut registration = Registration { handle: self, key };
-        registration
-            .handle
-            .flows
-            .insert(key, &inner, BPF_NOEXIST)
-            .map_err(bpf("registering the flow"))?;
-        Ok(registration)
-    }
-
-    /// Removes the flows whose owner process has ended (or whose entry is
-    /// long past its deadline). A dead owner's entry would keep eating that
-    /// flow's frames, so this runs before every check. Returns how many.
-    pub fn collect_dead(&mut self) -> usize {
-        let now = boottime_ns();
-        let keys: Vec<FlowKey> = self.owners.keys().filter_map(|k| k.ok()).collect();
-        let mut removed = 0;
-        for key in keys {
-            let Ok(owner) = self.owners.get(&key, 0) else {
-                continue;
-            };
-            if is_alive(&owner, now) {
+        // Under the lock: a collector must not judge a slot that another
+        // process is claiming at the same moment.
+        let _lock = lock()?;
+        let freed = self.collect_dead();
+        if freed > 0 {
+            log::debug!("freed {freed} capture slots of ended processes");
+        }
+        // Lowest free slot first: the rings of low slots exist already.
+        for index in 0..SLOT_COUNT {
+            if self.slots.insert(index, owner, BPF_NOEXIST).is_err() {
                 continue;
             }
-            let _ = self.flows.remove(&key);
-            let _ = self.owners.remove(&key);
-            removed += 1;
+            let ring = match self.slot_ring(index) {
+                Ok(ring) => ring,
+                Err(e) => {
+                    let _ = self.slots.remove(&index);
+                    return Err(e);
+                }
+            };
+            let mut slot = Slot {
+                handle: self,
+                index,
+                ring,
+                keys: Vec::new(),
+            };
+            // Records a previous holder left when it was killed mid-flight.
+            slot.drain(|_| {});
+            return Ok(slot);
         }
-        removed
+        Err(Error::Busy(format!(
+            "all {SLOT_COUNT} capture slots of {iface} are held by running checks; retry later"
+        )))
     }
 
-    /// The registered flows with their owners.
-    pub fn flows(&self) -> Vec<(FlowKey, Option<FlowOwner>)> {
+    /// The ring of slot `index`, created and inserted on its first use.
+    fn slot_ring(&mut self, index: u32) -> Result<RingBuf<MapData>> {
+        let data = match self.rings.get(&index, 0) {
+            Ok(data) => data,
+            Err(_) => {
+                let obj = aya_obj::Map::new_from_params(
+                    aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32,
+                    0,
+                    0,
+                    RING_SIZE,
+                    0,
+                );
+                let data = MapData::create(obj, "vipcheck_ring", None)
+                    .map_err(bpf("creating a ring buffer"))?;
+                self.rings
+                    .set(index, &data, 0)
+                    .map_err(bpf("inserting a ring buffer"))?;
+                data
+            }
+        };
+        RingBuf::try_from(Map::RingBuf(data)).map_err(bpf("ring buffer"))
+    }
+
+    /// Frees the slots (and their flows) whose owner process has ended, or
+    /// whose entry is long past its deadline. A dead owner's flow entries
+    /// would keep eating those flows' frames, so this runs before every
+    /// check. Returns how many slots were freed.
+    pub fn collect_dead(&mut self) -> usize {
+        let now = boottime_ns();
+        let dead: Vec<u32> = self
+            .slots
+            .iter()
+            .filter_map(|entry| entry.ok())
+            .filter(|(_, owner)| !is_alive(owner, now))
+            .map(|(index, _)| index)
+            .collect();
+        if dead.is_empty() {
+            return 0;
+        }
+        let stale: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter_map(|entry| entry.ok())
+            .filter(|(_, slot)| dead.contains(slot))
+            .map(|(key, _)| key)
+            .collect();
+        // Flows first, then their slot: a flow entry always has an owner.
+        for key in &stale {
+            let _ = self.flows.remove(key);
+        }
+        for index in &dead {
+            let _ = self.slots.remove(index);
+        }
+        dead.len()
+    }
+
+    /// The registered flows with their slot and its owner.
+    pub fn flows(&self) -> Vec<(FlowKey, u32, Option<FlowOwner>)> {
         self.flows
-            .keys()
-            .filter_map(|k| k.ok())
-            .map(|k| (k, self.owners.get(&k, 0).ok()))
+            .iter()
+            .filter_map(|entry| entry.ok())
+            .map(|(key, slot)| (key, slot, self.slots.get(&slot, 0).ok()))
             .collect()
     }
 
@@ -176,47 +223,41 @@ impl XdpHandle {
     }
 }
 
-/// A registered flow; removing it on drop (flow entry first, then owner).
-pub struct Registration {
+/// A capture slot held by this process: the XDP program copies the frames
+/// of the flows registered on it into its ring. Dropping it removes those
+/// flows, then frees the slot.
+pub struct Slot {
     handle: XdpHandle,
-    key: FlowKey,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        let _ = self.handle.flows.remove(&self.key);
-        let _ = self.handle.owners.remove(&self.key);
-    }
-}
-
-/// This process's ring buffer: the XDP program writes our flows' frames here.
-pub struct FlowRing {
+    index: u32,
     ring: RingBuf<MapData>,
+    keys: Vec<FlowKey>,
 }
 
-impl FlowRing {
-    pub fn create() -> Result<FlowRing> {
-        let obj = aya_obj::Map::new_from_params(
-            aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32,
-            0,
-            0,
-            RING_SIZE,
-            0,
-        );
-        let data = MapData::create(obj, "vipcheck_ring", None)
-            .map_err(|e| Error::Bpf(format!("creating the ring buffer: {e}")))?;
-        let ring = RingBuf::try_from(Map::RingBuf(data)).map_err(bpf("ring buffer"))?;
-        Ok(FlowRing { ring })
+impl Slot {
+    /// Sends the frames of `key` to this slot. False if another live
+    /// process already registered the same key (two checks resolving the
+    /// same real server from the same address share one ARP key).
+    pub fn register(&mut self, key: FlowKey) -> Result<bool> {
+        match self.handle.flows.insert(key, self.index, BPF_NOEXIST) {
+            Ok(()) => {
+                self.keys.push(key);
+                Ok(true)
+            }
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::Bpf(format!("registering a flow: {e}"))),
+        }
     }
 
-    /// A second handle on the same map, for inserting its fd into FLOWS.
-    fn map_data(&self) -> Result<MapData> {
-        let fd = self
-            .ring
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::io("dup", e))?;
-        MapData::from_fd(fd).map_err(bpf("ring buffer"))
+    /// Stops capturing `key`.
+    pub fn unregister(&mut self, key: &FlowKey) {
+        if let Some(i) = self.keys.iter().position(|k| k == key) {
+            let _ = self.handle.flows.remove(key);
+            self.keys.swap_remove(i);
+        }
     }
 
     /// Takes every record waiting in the ring, calling `f` with each frame.
@@ -229,9 +270,18 @@ impl FlowRing {
     }
 }
 
-impl AsRawFd for FlowRing {
+impl AsRawFd for Slot {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.ring.as_raw_fd()
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        for key in self.keys.drain(..) {
+            let _ = self.handle.flows.remove(&key);
+        }
+        let _ = self.handle.slots.remove(&self.index);
     }
 }
 
@@ -386,7 +436,7 @@ fn pin_all(ebpf: &mut Ebpf, link: FdLink, dir: &Path, mode: XdpMode) -> Result<(
         .ok_or_else(|| Error::Bpf("program missing from the object".into()))?
         .pin(dir.join("prog"))
         .map_err(bpf("pinning the program"))?;
-    for name in [FLOWS_MAP, OWNERS_MAP, COUNTERS_MAP] {
+    for name in [FLOWS_MAP, RINGS_MAP, SLOTS_MAP, COUNTERS_MAP] {
         ebpf.map(name)
             .ok_or_else(|| Error::Bpf(format!("map {name} missing from the object")))?
             .pin(dir.join(name))
@@ -416,7 +466,7 @@ pub struct Status {
     pub program_id: u32,
     pub pin_dir: PathBuf,
     pub counters: Vec<(Counter, u64)>,
-    pub flows: Vec<(FlowKey, Option<FlowOwner>)>,
+    pub flows: Vec<(FlowKey, u32, Option<FlowOwner>)>,
 }
 
 pub fn status(dev: &NetDev) -> Result<Option<Status>> {
@@ -463,7 +513,7 @@ pub fn attached_here() -> Result<Vec<NetDev>> {
     Ok(devs)
 }
 
-/// The (remote, local) endpoints of an IPv4 flow key.
+/// The (remote, local) endpoints of an IPv4 flow key (ports 0 for ARP).
 pub fn endpoints(key: &FlowKey) -> (SocketAddrV4, SocketAddrV4) {
     let addr = |a: &[u8; 16]| Ipv4Addr::new(a[0], a[1], a[2], a[3]);
     (

@@ -5,30 +5,27 @@
 pub mod tcp;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::os::fd::{AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use checker_common::FlowKey;
 use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
-use tokio::io::Interest;
-use tokio::io::unix::AsyncFd;
 
 use crate::error::{Error, Result};
+use crate::link::{Capture, Link};
 use crate::netdev::{Mac, NetDev};
 use crate::packet::{ETH_P_ALL, PacketSocket};
 use crate::resolve;
 use crate::stack::{FlowParams, Stack};
-use crate::target::{Capture, Target};
+use crate::target::{self, CloseMode, Target};
 use crate::trace::Tracer;
 use crate::verdict::Verdict;
-use crate::xdp::{FlowRing, Registration, XdpHandle};
+use crate::xdp::XdpHandle;
 
 /// A check flow, ready to exchange frames with the real server through the VIP.
 pub struct Flow {
     pub stack: Stack,
-    receiver: Receiver,
-    tx: PacketSocket,
-    tracer: Tracer,
+    link: Link,
+    key: FlowKey,
     pub deadline: Instant,
     pub started: Instant,
     pub real_server_mac: Mac,
@@ -36,19 +33,7 @@ pub struct Flow {
     _port: socket2::Socket,
 }
 
-/// Where our flow's replies come from.
-enum Receiver {
-    /// From the XDP program, through our ring buffer; the kernel never sees them.
-    Xdp {
-        // Dropped first: the flow entry goes before the ring it points to.
-        _registration: Registration,
-        ring: FlowRing,
-    },
-    /// From an AF_PACKET socket that copies every IPv4 frame (`--xdp off`).
-    Packet { socket: PacketSocket, key: FlowKey },
-}
-
-/// How opening a flow ended when it did not give a flow.
+/// How opening a flow ended.
 pub enum Opened {
     Ready(Flow),
     /// The check ran and failed before any TCP (no ARP reply).
@@ -56,8 +41,9 @@ pub enum Opened {
 }
 
 impl Flow {
-    /// Prepares the flow of `target`. `what` names the check in a verdict.
-    pub fn open(target: &Target, what: &str) -> Result<Opened> {
+    /// Prepares the flow of `target`; `what` names the check in a verdict.
+    /// Runs inside the check's runtime.
+    pub async fn open(target: &Target, what: &str) -> Result<Opened> {
         let started = Instant::now();
         let deadline = started + target.timeout;
         let tracer = Tracer {
@@ -70,9 +56,17 @@ impl Flow {
             Some(ip) => ip,
             None => dev.source_for(target.real_server, target.vip)?,
         };
+        let capture = match target.capture {
+            target::Capture::Require => Capture::Xdp(
+                XdpHandle::open_or_attach(&dev, target.xdp_mode)?
+                    .claim_slot(&dev.name, target.timeout)?,
+            ),
+            target::Capture::Off => Capture::Packet(PacketSocket::open(dev.ifindex, ETH_P_ALL)?),
+        };
+        let mut link = Link::new(capture, tx, tracer)?;
 
         let Some(real_server_mac) =
-            resolve::arp(&dev, source, target.real_server, deadline, tracer)?
+            resolve::arp(&mut link, &dev, source, target.real_server, deadline).await?
         else {
             return Ok(Opened::Failed(Verdict {
                 healthy: false,
@@ -94,26 +88,11 @@ impl Flow {
             source.octets(),
             local_port,
         );
-        let receiver = match target.capture {
-            Capture::Require => {
-                let mut handle = XdpHandle::open_or_attach(&dev, target.xdp_mode)?;
-                let collected = handle.collect_dead();
-                if collected > 0 {
-                    log::debug!("removed {collected} flow entries of ended processes");
-                }
-                let ring = FlowRing::create()?;
-                let registration = handle.register(key, &ring, target.timeout)?;
-                Receiver::Xdp {
-                    _registration: registration,
-                    ring,
-                }
-            }
-            Capture::Off => Receiver::Packet {
-                socket: PacketSocket::open(dev.ifindex, ETH_P_ALL)?,
-                key,
-            },
-        };
-
+        if !link.register(key)? {
+            return Err(Error::Bpf(format!(
+                "flow {source}:{local_port} is registered by another process"
+            )));
+        }
         let stack = Stack::connect(
             FlowParams {
                 local_mac: dev.mac,
@@ -128,9 +107,8 @@ impl Flow {
         );
         Ok(Opened::Ready(Flow {
             stack,
-            receiver,
-            tx,
-            tracer,
+            link,
+            key,
             deadline,
             started,
             real_server_mac,
@@ -139,18 +117,11 @@ impl Flow {
     }
 
     /// Runs the stack until `goal` returns `Some` or the deadline passes
-    /// (`None`). Sleeps on the capture fd and the stack's next timer, never
-    /// polls on a fixed period.
+    /// (`None`). Sleeps on the capture and the stack's next timer.
     pub async fn drive<T>(
         &mut self,
         mut goal: impl FnMut(&mut Stack) -> Option<T>,
     ) -> Result<Option<T>> {
-        // SAFETY: the fd belongs to self.receiver, which outlives `watch`
-        // (both live through this call) and is not closed or replaced meanwhile.
-        let watch = unsafe {
-            AsyncFd::register_with_interest(Watch(self.receiver.fd()), Interest::READABLE)
-        }
-        .map_err(|e| Error::io("registering the capture fd", e.into_parts().1))?;
         loop {
             let now = Instant::now();
             self.receive()?;
@@ -166,59 +137,38 @@ impl Flow {
                 Some(delay) => (now + delay).min(self.deadline),
                 None => self.deadline,
             };
-            tokio::select! {
-                ready = watch.readable() => {
-                    let mut guard = ready.map_err(|e| Error::io("waiting for frames", e))?;
-                    // Cleared before the next drain: a frame arriving after
-                    // it raises readiness again.
-                    guard.clear_ready();
-                }
-                _ = tokio::time::sleep_until(wake.into()) => {}
-            }
+            self.link.wait(wake).await?;
         }
     }
 
     /// Feeds every captured frame of our flow to the stack.
     fn receive(&mut self) -> Result<()> {
-        let (stack, tracer) = (&mut self.stack, self.tracer);
-        match &mut self.receiver {
-            Receiver::Xdp { ring, .. } => ring.drain(|frame| {
-                tracer.received(frame);
-                stack.receive(frame);
-            }),
-            Receiver::Packet { socket, key } => {
-                let mut buf = vec![0u8; 65536];
-                loop {
-                    let n = match socket.recv(&mut buf) {
-                        Ok(n) => n,
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) => return Err(Error::io("receiving frames", e)),
-                    };
-                    if is_reply_of(&buf[..n], key) {
-                        tracer.received(&buf[..n]);
-                        stack.receive(&buf[..n]);
-                    }
-                }
+        let key = self.key;
+        let mut ours = Vec::new();
+        self.link.receive(|frame| {
+            if is_segment_of(frame, &key) {
+                ours.push(frame.to_vec());
             }
+        })?;
+        for frame in ours {
+            self.link.trace_received(&frame);
+            self.stack.receive(frame);
         }
         Ok(())
     }
 
     fn transmit(&mut self) -> Result<()> {
         for frame in self.stack.take_outgoing() {
-            self.tracer.sent(&frame);
-            self.tx
-                .send(&frame)
-                .map_err(|e| Error::io("sending a frame", e))?;
+            self.link.send(&frame)?;
         }
         Ok(())
     }
 
     /// Ends the connection as asked, within the deadline. A FIN close that
     /// does not complete in time is ended with an RST.
-    pub async fn close(&mut self, mode: crate::target::CloseMode) -> Result<()> {
+    pub async fn close(&mut self, mode: CloseMode) -> Result<()> {
         use smoltcp::socket::tcp::State;
-        if mode == crate::target::CloseMode::Fin {
+        if mode == CloseMode::Fin {
             self.stack.socket().close();
             // TIME-WAIT means we have acknowledged the server's FIN: done,
             // nothing of ours lingers (the stack goes away with us).
@@ -237,24 +187,6 @@ impl Flow {
     /// Time since the check started.
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
-    }
-}
-
-impl Receiver {
-    fn fd(&self) -> RawFd {
-        match self {
-            Receiver::Xdp { ring, .. } => ring.as_raw_fd(),
-            Receiver::Packet { socket, .. } => socket.as_raw_fd(),
-        }
-    }
-}
-
-/// A borrowed fd for tokio's reactor; the owner outlives the `AsyncFd`.
-struct Watch(RawFd);
-
-impl AsRawFd for Watch {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0
     }
 }
 
@@ -285,9 +217,9 @@ fn reserve_port(source: Ipv4Addr) -> Result<(socket2::Socket, u16)> {
     Ok((socket, port))
 }
 
-/// Whether `frame` is a TCP segment of the flow `key` (the `--xdp off` filter;
-/// the XDP program does the same in the kernel).
-fn is_reply_of(frame: &[u8], key: &FlowKey) -> bool {
+/// Whether `frame` is a TCP segment of the flow `key`: the XDP program
+/// already filters, the `--xdp off` capture sees every frame.
+fn is_segment_of(frame: &[u8], key: &FlowKey) -> bool {
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return false;
     };

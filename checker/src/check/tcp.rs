@@ -12,11 +12,11 @@ pub fn run(target: &Target) -> Result<Verdict> {
         "tcp {}:{} via {}",
         target.vip, target.port, target.real_server
     );
-    let mut flow = match Flow::open(target, &what)? {
-        Opened::Ready(flow) => flow,
-        Opened::Failed(verdict) => return Ok(verdict),
-    };
     runtime()?.block_on(async {
+        let mut flow = match Flow::open(target, &what).await? {
+            Opened::Ready(flow) => flow,
+            Opened::Failed(verdict) => return Ok(verdict),
+        };
         let answer = flow
             .drive(|stack| match stack.state() {
                 State::SynSent => None,

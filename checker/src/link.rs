@@ -1,0 +1,139 @@
+//! Frames in and out of the interface for one check process: the capture
+//! (our XDP slot, or an AF_PACKET socket with `--xdp off`), an AF_PACKET
+//! socket to send, and a wait on the capture's readiness or a timer.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Instant;
+
+use checker_common::FlowKey;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+
+use crate::error::{Error, Result};
+use crate::packet::PacketSocket;
+use crate::trace::Tracer;
+use crate::xdp::Slot;
+
+/// Where our replies come from.
+pub enum Capture {
+    /// The XDP program copies our flows' frames into the slot's ring; the
+    /// kernel never sees our TCP replies.
+    Xdp(Slot),
+    /// A socket that copies every frame of the interface (`--xdp off`); the
+    /// kernel sees our replies too.
+    Packet(PacketSocket),
+}
+
+impl Capture {
+    fn fd(&self) -> RawFd {
+        match self {
+            Capture::Xdp(slot) => slot.as_raw_fd(),
+            Capture::Packet(socket) => socket.as_raw_fd(),
+        }
+    }
+}
+
+pub struct Link {
+    // Declared before `capture`: deregistered from the reactor before the
+    // fd it watches is closed.
+    watch: AsyncFd<Watch>,
+    capture: Capture,
+    tx: PacketSocket,
+    tracer: Tracer,
+    /// Receive buffer of the `--xdp off` capture.
+    buf: Vec<u8>,
+}
+
+impl Link {
+    /// Must be called inside the tokio runtime.
+    pub fn new(capture: Capture, tx: PacketSocket, tracer: Tracer) -> Result<Link> {
+        // SAFETY: the fd belongs to `capture`, which is stored beside the
+        // AsyncFd, outlives it (field order) and is never replaced.
+        let watch =
+            unsafe { AsyncFd::register_with_interest(Watch(capture.fd()), Interest::READABLE) }
+                .map_err(|e| Error::io("registering the capture fd", e.into_parts().1))?;
+        Ok(Link {
+            watch,
+            capture,
+            tx,
+            tracer,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Routes the frames of `key` to us. With `--xdp off` every frame comes
+    /// anyway. False if another live process holds the same key.
+    pub fn register(&mut self, key: FlowKey) -> Result<bool> {
+        match &mut self.capture {
+            Capture::Xdp(slot) => slot.register(key),
+            Capture::Packet(_) => Ok(true),
+        }
+    }
+
+    pub fn unregister(&mut self, key: &FlowKey) {
+        if let Capture::Xdp(slot) = &mut self.capture {
+            slot.unregister(key);
+        }
+    }
+
+    /// Calls `f` with every frame captured so far.
+    pub fn receive(&mut self, mut f: impl FnMut(&[u8])) -> Result<()> {
+        let tracer = self.tracer;
+        match &mut self.capture {
+            Capture::Xdp(slot) => slot.drain(|frame| {
+                tracer.received(frame);
+                f(frame);
+            }),
+            Capture::Packet(socket) => {
+                self.buf.resize(65536, 0);
+                loop {
+                    match socket.recv(&mut self.buf) {
+                        Ok(n) => f(&self.buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(Error::io("receiving frames", e)),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn send(&self, frame: &[u8]) -> Result<()> {
+        self.tracer.sent(frame);
+        self.tx
+            .send(frame)
+            .map_err(|e| Error::io("sending a frame", e))
+    }
+
+    /// Traces a received frame that the caller found to be ours (the
+    /// `--xdp off` capture sees every frame, so it cannot trace them all).
+    pub fn trace_received(&self, frame: &[u8]) {
+        if matches!(self.capture, Capture::Packet(_)) {
+            self.tracer.received(frame);
+        }
+    }
+
+    /// Waits until a frame may have arrived or `until`, whichever is first.
+    /// Never sleeps on a fixed period.
+    pub async fn wait(&self, until: Instant) -> Result<()> {
+        tokio::select! {
+            ready = self.watch.readable() => {
+                let mut guard = ready.map_err(|e| Error::io("waiting for frames", e))?;
+                // Cleared before the caller drains: a frame arriving after
+                // this raises readiness again.
+                guard.clear_ready();
+            }
+            _ = tokio::time::sleep_until(until.into()) => {}
+        }
+        Ok(())
+    }
+}
+
+/// The capture's fd for tokio's reactor.
+struct Watch(RawFd);
+
+impl AsRawFd for Watch {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
