@@ -90,6 +90,7 @@ impl XdpHandle {
                 );
             }
         } else {
+            sweep_defunct();
             attach(&dir, dev, mode)?;
         }
         Self::open_maps(dir)
@@ -367,6 +368,26 @@ impl Attached {
         std::fs::remove_dir_all(dir)
             .map_err(|e| Error::io(format!("removing stale pins {}", dir.display()), e))?;
         Ok(None)
+    }
+}
+
+/// Removes the pins of programs whose interface is gone (its namespace was
+/// deleted): they would hold the program and its rings in memory forever.
+/// Runs only when a program is loaded, under the lock.
+fn sweep_defunct() {
+    let Ok(entries) = std::fs::read_dir(PIN_ROOT) else {
+        return;
+    };
+    for dir in entries.flatten().map(|e| e.path()) {
+        let defunct = [XdpMode::Skb, XdpMode::Native].iter().any(|mode| {
+            obj_get(&dir.join(mode.link_pin()))
+                .and_then(|link| link_info(&link))
+                .is_ok_and(|info| info.ifindex == 0)
+        });
+        if defunct {
+            log::debug!("removing pins of a deleted interface: {}", dir.display());
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
 }
 

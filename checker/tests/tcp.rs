@@ -16,7 +16,10 @@ fn assert_verdicts(role: Role) {
 
     let novip = tcp(&lab, NOVIP_IP, &[]);
     assert_eq!(novip.code, 1, "novip: {novip:?}");
-    assert!(novip.stdout.contains("no answer within 1000 ms"), "{novip:?}");
+    assert!(
+        novip.stdout.contains("no answer within 1000 ms"),
+        "{novip:?}"
+    );
 
     let closed = tcp(&lab, CLOSED_IP, &[]);
     assert_eq!(closed.code, 1, "closed: {closed:?}");
@@ -24,10 +27,21 @@ fn assert_verdicts(role: Role) {
 
     let absent = tcp(&lab, ABSENT_IP, &["-t", "700"]);
     assert_eq!(absent.code, 1, "absent: {absent:?}");
-    assert!(absent.stdout.contains("no ARP reply from 198.18.0.99 on eth0 within 700 ms"), "{absent:?}");
-    assert!(absent.elapsed < Duration::from_millis(700 + 300), "past the deadline: {absent:?}");
+    assert!(
+        absent
+            .stdout
+            .contains("no ARP reply from 198.18.0.99 on eth0 within 700 ms"),
+        "{absent:?}"
+    );
+    assert!(
+        absent.elapsed < Duration::from_millis(700 + 300),
+        "past the deadline: {absent:?}"
+    );
     // The whole check's deadline, not a per-step one.
-    assert!(novip.elapsed < Duration::from_millis(1000 + 300), "past the deadline: {novip:?}");
+    assert!(
+        novip.elapsed < Duration::from_millis(1000 + 300),
+        "past the deadline: {novip:?}"
+    );
 }
 
 #[test]
@@ -50,21 +64,43 @@ impl<'a> RstCounter<'a> {
         let ns = lab.ns(Host::Ok);
         let lb = LB_IP.to_string();
         sh(lab, ns, "nft", &["add", "table", "ip", "vck"]);
-        sh(lab, ns, "nft", &[
-            "add", "chain", "ip", "vck", "in",
-            "{ type filter hook prerouting priority -300; policy accept; }",
-        ]);
-        sh(lab, ns, "nft", &[
-            "add", "rule", "ip", "vck", "in", "ip", "saddr", &lb, "tcp", "flags", "&", "rst",
-            "==", "rst", "counter",
-        ]);
+        sh(
+            lab,
+            ns,
+            "nft",
+            &[
+                "add",
+                "chain",
+                "ip",
+                "vck",
+                "in",
+                "{ type filter hook prerouting priority -300; policy accept; }",
+            ],
+        );
+        sh(
+            lab,
+            ns,
+            "nft",
+            &[
+                "add", "rule", "ip", "vck", "in", "ip", "saddr", &lb, "tcp", "flags", "&", "rst",
+                "==", "rst", "counter",
+            ],
+        );
         RstCounter { lab }
     }
 
     fn packets(&self) -> u64 {
-        let listing = sh(self.lab, self.lab.ns(Host::Ok), "nft", &["list", "chain", "ip", "vck", "in"]);
+        let listing = sh(
+            self.lab,
+            self.lab.ns(Host::Ok),
+            "nft",
+            &["list", "chain", "ip", "vck", "in"],
+        );
         let words: Vec<&str> = listing.split_whitespace().collect();
-        let at = words.iter().position(|w| *w == "packets").expect("counter in nft listing");
+        let at = words
+            .iter()
+            .position(|w| *w == "packets")
+            .expect("counter in nft listing");
         words[at + 1].parse().expect("packet count")
     }
 }
@@ -76,16 +112,33 @@ fn fin_close_on_a_backup_lb_sends_no_rst() {
     // could not deliver it (nobody answers ARP for the VIP) and the test
     // could not fail.
     let ok_mac = lab.mac(Host::Ok);
-    sh(&lab, lab.lb_ns(), "ip", &[
-        "neigh", "replace", &VIP.to_string(), "lladdr", &ok_mac, "dev", LB_IFACE, "nud", "permanent",
-    ]);
+    sh(
+        &lab,
+        lab.lb_ns(),
+        "ip",
+        &[
+            "neigh",
+            "replace",
+            &VIP.to_string(),
+            "lladdr",
+            &ok_mac,
+            "dev",
+            LB_IFACE,
+            "nud",
+            "permanent",
+        ],
+    );
     let rsts = RstCounter::install(&lab);
 
     for _ in 0..20 {
         let out = tcp(&lab, OK_IP, &["--close", "fin"]);
         assert_eq!(out.code, 0, "{out:?}");
     }
-    assert_eq!(rsts.packets(), 0, "the LB's kernel answered the real server with RSTs");
+    assert_eq!(
+        rsts.packets(),
+        0,
+        "the LB's kernel answered the real server with RSTs"
+    );
 
     // The same checks without our XDP program: the kernel sees the
     // SYN-ACKs and RSTs them, which is what the program prevents.
@@ -95,9 +148,15 @@ fn fin_close_on_a_backup_lb_sends_no_rst() {
         let out = tcp(&lab, OK_IP, &["--close", "fin", "--xdp", "off"]);
         assert_eq!(out.code, 0, "{out:?}");
     }
-    assert!(rsts.packets() > 0, "no RST arrived without XDP: the test cannot tell");
+    assert!(
+        rsts.packets() > 0,
+        "no RST arrived without XDP: the test cannot tell"
+    );
     let status = run(vipcheck(&lab, &["xdp", "status", LB_IFACE]));
-    assert!(status.stdout.contains("no vipcheck XDP program attached"), "{status:?}");
+    assert!(
+        status.stdout.contains("no vipcheck XDP program attached"),
+        "{status:?}"
+    );
 }
 
 #[test]
@@ -114,10 +173,21 @@ fn kernel_traffic_passes_while_checks_run() {
         for _ in 0..5 {
             let out = lab
                 .command(lab.lb_ns(), "curl")
-                .args(["-sS", "-o", "/dev/null", "-m", "2", &format!("http://{OK_IP}/")])
+                .args([
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "-m",
+                    "2",
+                    &format!("http://{OK_IP}/"),
+                ])
                 .output()
                 .expect("curl");
-            assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "curl: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         assert!(checks.join().unwrap().iter().all(|&c| c == 0));
     });
@@ -136,7 +206,18 @@ fn concurrent_checks_each_get_their_own_frames() {
     let children: Vec<_> = (0..20)
         .map(|i| {
             let rs = if i % 2 == 0 { OK_IP } else { NOVIP_IP };
-            let mut cmd = vipcheck(&lab, &["tcp", "-t", "2000", LB_IFACE, &rs.to_string(), &VIP.to_string(), "80"]);
+            let mut cmd = vipcheck(
+                &lab,
+                &[
+                    "tcp",
+                    "-t",
+                    "2000",
+                    LB_IFACE,
+                    &rs.to_string(),
+                    &VIP.to_string(),
+                    "80",
+                ],
+            );
             cmd.stdout(std::process::Stdio::piped());
             (rs, cmd.spawn().expect("spawn vipcheck"))
         })
@@ -144,7 +225,12 @@ fn concurrent_checks_each_get_their_own_frames() {
     for (rs, child) in children {
         let out = child.wait_with_output().expect("wait");
         let expected = if rs == OK_IP { 0 } else { 1 };
-        assert_eq!(out.status.code(), Some(expected), "{rs}: {}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(expected),
+            "{rs}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     let (_, flows) = xdp_status(&lab);
     assert_eq!(flows, 0, "flow entries left behind");
@@ -155,20 +241,42 @@ fn entries_of_a_killed_check_are_collected() {
     let lab = lab(Role::Backup);
     // Attach first, so that the status below sees the program.
     assert_eq!(tcp(&lab, OK_IP, &[]).code, 0);
-    let mut cmd = vipcheck(&lab, &["tcp", "-t", "10000", LB_IFACE, &NOVIP_IP.to_string(), &VIP.to_string(), "80"]);
+    let mut cmd = vipcheck(
+        &lab,
+        &[
+            "tcp",
+            "-t",
+            "10000",
+            LB_IFACE,
+            &NOVIP_IP.to_string(),
+            &VIP.to_string(),
+            "80",
+        ],
+    );
     cmd.stdout(std::process::Stdio::null());
     let mut victim = lab.spawn(&mut cmd).expect("spawn");
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while xdp_status(&lab).1 != 1 {
-        assert!(std::time::Instant::now() < deadline, "the check never registered its flow");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the check never registered its flow"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     victim.child().kill().expect("SIGKILL");
     victim.child().wait().expect("wait");
-    assert_eq!(xdp_status(&lab).1, 1, "the killed check's entry should still be there");
+    assert_eq!(
+        xdp_status(&lab).1,
+        1,
+        "the killed check's entry should still be there"
+    );
     let next = tcp(&lab, OK_IP, &[]);
     assert_eq!(next.code, 0, "{next:?}");
-    assert_eq!(xdp_status(&lab).1, 0, "the next check did not collect the dead entry");
+    assert_eq!(
+        xdp_status(&lab).1,
+        0,
+        "the next check did not collect the dead entry"
+    );
 }
 
 #[test]
@@ -195,8 +303,16 @@ fn bad_input_and_environment() {
 
     let mut unprivileged = lab.command(lab.lb_ns(), "setpriv");
     unprivileged.args([
-        "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", VIPCHECK, "tcp",
-        LB_IFACE, &ok, &vip, "80",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        VIPCHECK,
+        "tcp",
+        LB_IFACE,
+        &ok,
+        &vip,
+        "80",
     ]);
     let out = run(unprivileged);
     assert_eq!(out.code, 3, "{out:?}");
