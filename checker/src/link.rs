@@ -18,7 +18,7 @@ use crate::xdp::Slot;
 pub enum Capture {
     /// The XDP program copies our flows' frames into the slot's ring; the
     /// kernel never sees our TCP replies.
-    Xdp(Slot),
+    Xdp(Box<Slot>),
     /// A socket that copies every frame of the interface (`--xdp off`); the
     /// kernel sees our replies too.
     Packet(PacketSocket),

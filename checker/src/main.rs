@@ -127,6 +127,9 @@ fn print_status(dev: &NetDev) -> Result<(), Error> {
         let owner = owner.map_or("no owner".to_string(), |o| format!("pid {}", o.pid));
         println!("    {kind}{remote} > {local} (slot {slot}, {owner})");
     }
+    for event in &status.events {
+        println!("  event: {event}");
+    }
     Ok(())
 }
 

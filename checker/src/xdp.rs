@@ -488,6 +488,8 @@ pub struct Status {
     pub pin_dir: PathBuf,
     pub counters: Vec<(Counter, u64)>,
     pub flows: Vec<(FlowKey, u32, Option<FlowOwner>)>,
+    /// Rare events the program logged (aya-log) since the last status.
+    pub events: Vec<String>,
 }
 
 pub fn status(dev: &NetDev) -> Result<Option<Status>> {
@@ -502,7 +504,36 @@ pub fn status(dev: &NetDev) -> Result<Option<Status>> {
         pin_dir: dir,
         counters: handle.counters()?,
         flows: handle.flows(),
+        events: program_events(attached.program_id),
     }))
+}
+
+/// Takes the records the program logged with aya-log (ring full, ...).
+/// Never per packet, so there are few; reading them consumes them.
+fn program_events(program_id: u32) -> Vec<String> {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Collect(Arc<Mutex<Vec<String>>>);
+    impl log::Log for Collect {
+        fn enabled(&self, _: &log::Metadata) -> bool {
+            true
+        }
+        fn log(&self, record: &log::Record) {
+            if let Ok(mut events) = self.0.lock() {
+                events.push(format!("{}: {}", record.level(), record.args()));
+            }
+        }
+        fn flush(&self) {}
+    }
+
+    let collect = Collect::default();
+    match aya_log::EbpfLogger::init_from_id_with_logger(program_id, collect.clone()) {
+        Ok(mut logger) => logger.flush(),
+        Err(e) => log::debug!("no program log: {e}"),
+    }
+    let events = collect.0.lock().map(|e| e.clone());
+    events.unwrap_or_default()
 }
 
 /// The interfaces of this network namespace that have our program pinned.

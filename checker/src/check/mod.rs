@@ -35,7 +35,7 @@ pub struct Flow {
 
 /// How opening a flow ended.
 pub enum Opened {
-    Ready(Flow),
+    Ready(Box<Flow>),
     /// The check ran and failed before any TCP (no ARP reply).
     Failed(Verdict),
 }
@@ -57,10 +57,10 @@ impl Flow {
             None => dev.source_for(target.real_server, target.vip)?,
         };
         let capture = match target.capture {
-            target::Capture::Require => Capture::Xdp(
+            target::Capture::Require => Capture::Xdp(Box::new(
                 XdpHandle::open_or_attach(&dev, target.xdp_mode)?
                     .claim_slot(&dev.name, target.timeout)?,
-            ),
+            )),
             target::Capture::Off => Capture::Packet(PacketSocket::open(dev.ifindex, ETH_P_ALL)?),
         };
         let mut link = Link::new(capture, tx, tracer)?;
@@ -105,7 +105,7 @@ impl Flow {
             },
             Instant::now(),
         );
-        Ok(Opened::Ready(Flow {
+        Ok(Opened::Ready(Box::new(Flow {
             stack,
             link,
             key,
@@ -113,7 +113,7 @@ impl Flow {
             started,
             real_server_mac,
             _port: port_socket,
-        }))
+        })))
     }
 
     /// Runs the stack until `goal` returns `Some` or the deadline passes
