@@ -8,6 +8,7 @@
 pub mod check;
 pub mod cli;
 pub mod error;
+pub mod http;
 pub mod link;
 pub mod netdev;
 pub mod packet;
