@@ -1,10 +1,13 @@
 //! The native command line (`vipcheck tcp|xdp ...`).
 
 use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::check::http::{Expect, HttpCheck, Method};
+use crate::http::Limits;
 use crate::target::{Capture, CloseMode, Target};
 use crate::xdp::XdpMode;
 
@@ -28,6 +31,9 @@ pub struct Cli {
 pub enum Command {
     /// TCP handshake with REAL_SERVER for VIP:PORT (healthy on SYN-ACK).
     Tcp(TcpArgs),
+    /// HTTP/1.1 request to REAL_SERVER for VIP:PORT; the response must pass
+    /// every validation given (default: status 200-399).
+    Http(HttpArgs),
     /// Manage the shared XDP program of an interface.
     Xdp {
         #[command(subcommand)]
@@ -40,6 +46,51 @@ pub struct TcpArgs {
     #[command(flatten)]
     pub flow: FlowArgs,
     /// How to end the connection after the handshake.
+    #[arg(long, value_enum, default_value_t = CloseMode::Rst)]
+    pub close: CloseMode,
+}
+
+#[derive(Debug, Args)]
+pub struct HttpArgs {
+    #[command(flatten)]
+    pub flow: FlowArgs,
+    /// Host header of the request.
+    #[arg(value_name = "HOST", value_parser = parse_host)]
+    pub host: String,
+    /// Path of the request (starts with /).
+    #[arg(value_name = "PATH", value_parser = parse_path)]
+    pub path: String,
+    /// Request method.
+    #[arg(short = 'M', long, value_enum, ignore_case = true, default_value_t = Method::Get)]
+    pub method: Method,
+    /// Extra request header "Name: Value" (repeatable; replaces a default of the same name).
+    #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Expected status: a code (200) or a range (200-299); repeatable, any may match.
+    #[arg(short = 'S', long = "status", value_name = "CODE|RANGE", value_parser = parse_status)]
+    pub statuses: Vec<RangeInclusive<u16>>,
+    /// Response header "Name: Value" that must be present (name case-insensitive, value exact).
+    #[arg(short = 'R', long = "response-header", value_name = "HEADER", value_parser = parse_header)]
+    pub response_headers: Vec<(String, String)>,
+    /// The exact expected body.
+    #[arg(short = 'B', long, value_name = "BODY")]
+    pub body: Option<String>,
+    /// MD5 of the expected body (hex), as the C checkers and keepalived's digest.
+    #[arg(short = 'A', long = "hash", value_name = "MD5", value_parser = parse_hex::<16>)]
+    pub md5: Option<String>,
+    /// SHA-256 of the expected body (hex).
+    #[arg(long, value_name = "HEX", value_parser = parse_hex::<32>)]
+    pub sha256: Option<String>,
+    /// Regular expression the body must match.
+    #[arg(long, value_name = "RE", value_parser = parse_regex)]
+    pub regex: Option<regex::bytes::Regex>,
+    /// Regular expression the body must not match.
+    #[arg(long, value_name = "RE", value_parser = parse_regex)]
+    pub regex_absent: Option<regex::bytes::Regex>,
+    /// Largest acceptable body (bytes; suffixes K, M, G); a larger one fails the check.
+    #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
+    pub max_body: u64,
+    /// How to end the connection after the response.
     #[arg(long, value_enum, default_value_t = CloseMode::Rst)]
     pub close: CloseMode,
 }
@@ -93,7 +144,8 @@ pub enum XdpAction {
 }
 
 impl FlowArgs {
-    pub fn target(&self) -> Target {
+    /// The target; frames are traced from `frames_level` times `-v` on.
+    pub fn target(&self, frames_level: u8) -> Target {
         Target {
             iface: self.iface.clone(),
             real_server: self.real_server,
@@ -104,18 +156,137 @@ impl FlowArgs {
             close: CloseMode::default(),
             capture: self.xdp,
             xdp_mode: self.xdp_mode,
-            verbosity: self.verbose,
+            trace_frames: self.verbose >= frames_level,
         }
     }
 }
 
 impl TcpArgs {
+    /// `-v` traces frames.
     pub fn target(&self) -> Target {
         Target {
             close: self.close,
-            ..self.flow.target()
+            ..self.flow.target(1)
         }
     }
+}
+
+impl HttpArgs {
+    /// `-v` heads, `-vv` body, `-vvv` frames.
+    pub fn target(&self) -> Target {
+        Target {
+            close: self.close,
+            ..self.flow.target(3)
+        }
+    }
+
+    pub fn check(&self) -> HttpCheck {
+        HttpCheck {
+            method: self.method,
+            host: self.host.clone(),
+            path: self.path.clone(),
+            headers: self.headers.clone(),
+            expect: Expect {
+                statuses: self.statuses.clone(),
+                headers: self.response_headers.clone(),
+                body: self.body.clone().map(String::into_bytes),
+                md5: self.md5.clone(),
+                sha256: self.sha256.clone(),
+                regex: self.regex.clone(),
+                regex_absent: self.regex_absent.clone(),
+            },
+            limits: Limits {
+                max_body: self.max_body,
+                ..Limits::default()
+            },
+            trace_heads: self.flow.verbose >= 1,
+            trace_body: self.flow.verbose >= 2,
+        }
+    }
+}
+
+/// `200` or `200-299`.
+pub fn parse_status(s: &str) -> Result<RangeInclusive<u16>, String> {
+    let code = |c: &str| -> Result<u16, String> {
+        c.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..=999).contains(c))
+            .ok_or_else(|| format!("{c:?} is not a status code (100-999)"))
+    };
+    let range = match s.split_once('-') {
+        Some((lo, hi)) => code(lo)?..=code(hi)?,
+        None => code(s)?..=code(s)?,
+    };
+    if range.is_empty() {
+        return Err(format!("empty range {s:?}"));
+    }
+    Ok(range)
+}
+
+/// `Name: Value`, with a token name and no line breaks.
+pub fn parse_header(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once(':')
+        .ok_or_else(|| format!("{s:?} is not \"Name: Value\""))?;
+    let name = name.trim();
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || !name.chars().all(token) {
+        return Err(format!("{name:?} is not a header name"));
+    }
+    if value.contains(['\r', '\n']) {
+        return Err("header values cannot contain line breaks".into());
+    }
+    Ok((name.to_string(), value.trim().to_string()))
+}
+
+fn parse_host(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains(|c: char| c.is_ascii_control() || c == ' ') {
+        return Err(format!("{s:?} is not a host name"));
+    }
+    Ok(s.to_string())
+}
+
+fn parse_path(s: &str) -> Result<String, String> {
+    if !s.starts_with('/') || s.contains(|c: char| c.is_ascii_control() || c == ' ') {
+        return Err(format!(
+            "{s:?} is not a path (it starts with / and has no spaces)"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// Hex of an `N`-byte digest, lowercased.
+fn parse_hex<const N: usize>(s: &str) -> Result<String, String> {
+    if s.len() != 2 * N || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("{s:?} is not {} hex digits", 2 * N));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+fn parse_regex(s: &str) -> Result<regex::bytes::Regex, String> {
+    regex::bytes::Regex::new(s).map_err(|e| format!("invalid regular expression: {e}"))
+}
+
+/// Bytes with an optional K, M or G suffix (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => t.split_at(i),
+        None => (t, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        _ => return Err(format!("{s:?} is not a size (like 4096, 512K or 4M)")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("{s:?} is not a size (like 4096, 512K or 4M)"))
 }
 
 #[cfg(test)]
@@ -160,8 +331,77 @@ mod tests {
             panic!("not tcp")
         };
         let t = args.target();
-        assert_eq!((t.verbosity, t.port, t.close), (2, 443, CloseMode::Fin));
+        assert_eq!(
+            (t.trace_frames, t.port, t.close),
+            (true, 443, CloseMode::Fin)
+        );
         assert_eq!(t.capture, Capture::Off);
+    }
+
+    #[test]
+    fn http_options() {
+        let cli = parse(&[
+            "http",
+            "-vv",
+            "-M",
+            "head",
+            "-S",
+            "200",
+            "-S",
+            "300-399",
+            "-H",
+            "X-A: 1",
+            "-R",
+            "server: nginx",
+            "-A",
+            "D36F8F9425C4A8000AD9C4A97185ACA5",
+            "--max-body",
+            "1M",
+            "eth0",
+            "198.18.0.11",
+            "198.18.0.100",
+            "80",
+            "example.org",
+            "/health",
+        ])
+        .unwrap();
+        let Command::Http(args) = cli.command else {
+            panic!("not http")
+        };
+        let check = args.check();
+        assert_eq!(check.method, Method::Head);
+        assert_eq!(check.expect.statuses, vec![200..=200, 300..=399]);
+        assert_eq!(check.headers, vec![("X-A".to_string(), "1".to_string())]);
+        assert_eq!(
+            check.expect.md5.as_deref(),
+            Some("d36f8f9425c4a8000ad9c4a97185aca5")
+        );
+        assert_eq!(check.limits.max_body, 1 << 20);
+        assert!(check.trace_heads && check.trace_body);
+        assert!(
+            !args.target().trace_frames,
+            "-vv does not trace frames for http"
+        );
+    }
+
+    #[test]
+    fn value_parsers() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("512k"), Ok(512 << 10));
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert!(
+            parse_size("4X").is_err()
+                && parse_size("").is_err()
+                && parse_size("99999999999G").is_err()
+        );
+        assert_eq!(parse_status("204"), Ok(204..=204));
+        assert!(
+            parse_status("299-200").is_err()
+                && parse_status("20").is_err()
+                && parse_status("abc").is_err()
+        );
+        assert!(parse_header("X-A: b\r\nEvil: 1").is_err());
+        assert!(parse_header("no colon").is_err() && parse_header("Bad Name: x").is_err());
     }
 
     #[test]

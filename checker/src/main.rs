@@ -7,6 +7,8 @@ use clap::Parser;
 use vipcheck::cli::{Cli, Command, XdpAction};
 use vipcheck::error::{EXIT_CANNOT_RUN, EXIT_USAGE, Error};
 use vipcheck::netdev::NetDev;
+use vipcheck::target::Target;
+use vipcheck::verdict::Verdict;
 use vipcheck::{check, xdp};
 
 fn main() -> ExitCode {
@@ -25,21 +27,27 @@ fn run() -> i32 {
         Err(e) => return usage(e),
     };
     match cli.command {
-        Command::Tcp(args) => {
-            let target = args.target();
-            init_logging(target.verbosity);
-            match check::tcp::run(&target) {
-                Ok(verdict) => {
-                    println!("{verdict}");
-                    verdict.exit_code()
-                }
-                Err(e) => fail(e),
-            }
+        Command::Tcp(args) => checked(&args.target(), check::tcp::run),
+        Command::Http(args) => {
+            let http = args.check();
+            checked(&args.target(), |target| check::http::run(target, &http))
         }
         Command::Xdp { action } => match xdp_command(action) {
             Ok(()) => 0,
             Err(e) => fail(e),
         },
+    }
+}
+
+/// Runs a check and prints its verdict line.
+fn checked(target: &Target, run: impl FnOnce(&Target) -> Result<Verdict, Error>) -> i32 {
+    init_logging(target.trace_frames);
+    match run(target) {
+        Ok(verdict) => {
+            println!("{verdict}");
+            verdict.exit_code()
+        }
+        Err(e) => fail(e),
     }
 }
 
@@ -133,8 +141,8 @@ fn print_status(dev: &NetDev) -> Result<(), Error> {
     Ok(())
 }
 
-/// Library diagnostics (`log::debug!`) on stderr from `-vv` on.
-fn init_logging(verbosity: u8) {
+/// Library diagnostics (`log::debug!`) on stderr when frames are traced.
+fn init_logging(enabled: bool) {
     struct Stderr;
     impl log::Log for Stderr {
         fn enabled(&self, _: &log::Metadata) -> bool {
@@ -145,7 +153,7 @@ fn init_logging(verbosity: u8) {
         }
         fn flush(&self) {}
     }
-    if verbosity >= 2 && log::set_logger(&Stderr).is_ok() {
+    if enabled && log::set_logger(&Stderr).is_ok() {
         log::set_max_level(log::LevelFilter::Debug);
     }
 }

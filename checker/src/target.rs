@@ -40,6 +40,6 @@ pub struct Target {
     pub close: CloseMode,
     pub capture: Capture,
     pub xdp_mode: XdpMode,
-    /// 0 quiet, 1 and more: trace frames on stderr.
-    pub verbosity: u8,
+    /// Trace every frame (and library diagnostics) on stderr.
+    pub trace_frames: bool,
 }

@@ -2,6 +2,7 @@
 //! server, reserve a port, register the flow for capture, and drive the
 //! userspace stack until the check's goal or its deadline.
 
+pub mod http;
 pub mod tcp;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -47,7 +48,7 @@ impl Flow {
         let started = Instant::now();
         let deadline = started + target.timeout;
         let tracer = Tracer {
-            frames: target.verbosity >= 1,
+            frames: target.trace_frames,
         };
         let dev = NetDev::lookup(&target.iface)?;
         // Opened first: it is also the privilege check.
@@ -188,6 +189,28 @@ impl Flow {
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
+}
+
+/// Drives the handshake: `Ok(Ok(()))` on SYN-ACK, `Ok(Err(reason))` when
+/// the server refused or did not answer.
+pub async fn connect(flow: &mut Flow, target: &Target) -> Result<Result<(), String>> {
+    use smoltcp::socket::tcp::State;
+    let answer = flow
+        .drive(|stack| match stack.state() {
+            State::SynSent => None,
+            State::Closed => Some(false),
+            _ => Some(true),
+        })
+        .await?;
+    Ok(match answer {
+        Some(true) => Ok(()),
+        Some(false) => Err("connection refused (RST)".to_string()),
+        None => Err(format!(
+            "no answer within {} ms (the real server answers ARP at {}; does it carry the VIP on its loopback?)",
+            target.timeout.as_millis(),
+            flow.real_server_mac
+        )),
+    })
 }
 
 /// Binds a kernel TCP socket to `source:0`: the kernel picks a free port and

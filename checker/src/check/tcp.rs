@@ -1,8 +1,6 @@
 //! `vipcheck tcp`: does the real server complete a TCP handshake for the VIP?
 
-use smoltcp::socket::tcp::State;
-
-use crate::check::{Flow, Opened, runtime};
+use crate::check::{Flow, Opened, connect, runtime};
 use crate::error::Result;
 use crate::target::Target;
 use crate::verdict::Verdict;
@@ -17,28 +15,14 @@ pub fn run(target: &Target) -> Result<Verdict> {
             Opened::Ready(flow) => flow,
             Opened::Failed(verdict) => return Ok(verdict),
         };
-        let answer = flow
-            .drive(|stack| match stack.state() {
-                State::SynSent => None,
-                State::Closed => Some(false),
-                _ => Some(true),
-            })
-            .await?;
-        let (healthy, reason) = match answer {
-            Some(true) => (true, "SYN-ACK".to_string()),
-            Some(false) => (false, "connection refused (RST)".to_string()),
-            None => (
-                false,
-                format!(
-                    "no answer within {} ms (the real server answers ARP at {}; does it carry the VIP on its loopback?)",
-                    target.timeout.as_millis(),
-                    flow.real_server_mac
-                ),
-            ),
-        };
-        if answer == Some(true) {
+        let answer = connect(&mut flow, target).await?;
+        if answer.is_ok() {
             flow.close(target.close).await?;
         }
+        let (healthy, reason) = match answer {
+            Ok(()) => (true, "SYN-ACK".to_string()),
+            Err(reason) => (false, reason),
+        };
         Ok(Verdict {
             healthy,
             what,
