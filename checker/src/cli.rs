@@ -33,7 +33,7 @@ pub enum Command {
     Tcp(TcpArgs),
     /// HTTP/1.1 request to REAL_SERVER for VIP:PORT; the response must pass
     /// every validation given (default: status 200-399).
-    Http(HttpArgs),
+    Http(Box<HttpArgs>),
     /// Manage the shared XDP program of an interface.
     Xdp {
         #[command(subcommand)]

@@ -162,7 +162,7 @@ pub fn run(target: &Target, check: &HttpCheck) -> Result<Verdict> {
                 parser,
                 body,
                 first_byte,
-            } => judge(check, &parser, body, first_byte),
+            } => judge(check, &parser, *body, first_byte),
             Exchange::Failed(reason) => (false, reason),
         };
         Ok(verdict(healthy, reason, &flow))
@@ -172,7 +172,7 @@ pub fn run(target: &Target, check: &HttpCheck) -> Result<Verdict> {
 enum Exchange {
     Response {
         parser: ResponseParser,
-        body: Body,
+        body: Box<Body>,
         first_byte: Duration,
     },
     Failed(String),
@@ -235,7 +235,7 @@ async fn exchange(
     Ok(match outcome {
         Some(Ok(())) => Exchange::Response {
             parser,
-            body,
+            body: Box::new(body),
             first_byte: first_byte.unwrap_or_default(),
         },
         Some(Err(reason)) => Exchange::Failed(reason),
