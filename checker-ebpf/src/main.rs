@@ -53,7 +53,7 @@ pub fn vipcheck_xdp(ctx: XdpContext) -> u32 {
         return XDP_PASS;
     };
     // SAFETY: a plain u32 value, read once.
-    let Some(&slot) = (unsafe { FLOWS.get(&key) }) else {
+    let Some(&slot) = (unsafe { FLOWS.get(key) }) else {
         count(Counter::PassMiss);
         return XDP_PASS;
     };

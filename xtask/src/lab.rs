@@ -39,10 +39,13 @@ mod process;
 
 use std::ffi::OsStr;
 use std::fmt;
+use std::fs::File;
 use std::io::Write;
 use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -179,8 +182,7 @@ impl Lab {
     /// died. Returns once nginx accepts connections. Needs root.
     pub fn up(role: Role) -> Result<Lab> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        crate::require_root("the lab")?;
-        warn_on_error(remove_labs(|owner| !owner.is_alive()).map(drop));
+        prepare()?;
         Lab::create(
             naming::process_id(NEXT.fetch_add(1, Ordering::Relaxed)),
             role,
@@ -191,8 +193,7 @@ impl Lab {
     /// `cargo xtask lab up` leaves running for [`Lab::keep`]; fails if it
     /// is already up.
     pub fn up_demo(role: Role) -> Result<Lab> {
-        crate::require_root("the lab")?;
-        warn_on_error(remove_labs(|owner| !owner.is_alive()).map(drop));
+        prepare()?;
         if list().iter().any(|lab| lab.owner == Owner::Demo) {
             bail!("the demo lab is already up: `cargo xtask lab down` removes it");
         }
@@ -352,6 +353,14 @@ impl Drop for Lab {
     }
 }
 
+/// Checks the privilege and removes the leftovers of labs whose process
+/// died (a SIGKILLed test run), which would otherwise pile up.
+fn prepare() -> Result<()> {
+    crate::require_root("the lab (network namespaces)")?;
+    warn_on_error(remove_labs(|owner| !owner.is_alive()).map(drop));
+    Ok(())
+}
+
 /// A lab found on this machine.
 #[derive(Debug)]
 pub struct LabInfo {
@@ -391,6 +400,10 @@ pub fn down_all() -> Result<Vec<String>> {
 /// Removes the labs whose owner `select` picks, and their temporary
 /// directories (also those without namespaces: a process that died early).
 fn remove_labs(select: impl Fn(Owner) -> bool) -> Result<Vec<String>> {
+    // Parallel tests would otherwise race to remove the same leftovers and
+    // warn about what the other removed first.
+    static REMOVING: Mutex<()> = Mutex::new(());
+    let _turn = REMOVING.lock().unwrap_or_else(|e| e.into_inner());
     let mut removed = Vec::new();
     let mut errors = Vec::new();
     for lab in list().into_iter().filter(|lab| select(lab.owner)) {
@@ -406,9 +419,9 @@ fn remove_labs(select: impl Fn(Owner) -> bool) -> Result<Vec<String>> {
             continue;
         };
         if Owner::of_id(id).is_some_and(&select) && !removed.iter().any(|r| r == id) {
-            match std::fs::remove_dir_all(entry.path()) {
+            match remove_dir(&entry.path()) {
                 Ok(()) => removed.push(id.to_owned()),
-                Err(e) => errors.push(format!("cannot remove {}: {e}", entry.path().display())),
+                Err(e) => errors.push(format!("{e:#}")),
             }
         }
     }
@@ -423,22 +436,37 @@ fn remove_labs(select: impl Fn(Owner) -> bool) -> Result<Vec<String>> {
 /// pins of its LB, the namespaces, the temporary directory.
 fn remove(id: &str, namespaces: &[String]) -> Result<()> {
     let lb_inode = netns::inode(&naming::ns_name(id, Host::Lb.node())).ok();
-    let inodes: Vec<u64> = namespaces
+    // Held open until the end, so that no namespace is freed and its inode
+    // given to a new one (another lab's) while we kill by inode.
+    let held: Vec<(File, u64)> = namespaces
         .iter()
-        .filter_map(|ns| netns::inode(ns).ok())
+        .filter_map(|ns| {
+            let file = File::open(netns::path(ns)).ok()?;
+            let inode = file.metadata().ok()?.ino();
+            Some((file, inode))
+        })
         .collect();
+    let inodes: Vec<u64> = held.iter().map(|(_, inode)| *inode).collect();
     netns::kill_processes_in(&inodes);
     if let Some(inode) = lb_inode {
         remove_xdp_pins(inode);
     }
     let deleted = netns::delete(namespaces);
+    // A process that opened a namespace just before the deletion may have
+    // entered it after the first pass and would keep it alive, nameless.
+    netns::kill_processes_in(&inodes);
+    drop(held);
     let dir = std::env::temp_dir().join(naming::dir_name(id));
-    match std::fs::remove_dir_all(&dir) {
+    deleted.and(remove_dir(&dir))
+}
+
+/// Removes a directory tree; one already gone is fine.
+fn remove_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            deleted?;
             Err(e).with_context(|| format!("cannot remove {}", dir.display()))
         }
-        _ => deleted,
+        _ => Ok(()),
     }
 }
 

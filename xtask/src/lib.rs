@@ -5,11 +5,12 @@
 pub mod lab;
 pub mod setup;
 
-/// Fails, naming `what`, unless this process runs as root.
+/// Fails, naming `what` (and why it needs root), unless this process runs
+/// as root.
 pub fn require_root(what: &str) -> anyhow::Result<()> {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {
-        anyhow::bail!("{what} needs root (network namespaces, apt-get): run it as root");
+        anyhow::bail!("{what} needs root: run it as root or with sudo");
     }
     Ok(())
 }

@@ -72,7 +72,7 @@ fn lab_task(action: LabAction) -> Result<()> {
             lab.keep();
         }
         LabAction::Down => {
-            xtask::require_root("`cargo xtask lab down`")?;
+            xtask::require_root("`cargo xtask lab down` (network namespaces)")?;
             let removed = lab::down_all()?;
             if removed.is_empty() {
                 println!("no lab to remove");
@@ -90,15 +90,14 @@ fn print_lab(lab: &Lab) {
     println!("lab up, LB role {}:", lab.role());
     for host in Host::ALL {
         println!(
-            "  {:<7} {:<13} {}/{} {}  {}",
+            "  {:<7} {:<13} {:<15} {}  {}",
             host.name(),
             lab.ns(host),
-            host.ip(),
-            lab::PREFIX_LEN,
+            format!("{}/{}", host.ip(), lab::PREFIX_LEN),
             lab.mac(host),
             match host {
                 Host::Lb if lab.role() == Role::Master => "VIP on eth0",
-                Host::Lb => "",
+                Host::Lb => "VIP absent",
                 Host::Ok => "VIP on lo, nginx",
                 Host::NoVip => "nginx, no VIP",
                 Host::Closed => "VIP on lo, port 80 closed",
@@ -178,16 +177,35 @@ fn exit_code(status: ExitStatus) -> ExitCode {
 }
 
 fn test(args: &[String]) -> Result<ExitCode> {
-    xtask::require_root("`cargo xtask test` (the tests build labs)")?;
+    xtask::require_root("`cargo xtask test` (apt-get, the tests' labs)")?;
     xtask::setup::run()?;
-    let mut test = cargo(&["test", "--workspace"]);
+    // The eBPF crate only builds for the BPF target: it is linted there
+    // (as aya's template does) and has no host tests.
+    let mut test = cargo(&["test", "--workspace", "--exclude", "checker-ebpf"]);
     test.args(args);
     run_steps(vec![
         cargo(&["fmt", "--all", "--check"]),
         cargo(&[
             "clippy",
             "--workspace",
+            "--exclude",
+            "checker-ebpf",
             "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+        cargo(&[
+            "+nightly",
+            "clippy",
+            "--package",
+            "checker-ebpf",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--target-dir",
+            "target/bpf-clippy",
             "--",
             "-D",
             "warnings",
@@ -197,7 +215,7 @@ fn test(args: &[String]) -> Result<ExitCode> {
 }
 
 fn demo() -> Result<ExitCode> {
-    xtask::require_root("`cargo xtask demo`")?;
+    xtask::require_root("`cargo xtask demo` (apt-get, the lab)")?;
     xtask::setup::run()?;
     let built = run_steps(vec![cargo(&["build", "--release"])])?;
     if built != ExitCode::SUCCESS {

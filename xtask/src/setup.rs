@@ -29,7 +29,7 @@ enum Outcome {
 }
 
 pub fn run() -> Result<()> {
-    crate::require_root("`cargo xtask setup`")?;
+    crate::require_root("`cargo xtask setup` (apt-get)")?;
     step("Debian packages", ensure_packages)?;
     step("rust-src for nightly", ensure_rust_src)?;
     step("bpf-linker", ensure_bpf_linker)

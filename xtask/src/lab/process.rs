@@ -73,8 +73,9 @@ impl Background<'_> {
     }
 
     /// Stops the process now (SIGTERM, then SIGKILL after a grace period)
-    /// and returns how it ended: for `tcpdump -w`, the capture file is
-    /// complete once this returns.
+    /// and returns how it ended. `tcpdump -U -w FILE` has flushed FILE once
+    /// this returns, but drops the packets it has not read yet: run it with
+    /// `--immediate-mode` and wait for what you expect to be in FILE.
     pub fn stop(mut self) -> std::io::Result<ExitStatus> {
         self.stop_now()
     }

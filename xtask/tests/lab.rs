@@ -1,0 +1,318 @@
+//! Checks of the lab itself. They need root and build real namespaces:
+//! `cargo test -p xtask --test lab` (add `-- --nocapture` for the timings).
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use xtask::lab::{
+    ABSENT_IP, CLOSED_IP, FILES, Host, INDEX_HTML, LB_IFACE, Lab, NOVIP_IP, OK_IP, Role,
+    SERVER_HEADER, VIP, pseudo_random,
+};
+
+const NEEDS_ROOT: &str = "needs root: builds network namespaces";
+
+fn curl(lab: &Lab, args: &[&str]) -> Output {
+    lab.command(lab.lb_ns(), "curl")
+        .args(["-sS", "--max-time", "3"])
+        .args(args)
+        .output()
+        .expect("curl runs")
+}
+
+fn addresses(ns: &str, dev: &str) -> String {
+    let out = Command::new("ip")
+        .args(["-n", ns, "-br", "address", "show", "dev", dev])
+        .output()
+        .expect("ip runs");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn sysctl(lab: &Lab, host: Host, name: &str) -> String {
+    let out = lab
+        .command(lab.ns(host), "cat")
+        .arg(Path::new("/proc/sys/net/ipv4/conf").join(name))
+        .output()
+        .expect("cat runs");
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn namespace_exists(ns: &str) -> bool {
+    Path::new("/run/netns").join(ns).exists()
+}
+
+/// Pids of the processes in namespace `ns` (as `ip netns pids` finds them).
+fn pids_in(lab: &Lab, ns: &str) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = lab.netns_inode(ns);
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse().ok()?;
+            (std::fs::metadata(e.path().join("ns/net")).ok()?.ino() == inode).then_some(pid)
+        })
+        .collect()
+}
+
+fn netns_inode(ns: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(Path::new("/run/netns").join(ns))
+        .unwrap()
+        .ino()
+}
+
+/// Waits until process `pid` (started through nsenter) is in the namespace.
+fn wait_until_in(pid: u32, inode: u64) {
+    use std::os::unix::fs::MetadataExt;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .unwrap()
+        .ino()
+        != inode
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{pid} does not enter the namespace"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // A zombie (state Z) has left its namespace already.
+    !stat.is_empty() && !stat.contains(") Z ")
+}
+
+/// Everything the lab named, to check it is gone after the drop.
+fn names(lab: &Lab) -> Vec<String> {
+    let mut names: Vec<String> = Host::ALL.iter().map(|&h| lab.ns(h).to_owned()).collect();
+    names.push(lab.switch_ns().to_owned());
+    names
+}
+
+fn assert_removed(names: &[String], pids: &[u32], docroot: &Path) {
+    for ns in names {
+        assert!(!namespace_exists(ns), "{ns} still exists");
+    }
+    for &pid in pids {
+        assert!(!alive(pid), "process {pid} still runs");
+    }
+    assert!(!docroot.exists(), "{} still exists", docroot.display());
+}
+
+#[test]
+fn backup_lab_serves_http_and_is_removed_on_drop() {
+    let start = Instant::now();
+    let lab = Lab::up(Role::Backup).expect(NEEDS_ROOT);
+    let up = start.elapsed();
+
+    let index = curl(&lab, &["-i", &format!("http://{OK_IP}/")]);
+    assert!(index.status.success(), "{index:?}");
+    let index = String::from_utf8(index.stdout).unwrap();
+    assert!(index.ends_with(INDEX_HTML), "{index}");
+    assert!(index.contains(&format!("{SERVER_HEADER}: ok")), "{index}");
+    let novip = curl(&lab, &["-i", &format!("http://{NOVIP_IP}/")]);
+    assert!(String::from_utf8_lossy(&novip.stdout).contains(&format!("{SERVER_HEADER}: novip")));
+
+    for (name, size) in FILES {
+        let body = curl(&lab, &[&format!("http://{OK_IP}/{name}")]);
+        assert!(body.status.success(), "{name}: {body:?}");
+        assert_eq!(body.stdout.len(), size, "{name}");
+        assert!(body.stdout == pseudo_random(size), "{name} content");
+    }
+
+    let closed = curl(&lab, &[&format!("http://{CLOSED_IP}/")]);
+    let stderr = String::from_utf8_lossy(&closed.stderr);
+    assert_eq!(closed.status.code(), Some(7), "{stderr}");
+    assert!(stderr.contains("Couldn't connect"), "{stderr}");
+
+    let ping_absent = lab
+        .command(lab.lb_ns(), "ping")
+        .args(["-c1", "-W1", &ABSENT_IP.to_string()])
+        .output()
+        .unwrap();
+    assert!(!ping_absent.status.success());
+
+    let vip = format!("{VIP}/32");
+    assert!(addresses(lab.ns(Host::Ok), "lo").contains(&vip));
+    assert!(addresses(lab.ns(Host::Closed), "lo").contains(&vip));
+    assert!(!addresses(lab.ns(Host::NoVip), "lo").contains(&vip));
+    assert!(!addresses(lab.lb_ns(), LB_IFACE).contains(&vip));
+    for host in [Host::Ok, Host::Closed] {
+        for conf in ["all", "eth0"] {
+            assert_eq!(sysctl(&lab, host, &format!("{conf}/arp_ignore")), "1");
+            assert_eq!(sysctl(&lab, host, &format!("{conf}/arp_announce")), "2");
+        }
+    }
+    for host in Host::ALL {
+        let link = Command::new("ip")
+            .args(["-n", lab.ns(host), "-br", "link", "show", "dev", LB_IFACE])
+            .output()
+            .unwrap();
+        let link = String::from_utf8(link.stdout).unwrap();
+        assert!(link.contains(&lab.mac(host)), "{host}: {link}");
+        assert!(link.contains(" UP "), "{host}: {link}");
+    }
+    let lb_inode = lab.netns_inode(lab.lb_ns());
+    let inside = lab
+        .command(lab.lb_ns(), "readlink")
+        .arg("/proc/self/ns/net")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(inside.stdout).unwrap().trim(),
+        format!("net:[{lb_inode}]")
+    );
+
+    // Pins of the checker's XDP program for the LB's eth0 go with the lab
+    // (checked where the checker has made its pin directory).
+    let pin = Path::new("/sys/fs/bpf/vipcheck").join(format!("ns{lb_inode}-if2"));
+    let pinned = pin.parent().unwrap().is_dir() && std::fs::create_dir(&pin).is_ok();
+
+    let names = names(&lab);
+    let nginx: Vec<u32> = [Host::Ok, Host::NoVip]
+        .iter()
+        .flat_map(|&h| pids_in(&lab, lab.ns(h)))
+        .collect();
+    assert_eq!(nginx.len(), 2, "one nginx per web server");
+    let docroot = lab.docroot();
+    let start = Instant::now();
+    drop(lab);
+    let down = start.elapsed();
+    assert_removed(&names, &nginx, &docroot);
+    assert!(!pin.exists(), "{} still exists", pin.display());
+    eprintln!("lab up {up:?}, down {down:?}; XDP pin removal checked: {pinned}");
+}
+
+#[test]
+fn master_lab_has_the_vip_on_the_lb() {
+    let lab = Lab::up(Role::Master).expect(NEEDS_ROOT);
+    assert_eq!(lab.role(), Role::Master);
+    assert!(addresses(lab.lb_ns(), LB_IFACE).contains(&format!("{VIP}/32")));
+    assert!(addresses(lab.ns(Host::Ok), "lo").contains(&format!("{VIP}/32")));
+    let index = curl(&lab, &[&format!("http://{OK_IP}/")]);
+    assert_eq!(index.stdout, INDEX_HTML.as_bytes());
+}
+
+#[test]
+fn labs_side_by_side_are_independent() {
+    let labs: Vec<Lab> = std::thread::scope(|s| {
+        let handles: Vec<_> = [Role::Backup, Role::Master, Role::Backup]
+            .into_iter()
+            .map(|role| s.spawn(move || Lab::up(role).expect(NEEDS_ROOT)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for lab in &labs {
+        let index = curl(lab, &[&format!("http://{OK_IP}/")]);
+        assert_eq!(index.stdout, INDEX_HTML.as_bytes());
+    }
+    let mut all: Vec<String> = labs.iter().flat_map(names).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 15, "distinct namespaces");
+    drop(labs);
+    for ns in &all {
+        assert!(!namespace_exists(ns), "{ns} still exists");
+    }
+}
+
+#[test]
+fn a_panicking_test_still_removes_its_lab() {
+    let mut seen = None;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let lab = Lab::up(Role::Backup).expect(NEEDS_ROOT);
+        seen = Some((names(&lab), lab.docroot()));
+        panic!("test failure inside a lab");
+    }));
+    assert!(result.is_err());
+    let (names, docroot) = seen.unwrap();
+    assert_removed(&names, &[], &docroot);
+}
+
+#[test]
+fn background_processes_are_stopped() {
+    let lab = Lab::up(Role::Backup).expect(NEEDS_ROOT);
+    let pcap = lab.docroot().join("lb.pcap");
+    let mut dump = lab.command(lab.lb_ns(), "tcpdump");
+    // Without --immediate-mode, packets wait up to 1 s in the capture
+    // buffer and a stop loses them.
+    dump.args(["--immediate-mode", "-i", LB_IFACE, "-U", "-w"])
+        .arg(&pcap)
+        .args(["tcp", "port", "80"])
+        .stderr(Stdio::null());
+    let dump = lab.spawn(&mut dump).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !pcap.exists() {
+        assert!(Instant::now() < deadline, "tcpdump does not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(curl(&lab, &[&format!("http://{OK_IP}/")]).status.success());
+    // tcpdump drops what it has not read when it stops: wait for the pcap
+    // header (24 bytes) and at least the handshake to be written.
+    while std::fs::metadata(&pcap).unwrap().len() < 24 + 3 * 54 {
+        assert!(Instant::now() < deadline, "tcpdump captures nothing");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = dump.stop().unwrap();
+    assert!(status.success(), "{status}");
+
+    // A process the test forgot still goes with the lab.
+    let mut forgotten = lab
+        .command(lab.ns(Host::Closed), "sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let closed_inode = lab.netns_inode(lab.ns(Host::Closed));
+    wait_until_in(forgotten.id(), closed_inode);
+    let names = names(&lab);
+    drop(lab);
+    assert_eq!(forgotten.wait().unwrap().signal(), Some(libc::SIGKILL));
+    for ns in &names {
+        assert!(!namespace_exists(ns));
+    }
+}
+
+#[test]
+fn leftovers_of_a_dead_process_are_removed() {
+    // The leftovers are made while their owner lives, so that the Lab::up
+    // of a test running beside this one cannot remove them half-made.
+    let mut owner = Command::new("sleep").arg("60").spawn().unwrap();
+    let id = format!("{}-0", owner.id());
+    let ns_lb = format!("vck-{id}-lb");
+    let ns_sw = format!("vck-{id}-sw");
+    let dir = std::env::temp_dir().join(format!("vck-{id}"));
+    let add = Command::new("ip")
+        .args(["-b", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .and_then(|mut ip| {
+            use std::io::Write;
+            ip.stdin
+                .take()
+                .unwrap()
+                .write_all(format!("netns add {ns_lb}\nnetns add {ns_sw}\n").as_bytes())?;
+            ip.wait()
+        })
+        .expect(NEEDS_ROOT);
+    assert!(add.success());
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    let mut orphan = Command::new("nsenter")
+        .arg(format!("--net=/run/netns/{ns_lb}"))
+        .args(["sleep", "60"])
+        .spawn()
+        .unwrap();
+    wait_until_in(orphan.id(), netns_inode(&ns_lb));
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+
+    let lab = Lab::up(Role::Backup).expect(NEEDS_ROOT);
+    assert!(!namespace_exists(&ns_lb));
+    assert!(!namespace_exists(&ns_sw));
+    assert!(!dir.exists());
+    assert_eq!(orphan.wait().unwrap().signal(), Some(libc::SIGKILL));
+    assert!(namespace_exists(lab.lb_ns()));
+}
