@@ -56,6 +56,7 @@ pub struct Stack {
     sockets: SocketSet<'static>,
     handle: SocketHandle,
     params: FlowParams,
+    resend: Resend,
 }
 
 impl Stack {
@@ -99,11 +100,15 @@ impl Stack {
             sockets,
             handle,
             params,
+            resend: Resend::default(),
         }
     }
 
     /// Queues a frame captured for our flow.
     pub fn receive(&mut self, frame: Vec<u8>) {
+        if let Some(segment) = Segment::parse(&frame) {
+            self.resend.received(&segment);
+        }
         self.device.rx.push_back(frame);
     }
 
@@ -115,17 +120,29 @@ impl Stack {
 
     /// How long smoltcp can sleep before its next timer (retransmission).
     pub fn poll_delay(&mut self, now: std::time::Instant) -> Option<Duration> {
-        self.iface
+        let stack = self
+            .iface
             .poll_delay(Instant::from(now), &self.sockets)
-            .map(Duration::from)
+            .map(Duration::from);
+        let resend = self
+            .resend
+            .next_due()
+            .map(|due| due.saturating_duration_since(now));
+        match (stack, resend) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The frames to put on the wire: only TCP segments of our flow, with
     /// the real server's MAC. Anything else smoltcp emits (ARP, RSTs to
     /// unknown flows) must not reach the LB's network.
-    pub fn take_outgoing(&mut self) -> Vec<Vec<u8>> {
+    ///
+    /// Also the early retransmissions that are due at `now` (see [`Resend`]).
+    pub fn take_outgoing(&mut self, now: std::time::Instant) -> Vec<Vec<u8>> {
         let params = self.params;
-        self.device
+        let mut out: Vec<Vec<u8>> = self
+            .device
             .tx
             .drain(..)
             .filter_map(|mut frame| {
@@ -136,7 +153,12 @@ impl Stack {
                 eth.set_dst_addr(EthernetAddress(params.real_server_mac.0));
                 Some(frame)
             })
-            .collect()
+            .collect();
+        for frame in &out {
+            self.resend.sent(frame, now);
+        }
+        out.extend(self.resend.due(now));
+        out
     }
 
     pub fn socket(&mut self) -> &mut tcp::Socket<'static> {
@@ -145,6 +167,115 @@ impl Stack {
 
     pub fn state(&self) -> tcp::State {
         self.sockets.get::<tcp::Socket>(self.handle).state()
+    }
+}
+
+/// Early retransmission of our data segments.
+///
+/// smoltcp's retransmission timeout is at least one second and doubles from
+/// there, so within a check's deadline it retries far less often than the
+/// kernel (whose minimum is 200 ms): under loss a check would fail where a
+/// kernel connection succeeds. So each segment that carries data or a FIN
+/// is sent again, unchanged, if no ACK has covered it after 200 ms, then
+/// 400 ms, and so on, until smoltcp's own retransmission takes over. A
+/// duplicate segment is ordinary TCP for the peer; smoltcp's state is not
+/// touched. SYNs keep smoltcp's one second, as the kernel's.
+#[derive(Debug, Default)]
+struct Resend {
+    pending: Vec<Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    frame: Vec<u8>,
+    seq: u32,
+    /// Sequence number just after the segment.
+    end: u32,
+    due: std::time::Instant,
+    interval: Duration,
+}
+
+const FIRST_RESEND: Duration = Duration::from_millis(200);
+/// Beyond this interval smoltcp's own timer (1 s, doubling) is as fast.
+const LAST_RESEND: Duration = Duration::from_millis(800);
+
+impl Resend {
+    fn sent(&mut self, frame: &[u8], now: std::time::Instant) {
+        let Some(segment) = Segment::parse(frame) else {
+            return;
+        };
+        if segment.len == 0 || segment.syn {
+            return;
+        }
+        // smoltcp's own retransmission of a segment restarts our schedule.
+        self.pending.retain(|p| p.seq != segment.seq);
+        self.pending.push(Pending {
+            frame: frame.to_vec(),
+            seq: segment.seq,
+            end: segment.seq.wrapping_add(segment.len),
+            due: now + FIRST_RESEND,
+            interval: FIRST_RESEND,
+        });
+    }
+
+    fn received(&mut self, segment: &Segment) {
+        if segment.rst {
+            self.pending.clear();
+        } else if let Some(ack) = segment.ack {
+            // Covered when end <= ack, in sequence-number arithmetic.
+            self.pending
+                .retain(|p| (ack.wrapping_sub(p.end) as i32) < 0);
+        }
+    }
+
+    fn due(&mut self, now: std::time::Instant) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        self.pending.retain_mut(|p| {
+            if p.due > now {
+                return true;
+            }
+            out.push(p.frame.clone());
+            p.interval *= 2;
+            p.due = now + p.interval;
+            p.interval <= LAST_RESEND
+        });
+        out
+    }
+
+    fn next_due(&self) -> Option<std::time::Instant> {
+        self.pending.iter().map(|p| p.due).min()
+    }
+}
+
+/// What [`Resend`] needs of a TCP segment.
+#[derive(Debug)]
+struct Segment {
+    seq: u32,
+    /// Sequence space it occupies (payload, plus one for SYN and FIN).
+    len: u32,
+    ack: Option<u32>,
+    syn: bool,
+    rst: bool,
+}
+
+impl Segment {
+    fn parse(frame: &[u8]) -> Option<Segment> {
+        let eth = EthernetFrame::new_checked(frame).ok()?;
+        if eth.ethertype() != EthernetProtocol::Ipv4 {
+            return None;
+        }
+        let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+        if ip.next_header() != IpProtocol::Tcp {
+            return None;
+        }
+        let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+        Some(Segment {
+            seq: tcp.seq_number().0 as u32,
+            len: tcp.segment_len() as u32,
+            ack: tcp.ack().then(|| tcp.ack_number().0 as u32),
+            syn: tcp.syn(),
+            rst: tcp.rst(),
+        })
     }
 }
 
@@ -269,7 +400,7 @@ mod tests {
         let p = params();
         let mut stack = Stack::connect(p, std::time::Instant::now());
         stack.poll(std::time::Instant::now());
-        let out = stack.take_outgoing();
+        let out = stack.take_outgoing(std::time::Instant::now());
         assert_eq!(out.len(), 1, "exactly the SYN, no ARP: {out:?}");
         let eth = EthernetFrame::new_checked(&out[0][..]).unwrap();
         assert_eq!(eth.dst_addr().0, p.real_server_mac.0);
@@ -292,6 +423,77 @@ mod tests {
         record[..4].copy_from_slice(&u32::MAX.to_ne_bytes());
         assert_eq!(record_frame(&record), None);
         assert_eq!(record_frame(&[1, 2]), None);
+    }
+
+    #[test]
+    fn unacknowledged_data_is_sent_again_early_until_acknowledged() {
+        let p = params();
+        let t0 = std::time::Instant::now();
+        let mut stack = Stack::connect(p, t0);
+        stack.poll(t0);
+        let syn = stack.take_outgoing(t0).remove(0);
+        let syn_seq = Segment::parse(&syn).unwrap().seq;
+        // The server's SYN-ACK, as the XDP program would hand it over.
+        let mut synack = syn.clone();
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut synack[..]);
+            eth.set_src_addr(EthernetAddress(p.real_server_mac.0));
+            eth.set_dst_addr(EthernetAddress(p.local_mac.0));
+            let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
+            ip.set_src_addr(p.vip);
+            ip.set_dst_addr(p.local_ip);
+            let mut tcp = TcpPacket::new_unchecked(ip.payload_mut());
+            tcp.set_src_port(p.port);
+            tcp.set_dst_port(p.local_port);
+            tcp.set_seq_number(smoltcp::wire::TcpSeqNumber(1000));
+            tcp.set_ack_number(smoltcp::wire::TcpSeqNumber(syn_seq.wrapping_add(1) as i32));
+            tcp.set_ack(true);
+        }
+        stack.receive(synack.clone());
+        stack.poll(t0);
+        assert_eq!(stack.state(), tcp::State::Established);
+        stack
+            .socket()
+            .send_slice(b"GET / HTTP/1.1\r\n\r\n")
+            .unwrap();
+        stack.poll(t0);
+        let sent = stack.take_outgoing(t0);
+        let data: Vec<_> = sent
+            .iter()
+            .filter(|f| Segment::parse(f).unwrap().len > 0)
+            .collect();
+        assert_eq!(data.len(), 1, "{sent:?}");
+        let data = data[0].clone();
+        assert!(stack.poll_delay(t0).unwrap() <= FIRST_RESEND);
+
+        // Nothing acknowledged it: the same segment again after 200 ms, not 1 s.
+        let t1 = t0 + FIRST_RESEND;
+        stack.poll(t1);
+        let again = stack.take_outgoing(t1);
+        assert_eq!(again, vec![data.clone()]);
+
+        // An ACK covering it ends the early retransmissions.
+        let end = Segment::parse(&data).unwrap();
+        let mut ack = synack;
+        {
+            let mut eth = EthernetFrame::new_unchecked(&mut ack[..]);
+            let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
+            let mut tcp = TcpPacket::new_unchecked(ip.payload_mut());
+            tcp.set_syn(false);
+            tcp.set_seq_number(smoltcp::wire::TcpSeqNumber(1001));
+            tcp.set_ack_number(smoltcp::wire::TcpSeqNumber(
+                end.seq.wrapping_add(end.len) as i32
+            ));
+        }
+        stack.receive(ack);
+        let t2 = t1 + Duration::from_secs(5);
+        stack.poll(t2);
+        assert!(
+            stack
+                .take_outgoing(t2)
+                .iter()
+                .all(|f| Segment::parse(f).unwrap().len == 0)
+        );
     }
 
     #[test]

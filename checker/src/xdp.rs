@@ -392,12 +392,17 @@ fn sweep_defunct() {
 }
 
 fn attach(dir: &Path, dev: &NetDev, mode: XdpMode) -> Result<()> {
-    let mut ebpf = Ebpf::load(PROGRAM).map_err(|e| match e {
-        aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. }) => {
-            Error::privileged("creating BPF maps", io_error)
-        }
-        e => Error::Bpf(format!("loading the program: {e}")),
-    })?;
+    // No kernel BTF: the program uses no CO-RE relocation, and parsing
+    // /sys/kernel/btf/vmlinux would triple the process's memory.
+    let mut ebpf = aya::EbpfLoader::new()
+        .btf(None)
+        .load(PROGRAM)
+        .map_err(|e| match e {
+            aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. }) => {
+                Error::privileged("creating BPF maps", io_error)
+            }
+            e => Error::Bpf(format!("loading the program: {e}")),
+        })?;
     let program: &mut Xdp = ebpf
         .program_mut(PROGRAM_NAME)
         .ok_or_else(|| Error::Bpf("program missing from the object".into()))?

@@ -32,6 +32,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+mod fixture;
 mod naming;
 mod netns;
 mod nginx;
@@ -51,6 +52,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub use fixture::{BYTEWISE_BODY, CHUNKED_BODY, FIXTURE_PORT, Fixtures, TEXT_BODY};
 pub use naming::{Owner, PREFIX};
 pub use nginx::{FILES, INDEX_HTML, SERVER_HEADER, pseudo_random};
 pub use process::Background;
@@ -164,6 +166,12 @@ impl fmt::Display for Host {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
+}
+
+/// The running fixture server of a lab (see [`Lab::fixtures`]).
+pub struct FixtureGuard<'lab> {
+    _fixtures: Fixtures,
+    _lab: std::marker::PhantomData<&'lab Lab>,
 }
 
 /// A running lab; see the [module documentation](self).
@@ -333,6 +341,16 @@ impl Lab {
             .spawn()
             .with_context(|| format!("cannot start {cmd:?}"))?;
         Ok(Background::new(child))
+    }
+
+    /// Starts the project's HTTP test server on `host` (port
+    /// [`FIXTURE_PORT`]); it stops when the returned guard is dropped,
+    /// which the borrow makes happen before the lab is dropped.
+    pub fn fixtures(&self, host: Host) -> Result<FixtureGuard<'_>> {
+        Ok(FixtureGuard {
+            _fixtures: Fixtures::start(self.ns(host))?,
+            _lab: std::marker::PhantomData,
+        })
     }
 
     /// Leaves the lab running after this process ends. Meant for the demo

@@ -159,7 +159,7 @@ impl Flow {
     }
 
     fn transmit(&mut self) -> Result<()> {
-        for frame in self.stack.take_outgoing() {
+        for frame in self.stack.take_outgoing(Instant::now()) {
             self.link.send(&frame)?;
         }
         Ok(())

@@ -1,6 +1,6 @@
 //! Helpers of the lab tests: run vipcheck in a lab's LB namespace and read
 //! what it and the XDP program report.
-#![allow(dead_code)] // each test crate uses its own subset
+#![allow(dead_code, unused_imports)] // each test crate uses its own subset
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -112,4 +112,84 @@ pub fn sh(lab: &Lab, ns: &str, program: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `cmd` and also returns its peak resident set size in KiB (from
+/// wait4's rusage: the process itself, as nsenter execs it).
+// Reaped by wait4 below, which std's Child cannot do (it needs the rusage).
+#[allow(clippy::zombie_processes)]
+pub fn run_measured(mut cmd: Command) -> (Run, u64) {
+    use std::io::Read;
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn vipcheck");
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain data; zeroed is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, writing into valid locals.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4");
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (
+        Run {
+            code,
+            stdout,
+            stderr,
+            elapsed: start.elapsed(),
+        },
+        usage.ru_maxrss as u64,
+    )
+}
+
+/// `vipcheck http [extra...] eth0 RS VIP PORT HOST PATH`.
+pub fn http_args(
+    real_server: std::net::Ipv4Addr,
+    port: u16,
+    path: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut args: Vec<String> = vec!["http".into()];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend([
+        LB_IFACE.to_string(),
+        real_server.to_string(),
+        VIP.to_string(),
+        port.to_string(),
+        "lab.example".to_string(),
+        path.to_string(),
+    ]);
+    args
+}
+
+pub fn http(
+    lab: &Lab,
+    real_server: std::net::Ipv4Addr,
+    port: u16,
+    path: &str,
+    extra: &[&str],
+) -> Run {
+    let args = http_args(real_server, port, path, extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(vipcheck(lab, &args))
 }
