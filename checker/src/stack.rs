@@ -170,16 +170,18 @@ impl Stack {
     }
 }
 
-/// Early retransmission of our data segments.
+/// Early retransmission of our segments.
 ///
 /// smoltcp's retransmission timeout is at least one second and doubles from
 /// there, so within a check's deadline it retries far less often than the
 /// kernel (whose minimum is 200 ms): under loss a check would fail where a
-/// kernel connection succeeds. So each segment that carries data or a FIN
-/// is sent again, unchanged, if no ACK has covered it after 200 ms, then
-/// 400 ms, and so on, until smoltcp's own retransmission takes over. A
-/// duplicate segment is ordinary TCP for the peer; smoltcp's state is not
-/// touched. SYNs keep smoltcp's one second, as the kernel's.
+/// kernel connection succeeds. So each segment that occupies sequence space
+/// (SYN, data, FIN) is sent again, unchanged, if no ACK has covered it after
+/// 200 ms, then 400 ms and 800 ms; smoltcp's own retransmission restarts
+/// that schedule. A duplicate segment is ordinary TCP for the peer, and
+/// smoltcp's state is not touched. The SYN too: a check knows its peer is
+/// one LAN hop away, where the kernel's one second for an unknown path only
+/// makes a lost SYN cost a second of the check's deadline.
 #[derive(Debug, Default)]
 struct Resend {
     pending: Vec<Pending>,
@@ -204,7 +206,7 @@ impl Resend {
         let Some(segment) = Segment::parse(frame) else {
             return;
         };
-        if segment.len == 0 || segment.syn {
+        if segment.len == 0 {
             return;
         }
         // smoltcp's own retransmission of a segment restarts our schedule.
@@ -254,7 +256,6 @@ struct Segment {
     /// Sequence space it occupies (payload, plus one for SYN and FIN).
     len: u32,
     ack: Option<u32>,
-    syn: bool,
     rst: bool,
 }
 
@@ -273,7 +274,6 @@ impl Segment {
             seq: tcp.seq_number().0 as u32,
             len: tcp.segment_len() as u32,
             ack: tcp.ack().then(|| tcp.ack_number().0 as u32),
-            syn: tcp.syn(),
             rst: tcp.rst(),
         })
     }

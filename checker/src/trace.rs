@@ -83,7 +83,7 @@ fn describe_ipv4(payload: &[u8]) -> Option<Parts> {
     if tcp.ack() {
         details += &format!(", ack {}", tcp.ack_number().0 as u32);
     }
-    details += &format!(", length {}", tcp.payload().len());
+    details += &format!(", win {}, length {}", tcp.window_len(), tcp.payload().len());
     Some((addrs, details))
 }
 
@@ -124,7 +124,7 @@ mod tests {
         assert_eq!(
             describe(&frame),
             "(02:00:00:00:00:01) 198.18.0.1:40000 > 198.18.0.100:80 (02:00:00:00:00:0b) \
-             Flags [S], seq 7, length 0"
+             Flags [S], seq 7, win 65535, length 0"
         );
         frame[47] = 0x12; // SYN+ACK
         assert!(describe(&frame).contains("Flags [S.], seq 7, ack 0"));

@@ -259,14 +259,19 @@ fn loss_costs_no_more_than_it_costs_the_kernel() {
                 .map(|_| {
                     let args = http_args(OK_IP, 80, "/20k.bin", &["-A", &md5, "-t", "5000"]);
                     let mut cmd = lab.command(lab.lb_ns(), VIPCHECK);
-                    cmd.args(&args).stdout(std::process::Stdio::null());
+                    cmd.args(&args).stdout(std::process::Stdio::piped());
                     cmd.spawn().expect("spawn vipcheck")
                 })
                 .collect();
             children
                 .into_iter()
-                .filter_map(|mut c| c.wait().ok())
-                .filter(|s| s.success())
+                .filter_map(|c| c.wait_with_output().ok())
+                .filter(|out| {
+                    if !out.status.success() {
+                        println!("failed: {}", String::from_utf8_lossy(&out.stdout).trim());
+                    }
+                    out.status.success()
+                })
                 .count()
         })
         .sum();

@@ -2,6 +2,7 @@
 //! network-namespace test lab that the checker's integration tests build
 //! (`xtask::lab::Lab::up`).
 
+pub mod bench;
 pub mod lab;
 pub mod setup;
 

@@ -35,6 +35,12 @@ enum Task {
     },
     /// Build the release binary and check the lab's real servers with it.
     Demo,
+    /// Time whole warm checks against the kernel doing the same (release build).
+    Bench {
+        /// Runs of each contender.
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -57,6 +63,7 @@ fn main() -> ExitCode {
         Task::Lab { action } => lab_task(action).map(|()| ExitCode::SUCCESS),
         Task::Test { args } => test(&args),
         Task::Demo => demo(),
+        Task::Bench { runs } => bench(runs),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -214,12 +221,13 @@ fn test(args: &[String]) -> Result<ExitCode> {
     ])
 }
 
-fn demo() -> Result<ExitCode> {
-    xtask::require_root("`cargo xtask demo` (apt-get, the lab)")?;
+/// Setup, `cargo build --release`, and the path of the vipcheck it built
+/// (`Err(exit)` if the build failed).
+fn release_build() -> Result<Result<PathBuf, ExitCode>> {
     xtask::setup::run()?;
     let built = run_steps(vec![cargo(&["build", "--release"])])?;
     if built != ExitCode::SUCCESS {
-        return Ok(built);
+        return Ok(Err(built));
     }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -227,26 +235,55 @@ fn demo() -> Result<ExitCode> {
     let vipcheck = target.join("release/vipcheck");
     if !vipcheck.is_file() {
         bail!(
-            "{} is missing after `cargo build --release`: the checker crate has no vipcheck binary yet",
+            "{} is missing after `cargo build --release`",
             vipcheck.display()
         );
     }
+    Ok(Ok(vipcheck))
+}
+
+fn bench(runs: usize) -> Result<ExitCode> {
+    xtask::require_root("`cargo xtask bench` (apt-get, the lab)")?;
+    let vipcheck = match release_build()? {
+        Ok(path) => path,
+        Err(code) => return Ok(code),
+    };
+    xtask::bench::run(&vipcheck, runs)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn demo() -> Result<ExitCode> {
+    xtask::require_root("`cargo xtask demo` (apt-get, the lab)")?;
+    let vipcheck = match release_build()? {
+        Ok(path) => path,
+        Err(code) => return Ok(code),
+    };
     let lab = Lab::up(Role::Backup)?;
     println!(
-        "backup LB (VIP {VIP} only on the real servers); `vipcheck tcp {LB_IFACE} RS {VIP} 80`:"
+        "backup LB (VIP {VIP} only on the real servers); `vipcheck CHECK {LB_IFACE} RS {VIP} 80 ...`:"
     );
     println!(
-        "{:<7} {:<12} {:>8} {:>4}  verdict",
-        "server", "address", "expected", "exit"
+        "{:<7} {:<12} {:<5} {:>8} {:>4}  verdict",
+        "server", "address", "check", "expected", "exit"
     );
     let mut as_expected = true;
-    for (host, expected) in [(Host::Ok, 0), (Host::NoVip, 1), (Host::Closed, 1)] {
-        let out = lab
-            .command(lab.lb_ns(), &vipcheck)
-            .args(["tcp", LB_IFACE])
+    let checks = [
+        (Host::Ok, "tcp", 0),
+        (Host::NoVip, "tcp", 1),
+        (Host::Closed, "tcp", 1),
+        (Host::Ok, "http", 0),
+        (Host::NoVip, "http", 1),
+    ];
+    for (host, check, expected) in checks {
+        let mut cmd = lab.command(lab.lb_ns(), &vipcheck);
+        cmd.args([check, LB_IFACE])
             .arg(host.ip().to_string())
             .arg(VIP.to_string())
-            .arg(lab::HTTP_PORT.to_string())
+            .arg(lab::HTTP_PORT.to_string());
+        if check == "http" {
+            cmd.args(["lab.example", "/"]);
+        }
+        let out = cmd
             .output()
             .with_context(|| format!("cannot run {}", vipcheck.display()))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -261,7 +298,7 @@ fn demo() -> Result<ExitCode> {
             .map_or_else(|| out.status.to_string(), |c| c.to_string());
         as_expected &= out.status.code() == Some(expected);
         println!(
-            "{:<7} {:<12} {expected:>8} {exit:>4}  {verdict}",
+            "{:<7} {:<12} {check:<5} {expected:>8} {exit:>4}  {verdict}",
             host.name(),
             host.ip()
         );
