@@ -12,7 +12,7 @@
 //! lets only our flow's TCP segments out, with the real server's MAC.
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
 use checker_common::FRAME_HEADER_LEN;
@@ -249,18 +249,21 @@ impl Resend {
     }
 }
 
-/// What [`Resend`] needs of a TCP segment.
-#[derive(Debug)]
-struct Segment {
-    seq: u32,
+/// The fields of an IPv4 TCP segment in an Ethernet frame that the
+/// checker looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub src: SocketAddrV4,
+    pub dst: SocketAddrV4,
+    pub seq: u32,
     /// Sequence space it occupies (payload, plus one for SYN and FIN).
-    len: u32,
-    ack: Option<u32>,
-    rst: bool,
+    pub len: u32,
+    pub ack: Option<u32>,
+    pub rst: bool,
 }
 
 impl Segment {
-    fn parse(frame: &[u8]) -> Option<Segment> {
+    pub fn parse(frame: &[u8]) -> Option<Segment> {
         let eth = EthernetFrame::new_checked(frame).ok()?;
         if eth.ethertype() != EthernetProtocol::Ipv4 {
             return None;
@@ -271,6 +274,8 @@ impl Segment {
         }
         let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
         Some(Segment {
+            src: SocketAddrV4::new(ip.src_addr(), tcp.src_port()),
+            dst: SocketAddrV4::new(ip.dst_addr(), tcp.dst_port()),
             seq: tcp.seq_number().0 as u32,
             len: tcp.segment_len() as u32,
             ack: tcp.ack().then(|| tcp.ack_number().0 as u32),
@@ -279,24 +284,12 @@ impl Segment {
     }
 }
 
+/// Whether smoltcp's `frame` is a segment of our flow.
 fn is_our_segment(frame: &[u8], params: &FlowParams) -> bool {
-    let Ok(eth) = EthernetFrame::new_checked(frame) else {
-        return false;
-    };
-    if eth.ethertype() != EthernetProtocol::Ipv4 {
-        return false;
-    }
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
-        return false;
-    };
-    if ip.next_header() != IpProtocol::Tcp
-        || ip.src_addr() != params.local_ip
-        || ip.dst_addr() != params.vip
-    {
-        return false;
-    }
-    TcpPacket::new_checked(ip.payload())
-        .is_ok_and(|tcp| tcp.src_port() == params.local_port && tcp.dst_port() == params.port)
+    Segment::parse(frame).is_some_and(|s| {
+        s.src == SocketAddrV4::new(params.local_ip, params.local_port)
+            && s.dst == SocketAddrV4::new(params.vip, params.port)
+    })
 }
 
 /// smoltcp must not reuse initial sequence numbers across runs.

@@ -199,48 +199,18 @@ fn hostile_servers_end_before_the_deadline_in_bounded_memory() {
     }
 }
 
-/// Drops `percent`% of the frames in both directions on `host`'s side.
+/// Drops `percent`% of the TCP frames in both directions on `host`'s side.
 fn add_loss(lab: &Lab, host: Host, percent: u32) {
-    let ns = lab.ns(host);
-    sh(lab, ns, "nft", &["add", "table", "inet", "vckloss"]);
-    for (chain, hook) in [("in", "input"), ("out", "output")] {
-        sh(
-            lab,
-            ns,
-            "nft",
-            &[
-                "add",
-                "chain",
-                "inet",
-                "vckloss",
-                chain,
-                &format!("{{ type filter hook {hook} priority 0; policy accept; }}"),
-            ],
-        );
-        sh(
-            lab,
-            ns,
-            "nft",
-            &[
-                "add",
-                "rule",
-                "inet",
-                "vckloss",
-                chain,
-                "meta",
-                "l4proto",
-                "tcp",
-                "numgen",
-                "random",
-                "mod",
-                "100",
-                "<",
-                &percent.to_string(),
-                "counter",
-                "drop",
-            ],
-        );
-    }
+    let drop = format!("meta l4proto tcp numgen random mod 100 < {percent} counter drop;");
+    nft(
+        lab,
+        lab.ns(host),
+        &format!(
+            "table inet vckloss {{\n\
+             chain in {{ type filter hook input priority 0; {drop} }}\n\
+             chain out {{ type filter hook output priority 0; {drop} }}\n}}"
+        ),
+    );
 }
 
 #[test]

@@ -61,30 +61,13 @@ struct RstCounter<'a> {
 
 impl<'a> RstCounter<'a> {
     fn install(lab: &'a Lab) -> Self {
-        let ns = lab.ns(Host::Ok);
-        let lb = LB_IP.to_string();
-        sh(lab, ns, "nft", &["add", "table", "ip", "vck"]);
-        sh(
+        nft(
             lab,
-            ns,
-            "nft",
-            &[
-                "add",
-                "chain",
-                "ip",
-                "vck",
-                "in",
-                "{ type filter hook prerouting priority -300; policy accept; }",
-            ],
-        );
-        sh(
-            lab,
-            ns,
-            "nft",
-            &[
-                "add", "rule", "ip", "vck", "in", "ip", "saddr", &lb, "tcp", "flags", "&", "rst",
-                "==", "rst", "counter",
-            ],
+            lab.ns(Host::Ok),
+            &format!(
+                "table ip vck {{\n chain in {{\n  type filter hook prerouting priority -300;\n  \
+                 ip saddr {LB_IP} tcp flags & rst == rst counter\n }}\n}}\n"
+            ),
         );
         RstCounter { lab }
     }

@@ -9,14 +9,13 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use checker_common::FlowKey;
-use smoltcp::wire::{EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet, TcpPacket};
 
 use crate::error::{Error, Result};
 use crate::link::{Capture, Link};
 use crate::netdev::{Mac, NetDev};
 use crate::packet::{ETH_P_ALL, PacketSocket};
 use crate::resolve;
-use crate::stack::{FlowParams, Stack};
+use crate::stack::{FlowParams, Segment, Stack};
 use crate::target::{self, CloseMode, Target};
 use crate::trace::Tracer;
 use crate::verdict::Verdict;
@@ -243,25 +242,8 @@ fn reserve_port(source: Ipv4Addr) -> Result<(socket2::Socket, u16)> {
 /// Whether `frame` is a TCP segment of the flow `key`: the XDP program
 /// already filters, the `--xdp off` capture sees every frame.
 fn is_segment_of(frame: &[u8], key: &FlowKey) -> bool {
-    let Ok(eth) = EthernetFrame::new_checked(frame) else {
-        return false;
-    };
-    if eth.ethertype() != EthernetProtocol::Ipv4 {
-        return false;
-    }
-    let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) else {
-        return false;
-    };
-    if ip.next_header() != IpProtocol::Tcp
-        || ip.src_addr().octets() != key.remote_addr[..4]
-        || ip.dst_addr().octets() != key.local_addr[..4]
-    {
-        return false;
-    }
-    TcpPacket::new_checked(ip.payload()).is_ok_and(|tcp| {
-        tcp.src_port().to_be_bytes() == key.remote_port
-            && tcp.dst_port().to_be_bytes() == key.local_port
-    })
+    let (remote, local) = crate::xdp::endpoints(key);
+    Segment::parse(frame).is_some_and(|s| s.src == remote && s.dst == local)
 }
 
 /// The runtime of one check: one thread, I/O and timers.

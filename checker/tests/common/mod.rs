@@ -193,3 +193,21 @@ pub fn http(
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     run(vipcheck(lab, &args))
 }
+
+/// Loads an nftables ruleset (`nft -f -`) in namespace `ns`.
+pub fn nft(lab: &Lab, ns: &str, ruleset: &str) {
+    use std::io::Write;
+    let mut child = lab
+        .command(ns, "nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("nft");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(ruleset.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "nft rejected:\n{ruleset}");
+}
