@@ -276,7 +276,8 @@ fn trace_head(parser: &ResponseParser) -> bool {
     true
 }
 
-/// Applies every validation; the first that fails gives the reason.
+/// Applies every validation. The reason names the first that failed
+/// (expected and got), followed by what the response was.
 fn judge(
     check: &HttpCheck,
     parser: &ResponseParser,
@@ -286,7 +287,29 @@ fn judge(
     let Some(head) = parser.head() else {
         return (false, "no response head".to_string());
     };
-    let expect = &check.expect;
+    let md5 = hex::encode(body.md5.finalize());
+    let summary = format!(
+        "{} {}, {} body bytes, MD5 {md5}, first byte after {:.1} ms",
+        head.status,
+        head.reason,
+        parser.body_len(),
+        first_byte.as_secs_f64() * 1000.0
+    );
+    let sha256 = body.sha256.map(|sha| hex::encode(sha.finalize()));
+    let kept = body.kept.unwrap_or_default();
+    match first_failure(&check.expect, head, &md5, sha256.as_deref(), &kept) {
+        None => (true, summary),
+        Some(failure) => (false, format!("{failure} ({summary})")),
+    }
+}
+
+fn first_failure(
+    expect: &Expect,
+    head: &http::Head,
+    md5: &str,
+    sha256: Option<&str>,
+    body: &[u8],
+) -> Option<String> {
     let default_status = [200..=399];
     let statuses: &[RangeInclusive<u16>] = if expect.is_empty() {
         &default_status
@@ -295,72 +318,51 @@ fn judge(
     };
     if !statuses.is_empty() && !statuses.iter().any(|r| r.contains(&head.status)) {
         let wanted: Vec<String> = statuses.iter().map(range_text).collect();
-        return (
-            false,
-            format!("status {}, expected {}", head.status, wanted.join(" or ")),
-        );
+        return Some(format!(
+            "status {}, expected {}",
+            head.status,
+            wanted.join(" or ")
+        ));
     }
     for (name, value) in &expect.headers {
         let got: Vec<&str> = head.values(name).collect();
         if !got.contains(&value.as_str()) {
-            let reason = match got.as_slice() {
+            return Some(match got.as_slice() {
                 [] => format!("header {name} missing, expected {value:?}"),
                 _ => format!("header {name}: {:?}, expected {value:?}", got.join(", ")),
-            };
-            return (false, reason);
+            });
         }
     }
-    let md5 = hex::encode(body.md5.finalize());
     if let Some(want) = &expect.md5
-        && *want != md5
+        && want != md5
     {
-        return (false, format!("body MD5 {md5}, expected {want}"));
+        return Some(format!("body MD5 {md5}, expected {want}"));
     }
-    if let (Some(want), Some(sha)) = (&expect.sha256, body.sha256) {
-        let got = hex::encode(sha.finalize());
-        if *want != got {
-            return (false, format!("body SHA-256 {got}, expected {want}"));
-        }
+    if let (Some(want), Some(got)) = (&expect.sha256, sha256)
+        && want != got
+    {
+        return Some(format!("body SHA-256 {got}, expected {want}"));
     }
-    let kept = body.kept.unwrap_or_default();
     if let Some(want) = &expect.body
-        && *want != kept
+        && want != body
     {
-        return (
-            false,
-            format!(
-                "body differs from --body: got {} bytes starting {:?}",
-                kept.len(),
-                String::from_utf8_lossy(&kept[..kept.len().min(40)])
-            ),
-        );
+        return Some(format!(
+            "body differs from --body: got {} bytes starting {:?}",
+            body.len(),
+            String::from_utf8_lossy(&body[..body.len().min(40)])
+        ));
     }
     if let Some(re) = &expect.regex
-        && !re.is_match(&kept)
+        && !re.is_match(body)
     {
-        return (
-            false,
-            format!("body does not match --regex {:?}", re.as_str()),
-        );
+        return Some(format!("body does not match --regex {:?}", re.as_str()));
     }
     if let Some(re) = &expect.regex_absent
-        && re.is_match(&kept)
+        && re.is_match(body)
     {
-        return (
-            false,
-            format!("body matches --regex-absent {:?}", re.as_str()),
-        );
+        return Some(format!("body matches --regex-absent {:?}", re.as_str()));
     }
-    (
-        true,
-        format!(
-            "{} {}, {} body bytes, MD5 {md5}, first byte after {:.1} ms",
-            head.status,
-            head.reason,
-            parser.body_len(),
-            first_byte.as_secs_f64() * 1000.0
-        ),
-    )
+    None
 }
 
 fn range_text(r: &RangeInclusive<u16>) -> String {
