@@ -1,0 +1,75 @@
+//! The two bpf(2) calls aya does not expose for links.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+use super::pin::c_path;
+
+// The two bpf(2) calls aya does not expose for links: open a pinned object,
+// and read an XDP link's interface index.
+
+const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+
+pub(super) fn obj_get(path: &Path) -> io::Result<OwnedFd> {
+    let c = c_path(path);
+    // bpf_attr for BPF_OBJ_GET: pathname (u64), bpf_fd, file_flags, path_fd.
+    let mut attr = [0u64; 3];
+    attr[0] = c.as_ptr() as u64;
+    // SAFETY: attr is a valid bpf_attr prefix of the size passed; the path
+    // outlives the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel returned a new fd that nobody else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+pub(super) struct LinkInfo {
+    pub(super) prog_id: u32,
+    /// 0 once the interface is gone.
+    pub(super) ifindex: u32,
+}
+
+pub(super) fn link_info(link: &OwnedFd) -> io::Result<LinkInfo> {
+    // struct bpf_link_info: type, id, prog_id (u32 each), then an 8-aligned
+    // union whose xdp member starts with the ifindex (offset 16).
+    let mut info = [0u32; 32];
+    // bpf_attr for BPF_OBJ_GET_INFO_BY_FD: bpf_fd, info_len, info (u64).
+    let mut attr = [0u32; 4];
+    attr[0] = link.as_raw_fd() as u32;
+    attr[1] = std::mem::size_of_val(&info) as u32;
+    let ptr = info.as_mut_ptr() as u64;
+    attr[2] = ptr as u32;
+    attr[3] = (ptr >> 32) as u32;
+    // SAFETY: attr is a valid bpf_attr prefix; info a writable buffer of the
+    // length given in it.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    const BPF_LINK_TYPE_XDP: u32 = 6;
+    if info[0] != BPF_LINK_TYPE_XDP {
+        return Err(io::Error::other("pinned link is not an XDP link"));
+    }
+    Ok(LinkInfo {
+        prog_id: info[2],
+        ifindex: info[4],
+    })
+}
