@@ -2,8 +2,9 @@
 //! traffic takes (destination IP = VIP, destination MAC = the real server's).
 //!
 //! Data flows one way: [`cli`] builds a [`target::Target`]; [`check`] opens
-//! a flow ([`netdev`], [`xdp`], [`packet`], [`link`], [`resolve`]) and drives the
-//! userspace stack ([`stack`]) to a [`verdict::Verdict`].
+//! a flow ([`netdev`], [`xdp`], [`packet`], [`link`], [`resolve`]), drives
+//! the userspace stack ([`stack`]), speaks [`http`] over it where asked, and
+//! ends in a [`verdict::Verdict`].
 
 pub mod check;
 pub mod cli;
