@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::time::Duration;
 
 use common::*;
@@ -183,9 +184,11 @@ fn hostile_servers_end_before_the_deadline_in_bounded_memory() {
         let args = http_args(OK_IP, FIXTURE_PORT, path, &["-t", "3000"]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (out, rss_kib) = run_measured(vipcheck(&lab, &args));
-        eprintln!(
-            "{path}: exit {}, {:?}, peak RSS {rss_kib} KiB",
-            out.code, out.elapsed
+        let _ = writeln!(
+            std::io::stderr(),
+            "hostile {path}: exit {}, {:.0?}, peak RSS {rss_kib} KiB",
+            out.code,
+            out.elapsed
         );
         assert_eq!(out.code, 1, "{path}: {out:?}");
         assert!(out.stdout.contains(needle), "{path}: {out:?}");
@@ -268,7 +271,10 @@ fn loss_costs_no_more_than_it_costs_the_kernel() {
         "nft",
         &["list", "table", "inet", "vckloss"],
     );
-    println!(
+    // Straight to stderr, past the test harness's capture: the rates
+    // belong in every test log.
+    let _ = writeln!(
+        std::io::stderr(),
         "10% loss both ways: vipcheck {vipcheck_passes}/{RUNS} passed, curl {curl_passes}/{RUNS} passed"
     );
     assert!(drops.contains("packets"), "no loss counter: {drops}");
