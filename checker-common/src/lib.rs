@@ -26,7 +26,8 @@ pub const COUNTERS_MAP: &str = "COUNTERS";
 pub const MAX_FLOWS: u32 = 4096;
 
 /// Capture slots per interface: processes that check at the same time.
-pub const SLOT_COUNT: u32 = 64;
+/// A slot's ring is created only when that many checks first run at once.
+pub const SLOT_COUNT: u32 = 256;
 
 /// Size in bytes of each slot's ring buffer (a power of two, page aligned).
 /// A check's receive window is a fraction of it.

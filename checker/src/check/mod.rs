@@ -58,8 +58,11 @@ impl Flow {
         };
         let capture = match target.capture {
             target::Capture::Require => Capture::Xdp(Box::new(
-                XdpHandle::open_or_attach(&dev, target.xdp_mode)?
-                    .claim_slot(&dev.name, target.timeout)?,
+                XdpHandle::open_or_attach(&dev, target.xdp_mode)?.claim_slot(
+                    &dev.name,
+                    target.timeout,
+                    deadline,
+                )?,
             )),
             target::Capture::Off => Capture::Packet(PacketSocket::open(dev.ifindex, ETH_P_ALL)?),
         };

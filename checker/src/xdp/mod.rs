@@ -13,7 +13,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aya::maps::{ArrayOfMaps, HashMap, Map, MapData, PerCpuArray, RingBuf};
 use checker_common::{
@@ -100,40 +100,51 @@ impl XdpHandle {
     /// grace period) has passed, first freeing the slots of processes that
     /// ended. Its ring is created the first time the slot is used and kept
     /// for later processes, so a warm check changes no map-in-map entry.
-    pub fn claim_slot(mut self, iface: &str, deadline: Duration) -> Result<Slot> {
-        let owner = current_owner(deadline)?;
-        // Under the lock: a collector must not judge a slot that another
-        // process is claiming at the same moment.
+    pub fn claim_slot(mut self, iface: &str, timeout: Duration, deadline: Instant) -> Result<Slot> {
+        let owner = current_owner(timeout)?;
+        let index = loop {
+            if let Some(index) = self.take_free_slot(owner)? {
+                break index;
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Busy(format!(
+                    "all {SLOT_COUNT} capture slots of {iface} were held by running checks until the deadline"
+                )));
+            }
+            // Only when every slot is taken: a warm check holds one for
+            // about a millisecond.
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        // Outside the lock: creating a slot's first ring makes the kernel
+        // wait for an RCU grace period, and the slot is ours already.
+        let ring = match self.slot_ring(index) {
+            Ok(ring) => ring,
+            Err(e) => {
+                let _ = self.slots.remove(&index);
+                return Err(e);
+            }
+        };
+        let mut slot = Slot {
+            handle: self,
+            index,
+            ring,
+            keys: Vec::new(),
+        };
+        // Records a previous holder left when it was killed mid-flight.
+        slot.drain(|_| {});
+        Ok(slot)
+    }
+
+    /// Frees the slots of ended processes and takes the lowest free one
+    /// (low slots already have their rings). Under the lock: a collector
+    /// must not judge a slot that another process is taking at that moment.
+    fn take_free_slot(&mut self, owner: FlowOwner) -> Result<Option<u32>> {
         let _lock = lock()?;
         let freed = self.collect_dead();
         if freed > 0 {
             log::debug!("freed {freed} capture slots of ended processes");
         }
-        // Lowest free slot first: the rings of low slots exist already.
-        for index in 0..SLOT_COUNT {
-            if self.slots.insert(index, owner, BPF_NOEXIST).is_err() {
-                continue;
-            }
-            let ring = match self.slot_ring(index) {
-                Ok(ring) => ring,
-                Err(e) => {
-                    let _ = self.slots.remove(&index);
-                    return Err(e);
-                }
-            };
-            let mut slot = Slot {
-                handle: self,
-                index,
-                ring,
-                keys: Vec::new(),
-            };
-            // Records a previous holder left when it was killed mid-flight.
-            slot.drain(|_| {});
-            return Ok(slot);
-        }
-        Err(Error::Busy(format!(
-            "all {SLOT_COUNT} capture slots of {iface} are held by running checks; retry later"
-        )))
+        Ok((0..SLOT_COUNT).find(|&index| self.slots.insert(index, owner, BPF_NOEXIST).is_ok()))
     }
 
     /// The ring of slot `index`, created and inserted on its first use.
