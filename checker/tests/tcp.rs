@@ -34,12 +34,13 @@ fn assert_verdicts(role: Role) {
         "{absent:?}"
     );
     assert!(
-        absent.elapsed < Duration::from_millis(700 + 300),
+        absent.elapsed < Duration::from_millis(700 + 150),
         "past the deadline: {absent:?}"
     );
-    // The whole check's deadline, not a per-step one.
+    // The whole check's deadline, not a per-step one: the process has
+    // ended by then (the margin is the cost of starting it here).
     assert!(
-        novip.elapsed < Duration::from_millis(1000 + 300),
+        novip.elapsed < Duration::from_millis(1000 + 150),
         "past the deadline: {novip:?}"
     );
 }

@@ -240,10 +240,9 @@ async fn exchange(
         },
         Some(Err(reason)) => Exchange::Failed(reason),
         None => Exchange::Failed(match parser.head() {
-            None if first_byte.is_none() => format!(
-                "no response within {} ms",
-                flow.deadline.duration_since(flow.started).as_millis()
-            ),
+            None if first_byte.is_none() => {
+                format!("no response within {} ms", flow.timeout.as_millis())
+            }
             None => "response head incomplete at the deadline".to_string(),
             Some(_) => format!(
                 "body incomplete at the deadline after {} bytes",

@@ -21,6 +21,9 @@ use crate::trace::Tracer;
 use crate::verdict::Verdict;
 use crate::xdp::XdpHandle;
 
+/// What a check keeps back from its timeout to end its process in time.
+const TEARDOWN: Duration = Duration::from_millis(30);
+
 /// A check flow, ready to exchange frames with the real server through the VIP.
 pub struct Flow {
     pub stack: Stack,
@@ -28,6 +31,8 @@ pub struct Flow {
     key: FlowKey,
     pub deadline: Instant,
     pub started: Instant,
+    /// The check's timeout, as the user gave it (messages name it).
+    pub timeout: Duration,
     pub real_server_mac: Mac,
     /// Keeps our source port reserved in the kernel while the check runs.
     _port: socket2::Socket,
@@ -45,7 +50,10 @@ impl Flow {
     /// Runs inside the check's runtime.
     pub async fn open(target: &Target, what: &str) -> Result<Opened> {
         let started = Instant::now();
-        let deadline = started + target.timeout;
+        // The process must have ended by the timeout: keep back the time
+        // its teardown takes (RST, unregistering, and the kernel's RCU
+        // grace period when the AF_PACKET socket closes, ~10 ms).
+        let deadline = started + target.timeout - TEARDOWN.min(target.timeout / 10);
         let tracer = Tracer {
             frames: target.trace_frames,
         };
@@ -114,6 +122,7 @@ impl Flow {
             key,
             deadline,
             started,
+            timeout: target.timeout,
             real_server_mac,
             _port: port_socket,
         })))
