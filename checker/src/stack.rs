@@ -183,8 +183,8 @@ impl Stack {
 /// kernel (whose minimum is 200 ms): under loss a check would fail where a
 /// kernel connection succeeds. So each segment that occupies sequence space
 /// (SYN, data, FIN) is sent again, unchanged, if no ACK has covered it after
-/// 200 ms, then 400 ms and 800 ms; smoltcp's own retransmission restarts
-/// that schedule. A duplicate segment is ordinary TCP for the peer, and
+/// 200 ms, then 400 ms, then every 800 ms until one does (the check's
+/// deadline bounds it); smoltcp's own retransmission restarts that schedule. A duplicate segment is ordinary TCP for the peer, and
 /// smoltcp's state is not touched. The SYN too: a check knows its peer is
 /// one LAN hop away, where the kernel's one second for an unknown path only
 /// makes a lost SYN cost a second of the check's deadline.
@@ -204,8 +204,9 @@ struct Pending {
 }
 
 const FIRST_RESEND: Duration = Duration::from_millis(200);
-/// Beyond this interval smoltcp's own timer (1 s, doubling) is as fast.
-const LAST_RESEND: Duration = Duration::from_millis(800);
+/// The interval stops doubling here: a check has one peer one LAN hop away
+/// and a deadline of seconds, not a path to probe for minutes.
+const MAX_RESEND: Duration = Duration::from_millis(800);
 
 impl Resend {
     fn sent(&mut self, frame: &[u8], now: std::time::Instant) {
@@ -238,15 +239,13 @@ impl Resend {
 
     fn due(&mut self, now: std::time::Instant) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
-        self.pending.retain_mut(|p| {
-            if p.due > now {
-                return true;
+        for p in &mut self.pending {
+            if p.due <= now {
+                out.push(p.frame.clone());
+                p.interval = (p.interval * 2).min(MAX_RESEND);
+                p.due = now + p.interval;
             }
-            out.push(p.frame.clone());
-            p.interval *= 2;
-            p.due = now + p.interval;
-            p.interval <= LAST_RESEND
-        });
+        }
         out
     }
 
