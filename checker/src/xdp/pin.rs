@@ -112,7 +112,7 @@ pub(super) fn attach(dir: &Path, dev: &NetDev, mode: XdpMode) -> Result<()> {
                 if s.io_error.raw_os_error() == Some(libc::EBUSY)
                     || s.io_error.raw_os_error() == Some(libc::EEXIST) =>
             {
-                Error::ForeignXdp(dev.name.clone())
+                Error::ForeignXdp(dev.name.clone(), private_mounts())
             }
             e => Error::Bpf(format!(
                 "attaching to {} in {} mode: {e}",
@@ -202,7 +202,19 @@ pub(super) fn ensure_bpffs() -> Result<()> {
             io::Error::last_os_error(),
         ));
     }
+    MOUNTED_BPFFS.store(true, std::sync::atomic::Ordering::Relaxed);
+    log::debug!("mounted bpffs on {BPFFS}");
     Ok(())
+}
+
+/// Set when this process found no bpffs and mounted one: the usual sign of
+/// a mount namespace of its own (as under `ip netns exec`, whose fresh /sys
+/// has none), where the pins end with the process and pins made elsewhere
+/// are not visible.
+static MOUNTED_BPFFS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub(super) fn private_mounts() -> bool {
+    MOUNTED_BPFFS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 fn is_bpffs(path: &Path) -> bool {
