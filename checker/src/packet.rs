@@ -8,7 +8,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use crate::error::{Error, Result};
 
 pub const ETH_P_ALL: u16 = 0x0003;
-pub const ETH_P_ARP: u16 = 0x0806;
 
 /// A non-blocking AF_PACKET raw socket bound to one interface.
 #[derive(Debug)]

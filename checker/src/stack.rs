@@ -15,7 +15,6 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use checker_common::FRAME_HEADER_LEN;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
@@ -27,12 +26,6 @@ use smoltcp::wire::{
 
 use crate::netdev::Mac;
 use crate::resolve::reply_frame;
-
-/// The frame inside one ring-buffer record (header + frame bytes).
-pub fn record_frame(record: &[u8]) -> Option<&[u8]> {
-    let len = u32::from_ne_bytes(record.get(..4)?.try_into().ok()?) as usize;
-    record.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN.checked_add(len)?)
-}
 
 /// Everything that defines one check flow on the wire.
 #[derive(Clone, Copy, Debug)]
@@ -420,18 +413,6 @@ mod tests {
         assert!(tcp.syn() && !tcp.ack());
         assert_eq!((tcp.src_port(), tcp.dst_port()), (40000, 80));
         assert_eq!(stack.state(), tcp::State::SynSent);
-    }
-
-    #[test]
-    fn records_are_bounded() {
-        let mut record = vec![0u8; FRAME_HEADER_LEN + 4];
-        record[..4].copy_from_slice(&4u32.to_ne_bytes());
-        assert_eq!(record_frame(&record).map(<[u8]>::len), Some(4));
-        record[..4].copy_from_slice(&5u32.to_ne_bytes());
-        assert_eq!(record_frame(&record), None);
-        record[..4].copy_from_slice(&u32::MAX.to_ne_bytes());
-        assert_eq!(record_frame(&record), None);
-        assert_eq!(record_frame(&[1, 2]), None);
     }
 
     #[test]

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use aya::maps::{ArrayOfMaps, HashMap, Map, MapData, PerCpuArray, RingBuf};
 use checker_common::{
-    COUNTERS_MAP, Counter, FLOWS_MAP, FlowKey, FlowOwner, RING_SIZE, RINGS_MAP, SLOT_COUNT,
-    SLOTS_MAP,
+    COUNTERS_MAP, Counter, FLOWS_MAP, FRAME_HEADER_LEN, FlowKey, FlowOwner, RING_SIZE, RINGS_MAP,
+    SLOT_COUNT, SLOTS_MAP,
 };
 
 use crate::error::{Error, Result};
@@ -266,7 +266,7 @@ impl Slot {
     /// Takes every record waiting in the ring, calling `f` with each frame.
     pub fn drain(&mut self, mut f: impl FnMut(&[u8])) {
         while let Some(item) = self.ring.next() {
-            if let Some(frame) = crate::stack::record_frame(&item) {
+            if let Some(frame) = record_frame(&item) {
                 f(frame);
             }
         }
@@ -381,7 +381,30 @@ pub fn endpoints(key: &FlowKey) -> (SocketAddrV4, SocketAddrV4) {
     )
 }
 
+/// The frame inside one ring-buffer record (header + frame bytes).
+fn record_frame(record: &[u8]) -> Option<&[u8]> {
+    let len = u32::from_ne_bytes(record.get(..4)?.try_into().ok()?) as usize;
+    record.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN.checked_add(len)?)
+}
+
 /// Maps an aya error to [`Error::Bpf`] with what we were doing.
 fn bpf<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
     move |e| Error::Bpf(format!("{what}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_bounded() {
+        let mut record = vec![0u8; FRAME_HEADER_LEN + 4];
+        record[..4].copy_from_slice(&4u32.to_ne_bytes());
+        assert_eq!(record_frame(&record).map(<[u8]>::len), Some(4));
+        record[..4].copy_from_slice(&5u32.to_ne_bytes());
+        assert_eq!(record_frame(&record), None);
+        record[..4].copy_from_slice(&u32::MAX.to_ne_bytes());
+        assert_eq!(record_frame(&record), None);
+        assert_eq!(record_frame(&[1, 2]), None);
+    }
 }
