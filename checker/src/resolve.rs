@@ -37,25 +37,25 @@ pub async fn arp(
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let answer = ask(link, dev, source, target, deadline).await;
+    let request = request_frame(dev.mac, source, target);
+    let answer = ask(link, &request, target, deadline).await;
     link.unregister(&key);
     answer
 }
 
+/// Sends `request` every [`RETRY`] until `target` answers or `deadline`.
 async fn ask(
     link: &mut Link,
-    dev: &NetDev,
-    source: Ipv4Addr,
+    request: &[u8],
     target: Ipv4Addr,
     deadline: Instant,
 ) -> Result<Option<Mac>> {
-    let request = request_frame(dev.mac, source, target);
     loop {
         let now = Instant::now();
         if now >= deadline {
             return Ok(None);
         }
-        link.send(&request)?;
+        link.send(request)?;
         let retry_at = (now + RETRY).min(deadline);
         loop {
             let mut reply = None;
