@@ -35,6 +35,8 @@ pub struct Flow {
     pub timeout: Duration,
     pub real_server_mac: Mac,
     /// Keeps our source port reserved in the kernel while the check runs.
+    /// Declared after `link`: the flow's entry is removed (when `link`
+    /// drops) before the port is free for another process to register.
     _port: socket2::Socket,
 }
 
