@@ -23,9 +23,16 @@ the kernel sees them, so a backup LB needs no VIP and no iptables rule.\n\n\
 Exit status: 0 healthy, 1 unhealthy, 2 usage error, 3 the check could not run here."
 )]
 pub struct Cli {
+    /// More detail on stderr; also accepted after the subcommand, whose
+    /// help says what each level shows.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// Longest accepted `-t` (one hour): a check is a probe, not a wait.
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -45,6 +52,9 @@ pub enum Command {
 pub struct TcpArgs {
     #[command(flatten)]
     pub flow: FlowArgs,
+    /// -v: every frame sent and received on stderr (ARP and TCP, one line each).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// How to end the connection after the handshake.
     #[arg(long, value_enum, default_value_t = CloseMode::Rst)]
     pub close: CloseMode,
@@ -54,6 +64,10 @@ pub struct TcpArgs {
 pub struct HttpArgs {
     #[command(flatten)]
     pub flow: FlowArgs,
+    /// -v: request and response heads on stderr; -vv: also the body (its first
+    /// 4 KiB), or the raw bytes when no HTTP head came; -vvv: also every frame.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Host header of the request.
     #[arg(value_name = "HOST", value_parser = parse_host)]
     pub host: String,
@@ -69,9 +83,10 @@ pub struct HttpArgs {
     /// Expected status: a code (200) or a range (200-299); repeatable, any may match.
     #[arg(short = 'S', long = "status", value_name = "CODE|RANGE", value_parser = parse_status)]
     pub statuses: Vec<RangeInclusive<u16>>,
-    /// Response header "Name: Value" that must be present (name case-insensitive, value exact).
-    #[arg(short = 'R', long = "response-header", value_name = "HEADER", value_parser = parse_header)]
-    pub response_headers: Vec<(String, String)>,
+    /// Response header (or chunked trailer) that must be present: "Name: Value" (name
+    /// case-insensitive, value exact), or "Name" for any value; repeatable.
+    #[arg(short = 'R', long = "response-header", value_name = "HEADER", value_parser = parse_expected_header)]
+    pub response_headers: Vec<(String, Option<String>)>,
     /// The exact expected body.
     #[arg(short = 'B', long, value_name = "BODY")]
     pub body: Option<String>,
@@ -81,12 +96,12 @@ pub struct HttpArgs {
     /// SHA-256 of the expected body (hex).
     #[arg(long, value_name = "HEX", value_parser = parse_hex::<32>)]
     pub sha256: Option<String>,
-    /// Regular expression the body must match.
+    /// Regular expression the body must match (repeatable: each must).
     #[arg(long, value_name = "RE", value_parser = parse_regex)]
-    pub regex: Option<regex::bytes::Regex>,
-    /// Regular expression the body must not match.
+    pub regex: Vec<regex::bytes::Regex>,
+    /// Regular expression the body must not match (repeatable: none may).
     #[arg(long, value_name = "RE", value_parser = parse_regex)]
-    pub regex_absent: Option<regex::bytes::Regex>,
+    pub regex_absent: Vec<regex::bytes::Regex>,
     /// Largest acceptable body (bytes; suffixes K, M, G); a larger one fails the check.
     #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
     pub max_body: u64,
@@ -110,11 +125,14 @@ pub struct FlowArgs {
     /// The service's TCP port.
     #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
-    /// Deadline of the whole check, in milliseconds.
+    /// Deadline of the whole check, in milliseconds (1 to 3600000); the process has
+    /// ended by then, except that a first check that must attach the XDP program
+    /// is given that time on top.
     #[arg(short, long, value_name = "MS", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_MS))]
     pub timeout: u64,
-    /// Source address (default: the interface's address in the real server's subnet).
+    /// Source address: one of IFACE's own, never the VIP (default: IFACE's address in
+    /// the real server's subnet).
     #[arg(long, value_name = "IP")]
     pub source: Option<Ipv4Addr>,
     /// Capture replies with the shared XDP program (require) or an AF_PACKET socket (off;
@@ -124,28 +142,40 @@ pub struct FlowArgs {
     /// Attach mode when this check loads the XDP program.
     #[arg(long, value_enum, default_value_t = XdpMode::Skb)]
     pub xdp_mode: XdpMode,
-    /// Trace every frame on stderr (repeatable).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum XdpAction {
-    /// Load and attach the program to IFACE (checks do it on demand too).
+    /// Load and attach the program to IFACE (checks do it on demand too);
+    /// exit 3 if it is attached already in another mode.
     Attach {
+        /// Interface to attach to (the one facing the real servers).
+        #[arg(value_name = "IFACE")]
         iface: String,
+        /// skb (generic: any device, never resets a NIC) or native (driver XDP).
         #[arg(long, value_enum, default_value_t = XdpMode::Skb)]
         xdp_mode: XdpMode,
     },
-    /// Detach the program from IFACE and remove its pins.
-    Detach { iface: String },
-    /// Show mode, counters and live flows (of IFACE, or of every interface here).
-    Status { iface: Option<String> },
+    /// Detach the program from IFACE and remove its pins (running checks on
+    /// IFACE then fail).
+    Detach {
+        /// Interface to detach from.
+        #[arg(value_name = "IFACE")]
+        iface: String,
+    },
+    /// Show mode, counters and live flows; exit 3 when the program cannot be
+    /// read here (not root, or a private /sys/fs/bpf).
+    Status {
+        /// Interface to show (default: every interface of this network
+        /// namespace that has an XDP program).
+        #[arg(value_name = "IFACE")]
+        iface: Option<String>,
+    },
 }
 
 impl FlowArgs {
-    /// The target; frames are traced from `frames_level` times `-v` on.
-    pub fn target(&self, frames_level: u8) -> Target {
+    /// The target; `trace_frames` when every frame goes to stderr.
+    pub fn target(&self, trace_frames: bool) -> Target {
         Target {
             iface: self.iface.clone(),
             real_server: self.real_server,
@@ -156,7 +186,7 @@ impl FlowArgs {
             close: CloseMode::default(),
             capture: self.xdp,
             xdp_mode: self.xdp_mode,
-            trace_frames: self.verbose >= frames_level,
+            trace_frames,
         }
     }
 }
@@ -166,7 +196,7 @@ impl TcpArgs {
     pub fn target(&self) -> Target {
         Target {
             close: self.close,
-            ..self.flow.target(1)
+            ..self.flow.target(self.verbose >= 1)
         }
     }
 }
@@ -176,7 +206,7 @@ impl HttpArgs {
     pub fn target(&self) -> Target {
         Target {
             close: self.close,
-            ..self.flow.target(3)
+            ..self.flow.target(self.verbose >= 3)
         }
     }
 
@@ -199,10 +229,68 @@ impl HttpArgs {
                 max_body: self.max_body,
                 ..Limits::default()
             },
-            trace_heads: self.flow.verbose >= 1,
-            trace_body: self.flow.verbose >= 2,
+            trace_heads: self.verbose >= 1,
+            trace_body: self.verbose >= 2,
         }
     }
+}
+
+impl Cli {
+    /// Parses the command line; a `-v` before the subcommand counts as one
+    /// after it.
+    pub fn try_parse_args(
+        args: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
+    ) -> Result<Cli, clap::Error> {
+        let mut cli = Cli::try_parse_from(args)?;
+        let before = cli.verbose;
+        match &mut cli.command {
+            Command::Tcp(args) => args.verbose = args.verbose.saturating_add(before),
+            Command::Http(args) => args.verbose = args.verbose.saturating_add(before),
+            Command::Xdp { .. } => {}
+        }
+        Ok(cli)
+    }
+}
+
+/// A clap error as one line that says everything: what was wrong (the
+/// missing argument's name, the invalid value, escaped, with the reason
+/// or the accepted values), and the help of the subcommand concerned.
+/// `args` are the command line's words after the program name.
+pub fn usage_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        Some(ContextValue::Strings(list)) => Some(list.join(", ")),
+        _ => None,
+    };
+    let rendered = e.to_string();
+    let message = match (e.kind(), context(ContextKind::InvalidArg)) {
+        (ErrorKind::MissingRequiredArgument, Some(args)) => {
+            format!("missing required argument {args}")
+        }
+        (ErrorKind::InvalidValue | ErrorKind::ValueValidation, Some(arg)) => {
+            let value = context(ContextKind::InvalidValue).unwrap_or_default();
+            let mut line = format!("invalid value '{}' for '{arg}'", value.escape_debug());
+            if let Some(source) = std::error::Error::source(e) {
+                line += &format!(": {source}");
+            }
+            match context(ContextKind::ValidValue) {
+                Some(valid) if valid.is_empty() => line += " (a value is required)",
+                Some(valid) => line += &format!(" (accepted: {valid})"),
+                None => {}
+            }
+            line
+        }
+        _ => rendered
+            .lines()
+            .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+            .map(|l| l.trim().trim_start_matches("error: "))
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    let command = subcommand_path(args);
+    format!("{message} (see '{command} --help')")
 }
 
 /// `200` or `200-299`.
@@ -240,6 +328,30 @@ pub fn parse_header(s: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), value.trim().to_string()))
 }
 
+/// "vipcheck tcp", "vipcheck xdp attach": the subcommands named in `args`.
+fn subcommand_path(args: &[std::ffi::OsString]) -> String {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut path = vec!["vipcheck".to_string()];
+    for arg in args {
+        let Some(sub) = arg.to_str().and_then(|a| command.find_subcommand(a)) else {
+            continue;
+        };
+        let sub = sub.clone();
+        path.push(sub.get_name().to_string());
+        command = sub;
+    }
+    path.join(" ")
+}
+
+/// `-R`: `Name: Value`, or `Name` alone for "present with any value".
+pub fn parse_expected_header(s: &str) -> Result<(String, Option<String>), String> {
+    if s.contains(':') {
+        return parse_header(s).map(|(name, value)| (name, Some(value)));
+    }
+    parse_header(&format!("{s}:")).map(|(name, _)| (name, None))
+}
+
 fn parse_host(s: &str) -> Result<String, String> {
     if s.is_empty() || s.contains(|c: char| c.is_ascii_control() || c == ' ') {
         return Err(format!("{s:?} is not a host name"));
@@ -264,8 +376,18 @@ fn parse_hex<const N: usize>(s: &str) -> Result<String, String> {
     Ok(s.to_ascii_lowercase())
 }
 
+/// A regular expression; its error in one line (the crate's message draws
+/// the pattern with a caret below it over several lines).
 fn parse_regex(s: &str) -> Result<regex::bytes::Regex, String> {
-    regex::bytes::Regex::new(s).map_err(|e| format!("invalid regular expression: {e}"))
+    regex::bytes::Regex::new(s).map_err(|e| {
+        let text = e.to_string();
+        let reason = text
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("error: "))
+            .unwrap_or_else(|| text.lines().next().unwrap_or("invalid"));
+        format!("invalid regular expression: {reason}")
+    })
 }
 
 /// Bytes with an optional K, M or G suffix (powers of 1024).
@@ -294,7 +416,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("vipcheck").chain(args.iter().copied()))
+        Cli::try_parse_args(std::iter::once("vipcheck").chain(args.iter().copied()))
     }
 
     #[test]
@@ -373,6 +495,10 @@ mod tests {
         assert_eq!(check.expect.statuses, vec![200..=200, 300..=399]);
         assert_eq!(check.headers, vec![("X-A".to_string(), "1".to_string())]);
         assert_eq!(
+            check.expect.headers,
+            vec![("server".to_string(), Some("nginx".to_string()))]
+        );
+        assert_eq!(
             check.expect.md5.as_deref(),
             Some("d36f8f9425c4a8000ad9c4a97185aca5")
         );
@@ -382,6 +508,161 @@ mod tests {
             !args.target().trace_frames,
             "-vv does not trace frames for http"
         );
+    }
+
+    #[test]
+    fn verbose_before_the_subcommand_counts() {
+        let cli = parse(&[
+            "-v",
+            "http",
+            "-v",
+            "eth0",
+            "198.18.0.11",
+            "198.18.0.100",
+            "80",
+            "h",
+            "/",
+        ])
+        .unwrap();
+        let Command::Http(args) = cli.command else {
+            panic!("not http")
+        };
+        assert!(args.check().trace_body && !args.target().trace_frames);
+        let cli = parse(&["-v", "tcp", "eth0", "198.18.0.11", "198.18.0.100", "80"]).unwrap();
+        let Command::Tcp(args) = cli.command else {
+            panic!("not tcp")
+        };
+        assert!(args.target().trace_frames);
+    }
+
+    #[test]
+    fn response_header_without_value_means_present() {
+        assert_eq!(
+            parse_expected_header("X-Cache"),
+            Ok(("X-Cache".to_string(), None))
+        );
+        assert_eq!(
+            parse_expected_header("X-Cache: HIT"),
+            Ok(("X-Cache".to_string(), Some("HIT".to_string())))
+        );
+        assert!(parse_expected_header("Bad Name").is_err());
+    }
+
+    /// The one line main prints for a usage error.
+    fn line(args: &[&str]) -> String {
+        let words: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        usage_line(&parse(args).unwrap_err(), &words)
+    }
+
+    #[test]
+    fn usage_lines_say_everything_in_one_line() {
+        let tcp = ["tcp", "eth0", "198.18.0.11", "198.18.0.100"];
+        for (args, needles) in [
+            (&tcp[..], &["<PORT>", "'vipcheck tcp --help'"][..]),
+            (
+                &[
+                    "tcp",
+                    "--xdp",
+                    "maybe",
+                    "eth0",
+                    "198.18.0.11",
+                    "198.18.0.100",
+                    "80",
+                ],
+                &["'maybe'", "require, off"],
+            ),
+            (
+                &[
+                    "tcp",
+                    "--close",
+                    "FIN2",
+                    "eth0",
+                    "198.18.0.11",
+                    "198.18.0.100",
+                    "80",
+                ],
+                &["rst, fin"],
+            ),
+            (
+                &[
+                    "http",
+                    "-M",
+                    "POST",
+                    "eth0",
+                    "198.18.0.11",
+                    "198.18.0.100",
+                    "80",
+                    "h",
+                    "/",
+                ],
+                &["'POST'", "get, head", "'vipcheck http --help'"],
+            ),
+            (
+                &[
+                    "http",
+                    "--regex",
+                    "(",
+                    "eth0",
+                    "198.18.0.11",
+                    "198.18.0.100",
+                    "80",
+                    "h",
+                    "/",
+                ],
+                &["'('", "unclosed group"],
+            ),
+            (
+                &[
+                    "http",
+                    "-H",
+                    "X-Inject: a\r\nEvil: 1",
+                    "eth0",
+                    "198.18.0.11",
+                    "198.18.0.100",
+                    "80",
+                    "h",
+                    "/",
+                ],
+                &["X-Inject: a\\r\\nEvil: 1", "line breaks"],
+            ),
+            (
+                &[
+                    "http",
+                    "--max-body",
+                    "4X",
+                    "eth0",
+                    "198.18.0.11",
+                    "198.18.0.100",
+                    "80",
+                    "h",
+                    "/",
+                ],
+                &["'4X'", "is not a size"],
+            ),
+            (
+                &[
+                    "tcp",
+                    "-t",
+                    "3600001",
+                    "eth0",
+                    "198.18.0.11",
+                    "198.18.0.100",
+                    "80",
+                ],
+                &["3600001", "3600000"],
+            ),
+            (
+                &["xdp", "attach"],
+                &["<IFACE>", "'vipcheck xdp attach --help'"],
+            ),
+            (&["tcp", "--bogus"], &["--bogus"]),
+        ] {
+            let l = line(args);
+            assert_eq!(l.lines().count(), 1, "{args:?}: {l:?}");
+            for needle in needles {
+                assert!(l.contains(needle), "{args:?}: {l:?} lacks {needle:?}");
+            }
+        }
     }
 
     #[test]

@@ -47,6 +47,11 @@ pub enum Error {
     /// Loading, attaching or using the XDP program failed (exit 3).
     #[error("XDP: {0}")]
     Bpf(String),
+    /// A frame broke the rule of what vipcheck may send, and was not sent
+    /// (exit 3). The checks' preflight makes this unreachable; it stays as
+    /// the last guard.
+    #[error("{0}")]
+    Refused(String),
     /// Any other system call failure (exit 3).
     #[error("{what}: {source}")]
     Io {
@@ -77,6 +82,18 @@ impl Error {
         Error::Io {
             what: what.into(),
             source,
+        }
+    }
+
+    /// A system call on interface `iface` failed: errors that mean the
+    /// interface is down or gone say so by name.
+    pub fn on_interface(iface: &str, what: &str, source: io::Error) -> Self {
+        match source.raw_os_error() {
+            Some(libc::ENETDOWN) => Error::Interface(format!("{iface} is down ({what})")),
+            Some(libc::ENXIO) | Some(libc::ENODEV) => {
+                Error::Interface(format!("{iface} is gone ({what})"))
+            }
+            _ => Error::io(format!("{what} on {iface}"), source),
         }
     }
 

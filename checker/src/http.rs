@@ -3,7 +3,7 @@
 //!
 //! The head is parsed by httparse (CRLF or bare LF line ends). The body's
 //! framing follows RFC 9112 §6.3: none for HEAD and 1xx/204/304,
-//! chunked (sizes by httparse, trailers skipped), Content-Length, or until
+//! chunked (sizes by httparse, trailers kept), Content-Length, or until
 //! the server closes. Body bytes are handed to the caller as they stream,
 //! never buffered here; the head, chunk-size lines and trailers are
 //! buffered up to the header limit. Memory stays bounded whatever the
@@ -15,6 +15,8 @@ use std::fmt;
 const MAX_HEADERS: usize = 100;
 /// Longest chunk-size line (with extensions).
 const MAX_CHUNK_LINE: usize = 4096;
+/// How many bytes of a response an error message shows.
+pub const PREVIEW: usize = 48;
 
 /// Bounds on what a response may be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +79,14 @@ pub enum HttpError {
         limit: u64,
     },
     Malformed(String),
+    /// The first bytes are not the start of an HTTP response (a preview of them).
+    NotHttp(Vec<u8>),
+    /// The connection ended inside the response head: how many bytes of it
+    /// came, and a preview of them.
+    HeadTruncated {
+        bytes: usize,
+        preview: Vec<u8>,
+    },
     /// The connection ended before the response did.
     Truncated {
         body_bytes: u64,
@@ -94,6 +104,19 @@ impl fmt::Display for HttpError {
                 write!(f, "response body larger than --max-body {limit} bytes")
             }
             HttpError::Malformed(what) => write!(f, "malformed response: {what}"),
+            HttpError::NotHttp(preview) => write!(
+                f,
+                "the server answered '{}', which is not HTTP",
+                escape(preview, PREVIEW)
+            ),
+            HttpError::HeadTruncated { bytes: 0, .. } => {
+                write!(f, "connection ended before any response")
+            }
+            HttpError::HeadTruncated { bytes, preview } => write!(
+                f,
+                "connection ended after {bytes} bytes of an incomplete response head: '{}'",
+                escape(preview, PREVIEW)
+            ),
             HttpError::Truncated {
                 body_bytes,
                 expected: Some(n),
@@ -136,6 +159,8 @@ pub struct ResponseParser {
     /// Head, chunk-size line or trailers being assembled.
     buf: Vec<u8>,
     head: Option<Head>,
+    /// Trailer fields of a chunked body.
+    trailers: Vec<(String, String)>,
     framing: Option<Framing>,
     body_len: u64,
 }
@@ -150,6 +175,7 @@ impl ResponseParser {
             state: State::Head,
             buf: Vec::new(),
             head: None,
+            trailers: Vec::new(),
             framing: None,
             body_len: 0,
         }
@@ -158,6 +184,11 @@ impl ResponseParser {
     /// The head, once parsed.
     pub fn head(&self) -> Option<&Head> {
         self.head.as_ref()
+    }
+
+    /// The trailer fields of a chunked body, once read.
+    pub fn trailers(&self) -> &[(String, String)] {
+        &self.trailers
     }
 
     pub fn framing(&self) -> Option<Framing> {
@@ -226,9 +257,9 @@ impl ResponseParser {
                 self.state = State::Done;
                 Ok(())
             }
-            State::Head => Err(HttpError::Truncated {
-                body_bytes: 0,
-                expected: None,
+            State::Head => Err(HttpError::HeadTruncated {
+                bytes: self.buf.len(),
+                preview: self.buf[..self.buf.len().min(PREVIEW)].to_vec(),
             }),
             State::Fixed(left) => Err(HttpError::Truncated {
                 body_bytes: self.body_len,
@@ -260,6 +291,15 @@ impl ResponseParser {
         let room = self.limits.max_head - self.buf.len();
         let take = data.len().min(room);
         self.buf.extend_from_slice(&data[..take]);
+        // Fail at the first byte that cannot start a response (a TLS or
+        // SSH server, a banner), instead of waiting for a blank line.
+        const START: &[u8] = b"HTTP/";
+        let start = &self.buf[..self.buf.len().min(START.len())];
+        if start != &START[..start.len()] {
+            return Err(HttpError::NotHttp(
+                self.buf[..self.buf.len().min(PREVIEW)].to_vec(),
+            ));
+        }
         let Some(end) = head_end(&self.buf, scan_from) else {
             if self.buf.len() >= self.limits.max_head {
                 return Err(HttpError::HeadTooLarge {
@@ -337,14 +377,27 @@ impl ResponseParser {
         Ok(used)
     }
 
-    /// Trailer fields are read and ignored, up to an empty line.
+    /// Trailer fields, kept (they can be validated like headers), up to
+    /// an empty line; as many as a head may have.
     fn feed_trailers(&mut self, data: &[u8]) -> Result<usize, HttpError> {
         let Some((line, used)) = self.line(data, self.limits.max_head, "trailers")? else {
             return Ok(data.len());
         };
         if line.is_empty() {
             self.state = State::Done;
+            return Ok(used);
         }
+        if self.trailers.len() == MAX_HEADERS {
+            return Err(HttpError::Malformed(format!(
+                "more than {MAX_HEADERS} trailer fields"
+            )));
+        }
+        let line = String::from_utf8_lossy(&line);
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| HttpError::Malformed(format!("invalid trailer field {line:?}")))?;
+        self.trailers
+            .push((name.trim().to_string(), value.trim().to_string()));
         Ok(used)
     }
 
@@ -375,6 +428,20 @@ impl ResponseParser {
         }
         Ok(Some((line, used)))
     }
+}
+
+/// `bytes` as printable ASCII with escapes (`\r`, `\n`, `\xNN`), at most
+/// `max` bytes of them, with `...` when there were more.
+pub fn escape(bytes: &[u8], max: usize) -> String {
+    let mut out: String = bytes[..bytes.len().min(max)]
+        .iter()
+        .flat_map(|&b| std::ascii::escape_default(b))
+        .map(char::from)
+        .collect();
+    if bytes.len() > max {
+        out.push_str("...");
+    }
+    out
 }
 
 /// Index just past the blank line that ends a head (`\n\n` or `\n\r\n`),
@@ -563,6 +630,84 @@ mod tests {
             assert_eq!(result, &Ok(true));
             assert_eq!(body, b"Wikipedia");
         });
+    }
+
+    #[test]
+    fn trailers_are_kept() {
+        let response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: abc\r\nX-Two:2\n\r\n";
+        for at in 1..response.len() {
+            let mut parser = ResponseParser::new(false, Limits::default());
+            let mut sink = |_: &[u8]| {};
+            let _ = parser.feed(&response[..at], &mut sink);
+            assert_eq!(
+                parser.feed(&response[at..], &mut sink),
+                Ok(true),
+                "split at {at}"
+            );
+            assert_eq!(
+                parser.trailers(),
+                [
+                    ("X-Checksum".to_string(), "abc".to_string()),
+                    ("X-Two".to_string(), "2".to_string())
+                ]
+            );
+        }
+        let mut parser = ResponseParser::new(false, Limits::default());
+        let bad = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nno colon\r\n\r\n";
+        assert!(matches!(
+            parser.feed(bad, &mut |_| {}),
+            Err(HttpError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn not_http_is_said_at_the_first_wrong_byte() {
+        for banner in [
+            b"SSH-2.0-OpenSSH_9.2\r\n".as_slice(),
+            b"\x16\x03\x01\x00",
+            b"HTTX/1.1 200 OK\r\n",
+        ] {
+            // Byte by byte too: it fails without waiting for more.
+            let mut parser = ResponseParser::new(false, Limits::default());
+            let mut result = Ok(false);
+            for b in banner.chunks(1) {
+                result = parser.feed(b, &mut |_| {});
+                if result.is_err() {
+                    break;
+                }
+            }
+            assert!(matches!(result, Err(HttpError::NotHttp(_))), "{result:?}");
+        }
+        let mut parser = ResponseParser::new(false, Limits::default());
+        let e = parser
+            .feed(b"SSH-2.0-OpenSSH_9.2\r\n", &mut |_| {})
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the server answered 'SSH-2.0-OpenSSH_9.2\\r\\n', which is not HTTP"
+        );
+    }
+
+    #[test]
+    fn a_head_cut_short_shows_what_came() {
+        let mut parser = ResponseParser::new(false, Limits::default());
+        assert_eq!(parser.feed(b"HTTP/1.1 200", &mut |_| {}), Ok(false));
+        assert_eq!(
+            parser.finish().unwrap_err().to_string(),
+            "connection ended after 12 bytes of an incomplete response head: 'HTTP/1.1 200'"
+        );
+        let mut silent = ResponseParser::new(false, Limits::default());
+        assert_eq!(
+            silent.finish().unwrap_err().to_string(),
+            "connection ended before any response"
+        );
+    }
+
+    #[test]
+    fn escape_is_printable_and_bounded() {
+        assert_eq!(escape(b"a\r\n\x00\xff'", 10), "a\\r\\n\\x00\\xff\\'");
+        assert_eq!(escape(b"abcdef", 3), "abc...");
+        assert_eq!(escape(b"", 3), "");
     }
 
     #[test]

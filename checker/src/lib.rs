@@ -8,12 +8,15 @@
 
 pub mod check;
 pub mod cli;
+pub mod egress;
 pub mod error;
 pub mod http;
 pub mod link;
 pub mod netdev;
 pub mod packet;
+pub mod preflight;
 pub mod resolve;
+pub mod rtnl;
 pub mod stack;
 pub mod target;
 pub mod trace;

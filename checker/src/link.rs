@@ -9,6 +9,7 @@ use checker_common::FlowKey;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
+use crate::egress::Egress;
 use crate::error::{Error, Result};
 use crate::packet::PacketSocket;
 use crate::trace::Tracer;
@@ -39,6 +40,10 @@ pub struct Link {
     watch: AsyncFd<Watch>,
     capture: Capture,
     tx: PacketSocket,
+    /// What a frame we send may carry; checked on every send.
+    egress: Egress,
+    /// The interface's name, for error messages.
+    iface: String,
     tracer: Tracer,
     /// Receive buffer of the `--xdp off` capture.
     buf: Vec<u8>,
@@ -46,7 +51,13 @@ pub struct Link {
 
 impl Link {
     /// Must be called inside the tokio runtime.
-    pub fn new(capture: Capture, tx: PacketSocket, tracer: Tracer) -> Result<Link> {
+    pub fn new(
+        capture: Capture,
+        tx: PacketSocket,
+        egress: Egress,
+        iface: &str,
+        tracer: Tracer,
+    ) -> Result<Link> {
         // SAFETY: the fd belongs to `capture`, which is stored beside the
         // AsyncFd, outlives it (field order) and is never replaced.
         let watch =
@@ -56,6 +67,8 @@ impl Link {
             watch,
             capture,
             tx,
+            egress,
+            iface: iface.to_string(),
             tracer,
             buf: Vec::new(),
         })
@@ -90,7 +103,9 @@ impl Link {
                     match socket.recv(&mut self.buf) {
                         Ok(n) => f(&self.buf[..n]),
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) => return Err(Error::io("receiving frames", e)),
+                        Err(e) => {
+                            return Err(Error::on_interface(&self.iface, "receiving frames", e));
+                        }
                     }
                 }
             }
@@ -98,11 +113,18 @@ impl Link {
         Ok(())
     }
 
+    /// Sends one frame, if it obeys the [`Egress`] rule.
     pub fn send(&self, frame: &[u8]) -> Result<()> {
+        if let Err(why) = self.egress.check(frame) {
+            return Err(Error::Refused(format!(
+                "refused to send a frame on {}: {why}",
+                self.iface
+            )));
+        }
         self.tracer.sent(frame);
         self.tx
             .send(frame)
-            .map_err(|e| Error::io("sending a frame", e))
+            .map_err(|e| Error::on_interface(&self.iface, "sending a frame", e))
     }
 
     /// Traces a received frame that the caller found to be ours (the

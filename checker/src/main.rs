@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use vipcheck::cli::{Cli, Command, XdpAction};
 use vipcheck::error::{EXIT_CANNOT_RUN, EXIT_USAGE, Error};
 use vipcheck::netdev::NetDev;
@@ -22,9 +21,10 @@ fn main() -> ExitCode {
 }
 
 fn run() -> i32 {
-    let cli = match Cli::try_parse() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_args(&args) {
         Ok(cli) => cli,
-        Err(e) => return usage(e),
+        Err(e) => return usage(e, args.get(1..).unwrap_or_default()),
     };
     match cli.command {
         Command::Tcp(args) => checked(&args.target(), check::tcp::run),
@@ -32,10 +32,13 @@ fn run() -> i32 {
             let http = args.check();
             checked(&args.target(), |target| check::http::run(target, &http))
         }
-        Command::Xdp { action } => match xdp_command(action) {
-            Ok(()) => 0,
-            Err(e) => fail(e),
-        },
+        Command::Xdp { action } => {
+            init_logging(cli.verbose > 0);
+            match xdp_command(action) {
+                Ok(()) => 0,
+                Err(e) => fail(e),
+            }
+        }
     }
 }
 
@@ -57,7 +60,7 @@ fn fail(e: Error) -> i32 {
 }
 
 /// clap's errors in one line; help and version as clap prints them.
-fn usage(e: clap::Error) -> i32 {
+fn usage(e: clap::Error, args: &[std::ffi::OsString]) -> i32 {
     use clap::error::ErrorKind;
     if matches!(
         e.kind(),
@@ -72,10 +75,7 @@ fn usage(e: clap::Error) -> i32 {
             0
         };
     }
-    let rendered = e.to_string();
-    let first = rendered.lines().next().unwrap_or("invalid arguments");
-    let message = first.strip_prefix("error: ").unwrap_or(first);
-    eprintln!("vipcheck: {message} (see 'vipcheck --help')");
+    eprintln!("vipcheck: {}", vipcheck::cli::usage_line(&e, args));
     EXIT_USAGE
 }
 
@@ -83,7 +83,19 @@ fn xdp_command(action: XdpAction) -> Result<(), Error> {
     match action {
         XdpAction::Attach { iface, xdp_mode } => {
             let dev = NetDev::lookup(&iface)?;
-            drop(xdp::XdpHandle::open_or_attach(&dev, xdp_mode)?);
+            let (_, attach) = xdp::XdpHandle::open_or_attach(&dev, xdp_mode)?;
+            if let xdp::Attach::Found(mode) = attach
+                && mode != xdp_mode
+            {
+                return Err(Error::Interface(format!(
+                    "vipcheck's XDP program is already attached to {iface} in {} mode, not {}; \
+                     to change it: vipcheck xdp detach {iface}, then vipcheck xdp attach \
+                     --xdp-mode {} {iface} (checks running on {iface} meanwhile fail)",
+                    mode.name(),
+                    xdp_mode.name(),
+                    xdp_mode.name()
+                )));
+            }
             print_status(&dev)
         }
         XdpAction::Detach { iface } => {
@@ -99,7 +111,7 @@ fn xdp_command(action: XdpAction) -> Result<(), Error> {
         XdpAction::Status { iface: None } => {
             let devs = xdp::attached_here()?;
             if devs.is_empty() {
-                println!("no vipcheck XDP program attached in this network namespace");
+                println!("no XDP program attached in this network namespace");
             }
             for dev in devs {
                 print_status(&dev)?;
@@ -110,22 +122,33 @@ fn xdp_command(action: XdpAction) -> Result<(), Error> {
 }
 
 fn print_status(dev: &NetDev) -> Result<(), Error> {
-    let Some(status) = xdp::status(dev)? else {
-        println!("{}: no vipcheck XDP program attached", dev.name);
-        return Ok(());
+    let report = match xdp::status(dev)? {
+        xdp::Status::None => {
+            println!("{}: no vipcheck XDP program attached", dev.name);
+            return Ok(());
+        }
+        xdp::Status::Foreign(program) => {
+            println!(
+                "{}: no vipcheck XDP program attached; XDP program {} ({} mode) is another's, \
+                 and vipcheck leaves it alone",
+                dev.name, program.id, program.mode
+            );
+            return Ok(());
+        }
+        xdp::Status::Ours(report) => report,
     };
     println!(
         "{}: vipcheck XDP program {} attached in {} mode, pinned at {}",
         dev.name,
-        status.program_id,
-        status.mode,
-        status.pin_dir.display()
+        report.program_id,
+        report.mode,
+        report.pin_dir.display()
     );
-    for (counter, value) in &status.counters {
+    for (counter, value) in &report.counters {
         println!("  {:<16} {value}", counter.name());
     }
-    println!("  flows: {}", status.flows.len());
-    for (key, slot, owner) in &status.flows {
+    println!("  flows: {}", report.flows.len());
+    for (key, slot, owner) in &report.flows {
         let (remote, local) = xdp::endpoints(key);
         let kind = if key.family == checker_common::FAMILY_ARP {
             "arp "
@@ -135,21 +158,24 @@ fn print_status(dev: &NetDev) -> Result<(), Error> {
         let owner = owner.map_or("no owner".to_string(), |o| format!("pid {}", o.pid));
         println!("    {kind}{remote} > {local} (slot {slot}, {owner})");
     }
-    for event in &status.events {
+    for event in &report.events {
         println!("  event: {event}");
     }
     Ok(())
 }
 
-/// Library diagnostics (`log::debug!`) on stderr when frames are traced.
+/// vipcheck's own diagnostics (`log::debug!`) on stderr when frames are
+/// traced; not the BPF loader's, which would bury them.
 fn init_logging(enabled: bool) {
     struct Stderr;
     impl log::Log for Stderr {
-        fn enabled(&self, _: &log::Metadata) -> bool {
-            true
+        fn enabled(&self, metadata: &log::Metadata) -> bool {
+            metadata.target().starts_with("vipcheck")
         }
         fn log(&self, record: &log::Record) {
-            eprintln!("vipcheck: {}", record.args());
+            if self.enabled(record.metadata()) {
+                eprintln!("vipcheck: {}", record.args());
+            }
         }
         fn flush(&self) {}
     }

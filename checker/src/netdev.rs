@@ -1,6 +1,6 @@
-//! What the check needs to know about the local interface: index, MAC,
-//! IPv4 addresses and MTU, read from the kernel of the current network
-//! namespace (never from /sys, which `nsenter --net` does not switch).
+//! What the check needs to know about the local interface: index, type,
+//! state, MAC, IPv4 addresses and MTU, read from the kernel of the current
+//! network namespace (never from /sys, which `nsenter --net` does not switch).
 
 use std::ffi::{CStr, CString};
 use std::net::Ipv4Addr;
@@ -46,6 +46,10 @@ pub struct NetDev {
     pub mac: Mac,
     pub mtu: usize,
     pub ipv4: Vec<Ipv4Cidr>,
+    /// Ethernet framing: ARP, MACs (not loopback, tunnels or raw IP links).
+    pub ethernet: bool,
+    /// Administratively up.
+    pub up: bool,
 }
 
 impl NetDev {
@@ -57,12 +61,18 @@ impl NetDev {
         if ifindex == 0 {
             return Err(Error::NoInterface(name.to_string()));
         }
+        let link = crate::rtnl::link(ifindex).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NoInterface(name.to_string()),
+            _ => Error::io(format!("reading the state of {name}"), e),
+        })?;
         let mut dev = NetDev {
             name: name.to_string(),
             ifindex,
-            mac: Mac::default(),
-            mtu: mtu(&c_name)?,
+            mac: Mac(link.mac.unwrap_or_default()),
+            mtu: link.mtu as usize,
             ipv4: Vec::new(),
+            ethernet: link.ethernet && link.mac.is_some(),
+            up: link.up,
         };
         read_addresses(&mut dev)?;
         Ok(dev)
@@ -86,34 +96,6 @@ impl NetDev {
     }
 }
 
-fn mtu(name: &CStr) -> Result<usize> {
-    // SAFETY: plain socket(2) call; the fd is owned right after.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(Error::io("socket", std::io::Error::last_os_error()));
-    }
-    // SAFETY: fd was just returned by socket(2) and is not owned elsewhere.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    // SAFETY: ifreq is plain data; zeroed is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (dst, src) in req.ifr_name.iter_mut().zip(name.to_bytes()) {
-        *dst = *src as libc::c_char;
-    }
-    // SAFETY: SIOCGIFMTU reads ifr_name and writes ifr_ifru.ifru_mtu of `req`.
-    let ret = unsafe {
-        libc::ioctl(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            libc::SIOCGIFMTU,
-            &mut req,
-        )
-    };
-    if ret < 0 {
-        return Err(Error::io("SIOCGIFMTU", std::io::Error::last_os_error()));
-    }
-    // SAFETY: the ioctl succeeded, so the mtu member of the union is set.
-    Ok(unsafe { req.ifr_ifru.ifru_mtu } as usize)
-}
-
 fn read_addresses(dev: &mut NetDev) -> Result<()> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list we free below.
@@ -131,31 +113,22 @@ fn read_addresses(dev: &mut NetDev) -> Result<()> {
             continue;
         }
         // SAFETY: ifa_addr is non-null; sa_family tells the concrete type.
-        match i32::from(unsafe { (*ifa.ifa_addr).sa_family }) {
-            libc::AF_PACKET => {
-                // SAFETY: AF_PACKET entries carry a sockaddr_ll.
-                let ll = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_ll) };
-                if ll.sll_halen == 6 {
-                    dev.mac.0.copy_from_slice(&ll.sll_addr[..6]);
-                }
-            }
-            libc::AF_INET => {
-                // SAFETY: AF_INET entries carry sockaddr_in address and netmask.
-                let addr = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                let prefix_len = if ifa.ifa_netmask.is_null() {
-                    32
-                } else {
-                    // SAFETY: as above, for the netmask.
-                    let mask = unsafe { &*(ifa.ifa_netmask as *const libc::sockaddr_in) };
-                    u32::from_be(mask.sin_addr.s_addr).count_ones() as u8
-                };
-                dev.ipv4.push(Ipv4Cidr {
-                    addr: Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
-                    prefix_len,
-                });
-            }
-            _ => {}
+        if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_INET {
+            continue;
         }
+        // SAFETY: AF_INET entries carry sockaddr_in address and netmask.
+        let addr = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+        let prefix_len = if ifa.ifa_netmask.is_null() {
+            32
+        } else {
+            // SAFETY: as above, for the netmask.
+            let mask = unsafe { &*(ifa.ifa_netmask as *const libc::sockaddr_in) };
+            u32::from_be(mask.sin_addr.s_addr).count_ones() as u8
+        };
+        dev.ipv4.push(Ipv4Cidr {
+            addr: Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
+            prefix_len,
+        });
     }
     // SAFETY: head came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };
@@ -193,6 +166,8 @@ mod tests {
             ifindex: 2,
             mac: Mac::default(),
             mtu: 1500,
+            ethernet: true,
+            up: true,
             ipv4: vec![
                 Ipv4Cidr {
                     addr: Ipv4Addr::new(198, 18, 0, 100),

@@ -16,6 +16,9 @@ pub struct Verdict {
     /// Why: what the server did (or did not do).
     pub reason: String,
     pub elapsed: Duration,
+    /// Time this check spent loading and attaching the XDP program before
+    /// it started (the first check on a bare interface); not in `elapsed`.
+    pub attached: Option<Duration>,
 }
 
 impl Verdict {
@@ -29,16 +32,26 @@ impl Verdict {
 }
 
 impl fmt::Display for Verdict {
-    /// One line: `OK: tcp 198.18.0.100:80 via 198.18.0.11: SYN-ACK (1.2 ms)`.
+    /// One line: `OK: tcp 198.18.0.100:80 via 198.18.0.11: SYN-ACK (1.2 ms)`,
+    /// with `, after 41.0 ms to attach the XDP program` inside the
+    /// parentheses when the check had to attach it first.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}: {}: {} ({:.1} ms)",
+            "{}: {}: {} ({:.1} ms",
             if self.healthy { "OK" } else { "FAIL" },
             self.what,
             self.reason,
             self.elapsed.as_secs_f64() * 1000.0
-        )
+        )?;
+        if let Some(attached) = self.attached {
+            write!(
+                f,
+                ", after {:.1} ms to attach the XDP program",
+                attached.as_secs_f64() * 1000.0
+            )?;
+        }
+        write!(f, ")")
     }
 }
 
@@ -53,11 +66,22 @@ mod tests {
             what: "tcp 198.18.0.100:80 via 198.18.0.12".into(),
             reason: "no answer".into(),
             elapsed: Duration::from_micros(1500),
+            attached: None,
         };
         assert_eq!(
             v.to_string(),
             "FAIL: tcp 198.18.0.100:80 via 198.18.0.12: no answer (1.5 ms)"
         );
         assert_eq!(v.exit_code(), 1);
+        let cold = Verdict {
+            healthy: true,
+            reason: "SYN-ACK".into(),
+            attached: Some(Duration::from_micros(41_020)),
+            ..v
+        };
+        assert_eq!(
+            cold.to_string(),
+            "OK: tcp 198.18.0.100:80 via 198.18.0.12: SYN-ACK (1.5 ms, after 41.0 ms to attach the XDP program)"
+        );
     }
 }

@@ -40,15 +40,18 @@ pub struct Expect {
     /// The status must be in one of these (default 200-399 when no
     /// validation at all is given).
     pub statuses: Vec<RangeInclusive<u16>>,
-    /// Headers that must be present with exactly this value (names case-insensitive).
-    pub headers: Vec<(String, String)>,
+    /// Headers (or chunked trailers) that must be present, with exactly
+    /// this value when one is given (names case-insensitive).
+    pub headers: Vec<(String, Option<String>)>,
     pub body: Option<Vec<u8>>,
     /// Lowercase hex.
     pub md5: Option<String>,
     /// Lowercase hex.
     pub sha256: Option<String>,
-    pub regex: Option<Regex>,
-    pub regex_absent: Option<Regex>,
+    /// Each must match the body.
+    pub regex: Vec<Regex>,
+    /// None may match the body.
+    pub regex_absent: Vec<Regex>,
 }
 
 impl Expect {
@@ -58,13 +61,13 @@ impl Expect {
             && self.body.is_none()
             && self.md5.is_none()
             && self.sha256.is_none()
-            && self.regex.is_none()
-            && self.regex_absent.is_none()
+            && self.regex.is_empty()
+            && self.regex_absent.is_empty()
     }
 
     /// Whether the whole body must be kept for a match.
     fn needs_body(&self) -> bool {
-        self.body.is_some() || self.regex.is_some() || self.regex_absent.is_some()
+        self.body.is_some() || !self.regex.is_empty() || !self.regex_absent.is_empty()
     }
 }
 
@@ -91,6 +94,18 @@ struct Body {
     kept: Option<Vec<u8>>,
     traced: Vec<u8>,
     trace: bool,
+}
+
+impl HttpCheck {
+    /// The Host header the request carries: HOST, or a `-H Host:` that
+    /// replaces it.
+    pub fn sent_host(&self) -> &str {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+            .map_or(&self.host, |(_, value)| value)
+    }
 }
 
 impl Body {
@@ -123,7 +138,7 @@ pub fn run(target: &Target, check: &HttpCheck) -> Result<Verdict> {
     let what = format!(
         "http {} {}{} via {} ({}:{})",
         check.method.as_str(),
-        check.host,
+        check.sent_host(),
         check.path,
         target.real_server,
         target.vip,
@@ -140,14 +155,8 @@ pub fn run(target: &Target, check: &HttpCheck) -> Result<Verdict> {
             Opened::Ready(flow) => flow,
             Opened::Failed(verdict) => return Ok(verdict),
         };
-        let verdict = |healthy: bool, reason: String, flow: &Flow| Verdict {
-            healthy,
-            what: what.clone(),
-            reason,
-            elapsed: flow.elapsed(),
-        };
-        if let Err(reason) = connect(&mut flow, target).await? {
-            return Ok(verdict(false, reason, &flow));
+        if let Err(reason) = connect(&mut flow).await? {
+            return Ok(flow.verdict(false, &what, reason));
         }
         if check.trace_heads {
             for line in String::from_utf8_lossy(&request).lines() {
@@ -165,7 +174,7 @@ pub fn run(target: &Target, check: &HttpCheck) -> Result<Verdict> {
             } => judge(check, &parser, *body, first_byte),
             Exchange::Failed(reason) => (false, reason),
         };
-        Ok(verdict(healthy, reason, &flow))
+        Ok(flow.verdict(healthy, &what, reason))
     })
 }
 
@@ -192,6 +201,8 @@ async fn exchange(
     let mut first_byte = None;
     let mut buf = vec![0u8; 16 * 1024];
     let mut traced_head = false;
+    // `-vv`: what came before a head parsed, to show even if none does.
+    let mut raw = Vec::new();
     let outcome = flow
         .drive(|stack| {
             let socket = stack.socket();
@@ -204,6 +215,9 @@ async fn exchange(
                     _ => break,
                 };
                 first_byte.get_or_insert_with(|| sent_at.elapsed());
+                if check.trace_body && parser.head().is_none() && raw.len() < TRACE_BODY {
+                    raw.extend_from_slice(&buf[..n.min(TRACE_BODY - raw.len())]);
+                }
                 match parser.feed(&buf[..n], &mut |data| body.take(data)) {
                     Ok(done) => {
                         if check.trace_heads && !traced_head {
@@ -213,15 +227,15 @@ async fn exchange(
                             return Some(Ok(()));
                         }
                     }
-                    Err(e) => return Some(Err(e.to_string())),
+                    Err(e) => return Some(Err(Ended::Http(e))),
                 }
             }
             if stack.state() == State::Closed {
                 // An RST from the server (a FIN leaves the socket in CLOSE-WAIT).
-                return Some(Err(reset_reason(&parser)));
+                return Some(Err(Ended::Reset));
             }
             if !stack.socket().may_recv() {
-                return Some(parser.finish().map_err(|e| e.to_string()));
+                return Some(parser.finish().map_err(Ended::Http));
             }
             None
         })
@@ -229,37 +243,57 @@ async fn exchange(
     if check.trace_heads && !traced_head {
         trace_head(&parser);
     }
+    if check.trace_body && parser.head().is_none() && !raw.is_empty() {
+        eprintln!("< (no HTTP head) '{}'", http::escape(&raw, TRACE_BODY));
+    }
     if check.trace_body && !body.traced.is_empty() {
         eprintln!("{}", String::from_utf8_lossy(&body.traced));
     }
+    // What the response was so far, for a failure after its head.
+    let so_far = |parser: &ResponseParser| {
+        parser.head().map(|head| {
+            format!(
+                " ({} {}, {} body bytes so far, first byte after {:.1} ms)",
+                head.status,
+                head.reason,
+                parser.body_len(),
+                first_byte.unwrap_or_default().as_secs_f64() * 1000.0
+            )
+        })
+    };
     Ok(match outcome {
         Some(Ok(())) => Exchange::Response {
             parser,
             body: Box::new(body),
             first_byte: first_byte.unwrap_or_default(),
         },
-        Some(Err(reason)) => Exchange::Failed(reason),
+        Some(Err(Ended::Reset)) => Exchange::Failed(match parser.head() {
+            None => "connection reset by the server before a response".to_string(),
+            Some(_) => format!(
+                "connection reset by the server after {} body bytes",
+                parser.body_len()
+            ),
+        }),
+        Some(Err(Ended::Http(e))) => {
+            Exchange::Failed(format!("{e}{}", so_far(&parser).unwrap_or_default()))
+        }
         None => Exchange::Failed(match parser.head() {
-            None if first_byte.is_none() => {
-                format!("no response within {} ms", flow.timeout.as_millis())
-            }
+            None if first_byte.is_none() => format!("no response within {}", flow.window()),
             None => "response head incomplete at the deadline".to_string(),
             Some(_) => format!(
-                "body incomplete at the deadline after {} bytes",
-                parser.body_len()
+                "body incomplete at the deadline{}",
+                so_far(&parser).unwrap_or_default()
             ),
         }),
     })
 }
 
-fn reset_reason(parser: &ResponseParser) -> String {
-    match parser.head() {
-        None => "connection reset by the server before a response".to_string(),
-        Some(_) => format!(
-            "connection reset by the server after {} body bytes",
-            parser.body_len()
-        ),
-    }
+/// How reading a response ended early.
+enum Ended {
+    /// The server reset the connection.
+    Reset,
+    /// The bytes were not an acceptable response, or stopped too soon.
+    Http(http::HttpError),
 }
 
 /// Prints the response head (`< ` lines) once it is parsed.
@@ -296,7 +330,14 @@ fn judge(
     );
     let sha256 = body.sha256.map(|sha| hex::encode(sha.finalize()));
     let kept = body.kept.unwrap_or_default();
-    match first_failure(&check.expect, head, &md5, sha256.as_deref(), &kept) {
+    match first_failure(
+        &check.expect,
+        head,
+        parser.trailers(),
+        &md5,
+        sha256.as_deref(),
+        &kept,
+    ) {
         None => (true, summary),
         Some(failure) => (false, format!("{failure} ({summary})")),
     }
@@ -305,6 +346,7 @@ fn judge(
 fn first_failure(
     expect: &Expect,
     head: &http::Head,
+    trailers: &[(String, String)],
     md5: &str,
     sha256: Option<&str>,
     body: &[u8],
@@ -324,11 +366,26 @@ fn first_failure(
         ));
     }
     for (name, value) in &expect.headers {
-        let got: Vec<&str> = head.values(name).collect();
-        if !got.contains(&value.as_str()) {
+        let got: Vec<&str> = head
+            .values(name)
+            .chain(
+                trailers
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_str()),
+            )
+            .collect();
+        let present = match value {
+            Some(value) => got.contains(&value.as_str()),
+            None => !got.is_empty(),
+        };
+        if !present {
+            let want = value
+                .as_ref()
+                .map_or_else(|| "present".to_string(), |v| format!("{v:?}"));
             return Some(match got.as_slice() {
-                [] => format!("header {name} missing, expected {value:?}"),
-                _ => format!("header {name}: {:?}, expected {value:?}", got.join(", ")),
+                [] => format!("header {name} missing, expected {want}"),
+                _ => format!("header {name}: {:?}, expected {want}", got.join(", ")),
             });
         }
     }
@@ -346,19 +403,17 @@ fn first_failure(
         && want != body
     {
         return Some(format!(
-            "body differs from --body: got {} bytes starting {:?}",
+            "body differs from --body: expected {} bytes '{}', got {} bytes '{}'",
+            want.len(),
+            http::escape(want, http::PREVIEW),
             body.len(),
-            String::from_utf8_lossy(&body[..body.len().min(40)])
+            http::escape(body, http::PREVIEW)
         ));
     }
-    if let Some(re) = &expect.regex
-        && !re.is_match(body)
-    {
+    if let Some(re) = expect.regex.iter().find(|re| !re.is_match(body)) {
         return Some(format!("body does not match --regex {:?}", re.as_str()));
     }
-    if let Some(re) = &expect.regex_absent
-        && re.is_match(body)
-    {
+    if let Some(re) = expect.regex_absent.iter().find(|re| re.is_match(body)) {
         return Some(format!("body matches --regex-absent {:?}", re.as_str()));
     }
     None

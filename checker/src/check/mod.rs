@@ -12,8 +12,9 @@ use checker_common::FlowKey;
 
 use crate::error::{Error, Result};
 use crate::link::{Capture, Link};
-use crate::netdev::{Mac, NetDev};
+use crate::netdev::Mac;
 use crate::packet::{ETH_P_ALL, PacketSocket};
+use crate::preflight::{self, Plan};
 use crate::resolve;
 use crate::stack::{FlowParams, Segment, Stack};
 use crate::target::{self, CloseMode, Target};
@@ -31,6 +32,9 @@ pub struct Flow {
     key: FlowKey,
     pub deadline: Instant,
     pub started: Instant,
+    /// How long this check took to load and attach the XDP program, when
+    /// it had to (not counted in `started`).
+    pub attached: Option<Duration>,
     /// The check's timeout, as the user gave it (messages name it).
     pub timeout: Duration,
     pub real_server_mac: Mac,
@@ -49,34 +53,41 @@ pub enum Opened {
 
 impl Flow {
     /// Prepares the flow of `target`; `what` names the check in a verdict.
-    /// Runs inside the check's runtime.
+    /// Runs inside the check's runtime. Nothing is sent or attached before
+    /// the [`preflight`] has accepted the target.
     pub async fn open(target: &Target, what: &str) -> Result<Opened> {
-        let started = Instant::now();
-        // The process must have ended by the timeout: keep back the time
-        // its teardown takes (RST, unregistering, and the kernel's RCU
-        // grace period when the AF_PACKET socket closes, ~10 ms).
-        let deadline = started + target.timeout - TEARDOWN.min(target.timeout / 10);
+        let begun = Instant::now();
+        let Plan {
+            dev,
+            source,
+            egress,
+        } = preflight::check(target)?;
         let tracer = Tracer {
             frames: target.trace_frames,
         };
-        let dev = NetDev::lookup(&target.iface)?;
         // Opened first: it is also the privilege check.
         let tx = PacketSocket::open(dev.ifindex, 0)?;
-        let source = match target.source {
-            Some(ip) => ip,
-            None => dev.source_for(target.real_server, target.vip)?,
+        let xdp = match target.capture {
+            target::Capture::Require => Some(XdpHandle::open_or_attach(&dev, target.xdp_mode)?),
+            target::Capture::Off => None,
         };
-        let capture = match target.capture {
-            target::Capture::Require => Capture::Xdp(Box::new(
-                XdpHandle::open_or_attach(&dev, target.xdp_mode)?.claim_slot(
-                    &dev.name,
-                    target.timeout,
-                    deadline,
-                )?,
-            )),
-            target::Capture::Off => Capture::Packet(PacketSocket::open(dev.ifindex, ETH_P_ALL)?),
+        // Loading and attaching the program (the first check on a bare
+        // interface) is not the server's time: its clock starts after.
+        let attached = xdp.as_ref().and_then(|(_, attach)| attach.loaded_in());
+        let started = begun + attached.unwrap_or_default();
+        // The process must have ended by the timeout: keep back the time
+        // its teardown takes (RST, unregistering, and the kernel's RCU
+        // grace period when the AF_PACKET socket closes, ~10 ms).
+        let deadline = started + target.timeout - reserve(target.timeout);
+        let capture = match xdp {
+            Some((handle, _)) => Capture::Xdp(Box::new(handle.claim_slot(
+                &dev.name,
+                target.timeout,
+                deadline,
+            )?)),
+            None => Capture::Packet(PacketSocket::open(dev.ifindex, ETH_P_ALL)?),
         };
-        let mut link = Link::new(capture, tx, tracer)?;
+        let mut link = Link::new(capture, tx, egress, &dev.name, tracer)?;
 
         let Some(real_server_mac) =
             resolve::arp(&mut link, &dev, source, target.real_server, deadline).await?
@@ -85,12 +96,13 @@ impl Flow {
                 healthy: false,
                 what: what.to_string(),
                 reason: format!(
-                    "no ARP reply from {} on {} within {} ms",
+                    "no ARP reply from {} on {} within {}",
                     target.real_server,
                     dev.name,
-                    target.timeout.as_millis()
+                    window(target.timeout)
                 ),
                 elapsed: started.elapsed(),
+                attached,
             }));
         };
 
@@ -124,6 +136,7 @@ impl Flow {
             key,
             deadline,
             started,
+            attached,
             timeout: target.timeout,
             real_server_mac,
             _port: port_socket,
@@ -202,11 +215,27 @@ impl Flow {
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
+
+    /// The verdict of this flow's check, timed now.
+    pub fn verdict(&self, healthy: bool, what: &str, reason: String) -> Verdict {
+        Verdict {
+            healthy,
+            what: what.to_string(),
+            reason,
+            elapsed: self.elapsed(),
+            attached: self.attached,
+        }
+    }
+
+    /// How long the server had: see [`window`].
+    pub fn window(&self) -> String {
+        window(self.timeout)
+    }
 }
 
 /// Drives the handshake: `Ok(Ok(()))` on SYN-ACK, `Ok(Err(reason))` when
 /// the server refused or did not answer.
-pub async fn connect(flow: &mut Flow, target: &Target) -> Result<Result<(), String>> {
+pub async fn connect(flow: &mut Flow) -> Result<Result<(), String>> {
     use smoltcp::socket::tcp::State;
     let answer = flow
         .drive(|stack| match stack.state() {
@@ -219,11 +248,29 @@ pub async fn connect(flow: &mut Flow, target: &Target) -> Result<Result<(), Stri
         Some(true) => Ok(()),
         Some(false) => Err("connection refused (RST)".to_string()),
         None => Err(format!(
-            "no answer within {} ms (the real server answers ARP at {}; does it carry the VIP on its loopback?)",
-            target.timeout.as_millis(),
+            "no answer within {} (the real server answers ARP at {}; does it carry the VIP on its loopback?)",
+            flow.window(),
             flow.real_server_mac
         )),
     })
+}
+
+/// What a check keeps back from a timeout to end its process in time.
+fn reserve(timeout: Duration) -> Duration {
+    TEARDOWN.min(timeout / 10)
+}
+
+/// The time a server had to answer, as a verdict says it: the timeout
+/// less the teardown reserve, which the line names so that it agrees with
+/// the elapsed time it shows ("970 ms (-t 1000 less 30 ms to end in time)").
+pub fn window(timeout: Duration) -> String {
+    let reserve = reserve(timeout);
+    format!(
+        "{} ms (-t {} less {} ms to end in time)",
+        (timeout - reserve).as_millis(),
+        timeout.as_millis(),
+        reserve.as_millis()
+    )
 }
 
 /// Binds a kernel TCP socket to `source:0`: the kernel picks a free port and

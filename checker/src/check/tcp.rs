@@ -15,7 +15,7 @@ pub fn run(target: &Target) -> Result<Verdict> {
             Opened::Ready(flow) => flow,
             Opened::Failed(verdict) => return Ok(verdict),
         };
-        let answer = connect(&mut flow, target).await?;
+        let answer = connect(&mut flow).await?;
         if answer.is_ok() {
             flow.close(target.close).await?;
         }
@@ -23,11 +23,6 @@ pub fn run(target: &Target) -> Result<Verdict> {
             Ok(()) => (true, "SYN-ACK".to_string()),
             Err(reason) => (false, reason),
         };
-        Ok(Verdict {
-            healthy,
-            what,
-            reason,
-            elapsed: flow.elapsed(),
-        })
+        Ok(flow.verdict(healthy, &what, reason))
     })
 }

@@ -22,7 +22,8 @@ use checker_common::{
 };
 
 use crate::error::{Error, Result};
-use crate::netdev::{NetDev, netns_inode};
+use crate::netdev::NetDev;
+use crate::rtnl::XdpProgram;
 
 mod owner;
 mod pin;
@@ -30,7 +31,7 @@ mod sys;
 
 use owner::{boottime_ns, current_owner, is_alive};
 pub use pin::detach;
-use pin::{Attached, PIN_ROOT, attach, ensure_bpffs, lock, open_map, pin_dir, sweep_defunct};
+use pin::{Attached, attach, lock, open_map, pin_dir, sweep_defunct};
 
 /// bpf_map_update_elem flag: fail if the key exists.
 const BPF_NOEXIST: u64 = 1;
@@ -46,7 +47,7 @@ pub enum XdpMode {
 }
 
 impl XdpMode {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             XdpMode::Skb => "skb",
             XdpMode::Native => "native",
@@ -55,6 +56,25 @@ impl XdpMode {
 
     fn link_pin(self) -> String {
         format!("link-{}", self.name())
+    }
+}
+
+/// What [`XdpHandle::open_or_attach`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attach {
+    /// The program was attached already, in this mode.
+    Found(XdpMode),
+    /// This process loaded and attached it; that took this long.
+    Loaded(Duration),
+}
+
+impl Attach {
+    /// How long loading and attaching took, when this process did it.
+    pub fn loaded_in(self) -> Option<Duration> {
+        match self {
+            Attach::Loaded(took) => Some(took),
+            Attach::Found(_) => None,
+        }
     }
 }
 
@@ -68,23 +88,27 @@ pub struct XdpHandle {
 
 impl XdpHandle {
     /// Opens the program of `dev` if it is pinned and attached, else loads,
-    /// attaches and pins it. Serialized by a lock so that two first checks
-    /// racing end with exactly one program.
-    pub fn open_or_attach(dev: &NetDev, mode: XdpMode) -> Result<XdpHandle> {
+    /// attaches (in `mode`) and pins it. Serialized by a lock so that two
+    /// first checks racing end with exactly one program. Says which it did.
+    pub fn open_or_attach(dev: &NetDev, mode: XdpMode) -> Result<(XdpHandle, Attach)> {
         let dir = pin_dir(dev)?;
         let _lock = lock()?;
-        if let Some(attached) = Attached::find(&dir, dev)? {
-            if attached.mode != mode {
-                log::debug!(
-                    "XDP program already attached in {} mode; using it",
-                    attached.mode.name()
-                );
-            }
+        let attach_result = if let Some(attached) = Attached::find(&dir, dev)? {
+            Attach::Found(attached.mode)
         } else {
+            let started = Instant::now();
             sweep_defunct();
             attach(&dir, dev, mode)?;
-        }
-        Self::open_maps(dir)
+            let took = started.elapsed();
+            log::debug!(
+                "loaded and attached the XDP program to {} in {} mode in {:.1} ms",
+                dev.name,
+                mode.name(),
+                took.as_secs_f64() * 1000.0
+            );
+            Attach::Loaded(took)
+        };
+        Ok((Self::open_maps(dir)?, attach_result))
     }
 
     fn open_maps(dir: PathBuf) -> Result<XdpHandle> {
@@ -288,8 +312,18 @@ impl Drop for Slot {
     }
 }
 
-/// What `vipcheck xdp status` shows.
-pub struct Status {
+/// What `vipcheck xdp status` finds on an interface.
+pub enum Status {
+    /// No XDP program at all.
+    None,
+    /// An XDP program that is not vipcheck's (no pins of ours for it).
+    Foreign(XdpProgram),
+    /// Ours, with what it reports.
+    Ours(Box<Report>),
+}
+
+/// What the program of an interface reports.
+pub struct Report {
     pub mode: &'static str,
     pub program_id: u32,
     pub pin_dir: PathBuf,
@@ -299,20 +333,37 @@ pub struct Status {
     pub events: Vec<String>,
 }
 
-pub fn status(dev: &NetDev) -> Result<Option<Status>> {
-    let dir = pin_dir(dev)?;
-    let Some(attached) = Attached::find(&dir, dev)? else {
-        return Ok(None);
+/// The XDP state of `dev`, as far as this process can see it. The kernel
+/// tells anyone whether a program is attached; our pins need root, and a
+/// private /sys/fs/bpf (`ip netns exec`) hides them: both are errors here
+/// (exit 3), never "nothing attached".
+pub fn status(dev: &NetDev) -> Result<Status> {
+    let link = crate::rtnl::link(dev.ifindex)
+        .map_err(|e| Error::on_interface(&dev.name, "reading its XDP state", e))?;
+    let Some(program) = link.xdp else {
+        return Ok(Status::None);
     };
-    let handle = XdpHandle::open_maps(dir.clone())?;
-    Ok(Some(Status {
-        mode: attached.mode.name(),
-        program_id: attached.program_id,
-        pin_dir: dir,
-        counters: handle.counters()?,
-        flows: handle.flows(),
-        events: program_events(attached.program_id),
-    }))
+    let dir = pin_dir(dev)?;
+    match Attached::find(&dir, dev)? {
+        Some(attached) if attached.program_id == program.id => {
+            let handle = XdpHandle::open_maps(dir.clone())?;
+            Ok(Status::Ours(Box::new(Report {
+                mode: attached.mode.name(),
+                program_id: attached.program_id,
+                pin_dir: dir,
+                counters: handle.counters()?,
+                flows: handle.flows(),
+                events: program_events(attached.program_id),
+            })))
+        }
+        _ if pin::private_mounts() => Err(Error::Interface(format!(
+            "an XDP program (id {}) is attached to {}, but this process has a private \
+             /sys/fs/bpf where vipcheck's pins are not visible (as under ip netns exec); \
+             run vipcheck with nsenter --net=/run/netns/NAME",
+            program.id, dev.name
+        ))),
+        _ => Ok(Status::Foreign(program)),
+    }
 }
 
 /// Takes the records the program logged with aya-log (ring full, ...).
@@ -343,33 +394,16 @@ fn program_events(program_id: u32) -> Vec<String> {
     events.unwrap_or_default()
 }
 
-/// The interfaces of this network namespace that have our program pinned.
+/// The interfaces of this network namespace that have an XDP program
+/// attached (vipcheck's or another), as the kernel reports them.
 pub fn attached_here() -> Result<Vec<NetDev>> {
-    let prefix = format!("ns{}-if", netns_inode()?);
-    ensure_bpffs()?;
-    let Ok(entries) = std::fs::read_dir(PIN_ROOT) else {
-        return Ok(Vec::new());
-    };
-    let mut devs = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(ifindex) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(&prefix))
-            .and_then(|i| i.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-        // SAFETY: buf has IF_NAMESIZE bytes, as if_indextoname requires.
-        if unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) }.is_null() {
-            continue;
-        }
-        // SAFETY: on success buf holds a NUL-terminated name.
-        let ifname = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
-        devs.push(NetDev::lookup(&ifname.to_string_lossy())?);
-    }
-    Ok(devs)
+    let links =
+        crate::rtnl::links().map_err(|e| Error::io("listing the interfaces (rtnetlink)", e))?;
+    links
+        .iter()
+        .filter(|link| link.xdp.is_some())
+        .map(|link| NetDev::lookup(&link.name))
+        .collect()
 }
 
 /// The (remote, local) endpoints of an IPv4 flow key (ports 0 for ARP).

@@ -36,12 +36,19 @@ impl Attached {
     /// to `dev`. A stale directory (namespace gone, interface gone, pins
     /// half-made) is removed.
     pub(super) fn find(dir: &Path, dev: &NetDev) -> Result<Option<Attached>> {
-        if !dir.exists() {
-            return Ok(None);
+        match std::fs::metadata(dir) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            // Not "none attached": we cannot look (not root).
+            Err(e) => return Err(Error::privileged("reading the pins under /sys/fs/bpf", e)),
         }
         for mode in [XdpMode::Skb, XdpMode::Native] {
-            let Ok(link) = obj_get(&dir.join(mode.link_pin())) else {
-                continue;
+            let link = match obj_get(&dir.join(mode.link_pin())) {
+                Ok(link) => link,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
+                    return Err(Error::privileged("opening the pinned XDP link", e));
+                }
+                Err(_) => continue,
             };
             let info = link_info(&link).map_err(|e| Error::io("reading XDP link info", e))?;
             if info.ifindex == dev.ifindex {
@@ -236,7 +243,8 @@ fn create_private_dir(path: &Path) -> Result<()> {
 
 /// An exclusive lock over attach and detach, on the pin root directory.
 pub(super) fn lock() -> Result<File> {
-    let dir = File::open(PIN_ROOT).map_err(|e| Error::io(format!("opening {PIN_ROOT}"), e))?;
+    let dir =
+        File::open(PIN_ROOT).map_err(|e| Error::privileged("opening /sys/fs/bpf/vipcheck", e))?;
     // SAFETY: flock on a valid fd; the lock is released when `dir` is closed.
     if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(Error::io(

@@ -1,0 +1,189 @@
+//! The rule every frame vipcheck puts on the wire obeys, enforced in one
+//! place: [`Link::send`](crate::link::Link::send) refuses any frame that
+//! breaks it, whatever path built the frame.
+//!
+//! A frame leaves from IFACE's own MAC, and its sender (ARP) or source
+//! (IPv4) address is one of IFACE's own addresses, never the VIP. Why it
+//! matters: a broadcast ARP request updates the neighbour entry of its
+//! sender IP on every host of the segment that has one, the router
+//! included. Sent with the VIP (or another host's address) as sender, it
+//! would pull that address's traffic to this LB: an outage caused by a
+//! health check.
+
+use std::net::Ipv4Addr;
+
+use smoltcp::wire::{
+    ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, Ipv4Packet,
+};
+
+use crate::netdev::{Mac, NetDev};
+
+/// The addresses a frame sent on one interface may carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Egress {
+    mac: Mac,
+    /// IFACE's own IPv4 addresses, less the VIP.
+    sources: Vec<Ipv4Addr>,
+}
+
+impl Egress {
+    /// The rule for frames sent on `dev` in a check of `vip`.
+    pub fn new(dev: &NetDev, vip: Ipv4Addr) -> Egress {
+        Egress {
+            mac: dev.mac,
+            sources: dev
+                .ipv4
+                .iter()
+                .map(|c| c.addr)
+                .filter(|&a| a != vip && !a.is_loopback() && !a.is_unspecified())
+                .collect(),
+        }
+    }
+
+    /// Whether `ip` may be the sender or source address of our frames.
+    pub fn allows_source(&self, ip: Ipv4Addr) -> bool {
+        self.sources.contains(&ip)
+    }
+
+    /// `Ok` if `frame` may be sent, else why not.
+    pub fn check(&self, frame: &[u8]) -> Result<(), String> {
+        let eth = EthernetFrame::new_checked(frame)
+            .map_err(|_| format!("a frame of {} bytes is not Ethernet", frame.len()))?;
+        if eth.src_addr() != EthernetAddress(self.mac.0) {
+            return Err(format!(
+                "source MAC {} is not the interface's {}",
+                Mac(eth.src_addr().0),
+                self.mac
+            ));
+        }
+        let source = match eth.ethertype() {
+            EthernetProtocol::Arp => {
+                let arp = ArpPacket::new_checked(eth.payload())
+                    .and_then(|p| ArpRepr::parse(&p))
+                    .map_err(|_| "malformed ARP frame".to_string())?;
+                let ArpRepr::EthernetIpv4 {
+                    source_hardware_addr,
+                    source_protocol_addr,
+                    ..
+                } = arp
+                else {
+                    return Err("ARP frame that is not Ethernet/IPv4".into());
+                };
+                if source_hardware_addr != EthernetAddress(self.mac.0) {
+                    return Err(format!(
+                        "ARP sender MAC {} is not the interface's {}",
+                        Mac(source_hardware_addr.0),
+                        self.mac
+                    ));
+                }
+                source_protocol_addr
+            }
+            EthernetProtocol::Ipv4 => Ipv4Packet::new_checked(eth.payload())
+                .map_err(|_| "malformed IPv4 frame".to_string())?
+                .src_addr(),
+            other => return Err(format!("ethertype {other} is never sent")),
+        };
+        if !self.allows_source(source) {
+            return Err(format!(
+                "sender address {source} is not one of the interface's own addresses (the VIP never is)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netdev::Ipv4Cidr;
+    use crate::resolve::{reply_frame, request_frame};
+
+    const OURS: Mac = Mac([2, 0, 0, 0, 0, 1]);
+    const OTHER: Mac = Mac([2, 0, 0, 0, 0, 2]);
+    const LB: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+    const VIP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+    const RS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 11);
+
+    /// A master LB: the VIP is on the interface too.
+    fn egress() -> Egress {
+        let dev = NetDev {
+            name: "eth0".into(),
+            ifindex: 2,
+            mac: OURS,
+            mtu: 1500,
+            ipv4: [(LB, 24), (VIP, 32)]
+                .map(|(addr, prefix_len)| Ipv4Cidr { addr, prefix_len })
+                .to_vec(),
+            ethernet: true,
+            up: true,
+        };
+        Egress::new(&dev, VIP)
+    }
+
+    fn syn(src: Ipv4Addr) -> Vec<u8> {
+        let mut frame = vec![
+            2, 0, 0, 0, 0, 0x0b, 2, 0, 0, 0, 0, 1, 0x08, 0x00, // ethernet
+            0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, 0, 0, 0, 0, 198, 18, 0, 100, // ipv4
+            0x9c, 0x40, 0, 80, 0, 0, 0, 7, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0,
+            0, // tcp
+        ];
+        frame[26..30].copy_from_slice(&src.octets());
+        frame
+    }
+
+    #[test]
+    fn our_own_address_passes() {
+        let e = egress();
+        assert_eq!(e.check(&request_frame(OURS, LB, RS)), Ok(()));
+        assert_eq!(e.check(&syn(LB)), Ok(()));
+    }
+
+    #[test]
+    fn the_vip_never_is_a_sender() {
+        let e = egress();
+        assert!(!e.allows_source(VIP));
+        let arp = e.check(&request_frame(OURS, VIP, RS)).unwrap_err();
+        assert!(arp.contains("198.18.0.100"), "{arp}");
+        assert!(e.check(&syn(VIP)).is_err());
+    }
+
+    #[test]
+    fn other_hosts_and_loopback_addresses_are_refused() {
+        let e = egress();
+        for ip in [
+            Ipv4Addr::new(198, 18, 0, 55),
+            Ipv4Addr::LOCALHOST,
+            Ipv4Addr::UNSPECIFIED,
+            RS,
+        ] {
+            assert!(e.check(&request_frame(OURS, ip, RS)).is_err(), "{ip}");
+            assert!(e.check(&syn(ip)).is_err(), "{ip}");
+        }
+    }
+
+    #[test]
+    fn another_mac_is_refused() {
+        let e = egress();
+        assert!(e.check(&request_frame(OTHER, LB, RS)).is_err());
+        let mut frame = syn(LB);
+        frame[6..12].copy_from_slice(&OTHER.0);
+        assert!(e.check(&frame).is_err());
+        // Ethernet source ours, ARP sender hardware address another's.
+        let mut arp = request_frame(OURS, LB, RS);
+        arp[22..28].copy_from_slice(&OTHER.0);
+        assert!(e.check(&arp).is_err());
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        let e = egress();
+        // An ARP reply from us is fine by address; a frame of another
+        // ethertype, a truncated one or garbage never leaves.
+        assert_eq!(e.check(&reply_frame(OURS, LB, OTHER, RS)), Ok(()));
+        let mut ipv6 = syn(LB);
+        ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
+        assert!(e.check(&ipv6).is_err());
+        assert!(e.check(&syn(LB)[..20]).is_err());
+        assert!(e.check(&[]).is_err());
+    }
+}

@@ -1,0 +1,193 @@
+//! Refuses impossible setups before anything is sent or attached.
+//!
+//! A check that cannot mean anything (a loopback "real server", an
+//! interface without Ethernet, a real server behind a gateway, a source
+//! address that is not ours) must fail at once with a reason, not after its
+//! whole timeout with "unhealthy", and must leave nothing behind: no frame
+//! on the wire, no XDP program on the interface. What the kernel knows
+//! (the interface, the route) is read over rtnetlink, without privilege.
+
+use std::net::Ipv4Addr;
+
+use netlink_packet_route::route::RouteType;
+
+use crate::egress::Egress;
+use crate::error::{Error, Result};
+use crate::netdev::NetDev;
+use crate::rtnl;
+use crate::target::Target;
+
+/// What a check that passed the preflight sends from.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub dev: NetDev,
+    /// Sender and source address of every frame.
+    pub source: Ipv4Addr,
+    pub egress: Egress,
+}
+
+/// Validates `target` against this host: every refusal is an [`Error`]
+/// with the documented exit status (2 for the arguments, 3 for the
+/// interface).
+pub fn check(target: &Target) -> Result<Plan> {
+    unicast("REAL_SERVER", target.real_server)?;
+    unicast("VIP", target.vip)?;
+    let dev = NetDev::lookup(&target.iface)?;
+    if !dev.ethernet {
+        return Err(Error::Interface(format!(
+            "{} is not an Ethernet interface, so no frame can be addressed to a real server's MAC \
+             through it; give the interface that faces the real servers",
+            dev.name
+        )));
+    }
+    if !dev.up {
+        return Err(Error::Interface(format!(
+            "{0} is down; bring it up first (ip link set {0} up)",
+            dev.name
+        )));
+    }
+    let egress = Egress::new(&dev, target.vip);
+    let source = match target.source {
+        Some(ip) => given_source(ip, &dev, target.vip, &egress)?,
+        None => dev.source_for(target.real_server, target.vip)?,
+    };
+    on_link(&dev, target.real_server)?;
+    Ok(Plan {
+        dev,
+        source,
+        egress,
+    })
+}
+
+/// REAL_SERVER and VIP name one other host each.
+pub fn unicast(what: &str, ip: Ipv4Addr) -> Result<()> {
+    let why = if ip.is_unspecified() {
+        "unspecified"
+    } else if ip.is_broadcast() {
+        "the broadcast address"
+    } else if ip.is_multicast() {
+        "a multicast address"
+    } else if ip.is_loopback() {
+        "a loopback address"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Usage(format!(
+        "{what} {ip} is {why}; {}",
+        match what {
+            "VIP" => "give the virtual IP that the real servers carry on their loopback",
+            _ => "give the real server's own unicast address",
+        }
+    )))
+}
+
+/// `--source`: one of IFACE's own addresses, never the VIP.
+fn given_source(ip: Ipv4Addr, dev: &NetDev, vip: Ipv4Addr, egress: &Egress) -> Result<Ipv4Addr> {
+    if egress.allows_source(ip) {
+        return Ok(ip);
+    }
+    let why = if ip == vip {
+        "is the VIP: frames from it would teach the real servers (and every host of the \
+         segment) that the VIP is at this LB"
+            .to_string()
+    } else if ip.is_loopback() || ip.is_unspecified() {
+        "is not an address frames can come from".to_string()
+    } else {
+        let own: Vec<String> = dev
+            .ipv4
+            .iter()
+            .filter(|c| c.addr != vip)
+            .map(|c| format!("{}/{}", c.addr, c.prefix_len))
+            .collect();
+        format!(
+            "is not an address of {} ({})",
+            dev.name,
+            match own.as_slice() {
+                [] => "it has none but the VIP".to_string(),
+                own => format!("its own: {}", own.join(", ")),
+            }
+        )
+    };
+    Err(Error::Usage(format!(
+        "--source {ip} {why}; leave --source out or give an address of {}",
+        dev.name
+    )))
+}
+
+/// The kernel's route to the real server leaves through `dev` with no
+/// gateway: LVS-DR forwards by MAC, so a real server is on the LB's link.
+fn on_link(dev: &NetDev, real_server: Ipv4Addr) -> Result<()> {
+    let route = match rtnl::route_to(real_server) {
+        Ok(route) => route,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENETUNREACH | libc::EHOSTUNREACH)
+            ) =>
+        {
+            return Err(Error::Usage(format!(
+                "REAL_SERVER {real_server} is not on the link of {} (this host has no route to it); \
+                 LVS-DR needs real servers on the load balancer's link",
+                dev.name
+            )));
+        }
+        Err(e) => {
+            return Err(Error::io(
+                format!("looking up the route to {real_server}"),
+                e,
+            ));
+        }
+    };
+    let refuse = |why: String| Err(Error::Usage(format!("REAL_SERVER {real_server} {why}")));
+    match route.kind {
+        RouteType::Unicast => {}
+        RouteType::Local => return refuse("is an address of this host, not a real server".into()),
+        RouteType::Broadcast => return refuse("is a broadcast address".into()),
+        RouteType::Multicast => return refuse("is a multicast address".into()),
+        other => return refuse(format!("has a route of type {other:?} on this host")),
+    }
+    if let Some(gateway) = route.gateway {
+        return refuse(format!(
+            "is reached through the gateway {gateway}, not on the link of {}; LVS-DR needs real \
+             servers on the load balancer's link",
+            dev.name
+        ));
+    }
+    match route.oif {
+        Some(oif) if oif != dev.ifindex => {
+            let other = rtnl::link(oif).map_or_else(|_| format!("interface {oif}"), |l| l.name);
+            refuse(format!(
+                "is reached through {other}, not {}; give {other} as IFACE if it faces the real servers",
+                dev.name
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_unicast_addresses_name_a_host() {
+        for bad in [
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "239.1.2.3",
+            "127.0.0.1",
+        ] {
+            let ip: Ipv4Addr = bad.parse().unwrap();
+            for what in ["REAL_SERVER", "VIP"] {
+                let e = unicast(what, ip).unwrap_err();
+                assert_eq!(e.exit_code(), 2, "{bad}");
+                assert!(
+                    e.to_string().starts_with(&format!("{what} {bad} is ")),
+                    "{e}"
+                );
+            }
+        }
+        assert!(unicast("VIP", Ipv4Addr::new(198, 18, 0, 100)).is_ok());
+    }
+}

@@ -1,0 +1,204 @@
+//! What the kernel of this network namespace says about links and routes,
+//! asked over rtnetlink (netlink-packet-route): an interface's type, state,
+//! MAC, MTU and XDP program, and which way a packet to an address leaves.
+//! None of it needs privilege, so an unprivileged `xdp status` and the
+//! checks' preflight see the truth too.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+
+use netlink_packet_core::{
+    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+};
+use netlink_packet_route::link::{
+    LinkAttribute, LinkFlags, LinkLayerType, LinkMessage, LinkXdp, XdpAttached,
+};
+use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+/// One network interface as the kernel describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkState {
+    pub ifindex: u32,
+    pub name: String,
+    /// Ethernet framing (ARPHRD_ETHER): the only kind vipcheck can check through.
+    pub ethernet: bool,
+    /// Administratively up (IFF_UP).
+    pub up: bool,
+    /// The carrier is there (IFF_LOWER_UP).
+    pub lower_up: bool,
+    pub mac: Option<[u8; 6]>,
+    pub mtu: u32,
+    /// The XDP program attached to it, if any (whoever attached it).
+    pub xdp: Option<XdpProgram>,
+}
+
+/// An XDP program attached to an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XdpProgram {
+    pub id: u32,
+    /// "skb", "native", "offload" or "multi" (several at once).
+    pub mode: &'static str,
+}
+
+/// How the kernel would send a packet to an address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    pub kind: RouteType,
+    /// The interface it leaves through.
+    pub oif: Option<u32>,
+    /// The next hop, when the address is not on-link.
+    pub gateway: Option<IpAddr>,
+}
+
+/// Every interface of this network namespace.
+pub fn links() -> io::Result<Vec<LinkState>> {
+    let replies = request(
+        RouteNetlinkMessage::GetLink(LinkMessage::default()),
+        NLM_F_REQUEST | NLM_F_DUMP,
+    )?;
+    Ok(replies
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewLink(link) => Some(link_state(link)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The interface with index `ifindex` (`NotFound` if there is none).
+pub fn link(ifindex: u32) -> io::Result<LinkState> {
+    let mut message = LinkMessage::default();
+    message.header.index = ifindex;
+    request(RouteNetlinkMessage::GetLink(message), NLM_F_REQUEST)?
+        .into_iter()
+        .find_map(|m| match m {
+            RouteNetlinkMessage::NewLink(link) => Some(link_state(link)),
+            _ => None,
+        })
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such interface"))
+}
+
+/// The route the kernel would take to `dst` (as `ip route get`). An
+/// unreachable destination is an error (ENETUNREACH, EHOSTUNREACH).
+pub fn route_to(dst: Ipv4Addr) -> io::Result<Route> {
+    let mut message = RouteMessage::default();
+    message.header.address_family = AddressFamily::Inet;
+    message.header.destination_prefix_length = 32;
+    message
+        .attributes
+        .push(RouteAttribute::Destination(RouteAddress::Inet(dst)));
+    let route = request(RouteNetlinkMessage::GetRoute(message), NLM_F_REQUEST)?
+        .into_iter()
+        .find_map(|m| match m {
+            RouteNetlinkMessage::NewRoute(route) => Some(route),
+            _ => None,
+        })
+        .ok_or_else(|| io::Error::other("the kernel sent no route"))?;
+    let mut found = Route {
+        kind: route.header.kind,
+        oif: None,
+        gateway: None,
+    };
+    for attribute in route.attributes {
+        match attribute {
+            RouteAttribute::Oif(index) => found.oif = Some(index),
+            RouteAttribute::Gateway(RouteAddress::Inet(ip)) => found.gateway = Some(ip.into()),
+            RouteAttribute::Gateway(RouteAddress::Inet6(ip)) => found.gateway = Some(ip.into()),
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+fn link_state(link: LinkMessage) -> LinkState {
+    let mut state = LinkState {
+        ifindex: link.header.index,
+        name: String::new(),
+        ethernet: link.header.link_layer_type == LinkLayerType::Ether,
+        up: link.header.flags.contains(LinkFlags::Up),
+        lower_up: link.header.flags.contains(LinkFlags::LowerUp),
+        mac: None,
+        mtu: 0,
+        xdp: None,
+    };
+    for attribute in link.attributes {
+        match attribute {
+            LinkAttribute::IfName(name) => state.name = name,
+            LinkAttribute::Address(bytes) => state.mac = bytes.try_into().ok(),
+            LinkAttribute::Mtu(mtu) => state.mtu = mtu,
+            LinkAttribute::Xdp(xdp) => state.xdp = xdp_program(&xdp),
+            _ => {}
+        }
+    }
+    state
+}
+
+fn xdp_program(attributes: &[LinkXdp]) -> Option<XdpProgram> {
+    let mut id = None;
+    let mut mode = None;
+    for attribute in attributes {
+        match attribute {
+            LinkXdp::ProgId(prog) => id = Some(*prog),
+            LinkXdp::Attached(attached) => {
+                mode = match attached {
+                    XdpAttached::None => return None,
+                    XdpAttached::SocketBuffer => Some("skb"),
+                    XdpAttached::Driver => Some("native"),
+                    XdpAttached::Hardware => Some("offload"),
+                    _ => Some("multi"),
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(XdpProgram {
+        id: id.unwrap_or(0),
+        mode: mode?,
+    })
+}
+
+/// Sends one request and collects the replies: all parts of a dump, or
+/// the one answer. A netlink error becomes the `io::Error` it carries.
+fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    let mut header = NetlinkHeader::default();
+    header.flags = flags;
+    header.sequence_number = 1;
+    let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(message));
+    packet.finalize();
+    let mut buf = vec![0; packet.buffer_len()];
+    packet.serialize(&mut buf);
+    socket.send(&buf, 0)?;
+
+    let dump = flags & NLM_F_DUMP != 0;
+    let mut replies = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let size = socket.recv(&mut &mut buf[..], 0)?;
+        let mut offset = 0;
+        while offset < size {
+            let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[offset..size])
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            let len = reply.header.length as usize;
+            match reply.payload {
+                NetlinkPayload::InnerMessage(inner) => {
+                    replies.push(inner);
+                    if !dump {
+                        return Ok(replies);
+                    }
+                }
+                NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
+                NetlinkPayload::Done(_) | NetlinkPayload::Error(_) => return Ok(replies),
+                _ => {}
+            }
+            if len == 0 {
+                break;
+            }
+            offset += len;
+        }
+    }
+}
