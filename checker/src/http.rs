@@ -317,6 +317,9 @@ impl ResponseParser {
             return Ok(used);
         }
         let framing = framing(&head, self.head_request)?;
+        // Kept before the length is judged: a failure names the status.
+        self.head = Some(head);
+        self.framing = Some(framing);
         if let Framing::Length(n) = framing
             && n > self.limits.max_body
         {
@@ -330,8 +333,6 @@ impl ResponseParser {
             Framing::Chunked => State::ChunkSize,
             Framing::Close => State::UntilClose,
         };
-        self.head = Some(head);
-        self.framing = Some(framing);
         Ok(used)
     }
 

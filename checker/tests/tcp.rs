@@ -17,7 +17,9 @@ fn assert_verdicts(role: Role) {
     let novip = tcp(&lab, NOVIP_IP, &[]);
     assert_eq!(novip.code, 1, "novip: {novip:?}");
     assert!(
-        novip.stdout.contains("no answer within 1000 ms"),
+        novip
+            .stdout
+            .contains("no answer within 970 ms (-t 1000 less 30 ms to end in time)"),
         "{novip:?}"
     );
 
@@ -30,7 +32,7 @@ fn assert_verdicts(role: Role) {
     assert!(
         absent
             .stdout
-            .contains("no ARP reply from 198.18.0.99 on eth0 within 700 ms"),
+            .contains("no ARP reply from 198.18.0.99 on eth0 within 670 ms (-t 700 less 30 ms"),
         "{absent:?}"
     );
     assert!(

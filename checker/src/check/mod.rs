@@ -71,22 +71,28 @@ impl Flow {
             target::Capture::Require => Some(XdpHandle::open_or_attach(&dev, target.xdp_mode)?),
             target::Capture::Off => None,
         };
-        // Loading and attaching the program (the first check on a bare
-        // interface) is not the server's time: its clock starts after.
-        let attached = xdp.as_ref().and_then(|(_, attach)| attach.loaded_in());
-        let started = begun + attached.unwrap_or_default();
         // The process must have ended by the timeout: keep back the time
         // its teardown takes (RST, unregistering, and the kernel's RCU
         // grace period when the AF_PACKET socket closes, ~10 ms).
-        let deadline = started + target.timeout - reserve(target.timeout);
+        let answer_within = target.timeout - reserve(target.timeout);
+        let mut attached = None;
         let capture = match xdp {
-            Some((handle, _)) => Capture::Xdp(Box::new(handle.claim_slot(
-                &dev.name,
-                target.timeout,
-                deadline,
-            )?)),
+            Some((handle, attach)) => {
+                let loaded = attach.loaded_in().unwrap_or_default();
+                let slot =
+                    handle.claim_slot(&dev.name, target.timeout, begun + loaded + answer_within)?;
+                if attach.loaded_in().is_some() {
+                    // Loading and attaching the program, and making its
+                    // first ring (the first check on a bare interface), is
+                    // not the server's time: its clock starts now.
+                    attached = Some(begun.elapsed());
+                }
+                Capture::Xdp(Box::new(slot))
+            }
             None => Capture::Packet(PacketSocket::open(dev.ifindex, ETH_P_ALL)?),
         };
+        let started = begun + attached.unwrap_or_default();
+        let deadline = started + answer_within;
         let mut link = Link::new(capture, tx, egress, &dev.name, tracer)?;
 
         let Some(real_server_mac) =

@@ -207,6 +207,12 @@ fn serve(stream: &mut TcpStream) -> std::io::Result<Ending> {
             std::thread::sleep(Duration::from_millis(20));
             return Ok(Ending::Reset);
         }
+        "/ssh" => {
+            // What an SSH server says first, then it waits, as one does.
+            stream.write_all(b"SSH-2.0-OpenSSH_9.2\r\n")?;
+            while stream.read(&mut byte)? > 0 {}
+            Ok(())
+        }
         "/silent" => {
             // Never answer; end when the client (or the server's stop) does.
             while stream.read(&mut byte)? > 0 {}
