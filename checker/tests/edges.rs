@@ -11,8 +11,10 @@ use std::time::Duration;
 use common::*;
 use xtask::lab::{CHUNKED_BODY, FIXTURE_PORT, TEXT_BODY};
 
-/// Counts, on the lab's bridge, the frames whose source MAC is the LB's:
-/// everything the LB puts on the wire, whoever built it.
+/// Counts, on the lab's bridge, the ARP and IPv4 frames whose source MAC is
+/// the LB's: all of that the LB puts on the wire, whoever built it. (Not
+/// IPv6: the LB's kernel solicits routers and joins groups by itself for
+/// seconds after its link comes up.)
 struct WireCounter<'a> {
     lab: &'a Lab,
 }
@@ -24,7 +26,7 @@ impl<'a> WireCounter<'a> {
             lab.switch_ns(),
             &format!(
                 "table bridge vck {{\n chain pre {{\n  type filter hook prerouting priority -300;\n  \
-                 ether saddr {} counter\n }}\n}}\n",
+                 ether saddr {} ether type {{ arp, ip }} counter\n }}\n}}\n",
                 lab.mac(Host::Lb)
             ),
         );
