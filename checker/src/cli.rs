@@ -126,8 +126,8 @@ pub struct FlowArgs {
     #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// Deadline of the whole check, in milliseconds (1 to 3600000); the process has
-    /// ended by then, except that a first check that must attach the XDP program
-    /// is given that time on top.
+    /// ended by then, except that a check that must first attach the XDP program
+    /// (or wait for another's attach) is given that time on top.
     #[arg(short, long, value_name = "MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_MS))]
     pub timeout: u64,

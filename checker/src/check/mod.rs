@@ -67,31 +67,33 @@ impl Flow {
         };
         // Opened first: it is also the privilege check.
         let tx = PacketSocket::open(dev.ifindex, 0)?;
-        let xdp = match target.capture {
-            target::Capture::Require => Some(XdpHandle::open_or_attach(&dev, target.xdp_mode)?),
-            target::Capture::Off => None,
-        };
         // The process must have ended by the timeout: keep back the time
         // its teardown takes (RST, unregistering, and the kernel's RCU
         // grace period when the AF_PACKET socket closes, ~10 ms).
         let answer_within = target.timeout - reserve(target.timeout);
-        let mut attached = None;
-        let capture = match xdp {
-            Some((handle, attach)) => {
-                let loaded = attach.loaded_in().unwrap_or_default();
-                let slot =
-                    handle.claim_slot(&dev.name, target.timeout, begun + loaded + answer_within)?;
-                if attach.loaded_in().is_some() {
-                    // Loading and attaching the program, and making its
-                    // first ring (the first check on a bare interface), is
-                    // not the server's time: its clock starts now.
-                    attached = Some(begun.elapsed());
-                }
-                Capture::Xdp(Box::new(slot))
+        // The server's clock starts once the capture is ready: loading and
+        // attaching the program (the first check on a bare interface), or
+        // waiting for another process's attach under the lock, is not the
+        // server's time.
+        let (capture, started, attached) = match target.capture {
+            target::Capture::Require => {
+                let (handle, attach) = XdpHandle::open_or_attach(&dev, target.xdp_mode)?;
+                let ready = Instant::now();
+                let slot = handle.claim_slot(&dev.name, target.timeout, ready + answer_within)?;
+                // A cold check's first ring (an RCU grace period) is part
+                // of its attach.
+                let (started, attached) = match attach.loaded_in() {
+                    Some(_) => (Instant::now(), Some(begun.elapsed())),
+                    None => (ready, None),
+                };
+                (Capture::Xdp(Box::new(slot)), started, attached)
             }
-            None => Capture::Packet(PacketSocket::open(dev.ifindex, ETH_P_ALL)?),
+            target::Capture::Off => (
+                Capture::Packet(PacketSocket::open(dev.ifindex, ETH_P_ALL)?),
+                Instant::now(),
+                None,
+            ),
         };
-        let started = begun + attached.unwrap_or_default();
         let deadline = started + answer_within;
         let mut link = Link::new(capture, tx, egress, &dev.name, tracer)?;
 
