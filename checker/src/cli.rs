@@ -43,6 +43,10 @@ pub enum Command {
     Http(Box<HttpArgs>),
     /// Manage the shared XDP program of an interface.
     Xdp {
+        /// -v: what vipcheck does with the program on stderr (load and attach
+        /// time, stale pins removed, dead checks' slots freed).
+        #[arg(id = "xdp_verbose", short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+        verbose: u8,
         #[command(subcommand)]
         action: XdpAction,
     },
@@ -246,7 +250,7 @@ impl Cli {
         match &mut cli.command {
             Command::Tcp(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Http(args) => args.verbose = args.verbose.saturating_add(before),
-            Command::Xdp { .. } => {}
+            Command::Xdp { verbose, .. } => *verbose = verbose.saturating_add(before),
         }
         Ok(cli)
     }
@@ -533,6 +537,27 @@ mod tests {
             panic!("not tcp")
         };
         assert!(args.target().trace_frames);
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn xdp_takes_verbose_anywhere() {
+        for args in [
+            &["-v", "xdp", "status"][..],
+            &["xdp", "-v", "status"],
+            &["xdp", "status", "-v", "eth0"],
+        ] {
+            let cli = parse(args).unwrap();
+            assert!(
+                matches!(cli.command, Command::Xdp { verbose: 1, .. }),
+                "{args:?}"
+            );
+        }
     }
 
     #[test]

@@ -32,8 +32,8 @@ fn run() -> i32 {
             let http = args.check();
             checked(&args.target(), |target| check::http::run(target, &http))
         }
-        Command::Xdp { action } => {
-            init_logging(cli.verbose > 0);
+        Command::Xdp { verbose, action } => {
+            init_logging(verbose > 0);
             match xdp_command(action) {
                 Ok(()) => 0,
                 Err(e) => fail(e),
