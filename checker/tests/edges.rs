@@ -34,18 +34,7 @@ impl<'a> WireCounter<'a> {
     }
 
     fn frames(&self) -> u64 {
-        let listing = sh(
-            self.lab,
-            self.lab.switch_ns(),
-            "nft",
-            &["list", "chain", "bridge", "vck", "pre"],
-        );
-        let words: Vec<&str> = listing.split_whitespace().collect();
-        let at = words
-            .iter()
-            .position(|w| *w == "packets")
-            .expect("counter in nft listing");
-        words[at + 1].parse().expect("packet count")
+        nft_packets(self.lab, self.lab.switch_ns(), ["bridge", "vck", "pre"])
     }
 }
 

@@ -76,18 +76,7 @@ impl<'a> RstCounter<'a> {
     }
 
     fn packets(&self) -> u64 {
-        let listing = sh(
-            self.lab,
-            self.lab.ns(Host::Ok),
-            "nft",
-            &["list", "chain", "ip", "vck", "in"],
-        );
-        let words: Vec<&str> = listing.split_whitespace().collect();
-        let at = words
-            .iter()
-            .position(|w| *w == "packets")
-            .expect("counter in nft listing");
-        words[at + 1].parse().expect("packet count")
+        nft_packets(self.lab, self.lab.ns(Host::Ok), ["ip", "vck", "in"])
     }
 }
 

@@ -211,3 +211,17 @@ pub fn nft(lab: &Lab, ns: &str, ruleset: &str) {
         .unwrap();
     assert!(child.wait().unwrap().success(), "nft rejected:\n{ruleset}");
 }
+
+/// The packets counted by the one `counter` of an nftables chain in `ns`
+/// (`family table chain`, as `nft list chain` takes them).
+pub fn nft_packets(lab: &Lab, ns: &str, chain: [&str; 3]) -> u64 {
+    let mut args = vec!["list", "chain"];
+    args.extend(chain);
+    let listing = sh(lab, ns, "nft", &args);
+    let words: Vec<&str> = listing.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| *w == "packets")
+        .expect("counter in nft listing");
+    words[at + 1].parse().expect("packet count")
+}
