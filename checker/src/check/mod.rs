@@ -20,7 +20,7 @@ use crate::stack::{FlowParams, Segment, Stack};
 use crate::target::{self, CloseMode, Target};
 use crate::trace::Tracer;
 use crate::verdict::Verdict;
-use crate::xdp::XdpHandle;
+use crate::xdp::{Attach, XdpHandle};
 
 /// What a check keeps back from its timeout to end its process in time.
 const TEARDOWN: Duration = Duration::from_millis(30);
@@ -82,9 +82,9 @@ impl Flow {
                 let slot = handle.claim_slot(&dev.name, target.timeout, ready + answer_within)?;
                 // A cold check's first ring (an RCU grace period) is part
                 // of its attach.
-                let (started, attached) = match attach.loaded_in() {
-                    Some(_) => (Instant::now(), Some(begun.elapsed())),
-                    None => (ready, None),
+                let (started, attached) = match attach {
+                    Attach::Loaded => (Instant::now(), Some(begun.elapsed())),
+                    Attach::Found(_) => (ready, None),
                 };
                 (Capture::Xdp(Box::new(slot)), started, attached)
             }

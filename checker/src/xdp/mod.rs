@@ -64,18 +64,8 @@ impl XdpMode {
 pub enum Attach {
     /// The program was attached already, in this mode.
     Found(XdpMode),
-    /// This process loaded and attached it; that took this long.
-    Loaded(Duration),
-}
-
-impl Attach {
-    /// How long loading and attaching took, when this process did it.
-    pub fn loaded_in(self) -> Option<Duration> {
-        match self {
-            Attach::Loaded(took) => Some(took),
-            Attach::Found(_) => None,
-        }
-    }
+    /// This process loaded and attached it.
+    Loaded,
 }
 
 /// Handles on the pinned maps of one interface's program.
@@ -99,14 +89,13 @@ impl XdpHandle {
             let started = Instant::now();
             sweep_defunct();
             attach(&dir, dev, mode)?;
-            let took = started.elapsed();
             log::debug!(
                 "loaded and attached the XDP program to {} in {} mode in {:.1} ms",
                 dev.name,
                 mode.name(),
-                took.as_secs_f64() * 1000.0
+                started.elapsed().as_secs_f64() * 1000.0
             );
-            Attach::Loaded(took)
+            Attach::Loaded
         };
         Ok((Self::open_maps(dir)?, attach_result))
     }
