@@ -6,9 +6,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use std::path::PathBuf;
+
 use crate::check::http::{Expect, HttpCheck, Method};
 use crate::http::Limits;
+use crate::output::{Format, Thresholds};
 use crate::target::{Capture, CloseMode, Target};
+use crate::trace::Trace;
 use crate::xdp::XdpMode;
 
 #[derive(Debug, Parser)]
@@ -41,6 +45,11 @@ pub enum Command {
     /// HTTP/1.1 request to REAL_SERVER for VIP:PORT; the response must pass
     /// every validation given (default: status 200-399).
     Http(Box<HttpArgs>),
+    /// The C checkers' names (check_tcp_raw, check_http_get_raw, check_http_raw).
+    Compat {
+        #[command(subcommand)]
+        action: CompatAction,
+    },
     /// Manage the shared XDP program of an interface.
     Xdp {
         /// -v: what vipcheck does with the program on stderr (load and attach
@@ -120,11 +129,11 @@ pub struct FlowArgs {
     /// Interface of the load balancer to send from (the one facing the real servers).
     #[arg(value_name = "IFACE")]
     pub iface: String,
-    /// The real server's own IPv4 address (used only to learn its MAC by ARP).
-    #[arg(value_name = "REAL_SERVER")]
+    /// The real server's own IPv4 address or host name (used only to learn its MAC by ARP).
+    #[arg(value_name = "REAL_SERVER", value_parser = parse_ipv4_host)]
     pub real_server: Ipv4Addr,
-    /// The virtual IP: destination address of every packet.
-    #[arg(value_name = "VIP")]
+    /// The virtual IP (or a host name): destination address of every packet.
+    #[arg(value_name = "VIP", value_parser = parse_ipv4_host)]
     pub vip: Ipv4Addr,
     /// The service's TCP port.
     #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
@@ -146,6 +155,29 @@ pub struct FlowArgs {
     /// Attach mode when this check loads the XDP program.
     #[arg(long, value_enum, default_value_t = XdpMode::Skb)]
     pub xdp_mode: XdpMode,
+    /// Write every frame the check sends and receives (ARP included) to FILE, in pcap format.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+    /// Output: one text line, a JSON object, or a Nagios plugin line (exit 0/1/2/3 as
+    /// OK/WARNING/CRITICAL/UNKNOWN).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Nagios: WARNING when the check takes longer than MS (a healthy check).
+    #[arg(short = 'w', long, value_name = "MS")]
+    pub warning: Option<u64>,
+    /// Nagios: CRITICAL when the check takes longer than MS.
+    #[arg(short = 'c', long, value_name = "MS")]
+    pub critical: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CompatAction {
+    /// Create check_tcp_raw, check_http_get_raw and check_http_raw in DIR as links
+    /// to this vipcheck (idempotent; never replaces a file that is not such a link).
+    Install {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,8 +210,8 @@ pub enum XdpAction {
 }
 
 impl FlowArgs {
-    /// The target; `trace_frames` when every frame goes to stderr.
-    pub fn target(&self, trace_frames: bool) -> Target {
+    /// The target; `trace`: which frames go to stderr.
+    pub fn target(&self, trace: Trace) -> Target {
         Target {
             iface: self.iface.clone(),
             real_server: self.real_server,
@@ -187,11 +219,34 @@ impl FlowArgs {
             port: self.port,
             source: self.source,
             timeout: Duration::from_millis(self.timeout),
+            reply_timeout: None,
             close: CloseMode::default(),
             capture: self.xdp,
             xdp_mode: self.xdp_mode,
-            trace_frames,
+            trace,
+            pcap: self.pcap.clone(),
         }
+    }
+
+    /// How the verdict is printed.
+    pub fn output(&self) -> (Format, Thresholds) {
+        let ms = |v: Option<u64>| v.map(Duration::from_millis);
+        (
+            self.format,
+            Thresholds {
+                warning: ms(self.warning),
+                critical: ms(self.critical),
+            },
+        )
+    }
+}
+
+/// Every frame from `level` times `-v` on.
+fn frames_from(verbose: u8, level: u8) -> Trace {
+    if verbose >= level {
+        Trace::ALL
+    } else {
+        Trace::default()
     }
 }
 
@@ -200,7 +255,7 @@ impl TcpArgs {
     pub fn target(&self) -> Target {
         Target {
             close: self.close,
-            ..self.flow.target(self.verbose >= 1)
+            ..self.flow.target(frames_from(self.verbose, 1))
         }
     }
 }
@@ -210,7 +265,7 @@ impl HttpArgs {
     pub fn target(&self) -> Target {
         Target {
             close: self.close,
-            ..self.flow.target(self.verbose >= 3)
+            ..self.flow.target(frames_from(self.verbose, 3))
         }
     }
 
@@ -235,6 +290,7 @@ impl HttpArgs {
             },
             trace_heads: self.verbose >= 1,
             trace_body: self.verbose >= 2,
+            trace_c: false,
         }
     }
 }
@@ -251,6 +307,7 @@ impl Cli {
             Command::Tcp(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Http(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Xdp { verbose, .. } => *verbose = verbose.saturating_add(before),
+            Command::Compat { .. } => {}
         }
         Ok(cli)
     }
@@ -261,6 +318,15 @@ impl Cli {
 /// or the accepted values), and the help of the subcommand concerned.
 /// `args` are the command line's words after the program name.
 pub fn usage_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
+    format!(
+        "{} (see '{} --help')",
+        usage_message(e),
+        subcommand_path(args)
+    )
+}
+
+/// What a clap error says, in one line (see [`usage_line`]).
+pub fn usage_message(e: &clap::Error) -> String {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     let context = |kind| match e.get(kind) {
         Some(ContextValue::String(s)) => Some(s.clone()),
@@ -293,8 +359,7 @@ pub fn usage_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
             .collect::<Vec<_>>()
             .join("; "),
     };
-    let command = subcommand_path(args);
-    format!("{message} (see '{command} --help')")
+    message
 }
 
 /// `200` or `200-299`.
@@ -346,6 +411,28 @@ fn subcommand_path(args: &[std::ffi::OsString]) -> String {
         command = sub;
     }
     path.join(" ")
+}
+
+/// An IPv4 address, or a host name resolved once through the system
+/// resolver (its first IPv4 address), as the C checkers accept.
+pub fn parse_ipv4_host(s: &str) -> Result<Ipv4Addr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(ip) = s.parse::<Ipv4Addr>() {
+        return Ok(ip);
+    }
+    if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c.is_control() || c == '/') {
+        return Err(format!("{s:?} is neither an IPv4 address nor a host name"));
+    }
+    let addrs = (s, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("host name {s:?} does not resolve ({e})"))?;
+    addrs
+        .filter_map(|a| match a.ip() {
+            std::net::IpAddr::V4(ip) => Some(ip),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .next()
+        .ok_or_else(|| format!("host name {s:?} has no IPv4 address"))
 }
 
 /// `-R`: `Name: Value`, or `Name` alone for "present with any value".
@@ -458,7 +545,7 @@ mod tests {
         };
         let t = args.target();
         assert_eq!(
-            (t.trace_frames, t.port, t.close),
+            (t.trace.any(), t.port, t.close),
             (true, 443, CloseMode::Fin)
         );
         assert_eq!(t.capture, Capture::Off);
@@ -509,7 +596,7 @@ mod tests {
         assert_eq!(check.limits.max_body, 1 << 20);
         assert!(check.trace_heads && check.trace_body);
         assert!(
-            !args.target().trace_frames,
+            !args.target().trace.any(),
             "-vv does not trace frames for http"
         );
     }
@@ -531,12 +618,12 @@ mod tests {
         let Command::Http(args) = cli.command else {
             panic!("not http")
         };
-        assert!(args.check().trace_body && !args.target().trace_frames);
+        assert!(args.check().trace_body && !args.target().trace.any());
         let cli = parse(&["-v", "tcp", "eth0", "198.18.0.11", "198.18.0.100", "80"]).unwrap();
         let Command::Tcp(args) = cli.command else {
             panic!("not tcp")
         };
-        assert!(args.target().trace_frames);
+        assert!(args.target().trace.any());
     }
 
     #[test]

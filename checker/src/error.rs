@@ -52,6 +52,10 @@ pub enum Error {
     /// the last guard.
     #[error("{0}")]
     Refused(String),
+    /// A signal (SIGTERM, SIGINT) ended the check before its verdict; the
+    /// checks turn it into a failing verdict (exit 1).
+    #[error("interrupted by {0}")]
+    Interrupted(&'static str),
     /// Any other system call failure (exit 3).
     #[error("{what}: {source}")]
     Io {
@@ -73,6 +77,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => EXIT_USAGE,
+            Error::Interrupted(_) => crate::verdict::EXIT_UNHEALTHY,
             _ => EXIT_CANNOT_RUN,
         }
     }

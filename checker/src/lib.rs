@@ -8,11 +8,13 @@
 
 pub mod check;
 pub mod cli;
+pub mod compat;
 pub mod egress;
 pub mod error;
 pub mod http;
 pub mod link;
 pub mod netdev;
+pub mod output;
 pub mod packet;
 pub mod preflight;
 pub mod resolve;

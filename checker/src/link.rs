@@ -1,6 +1,7 @@
 //! Frames in and out of the interface for one check process: the capture
 //! (our XDP slot, or an AF_PACKET socket with `--xdp off`), an AF_PACKET
-//! socket to send, and a wait on the capture's readiness or a timer.
+//! socket to send, and a wait on the capture's readiness, a timer, or a
+//! signal to stop (SIGTERM, SIGINT).
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
@@ -8,6 +9,7 @@ use std::time::Instant;
 use checker_common::FlowKey;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::egress::Egress;
 use crate::error::{Error, Result};
@@ -45,8 +47,37 @@ pub struct Link {
     /// The interface's name, for error messages.
     iface: String,
     tracer: Tracer,
+    stop: Stop,
     /// Receive buffer of the `--xdp off` capture.
     buf: Vec<u8>,
+}
+
+/// SIGTERM and SIGINT, caught from the start of a check (keepalived sends
+/// SIGTERM when a check script runs past its timeout): the check ends at
+/// the next wait, its flow entry removed by the drops on the way out.
+pub struct Stop {
+    term: Signal,
+    int: Signal,
+}
+
+impl Stop {
+    /// Must be called inside the tokio runtime; from then on the signals
+    /// no longer kill the process.
+    pub fn catch() -> Result<Stop> {
+        let register = |kind| signal(kind).map_err(|e| Error::io("catching SIGTERM and SIGINT", e));
+        Ok(Stop {
+            term: register(SignalKind::terminate())?,
+            int: register(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves when either signal arrives, with its name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 impl Link {
@@ -57,6 +88,7 @@ impl Link {
         egress: Egress,
         iface: &str,
         tracer: Tracer,
+        stop: Stop,
     ) -> Result<Link> {
         // SAFETY: the fd belongs to `capture`, which is stored beside the
         // AsyncFd, outlives it (field order) and is never replaced.
@@ -70,6 +102,7 @@ impl Link {
             egress,
             iface: iface.to_string(),
             tracer,
+            stop,
             buf: Vec::new(),
         })
     }
@@ -91,20 +124,26 @@ impl Link {
 
     /// Calls `f` with every frame captured so far.
     pub fn receive(&mut self, mut f: impl FnMut(&[u8])) -> Result<()> {
-        let tracer = self.tracer;
-        match &mut self.capture {
+        let Link {
+            capture,
+            tracer,
+            buf,
+            iface,
+            ..
+        } = self;
+        match capture {
             Capture::Xdp(slot) => slot.drain(|frame| {
                 tracer.received(frame);
                 f(frame);
             }),
             Capture::Packet(socket) => {
-                self.buf.resize(65536, 0);
+                buf.resize(65536, 0);
                 loop {
-                    match socket.recv(&mut self.buf) {
-                        Ok(n) => f(&self.buf[..n]),
+                    match socket.recv(buf) {
+                        Ok(n) => f(&buf[..n]),
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(e) => {
-                            return Err(Error::on_interface(&self.iface, "receiving frames", e));
+                            return Err(Error::on_interface(iface, "receiving frames", e));
                         }
                     }
                 }
@@ -114,7 +153,7 @@ impl Link {
     }
 
     /// Sends one frame, if it obeys the [`Egress`] rule.
-    pub fn send(&self, frame: &[u8]) -> Result<()> {
+    pub fn send(&mut self, frame: &[u8]) -> Result<()> {
         if let Err(why) = self.egress.check(frame) {
             return Err(Error::Refused(format!(
                 "refused to send a frame on {}: {why}",
@@ -129,16 +168,18 @@ impl Link {
 
     /// Traces a received frame that the caller found to be ours (the
     /// `--xdp off` capture sees every frame, so it cannot trace them all).
-    pub fn trace_received(&self, frame: &[u8]) {
+    pub fn trace_received(&mut self, frame: &[u8]) {
         if matches!(self.capture, Capture::Packet(_)) {
             self.tracer.received(frame);
         }
     }
 
     /// Waits until a frame may have arrived or `until`, whichever is first.
-    /// Never sleeps on a fixed period.
-    pub async fn wait(&self, until: Instant) -> Result<()> {
+    /// Never sleeps on a fixed period. A stop signal ends the wait with
+    /// [`Error::Interrupted`].
+    pub async fn wait(&mut self, until: Instant) -> Result<()> {
         tokio::select! {
+            name = self.stop.recv() => return Err(Error::Interrupted(name)),
             ready = self.watch.readable() => {
                 let mut guard = ready.map_err(|e| Error::io("waiting for frames", e))?;
                 // Cleared before the caller drains: a frame arriving after

@@ -1,66 +1,109 @@
 //! The `vipcheck` binary: parse, run, print one line, exit with the
 //! documented status. Everything else lives in the library.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
-use vipcheck::cli::{Cli, Command, XdpAction};
+use vipcheck::cli::{Cli, Command, CompatAction, XdpAction};
 use vipcheck::error::{EXIT_CANNOT_RUN, EXIT_USAGE, Error};
 use vipcheck::netdev::NetDev;
+use vipcheck::output::{self, Format, Subject, Thresholds};
 use vipcheck::target::Target;
 use vipcheck::verdict::Verdict;
-use vipcheck::{check, xdp};
+use vipcheck::{check, compat, note, say, xdp};
 
 fn main() -> ExitCode {
     // A bug must still end in one line and the "cannot run" status, not a
     // backtrace that a keepalived log would mangle.
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("vipcheck: internal error: {info}");
+        note!("vipcheck: internal error: {info}");
     }));
     let code = std::panic::catch_unwind(run).unwrap_or(EXIT_CANNOT_RUN);
     ExitCode::from(code as u8)
 }
 
 fn run() -> i32 {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let rest = args.get(1..).unwrap_or_default();
+    if let Some(name) = args.first().and_then(|a| compat::invoked_as(a)) {
+        return compat::main(name, rest);
+    }
     let cli = match Cli::try_parse_args(&args) {
         Ok(cli) => cli,
-        Err(e) => return usage(e, args.get(1..).unwrap_or_default()),
+        Err(e) => return usage(e, rest),
     };
     match cli.command {
-        Command::Tcp(args) => checked(&args.target(), check::tcp::run),
+        Command::Tcp(args) => checked(&args.target(), "tcp", args.flow.output(), check::tcp::run),
         Command::Http(args) => {
             let http = args.check();
-            checked(&args.target(), |target| check::http::run(target, &http))
+            checked(&args.target(), "http", args.flow.output(), |target| {
+                check::http::run(target, &http)
+            })
         }
         Command::Xdp { verbose, action } => {
-            init_logging(verbose > 0);
+            if verbose > 0 {
+                output::log_to_stderr();
+            }
             match xdp_command(action) {
                 Ok(()) => 0,
                 Err(e) => fail(e),
             }
         }
+        Command::Compat {
+            action: CompatAction::Install { dir },
+        } => match compat::install(&dir) {
+            Ok(made) => {
+                for link in made {
+                    say!("created {}", link.display());
+                }
+                0
+            }
+            Err(e) => fail(e),
+        },
     }
 }
 
-/// Runs a check and prints its verdict line.
-fn checked(target: &Target, run: impl FnOnce(&Target) -> Result<Verdict, Error>) -> i32 {
-    init_logging(target.trace_frames);
-    match run(target) {
-        Ok(verdict) => {
-            println!("{verdict}");
-            verdict.exit_code()
-        }
-        Err(e) => fail(e),
+/// Runs a check and prints its verdict in the asked format; the exit
+/// status is the format's.
+fn checked(
+    target: &Target,
+    kind: &str,
+    (format, thresholds): (Format, Thresholds),
+    run: impl FnOnce(&Target) -> Result<Verdict, Error>,
+) -> i32 {
+    if target.trace.any() {
+        output::log_to_stderr();
     }
+    let subject = Subject {
+        iface: target.iface.clone(),
+        real_server: target.real_server,
+        vip: target.vip,
+        port: target.port,
+    };
+    let (line, code) = match run(target) {
+        Ok(verdict) => output::verdict(&verdict, &subject, kind, format, thresholds),
+        Err(e) => {
+            let (line, code) =
+                output::error(&e.to_string(), e.exit_code(), Some(&subject), kind, format);
+            if format == Format::Text {
+                note!("{line}");
+                return code;
+            }
+            (line, code)
+        }
+    };
+    say!("{line}");
+    code
 }
 
 fn fail(e: Error) -> i32 {
-    eprintln!("vipcheck: {e}");
+    note!("vipcheck: {e}");
     e.exit_code()
 }
 
-/// clap's errors in one line; help and version as clap prints them.
-fn usage(e: clap::Error, args: &[std::ffi::OsString]) -> i32 {
+/// clap's errors in one line, in the asked format; help and version as
+/// clap prints them.
+fn usage(e: clap::Error, args: &[OsString]) -> i32 {
     use clap::error::ErrorKind;
     if matches!(
         e.kind(),
@@ -75,8 +118,15 @@ fn usage(e: clap::Error, args: &[std::ffi::OsString]) -> i32 {
             0
         };
     }
-    eprintln!("vipcheck: {}", vipcheck::cli::usage_line(&e, args));
-    EXIT_USAGE
+    let message = vipcheck::cli::usage_line(&e, args);
+    let format = output::requested_format(args);
+    let (line, code) = output::error(&message, EXIT_USAGE, None, "", format);
+    if format == Format::Text {
+        note!("{line}");
+    } else {
+        say!("{line}");
+    }
+    code
 }
 
 fn xdp_command(action: XdpAction) -> Result<(), Error> {
@@ -101,9 +151,9 @@ fn xdp_command(action: XdpAction) -> Result<(), Error> {
         XdpAction::Detach { iface } => {
             let dev = NetDev::lookup(&iface)?;
             if xdp::detach(&dev)? {
-                println!("{iface}: vipcheck XDP program detached");
+                say!("{iface}: vipcheck XDP program detached");
             } else {
-                println!("{iface}: no vipcheck XDP program attached");
+                say!("{iface}: no vipcheck XDP program attached");
             }
             Ok(())
         }
@@ -111,7 +161,7 @@ fn xdp_command(action: XdpAction) -> Result<(), Error> {
         XdpAction::Status { iface: None } => {
             let devs = xdp::attached_here()?;
             if devs.is_empty() {
-                println!("no XDP program attached in this network namespace");
+                say!("no XDP program attached in this network namespace");
             }
             for dev in devs {
                 print_status(&dev)?;
@@ -124,20 +174,22 @@ fn xdp_command(action: XdpAction) -> Result<(), Error> {
 fn print_status(dev: &NetDev) -> Result<(), Error> {
     let report = match xdp::status(dev)? {
         xdp::Status::None => {
-            println!("{}: no vipcheck XDP program attached", dev.name);
+            say!("{}: no vipcheck XDP program attached", dev.name);
             return Ok(());
         }
         xdp::Status::Foreign(program) => {
-            println!(
+            say!(
                 "{}: no vipcheck XDP program attached; XDP program {} ({} mode) is another's, \
                  and vipcheck leaves it alone",
-                dev.name, program.id, program.mode
+                dev.name,
+                program.id,
+                program.mode
             );
             return Ok(());
         }
         xdp::Status::Ours(report) => report,
     };
-    println!(
+    say!(
         "{}: vipcheck XDP program {} attached in {} mode, pinned at {}",
         dev.name,
         report.program_id,
@@ -145,9 +197,9 @@ fn print_status(dev: &NetDev) -> Result<(), Error> {
         report.pin_dir.display()
     );
     for (counter, value) in &report.counters {
-        println!("  {:<16} {value}", counter.name());
+        say!("  {:<16} {value}", counter.name());
     }
-    println!("  flows: {}", report.flows.len());
+    say!("  flows: {}", report.flows.len());
     for (key, slot, owner) in &report.flows {
         let (remote, local) = xdp::endpoints(key);
         let kind = if key.family == checker_common::FAMILY_ARP {
@@ -156,30 +208,10 @@ fn print_status(dev: &NetDev) -> Result<(), Error> {
             ""
         };
         let owner = owner.map_or("no owner".to_string(), |o| format!("pid {}", o.pid));
-        println!("    {kind}{remote} > {local} (slot {slot}, {owner})");
+        say!("    {kind}{remote} > {local} (slot {slot}, {owner})");
     }
     for event in &report.events {
-        println!("  event: {event}");
+        say!("  event: {event}");
     }
     Ok(())
-}
-
-/// vipcheck's own diagnostics (`log::debug!`) on stderr when frames are
-/// traced; not the BPF loader's, which would bury them.
-fn init_logging(enabled: bool) {
-    struct Stderr;
-    impl log::Log for Stderr {
-        fn enabled(&self, metadata: &log::Metadata) -> bool {
-            metadata.target().starts_with("vipcheck")
-        }
-        fn log(&self, record: &log::Record) {
-            if self.enabled(record.metadata()) {
-                eprintln!("vipcheck: {}", record.args());
-            }
-        }
-        fn flush(&self) {}
-    }
-    if enabled && log::set_logger(&Stderr).is_ok() {
-        log::set_max_level(log::LevelFilter::Debug);
-    }
 }

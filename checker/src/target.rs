@@ -1,8 +1,10 @@
 //! What to check: the plain description a CLI (native or compatible) builds.
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::trace::Trace;
 use crate::xdp::XdpMode;
 
 /// How the check's TCP connection ends once it has done its job.
@@ -37,9 +39,15 @@ pub struct Target {
     pub source: Option<Ipv4Addr>,
     /// Deadline of the whole check.
     pub timeout: Duration,
+    /// Each reply of the server (ARP reply, SYN-ACK, each next piece of
+    /// the response) must come within this of the one before, as the C
+    /// checkers' `-t`; `timeout` still bounds the whole check.
+    pub reply_timeout: Option<Duration>,
     pub close: CloseMode,
     pub capture: Capture,
     pub xdp_mode: XdpMode,
-    /// Trace every frame (and library diagnostics) on stderr.
-    pub trace_frames: bool,
+    /// Which frames to show on stderr (and vipcheck's diagnostics when any).
+    pub trace: Trace,
+    /// Write every frame sent and received to this pcap file.
+    pub pcap: Option<PathBuf>,
 }

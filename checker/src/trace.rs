@@ -1,21 +1,60 @@
-//! One line per frame, tcpdump-like, in the C checkers' trace format:
-//! source MAC first, destination MAC after the addresses.
+//! What a check shows of its frames: one line per frame on stderr, and a
+//! pcap file (`--pcap`) of every frame sent and received.
+//!
+//! Lines are tcpdump-like, in the C checkers' layout: source MAC first,
+//! destination MAC after the addresses. The native format adds the window
+//! and the length; the C format (under the C checkers' names) is theirs.
 //!
 //! ```text
 //! (SRC_MAC) SRC_IP ARP request who has TARGET_IP (ff:ff:ff:ff:ff:ff)
 //! (SRC_MAC) SRC_IP ARP reply to DST_IP (DST_MAC)
-//! (SRC_MAC) SRC_IP:SPORT > DST_IP:DPORT (DST_MAC) Flags [S], seq N, ack N, length N
+//! (SRC_MAC) SRC_IP:SPORT > DST_IP:DPORT (DST_MAC) Flags [S], seq N, win N, length N
+//! (SRC_MAC) SRC_IP:SPORT > DST_IP:DPORT (DST_MAC) Flags [S], seq N, ack N      (C)
 //! ```
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet,
     TcpPacket,
 };
 
+use crate::error::{Error, Result};
 use crate::netdev::Mac;
 
-/// Describes one Ethernet frame in one line.
+/// Which frames are shown on stderr, and how.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// TCP segments.
+    pub tcp: bool,
+    /// ARP requests and replies.
+    pub arp: bool,
+    /// The C checkers' line format.
+    pub c_format: bool,
+}
+
+impl Trace {
+    /// Every frame, native format.
+    pub const ALL: Trace = Trace {
+        tcp: true,
+        arp: true,
+        c_format: false,
+    };
+
+    pub fn any(self) -> bool {
+        self.tcp || self.arp
+    }
+}
+
+/// Describes one Ethernet frame in one line (native format).
 pub fn describe(frame: &[u8]) -> String {
+    describe_as(frame, false)
+}
+
+fn describe_as(frame: &[u8], c_format: bool) -> String {
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return format!("short frame of {} bytes", frame.len());
     };
@@ -23,7 +62,7 @@ pub fn describe(frame: &[u8]) -> String {
     let dst = Mac(eth.dst_addr().0);
     let body = match eth.ethertype() {
         EthernetProtocol::Arp => describe_arp(eth.payload()),
-        EthernetProtocol::Ipv4 => describe_ipv4(eth.payload()),
+        EthernetProtocol::Ipv4 => describe_ipv4(eth.payload(), c_format),
         other => Some((format!("ethertype {other}"), String::new())),
     };
     match body {
@@ -59,7 +98,7 @@ fn describe_arp(payload: &[u8]) -> Option<Parts> {
     }
 }
 
-fn describe_ipv4(payload: &[u8]) -> Option<Parts> {
+fn describe_ipv4(payload: &[u8], c_format: bool) -> Option<Parts> {
     let ip = Ipv4Packet::new_checked(payload).ok()?;
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     if ip.next_header() != IpProtocol::Tcp {
@@ -80,6 +119,11 @@ fn describe_ipv4(payload: &[u8]) -> Option<Parts> {
     }
     let addrs = format!("{src}:{} > {dst}:{}", tcp.src_port(), tcp.dst_port());
     let mut details = format!(" Flags [{flags}], seq {}", tcp.seq_number().0 as u32);
+    if c_format {
+        // As the C checkers print it: the ack field always, nothing more.
+        details += &format!(", ack {}", tcp.ack_number().0 as u32);
+        return Some((addrs, details));
+    }
     if tcp.ack() {
         details += &format!(", ack {}", tcp.ack_number().0 as u32);
     }
@@ -87,22 +131,78 @@ fn describe_ipv4(payload: &[u8]) -> Option<Parts> {
     Some((addrs, details))
 }
 
-/// Prints frame lines on stderr when enabled.
-#[derive(Clone, Copy, Debug, Default)]
+/// Shows the frames of one check: lines on stderr as [`Trace`] asks, and
+/// every frame in the pcap file when there is one.
+#[derive(Default)]
 pub struct Tracer {
-    pub frames: bool,
+    trace: Trace,
+    pcap: Option<PcapWriter<BufWriter<File>>>,
 }
 
+/// Large enough for the GRO super-frames XDP hands over (64 KiB and more).
+const PCAP_SNAPLEN: u32 = 262_144;
+
 impl Tracer {
-    pub fn sent(&self, frame: &[u8]) {
-        if self.frames {
-            eprintln!("> {}", describe(frame));
-        }
+    /// `pcap`: the file to write every frame to (created or truncated).
+    pub fn new(trace: Trace, pcap: Option<&Path>) -> Result<Tracer> {
+        let pcap = match pcap {
+            None => None,
+            Some(path) => {
+                let file = File::create(path)
+                    .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+                let header = PcapHeader {
+                    snaplen: PCAP_SNAPLEN,
+                    ..PcapHeader::default()
+                };
+                Some(
+                    PcapWriter::with_header(BufWriter::new(file), header).map_err(|e| {
+                        Error::io(
+                            format!("writing {}", path.display()),
+                            std::io::Error::other(e),
+                        )
+                    })?,
+                )
+            }
+        };
+        Ok(Tracer { trace, pcap })
     }
 
-    pub fn received(&self, frame: &[u8]) {
-        if self.frames {
-            eprintln!("< {}", describe(frame));
+    pub fn sent(&mut self, frame: &[u8]) {
+        self.frame('>', frame);
+    }
+
+    pub fn received(&mut self, frame: &[u8]) {
+        self.frame('<', frame);
+    }
+
+    fn frame(&mut self, direction: char, frame: &[u8]) {
+        if let Some(pcap) = &mut self.pcap {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let len = frame.len().min(PCAP_SNAPLEN as usize);
+            // A full disk must not fail the check: the capture is a witness.
+            let _ = pcap.write_packet(&PcapPacket::new(now, frame.len() as u32, &frame[..len]));
+        }
+        let shown = match EthernetFrame::new_checked(frame).map(|f| f.ethertype()) {
+            Ok(EthernetProtocol::Arp) => self.trace.arp,
+            _ => self.trace.tcp,
+        };
+        if shown {
+            let line = describe_as(frame, self.trace.c_format);
+            if self.trace.c_format {
+                crate::note!("{line}");
+            } else {
+                crate::note!("{direction} {line}");
+            }
+        }
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        if let Some(pcap) = self.pcap.take() {
+            let _ = pcap.into_writer().flush();
         }
     }
 }
@@ -128,6 +228,13 @@ mod tests {
         );
         frame[47] = 0x12; // SYN+ACK
         assert!(describe(&frame).contains("Flags [S.], seq 7, ack 0"));
+        // The C checkers' layout: ack always, no window or length.
+        frame[47] = 0x02;
+        assert_eq!(
+            describe_as(&frame, true),
+            "(02:00:00:00:00:01) 198.18.0.1:40000 > 198.18.0.100:80 (02:00:00:00:00:0b) \
+             Flags [S], seq 7, ack 0"
+        );
     }
 
     #[test]

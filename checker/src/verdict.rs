@@ -19,6 +19,24 @@ pub struct Verdict {
     /// Time this check spent loading and attaching the XDP program before
     /// it started (the first check on a bare interface); not in `elapsed`.
     pub attached: Option<Duration>,
+    /// What the check measured on the way, for the JSON and Nagios outputs.
+    pub details: Details,
+}
+
+/// The facts a check gathered besides its verdict (each where computed).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Details {
+    /// From the start to the SYN-ACK.
+    pub connect: Option<Duration>,
+    /// From sending the request to the first byte of the response.
+    pub first_byte: Option<Duration>,
+    /// HTTP status code.
+    pub status: Option<u16>,
+    pub body_bytes: Option<u64>,
+    /// Lowercase hex.
+    pub md5: Option<String>,
+    /// Lowercase hex.
+    pub sha256: Option<String>,
 }
 
 impl Verdict {
@@ -67,6 +85,7 @@ mod tests {
             reason: "no answer".into(),
             elapsed: Duration::from_micros(1500),
             attached: None,
+            details: Details::default(),
         };
         assert_eq!(
             v.to_string(),

@@ -2,18 +2,18 @@
 //! validations its response must pass.
 
 use std::ops::RangeInclusive;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use md5::{Digest, Md5};
 use regex::bytes::Regex;
 use sha2::Sha256;
 use smoltcp::socket::tcp::State;
 
-use crate::check::{Flow, Opened, connect, runtime};
+use crate::check::{Flow, connect, run as run_flow};
 use crate::error::Result;
 use crate::http::{self, Limits, ResponseParser};
 use crate::target::Target;
-use crate::verdict::Verdict;
+use crate::verdict::{Details, Verdict};
 
 /// How much of the body `-vv` shows.
 const TRACE_BODY: usize = 4096;
@@ -26,7 +26,7 @@ pub enum Method {
 }
 
 impl Method {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
             Method::Head => "HEAD",
@@ -84,11 +84,13 @@ pub struct HttpCheck {
     pub trace_heads: bool,
     /// `-vv`: the body too (its first 4 KiB).
     pub trace_body: bool,
+    /// With the heads, the C checkers' `* ` lines (connected, body MD5, closed).
+    pub trace_c: bool,
 }
 
 /// The body as it streams: hashes, length, and (only when a validation
 /// needs it) the bytes themselves, bounded by --max-body.
-struct Body {
+pub(crate) struct Body {
     md5: Md5,
     sha256: Option<Sha256>,
     kept: Option<Vec<u8>>,
@@ -109,7 +111,7 @@ impl HttpCheck {
 }
 
 impl Body {
-    fn new(check: &HttpCheck) -> Self {
+    pub(crate) fn new(check: &HttpCheck) -> Self {
         Body {
             md5: Md5::new(),
             sha256: check.expect.sha256.as_ref().map(|_| Sha256::new()),
@@ -119,7 +121,7 @@ impl Body {
         }
     }
 
-    fn take(&mut self, data: &[u8]) {
+    pub(crate) fn take(&mut self, data: &[u8]) {
         self.md5.update(data);
         if let Some(sha) = &mut self.sha256 {
             sha.update(data);
@@ -150,31 +152,41 @@ pub fn run(target: &Target, check: &HttpCheck) -> Result<Verdict> {
         &check.host,
         &check.headers,
     );
-    runtime()?.block_on(async {
-        let mut flow = match Flow::open(target, &what).await? {
-            Opened::Ready(flow) => flow,
-            Opened::Failed(verdict) => return Ok(verdict),
-        };
-        if let Err(reason) = connect(&mut flow).await? {
+    run_flow(target, &what, async |flow| {
+        if let Err(reason) = connect(flow).await? {
             return Ok(flow.verdict(false, &what, reason));
+        }
+        let c_lines = check.trace_heads && check.trace_c;
+        if c_lines {
+            crate::note!(
+                "* Connected to {} ({}) port {}",
+                target.vip,
+                flow.real_server_mac,
+                target.port
+            );
         }
         if check.trace_heads {
             for line in String::from_utf8_lossy(&request).lines() {
-                eprintln!("> {line}");
+                crate::note!("> {line}");
             }
         }
         let sent_at = Instant::now();
-        let exchange = exchange(&mut flow, check, &request, sent_at).await?;
+        let (exchange, mut details) = exchange(flow, check, &request, sent_at).await?;
         flow.close(target.close).await?;
         let (healthy, reason) = match exchange {
-            Exchange::Response {
-                parser,
-                body,
-                first_byte,
-            } => judge(check, &parser, *body, first_byte),
+            Exchange::Response { parser, body } => judge(check, &parser, *body, &mut details),
             Exchange::Failed(reason) => (false, reason),
         };
-        Ok(flow.verdict(healthy, &what, reason))
+        if c_lines {
+            if let Some(md5) = &details.md5 {
+                crate::note!("* HTTP Body MD5 is {md5}");
+            }
+            crate::note!("* Closed connection to {}", target.vip);
+        }
+        let mut verdict = flow.verdict(healthy, &what, reason);
+        details.connect = verdict.details.connect;
+        verdict.details = details;
+        Ok(verdict)
     })
 }
 
@@ -182,19 +194,19 @@ enum Exchange {
     Response {
         parser: ResponseParser,
         body: Box<Body>,
-        first_byte: Duration,
     },
     Failed(String),
 }
 
 /// Sends the request and reads the response until it is complete, the
-/// server ends the connection, or the deadline.
+/// server ends the connection, or the deadline; with what was seen of it
+/// (status, body bytes, time to first byte).
 async fn exchange(
     flow: &mut Flow,
     check: &HttpCheck,
     request: &[u8],
     sent_at: Instant,
-) -> Result<Exchange> {
+) -> Result<(Exchange, Details)> {
     let mut parser = ResponseParser::new(check.method == Method::Head, check.limits);
     let mut body = Body::new(check);
     let mut sent = 0;
@@ -244,10 +256,10 @@ async fn exchange(
         trace_head(&parser);
     }
     if check.trace_body && parser.head().is_none() && !raw.is_empty() {
-        eprintln!("< (no HTTP head) '{}'", http::escape(&raw, TRACE_BODY));
+        crate::note!("< (no HTTP head) '{}'", http::escape(&raw, TRACE_BODY));
     }
     if check.trace_body && !body.traced.is_empty() {
-        eprintln!("{}", String::from_utf8_lossy(&body.traced));
+        crate::note!("{}", String::from_utf8_lossy(&body.traced));
     }
     // What the response was so far, for a failure after its head.
     let so_far = |parser: &ResponseParser| {
@@ -261,11 +273,16 @@ async fn exchange(
             )
         })
     };
-    Ok(match outcome {
+    let details = Details {
+        first_byte,
+        status: parser.head().map(|h| h.status),
+        body_bytes: parser.head().map(|_| parser.body_len()),
+        ..Details::default()
+    };
+    let exchange = match outcome {
         Some(Ok(())) => Exchange::Response {
             parser,
             body: Box::new(body),
-            first_byte: first_byte.unwrap_or_default(),
         },
         Some(Err(Ended::Reset)) => Exchange::Failed(match parser.head() {
             None => "connection reset by the server before a response".to_string(),
@@ -285,7 +302,8 @@ async fn exchange(
                 so_far(&parser).unwrap_or_default()
             ),
         }),
-    })
+    };
+    Ok((exchange, details))
 }
 
 /// How reading a response ended early.
@@ -301,21 +319,22 @@ fn trace_head(parser: &ResponseParser) -> bool {
     let Some(head) = parser.head() else {
         return false;
     };
-    eprintln!("< HTTP/1.{} {} {}", head.version, head.status, head.reason);
+    crate::note!("< HTTP/1.{} {} {}", head.version, head.status, head.reason);
     for (name, value) in &head.headers {
-        eprintln!("< {name}: {value}");
+        crate::note!("< {name}: {value}");
     }
-    eprintln!("<");
+    crate::note!("<");
     true
 }
 
-/// Applies every validation. The reason names the first that failed
-/// (expected and got), followed by what the response was.
-fn judge(
+/// Applies every validation to a complete response, and fills in its
+/// digests. The reason names the first that failed (expected and got),
+/// followed by what the response was.
+pub(crate) fn judge(
     check: &HttpCheck,
     parser: &ResponseParser,
     body: Body,
-    first_byte: Duration,
+    details: &mut Details,
 ) -> (bool, String) {
     let Some(head) = parser.head() else {
         return (false, "no response head".to_string());
@@ -326,9 +345,11 @@ fn judge(
         head.status,
         head.reason,
         parser.body_len(),
-        first_byte.as_secs_f64() * 1000.0
+        details.first_byte.unwrap_or_default().as_secs_f64() * 1000.0
     );
     let sha256 = body.sha256.map(|sha| hex::encode(sha.finalize()));
+    details.md5 = Some(md5.clone());
+    details.sha256 = sha256.clone();
     let kept = body.kept.unwrap_or_default();
     match first_failure(
         &check.expect,

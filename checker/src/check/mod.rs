@@ -3,6 +3,7 @@
 //! userspace stack until the check's goal or its deadline.
 
 pub mod http;
+pub mod kernel;
 pub mod tcp;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use checker_common::FlowKey;
 
 use crate::error::{Error, Result};
-use crate::link::{Capture, Link};
+use crate::link::{Capture, Link, Stop};
 use crate::netdev::Mac;
 use crate::packet::{ETH_P_ALL, PacketSocket};
 use crate::preflight::{self, Plan};
@@ -19,7 +20,7 @@ use crate::resolve;
 use crate::stack::{FlowParams, Segment, Stack};
 use crate::target::{self, CloseMode, Target};
 use crate::trace::Tracer;
-use crate::verdict::Verdict;
+use crate::verdict::{Details, Verdict};
 use crate::xdp::{Attach, XdpHandle};
 
 /// What a check keeps back from its timeout to end its process in time.
@@ -30,13 +31,13 @@ pub struct Flow {
     pub stack: Stack,
     link: Link,
     key: FlowKey,
-    pub deadline: Instant,
+    deadline: Deadline,
     pub started: Instant,
     /// How long this check took to load and attach the XDP program, when
     /// it had to (not counted in `started`).
     pub attached: Option<Duration>,
-    /// The check's timeout, as the user gave it (messages name it).
-    pub timeout: Duration,
+    /// Time from the start to the SYN-ACK, once it came.
+    pub connected: Option<Duration>,
     pub real_server_mac: Mac,
     /// Keeps our source port reserved in the kernel while the check runs.
     /// Declared after `link`: the flow's entry is removed (when `link`
@@ -57,14 +58,14 @@ impl Flow {
     /// the [`preflight`] has accepted the target.
     pub async fn open(target: &Target, what: &str) -> Result<Opened> {
         let begun = Instant::now();
+        // First: from here on a SIGTERM ends the check cleanly.
+        let stop = Stop::catch()?;
         let Plan {
             dev,
             source,
             egress,
         } = preflight::check(target)?;
-        let tracer = Tracer {
-            frames: target.trace_frames,
-        };
+        let tracer = Tracer::new(target.trace, target.pcap.as_deref())?;
         // Opened first: it is also the privilege check.
         let tx = PacketSocket::open(dev.ifindex, 0)?;
         // The process must have ended by the timeout: keep back the time
@@ -94,11 +95,11 @@ impl Flow {
                 None,
             ),
         };
-        let deadline = started + answer_within;
-        let mut link = Link::new(capture, tx, egress, &dev.name, tracer)?;
+        let mut deadline = Deadline::new(started, target);
+        let mut link = Link::new(capture, tx, egress, &dev.name, tracer, stop)?;
 
         let Some(real_server_mac) =
-            resolve::arp(&mut link, &dev, source, target.real_server, deadline).await?
+            resolve::arp(&mut link, &dev, source, target.real_server, deadline.due).await?
         else {
             return Ok(Opened::Failed(Verdict {
                 healthy: false,
@@ -107,13 +108,15 @@ impl Flow {
                     "no ARP reply from {} on {} within {}",
                     target.real_server,
                     dev.name,
-                    window(target.timeout)
+                    deadline.window()
                 ),
                 elapsed: started.elapsed(),
                 attached,
+                details: Details::default(),
             }));
         };
 
+        deadline.replied(Instant::now());
         let (port_socket, local_port) = reserve_port(source)?;
         let key = FlowKey::ipv4(
             target.vip.octets(),
@@ -145,7 +148,7 @@ impl Flow {
             deadline,
             started,
             attached,
-            timeout: target.timeout,
+            connected: None,
             real_server_mac,
             _port: port_socket,
         })))
@@ -165,12 +168,13 @@ impl Flow {
             if let Some(done) = goal(&mut self.stack) {
                 return Ok(Some(done));
             }
-            if now >= self.deadline {
+            let due = self.deadline.due;
+            if now >= due {
                 return Ok(None);
             }
             let wake = match self.stack.poll_delay(now) {
-                Some(delay) => (now + delay).min(self.deadline),
-                None => self.deadline,
+                Some(delay) => (now + delay).min(due),
+                None => due,
             };
             self.link.wait(wake).await?;
         }
@@ -185,6 +189,9 @@ impl Flow {
                 ours.push(frame.to_vec());
             }
         })?;
+        if !ours.is_empty() {
+            self.deadline.replied(Instant::now());
+        }
         for frame in ours {
             self.link.trace_received(&frame);
             self.stack.receive(frame);
@@ -232,12 +239,16 @@ impl Flow {
             reason,
             elapsed: self.elapsed(),
             attached: self.attached,
+            details: Details {
+                connect: self.connected,
+                ..Details::default()
+            },
         }
     }
 
-    /// How long the server had: see [`window`].
+    /// How long the server had, for a verdict: see [`Deadline::window`].
     pub fn window(&self) -> String {
-        window(self.timeout)
+        self.deadline.window()
     }
 }
 
@@ -253,7 +264,10 @@ pub async fn connect(flow: &mut Flow) -> Result<Result<(), String>> {
         })
         .await?;
     Ok(match answer {
-        Some(true) => Ok(()),
+        Some(true) => {
+            flow.connected = Some(flow.elapsed());
+            Ok(())
+        }
         Some(false) => Err("connection refused (RST)".to_string()),
         None => Err(format!(
             "no answer within {} (the real server answers ARP at {}; does it carry the VIP on its loopback?)",
@@ -268,17 +282,85 @@ fn reserve(timeout: Duration) -> Duration {
     TEARDOWN.min(timeout / 10)
 }
 
-/// The time a server had to answer, as a verdict says it: the timeout
-/// less the teardown reserve, which the line names so that it agrees with
-/// the elapsed time it shows ("970 ms (-t 1000 less 30 ms to end in time)").
-pub fn window(timeout: Duration) -> String {
-    let reserve = reserve(timeout);
-    format!(
-        "{} ms (-t {} less {} ms to end in time)",
-        (timeout - reserve).as_millis(),
-        timeout.as_millis(),
-        reserve.as_millis()
-    )
+/// When a check gives up waiting for the server.
+#[derive(Clone, Copy, Debug)]
+struct Deadline {
+    /// The whole check's end: the timeout less the teardown reserve.
+    last: Instant,
+    timeout: Duration,
+    /// With a per-reply timeout, each reply moves `due` on by this much.
+    reply: Option<Duration>,
+    /// When the wait for the next reply ends.
+    due: Instant,
+}
+
+impl Deadline {
+    fn new(started: Instant, target: &Target) -> Deadline {
+        let last = started + target.timeout - reserve(target.timeout);
+        Deadline {
+            last,
+            timeout: target.timeout,
+            reply: target.reply_timeout,
+            due: target
+                .reply_timeout
+                .map_or(last, |r| (started + r).min(last)),
+        }
+    }
+
+    /// The server sent something at `now`.
+    fn replied(&mut self, now: Instant) {
+        if let Some(reply) = self.reply {
+            self.due = (now + reply).min(self.last);
+        }
+    }
+
+    /// How long the server had, as a verdict says it, agreeing with the
+    /// elapsed time it shows: "970 ms (-t 1000 less 30 ms to end in time)",
+    /// or "500 ms (-t 500, for each reply)".
+    fn window(&self) -> String {
+        if let Some(reply) = self.reply {
+            return format!(
+                "{} ms (-t {} for each reply)",
+                reply.as_millis(),
+                reply.as_millis()
+            );
+        }
+        let reserve = reserve(self.timeout);
+        format!(
+            "{} ms (-t {} less {} ms to end in time)",
+            (self.timeout - reserve).as_millis(),
+            self.timeout.as_millis(),
+            reserve.as_millis()
+        )
+    }
+}
+
+/// Runs one check of `target`: opens its flow (a failure to resolve the
+/// real server is a verdict already), runs `body` on it, and turns a stop
+/// signal into a failing verdict once the flow is gone (its entry removed).
+pub fn run(
+    target: &Target,
+    what: &str,
+    body: impl AsyncFnOnce(&mut Flow) -> Result<Verdict>,
+) -> Result<Verdict> {
+    let begun = Instant::now();
+    let result = runtime()?.block_on(async {
+        match Flow::open(target, what).await? {
+            Opened::Ready(mut flow) => body(&mut flow).await,
+            Opened::Failed(verdict) => Ok(verdict),
+        }
+    });
+    match result {
+        Err(Error::Interrupted(signal)) => Ok(Verdict {
+            healthy: false,
+            what: what.to_string(),
+            reason: format!("interrupted by {signal} before a verdict"),
+            elapsed: begun.elapsed(),
+            attached: None,
+            details: Details::default(),
+        }),
+        other => other,
+    }
 }
 
 /// Binds a kernel TCP socket to `source:0`: the kernel picks a free port and

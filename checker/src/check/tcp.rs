@@ -1,6 +1,6 @@
 //! `vipcheck tcp`: does the real server complete a TCP handshake for the VIP?
 
-use crate::check::{Flow, Opened, connect, runtime};
+use crate::check::{connect, run as run_flow};
 use crate::error::Result;
 use crate::target::Target;
 use crate::verdict::Verdict;
@@ -10,12 +10,8 @@ pub fn run(target: &Target) -> Result<Verdict> {
         "tcp {}:{} via {}",
         target.vip, target.port, target.real_server
     );
-    runtime()?.block_on(async {
-        let mut flow = match Flow::open(target, &what).await? {
-            Opened::Ready(flow) => flow,
-            Opened::Failed(verdict) => return Ok(verdict),
-        };
-        let answer = connect(&mut flow).await?;
+    run_flow(target, &what, async |flow| {
+        let answer = connect(flow).await?;
         if answer.is_ok() {
             flow.close(target.close).await?;
         }

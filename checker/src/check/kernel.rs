@@ -1,0 +1,126 @@
+//! The C checkers' BACKUP path, vipcheck's fallback under their names when
+//! the XDP capture cannot be used and the role file says BACKUP: an
+//! ordinary kernel TCP connection to the real server's own address. It
+//! cannot tell whether the real server carries the VIP (the verdict says
+//! so), which is why it is only a fallback.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::check::http::{Body, HttpCheck, Method, judge};
+use crate::error::{Error, Result};
+use crate::http::{self, ResponseParser};
+use crate::target::{CloseMode, Target};
+use crate::verdict::{Details, Verdict};
+
+/// What every verdict of this path says of itself.
+const CAVEAT: &str =
+    "kernel connection to the real server's own address; the VIP path was not checked";
+
+/// Checks `target`'s real server at its own address: a TCP connection,
+/// and the HTTP exchange when `http` is given.
+pub fn run(target: &Target, http: Option<&HttpCheck>) -> Result<Verdict> {
+    let started = Instant::now();
+    let wait = target.reply_timeout.unwrap_or(target.timeout);
+    let what = match http {
+        Some(h) => format!(
+            "http {} {}{} at {}:{}",
+            h.method.as_str(),
+            h.sent_host(),
+            h.path,
+            target.real_server,
+            target.port
+        ),
+        None => format!("tcp {}:{}", target.real_server, target.port),
+    };
+    let verdict = |healthy: bool, reason: String, details: Details| Verdict {
+        healthy,
+        what: what.clone(),
+        reason: format!("{reason} ({CAVEAT})"),
+        elapsed: started.elapsed(),
+        attached: None,
+        details,
+    };
+    let addr = SocketAddr::from((target.real_server, target.port));
+    let mut stream = match TcpStream::connect_timeout(&addr, wait) {
+        Ok(stream) => stream,
+        Err(e) => {
+            let reason = match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connection refused (RST)".to_string(),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                    format!("no answer within {} ms", wait.as_millis())
+                }
+                _ => format!("connecting failed: {e}"),
+            };
+            return Ok(verdict(false, reason, Details::default()));
+        }
+    };
+    let mut details = Details {
+        connect: Some(started.elapsed()),
+        ..Details::default()
+    };
+    let (healthy, reason) = match http {
+        None => (true, "SYN-ACK".to_string()),
+        Some(check) => exchange(&mut stream, check, wait, &mut details)?,
+    };
+    if target.close == CloseMode::Rst {
+        // SO_LINGER 0: the close sends an RST, as the VIP path does.
+        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    }
+    drop(stream);
+    Ok(verdict(healthy, reason, details))
+}
+
+/// Sends the request and reads the response, each read within `wait`.
+fn exchange(
+    stream: &mut TcpStream,
+    check: &HttpCheck,
+    wait: Duration,
+    details: &mut Details,
+) -> Result<(bool, String)> {
+    let set = |r: std::io::Result<()>| r.map_err(|e| Error::io("setting a socket timeout", e));
+    set(stream.set_read_timeout(Some(wait)))?;
+    set(stream.set_write_timeout(Some(wait)))?;
+    let request = http::request(
+        check.method.as_str(),
+        &check.path,
+        &check.host,
+        &check.headers,
+    );
+    let sent_at = Instant::now();
+    if let Err(e) = stream.write_all(&request) {
+        return Ok((false, format!("sending the request failed: {e}")));
+    }
+    let mut parser = ResponseParser::new(check.method == Method::Head, check.limits);
+    let mut body = Body::new(check);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Ok((false, format!("no reply within {} ms", wait.as_millis())));
+            }
+            Err(e) => return Ok((false, format!("reading the response failed: {e}"))),
+        };
+        details.first_byte.get_or_insert_with(|| sent_at.elapsed());
+        let fed = if n == 0 {
+            parser.finish().map(|()| true)
+        } else {
+            parser.feed(&buf[..n], &mut |data| body.take(data))
+        };
+        details.status = parser.head().map(|h| h.status);
+        details.body_bytes = parser.head().map(|_| parser.body_len());
+        match fed {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => return Ok((false, e.to_string())),
+        }
+    }
+    Ok(judge(check, &parser, body, details))
+}
