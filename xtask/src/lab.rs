@@ -33,6 +33,7 @@
 //! ```
 
 mod fixture;
+mod keepalived;
 mod naming;
 mod netns;
 mod nginx;
@@ -53,6 +54,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub use fixture::{BYTEWISE_BODY, CHUNKED_BODY, FIXTURE_PORT, Fixtures, TEXT_BODY};
+pub use keepalived::{Keepalived, KeepalivedConfig, LinePattern, Stopped, VrrpScript, log_message};
 pub use naming::{Owner, PREFIX};
 pub use nginx::{FILES, INDEX_HTML, SERVER_HEADER, pseudo_random};
 pub use process::Background;
@@ -351,6 +353,13 @@ impl Lab {
             _fixtures: Fixtures::start(self.ns(host))?,
             _lab: std::marker::PhantomData,
         })
+    }
+
+    /// Starts keepalived in the LB's namespace with `config`'s scripts
+    /// (see [`Keepalived::start`]); it stops when the returned guard is
+    /// dropped, which the borrow makes happen before the lab is dropped.
+    pub fn keepalived(&self, config: &KeepalivedConfig) -> Result<Keepalived<'_>> {
+        Keepalived::start(self, config)
     }
 
     /// Leaves the lab running after this process ends. Meant for the demo

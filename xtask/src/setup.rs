@@ -9,9 +9,10 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// Debian packages: nginx for the lab's real servers, iproute2 for the
-/// namespaces, nsenter (util-linux) to run programs in them, and the tools
-/// tests use to make loss, capture, and inspect interfaces and BPF.
-pub const PACKAGES: [&str; 9] = [
+/// namespaces, nsenter (util-linux) to run programs in them, the tools
+/// tests use to make loss, capture, and inspect interfaces and BPF, and
+/// keepalived, which lab tests run on the LB to see how it runs scripts.
+pub const PACKAGES: [&str; 10] = [
     "nginx-light",
     "iproute2",
     "nftables",
@@ -21,6 +22,7 @@ pub const PACKAGES: [&str; 9] = [
     "util-linux",
     "procps",
     "bpftool",
+    "keepalived",
 ];
 
 enum Outcome {
@@ -250,7 +252,8 @@ mod tests {
                 "ethtool",
                 "util-linux",
                 "procps",
-                "bpftool"
+                "bpftool",
+                "keepalived"
             ]
         );
         let all: String = PACKAGES

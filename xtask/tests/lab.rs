@@ -316,3 +316,45 @@ fn leftovers_of_a_dead_process_are_removed() {
     assert_eq!(orphan.wait().unwrap().signal(), Some(libc::SIGKILL));
     assert!(namespace_exists(lab.lb_ns()));
 }
+
+#[test]
+fn keepalived_runs_scripts_and_logs_each_result() {
+    use xtask::lab::{KeepalivedConfig, VrrpScript};
+    let lab = Lab::up(Role::Backup).expect(NEEDS_ROOT);
+    let config = KeepalivedConfig::new([
+        VrrpScript::new("good", "/bin/true", 1),
+        VrrpScript::new("bad", "/bin/false", 1),
+    ]);
+    let start = Instant::now();
+    let keepalived = lab.keepalived(&config).expect("keepalived starts");
+    let started = start.elapsed();
+    let within = Duration::from_secs(3);
+    let good = keepalived.wait_for("VRRP_Script(good) succeeded", within);
+    let bad = keepalived.wait_for("VRRP_Script(bad) failed", within);
+    let results = start.elapsed();
+    let log = keepalived.lines().join("\n");
+    assert!(good.is_some(), "{log}");
+    let bad = bad.unwrap_or_else(|| panic!("{log}"));
+    assert!(bad.ends_with("(exited with status 1)"), "{bad}");
+    // A few more runs of each: good stays good.
+    let flap = keepalived.wait_for("VRRP_Script(good) failed", Duration::from_millis(2500));
+    assert_eq!(flap, None, "{}", keepalived.lines().join("\n"));
+
+    let pids = keepalived.pids();
+    let vrrp = keepalived.vrrp_pid().expect("a VRRP pid file");
+    assert!(
+        pids.contains(&keepalived.pid()) && pids.contains(&vrrp),
+        "{pids:?}"
+    );
+    let stop = Instant::now();
+    drop(keepalived);
+    let stopped = stop.elapsed();
+    for &pid in &pids {
+        assert!(!alive(pid), "keepalived process {pid} still runs");
+    }
+    assert_eq!(pids_in(&lab, lab.lb_ns()), [], "processes left in the LB");
+    eprintln!(
+        "keepalived ready after {started:?}, both results after {results:?}, \
+         stopped in {stopped:?}; pids {pids:?}"
+    );
+}
