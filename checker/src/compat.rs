@@ -513,14 +513,18 @@ fn check_once(plan: &Plan, target: &Target) -> Result<Verdict, Error> {
     }
 }
 
-/// `vipcheck compat install DIR`: a symlink to this binary under each C
+/// `vipcheck compat install DIR`: a link to this binary under each C
 /// name, idempotent; a file there that is not already a link to vipcheck
-/// is never replaced.
-pub fn install(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+/// is never replaced. A hard link where DIR is on vipcheck's file system:
+/// keepalived with `enable_script_security` runs a symlinked script under
+/// its resolved path, so the C name would be lost; a symlink otherwise,
+/// with a warning (the second value).
+pub fn install(dir: &Path) -> Result<(Vec<PathBuf>, Option<String>), Error> {
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .map_err(|e| Error::io("finding the vipcheck binary", e))?;
     let mut made = Vec::new();
+    let mut warning = None;
     for name in NAMES {
         let link = dir.join(name);
         match std::fs::symlink_metadata(&link) {
@@ -534,14 +538,27 @@ pub fn install(dir: &Path) -> Result<Vec<PathBuf>, Error> {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::os::unix::fs::symlink(&exe, &link)
-                    .map_err(|e| Error::io(format!("creating {}", link.display()), e))?;
+                let made_link = match std::fs::hard_link(&exe, &link) {
+                    Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                        warning = Some(format!(
+                            "{} is on another file system than {}: made symlinks, which \
+                             keepalived with enable_script_security runs under vipcheck's \
+                             own name; install into a directory of vipcheck's file system \
+                             for hard links",
+                            dir.display(),
+                            exe.display()
+                        ));
+                        std::os::unix::fs::symlink(&exe, &link)
+                    }
+                    other => other,
+                };
+                made_link.map_err(|e| Error::io(format!("creating {}", link.display()), e))?;
                 made.push(link);
             }
             Err(e) => return Err(Error::io(format!("reading {}", link.display()), e)),
         }
     }
-    Ok(made)
+    Ok((made, warning))
 }
 
 /// Whether `path` is `exe` through a symlink or a hard link.

@@ -52,9 +52,12 @@ fn run() -> i32 {
         Command::Compat {
             action: CompatAction::Install { dir },
         } => match compat::install(&dir) {
-            Ok(made) => {
+            Ok((made, warning)) => {
                 for link in made {
                     say!("created {}", link.display());
+                }
+                if let Some(warning) = warning {
+                    note!("vipcheck: {warning}");
                 }
                 0
             }
