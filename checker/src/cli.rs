@@ -50,6 +50,16 @@ pub enum Command {
         #[command(subcommand)]
         action: CompatAction,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (vipcheck, its subcommands, the C checkers' names) into DIR.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
     /// Manage the shared XDP program of an interface.
     Xdp {
         /// -v: what vipcheck does with the program on stderr (load and attach
@@ -307,7 +317,7 @@ impl Cli {
             Command::Tcp(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Http(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Xdp { verbose, .. } => *verbose = verbose.saturating_add(before),
-            Command::Compat { .. } => {}
+            Command::Compat { .. } | Command::Completions { .. } | Command::Man { .. } => {}
         }
         Ok(cli)
     }
@@ -334,7 +344,7 @@ pub fn usage_message(e: &clap::Error) -> String {
         _ => None,
     };
     let rendered = e.to_string();
-    let message = match (e.kind(), context(ContextKind::InvalidArg)) {
+    match (e.kind(), context(ContextKind::InvalidArg)) {
         (ErrorKind::MissingRequiredArgument, Some(args)) => {
             format!("missing required argument {args}")
         }
@@ -358,8 +368,7 @@ pub fn usage_message(e: &clap::Error) -> String {
             .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join("; "),
-    };
-    message
+    }
 }
 
 /// `200` or `200-299`.

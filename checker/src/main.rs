@@ -49,6 +49,28 @@ fn run() -> i32 {
                 Err(e) => fail(e),
             }
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            // Into a buffer: clap_complete panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "vipcheck", &mut script);
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&script);
+            0
+        }
+        Command::Man { dir } => match output::man_pages(&dir) {
+            Ok(pages) => {
+                for page in pages {
+                    say!("wrote {}", page.display());
+                }
+                0
+            }
+            Err(e) => fail(Error::io(
+                format!("writing man pages into {}", dir.display()),
+                e,
+            )),
+        },
         Command::Compat {
             action: CompatAction::Install { dir },
         } => match compat::install(&dir) {

@@ -52,6 +52,30 @@ pub fn log_to_stderr() {
     }
 }
 
+/// Writes the man pages into `dir`: vipcheck, each subcommand
+/// (`vipcheck-tcp.1`, ...) and the three C names; returns their paths.
+pub fn man_pages(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    use clap::CommandFactory;
+    let top = crate::cli::Cli::command();
+    let mut pages: Vec<(String, clap::Command)> = vec![("vipcheck".to_string(), top.clone())];
+    for sub in top.get_subcommands() {
+        let name = format!("vipcheck-{}", sub.get_name());
+        pages.push((name.clone(), sub.clone().name(name)));
+    }
+    for name in crate::compat::NAMES {
+        pages.push((name.to_string(), crate::compat::command(name)));
+    }
+    let mut written = Vec::new();
+    for (name, command) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command).render(&mut page)?;
+        std::fs::write(&path, page)?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
 /// The `--format` a command line asks for, read before it is parsed, so
 /// that a usage error is reported in that format too.
 pub fn requested_format(args: &[OsString]) -> Format {

@@ -35,6 +35,9 @@ enum Task {
     },
     /// Build the release binary and check the lab's real servers with it.
     Demo,
+    /// The release binary, the C checkers' names linked to it, man pages and
+    /// shell completions in target/dist/.
+    Dist,
     /// Time whole warm checks against the kernel doing the same (release build).
     Bench {
         /// Runs of each contender.
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Task::Lab { action } => lab_task(action).map(|()| ExitCode::SUCCESS),
         Task::Test { args } => test(&args),
         Task::Demo => demo(),
+        Task::Dist => dist(),
         Task::Bench { runs } => bench(runs),
     };
     result.unwrap_or_else(|e| {
@@ -240,6 +244,59 @@ fn release_build() -> Result<Result<PathBuf, ExitCode>> {
         );
     }
     Ok(Ok(vipcheck))
+}
+
+fn dist() -> Result<ExitCode> {
+    let vipcheck = match release_build()? {
+        Ok(path) => path,
+        Err(code) => return Ok(code),
+    };
+    let dist = vipcheck
+        .parent()
+        .and_then(|release| release.parent())
+        .context("the release binary has no target directory")?
+        .join("dist");
+    let _ = std::fs::remove_dir_all(&dist);
+    let bin = dist.join("bin");
+    let man = dist.join("man/man1");
+    let completions = dist.join("completions");
+    for dir in [&bin, &man, &completions] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let installed = bin.join("vipcheck");
+    std::fs::copy(&vipcheck, &installed)
+        .with_context(|| format!("cannot copy {}", vipcheck.display()))?;
+    let run = |args: &[&std::ffi::OsStr], stdout: Option<&std::path::Path>| -> Result<()> {
+        let mut cmd = Command::new(&installed);
+        cmd.args(args);
+        if let Some(path) = stdout {
+            cmd.stdout(std::fs::File::create(path)?);
+        }
+        let status = cmd
+            .status()
+            .with_context(|| format!("cannot run {cmd:?}"))?;
+        if !status.success() {
+            bail!("{cmd:?} failed ({status})");
+        }
+        Ok(())
+    };
+    run(
+        &["compat".as_ref(), "install".as_ref(), bin.as_os_str()],
+        None,
+    )?;
+    run(&["man".as_ref(), man.as_os_str()], None)?;
+    for (shell, file) in [
+        ("bash", "vipcheck.bash"),
+        ("zsh", "_vipcheck"),
+        ("fish", "vipcheck.fish"),
+    ] {
+        run(
+            &["completions".as_ref(), shell.as_ref()],
+            Some(&completions.join(file)),
+        )?;
+    }
+    println!("{}", dist.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn bench(runs: usize) -> Result<ExitCode> {
