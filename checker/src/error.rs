@@ -29,18 +29,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    /// Another XDP program is attached to the interface; vipcheck never
-    /// replaces it (exit 3). The flag: this process had to mount bpffs, so
-    /// vipcheck's pins made elsewhere may not be visible here.
+    /// Another XDP program (not vipcheck's) is attached to the interface;
+    /// vipcheck never replaces it (exit 3).
     #[error(
-        "another XDP program is attached to {0}; vipcheck does not replace it (detach it, or use --xdp off){hint}",
-        hint = if *.1 {
-            "; if it is vipcheck's own, attached where /sys/fs/bpf is not this one (ip netns exec gives a private /sys), run vipcheck with nsenter --net=/run/netns/NAME"
-        } else {
-            ""
-        }
+        "another XDP program is attached to {0}; vipcheck does not replace it (detach it, or use --xdp off)"
     )]
-    ForeignXdp(String, bool),
+    ForeignXdp(String),
     /// Every capture slot is taken by running checks (exit 3).
     #[error("{0}")]
     Busy(String),

@@ -298,58 +298,37 @@ fn bad_input_and_environment() {
 #[test]
 fn never_replaces_a_foreign_xdp_program() {
     let lab = lab(Role::Backup);
-    // Make a "foreign" program: our own object attached through netlink,
-    // outside our pins, as another tool would attach its program.
-    let attach = run(vipcheck(&lab, &["xdp", "attach", LB_IFACE]));
-    assert_eq!(attach.code, 0, "{attach:?}");
-    let id = attach
-        .stdout
-        .split_whitespace()
-        .nth(4)
-        .expect("program id")
-        .to_string();
-    let pin = format!("/sys/fs/bpf/vck-foreign-{}", std::process::id());
-    struct Unpin<'a>(&'a Lab, String);
-    impl Drop for Unpin<'_> {
-        fn drop(&mut self) {
-            let _ = self
-                .0
-                .command(self.0.lb_ns(), "ip")
-                .args(["link", "set", "dev", LB_IFACE, "xdpgeneric", "off"])
-                .status();
-            let _ = std::fs::remove_file(&self.1);
-        }
-    }
-    sh(
-        &lab,
-        lab.lb_ns(),
-        "bpftool",
-        &["prog", "pin", "id", &id, &pin],
-    );
-    let _unpin = Unpin(&lab, pin.clone());
-    assert_eq!(run(vipcheck(&lab, &["xdp", "detach", LB_IFACE])).code, 0);
-    sh(
-        &lab,
-        lab.lb_ns(),
-        "ip",
-        &["link", "set", "dev", LB_IFACE, "xdpgeneric", "pinned", &pin],
-    );
+    let foreign = ForeignXdp::attach(&lab);
+    assert_eq!(xdp_ids(&lab, LB_IFACE), [foreign.id]);
 
     let out = tcp(&lab, OK_IP, &[]);
     assert_eq!(out.code, 3, "{out:?}");
     assert_one_clean_line(&out.stderr);
     assert!(
-        out.stderr.contains("another XDP program is attached"),
+        out.stderr
+            .contains("another XDP program is attached to eth0; vipcheck does not replace it"),
         "{out:?}"
     );
-    let link = sh(
-        &lab,
-        lab.lb_ns(),
-        "ip",
-        &["-d", "link", "show", "dev", LB_IFACE],
-    );
+    let attach = run(vipcheck(&lab, &["xdp", "attach", LB_IFACE]));
+    assert_eq!(attach.code, 3, "{attach:?}");
+    let status = run(vipcheck(&lab, &["xdp", "status", LB_IFACE]));
+    assert_eq!(status.code, 0, "{status:?}");
     assert!(
-        link.contains(&format!("prog/xdp id {id} ")),
-        "the foreign program was replaced: {link}"
+        status.stdout.contains(&format!(
+            "no vipcheck XDP program attached; XDP program {} (skb mode) is another's",
+            foreign.id
+        )),
+        "{status:?}"
+    );
+    let detach = run(vipcheck(&lab, &["xdp", "detach", LB_IFACE]));
+    assert_eq!(detach.code, 0, "{detach:?}");
+    assert!(
+        detach.stdout.contains("no vipcheck XDP program attached"),
+        "{detach:?}"
+    );
+    assert_eq!(
+        xdp_ids(&lab, LB_IFACE),
+        [foreign.id],
+        "the foreign program was replaced or detached"
     );
 }

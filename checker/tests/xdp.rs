@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-
 use aya::maps::{ArrayOfMaps, HashMap, Map, MapData, PerCpuArray, RingBuf};
-use aya::programs::{TestRun, TestRunOptions, Xdp};
+use aya::programs::{TestRun, TestRunOptions, Xdp, loaded_programs};
 use aya_obj::programs::XdpAttachType;
 use checker_common::{Counter, FlowKey, RING_SIZE};
 use common::*;
@@ -19,21 +17,36 @@ const XDP_PASS: u32 = 2;
 const SLOT: u32 = 255;
 const LOCAL_PORT: u16 = 40000;
 
-/// The pin directory of the lab LB's program, from `vipcheck xdp attach`.
-fn attach(lab: &Lab) -> PathBuf {
+/// The lab LB's program, attached by `vipcheck xdp attach` and found by
+/// its id (vipcheck pins nothing), and the ids of its maps.
+fn attach(lab: &Lab) -> (Xdp, Vec<u32>) {
     let out = run(vipcheck(lab, &["xdp", "attach", LB_IFACE]));
     assert_eq!(out.code, 0, "{out:?}");
-    let dir = out
+    // "eth0: vipcheck XDP program ID attached in skb mode..."
+    let id: u32 = out
         .stdout
-        .lines()
-        .next()
-        .and_then(|l| l.split("pinned at ").nth(1))
-        .expect("pin directory in the attach output");
-    PathBuf::from(dir)
+        .split_whitespace()
+        .nth(4)
+        .and_then(|id| id.parse().ok())
+        .expect("program id in the attach output");
+    let info = loaded_programs()
+        .filter_map(Result::ok)
+        .find(|program| program.id() == id)
+        .expect("the attached program");
+    let map_ids = info.map_ids().expect("map ids").expect("map ids");
+    let program = Xdp::from_program_info(info, "vipcheck_xdp".into(), XdpAttachType::Interface)
+        .expect("the program");
+    (program, map_ids)
 }
 
-fn map(dir: &Path, name: &str) -> Map {
-    Map::from_map_data(MapData::from_pin(dir.join(name)).expect("pinned map")).expect("map")
+/// The map of the program named `name`.
+fn map(map_ids: &[u32], name: &str) -> Map {
+    let data = map_ids
+        .iter()
+        .map(|&id| MapData::from_id(id).expect("map by id"))
+        .find(|data| data.info().expect("map info").name_as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no map {name}"));
+    Map::from_map_data(data).expect("map")
 }
 
 /// Ethernet (+ VLAN tag) + IPv4 (+ options) + 20-byte TCP header + payload,
@@ -89,8 +102,8 @@ fn verdict(program: &Xdp, frame: &[u8]) -> u32 {
     result.return_value
 }
 
-fn counters(dir: &Path) -> Vec<u64> {
-    let map = PerCpuArray::<MapData, u64>::try_from(map(dir, "COUNTERS")).expect("counters");
+fn counters(maps: &[u32]) -> Vec<u64> {
+    let map = PerCpuArray::<MapData, u64>::try_from(map(maps, "COUNTERS")).expect("counters");
     Counter::ALL
         .iter()
         .map(|&c| map.get(&(c as u32), 0).expect("counter").iter().sum())
@@ -110,9 +123,7 @@ fn drain(ring: &mut RingBuf<MapData>) -> Vec<Vec<u8>> {
 #[test]
 fn drops_only_registered_flows_and_hands_them_over() {
     let lab = lab(Role::Backup);
-    let dir = attach(&lab);
-    let program =
-        Xdp::from_pin(dir.join("prog"), XdpAttachType::Interface).expect("pinned program");
+    let (program, maps) = attach(&lab);
 
     // A ring for our slot, and the flows that point to it.
     let obj = aya_obj::Map::new_from_params(
@@ -123,16 +134,16 @@ fn drops_only_registered_flows_and_hands_them_over() {
         0,
     );
     let ring_data = MapData::create(obj, "test_ring", None).expect("ring");
-    let mut rings = ArrayOfMaps::<MapData>::try_from(map(&dir, "RINGS")).expect("RINGS");
+    let mut rings = ArrayOfMaps::<MapData>::try_from(map(&maps, "RINGS")).expect("RINGS");
     rings.set(SLOT, &ring_data, 0).expect("insert ring");
     let mut ring = RingBuf::try_from(Map::RingBuf(ring_data)).expect("ring");
-    let mut flows = HashMap::<MapData, FlowKey, u32>::try_from(map(&dir, "FLOWS")).expect("FLOWS");
+    let mut flows = HashMap::<MapData, FlowKey, u32>::try_from(map(&maps, "FLOWS")).expect("FLOWS");
     let key = FlowKey::ipv4(VIP.octets(), 80, LB_IP.octets(), LOCAL_PORT);
     flows.insert(key, SLOT, 0).expect("register flow");
     let arp_key = FlowKey::arp(OK_IP.octets(), LB_IP.octets());
     flows.insert(arp_key, SLOT, 0).expect("register arp");
 
-    let before = counters(&dir);
+    let before = counters(&maps);
     let ours = reply(false, 0, 6, 0, b"hello");
     let tagged = reply(true, 0, 6, 0, b"hello");
     let with_options = reply(false, 8, 6, 0, b"hello");
@@ -191,7 +202,7 @@ fn drops_only_registered_flows_and_hands_them_over() {
 
     // Exact for what only this test sends; at least for the passes, which
     // the lab's own traffic (IPv6 neighbour discovery...) adds to.
-    let after = counters(&dir);
+    let after = counters(&maps);
     let delta = |c: Counter| after[c as usize] - before[c as usize];
     assert_eq!(delta(Counter::Delivered), 4, "{before:?} → {after:?}");
     assert_eq!(delta(Counter::CopiedArp), 1, "{before:?} → {after:?}");

@@ -1,37 +1,36 @@
-//! The shared XDP program of one interface: load, attach, pin, find again,
+//! The shared XDP program of one interface: load, attach, find again,
 //! register flows, collect the flows of dead processes, report, detach.
 //!
 //! One program serves every vipcheck process on an interface. The first one
-//! (or `vipcheck xdp attach`) loads and attaches it through a bpf_link and
-//! pins program, link and maps under
-//! `/sys/fs/bpf/vipcheck/ns<NETNS_INODE>-if<IFINDEX>/`; later processes open
-//! the pinned maps and only add and remove flow entries. Interface names and
-//! indexes repeat across network namespaces and a namespace's inode can be
-//! reused after it is deleted, so the directory is keyed by both and the
-//! pinned link is checked to be still attached to this interface before use.
+//! (or `vipcheck xdp attach`) loads it and attaches it through netlink, an
+//! attachment that belongs to the interface; later processes find it from
+//! the interface (program id, then its maps by id: see [`program`]), open
+//! its maps and only add and remove flow entries. Nothing is pinned, so a
+//! process sees the same program whatever its mount namespace (`ip netns
+//! exec`, a container, `nsenter --net`).
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aya::maps::{ArrayOfMaps, HashMap, Map, MapData, PerCpuArray, RingBuf};
-use checker_common::{
-    COUNTERS_MAP, Counter, FLOWS_MAP, FRAME_HEADER_LEN, FlowKey, FlowOwner, RING_SIZE, RINGS_MAP,
-    SLOT_COUNT, SLOTS_MAP,
-};
+use checker_common::{Counter, FRAME_HEADER_LEN, FlowKey, FlowOwner, RING_SIZE, SLOT_COUNT};
 
 use crate::error::{Error, Result};
 use crate::netdev::NetDev;
 use crate::rtnl::XdpProgram;
 
+mod lock;
+mod netlink;
 mod owner;
 mod pin;
+mod program;
 mod sys;
 
+use lock::lock;
 use owner::{boottime_ns, current_owner, is_alive};
-pub use pin::detach;
-use pin::{Attached, attach, lock, open_map, pin_dir, sweep_defunct};
+pub use program::detach;
+use program::{Found, Program};
 
 /// bpf_map_update_elem flag: fail if the key exists.
 const BPF_NOEXIST: u64 = 1;
@@ -53,10 +52,6 @@ impl XdpMode {
             XdpMode::Native => "native",
         }
     }
-
-    fn link_pin(self) -> String {
-        format!("link-{}", self.name())
-    }
 }
 
 /// What [`XdpHandle::open_or_attach`] found.
@@ -68,44 +63,46 @@ pub enum Attach {
     Loaded,
 }
 
-/// Handles on the pinned maps of one interface's program.
+/// Handles on the maps of one interface's program.
 pub struct XdpHandle {
-    dir: PathBuf,
     flows: HashMap<MapData, FlowKey, u32>,
     rings: ArrayOfMaps<MapData>,
     slots: HashMap<MapData, u32, FlowOwner>,
+    counters: PerCpuArray<MapData, u64>,
 }
 
 impl XdpHandle {
-    /// Opens the program of `dev` if it is pinned and attached, else loads,
-    /// attaches (in `mode`) and pins it. Serialized by a lock so that two
-    /// first checks racing end with exactly one program. Says which it did.
+    /// Opens vipcheck's program on `dev`, found from the interface; when
+    /// there is none, loads it and attaches it in `mode`. Two processes
+    /// attaching at once (from any mount namespace) end with one program,
+    /// which both use. Says which it did. Another program on `dev` is
+    /// [`Error::ForeignXdp`]: it is never replaced.
     pub fn open_or_attach(dev: &NetDev, mode: XdpMode) -> Result<(XdpHandle, Attach)> {
-        let dir = pin_dir(dev)?;
-        let _lock = lock()?;
-        let attach_result = if let Some(attached) = Attached::find(&dir, dev)? {
-            Attach::Found(attached.mode)
-        } else {
-            let started = Instant::now();
-            sweep_defunct();
-            attach(&dir, dev, mode)?;
-            log::debug!(
-                "loaded and attached the XDP program to {} in {} mode in {:.1} ms",
-                dev.name,
-                mode.name(),
-                started.elapsed().as_secs_f64() * 1000.0
-            );
-            Attach::Loaded
+        let (program, attach) = match program::find(dev)? {
+            Found::Ours(program) => {
+                let mode = program.mode;
+                (program, Attach::Found(mode))
+            }
+            Found::Foreign(_) => return Err(Error::ForeignXdp(dev.name.clone())),
+            Found::None => match program::attach(dev, mode)? {
+                (program, true) => (program, Attach::Loaded),
+                (program, false) => {
+                    let mode = program.mode;
+                    (program, Attach::Found(mode))
+                }
+            },
         };
-        Ok((Self::open_maps(dir)?, attach_result))
+        Ok((Self::open(program)?, attach))
     }
 
-    fn open_maps(dir: PathBuf) -> Result<XdpHandle> {
+    fn open(program: Box<Program>) -> Result<XdpHandle> {
+        let program = *program;
+        let map = |data| Map::from_map_data(data).map_err(bpf("opening a map"));
         Ok(XdpHandle {
-            flows: HashMap::try_from(open_map(&dir, FLOWS_MAP)?).map_err(bpf("FLOWS map"))?,
-            rings: ArrayOfMaps::try_from(open_map(&dir, RINGS_MAP)?).map_err(bpf("RINGS map"))?,
-            slots: HashMap::try_from(open_map(&dir, SLOTS_MAP)?).map_err(bpf("SLOTS map"))?,
-            dir,
+            flows: HashMap::try_from(map(program.flows)?).map_err(bpf("FLOWS map"))?,
+            rings: ArrayOfMaps::try_from(map(program.rings)?).map_err(bpf("RINGS map"))?,
+            slots: HashMap::try_from(map(program.slots)?).map_err(bpf("SLOTS map"))?,
+            counters: PerCpuArray::try_from(map(program.counters)?).map_err(bpf("COUNTERS map"))?,
         })
     }
 
@@ -227,12 +224,13 @@ impl XdpHandle {
 
     /// The program's verdict counters, summed over CPUs.
     pub fn counters(&self) -> Result<Vec<(Counter, u64)>> {
-        let map = PerCpuArray::<MapData, u64>::try_from(open_map(&self.dir, COUNTERS_MAP)?)
-            .map_err(bpf("COUNTERS map"))?;
         Counter::ALL
             .iter()
             .map(|&c| {
-                let per_cpu = map.get(&(c as u32), 0).map_err(bpf("reading counters"))?;
+                let per_cpu = self
+                    .counters
+                    .get(&(c as u32), 0)
+                    .map_err(bpf("reading counters"))?;
                 Ok((c, per_cpu.iter().sum()))
             })
             .collect()
@@ -305,7 +303,7 @@ impl Drop for Slot {
 pub enum Status {
     /// No XDP program at all.
     None,
-    /// An XDP program that is not vipcheck's (no pins of ours for it).
+    /// An XDP program that is not vipcheck's.
     Foreign(XdpProgram),
     /// Ours, with what it reports.
     Ours(Box<Report>),
@@ -315,44 +313,58 @@ pub enum Status {
 pub struct Report {
     pub mode: &'static str,
     pub program_id: u32,
-    pub pin_dir: PathBuf,
+    /// The ids of its maps by name (FLOWS, RINGS, SLOTS, COUNTERS), for
+    /// `bpftool map dump id N`.
+    pub maps: Vec<(&'static str, u32)>,
+    /// vipcheck pins nothing any more: this says so and where the maps
+    /// are, for main.rs's "pinned at {}" until it prints `maps` instead.
+    pub pin_dir: NoPins,
     pub counters: Vec<(Counter, u64)>,
     pub flows: Vec<(FlowKey, u32, Option<FlowOwner>)>,
     /// Rare events the program logged (aya-log) since the last status.
     pub events: Vec<String>,
 }
 
-/// The XDP state of `dev`, as far as this process can see it. The kernel
-/// tells anyone whether a program is attached; our pins need root, and a
-/// private /sys/fs/bpf (`ip netns exec`) hides them: both are errors here
-/// (exit 3), never "nothing attached".
-pub fn status(dev: &NetDev) -> Result<Status> {
-    let link = crate::rtnl::link(dev.ifindex)
-        .map_err(|e| Error::on_interface(&dev.name, "reading its XDP state", e))?;
-    let Some(program) = link.xdp else {
-        return Ok(Status::None);
-    };
-    let dir = pin_dir(dev)?;
-    match Attached::find(&dir, dev)? {
-        Some(attached) if attached.program_id == program.id => {
-            let handle = XdpHandle::open_maps(dir.clone())?;
-            Ok(Status::Ours(Box::new(Report {
-                mode: attached.mode.name(),
-                program_id: attached.program_id,
-                pin_dir: dir,
-                counters: handle.counters()?,
-                flows: handle.flows(),
-                events: program_events(attached.program_id),
-            })))
-        }
-        _ if pin::private_mounts() => Err(Error::Interface(format!(
-            "an XDP program (id {}) is attached to {}, but this process has a private \
-             /sys/fs/bpf where vipcheck's pins are not visible (as under ip netns exec); \
-             run vipcheck with nsenter --net=/run/netns/NAME",
-            program.id, dev.name
-        ))),
-        _ => Ok(Status::Foreign(program)),
+/// See [`Report::pin_dir`].
+pub struct NoPins(String);
+
+impl NoPins {
+    pub fn display(&self) -> &str {
+        &self.0
     }
+}
+
+/// Map ids as `FLOWS id 12, RINGS id 13, ...`.
+pub fn map_list(maps: &[(&'static str, u32)]) -> String {
+    maps.iter()
+        .map(|(name, id)| format!("{name} id {id}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The XDP state of `dev`. The kernel tells anyone whether a program is
+/// attached; whether it is vipcheck's needs root (to open it): without
+/// root that is an error (exit 3), never "nothing attached".
+pub fn status(dev: &NetDev) -> Result<Status> {
+    let program = match program::find(dev)? {
+        Found::None => return Ok(Status::None),
+        Found::Foreign(program) => return Ok(Status::Foreign(program)),
+        Found::Ours(program) => program,
+    };
+    let (program_id, mode, maps) = (program.id, program.mode, program.map_ids.clone());
+    let handle = XdpHandle::open(program)?;
+    Ok(Status::Ours(Box::new(Report {
+        mode: mode.name(),
+        program_id,
+        pin_dir: NoPins(format!(
+            "no path (vipcheck pins nothing; maps {})",
+            map_list(&maps)
+        )),
+        maps,
+        counters: handle.counters()?,
+        flows: handle.flows(),
+        events: program_events(program_id),
+    })))
 }
 
 /// Takes the records the program logged with aya-log (ring full, ...).

@@ -1,14 +1,24 @@
-//! The two bpf(2) calls aya does not expose for links: open a pinned
-//! object, and read an XDP link's interface index.
+//! The bpf(2) calls aya 0.14 does not expose: open programs, maps and links
+//! by id and read their info in one call, bind a map to a program, detach a
+//! link, and open a pinned object (the pins of earlier versions).
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
+
+use aya_obj::generated::{bpf_map_info, bpf_prog_info};
 
 use super::pin::c_path;
 
 const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
+const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+const BPF_MAP_GET_NEXT_ID: libc::c_long = 12;
+const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
+const BPF_LINK_GET_NEXT_ID: libc::c_long = 31;
+const BPF_LINK_DETACH: libc::c_long = 34;
+const BPF_PROG_BIND_MAP: libc::c_long = 35;
 
 /// bpf(2) with `attr` as the (prefix of the) command's `union bpf_attr`.
 ///
@@ -31,41 +41,177 @@ unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut [T]) -> io::Result<libc::c_long> 
     Ok(ret)
 }
 
+/// A new fd returned by bpf(2).
+fn owned(fd: libc::c_long) -> OwnedFd {
+    // SAFETY: the kernel returned a new fd that nobody else owns.
+    unsafe { OwnedFd::from_raw_fd(fd as i32) }
+}
+
 pub(super) fn obj_get(path: &Path) -> io::Result<OwnedFd> {
     let c = c_path(path);
     // bpf_attr for BPF_OBJ_GET: pathname (u64), bpf_fd, file_flags, path_fd.
     let mut attr = [0u64; 3];
     attr[0] = c.as_ptr() as u64;
     // SAFETY: the path pointer stays valid for the call.
-    let fd = unsafe { bpf(BPF_OBJ_GET, &mut attr)? };
-    // SAFETY: the kernel returned a new fd that nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    Ok(owned(unsafe { bpf(BPF_OBJ_GET, &mut attr)? }))
+}
+
+/// An object by id (bpf_attr: the id, next_id, open_flags). ENOENT once
+/// the object is gone; EPERM without CAP_SYS_ADMIN.
+fn get_fd_by_id(cmd: libc::c_long, id: u32) -> io::Result<OwnedFd> {
+    let mut attr = [id, 0, 0];
+    // SAFETY: plain integers.
+    Ok(owned(unsafe { bpf(cmd, &mut attr)? }))
+}
+
+pub(super) fn prog_by_id(id: u32) -> io::Result<OwnedFd> {
+    get_fd_by_id(BPF_PROG_GET_FD_BY_ID, id)
+}
+
+pub(super) fn map_by_id(id: u32) -> io::Result<OwnedFd> {
+    get_fd_by_id(BPF_MAP_GET_FD_BY_ID, id)
+}
+
+/// BPF_OBJ_GET_INFO_BY_FD into `info` (bpf_attr: bpf_fd, info_len, info).
+///
+/// # Safety
+/// `T` must be the kernel's info struct for the object behind `fd` (or a
+/// prefix of it), and every pointer the caller put in it must be valid for
+/// what the kernel writes through it.
+unsafe fn info_by_fd<T>(fd: BorrowedFd<'_>, info: &mut T) -> io::Result<()> {
+    let ptr = info as *mut T as u64;
+    let mut attr = [
+        fd.as_raw_fd() as u32,
+        std::mem::size_of::<T>() as u32,
+        ptr as u32,
+        (ptr >> 32) as u32,
+    ];
+    // SAFETY: info is writable for its size, as the caller vouches.
+    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)? };
+    Ok(())
+}
+
+/// What vipcheck needs to know of a loaded program.
+pub(super) struct ProgInfo {
+    pub(super) prog_type: u32,
+    pub(super) name: String,
+    pub(super) btf_id: u32,
+    pub(super) map_ids: Vec<u32>,
+}
+
+pub(super) fn prog_info(fd: BorrowedFd<'_>) -> io::Result<ProgInfo> {
+    // Ours uses 6; a program with more is not ours.
+    let mut map_ids = [0u32; 32];
+    // SAFETY: bpf_prog_info is plain data; zeroed is a valid value.
+    let mut info: bpf_prog_info = unsafe { std::mem::zeroed() };
+    info.nr_map_ids = map_ids.len() as u32;
+    info.map_ids = map_ids.as_mut_ptr() as u64;
+    // SAFETY: map_ids is writable for nr_map_ids ids and outlives the call.
+    unsafe { info_by_fd(fd, &mut info)? };
+    let count = (info.nr_map_ids as usize).min(map_ids.len());
+    Ok(ProgInfo {
+        prog_type: info.type_,
+        name: c_name(&info.name),
+        btf_id: info.btf_id,
+        map_ids: map_ids[..count].to_vec(),
+    })
+}
+
+/// What vipcheck needs to know of a map.
+pub(super) struct MapInfo {
+    pub(super) map_type: u32,
+    pub(super) name: String,
+    pub(super) key_size: u32,
+    pub(super) value_size: u32,
+    pub(super) max_entries: u32,
+    pub(super) btf_id: u32,
+}
+
+pub(super) fn map_info(fd: BorrowedFd<'_>) -> io::Result<MapInfo> {
+    // SAFETY: bpf_map_info is plain data; zeroed is a valid value.
+    let mut info: bpf_map_info = unsafe { std::mem::zeroed() };
+    // SAFETY: bpf_map_info holds no pointer.
+    unsafe { info_by_fd(fd, &mut info)? };
+    Ok(MapInfo {
+        map_type: info.type_,
+        name: c_name(&info.name),
+        key_size: info.key_size,
+        value_size: info.value_size,
+        max_entries: info.max_entries,
+        btf_id: info.btf_id,
+    })
+}
+
+fn c_name(name: &[libc::c_char; 16]) -> String {
+    let bytes: Vec<u8> = name
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The id after `start` of every map, or of every link: None at the end.
+fn next_id(cmd: libc::c_long, start: u32) -> io::Result<Option<u32>> {
+    // bpf_attr: start_id, next_id, open_flags.
+    let mut attr = [start, 0, 0];
+    // SAFETY: plain integers.
+    match unsafe { bpf(cmd, &mut attr) } {
+        Ok(_) => Ok(Some(attr[1])),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) fn next_map_id(start: u32) -> io::Result<Option<u32>> {
+    next_id(BPF_MAP_GET_NEXT_ID, start)
+}
+
+pub(super) fn next_link_id(start: u32) -> io::Result<Option<u32>> {
+    next_id(BPF_LINK_GET_NEXT_ID, start)
+}
+
+pub(super) fn link_by_id(id: u32) -> io::Result<OwnedFd> {
+    get_fd_by_id(BPF_LINK_GET_FD_BY_ID, id)
+}
+
+/// Adds `map` to the maps `prog` holds (Linux 5.10+), as if the program
+/// used it: the map then lives as long as the program and is listed in
+/// its `map_ids`. Binding a map twice is a no-op.
+pub(super) fn prog_bind_map(prog: BorrowedFd<'_>, map: BorrowedFd<'_>) -> io::Result<()> {
+    // bpf_attr for BPF_PROG_BIND_MAP: prog_fd, map_fd, flags.
+    let mut attr = [prog.as_raw_fd() as u32, map.as_raw_fd() as u32, 0];
+    // SAFETY: plain integers.
+    unsafe { bpf(BPF_PROG_BIND_MAP, &mut attr)? };
+    Ok(())
+}
+
+/// Detaches a link from its hook (the link object stays, defunct).
+pub(super) fn link_detach(link: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = [link.as_raw_fd() as u32];
+    // SAFETY: plain integers.
+    unsafe { bpf(BPF_LINK_DETACH, &mut attr)? };
+    Ok(())
 }
 
 pub(super) struct LinkInfo {
+    pub(super) link_type: u32,
     pub(super) prog_id: u32,
-    /// 0 once the interface is gone.
+    /// For an XDP link; 0 once the interface is gone or the link detached.
     pub(super) ifindex: u32,
 }
 
-pub(super) fn link_info(link: &OwnedFd) -> io::Result<LinkInfo> {
+/// bpf_link_info's type.
+pub(super) const BPF_LINK_TYPE_XDP: u32 = 6;
+
+pub(super) fn link_info(link: BorrowedFd<'_>) -> io::Result<LinkInfo> {
     // struct bpf_link_info: type, id, prog_id (u32 each), then an 8-aligned
     // union whose xdp member starts with the ifindex (offset 16).
     let mut info = [0u32; 32];
-    // bpf_attr for BPF_OBJ_GET_INFO_BY_FD: bpf_fd, info_len, info (u64).
-    let mut attr = [0u32; 4];
-    attr[0] = link.as_raw_fd() as u32;
-    attr[1] = std::mem::size_of_val(&info) as u32;
-    let ptr = info.as_mut_ptr() as u64;
-    attr[2] = ptr as u32;
-    attr[3] = (ptr >> 32) as u32;
-    // SAFETY: info is a writable buffer of the length given in attr.
-    unsafe { bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)? };
-    const BPF_LINK_TYPE_XDP: u32 = 6;
-    if info[0] != BPF_LINK_TYPE_XDP {
-        return Err(io::Error::other("pinned link is not an XDP link"));
-    }
+    // SAFETY: a prefix of bpf_link_info, with no pointer in it.
+    unsafe { info_by_fd(link, &mut info)? };
     Ok(LinkInfo {
+        link_type: info[0],
         prog_id: info[2],
         ifindex: info[4],
     })

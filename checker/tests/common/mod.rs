@@ -225,3 +225,168 @@ pub fn nft_packets(lab: &Lab, ns: &str, chain: [&str; 3]) -> u64 {
         .expect("counter in nft listing");
     words[at + 1].parse().expect("packet count")
 }
+
+/// The XDP program ids attached to `iface` in the LB namespace, as
+/// `ip -d link show` lists them (`prog/xdp id N`).
+pub fn xdp_ids(lab: &Lab, iface: &str) -> Vec<u32> {
+    let link = sh(
+        lab,
+        lab.lb_ns(),
+        "ip",
+        &["-d", "link", "show", "dev", iface],
+    );
+    let words: Vec<&str> = link.split_whitespace().collect();
+    words
+        .windows(3)
+        .filter(|w| w[0] == "prog/xdp" && w[1] == "id")
+        .map(|w| w[2].parse().expect("program id"))
+        .collect()
+}
+
+/// An XDP program that is not vipcheck's (`r0 = XDP_PASS; exit`, named
+/// `vck_foreign`), loaded with bpf(2), pinned under /sys/fs/bpf and
+/// attached to the LB's eth0 in skb mode with `ip link ... xdpgeneric
+/// pinned`, as another tool would. Detached and unpinned on drop.
+pub struct ForeignXdp<'a> {
+    lab: &'a Lab,
+    pin: std::path::PathBuf,
+    /// Its program id.
+    pub id: u32,
+}
+
+impl<'a> ForeignXdp<'a> {
+    pub fn attach(lab: &'a Lab) -> Self {
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+
+        ensure_bpffs();
+        let prog = bpf_sys::load_pass_program(c"vck_foreign").expect("BPF_PROG_LOAD");
+        let id = bpf_sys::prog_id(prog.as_raw_fd()).expect("program id");
+        let pin = std::path::PathBuf::from(format!(
+            "/sys/fs/bpf/vck_foreign_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        bpf_sys::pin(prog.as_raw_fd(), &pin).expect("BPF_OBJ_PIN");
+        let foreign = ForeignXdp { lab, pin, id };
+        sh(
+            lab,
+            lab.lb_ns(),
+            "ip",
+            &[
+                "link",
+                "set",
+                "dev",
+                LB_IFACE,
+                "xdpgeneric",
+                "pinned",
+                foreign.pin.to_str().unwrap(),
+            ],
+        );
+        foreign
+    }
+}
+
+impl Drop for ForeignXdp<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .lab
+            .command(self.lab.lb_ns(), "ip")
+            .args(["link", "set", "dev", LB_IFACE, "xdpgeneric", "off"])
+            .status();
+        let _ = std::fs::remove_file(&self.pin);
+    }
+}
+
+/// Mounts bpffs on /sys/fs/bpf when it is not there (as bpftool does).
+pub fn ensure_bpffs() {
+    let path = c"/sys/fs/bpf";
+    // SAFETY: statfs fills the zeroed buffer; the path is NUL-terminated.
+    let mounted = unsafe {
+        let mut buf: libc::statfs = std::mem::zeroed();
+        libc::statfs(path.as_ptr(), &mut buf) == 0 && buf.f_type == libc::BPF_FS_MAGIC
+    };
+    if !mounted {
+        // SAFETY: valid NUL-terminated strings.
+        let ret = unsafe {
+            libc::mount(
+                c"bpf".as_ptr(),
+                path.as_ptr(),
+                c"bpf".as_ptr(),
+                0,
+                c"mode=0700".as_ptr().cast(),
+            )
+        };
+        assert_eq!(ret, 0, "mount bpffs: {}", std::io::Error::last_os_error());
+    }
+}
+
+/// The few bpf(2) calls the tests make themselves.
+mod bpf_sys {
+    use std::io;
+    use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+    use std::os::unix::ffi::OsStrExt;
+
+    const BPF_PROG_LOAD: libc::c_long = 5;
+    const BPF_OBJ_PIN: libc::c_long = 6;
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    const BPF_PROG_TYPE_XDP: u32 = 6;
+
+    fn bpf(cmd: libc::c_long, attr: &mut [u8]) -> io::Result<libc::c_long> {
+        // SAFETY: every caller fills attr as the command's bpf_attr, with
+        // pointers that outlive the call.
+        let ret = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), attr.len()) };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ret)
+    }
+
+    fn put(attr: &mut [u8], at: usize, bytes: &[u8]) {
+        attr[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+
+    /// `r0 = XDP_PASS; exit`, GPL, named `name`.
+    pub fn load_pass_program(name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+        let insns: [u8; 16] = [
+            0xb7, 0, 0, 0, 2, 0, 0, 0, // mov64 r0, 2 (XDP_PASS)
+            0x95, 0, 0, 0, 0, 0, 0, 0, // exit
+        ];
+        let license = c"GPL";
+        // union bpf_attr for BPF_PROG_LOAD: prog_type, insn_cnt, insns,
+        // license, log_level, log_size, log_buf, kern_version, prog_flags,
+        // prog_name[16] (at 48), prog_ifindex, expected_attach_type.
+        let mut attr = [0u8; 72];
+        put(&mut attr, 0, &BPF_PROG_TYPE_XDP.to_ne_bytes());
+        put(&mut attr, 4, &2u32.to_ne_bytes());
+        put(&mut attr, 8, &(insns.as_ptr() as u64).to_ne_bytes());
+        put(&mut attr, 16, &(license.as_ptr() as u64).to_ne_bytes());
+        let name = name.to_bytes();
+        put(&mut attr, 48, &name[..name.len().min(15)]);
+        let fd = bpf(BPF_PROG_LOAD, &mut attr)?;
+        // SAFETY: a new fd that nobody else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    }
+
+    pub fn prog_id(fd: RawFd) -> io::Result<u32> {
+        // The start of struct bpf_prog_info: type, id.
+        let mut info = [0u8; 8];
+        let mut attr = [0u8; 16];
+        put(&mut attr, 0, &(fd as u32).to_ne_bytes());
+        put(&mut attr, 4, &(info.len() as u32).to_ne_bytes());
+        put(&mut attr, 8, &(info.as_mut_ptr() as u64).to_ne_bytes());
+        bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr)?;
+        Ok(u32::from_ne_bytes(info[4..8].try_into().unwrap()))
+    }
+
+    pub fn pin(fd: RawFd, path: &std::path::Path) -> io::Result<()> {
+        let path = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("no NUL");
+        // bpf_attr for BPF_OBJ_PIN: pathname, bpf_fd, file_flags.
+        let mut attr = [0u8; 16];
+        put(&mut attr, 0, &(path.as_ptr() as u64).to_ne_bytes());
+        put(&mut attr, 8, &(fd as u32).to_ne_bytes());
+        bpf(BPF_OBJ_PIN, &mut attr)?;
+        Ok(())
+    }
+}

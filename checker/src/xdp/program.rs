@@ -1,0 +1,382 @@
+//! Finding vipcheck's program on an interface, loading and attaching it,
+//! detaching it: all from the kernel's own state, so that every process
+//! finds the same program whatever its mount namespace.
+//!
+//! The interface says which program is attached (rtnetlink, anyone may
+//! ask). It is vipcheck's when the kernel names it [`PROGRAM_NAME`] and its
+//! maps (opened by id, root only) are FLOWS, RINGS, SLOTS and COUNTERS with
+//! the layouts this build uses. SLOTS, which only userspace uses, is bound
+//! to the program (BPF_PROG_BIND_MAP) so that it lives and is listed with
+//! it.
+//!
+//! The program is attached through netlink with XDP_FLAGS_UPDATE_IF_NOEXIST:
+//! the attachment belongs to the interface and stays after the process
+//! ends, and of two processes attaching at once (even from mount
+//! namespaces that share no lock) the kernel lets one win; the other gets
+//! EBUSY, drops its copy and uses the winner's. It is detached with
+//! XDP_FLAGS_REPLACE and the program as the expected one, so that a detach
+//! never removes a program that is not the one it found.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::time::Instant;
+
+use aya::maps::{IterableMap, MapData};
+use aya::programs::Xdp;
+use aya_obj::generated::bpf_map_type;
+use checker_common::{
+    COUNTERS_MAP, Counter, FLOWS_MAP, FlowKey, FlowOwner, PROGRAM_NAME, RINGS_MAP, SLOT_COUNT,
+    SLOTS_MAP,
+};
+
+use super::lock::lock;
+use super::netlink::{
+    SetError, XDP_FLAGS_DRV_MODE, XDP_FLAGS_REPLACE, XDP_FLAGS_SKB_MODE,
+    XDP_FLAGS_UPDATE_IF_NOEXIST, set_xdp,
+};
+use super::sys::{self, MapInfo};
+use super::{XdpMode, bpf, pin};
+use crate::error::{Error, Result};
+use crate::netdev::NetDev;
+use crate::rtnl::XdpProgram;
+
+/// The XDP object, built by build.rs from `checker-ebpf`.
+static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vipcheck-xdp"));
+
+const BPF_PROG_TYPE_XDP: u32 = 6;
+
+/// What is attached to an interface.
+pub(super) enum Found {
+    None,
+    Foreign(XdpProgram),
+    Ours(Box<Program>),
+}
+
+/// vipcheck's program on an interface, with its maps open.
+pub(super) struct Program {
+    pub(super) id: u32,
+    pub(super) mode: XdpMode,
+    fd: OwnedFd,
+    pub(super) flows: MapData,
+    pub(super) rings: MapData,
+    pub(super) slots: MapData,
+    pub(super) counters: MapData,
+    /// The maps' ids, by name.
+    pub(super) map_ids: Vec<(&'static str, u32)>,
+}
+
+/// Which program is attached to `dev`. Without root, an attached program
+/// cannot be opened: that is an error ("needs root"), never "none".
+pub(super) fn find(dev: &NetDev) -> Result<Found> {
+    // The program may go between reading its id and opening it: ask again.
+    for _ in 0..3 {
+        let link = crate::rtnl::link(dev.ifindex)
+            .map_err(|e| Error::on_interface(&dev.name, "reading its XDP state", e))?;
+        let Some(attached) = link.xdp else {
+            return Ok(Found::None);
+        };
+        let mode = match attached.mode {
+            "skb" => XdpMode::Skb,
+            "native" => XdpMode::Native,
+            _ => return Ok(Found::Foreign(attached)),
+        };
+        let prog = match sys::prog_by_id(attached.id) {
+            Ok(fd) => fd,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
+            Err(e) => return Err(Error::privileged("opening the attached XDP program", e)),
+        };
+        return identify(attached, mode, prog);
+    }
+    Err(Error::Bpf(format!(
+        "the XDP program of {} keeps changing",
+        dev.name
+    )))
+}
+
+/// Whether `prog` is vipcheck's, and its maps if so.
+fn identify(attached: XdpProgram, mode: XdpMode, prog: OwnedFd) -> Result<Found> {
+    let info =
+        sys::prog_info(prog.as_fd()).map_err(|e| Error::io("reading the XDP program's info", e))?;
+    if info.prog_type != BPF_PROG_TYPE_XDP || info.name != PROGRAM_NAME {
+        return Ok(Found::Foreign(attached));
+    }
+    let mut maps: [Option<MapData>; 4] = Default::default();
+    let mut map_ids = Vec::new();
+    for &map_id in &info.map_ids {
+        let fd = match sys::map_by_id(map_id) {
+            Ok(fd) => fd,
+            Err(e) => return Err(Error::privileged("opening the XDP program's maps", e)),
+        };
+        let map = sys::map_info(fd.as_fd()).map_err(|e| Error::io("reading a map's info", e))?;
+        let Some(i) = OURS.iter().position(|&name| name == map.name) else {
+            continue;
+        };
+        if !fits(OURS[i], &map) {
+            log::debug!(
+                "program {} is named {PROGRAM_NAME}, but its map {} is not laid out as this \
+                 vipcheck's: another version's; not ours",
+                attached.id,
+                map.name
+            );
+            return Ok(Found::Foreign(attached));
+        }
+        map_ids.push((OURS[i], map_id));
+        maps[i] = Some(MapData::from_fd(fd).map_err(bpf("opening a map"))?);
+    }
+    if maps[SLOTS].is_none() {
+        // Attached by an earlier version, which pinned SLOTS instead.
+        if let Some((id, slots)) = unbound_slots(info.btf_id, prog.as_fd()) {
+            map_ids.push((SLOTS_MAP, id));
+            maps[SLOTS] = Some(slots);
+        }
+    }
+    let [Some(flows), Some(rings), Some(slots), Some(counters)] = maps else {
+        log::debug!(
+            "program {} is named {PROGRAM_NAME}, but lacks some of vipcheck's maps; not ours",
+            attached.id
+        );
+        return Ok(Found::Foreign(attached));
+    };
+    map_ids.sort_by_key(|(name, _)| OURS.iter().position(|n| n == name));
+    Ok(Found::Ours(Box::new(Program {
+        id: attached.id,
+        mode,
+        fd: prog,
+        flows,
+        rings,
+        slots,
+        counters,
+        map_ids,
+    })))
+}
+
+/// Our maps, in the order of `Program`'s fields.
+const OURS: [&str; 4] = [FLOWS_MAP, RINGS_MAP, SLOTS_MAP, COUNTERS_MAP];
+const SLOTS: usize = 2;
+
+/// Whether a map named as one of ours has the layout this build uses.
+fn fits(name: &str, map: &MapInfo) -> bool {
+    use std::mem::size_of;
+    let (map_type, key, value, entries) = match name {
+        FLOWS_MAP => (bpf_map_type::BPF_MAP_TYPE_HASH, size_of::<FlowKey>(), 4, 1),
+        RINGS_MAP => (
+            bpf_map_type::BPF_MAP_TYPE_ARRAY_OF_MAPS,
+            4,
+            4,
+            SLOT_COUNT as usize,
+        ),
+        SLOTS_MAP => (
+            bpf_map_type::BPF_MAP_TYPE_HASH,
+            4,
+            size_of::<FlowOwner>(),
+            SLOT_COUNT as usize,
+        ),
+        _ => (
+            bpf_map_type::BPF_MAP_TYPE_PERCPU_ARRAY,
+            4,
+            8,
+            Counter::ALL.len(),
+        ),
+    };
+    map.map_type == map_type as u32
+        && map.key_size as usize == key
+        && map.value_size as usize == value
+        && map.max_entries as usize >= entries
+}
+
+/// The SLOTS map of a program that an earlier version loaded (it pinned
+/// the map rather than bind it): the map of that name made from the same
+/// object, which shares the program's BTF. Bound to the program now, so
+/// that the next process finds it at once.
+fn unbound_slots(btf_id: u32, prog: BorrowedFd<'_>) -> Option<(u32, MapData)> {
+    if btf_id == 0 {
+        return None;
+    }
+    let mut id = 0;
+    while let Ok(Some(next)) = sys::next_map_id(id) {
+        id = next;
+        let Ok(fd) = sys::map_by_id(id) else {
+            continue;
+        };
+        let Ok(map) = sys::map_info(fd.as_fd()) else {
+            continue;
+        };
+        if map.name == SLOTS_MAP && map.btf_id == btf_id && fits(SLOTS_MAP, &map) {
+            if let Err(e) = sys::prog_bind_map(prog, fd.as_fd()) {
+                log::debug!("binding SLOTS to the program: {e}");
+            }
+            return MapData::from_fd(fd).ok().map(|data| (id, data));
+        }
+    }
+    None
+}
+
+/// Loads and attaches the program to `dev` in `mode` unless one is there,
+/// under the lock. Returns the program attached, and whether this process
+/// attached it: a process of another mount namespace may have been first,
+/// and then this one uses that program.
+pub(super) fn attach(dev: &NetDev, mode: XdpMode) -> Result<(Box<Program>, bool)> {
+    let _lock = lock()?;
+    match find(dev)? {
+        Found::Ours(program) => return Ok((program, false)),
+        Found::Foreign(_) => return Err(Error::ForeignXdp(dev.name.clone())),
+        Found::None => {}
+    }
+    pin::sweep();
+    let started = Instant::now();
+    let ebpf = load()?;
+    let program: &Xdp = ebpf
+        .program(PROGRAM_NAME)
+        .ok_or_else(|| Error::Bpf("program missing from the object".into()))?
+        .try_into()
+        .map_err(bpf("program type"))?;
+    let prog_fd = program.fd().map_err(bpf("program fd"))?.as_fd();
+    let flags = XDP_FLAGS_UPDATE_IF_NOEXIST | mode_flag(mode);
+    let attached = set_xdp(dev.ifindex, Some(prog_fd), None, flags);
+    // Our copy of the program and of its maps: only the attachment keeps
+    // them (if it was made).
+    drop(ebpf);
+    match attached {
+        Ok(()) => {
+            log::debug!(
+                "loaded and attached the XDP program to {} in {} mode in {:.1} ms",
+                dev.name,
+                mode.name(),
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+            match find(dev)? {
+                Found::Ours(program) => Ok((program, true)),
+                Found::Foreign(_) => Err(Error::ForeignXdp(dev.name.clone())),
+                Found::None => Err(Error::Bpf(format!(
+                    "the program attached to {} was detached at once",
+                    dev.name
+                ))),
+            }
+        }
+        Err(e) if matches!(e.errno(), Some(libc::EBUSY | libc::EEXIST)) => {
+            // Another program came first: a vipcheck process elsewhere
+            // (another mount namespace), or another tool.
+            log::debug!("{} has an XDP program already: {e}", dev.name);
+            match find(dev)? {
+                Found::Ours(program) => Ok((program, false)),
+                Found::Foreign(_) => Err(Error::ForeignXdp(dev.name.clone())),
+                Found::None => Err(attach_error(dev, mode, &e)),
+            }
+        }
+        Err(e) => Err(attach_error(dev, mode, &e)),
+    }
+}
+
+fn attach_error(dev: &NetDev, mode: XdpMode, e: &SetError) -> Error {
+    Error::Bpf(format!(
+        "attaching to {} in {} mode: {e}",
+        dev.name,
+        mode.name()
+    ))
+}
+
+/// Loads the object and the program, and binds SLOTS to the program.
+fn load() -> Result<aya::Ebpf> {
+    // No kernel BTF: the program uses no CO-RE relocation, and parsing
+    // /sys/kernel/btf/vmlinux would triple the process's memory.
+    let mut ebpf = aya::EbpfLoader::new()
+        .btf(None)
+        .load(PROGRAM)
+        .map_err(|e| match e {
+            aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. }) => {
+                Error::privileged("creating BPF maps", io_error)
+            }
+            e => Error::Bpf(format!("loading the program: {e}")),
+        })?;
+    let program: &mut Xdp = ebpf
+        .program_mut(PROGRAM_NAME)
+        .ok_or_else(|| Error::Bpf("program missing from the object".into()))?
+        .try_into()
+        .map_err(bpf("program type"))?;
+    program.load().map_err(|e| match e {
+        aya::programs::ProgramError::SyscallError(s) => {
+            Error::privileged("loading the XDP program", s.io_error)
+        }
+        e => Error::Bpf(format!("the kernel refused the program: {e}")),
+    })?;
+    let program: &Xdp = ebpf
+        .program(PROGRAM_NAME)
+        .ok_or_else(|| Error::Bpf("program missing from the object".into()))?
+        .try_into()
+        .map_err(bpf("program type"))?;
+    let prog_fd = program.fd().map_err(bpf("program fd"))?.as_fd();
+    let slots = ebpf
+        .map(SLOTS_MAP)
+        .ok_or_else(|| Error::Bpf("map SLOTS missing from the object".into()))?;
+    let slots =
+        aya::maps::HashMap::<_, u32, FlowOwner>::try_from(slots).map_err(bpf("SLOTS map"))?;
+    sys::prog_bind_map(prog_fd, slots.map().fd().as_fd()).map_err(|e| {
+        Error::Bpf(format!(
+            "binding the SLOTS map to the program (needs Linux 5.10+): {e}"
+        ))
+    })?;
+    Ok(ebpf)
+}
+
+fn mode_flag(mode: XdpMode) -> u32 {
+    match mode {
+        XdpMode::Skb => XDP_FLAGS_SKB_MODE,
+        XdpMode::Native => XDP_FLAGS_DRV_MODE,
+    }
+}
+
+/// Removes vipcheck's program from `dev`, and only it. Returns false if
+/// it was not attached (nothing, or another program).
+pub fn detach(dev: &NetDev) -> Result<bool> {
+    // Without root this fails (an attached program cannot be opened),
+    // before taking the lock.
+    if !matches!(find(dev)?, Found::Ours(_)) {
+        return Ok(false);
+    }
+    let _lock = lock()?;
+    let Found::Ours(program) = find(dev)? else {
+        return Ok(false);
+    };
+    let flags = XDP_FLAGS_REPLACE | mode_flag(program.mode);
+    match set_xdp(dev.ifindex, None, Some(program.fd.as_fd()), flags) {
+        Ok(()) => {}
+        // Held by a bpf_link (an earlier version attached it so).
+        Err(e) if e.errno() == Some(libc::EBUSY) => {
+            if !detach_link(dev.ifindex, program.id)? {
+                return Err(Error::Bpf(format!("detaching from {}: {e}", dev.name)));
+            }
+        }
+        Err(e) if e.errno() == Some(libc::EEXIST) => {
+            return Err(Error::Bpf(format!(
+                "the XDP program of {} changed while vipcheck was detaching its own: \
+                 nothing detached",
+                dev.name
+            )));
+        }
+        Err(e) => return Err(Error::Bpf(format!("detaching from {}: {e}", dev.name))),
+    }
+    pin::sweep();
+    Ok(true)
+}
+
+/// Detaches the XDP link that attaches program `prog_id` to `ifindex`,
+/// wherever (or whether) it is pinned. False if there is none.
+fn detach_link(ifindex: u32, prog_id: u32) -> Result<bool> {
+    let mut id = 0;
+    while let Some(next) = sys::next_link_id(id).map_err(|e| Error::io("listing BPF links", e))? {
+        id = next;
+        let Ok(link) = sys::link_by_id(id) else {
+            continue;
+        };
+        let Ok(info) = sys::link_info(link.as_fd()) else {
+            continue;
+        };
+        if info.link_type == sys::BPF_LINK_TYPE_XDP
+            && info.prog_id == prog_id
+            && info.ifindex == ifindex
+        {
+            sys::link_detach(link.as_fd()).map_err(|e| Error::io("detaching the XDP link", e))?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
