@@ -63,7 +63,7 @@ pub enum Command {
     /// Manage the shared XDP program of an interface.
     Xdp {
         /// -v: what vipcheck does with the program on stderr (load and attach
-        /// time, stale pins removed, dead checks' slots freed).
+        /// time, old pins removed, dead checks' slots freed).
         #[arg(id = "xdp_verbose", short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
         verbose: u8,
         #[command(subcommand)]
@@ -202,15 +202,15 @@ pub enum XdpAction {
         #[arg(long, value_enum, default_value_t = XdpMode::Skb)]
         xdp_mode: XdpMode,
     },
-    /// Detach the program from IFACE and remove its pins (running checks on
-    /// IFACE then fail).
+    /// Detach vipcheck's program from IFACE (never another program; running
+    /// checks on IFACE then fail).
     Detach {
         /// Interface to detach from.
         #[arg(value_name = "IFACE")]
         iface: String,
     },
     /// Show mode, counters and live flows; exit 3 when the program cannot be
-    /// read here (not root, or a private /sys/fs/bpf).
+    /// read here (not root).
     Status {
         /// Interface to show (default: every interface of this network
         /// namespace that has an XDP program).

@@ -32,9 +32,10 @@ pub enum Error {
     /// Another XDP program (not vipcheck's) is attached to the interface;
     /// vipcheck never replaces it (exit 3).
     #[error(
-        "another XDP program is attached to {0}; vipcheck does not replace it (detach it, or use --xdp off)"
+        "another XDP program (id {id}, {mode} mode) is attached to {0}; vipcheck does not replace it (detach it, or use --xdp off)",
+        id = .1.id, mode = .1.mode
     )]
-    ForeignXdp(String),
+    ForeignXdp(String, crate::rtnl::XdpProgram),
     /// Every capture slot is taken by running checks (exit 3).
     #[error("{0}")]
     Busy(String),

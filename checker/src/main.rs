@@ -215,11 +215,11 @@ fn print_status(dev: &NetDev) -> Result<(), Error> {
         xdp::Status::Ours(report) => report,
     };
     say!(
-        "{}: vipcheck XDP program {} attached in {} mode, pinned at {}",
+        "{}: vipcheck XDP program {} attached in {} mode (maps {})",
         dev.name,
         report.program_id,
         report.mode,
-        report.pin_dir.display()
+        xdp::map_list(&report.maps)
     );
     for (counter, value) in &report.counters {
         say!("  {:<16} {value}", counter.name());

@@ -32,7 +32,7 @@ use serde::Serialize;
 use crate::verdict::Verdict;
 
 /// vipcheck's own diagnostics (`log::debug!`: attach time, fallbacks,
-/// stale pins removed) on stderr, from now on; not the BPF loader's,
+/// dead checks' slots freed) on stderr, from now on; not the BPF loader's,
 /// which would bury them.
 pub fn log_to_stderr() {
     struct Stderr;

@@ -659,3 +659,77 @@ fn compat_install_never_replaces_a_stranger() {
         "not a hard link"
     );
 }
+
+#[test]
+fn another_xdp_program_makes_the_c_names_fall_back() {
+    let lab = lab(Role::Backup);
+    let links = Links::new();
+    let foreign = ForeignXdp::attach(&lab);
+    let ok = OK_IP.to_string();
+    let novip = NOVIP_IP.to_string();
+    let vip = VIP.to_string();
+    // As the C checkers (no role file): the VIP path with an AF_PACKET capture.
+    let passed = compat(
+        &lab,
+        &links,
+        "check_tcp_raw",
+        &["-v", LB_IFACE, &ok, &vip, "80"],
+    );
+    assert_eq!(passed.code, 0, "{passed:?}");
+    assert!(
+        passed.stderr.contains("AF_PACKET capture"),
+        "-v says which path: {passed:?}"
+    );
+    let failed = compat(
+        &lab,
+        &links,
+        "check_tcp_raw",
+        &["-t", "300", LB_IFACE, &novip, &vip, "80"],
+    );
+    assert_eq!(failed.code, 1, "{failed:?}");
+    // A BACKUP per the role file: the kernel connection to the real
+    // server's own address, which cannot see the missing VIP (said so).
+    let backup = links.file("role-backup", Some("0"));
+    let kernel = compat(
+        &lab,
+        &links,
+        "check_http_get_raw",
+        &[
+            "-v",
+            "-r",
+            backup.to_str().unwrap(),
+            LB_IFACE,
+            &novip,
+            &vip,
+            "80",
+            "lab.example",
+            "/",
+            &index_md5(),
+        ],
+    );
+    assert_eq!(kernel.code, 0, "{kernel:?}");
+    assert!(
+        kernel.stderr.contains("kernel TCP connection"),
+        "{kernel:?}"
+    );
+    assert!(
+        kernel.stdout.contains("the VIP path was not checked"),
+        "{kernel:?}"
+    );
+    // The native command does not fall back: exit 3, naming the program.
+    let native = tcp(&lab, OK_IP, &[]);
+    assert_eq!(native.code, 3, "{native:?}");
+    assert_one_clean_line(&native.stderr);
+    assert!(
+        native.stderr.contains(&format!(
+            "another XDP program (id {}, skb mode) is attached to eth0",
+            foreign.id
+        )),
+        "{native:?}"
+    );
+    assert_eq!(
+        xdp_ids(&lab, LB_IFACE),
+        vec![foreign.id],
+        "the foreign program was replaced"
+    );
+}

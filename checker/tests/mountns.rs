@@ -298,7 +298,7 @@ fn a_foreign_program_is_foreign_from_any_mount_namespace() {
         assert_one_clean_line(&out.stderr);
         assert!(
             out.stderr
-                .contains("another XDP program is attached to eth0; vipcheck does not replace it"),
+                .contains(&format!("another XDP program (id {}, skb mode) is attached to eth0; vipcheck does not replace it", foreign.id)),
             "{via:?}: {out:?}"
         );
         assert!(!out.stderr.contains("nsenter"), "{via:?}: {out:?}");

@@ -306,7 +306,7 @@ fn never_replaces_a_foreign_xdp_program() {
     assert_one_clean_line(&out.stderr);
     assert!(
         out.stderr
-            .contains("another XDP program is attached to eth0; vipcheck does not replace it"),
+            .contains(&format!("another XDP program (id {}, skb mode) is attached to eth0; vipcheck does not replace it", foreign.id)),
         "{out:?}"
     );
     let attach = run(vipcheck(&lab, &["xdp", "attach", LB_IFACE]));

@@ -322,7 +322,7 @@ impl Lab {
     }
 
     /// A command running `program` in namespace `ns` (through
-    /// `nsenter --net`, so it sees the host's `/sys/fs/bpf`).
+    /// `nsenter --net`: only the network namespace changes).
     pub fn command(&self, ns: &str, program: impl AsRef<OsStr>) -> Command {
         netns::command(ns, program)
     }

@@ -83,7 +83,7 @@ impl XdpHandle {
                 let mode = program.mode;
                 (program, Attach::Found(mode))
             }
-            Found::Foreign(_) => return Err(Error::ForeignXdp(dev.name.clone())),
+            Found::Foreign(program) => return Err(Error::ForeignXdp(dev.name.clone(), program)),
             Found::None => match program::attach(dev, mode)? {
                 (program, true) => (program, Attach::Loaded),
                 (program, false) => {
@@ -316,22 +316,10 @@ pub struct Report {
     /// The ids of its maps by name (FLOWS, RINGS, SLOTS, COUNTERS), for
     /// `bpftool map dump id N`.
     pub maps: Vec<(&'static str, u32)>,
-    /// vipcheck pins nothing any more: this says so and where the maps
-    /// are, for main.rs's "pinned at {}" until it prints `maps` instead.
-    pub pin_dir: NoPins,
     pub counters: Vec<(Counter, u64)>,
     pub flows: Vec<(FlowKey, u32, Option<FlowOwner>)>,
     /// Rare events the program logged (aya-log) since the last status.
     pub events: Vec<String>,
-}
-
-/// See [`Report::pin_dir`].
-pub struct NoPins(String);
-
-impl NoPins {
-    pub fn display(&self) -> &str {
-        &self.0
-    }
 }
 
 /// Map ids as `FLOWS id 12, RINGS id 13, ...`.
@@ -356,10 +344,6 @@ pub fn status(dev: &NetDev) -> Result<Status> {
     Ok(Status::Ours(Box::new(Report {
         mode: mode.name(),
         program_id,
-        pin_dir: NoPins(format!(
-            "no path (vipcheck pins nothing; maps {})",
-            map_list(&maps)
-        )),
         maps,
         counters: handle.counters()?,
         flows: handle.flows(),

@@ -218,7 +218,7 @@ pub(super) fn attach(dev: &NetDev, mode: XdpMode) -> Result<(Box<Program>, bool)
     let _lock = lock()?;
     match find(dev)? {
         Found::Ours(program) => return Ok((program, false)),
-        Found::Foreign(_) => return Err(Error::ForeignXdp(dev.name.clone())),
+        Found::Foreign(program) => return Err(Error::ForeignXdp(dev.name.clone(), program)),
         Found::None => {}
     }
     pin::sweep();
@@ -245,7 +245,7 @@ pub(super) fn attach(dev: &NetDev, mode: XdpMode) -> Result<(Box<Program>, bool)
             );
             match find(dev)? {
                 Found::Ours(program) => Ok((program, true)),
-                Found::Foreign(_) => Err(Error::ForeignXdp(dev.name.clone())),
+                Found::Foreign(program) => Err(Error::ForeignXdp(dev.name.clone(), program)),
                 Found::None => Err(Error::Bpf(format!(
                     "the program attached to {} was detached at once",
                     dev.name
@@ -258,7 +258,7 @@ pub(super) fn attach(dev: &NetDev, mode: XdpMode) -> Result<(Box<Program>, bool)
             log::debug!("{} has an XDP program already: {e}", dev.name);
             match find(dev)? {
                 Found::Ours(program) => Ok((program, false)),
-                Found::Foreign(_) => Err(Error::ForeignXdp(dev.name.clone())),
+                Found::Foreign(program) => Err(Error::ForeignXdp(dev.name.clone(), program)),
                 Found::None => Err(attach_error(dev, mode, &e)),
             }
         }

@@ -1,9 +1,9 @@
 //! Network namespaces: create and delete them, run code and programs in
 //! them, find and kill the processes inside them.
 //!
-//! Programs run through `nsenter --net`, never `ip netns exec`: the latter
-//! also gives the program a new mount namespace with a fresh `/sys`, where
-//! the bpffs pins of the XDP program are not visible.
+//! Programs run through `nsenter --net`, which changes only the network
+//! namespace (`ip netns exec` also gives a new mount namespace with a fresh
+//! `/sys`; vipcheck works under both, and the tests use both).
 
 use std::fs::File;
 use std::io::Write;
