@@ -60,6 +60,9 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+    /// HTTPS: `http` over TLS (rustls) through the VIP path, with the certificate
+    /// verified (system roots, or --ca) and its expiry checked.
+    Https(Box<HttpsArgs>),
     /// Manage the shared XDP program of an interface.
     Xdp {
         /// -v: what vipcheck does with the program on stderr (load and attach
@@ -131,6 +134,62 @@ pub struct HttpArgs {
     /// How to end the connection after the response.
     #[arg(long, value_enum, default_value_t = CloseMode::Rst)]
     pub close: CloseMode,
+}
+
+#[derive(Debug, Args)]
+pub struct HttpsArgs {
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// TLS server name to send (SNI) and to verify in the certificate (default: HOST).
+    #[arg(long, value_name = "NAME")]
+    pub sni: Option<String>,
+    /// Send no SNI (the certificate is still verified against the name).
+    #[arg(long)]
+    pub no_sni: bool,
+    /// Trust this CA (PEM file) instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// Verify no certificate (the verdict says so).
+    #[arg(long, conflicts_with = "ca")]
+    pub insecure: bool,
+    /// Fail (Nagios: WARNING) when the certificate expires within N days.
+    #[arg(long, value_name = "N")]
+    pub cert_days: Option<u32>,
+    /// Client certificate chain for mutual TLS (PEM file; with --client-key).
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// Client private key for mutual TLS (PEM file; with --client-cert).
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+}
+
+impl HttpsArgs {
+    pub fn target(&self) -> Target {
+        self.http.target()
+    }
+
+    /// The HTTP check over TLS; reading the CA or client files can fail
+    /// (a usage error).
+    pub fn check(&self) -> Result<HttpCheck, crate::error::Error> {
+        let options = crate::tls::TlsOptions {
+            sni: self.sni.clone(),
+            no_sni: self.no_sni,
+            ca: self.ca.clone(),
+            insecure: self.insecure,
+            cert_days: self.cert_days,
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+        };
+        Ok(HttpCheck {
+            tls: Some(crate::check::http::TlsSetup {
+                config: crate::tls::config(&options)?,
+                name: self.sni.clone().unwrap_or_else(|| self.http.host.clone()),
+                insecure: self.insecure,
+                cert_days: self.cert_days,
+            }),
+            ..self.http.check()
+        })
+    }
 }
 
 /// What every check of a real server through a VIP takes.
@@ -301,6 +360,7 @@ impl HttpArgs {
             trace_heads: self.verbose >= 1,
             trace_body: self.verbose >= 2,
             trace_c: false,
+            tls: None,
         }
     }
 }
@@ -316,6 +376,7 @@ impl Cli {
         match &mut cli.command {
             Command::Tcp(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Http(args) => args.verbose = args.verbose.saturating_add(before),
+            Command::Https(args) => args.http.verbose = args.http.verbose.saturating_add(before),
             Command::Xdp { verbose, .. } => *verbose = verbose.saturating_add(before),
             Command::Compat { .. } | Command::Completions { .. } | Command::Man { .. } => {}
         }

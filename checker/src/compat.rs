@@ -389,6 +389,7 @@ fn http_check(
         trace_heads: v >= 1,
         trace_body: v >= 2,
         trace_c: true,
+        tls: None,
     })
 }
 

@@ -21,6 +21,7 @@ pub mod resolve;
 pub mod rtnl;
 pub mod stack;
 pub mod target;
+pub mod tls;
 pub mod trace;
 pub mod verdict;
 pub mod xdp;

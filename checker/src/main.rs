@@ -40,6 +40,22 @@ fn run() -> i32 {
                 check::http::run(target, &http)
             })
         }
+        Command::Https(args) => match args.check() {
+            Ok(https) => checked(&args.target(), "https", args.http.flow.output(), |target| {
+                check::http::run(target, &https)
+            }),
+            Err(e) => {
+                let (format, _) = args.http.flow.output();
+                let (line, code) =
+                    output::error(&e.to_string(), e.exit_code(), None, "https", format);
+                if format == Format::Text {
+                    note!("{line}");
+                } else {
+                    say!("{line}");
+                }
+                code
+            }
+        },
         Command::Xdp { verbose, action } => {
             if verbose > 0 {
                 output::log_to_stderr();

@@ -139,6 +139,18 @@ struct Report<'a> {
     body_bytes: Option<u64>,
     md5: Option<&'a str>,
     sha256: Option<&'a str>,
+    tls: Option<Tls<'a>>,
+}
+
+/// HTTPS: the session and the server's certificate.
+#[derive(Debug, Serialize)]
+struct Tls<'a> {
+    version: &'a str,
+    cipher_suite: &'a str,
+    subject: &'a str,
+    issuer: &'a str,
+    days_left: i64,
+    verified: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -186,11 +198,21 @@ pub fn verdict(
                 body_bytes: d.body_bytes,
                 md5: d.md5.as_deref(),
                 sha256: d.sha256.as_deref(),
+                tls: d.tls.as_ref().map(|t| Tls {
+                    version: &t.version,
+                    cipher_suite: &t.cipher_suite,
+                    subject: &t.subject,
+                    issuer: &t.issuer,
+                    days_left: t.days_left,
+                    verified: !t.insecure,
+                }),
             };
             (json(&report), exit)
         }
         Format::Nagios => {
             let state = match (verdict.healthy, thresholds) {
+                // Only the certificate's near expiry failed: a warning.
+                (false, _) if verdict.details.cert_expiring => Nagios::Warning,
                 (false, _) => Nagios::Critical,
                 (
                     true,
@@ -255,6 +277,7 @@ pub fn error(
                 body_bytes: None,
                 md5: None,
                 sha256: None,
+                tls: None,
             };
             (json(&report), exit)
         }

@@ -37,6 +37,11 @@ pub struct Details {
     pub md5: Option<String>,
     /// Lowercase hex.
     pub sha256: Option<String>,
+    /// HTTPS: the session and the server's certificate.
+    pub tls: Option<crate::tls::TlsFacts>,
+    /// HTTPS: failed only because the certificate expires within
+    /// `--cert-days` (Nagios: WARNING, not CRITICAL).
+    pub cert_expiring: bool,
 }
 
 impl Verdict {

@@ -38,6 +38,7 @@ mod naming;
 mod netns;
 mod nginx;
 mod process;
+mod tls;
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -58,6 +59,7 @@ pub use keepalived::{Keepalived, KeepalivedConfig, LinePattern, Stopped, VrrpScr
 pub use naming::{Owner, PREFIX};
 pub use nginx::{FILES, INDEX_HTML, SERVER_HEADER, pseudo_random};
 pub use process::Background;
+pub use tls::{HTTPS_PORT, HTTPS_SOON_PORT, SOON_DAYS, TLS_NAME};
 
 use nginx::Nginx;
 
@@ -238,9 +240,17 @@ impl Lab {
         }
         let docroot = self.docroot();
         nginx::write_docroot(&docroot)?;
+        tls::write(&self.tls_dir())?;
         for host in Host::ALL.into_iter().filter(|h| h.runs_nginx()) {
             let dir = self.dir.join(host.name());
-            let server = Nginx::start(self.ns(host), host.ip(), host.name(), &dir, &docroot)?;
+            let server = Nginx::start(
+                self.ns(host),
+                host.ip(),
+                host.name(),
+                &dir,
+                &docroot,
+                &self.tls_dir(),
+            )?;
             self.servers.push(server);
         }
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -314,6 +324,18 @@ impl Lab {
     /// MAC address of the host's eth0, as `02:00:c6:12:00:0b`.
     pub fn mac(&self, host: Host) -> String {
         host.mac()
+    }
+
+    /// The lab's TLS files (made at its start): `ca.pem`, the CA that
+    /// signed the certificates nginx serves on [`HTTPS_PORT`] and
+    /// [`HTTPS_SOON_PORT`].
+    pub fn tls_dir(&self) -> PathBuf {
+        self.dir.join("tls")
+    }
+
+    /// The lab CA's certificate (PEM), for `vipcheck https --ca`.
+    pub fn ca_pem(&self) -> PathBuf {
+        self.tls_dir().join(tls::CA_FILE)
     }
 
     /// Document root served by nginx on ok and novip.

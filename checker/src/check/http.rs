@@ -13,6 +13,7 @@ use crate::check::{Flow, connect, run as run_flow};
 use crate::error::Result;
 use crate::http::{self, Limits, ResponseParser};
 use crate::target::Target;
+use crate::tls;
 use crate::verdict::{Details, Verdict};
 
 /// How much of the body `-vv` shows.
@@ -86,6 +87,19 @@ pub struct HttpCheck {
     pub trace_body: bool,
     /// With the heads, the C checkers' `* ` lines (connected, body MD5, closed).
     pub trace_c: bool,
+    /// HTTPS: the TLS session's setup.
+    pub tls: Option<TlsSetup>,
+}
+
+/// What an HTTPS check needs of TLS.
+#[derive(Clone, Debug)]
+pub struct TlsSetup {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    /// SNI (unless disabled in the config) and the name verified.
+    pub name: String,
+    pub insecure: bool,
+    /// Fail when the certificate expires within this many days.
+    pub cert_days: Option<u32>,
 }
 
 /// The body as it streams: hashes, length, and (only when a validation
@@ -138,7 +152,8 @@ impl Body {
 
 pub fn run(target: &Target, check: &HttpCheck) -> Result<Verdict> {
     let what = format!(
-        "http {} {}{} via {} ({}:{})",
+        "{} {} {}{} via {} ({}:{})",
+        if check.tls.is_some() { "https" } else { "http" },
         check.method.as_str(),
         check.sent_host(),
         check.path,
@@ -209,28 +224,69 @@ async fn exchange(
 ) -> Result<(Exchange, Details)> {
     let mut parser = ResponseParser::new(check.method == Method::Head, check.limits);
     let mut body = Body::new(check);
-    let mut sent = 0;
     let mut first_byte = None;
     let mut buf = vec![0u8; 16 * 1024];
     let mut traced_head = false;
     // `-vv`: what came before a head parsed, to show even if none does.
     let mut raw = Vec::new();
+    // Bytes for the TCP stream: the request, or TLS records carrying it.
+    let mut tls = match &check.tls {
+        Some(setup) => Some(tls::Session::new(
+            setup.config.clone(),
+            &setup.name,
+            setup.insecure,
+        )?),
+        None => None,
+    };
+    let mut outbox = match &mut tls {
+        Some(session) => {
+            session.write(request);
+            Vec::new()
+        }
+        None => request.to_vec(),
+    };
+    let mut plain = Vec::new();
     let outcome = flow
         .drive(|stack| {
             let socket = stack.socket();
-            if sent < request.len() && socket.can_send() {
-                sent += socket.send_slice(&request[sent..]).unwrap_or(0);
-            }
+            // Before reading and after: what the server's bytes release
+            // (the request, once the handshake is done) goes out now, not
+            // at the next wake-up.
+            let flush = |tls: &mut Option<tls::Session>,
+                         outbox: &mut Vec<u8>,
+                         socket: &mut smoltcp::socket::tcp::Socket| {
+                if let Some(session) = tls {
+                    session.take_outgoing(outbox);
+                }
+                if !outbox.is_empty() && socket.can_send() {
+                    let n = socket.send_slice(outbox).unwrap_or(0);
+                    outbox.drain(..n);
+                }
+            };
+            flush(&mut tls, &mut outbox, socket);
             while socket.can_recv() {
                 let n = match socket.recv_slice(&mut buf) {
                     Ok(n) if n > 0 => n,
                     _ => break,
                 };
+                let data = match &mut tls {
+                    Some(session) => {
+                        plain.clear();
+                        if let Err(reason) = session.feed(&buf[..n], &mut plain) {
+                            return Some(Err(Ended::Tls(reason)));
+                        }
+                        &plain[..]
+                    }
+                    None => &buf[..n],
+                };
+                if data.is_empty() {
+                    continue;
+                }
                 first_byte.get_or_insert_with(|| sent_at.elapsed());
                 if check.trace_body && parser.head().is_none() && raw.len() < TRACE_BODY {
-                    raw.extend_from_slice(&buf[..n.min(TRACE_BODY - raw.len())]);
+                    raw.extend_from_slice(&data[..data.len().min(TRACE_BODY - raw.len())]);
                 }
-                match parser.feed(&buf[..n], &mut |data| body.take(data)) {
+                match parser.feed(data, &mut |data| body.take(data)) {
                     Ok(done) => {
                         if check.trace_heads && !traced_head {
                             traced_head = trace_head(&parser);
@@ -242,6 +298,7 @@ async fn exchange(
                     Err(e) => return Some(Err(Ended::Http(e))),
                 }
             }
+            flush(&mut tls, &mut outbox, socket);
             if stack.state() == State::Closed {
                 // An RST from the server (a FIN leaves the socket in CLOSE-WAIT).
                 return Some(Err(Ended::Reset));
@@ -277,6 +334,7 @@ async fn exchange(
         first_byte,
         status: parser.head().map(|h| h.status),
         body_bytes: parser.head().map(|_| parser.body_len()),
+        tls: tls.as_ref().and_then(tls::Session::facts),
         ..Details::default()
     };
     let exchange = match outcome {
@@ -291,6 +349,10 @@ async fn exchange(
                 parser.body_len()
             ),
         }),
+        Some(Err(Ended::Tls(reason))) => Exchange::Failed(reason),
+        None if tls.as_ref().is_some_and(tls::Session::is_handshaking) => {
+            Exchange::Failed(format!("TLS handshake incomplete within {}", flow.window()))
+        }
         Some(Err(Ended::Http(e))) => {
             Exchange::Failed(format!("{e}{}", so_far(&parser).unwrap_or_default()))
         }
@@ -312,6 +374,8 @@ enum Ended {
     Reset,
     /// The bytes were not an acceptable response, or stopped too soon.
     Http(http::HttpError),
+    /// The TLS session failed (its cause).
+    Tls(String),
 }
 
 /// Prints the response head (`< ` lines) once it is parsed.
@@ -350,6 +414,34 @@ pub(crate) fn judge(
     let sha256 = body.sha256.map(|sha| hex::encode(sha.finalize()));
     details.md5 = Some(md5.clone());
     details.sha256 = sha256.clone();
+    let mut summary = summary;
+    if let Some(facts) = &details.tls {
+        summary += &format!(
+            ", {} {}, certificate {} from {}, {} days left{}",
+            facts.version,
+            facts.cipher_suite,
+            facts.subject,
+            facts.issuer,
+            facts.days_left,
+            if facts.insecure {
+                " (not verified: --insecure)"
+            } else {
+                ""
+            }
+        );
+        if let Some(days) = check.tls.as_ref().and_then(|t| t.cert_days)
+            && facts.days_left < i64::from(days)
+        {
+            details.cert_expiring = true;
+            return (
+                false,
+                format!(
+                    "certificate expires in {} days, within --cert-days {days} ({summary})",
+                    facts.days_left
+                ),
+            );
+        }
+    }
     let kept = body.kept.unwrap_or_default();
     match first_failure(
         &check.expect,

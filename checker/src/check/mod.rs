@@ -49,7 +49,7 @@ pub struct Flow {
 pub enum Opened {
     Ready(Box<Flow>),
     /// The check ran and failed before any TCP (no ARP reply).
-    Failed(Verdict),
+    Failed(Box<Verdict>),
 }
 
 impl Flow {
@@ -101,7 +101,7 @@ impl Flow {
         let Some(real_server_mac) =
             resolve::arp(&mut link, &dev, source, target.real_server, deadline.due).await?
         else {
-            return Ok(Opened::Failed(Verdict {
+            return Ok(Opened::Failed(Box::new(Verdict {
                 healthy: false,
                 what: what.to_string(),
                 reason: format!(
@@ -113,7 +113,7 @@ impl Flow {
                 elapsed: started.elapsed(),
                 attached,
                 details: Details::default(),
-            }));
+            })));
         };
 
         deadline.replied(Instant::now());
@@ -347,7 +347,7 @@ pub fn run(
     let result = runtime()?.block_on(async {
         match Flow::open(target, what).await? {
             Opened::Ready(mut flow) => body(&mut flow).await,
-            Opened::Failed(verdict) => Ok(verdict),
+            Opened::Failed(verdict) => Ok(*verdict),
         }
     });
     match result {

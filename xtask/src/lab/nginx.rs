@@ -60,7 +60,8 @@ pub(crate) struct Nginx {
 
 impl Nginx {
     /// Starts nginx in namespace `ns`, listening on [`HTTP_PORT`] of `ip` (and any
-    /// other address of the namespace), serving `docroot`, with its
+    /// other address of the namespace), and on the HTTPS ports with the
+    /// certificates in `tls` (see the `tls` module), serving `docroot`, with its
     /// configuration, logs and temporary files in `dir`. `name` goes into
     /// the [`SERVER_HEADER`] of every response.
     pub(crate) fn start(
@@ -69,10 +70,11 @@ impl Nginx {
         name: &str,
         dir: &Path,
         docroot: &Path,
+        tls: &Path,
     ) -> Result<Nginx> {
         fs::create_dir_all(dir)?;
         let conf = dir.join("nginx.conf");
-        fs::write(&conf, config(name, dir, docroot))?;
+        fs::write(&conf, config(name, dir, docroot, tls))?;
         let log = fs::File::create(dir.join("stderr.log"))?;
         let child = netns::command(ns, NGINX)
             .arg("-c")
@@ -113,9 +115,13 @@ impl Nginx {
     }
 }
 
-fn config(name: &str, dir: &Path, docroot: &Path) -> String {
+fn config(name: &str, dir: &Path, docroot: &Path, tls: &Path) -> String {
+    use super::tls::{
+        CERT_FILE, HTTPS_PORT, HTTPS_SOON_PORT, KEY_FILE, SOON_CERT_FILE, SOON_KEY_FILE,
+    };
     let d = dir.display();
     let root = docroot.display();
+    let t = tls.display();
     format!(
         "daemon off;
 master_process off;
@@ -133,6 +139,20 @@ http {{
     default_type application/octet-stream;
     server {{
         listen {HTTP_PORT};
+        root {root};
+        add_header {SERVER_HEADER} {name} always;
+    }}
+    server {{
+        listen {HTTPS_PORT} ssl;
+        ssl_certificate {t}/{CERT_FILE};
+        ssl_certificate_key {t}/{KEY_FILE};
+        root {root};
+        add_header {SERVER_HEADER} {name} always;
+    }}
+    server {{
+        listen {HTTPS_SOON_PORT} ssl;
+        ssl_certificate {t}/{SOON_CERT_FILE};
+        ssl_certificate_key {t}/{SOON_KEY_FILE};
         root {root};
         add_header {SERVER_HEADER} {name} always;
     }}
