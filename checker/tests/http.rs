@@ -205,20 +205,6 @@ fn hostile_servers_end_before_the_deadline_in_bounded_memory() {
     }
 }
 
-/// Drops `percent`% of the TCP frames in both directions on `host`'s side.
-fn add_loss(lab: &Lab, host: Host, percent: u32) {
-    let drop = format!("meta l4proto tcp numgen random mod 100 < {percent} counter drop;");
-    nft(
-        lab,
-        lab.ns(host),
-        &format!(
-            "table inet vckloss {{\n\
-             chain in {{ type filter hook input priority 0; {drop} }}\n\
-             chain out {{ type filter hook output priority 0; {drop} }}\n}}"
-        ),
-    );
-}
-
 #[test]
 fn loss_costs_no_more_than_it_costs_the_kernel() {
     let lab = lab(Role::Backup);
@@ -227,47 +213,18 @@ fn loss_costs_no_more_than_it_costs_the_kernel() {
     assert_eq!(http(&lab, OK_IP, 80, "/20k.bin", &["-A", &md5]).code, 0);
     add_loss(&lab, Host::Ok, 10);
     const RUNS: usize = 50;
-    const PARALLEL: usize = 10;
-
-    let vipcheck_passes: usize = (0..RUNS / PARALLEL)
-        .map(|_| {
-            let children: Vec<_> = (0..PARALLEL)
-                .map(|_| {
-                    let args = http_args(OK_IP, 80, "/20k.bin", &["-A", &md5, "-t", "5000"]);
-                    let mut cmd = lab.command(lab.lb_ns(), VIPCHECK);
-                    cmd.args(&args).stdout(std::process::Stdio::piped());
-                    cmd.spawn().expect("spawn vipcheck")
-                })
-                .collect();
-            children
-                .into_iter()
-                .filter_map(|c| c.wait_with_output().ok())
-                .filter(|out| {
-                    if !out.status.success() {
-                        println!("failed: {}", String::from_utf8_lossy(&out.stdout).trim());
-                    }
-                    out.status.success()
-                })
-                .count()
-        })
-        .sum();
+    let vipcheck_passes = passes(RUNS, || {
+        let args = http_args(OK_IP, 80, "/20k.bin", &["-A", &md5, "-t", "5000"]);
+        let mut cmd = lab.command(lab.lb_ns(), VIPCHECK);
+        cmd.args(&args);
+        cmd
+    });
     let url = format!("http://{OK_IP}/20k.bin");
-    let curl_passes: usize = (0..RUNS / PARALLEL)
-        .map(|_| {
-            let children: Vec<_> = (0..PARALLEL)
-                .map(|_| {
-                    let mut cmd = lab.command(lab.lb_ns(), "curl");
-                    cmd.args(["-sf", "-o", "/dev/null", "-m", "5", &url]);
-                    cmd.spawn().expect("spawn curl")
-                })
-                .collect();
-            children
-                .into_iter()
-                .filter_map(|mut c| c.wait().ok())
-                .filter(|s| s.success())
-                .count()
-        })
-        .sum();
+    let curl_passes = passes(RUNS, || {
+        let mut cmd = lab.command(lab.lb_ns(), "curl");
+        cmd.args(["-sf", "-o", "/dev/null", "-m", "5", &url]);
+        cmd
+    });
     let drops = sh(
         &lab,
         lab.ns(Host::Ok),

@@ -180,3 +180,53 @@ fn https_through_the_vip_path() {
     assert_one_clean_line(&bad.stderr);
     assert!(bad.stderr.contains("--ca /nonexistent.pem"), "{bad:?}");
 }
+
+#[test]
+fn https_under_loss_passes_as_often_as_curl() {
+    let lab = lab(Role::Backup);
+    let ca = lab.ca_pem();
+    let ca = ca.to_str().unwrap();
+    let sha = hex::encode(Sha256::digest(pseudo_random(20 * 1024)));
+    let extra = ["--ca", ca, "--sha256", &sha, "-t", "5000"];
+    // Warm up (load the program) before the loss.
+    assert_eq!(https(&lab, OK_IP, HTTPS_PORT, "/20k.bin", &extra).code, 0);
+    add_loss(&lab, Host::Ok, 10);
+    const RUNS: usize = 50;
+    let vipcheck_passes = passes(RUNS, || {
+        let mut args = http_args(OK_IP, HTTPS_PORT, "/20k.bin", &extra);
+        args[0] = "https".into();
+        let mut cmd = lab.command(lab.lb_ns(), VIPCHECK);
+        cmd.args(&args);
+        cmd
+    });
+    // curl to the real server's own address, with the same CA and name.
+    let curl_passes = passes(RUNS, || {
+        let mut cmd = lab.command(lab.lb_ns(), "curl");
+        cmd.args([
+            "-sf",
+            "-o",
+            "/dev/null",
+            "-m",
+            "5",
+            "--cacert",
+            ca,
+            "--resolve",
+            &format!("lab.example:{HTTPS_PORT}:{OK_IP}"),
+            &format!("https://lab.example:{HTTPS_PORT}/20k.bin"),
+        ]);
+        cmd
+    });
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "10% loss both ways, HTTPS: vipcheck {vipcheck_passes}/{RUNS} passed, curl {curl_passes}/{RUNS} passed"
+    );
+    assert!(
+        curl_passes > 0,
+        "curl never passed: the comparison means nothing"
+    );
+    assert!(
+        vipcheck_passes >= curl_passes,
+        "vipcheck passed {vipcheck_passes}/{RUNS}, curl {curl_passes}/{RUNS}"
+    );
+}

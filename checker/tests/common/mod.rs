@@ -390,3 +390,46 @@ mod bpf_sys {
         Ok(())
     }
 }
+
+/// Drops `percent`% of the TCP frames in both directions on `host`'s side
+/// (nftables, table `inet vckloss`).
+pub fn add_loss(lab: &Lab, host: Host, percent: u32) {
+    let drop = format!("meta l4proto tcp numgen random mod 100 < {percent} counter drop;");
+    nft(
+        lab,
+        lab.ns(host),
+        &format!(
+            "table inet vckloss {{\n\
+             chain in {{ type filter hook input priority 0; {drop} }}\n\
+             chain out {{ type filter hook output priority 0; {drop} }}\n}}"
+        ),
+    );
+}
+
+/// Runs `runs` commands made by `make`, ten at a time, and counts those
+/// that exit 0; prints the stdout of those that fail.
+pub fn passes(runs: usize, make: impl Fn() -> Command) -> usize {
+    const PARALLEL: usize = 10;
+    (0..runs.div_ceil(PARALLEL))
+        .map(|batch| {
+            let children: Vec<_> = (0..PARALLEL.min(runs - batch * PARALLEL))
+                .map(|_| {
+                    let mut cmd = make();
+                    cmd.stdout(std::process::Stdio::piped())
+                        .stderr(std::process::Stdio::null());
+                    cmd.spawn().expect("spawn")
+                })
+                .collect();
+            children
+                .into_iter()
+                .filter_map(|c| c.wait_with_output().ok())
+                .filter(|out| {
+                    if !out.status.success() {
+                        println!("failed: {}", String::from_utf8_lossy(&out.stdout).trim());
+                    }
+                    out.status.success()
+                })
+                .count()
+        })
+        .sum()
+}
