@@ -501,32 +501,24 @@ fn empty_environment_closed_stdin_and_host_names() {
             "127.0.0.1 localhost\n{OK_IP} rs-ok.lab.test\n{vip} vip.lab.test\n"
         )),
     );
-    let script = format!(
-        "mount --bind {} /etc/hosts && exec nsenter --net=/run/netns/{} {} tcp {LB_IFACE} rs-ok.lab.test vip.lab.test 80",
-        hosts.display(),
-        lab.lb_ns(),
-        VIPCHECK
-    );
-    let out = run({
+    // `vipcheck ARGS` in the LB namespace, with that /etc/hosts.
+    let with_hosts = |args: &str| {
+        let script = format!(
+            "mount --bind {} /etc/hosts && exec nsenter --net=/run/netns/{} {VIPCHECK} {args}",
+            hosts.display(),
+            lab.lb_ns(),
+        );
         let mut c = Command::new("unshare");
         c.args(["-m", "sh", "-c", &script]);
-        c
-    });
+        run(c)
+    };
+    let out = with_hosts(&format!("tcp {LB_IFACE} rs-ok.lab.test vip.lab.test 80"));
     assert_eq!(out.code, 0, "{out:?}");
     assert!(
         out.stdout.contains("tcp 198.18.0.100:80 via 198.18.0.11"),
         "{out:?}"
     );
-    let script = format!(
-        "mount --bind {} /etc/hosts && exec {} tcp {LB_IFACE} no-such-host.lab.test {vip} 80",
-        hosts.display(),
-        VIPCHECK
-    );
-    let out = run({
-        let mut c = Command::new("unshare");
-        c.args(["-m", "sh", "-c", &script]);
-        c
-    });
+    let out = with_hosts(&format!("tcp {LB_IFACE} no-such-host.lab.test {vip} 80"));
     assert_eq!(out.code, 2, "{out:?}");
     assert_one_clean_line(&out.stderr);
     assert!(out.stderr.contains("no-such-host.lab.test"), "{out:?}");
