@@ -44,7 +44,7 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -72,6 +72,15 @@ pub const CLOSED_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 13);
 pub const ABSENT_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 99);
 /// Prefix length of the lab's subnet.
 pub const PREFIX_LEN: u8 = 24;
+/// The lab's IPv6 subnet: a /64 of a ULA /48 (fd98:c612:0::/48), never routed.
+pub const PREFIX6: &str = "fd98:c612:0:1";
+/// Prefix length of the lab's IPv6 subnet.
+pub const PREFIX6_LEN: u8 = 64;
+/// The IPv6 VIP: on the lo of `ok` and `closed` (not `novip`), and on the
+/// LB's eth0 in the master role.
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd98, 0xc612, 0, 1, 0, 0, 0, 0x100);
+/// In the lab's IPv6 subnet, but no host has it: no neighbour advertisement.
+pub const ABSENT_IP6: Ipv6Addr = Ipv6Addr::new(0xfd98, 0xc612, 0, 1, 0, 0, 0, 0x99);
 /// The interface of every host (the LB included) on the lab's network.
 pub const LB_IFACE: &str = "eth0";
 /// The port nginx listens on.
@@ -129,6 +138,13 @@ impl Host {
             Host::NoVip => NOVIP_IP,
             Host::Closed => CLOSED_IP,
         }
+    }
+
+    /// IPv6 address of its eth0: the lab's prefix, the same last byte as
+    /// its IPv4 address (`fd98:c612:0:1::b` for `ok`).
+    pub fn ip6(self) -> Ipv6Addr {
+        let last = u16::from(self.ip().octets()[3]);
+        Ipv6Addr::new(0xfd98, 0xc612, 0, 1, 0, 0, 0, last)
     }
 
     /// Short name, as in [`SERVER_HEADER`] and the demo's output.
@@ -284,12 +300,19 @@ impl Lab {
             "link set lo up".to_owned(),
             format!("link set {LB_IFACE} up"),
             format!("address add {}/{PREFIX_LEN} dev {LB_IFACE}", host.ip()),
+            // nodad: usable at once (no duplicate detection in a lab).
+            format!(
+                "address add {}/{PREFIX6_LEN} dev {LB_IFACE} nodad",
+                host.ip6()
+            ),
         ];
         if host.has_vip_on_lo() {
             commands.push(format!("address add {VIP}/32 dev lo"));
+            commands.push(format!("address add {VIP6}/128 dev lo"));
         }
         if host == Host::Lb && self.role == Role::Master {
             commands.push(format!("address add {VIP}/32 dev {LB_IFACE}"));
+            commands.push(format!("address add {VIP6}/128 dev {LB_IFACE} nodad"));
         }
         commands
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use xtask::lab::{
     ABSENT_IP, CLOSED_IP, FILES, Host, INDEX_HTML, LB_IFACE, Lab, NOVIP_IP, OK_IP, Role,
-    SERVER_HEADER, VIP, pseudo_random,
+    SERVER_HEADER, VIP, VIP6, pseudo_random,
 };
 
 const NEEDS_ROOT: &str = "needs root: builds network namespaces";
@@ -356,5 +356,44 @@ fn keepalived_runs_scripts_and_logs_each_result() {
     eprintln!(
         "keepalived ready after {started:?}, both results after {results:?}, \
          stopped in {stopped:?}; pids {pids:?}"
+    );
+}
+
+#[test]
+fn lab_speaks_ipv6_and_hides_the_ipv6_vip_from_neighbour_discovery() {
+    let lab = Lab::up(Role::Backup).expect("lab up");
+    // nginx answers on the real servers' own IPv6 addresses, HTTP and HTTPS.
+    let ok6 = format!("http://[{}]/", Host::Ok.ip6());
+    let out = curl(&lab, &["-sf", "-m", "2", &ok6]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), INDEX_HTML);
+    let https = curl(
+        &lab,
+        &[
+            "-sf",
+            "-m",
+            "2",
+            "--cacert",
+            lab.ca_pem().to_str().unwrap(),
+            "--resolve",
+            &format!("lab.example:443:[{}]", Host::Ok.ip6()),
+            "https://lab.example/",
+        ],
+    );
+    assert!(https.status.success(), "{https:?}");
+    // VIP6 on the lo of ok and closed, not novip; no real server answers
+    // neighbour solicitations for it (LVS-DR), so from the backup LB, which
+    // lacks it, the VIP6 is unreachable.
+    for host in [Host::Ok, Host::Closed] {
+        assert!(
+            addresses(lab.ns(host), "lo").contains(&VIP6.to_string()),
+            "{host}"
+        );
+    }
+    assert!(!addresses(lab.ns(Host::NoVip), "lo").contains(&VIP6.to_string()));
+    let vip6 = curl(&lab, &["-s", "-m", "2", &format!("http://[{VIP6}]/")]);
+    assert!(
+        !vip6.status.success(),
+        "a real server answered ND for the VIP6: {vip6:?}"
     );
 }

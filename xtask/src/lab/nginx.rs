@@ -139,11 +139,13 @@ http {{
     default_type application/octet-stream;
     server {{
         listen {HTTP_PORT};
+        listen [::]:{HTTP_PORT};
         root {root};
         add_header {SERVER_HEADER} {name} always;
     }}
     server {{
         listen {HTTPS_PORT} ssl;
+        listen [::]:{HTTPS_PORT} ssl;
         ssl_certificate {t}/{CERT_FILE};
         ssl_certificate_key {t}/{KEY_FILE};
         root {root};
@@ -151,6 +153,7 @@ http {{
     }}
     server {{
         listen {HTTPS_SOON_PORT} ssl;
+        listen [::]:{HTTPS_SOON_PORT} ssl;
         ssl_certificate {t}/{SOON_CERT_FILE};
         ssl_certificate_key {t}/{SOON_KEY_FILE};
         root {root};
