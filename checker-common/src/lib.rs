@@ -42,6 +42,11 @@ pub const FRAME_CLASSES: [usize; 4] = [2048, 8192, 32768, 65536];
 /// Kind of a [`FlowKey`]: ARP replies from `remote_addr` to `local_addr`
 /// (ports zero). They are copied to the owner and still passed to the kernel.
 pub const FAMILY_ARP: u8 = 1;
+/// Kind of a [`FlowKey`]: IPv6 neighbour advertisements whose target is
+/// `remote_addr` (the real server's own address) sent to `local_addr` (ours,
+/// the source of our solicitation); ports zero. Like ARP replies, they are
+/// copied to the owner and still passed to the kernel.
+pub const FAMILY_NDP: u8 = 2;
 /// Address family of a [`FlowKey`].
 pub const FAMILY_IPV4: u8 = 4;
 /// Address family of a [`FlowKey`].
@@ -51,7 +56,7 @@ pub const FAMILY_IPV6: u8 = 6;
 /// VIP and the service port, the local end our address and reserved port.
 ///
 /// IPv4 addresses occupy the first four bytes of the 16-byte fields, the rest
-/// is zero, so IPv6 needs no change of layout.
+/// is zero; IPv6 addresses fill them.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
@@ -79,6 +84,18 @@ impl FlowKey {
         key
     }
 
+    /// Key of an IPv6 flow; addresses as octets, ports in host order.
+    pub fn ipv6(remote: [u8; 16], remote_port: u16, local: [u8; 16], local_port: u16) -> Self {
+        FlowKey {
+            remote_addr: remote,
+            local_addr: local,
+            remote_port: remote_port.to_be_bytes(),
+            local_port: local_port.to_be_bytes(),
+            family: FAMILY_IPV6,
+            _pad: [0; 3],
+        }
+    }
+
     /// Key of the ARP replies of `remote` to `local`.
     pub fn arp(remote: [u8; 4], local: [u8; 4]) -> Self {
         FlowKey {
@@ -86,7 +103,19 @@ impl FlowKey {
             ..FlowKey::ipv4(remote, 0, local, 0)
         }
     }
+
+    /// Key of the neighbour advertisements for `remote` (their target
+    /// address: the real server's own) sent to `local` (ours).
+    pub fn ndp(remote: [u8; 16], local: [u8; 16]) -> Self {
+        FlowKey {
+            family: FAMILY_NDP,
+            ..FlowKey::ipv6(remote, 0, local, 0)
+        }
+    }
 }
+
+// The layout both sides agree on: 16 + 16 + 2 + 2 + 1 + 3 bytes, no hidden padding.
+const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
 
 /// Who holds a capture slot, so that a later process can tell a live owner
 /// from a dead one and free the slot and flows of processes that were killed.
@@ -122,9 +151,13 @@ pub const FRAME_HEADER_LEN: usize = core::mem::size_of::<FrameHeader>();
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
-    /// Not IPv4/TCP (ARP, IPv6, UDP, fragments, ...): passed to the kernel.
+    /// Neither TCP (IPv4 or IPv6) nor an ARP reply or a neighbour
+    /// advertisement (ARP requests, other ICMPv6 and NDP, UDP, ICMP,
+    /// fragments, IPv6 behind an extension header it does not skip,
+    /// anything malformed or truncated): passed to the kernel.
     PassOther = 0,
-    /// TCP, but not a registered flow: passed to the kernel.
+    /// TCP (IPv4 or IPv6), an ARP reply or a neighbour advertisement, but
+    /// not of a registered flow: passed to the kernel.
     PassMiss = 1,
     /// A registered flow's frame, copied to its owner and dropped.
     Delivered = 2,
@@ -133,7 +166,9 @@ pub enum Counter {
     /// A registered flow's frame, dropped because it exceeds the largest
     /// record (or could not be copied).
     Oversize = 4,
-    /// A registered ARP reply, copied to its owner and passed to the kernel.
+    /// A registered ARP reply or neighbour advertisement (IPv6), copied to
+    /// its owner and passed to the kernel. (Named `pass_copied_arp` for
+    /// both: NDP is IPv6's ARP.)
     CopiedArp = 5,
     /// A registered flow whose slot has no ring: dropped.
     NoRing = 6,

@@ -1,11 +1,15 @@
 //! The XDP program of vipcheck.
 //!
 //! It sees every frame that reaches the load balancer's interface, so the
-//! path is short and bounded: Ethernet (+ one 802.1Q tag) → IPv4 → TCP (or
-//! an ARP reply), one hash lookup. A TCP frame of a registered check flow is
-//! copied to the ring buffer of its owner's capture slot and dropped, so the
-//! kernel never answers it with an RST; a registered ARP reply is copied and
-//! passed; every other frame is passed untouched.
+//! path is short and bounded: Ethernet (+ one 802.1Q/802.1ad tag) → IPv4 →
+//! TCP, IPv6 (+ at most [`MAX_EXT_HEADERS`] hop-by-hop, routing or
+//! destination options headers) → TCP, an ARP reply or an IPv6 neighbour
+//! advertisement; one hash lookup. A TCP frame of a registered check flow
+//! is copied to the ring buffer of its owner's capture slot and dropped, so
+//! the kernel never answers it with an RST; a registered ARP reply or
+//! neighbour advertisement is copied and passed; every other frame
+//! (fragments, other ICMPv6 and NDP, anything it does not understand) is
+//! passed untouched.
 #![no_std]
 #![no_main]
 
@@ -18,8 +22,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use checker_common::{
-    COUNTER_COUNT, Counter, FAMILY_ARP, FAMILY_IPV4, FRAME_CLASSES, FRAME_HEADER_LEN, FlowKey,
-    FlowOwner, MAX_FLOWS, RING_SIZE, SLOT_COUNT,
+    COUNTER_COUNT, Counter, FAMILY_ARP, FAMILY_IPV4, FAMILY_IPV6, FAMILY_NDP, FRAME_CLASSES,
+    FRAME_HEADER_LEN, FlowKey, FlowOwner, MAX_FLOWS, RING_SIZE, SLOT_COUNT,
 };
 
 type SlotRing = RingBuf<u8, { RING_SIZE as usize }>;
@@ -41,10 +45,20 @@ static COUNTERS: PerCpuArray<u64, { COUNTER_COUNT as usize }> = PerCpuArray::new
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;
+const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const IPPROTO_TCP: u8 = 6;
 const ARP_REPLY: u16 = 2;
+const IPV6_HLEN: usize = 40;
+const IPPROTO_HOPOPTS: u8 = 0;
+const IPPROTO_ROUTING: u8 = 43;
+const IPPROTO_DSTOPTS: u8 = 60;
+const IPPROTO_ICMPV6: u8 = 58;
+const ND_NEIGHBOR_ADVERT: u8 = 136;
+/// Extension headers skipped before giving up (and passing the frame).
+/// Real traffic carries one or two at most; the loop is unrolled.
+const MAX_EXT_HEADERS: usize = 4;
 
 #[xdp]
 pub fn vipcheck_xdp(ctx: XdpContext) -> u32 {
@@ -68,8 +82,9 @@ pub fn vipcheck_xdp(ctx: XdpContext) -> u32 {
             "vipcheck: ring of slot {} full, dropped a frame", slot
         );
     }
-    if key.family == FAMILY_ARP {
-        // ARP replies are the kernel's business too: a copy only.
+    if key.family == FAMILY_ARP || key.family == FAMILY_NDP {
+        // ARP replies and neighbour advertisements are the kernel's
+        // business too: a copy only.
         count(Counter::CopiedArp);
         return XDP_PASS;
     }
@@ -134,8 +149,9 @@ fn copy_into<const MAX: usize>(ctx: &XdpContext, ring: &SlotRing, len: usize) ->
     Counter::Delivered
 }
 
-/// Parses Ethernet (+ one VLAN tag), IPv4 and TCP and returns the key of the
-/// flow a reply belongs to: remote = source, local = destination.
+/// Parses Ethernet (+ one VLAN tag), then IPv4 or IPv6 and TCP (or an ARP
+/// reply, or a neighbour advertisement) and returns the key of the flow a
+/// reply belongs to: remote = source, local = destination.
 #[inline(always)]
 fn flow_key(ctx: &XdpContext) -> Option<FlowKey> {
     let start = ctx.data();
@@ -146,12 +162,17 @@ fn flow_key(ctx: &XdpContext) -> Option<FlowKey> {
         ethertype = u16::from_be_bytes(bytes::<2>(start, end, 16)?);
         l3 += 4;
     }
-    if ethertype == ETH_P_ARP {
-        return arp_key(start, end, l3);
+    match ethertype {
+        ETH_P_IP => ipv4_key(start, end, l3),
+        ETH_P_IPV6 => ipv6_key(start, end, l3),
+        ETH_P_ARP => arp_key(start, end, l3),
+        _ => None,
     }
-    if ethertype != ETH_P_IP {
-        return None;
-    }
+}
+
+/// The key of an IPv4 TCP segment (not a later fragment).
+#[inline(always)]
+fn ipv4_key(start: usize, end: usize, l3: usize) -> Option<FlowKey> {
     let ip = bytes::<20>(start, end, l3)?;
     let ihl = ((ip[0] & 0x0f) as usize) * 4;
     // Later fragments carry no TCP header: leave them to the kernel.
@@ -168,6 +189,50 @@ fn flow_key(ctx: &XdpContext) -> Option<FlowKey> {
     };
     key.remote_addr[..4].copy_from_slice(&ip[12..16]);
     key.local_addr[..4].copy_from_slice(&ip[16..20]);
+    Some(key)
+}
+
+/// The key of an IPv6 TCP segment, or of a neighbour advertisement (target
+/// → destination), behind at most [`MAX_EXT_HEADERS`] hop-by-hop, routing
+/// or destination options headers. A fragment header (even a first
+/// fragment's), AH, ESP, no next header, anything else: `None`.
+#[inline(always)]
+fn ipv6_key(start: usize, end: usize, l3: usize) -> Option<FlowKey> {
+    // Version, traffic class, flow label, payload length, next header, hop limit.
+    let fixed = bytes::<8>(start, end, l3)?;
+    if fixed[0] >> 4 != 6 {
+        return None;
+    }
+    let mut next = fixed[6];
+    let mut offset = l3 + IPV6_HLEN;
+    for _ in 0..MAX_EXT_HEADERS {
+        if next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING && next != IPPROTO_DSTOPTS {
+            break;
+        }
+        // Next header, then the length in 8-byte units, not counting the first 8.
+        let ext = bytes::<2>(start, end, offset)?;
+        next = ext[0];
+        offset += (ext[1] as usize + 1) * 8;
+    }
+    let mut key = FlowKey::default();
+    if next == IPPROTO_TCP {
+        let ports = bytes::<4>(start, end, offset)?;
+        key.family = FAMILY_IPV6;
+        key.remote_port = [ports[0], ports[1]];
+        key.local_port = [ports[2], ports[3]];
+        key.remote_addr = bytes::<16>(start, end, l3 + 8)?;
+    } else if next == IPPROTO_ICMPV6 {
+        // Type, code, checksum, flags, target address.
+        let icmp = bytes::<24>(start, end, offset)?;
+        if icmp[0] != ND_NEIGHBOR_ADVERT || icmp[1] != 0 {
+            return None;
+        }
+        key.family = FAMILY_NDP;
+        key.remote_addr.copy_from_slice(&icmp[8..24]);
+    } else {
+        return None;
+    }
+    key.local_addr = bytes::<16>(start, end, l3 + 24)?;
     Some(key)
 }
 

@@ -13,6 +13,7 @@ pub mod egress;
 pub mod error;
 pub mod http;
 pub mod link;
+pub mod ndp;
 pub mod netdev;
 pub mod output;
 pub mod packet;

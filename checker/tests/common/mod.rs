@@ -433,3 +433,22 @@ pub fn passes(runs: usize, make: impl Fn() -> Command) -> usize {
         })
         .sum()
 }
+
+/// Runs `f` on a thread that has entered the network namespace `ns`:
+/// sockets it opens (AF_PACKET included) and interfaces it looks up are
+/// that namespace's.
+pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(format!("/run/netns/{ns}"))
+        .unwrap_or_else(|e| panic!("network namespace {ns}: {e}"));
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            // SAFETY: plain syscall on a valid fd; it moves only this thread.
+            let ret = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(ret, 0, "setns {ns}: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
