@@ -1,6 +1,6 @@
 //! The native command line (`vipcheck tcp|xdp ...`).
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
@@ -198,12 +198,13 @@ pub struct FlowArgs {
     /// Interface of the load balancer to send from (the one facing the real servers).
     #[arg(value_name = "IFACE")]
     pub iface: String,
-    /// The real server's own IPv4 address or host name (used only to learn its MAC by ARP).
-    #[arg(value_name = "REAL_SERVER", value_parser = parse_ipv4_host)]
-    pub real_server: Ipv4Addr,
-    /// The virtual IP (or a host name): destination address of every packet.
-    #[arg(value_name = "VIP", value_parser = parse_ipv4_host)]
-    pub vip: Ipv4Addr,
+    /// The real server's own address (IPv4, IPv6 or a host name), used only to learn its MAC
+    /// (ARP or neighbour discovery).
+    #[arg(value_name = "REAL_SERVER", value_parser = parse_ip_host)]
+    pub real_server: IpAddr,
+    /// The virtual IP (IPv4, IPv6 or a host name): destination address of every packet.
+    #[arg(value_name = "VIP", value_parser = parse_ip_host)]
+    pub vip: IpAddr,
     /// The service's TCP port.
     #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
@@ -215,8 +216,8 @@ pub struct FlowArgs {
     pub timeout: u64,
     /// Source address: one of IFACE's own, never the VIP (default: IFACE's address in
     /// the real server's subnet).
-    #[arg(long, value_name = "IP")]
-    pub source: Option<Ipv4Addr>,
+    #[arg(long, value_name = "IP", value_parser = parse_ip_host)]
+    pub source: Option<IpAddr>,
     /// Capture replies with the shared XDP program (require) or an AF_PACKET socket (off;
     /// a backup LB's kernel will answer the real server with RSTs).
     #[arg(long, value_enum, default_value_t = Capture::Require)]
@@ -483,26 +484,32 @@ fn subcommand_path(args: &[std::ffi::OsString]) -> String {
     path.join(" ")
 }
 
-/// An IPv4 address, or a host name resolved once through the system
-/// resolver (its first IPv4 address), as the C checkers accept.
-pub fn parse_ipv4_host(s: &str) -> Result<Ipv4Addr, String> {
+/// An IPv4 or IPv6 address (plain or `[addr]`), or a host name resolved
+/// once through the system resolver (its first IPv4 address, else its
+/// first IPv6 one), as the C checkers accept.
+pub fn parse_ip_host(s: &str) -> Result<IpAddr, String> {
     use std::net::ToSocketAddrs;
-    if let Ok(ip) = s.parse::<Ipv4Addr>() {
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(s);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
         return Ok(ip);
     }
     if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c.is_control() || c == '/') {
-        return Err(format!("{s:?} is neither an IPv4 address nor a host name"));
+        return Err(format!("{s:?} is neither an IP address nor a host name"));
     }
-    let addrs = (s, 0)
+    let addrs: Vec<IpAddr> = (s, 0)
         .to_socket_addrs()
-        .map_err(|e| format!("host name {s:?} does not resolve ({e})"))?;
+        .map_err(|e| format!("host name {s:?} does not resolve ({e})"))?
+        .map(|a| a.ip())
+        .collect();
     addrs
-        .filter_map(|a| match a.ip() {
-            std::net::IpAddr::V4(ip) => Some(ip),
-            std::net::IpAddr::V6(_) => None,
-        })
-        .next()
-        .ok_or_else(|| format!("host name {s:?} has no IPv4 address"))
+        .iter()
+        .find(|ip| ip.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("host name {s:?} has no address"))
 }
 
 /// `-R`: `Name: Value`, or `Name` alone for "present with any value".

@@ -13,14 +13,14 @@
 //! the fallback.
 
 use std::ffi::{OsStr, OsString};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{ArgAction, Args, CommandFactory, Parser};
 
 use crate::check::http::{Expect, HttpCheck, Method};
-use crate::cli::{MAX_TIMEOUT_MS, parse_expected_header, parse_header, parse_ipv4_host};
+use crate::cli::{MAX_TIMEOUT_MS, parse_expected_header, parse_header, parse_ip_host};
 use crate::error::Error;
 use crate::http::Limits;
 use crate::target::{Capture, CloseMode, Target};
@@ -69,12 +69,12 @@ struct Common {
     /// Interface to send from (the one facing the real servers).
     #[arg(value_name = "SOURCE_IFACE")]
     iface: String,
-    /// The real server: IPv4 address or host name, used only to learn its MAC by ARP.
-    #[arg(value_name = "REAL_SERVER", value_parser = parse_ipv4_host)]
-    real_server: Ipv4Addr,
-    /// The virtual IP (IPv4 address or host name): destination of every packet.
-    #[arg(value_name = "VIRTUAL_IP", value_parser = parse_ipv4_host)]
-    vip: Ipv4Addr,
+    /// The real server: IPv4 or IPv6 address or host name, used only to learn its MAC.
+    #[arg(value_name = "REAL_SERVER", value_parser = parse_ip_host)]
+    real_server: IpAddr,
+    /// The virtual IP (IPv4 or IPv6 address or host name): destination of every packet.
+    #[arg(value_name = "VIRTUAL_IP", value_parser = parse_ip_host)]
+    vip: IpAddr,
     /// TCP port.
     #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,

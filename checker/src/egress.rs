@@ -10,10 +10,12 @@
 //! would pull that address's traffic to this LB: an outage caused by a
 //! health check.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
+use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, Ipv4Packet,
+    ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, Icmpv6Packet, Icmpv6Repr,
+    IpProtocol, Ipv4Packet, Ipv6Packet, NdiscRepr,
 };
 
 use crate::netdev::{Mac, NetDev};
@@ -22,26 +24,32 @@ use crate::netdev::{Mac, NetDev};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Egress {
     mac: Mac,
-    /// IFACE's own IPv4 addresses, less the VIP.
-    sources: Vec<Ipv4Addr>,
+    /// IFACE's own addresses, less the VIP (and IPv6 link-local ones).
+    sources: Vec<IpAddr>,
 }
 
 impl Egress {
     /// The rule for frames sent on `dev` in a check of `vip`.
-    pub fn new(dev: &NetDev, vip: Ipv4Addr) -> Egress {
+    pub fn new(dev: &NetDev, vip: IpAddr) -> Egress {
         Egress {
             mac: dev.mac,
             sources: dev
                 .ipv4
                 .iter()
-                .map(|c| c.addr)
+                .map(|c| IpAddr::V4(c.addr))
+                .chain(
+                    dev.ipv6
+                        .iter()
+                        .filter(|c| c.is_global())
+                        .map(|c| IpAddr::V6(c.addr)),
+                )
                 .filter(|&a| a != vip && !a.is_loopback() && !a.is_unspecified())
                 .collect(),
         }
     }
 
     /// Whether `ip` may be the sender or source address of our frames.
-    pub fn allows_source(&self, ip: Ipv4Addr) -> bool {
+    pub fn allows_source(&self, ip: IpAddr) -> bool {
         self.sources.contains(&ip)
     }
 
@@ -76,11 +84,19 @@ impl Egress {
                         self.mac
                     ));
                 }
-                source_protocol_addr
+                IpAddr::V4(source_protocol_addr)
             }
-            EthernetProtocol::Ipv4 => Ipv4Packet::new_checked(eth.payload())
-                .map_err(|_| "malformed IPv4 frame".to_string())?
-                .src_addr(),
+            EthernetProtocol::Ipv4 => IpAddr::V4(
+                Ipv4Packet::new_checked(eth.payload())
+                    .map_err(|_| "malformed IPv4 frame".to_string())?
+                    .src_addr(),
+            ),
+            EthernetProtocol::Ipv6 => {
+                let ip = Ipv6Packet::new_checked(eth.payload())
+                    .map_err(|_| "malformed IPv6 frame".to_string())?;
+                self.ipv6_kind(&ip)?;
+                IpAddr::V6(ip.src_addr())
+            }
             other => return Err(format!("ethertype {other} is never sent")),
         };
         if !self.allows_source(source) {
@@ -92,11 +108,46 @@ impl Egress {
     }
 }
 
+impl Egress {
+    /// IPv6 carries only TCP and our neighbour solicitations, whose source
+    /// link-layer option (which updates the receiver's neighbour entry of
+    /// the source) is IFACE's MAC.
+    fn ipv6_kind(&self, ip: &Ipv6Packet<&[u8]>) -> Result<(), String> {
+        match ip.next_header() {
+            IpProtocol::Tcp => Ok(()),
+            IpProtocol::Icmpv6 => {
+                let icmp = Icmpv6Packet::new_checked(ip.payload())
+                    .map_err(|_| "malformed ICMPv6 packet".to_string())?;
+                match Icmpv6Repr::parse(
+                    &ip.src_addr(),
+                    &ip.dst_addr(),
+                    &icmp,
+                    &ChecksumCapabilities::ignored(),
+                ) {
+                    Ok(Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit { lladdr, .. })) => {
+                        match lladdr {
+                            Some(mac) if mac.as_bytes() != self.mac.0 => Err(format!(
+                                "neighbour solicitation's link-layer address {} is not the interface's {}",
+                                Mac(mac.as_bytes().try_into().unwrap_or_default()),
+                                self.mac
+                            )),
+                            _ => Ok(()),
+                        }
+                    }
+                    _ => Err("ICMPv6 other than a neighbour solicitation is never sent".into()),
+                }
+            }
+            other => Err(format!("IPv6 {other} is never sent")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netdev::Ipv4Cidr;
+    use crate::netdev::{Ipv4Cidr, Ipv6Cidr};
     use crate::resolve::{reply_frame, request_frame};
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
     const OURS: Mac = Mac([2, 0, 0, 0, 0, 1]);
     const OTHER: Mac = Mac([2, 0, 0, 0, 0, 2]);
@@ -114,10 +165,11 @@ mod tests {
             ipv4: [(LB, 24), (VIP, 32)]
                 .map(|(addr, prefix_len)| Ipv4Cidr { addr, prefix_len })
                 .to_vec(),
+            ipv6: Vec::new(),
             ethernet: true,
             up: true,
         };
-        Egress::new(&dev, VIP)
+        Egress::new(&dev, VIP.into())
     }
 
     fn syn(src: Ipv4Addr) -> Vec<u8> {
@@ -141,7 +193,7 @@ mod tests {
     #[test]
     fn the_vip_never_is_a_sender() {
         let e = egress();
-        assert!(!e.allows_source(VIP));
+        assert!(!e.allows_source(VIP.into()));
         let arp = e.check(&request_frame(OURS, VIP, RS)).unwrap_err();
         assert!(arp.contains("198.18.0.100"), "{arp}");
         assert!(e.check(&syn(VIP)).is_err());
@@ -159,6 +211,40 @@ mod tests {
             assert!(e.check(&request_frame(OURS, ip, RS)).is_err(), "{ip}");
             assert!(e.check(&syn(ip)).is_err(), "{ip}");
         }
+    }
+
+    #[test]
+    fn ipv6_sources_are_global_addresses_of_the_interface() {
+        let global: Ipv6Addr = "fd98:c612:0:1::1".parse().unwrap();
+        let link_local: Ipv6Addr = "fe80::1".parse().unwrap();
+        let vip6: Ipv6Addr = "fd98:c612:0:1::100".parse().unwrap();
+        let rs6: Ipv6Addr = "fd98:c612:0:1::b".parse().unwrap();
+        let dev = NetDev {
+            name: "eth0".into(),
+            ifindex: 2,
+            mac: OURS,
+            mtu: 1500,
+            ipv4: Vec::new(),
+            ipv6: [(global, 64), (link_local, 64), (vip6, 128)]
+                .map(|(addr, prefix_len)| Ipv6Cidr { addr, prefix_len })
+                .to_vec(),
+            ethernet: true,
+            up: true,
+        };
+        let e = Egress::new(&dev, vip6.into());
+        let ns = |source| crate::ndp::solicitation_frame(OURS, source, rs6);
+        assert_eq!(e.check(&ns(global)), Ok(()));
+        for refused in [vip6, link_local, rs6] {
+            assert!(e.check(&ns(refused)).is_err(), "{refused}");
+        }
+        // Our own source, but an advertisement, or a solicitation naming
+        // another MAC in its option: never.
+        let na = crate::ndp::advertisement_frame(OURS, global, OTHER, rs6);
+        assert!(e.check(&na).is_err());
+        let mut foreign_option = ns(global);
+        let at = foreign_option.len() - 6;
+        foreign_option[at..].copy_from_slice(&OTHER.0);
+        assert!(e.check(&foreign_option).is_err());
     }
 
     #[test]
@@ -180,9 +266,9 @@ mod tests {
         // An ARP reply from us is fine by address; a frame of another
         // ethertype, a truncated one or garbage never leaves.
         assert_eq!(e.check(&reply_frame(OURS, LB, OTHER, RS)), Ok(()));
-        let mut ipv6 = syn(LB);
-        ipv6[12..14].copy_from_slice(&[0x86, 0xdd]);
-        assert!(e.check(&ipv6).is_err());
+        let mut other = syn(LB);
+        other[12..14].copy_from_slice(&[0x88, 0xcc]); // LLDP
+        assert!(e.check(&other).is_err());
         assert!(e.check(&syn(LB)[..20]).is_err());
         assert!(e.check(&[]).is_err());
     }

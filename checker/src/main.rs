@@ -243,10 +243,10 @@ fn print_status(dev: &NetDev) -> Result<(), Error> {
     say!("  flows: {}", report.flows.len());
     for (key, slot, owner) in &report.flows {
         let (remote, local) = xdp::endpoints(key);
-        let kind = if key.family == checker_common::FAMILY_ARP {
-            "arp "
-        } else {
-            ""
+        let kind = match key.family {
+            checker_common::FAMILY_ARP => "arp ",
+            checker_common::FAMILY_NDP => "ndp ",
+            _ => "",
         };
         let owner = owner.map_or("no owner".to_string(), |o| format!("pid {}", o.pid));
         say!("    {kind}{remote} > {local} (slot {slot}, {owner})");

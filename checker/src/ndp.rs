@@ -10,7 +10,7 @@
 //! advertisement always carries a full one).
 
 use std::net::Ipv6Addr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use checker_common::FlowKey;
 use smoltcp::phy::ChecksumCapabilities;
@@ -22,10 +22,6 @@ use smoltcp::wire::{
 use crate::error::Result;
 use crate::link::Link;
 use crate::netdev::{Mac, NetDev};
-
-/// How often the solicitation is repeated while no advertisement has come
-/// (as [`resolve`](crate::resolve)'s ARP requests).
-const RETRY: Duration = Duration::from_millis(200);
 
 /// Hop limit of every NDP message: a receiver drops any other (RFC 4861
 /// §7.1), which proves the message was not routed.
@@ -40,7 +36,7 @@ pub fn key(source: Ipv6Addr, target: Ipv6Addr) -> FlowKey {
 /// Asks for `target`'s MAC from `source` until `deadline`; `None` if nobody
 /// answered. As [`resolve::arp`](crate::resolve::arp): registers the NDP
 /// key (waiting while another check holds the same one), repeats the
-/// solicitation every [`RETRY`], unregisters. `source` must be one of the
+/// solicitation every 200 ms, unregisters. `source` must be one of the
 /// interface's own unicast addresses, never the VIP: a solicitation's
 /// source link-layer option updates the neighbour entry of `source` on the
 /// real server.
@@ -51,51 +47,15 @@ pub async fn solicit(
     target: Ipv6Addr,
     deadline: Instant,
 ) -> Result<Option<Mac>> {
-    let key = key(source, target);
-    while !link.register(key)? {
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
     let solicitation = solicitation_frame(dev.mac, source, target);
-    let answer = ask(link, &solicitation, target, deadline).await;
-    link.unregister(&key);
-    answer
-}
-
-/// Sends `solicitation` every [`RETRY`] until `target` advertises itself
-/// or `deadline`.
-async fn ask(
-    link: &mut Link,
-    solicitation: &[u8],
-    target: Ipv6Addr,
-    deadline: Instant,
-) -> Result<Option<Mac>> {
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        link.send(solicitation)?;
-        let retry_at = (now + RETRY).min(deadline);
-        loop {
-            let mut answer = None;
-            link.receive(|frame| {
-                if answer.is_none() {
-                    answer = advertisement_from(frame, target).map(|mac| (mac, frame.to_vec()));
-                }
-            })?;
-            if let Some((mac, frame)) = answer {
-                link.trace_received(&frame);
-                return Ok(Some(mac));
-            }
-            if Instant::now() >= retry_at {
-                break;
-            }
-            link.wait(retry_at).await?;
-        }
-    }
+    crate::resolve::ask(
+        link,
+        key(source, target),
+        &solicitation,
+        deadline,
+        |frame| advertisement_from(frame, target),
+    )
+    .await
 }
 
 /// The solicited-node multicast group of `addr`: ff02::1:ffXX:XXXX with

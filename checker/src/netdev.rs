@@ -3,7 +3,7 @@
 //! network namespace (never from /sys, which `nsenter --net` does not switch).
 
 use std::ffi::{CStr, CString};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::MetadataExt;
 
 use crate::error::{Error, Result};
@@ -39,6 +39,27 @@ impl Ipv4Cidr {
     }
 }
 
+/// One IPv6 address of an interface with its prefix length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv6Cidr {
+    pub addr: Ipv6Addr,
+    pub prefix_len: u8,
+}
+
+impl Ipv6Cidr {
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        let mask = u128::MAX
+            .checked_shl(128 - u32::from(self.prefix_len))
+            .unwrap_or(0);
+        u128::from(self.addr) & mask == u128::from(ip) & mask
+    }
+
+    /// Not link-local (fe80::/10): an address that can source a check.
+    pub fn is_global(&self) -> bool {
+        self.addr.segments()[0] & 0xffc0 != 0xfe80
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct NetDev {
     pub name: String,
@@ -46,6 +67,7 @@ pub struct NetDev {
     pub mac: Mac,
     pub mtu: usize,
     pub ipv4: Vec<Ipv4Cidr>,
+    pub ipv6: Vec<Ipv6Cidr>,
     /// Ethernet framing: ARP, MACs (not loopback, tunnels or raw IP links).
     pub ethernet: bool,
     /// Administratively up.
@@ -71,6 +93,7 @@ impl NetDev {
             mac: Mac(link.mac.unwrap_or_default()),
             mtu: link.mtu as usize,
             ipv4: Vec::new(),
+            ipv6: Vec::new(),
             ethernet: link.ethernet && link.mac.is_some(),
             up: link.up,
         };
@@ -80,19 +103,48 @@ impl NetDev {
 
     /// The source address for a check of `real_server` through `vip`: the
     /// address whose subnet holds the real server, else the first one; never
-    /// the VIP itself (a master LB carries it on this interface too).
-    pub fn source_for(&self, real_server: Ipv4Addr, vip: Ipv4Addr) -> Result<Ipv4Addr> {
-        let candidates = || self.ipv4.iter().filter(|c| c.addr != vip);
-        candidates()
-            .find(|c| c.contains(real_server))
-            .or_else(|| candidates().next())
-            .map(|c| c.addr)
-            .ok_or_else(|| {
-                Error::Interface(format!(
-                    "{} has no IPv4 address to send from; give it one or use --source",
-                    self.name
-                ))
-            })
+    /// the VIP itself (a master LB carries it on this interface too), and
+    /// for IPv6 never a link-local address.
+    pub fn source_for(&self, real_server: IpAddr, vip: IpAddr) -> Result<IpAddr> {
+        let found = match real_server {
+            IpAddr::V4(rs) => {
+                let candidates = || self.ipv4.iter().filter(|c| IpAddr::V4(c.addr) != vip);
+                candidates()
+                    .find(|c| c.contains(rs))
+                    .or_else(|| candidates().next())
+                    .map(|c| IpAddr::V4(c.addr))
+            }
+            IpAddr::V6(rs) => {
+                let candidates = || {
+                    self.ipv6
+                        .iter()
+                        .filter(|c| c.is_global() && IpAddr::V6(c.addr) != vip)
+                };
+                candidates()
+                    .find(|c| c.contains(rs))
+                    .or_else(|| candidates().next())
+                    .map(|c| IpAddr::V6(c.addr))
+            }
+        };
+        found.ok_or_else(|| {
+            Error::Interface(format!(
+                "{} has no {} address to send from; give it one or use --source",
+                self.name,
+                if real_server.is_ipv4() {
+                    "IPv4"
+                } else {
+                    "global IPv6"
+                }
+            ))
+        })
+    }
+
+    /// Every address of the interface.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.ipv4
+            .iter()
+            .map(|c| IpAddr::V4(c.addr))
+            .chain(self.ipv6.iter().map(|c| IpAddr::V6(c.addr)))
     }
 }
 
@@ -113,7 +165,24 @@ fn read_addresses(dev: &mut NetDev) -> Result<()> {
             continue;
         }
         // SAFETY: ifa_addr is non-null; sa_family tells the concrete type.
-        if i32::from(unsafe { (*ifa.ifa_addr).sa_family }) != libc::AF_INET {
+        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
+        if family == libc::AF_INET6 {
+            // SAFETY: AF_INET6 entries carry sockaddr_in6 address and netmask.
+            let addr = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+            let prefix_len = if ifa.ifa_netmask.is_null() {
+                128
+            } else {
+                // SAFETY: as above, for the netmask.
+                let mask = unsafe { &*(ifa.ifa_netmask as *const libc::sockaddr_in6) };
+                u128::from_be_bytes(mask.sin6_addr.s6_addr).count_ones() as u8
+            };
+            dev.ipv6.push(Ipv6Cidr {
+                addr: Ipv6Addr::from(addr.sin6_addr.s6_addr),
+                prefix_len,
+            });
+            continue;
+        }
+        if family != libc::AF_INET {
             continue;
         }
         // SAFETY: AF_INET entries carry sockaddr_in address and netmask.
@@ -168,6 +237,7 @@ mod tests {
             mtu: 1500,
             ethernet: true,
             up: true,
+            ipv6: Vec::new(),
             ipv4: vec![
                 Ipv4Cidr {
                     addr: Ipv4Addr::new(198, 18, 0, 100),
@@ -179,11 +249,11 @@ mod tests {
                 },
             ],
         };
-        let rs = Ipv4Addr::new(198, 18, 0, 11);
-        let vip = Ipv4Addr::new(198, 18, 0, 100);
+        let rs = Ipv4Addr::new(198, 18, 0, 11).into();
+        let vip = Ipv4Addr::new(198, 18, 0, 100).into();
         assert_eq!(
             dev.source_for(rs, vip).unwrap(),
-            Ipv4Addr::new(198, 18, 0, 1)
+            IpAddr::from(Ipv4Addr::new(198, 18, 0, 1))
         );
     }
 

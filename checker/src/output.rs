@@ -24,7 +24,7 @@ macro_rules! note {
 }
 
 use std::ffi::OsString;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -119,8 +119,8 @@ pub struct Thresholds {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Subject {
     pub iface: String,
-    pub real_server: Ipv4Addr,
-    pub vip: Ipv4Addr,
+    pub real_server: IpAddr,
+    pub vip: IpAddr,
     pub port: u16,
 }
 
@@ -257,8 +257,8 @@ pub fn error(
         Format::Json => {
             let unknown = Subject {
                 iface: String::new(),
-                real_server: Ipv4Addr::UNSPECIFIED,
-                vip: Ipv4Addr::UNSPECIFIED,
+                real_server: Ipv4Addr::UNSPECIFIED.into(),
+                vip: Ipv4Addr::UNSPECIFIED.into(),
                 port: 0,
             };
             let report = Report {
@@ -330,8 +330,8 @@ mod tests {
     fn subject() -> Subject {
         Subject {
             iface: "eth0".into(),
-            real_server: Ipv4Addr::new(198, 18, 0, 11),
-            vip: Ipv4Addr::new(198, 18, 0, 100),
+            real_server: Ipv4Addr::new(198, 18, 0, 11).into(),
+            vip: Ipv4Addr::new(198, 18, 0, 100).into(),
             port: 80,
         }
     }

@@ -7,7 +7,7 @@
 //! on the wire, no XDP program on the interface. What the kernel knows
 //! (the interface, the route) is read over rtnetlink, without privilege.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use netlink_packet_route::route::RouteType;
 
@@ -22,7 +22,7 @@ use crate::target::Target;
 pub struct Plan {
     pub dev: NetDev,
     /// Sender and source address of every frame.
-    pub source: Ipv4Addr,
+    pub source: IpAddr,
     pub egress: Egress,
 }
 
@@ -32,6 +32,12 @@ pub struct Plan {
 pub fn check(target: &Target) -> Result<Plan> {
     unicast("REAL_SERVER", target.real_server)?;
     unicast("VIP", target.vip)?;
+    if target.real_server.is_ipv4() != target.vip.is_ipv4() {
+        return Err(Error::Usage(format!(
+            "REAL_SERVER {} and VIP {} are of different IP families; give both IPv4 or both IPv6",
+            target.real_server, target.vip
+        )));
+    }
     let dev = NetDev::lookup(&target.iface)?;
     if !dev.ethernet {
         return Err(Error::Interface(format!(
@@ -60,15 +66,17 @@ pub fn check(target: &Target) -> Result<Plan> {
 }
 
 /// REAL_SERVER and VIP name one other host each.
-pub fn unicast(what: &str, ip: Ipv4Addr) -> Result<()> {
+pub fn unicast(what: &str, ip: IpAddr) -> Result<()> {
     let why = if ip.is_unspecified() {
         "unspecified"
-    } else if ip.is_broadcast() {
+    } else if ip == IpAddr::V4(Ipv4Addr::BROADCAST) {
         "the broadcast address"
     } else if ip.is_multicast() {
         "a multicast address"
     } else if ip.is_loopback() {
         "a loopback address"
+    } else if matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80) {
+        "a link-local address"
     } else {
         return Ok(());
     };
@@ -82,7 +90,7 @@ pub fn unicast(what: &str, ip: Ipv4Addr) -> Result<()> {
 }
 
 /// `--source`: one of IFACE's own addresses, never the VIP.
-fn given_source(ip: Ipv4Addr, dev: &NetDev, vip: Ipv4Addr, egress: &Egress) -> Result<Ipv4Addr> {
+fn given_source(ip: IpAddr, dev: &NetDev, vip: IpAddr, egress: &Egress) -> Result<IpAddr> {
     if egress.allows_source(ip) {
         return Ok(ip);
     }
@@ -96,8 +104,15 @@ fn given_source(ip: Ipv4Addr, dev: &NetDev, vip: Ipv4Addr, egress: &Egress) -> R
         let own: Vec<String> = dev
             .ipv4
             .iter()
-            .filter(|c| c.addr != vip)
-            .map(|c| format!("{}/{}", c.addr, c.prefix_len))
+            .map(|c| (IpAddr::V4(c.addr), c.prefix_len))
+            .chain(
+                dev.ipv6
+                    .iter()
+                    .filter(|c| c.is_global())
+                    .map(|c| (IpAddr::V6(c.addr), c.prefix_len)),
+            )
+            .filter(|(a, _)| *a != vip && a.is_ipv4() == ip.is_ipv4())
+            .map(|(a, len)| format!("{a}/{len}"))
             .collect();
         format!(
             "is not an address of {} ({})",
@@ -116,7 +131,7 @@ fn given_source(ip: Ipv4Addr, dev: &NetDev, vip: Ipv4Addr, egress: &Egress) -> R
 
 /// The kernel's route to the real server leaves through `dev` with no
 /// gateway: LVS-DR forwards by MAC, so a real server is on the LB's link.
-fn on_link(dev: &NetDev, real_server: Ipv4Addr) -> Result<()> {
+fn on_link(dev: &NetDev, real_server: IpAddr) -> Result<()> {
     let route = match rtnl::route_to(real_server) {
         Ok(route) => route,
         Err(e)
@@ -177,8 +192,12 @@ mod tests {
             "224.0.0.1",
             "239.1.2.3",
             "127.0.0.1",
+            "::",
+            "::1",
+            "ff02::1",
+            "fe80::1",
         ] {
-            let ip: Ipv4Addr = bad.parse().unwrap();
+            let ip: IpAddr = bad.parse().unwrap();
             for what in ["REAL_SERVER", "VIP"] {
                 let e = unicast(what, ip).unwrap_err();
                 assert_eq!(e.exit_code(), 2, "{bad}");
@@ -188,6 +207,7 @@ mod tests {
                 );
             }
         }
-        assert!(unicast("VIP", Ipv4Addr::new(198, 18, 0, 100)).is_ok());
+        assert!(unicast("VIP", Ipv4Addr::new(198, 18, 0, 100).into()).is_ok());
+        assert!(unicast("VIP", "fd98:c612:0:1::100".parse().unwrap()).is_ok());
     }
 }

@@ -29,26 +29,41 @@ pub async fn arp(
     deadline: Instant,
 ) -> Result<Option<Mac>> {
     let key = FlowKey::arp(target.octets(), source.octets());
-    // Another check resolving the same real server from the same address
-    // holds the key for the moment its resolution takes: wait for it.
+    let request = request_frame(dev.mac, source, target);
+    ask(link, key, &request, deadline, |frame| {
+        reply_from(frame, target)
+    })
+    .await
+}
+
+/// Registers `key` (waiting while another check resolving the same real
+/// server from the same address holds it), sends `request` every
+/// [`RETRY`] until `answer` finds the MAC in a captured frame or
+/// `deadline`, unregisters. Shared by ARP and neighbour discovery.
+pub(crate) async fn ask(
+    link: &mut Link,
+    key: FlowKey,
+    request: &[u8],
+    deadline: Instant,
+    answer: impl Fn(&[u8]) -> Option<Mac>,
+) -> Result<Option<Mac>> {
     while !link.register(key)? {
         if Instant::now() >= deadline {
             return Ok(None);
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let request = request_frame(dev.mac, source, target);
-    let answer = ask(link, &request, target, deadline).await;
+    let found = repeat(link, request, deadline, answer).await;
     link.unregister(&key);
-    answer
+    found
 }
 
-/// Sends `request` every [`RETRY`] until `target` answers or `deadline`.
-async fn ask(
+/// Sends `request` every [`RETRY`] until `answer` finds the MAC or `deadline`.
+async fn repeat(
     link: &mut Link,
     request: &[u8],
-    target: Ipv4Addr,
     deadline: Instant,
+    answer: impl Fn(&[u8]) -> Option<Mac>,
 ) -> Result<Option<Mac>> {
     loop {
         let now = Instant::now();
@@ -61,7 +76,7 @@ async fn ask(
             let mut reply = None;
             link.receive(|frame| {
                 if reply.is_none() {
-                    reply = reply_from(frame, target).map(|mac| (mac, frame.to_vec()));
+                    reply = answer(frame).map(|mac| (mac, frame.to_vec()));
                 }
             })?;
             if let Some((mac, frame)) = reply {

@@ -5,7 +5,7 @@
 //! checks' preflight see the truth too.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
@@ -82,13 +82,17 @@ pub fn link(ifindex: u32) -> io::Result<LinkState> {
 
 /// The route the kernel would take to `dst` (as `ip route get`). An
 /// unreachable destination is an error (ENETUNREACH, EHOSTUNREACH).
-pub fn route_to(dst: Ipv4Addr) -> io::Result<Route> {
+pub fn route_to(dst: IpAddr) -> io::Result<Route> {
     let mut message = RouteMessage::default();
-    message.header.address_family = AddressFamily::Inet;
-    message.header.destination_prefix_length = 32;
+    let (family, len) = match dst {
+        IpAddr::V4(_) => (AddressFamily::Inet, 32),
+        IpAddr::V6(_) => (AddressFamily::Inet6, 128),
+    };
+    message.header.address_family = family;
+    message.header.destination_prefix_length = len;
     message
         .attributes
-        .push(RouteAttribute::Destination(RouteAddress::Inet(dst)));
+        .push(RouteAttribute::Destination(RouteAddress::from(dst)));
     let route = request(RouteNetlinkMessage::GetRoute(message), NLM_F_REQUEST)?
         .into_iter()
         .find_map(|m| match m {

@@ -12,7 +12,7 @@
 //! lets only our flow's TCP segments out, with the real server's MAC.
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
@@ -21,7 +21,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpCidr, IpProtocol,
-    Ipv4Packet, TcpPacket,
+    Ipv4Packet, Ipv6Packet, TcpPacket,
 };
 
 use crate::netdev::Mac;
@@ -31,9 +31,10 @@ use crate::resolve::reply_frame;
 #[derive(Clone, Copy, Debug)]
 pub struct FlowParams {
     pub local_mac: Mac,
-    pub local_ip: Ipv4Addr,
+    /// IPv4 or IPv6, the family of `vip`.
+    pub local_ip: IpAddr,
     pub local_port: u16,
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     pub port: u16,
     pub real_server_mac: Mac,
     pub mtu: usize,
@@ -66,12 +67,21 @@ impl Stack {
             // Cannot fail: the address list starts empty.
             let _ = addrs.push(IpCidr::new(params.local_ip.into(), 0));
         });
-        device.rx.push_back(reply_frame(
-            params.real_server_mac,
-            params.vip,
-            params.local_mac,
-            params.local_ip,
-        ));
+        // "VIP is at RS_MAC" in smoltcp's neighbour cache: an ARP reply, or
+        // for IPv6 a neighbour advertisement from the VIP.
+        device.rx.push_back(match (params.vip, params.local_ip) {
+            (IpAddr::V6(vip), IpAddr::V6(local)) => crate::ndp::advertisement_frame(
+                params.real_server_mac,
+                vip,
+                params.local_mac,
+                local,
+            ),
+            (IpAddr::V4(vip), IpAddr::V4(local)) => {
+                reply_frame(params.real_server_mac, vip, params.local_mac, local)
+            }
+            // The preflight refuses mixed families; nothing to inject.
+            _ => Vec::new(),
+        });
 
         let mut socket = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; RX_BUFFER]),
@@ -247,12 +257,12 @@ impl Resend {
     }
 }
 
-/// The fields of an IPv4 TCP segment in an Ethernet frame that the
-/// checker looks at.
+/// The fields of a TCP segment (over IPv4 or IPv6) in an Ethernet frame
+/// that the checker looks at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Segment {
-    pub src: SocketAddrV4,
-    pub dst: SocketAddrV4,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
     pub seq: u32,
     /// Sequence space it occupies (payload, plus one for SYN and FIN).
     pub len: u32,
@@ -263,17 +273,29 @@ pub struct Segment {
 impl Segment {
     pub fn parse(frame: &[u8]) -> Option<Segment> {
         let eth = EthernetFrame::new_checked(frame).ok()?;
-        if eth.ethertype() != EthernetProtocol::Ipv4 {
-            return None;
-        }
-        let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-        if ip.next_header() != IpProtocol::Tcp {
-            return None;
-        }
-        let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+        let (src, dst, payload): (IpAddr, IpAddr, &[u8]) = match eth.ethertype() {
+            EthernetProtocol::Ipv4 => {
+                let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+                if ip.next_header() != IpProtocol::Tcp {
+                    return None;
+                }
+                (ip.src_addr().into(), ip.dst_addr().into(), ip.payload())
+            }
+            EthernetProtocol::Ipv6 => {
+                // Only TCP right after the fixed header: what smoltcp sends
+                // and what the XDP program hands over.
+                let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
+                if ip.next_header() != IpProtocol::Tcp {
+                    return None;
+                }
+                (ip.src_addr().into(), ip.dst_addr().into(), ip.payload())
+            }
+            _ => return None,
+        };
+        let tcp = TcpPacket::new_checked(payload).ok()?;
         Some(Segment {
-            src: SocketAddrV4::new(ip.src_addr(), tcp.src_port()),
-            dst: SocketAddrV4::new(ip.dst_addr(), tcp.dst_port()),
+            src: SocketAddr::new(src, tcp.src_port()),
+            dst: SocketAddr::new(dst, tcp.dst_port()),
             seq: tcp.seq_number().0 as u32,
             len: tcp.segment_len() as u32,
             ack: tcp.ack().then(|| tcp.ack_number().0 as u32),
@@ -285,8 +307,8 @@ impl Segment {
 /// Whether smoltcp's `frame` is a segment of our flow.
 fn is_our_segment(frame: &[u8], params: &FlowParams) -> bool {
     Segment::parse(frame).is_some_and(|s| {
-        s.src == SocketAddrV4::new(params.local_ip, params.local_port)
-            && s.dst == SocketAddrV4::new(params.vip, params.port)
+        s.src == SocketAddr::new(params.local_ip, params.local_port)
+            && s.dst == SocketAddr::new(params.vip, params.port)
     })
 }
 
@@ -388,9 +410,9 @@ mod tests {
     fn params() -> FlowParams {
         FlowParams {
             local_mac: Mac([2, 0, 0, 0, 0, 1]),
-            local_ip: Ipv4Addr::new(198, 18, 0, 1),
+            local_ip: std::net::Ipv4Addr::new(198, 18, 0, 1).into(),
             local_port: 40000,
-            vip: Ipv4Addr::new(198, 18, 0, 100),
+            vip: std::net::Ipv4Addr::new(198, 18, 0, 100).into(),
             port: 80,
             real_server_mac: Mac([2, 0, 0, 0, 0, 0x0b]),
             mtu: 1500,
@@ -407,8 +429,8 @@ mod tests {
         let eth = EthernetFrame::new_checked(&out[0][..]).unwrap();
         assert_eq!(eth.dst_addr().0, p.real_server_mac.0);
         let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
-        assert_eq!(ip.dst_addr(), p.vip);
-        assert_eq!(ip.src_addr(), p.local_ip);
+        assert_eq!(IpAddr::from(ip.dst_addr()), p.vip);
+        assert_eq!(IpAddr::from(ip.src_addr()), p.local_ip);
         let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
         assert!(tcp.syn() && !tcp.ack());
         assert_eq!((tcp.src_port(), tcp.dst_port()), (40000, 80));
@@ -430,8 +452,11 @@ mod tests {
             eth.set_src_addr(EthernetAddress(p.real_server_mac.0));
             eth.set_dst_addr(EthernetAddress(p.local_mac.0));
             let mut ip = Ipv4Packet::new_unchecked(eth.payload_mut());
-            ip.set_src_addr(p.vip);
-            ip.set_dst_addr(p.local_ip);
+            let (IpAddr::V4(vip), IpAddr::V4(local)) = (p.vip, p.local_ip) else {
+                unreachable!()
+            };
+            ip.set_src_addr(vip);
+            ip.set_dst_addr(local);
             let mut tcp = TcpPacket::new_unchecked(ip.payload_mut());
             tcp.set_src_port(p.port);
             tcp.set_dst_port(p.local_port);
@@ -489,7 +514,10 @@ mod tests {
     #[test]
     fn egress_filter_drops_foreign_frames() {
         let p = params();
-        let arp = crate::resolve::request_frame(p.local_mac, p.local_ip, p.vip);
+        let (IpAddr::V4(local), IpAddr::V4(vip)) = (p.local_ip, p.vip) else {
+            unreachable!()
+        };
+        let arp = crate::resolve::request_frame(p.local_mac, local, vip);
         assert!(!is_our_segment(&arp, &p));
     }
 }

@@ -1,6 +1,6 @@
 //! What to check: the plain description a CLI (native or compatible) builds.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,11 +32,12 @@ pub enum Capture {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub iface: String,
-    pub real_server: Ipv4Addr,
-    pub vip: Ipv4Addr,
+    /// IPv4 or IPv6, the same family as `vip` (the preflight checks).
+    pub real_server: IpAddr,
+    pub vip: IpAddr,
     pub port: u16,
     /// Source address; the interface's own when `None`.
-    pub source: Option<Ipv4Addr>,
+    pub source: Option<IpAddr>,
     /// Deadline of the whole check.
     pub timeout: Duration,
     /// Each reply of the server (ARP reply, SYN-ACK, each next piece of

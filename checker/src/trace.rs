@@ -18,8 +18,8 @@ use std::path::Path;
 
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, IpProtocol, Ipv4Packet,
-    TcpPacket,
+    ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, Icmpv6Packet, Icmpv6Repr,
+    IpProtocol, Ipv4Packet, Ipv6Packet, NdiscRepr, TcpPacket,
 };
 
 use crate::error::{Error, Result};
@@ -63,6 +63,7 @@ fn describe_as(frame: &[u8], c_format: bool) -> String {
     let body = match eth.ethertype() {
         EthernetProtocol::Arp => describe_arp(eth.payload()),
         EthernetProtocol::Ipv4 => describe_ipv4(eth.payload(), c_format),
+        EthernetProtocol::Ipv6 => describe_ipv6(eth.payload(), c_format),
         other => Some((format!("ethertype {other}"), String::new())),
     };
     match body {
@@ -104,7 +105,44 @@ fn describe_ipv4(payload: &[u8], c_format: bool) -> Option<Parts> {
     if ip.next_header() != IpProtocol::Tcp {
         return Some((format!("{src} > {dst} {}", ip.next_header()), String::new()));
     }
-    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    describe_tcp(src.into(), dst.into(), ip.payload(), c_format)
+}
+
+fn describe_ipv6(payload: &[u8], c_format: bool) -> Option<Parts> {
+    let ip = Ipv6Packet::new_checked(payload).ok()?;
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    match ip.next_header() {
+        IpProtocol::Tcp => describe_tcp(src.into(), dst.into(), ip.payload(), c_format),
+        IpProtocol::Icmpv6 => {
+            let icmp = Icmpv6Packet::new_checked(ip.payload()).ok()?;
+            let what = match Icmpv6Repr::parse(
+                &src,
+                &dst,
+                &icmp,
+                &smoltcp::phy::ChecksumCapabilities::ignored(),
+            ) {
+                Ok(Icmpv6Repr::Ndisc(NdiscRepr::NeighborSolicit { target_addr, .. })) => {
+                    format!("{src} NDP solicitation who has {target_addr}")
+                }
+                Ok(Icmpv6Repr::Ndisc(NdiscRepr::NeighborAdvert { target_addr, .. })) => {
+                    format!("{src} NDP advertisement of {target_addr} to {dst}")
+                }
+                _ => format!("{src} > {dst} ICMPv6 type {}", icmp.msg_type()),
+            };
+            Some((what, String::new()))
+        }
+        other => Some((format!("{src} > {dst} {other}"), String::new())),
+    }
+}
+
+/// `SRC:SPORT > DST:DPORT` ([addr]:port for IPv6) and the TCP details.
+fn describe_tcp(
+    src: std::net::IpAddr,
+    dst: std::net::IpAddr,
+    segment: &[u8],
+    c_format: bool,
+) -> Option<Parts> {
+    let tcp = TcpPacket::new_checked(segment).ok()?;
     let mut flags = String::new();
     for (set, c) in [
         (tcp.syn(), 'S'),
@@ -117,7 +155,11 @@ fn describe_ipv4(payload: &[u8], c_format: bool) -> Option<Parts> {
             flags.push(c);
         }
     }
-    let addrs = format!("{src}:{} > {dst}:{}", tcp.src_port(), tcp.dst_port());
+    let addrs = format!(
+        "{} > {}",
+        std::net::SocketAddr::new(src, tcp.src_port()),
+        std::net::SocketAddr::new(dst, tcp.dst_port())
+    );
     let mut details = format!(" Flags [{flags}], seq {}", tcp.seq_number().0 as u32);
     if c_format {
         // As the C checkers print it: the ack field always, nothing more.
@@ -184,9 +226,11 @@ impl Tracer {
             // A full disk must not fail the check: the capture is a witness.
             let _ = pcap.write_packet(&PcapPacket::new(now, frame.len() as u32, &frame[..len]));
         }
-        let shown = match EthernetFrame::new_checked(frame).map(|f| f.ethertype()) {
-            Ok(EthernetProtocol::Arp) => self.trace.arp,
-            _ => self.trace.tcp,
+        let shown = if crate::stack::Segment::parse(frame).is_some() {
+            self.trace.tcp
+        } else {
+            // ARP and neighbour discovery.
+            self.trace.arp
         };
         if shown {
             let line = describe_as(frame, self.trace.c_format);

@@ -152,14 +152,13 @@ impl Body {
 
 pub fn run(target: &Target, check: &HttpCheck) -> Result<Verdict> {
     let what = format!(
-        "{} {} {}{} via {} ({}:{})",
+        "{} {} {}{} via {} ({})",
         if check.tls.is_some() { "https" } else { "http" },
         check.method.as_str(),
         check.sent_host(),
         check.path,
         target.real_server,
-        target.vip,
-        target.port
+        std::net::SocketAddr::new(target.vip, target.port)
     );
     let request = http::request(
         check.method.as_str(),

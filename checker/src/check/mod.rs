@@ -6,7 +6,7 @@ pub mod http;
 pub mod kernel;
 pub mod tcp;
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use checker_common::FlowKey;
@@ -16,12 +16,12 @@ use crate::link::{Capture, Link, Stop};
 use crate::netdev::Mac;
 use crate::packet::{ETH_P_ALL, PacketSocket};
 use crate::preflight::{self, Plan};
-use crate::resolve;
 use crate::stack::{FlowParams, Segment, Stack};
 use crate::target::{self, CloseMode, Target};
 use crate::trace::Tracer;
 use crate::verdict::{Details, Verdict};
 use crate::xdp::{Attach, XdpHandle};
+use crate::{ndp, resolve};
 
 /// What a check keeps back from its timeout to end its process in time.
 const TEARDOWN: Duration = Duration::from_millis(30);
@@ -39,6 +39,8 @@ pub struct Flow {
     /// Time from the start to the SYN-ACK, once it came.
     pub connected: Option<Duration>,
     pub real_server_mac: Mac,
+    /// ARP (IPv4) or neighbour discovery (IPv6), for messages.
+    real_server_ipv4: bool,
     /// Keeps our source port reserved in the kernel while the check runs.
     /// Declared after `link`: the flow's entry is removed (when `link`
     /// drops) before the port is free for another process to register.
@@ -74,19 +76,21 @@ impl Flow {
         let answer_within = target.timeout - reserve(target.timeout);
         // The server's clock starts once the capture is ready: loading and
         // attaching the program (the first check on a bare interface), or
-        // waiting for another process's attach under the lock, is not the
-        // server's time.
+        // waiting for another process's attach under the lock (taken again
+        // to claim a slot), is not the server's time.
         let (capture, started, attached) = match target.capture {
             target::Capture::Require => {
                 let (handle, attach) = XdpHandle::open_or_attach(&dev, target.xdp_mode)?;
-                let ready = Instant::now();
-                let slot = handle.claim_slot(&dev.name, target.timeout, ready + answer_within)?;
+                // Waiting for a free slot is bounded by the timeout on its
+                // own (all 256 busy: rare); the lock it takes is shared
+                // with other processes' attaches, which are not this
+                // server's time either.
+                let slot =
+                    handle.claim_slot(&dev.name, target.timeout, Instant::now() + answer_within)?;
                 // A cold check's first ring (an RCU grace period) is part
                 // of its attach.
-                let (started, attached) = match attach {
-                    Attach::Loaded => (Instant::now(), Some(begun.elapsed())),
-                    Attach::Found(_) => (ready, None),
-                };
+                let started = Instant::now();
+                let attached = (attach == Attach::Loaded).then(|| begun.elapsed());
                 (Capture::Xdp(Box::new(slot)), started, attached)
             }
             target::Capture::Off => (
@@ -98,14 +102,30 @@ impl Flow {
         let mut deadline = Deadline::new(started, target);
         let mut link = Link::new(capture, tx, egress, &dev.name, tracer, stop)?;
 
-        let Some(real_server_mac) =
-            resolve::arp(&mut link, &dev, source, target.real_server, deadline.due).await?
-        else {
+        let resolved = match (source, target.real_server) {
+            (IpAddr::V4(source), IpAddr::V4(rs)) => {
+                resolve::arp(&mut link, &dev, source, rs, deadline.due).await?
+            }
+            (IpAddr::V6(source), IpAddr::V6(rs)) => {
+                ndp::solicit(&mut link, &dev, source, rs, deadline.due).await?
+            }
+            _ => {
+                return Err(Error::Usage(
+                    "REAL_SERVER and the source address are of different IP families".into(),
+                ));
+            }
+        };
+        let Some(real_server_mac) = resolved else {
             return Ok(Opened::Failed(Box::new(Verdict {
                 healthy: false,
                 what: what.to_string(),
                 reason: format!(
-                    "no ARP reply from {} on {} within {}",
+                    "no {} from {} on {} within {}",
+                    if source.is_ipv4() {
+                        "ARP reply"
+                    } else {
+                        "neighbour advertisement"
+                    },
                     target.real_server,
                     dev.name,
                     deadline.window()
@@ -118,12 +138,17 @@ impl Flow {
 
         deadline.replied(Instant::now());
         let (port_socket, local_port) = reserve_port(source)?;
-        let key = FlowKey::ipv4(
-            target.vip.octets(),
-            target.port,
-            source.octets(),
-            local_port,
-        );
+        let key = match (target.vip, source) {
+            (IpAddr::V4(vip), IpAddr::V4(local)) => {
+                FlowKey::ipv4(vip.octets(), target.port, local.octets(), local_port)
+            }
+            (vip, local) => FlowKey::ipv6(
+                v6(vip).octets(),
+                target.port,
+                v6(local).octets(),
+                local_port,
+            ),
+        };
         if !link.register(key)? {
             return Err(Error::Bpf(format!(
                 "flow {source}:{local_port} is registered by another process"
@@ -150,6 +175,7 @@ impl Flow {
             attached,
             connected: None,
             real_server_mac,
+            real_server_ipv4: target.real_server.is_ipv4(),
             _port: port_socket,
         })))
     }
@@ -270,8 +296,13 @@ pub async fn connect(flow: &mut Flow) -> Result<Result<(), String>> {
         }
         Some(false) => Err("connection refused (RST)".to_string()),
         None => Err(format!(
-            "no answer within {} (the real server answers ARP at {}; does it carry the VIP on its loopback?)",
+            "no answer within {} (the real server answers {} at {}; does it carry the VIP on its loopback?)",
             flow.window(),
+            if flow.real_server_ipv4 {
+                "ARP"
+            } else {
+                "neighbour solicitations"
+            },
             flow.real_server_mac
         )),
     })
@@ -365,11 +396,16 @@ pub fn run(
 
 /// Binds a kernel TCP socket to `source:0`: the kernel picks a free port and
 /// keeps it ours, so no kernel connection can collide with the check flow.
-fn reserve_port(source: Ipv4Addr) -> Result<(socket2::Socket, u16)> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-        .map_err(|e| Error::io("creating a TCP socket", e))?;
+fn reserve_port(source: IpAddr) -> Result<(socket2::Socket, u16)> {
+    let addr = SocketAddr::new(source, 0);
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .map_err(|e| Error::io("creating a TCP socket", e))?;
     socket
-        .bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())
+        .bind(&addr.into())
         .map_err(|e| match e.raw_os_error() {
             Some(libc::EADDRNOTAVAIL) => Error::Usage(format!(
                 "source address {source} is not an address of this host"
@@ -395,6 +431,14 @@ fn reserve_port(source: Ipv4Addr) -> Result<(socket2::Socket, u16)> {
 fn is_segment_of(frame: &[u8], key: &FlowKey) -> bool {
     let (remote, local) = crate::xdp::endpoints(key);
     Segment::parse(frame).is_some_and(|s| s.src == remote && s.dst == local)
+}
+
+/// `ip` as IPv6 (IPv4 mapped: never happens, the preflight keeps one family).
+fn v6(ip: IpAddr) -> std::net::Ipv6Addr {
+    match ip {
+        IpAddr::V6(v6) => v6,
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+    }
 }
 
 /// The runtime of one check: one thread, I/O and timers.

@@ -7,8 +7,9 @@ use crate::verdict::Verdict;
 
 pub fn run(target: &Target) -> Result<Verdict> {
     let what = format!(
-        "tcp {}:{} via {}",
-        target.vip, target.port, target.real_server
+        "tcp {} via {}",
+        std::net::SocketAddr::new(target.vip, target.port),
+        target.real_server
     );
     run_flow(target, &what, async |flow| {
         let answer = connect(flow).await?;

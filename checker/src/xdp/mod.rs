@@ -9,7 +9,7 @@
 //! process sees the same program whatever its mount namespace (`ip netns
 //! exec`, a container, `nsenter --net`).
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -391,12 +391,22 @@ pub fn attached_here() -> Result<Vec<NetDev>> {
         .collect()
 }
 
-/// The (remote, local) endpoints of an IPv4 flow key (ports 0 for ARP).
-pub fn endpoints(key: &FlowKey) -> (SocketAddrV4, SocketAddrV4) {
-    let addr = |a: &[u8; 16]| Ipv4Addr::new(a[0], a[1], a[2], a[3]);
+/// The (remote, local) endpoints of a flow key (ports 0 for ARP and NDP).
+pub fn endpoints(key: &FlowKey) -> (SocketAddr, SocketAddr) {
+    let v6 = matches!(
+        key.family,
+        checker_common::FAMILY_IPV6 | checker_common::FAMILY_NDP
+    );
+    let addr = |a: &[u8; 16]| -> IpAddr {
+        if v6 {
+            Ipv6Addr::from(*a).into()
+        } else {
+            Ipv4Addr::new(a[0], a[1], a[2], a[3]).into()
+        }
+    };
     (
-        SocketAddrV4::new(addr(&key.remote_addr), u16::from_be_bytes(key.remote_port)),
-        SocketAddrV4::new(addr(&key.local_addr), u16::from_be_bytes(key.local_port)),
+        SocketAddr::new(addr(&key.remote_addr), u16::from_be_bytes(key.remote_port)),
+        SocketAddr::new(addr(&key.local_addr), u16::from_be_bytes(key.local_port)),
     )
 }
 
