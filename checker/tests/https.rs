@@ -8,7 +8,10 @@ mod common;
 use common::*;
 use md5::{Digest, Md5};
 use sha2::Sha256;
-use xtask::lab::{HTTPS_PORT, HTTPS_SOON_PORT, INDEX_HTML, SOON_DAYS, pseudo_random};
+use xtask::lab::{
+    CLIENT_CERT_FILE, CLIENT_KEY_FILE, HTTPS_EXPIRED_PORT, HTTPS_MTLS_PORT, HTTPS_PORT,
+    HTTPS_SOON_PORT, INDEX_HTML, SOON_DAYS, pseudo_random,
+};
 
 /// `vipcheck https [extra...] eth0 RS VIP PORT lab.example PATH`.
 fn https(lab: &Lab, rs: std::net::Ipv4Addr, port: u16, path: &str, extra: &[&str]) -> Run {
@@ -104,6 +107,38 @@ fn https_through_the_vip_path() {
         &https(&lab, NOVIP_IP, HTTPS_PORT, "/", &["--ca", ca, "-t", "500"]),
         1,
         "no answer",
+    );
+    expect(
+        &https(&lab, OK_IP, HTTPS_EXPIRED_PORT, "/", &["--ca", ca]),
+        1,
+        "TLS: certificate expired",
+    );
+    // Mutual TLS: nginx wants a client certificate from the lab's CA.
+    let tls_dir = lab.tls_dir();
+    let cert = tls_dir.join(CLIENT_CERT_FILE);
+    let key = tls_dir.join(CLIENT_KEY_FILE);
+    expect(
+        &https(
+            &lab,
+            OK_IP,
+            HTTPS_MTLS_PORT,
+            "/",
+            &[
+                "--ca",
+                ca,
+                "--client-cert",
+                cert.to_str().unwrap(),
+                "--client-key",
+                key.to_str().unwrap(),
+            ],
+        ),
+        0,
+        "200 OK",
+    );
+    expect(
+        &https(&lab, OK_IP, HTTPS_MTLS_PORT, "/", &["--ca", ca]),
+        1,
+        "status 400",
     );
 
     // The validations of `http`, over TLS.

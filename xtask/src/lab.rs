@@ -59,7 +59,10 @@ pub use keepalived::{Keepalived, KeepalivedConfig, LinePattern, Stopped, VrrpScr
 pub use naming::{Owner, PREFIX};
 pub use nginx::{FILES, INDEX_HTML, SERVER_HEADER, pseudo_random};
 pub use process::Background;
-pub use tls::{HTTPS_PORT, HTTPS_SOON_PORT, SOON_DAYS, TLS_NAME};
+pub use tls::{
+    CLIENT_CERT_FILE, CLIENT_KEY_FILE, HTTPS_EXPIRED_PORT, HTTPS_MTLS_PORT, HTTPS_PORT,
+    HTTPS_SOON_PORT, SOON_DAYS, TLS_NAME,
+};
 
 use nginx::Nginx;
 

@@ -117,7 +117,8 @@ impl Nginx {
 
 fn config(name: &str, dir: &Path, docroot: &Path, tls: &Path) -> String {
     use super::tls::{
-        CERT_FILE, HTTPS_PORT, HTTPS_SOON_PORT, KEY_FILE, SOON_CERT_FILE, SOON_KEY_FILE,
+        CA_FILE, CERT_FILE, EXPIRED_CERT_FILE, EXPIRED_KEY_FILE, HTTPS_EXPIRED_PORT,
+        HTTPS_MTLS_PORT, HTTPS_PORT, HTTPS_SOON_PORT, KEY_FILE, SOON_CERT_FILE, SOON_KEY_FILE,
     };
     let d = dir.display();
     let root = docroot.display();
@@ -158,6 +159,20 @@ http {{
         ssl_certificate_key {t}/{SOON_KEY_FILE};
         root {root};
         add_header {SERVER_HEADER} {name} always;
+    }}
+    server {{
+        listen {HTTPS_EXPIRED_PORT} ssl;
+        ssl_certificate {t}/{EXPIRED_CERT_FILE};
+        ssl_certificate_key {t}/{EXPIRED_KEY_FILE};
+        root {root};
+    }}
+    server {{
+        listen {HTTPS_MTLS_PORT} ssl;
+        ssl_certificate {t}/{CERT_FILE};
+        ssl_certificate_key {t}/{KEY_FILE};
+        ssl_client_certificate {t}/{CA_FILE};
+        ssl_verify_client on;
+        root {root};
     }}
 }}
 "
