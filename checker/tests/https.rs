@@ -108,6 +108,13 @@ fn https_through_the_vip_path() {
         1,
         "no answer",
     );
+    // No SNI sent (nginx answers with its default server's certificate,
+    // still verified against HOST).
+    expect(
+        &https(&lab, OK_IP, HTTPS_PORT, "/", &["--ca", ca, "--no-sni"]),
+        0,
+        "200 OK",
+    );
     expect(
         &https(&lab, OK_IP, HTTPS_EXPIRED_PORT, "/", &["--ca", ca]),
         1,

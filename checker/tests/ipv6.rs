@@ -61,6 +61,36 @@ fn verdicts6(role: Role) {
         &["--ca", lab.ca_pem().to_str().unwrap()],
     );
     assert_eq!(https.code, 0, "{role:?} https over IPv6: {https:?}");
+    // The C checkers' names take IPv6 too.
+    let links = std::path::Path::new(VIPCHECK)
+        .with_file_name(format!("vck-compat6-{}-{role:?}", std::process::id()));
+    std::fs::create_dir_all(&links).unwrap();
+    struct Remove(std::path::PathBuf);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _remove = Remove(links.clone());
+    let installed = std::process::Command::new(VIPCHECK)
+        .args(["compat", "install"])
+        .arg(&links)
+        .output()
+        .unwrap();
+    assert!(installed.status.success(), "{installed:?}");
+    for (rs, code) in [(Host::Ok.ip6(), 0), (Host::NoVip.ip6(), 1)] {
+        let mut cmd = lab.command(lab.lb_ns(), links.join("check_tcp_raw"));
+        cmd.args([
+            "-t",
+            "300",
+            LB_IFACE,
+            &rs.to_string(),
+            &VIP6.to_string(),
+            "80",
+        ]);
+        let out = run(cmd);
+        assert_eq!(out.code, code, "check_tcp_raw {rs}: {out:?}");
+    }
     // Mixed families: a usage error.
     let mixed = run(vipcheck(
         &lab,
