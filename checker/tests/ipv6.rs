@@ -143,32 +143,8 @@ fn ipv6_no_rst_from_the_backup_and_kernel_traffic_passes() {
         ),
     );
     let rsts = || nft_packets(&lab, lab.ns(Host::Ok), ["ip6", "vck", "in"]);
-    std::thread::scope(|s| {
-        let checks = s.spawn(|| {
-            (0..10)
-                .map(|_| check6(&lab, "tcp", Host::Ok.ip6(), 80, &["--close", "fin"]).code)
-                .collect::<Vec<_>>()
-        });
-        for _ in 0..5 {
-            let out = lab
-                .command(lab.lb_ns(), "curl")
-                .args([
-                    "-sS",
-                    "-o",
-                    "/dev/null",
-                    "-m",
-                    "2",
-                    &format!("http://[{}]/", Host::Ok.ip6()),
-                ])
-                .output()
-                .expect("curl");
-            assert!(
-                out.status.success(),
-                "kernel IPv6 connection: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        assert!(checks.join().unwrap().iter().all(|&c| c == 0));
+    checks_beside_curl(&lab, &format!("http://[{}]/", Host::Ok.ip6()), || {
+        check6(&lab, "tcp", Host::Ok.ip6(), 80, &["--close", "fin"]).code
     });
     assert_eq!(
         rsts(),

@@ -139,32 +139,8 @@ fn kernel_traffic_passes_while_checks_run() {
     let lab = lab(Role::Backup);
     assert_eq!(tcp(&lab, OK_IP, &[]).code, 0);
     let (before, _) = xdp_status(&lab);
-    std::thread::scope(|s| {
-        let checks = s.spawn(|| {
-            (0..10)
-                .map(|_| tcp(&lab, OK_IP, &[]).code)
-                .collect::<Vec<_>>()
-        });
-        for _ in 0..5 {
-            let out = lab
-                .command(lab.lb_ns(), "curl")
-                .args([
-                    "-sS",
-                    "-o",
-                    "/dev/null",
-                    "-m",
-                    "2",
-                    &format!("http://{OK_IP}/"),
-                ])
-                .output()
-                .expect("curl");
-            assert!(
-                out.status.success(),
-                "curl: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        assert!(checks.join().unwrap().iter().all(|&c| c == 0));
+    checks_beside_curl(&lab, &format!("http://{OK_IP}/"), || {
+        tcp(&lab, OK_IP, &[]).code
     });
     let (after, flows) = xdp_status(&lab);
     assert!(

@@ -452,3 +452,26 @@ pub fn in_netns<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> T {
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
     })
 }
+
+/// Runs 10 checks (`check` returns the exit status; each must be 0) in a
+/// thread while the LB's kernel fetches `url` 5 times with curl (each must
+/// succeed): checks and the LB's own traffic side by side.
+pub fn checks_beside_curl(lab: &Lab, url: &str, check: impl Fn() -> i32 + Sync) {
+    std::thread::scope(|s| {
+        let checks = s.spawn(|| (0..10).map(|_| check()).collect::<Vec<_>>());
+        for _ in 0..5 {
+            let out = lab
+                .command(lab.lb_ns(), "curl")
+                .args(["-sS", "-o", "/dev/null", "-m", "2", url])
+                .output()
+                .expect("curl");
+            assert!(
+                out.status.success(),
+                "kernel connection to {url}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let codes = checks.join().unwrap();
+        assert!(codes.iter().all(|&c| c == 0), "check exits: {codes:?}");
+    });
+}
