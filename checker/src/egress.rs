@@ -40,7 +40,7 @@ impl Egress {
                 .chain(
                     dev.ipv6
                         .iter()
-                        .filter(|c| c.is_global())
+                        .filter(|c| c.can_source())
                         .map(|c| IpAddr::V6(c.addr)),
                 )
                 .filter(|&a| a != vip && !a.is_loopback() && !a.is_unspecified())
@@ -226,7 +226,11 @@ mod tests {
             mtu: 1500,
             ipv4: Vec::new(),
             ipv6: [(global, 64), (link_local, 64), (vip6, 128)]
-                .map(|(addr, prefix_len)| Ipv6Cidr { addr, prefix_len })
+                .map(|(addr, prefix_len)| Ipv6Cidr {
+                    addr,
+                    prefix_len,
+                    ready: true,
+                })
                 .to_vec(),
             ethernet: true,
             up: true,

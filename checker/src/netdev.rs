@@ -44,6 +44,8 @@ impl Ipv4Cidr {
 pub struct Ipv6Cidr {
     pub addr: Ipv6Addr,
     pub prefix_len: u8,
+    /// Past duplicate address detection (not tentative, not dadfailed).
+    pub ready: bool,
 }
 
 impl Ipv6Cidr {
@@ -54,9 +56,14 @@ impl Ipv6Cidr {
         u128::from(self.addr) & mask == u128::from(ip) & mask
     }
 
-    /// Not link-local (fe80::/10): an address that can source a check.
+    /// Not link-local (fe80::/10).
     pub fn is_global(&self) -> bool {
         self.addr.segments()[0] & 0xffc0 != 0xfe80
+    }
+
+    /// An address that can source a check: global and past DAD.
+    pub fn can_source(&self) -> bool {
+        self.is_global() && self.ready
     }
 }
 
@@ -98,6 +105,13 @@ impl NetDev {
             up: link.up,
         };
         read_addresses(&mut dev)?;
+        if !dev.ipv6.is_empty() {
+            let unready = crate::rtnl::unready_ipv6(ifindex)
+                .map_err(|e| Error::io(format!("reading the IPv6 addresses of {name}"), e))?;
+            for cidr in &mut dev.ipv6 {
+                cidr.ready = !unready.contains(&cidr.addr);
+            }
+        }
         Ok(dev)
     }
 
@@ -118,7 +132,7 @@ impl NetDev {
                 let candidates = || {
                     self.ipv6
                         .iter()
-                        .filter(|c| c.is_global() && IpAddr::V6(c.addr) != vip)
+                        .filter(|c| c.can_source() && IpAddr::V6(c.addr) != vip)
                 };
                 candidates()
                     .find(|c| c.contains(rs))
@@ -133,7 +147,7 @@ impl NetDev {
                 if real_server.is_ipv4() {
                     "IPv4"
                 } else {
-                    "global IPv6"
+                    "global IPv6 (past duplicate address detection)"
                 }
             ))
         })
@@ -179,6 +193,7 @@ fn read_addresses(dev: &mut NetDev) -> Result<()> {
             dev.ipv6.push(Ipv6Cidr {
                 addr: Ipv6Addr::from(addr.sin6_addr.s6_addr),
                 prefix_len,
+                ready: true,
             });
             continue;
         }

@@ -94,7 +94,13 @@ fn given_source(ip: IpAddr, dev: &NetDev, vip: IpAddr, egress: &Egress) -> Resul
     if egress.allows_source(ip) {
         return Ok(ip);
     }
-    let why = if ip == vip {
+    let tentative = dev
+        .ipv6
+        .iter()
+        .any(|c| IpAddr::V6(c.addr) == ip && c.is_global() && !c.ready);
+    let why = if tentative {
+        "is not ready: duplicate address detection has not passed (tentative or failed)".to_string()
+    } else if ip == vip {
         "is the VIP: frames from it would teach the real servers (and every host of the \
          segment) that the VIP is at this LB"
             .to_string()
@@ -108,7 +114,7 @@ fn given_source(ip: IpAddr, dev: &NetDev, vip: IpAddr, egress: &Egress) -> Resul
             .chain(
                 dev.ipv6
                     .iter()
-                    .filter(|c| c.is_global())
+                    .filter(|c| c.can_source())
                     .map(|c| (IpAddr::V6(c.addr), c.prefix_len)),
             )
             .filter(|(a, _)| *a != vip && a.is_ipv4() == ip.is_ipv4())

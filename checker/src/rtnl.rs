@@ -5,11 +5,12 @@
 //! checks' preflight see the truth too.
 
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
     LinkAttribute, LinkFlags, LinkLayerType, LinkMessage, LinkXdp, XdpAttached,
 };
@@ -114,6 +115,42 @@ pub fn route_to(dst: IpAddr) -> io::Result<Route> {
         }
     }
     Ok(found)
+}
+
+/// The IPv6 addresses of interface `ifindex` that cannot source a check
+/// yet or at all: tentative (duplicate address detection still running)
+/// or dadfailed.
+pub fn unready_ipv6(ifindex: u32) -> io::Result<Vec<Ipv6Addr>> {
+    let mut message = AddressMessage::default();
+    message.header.family = AddressFamily::Inet6;
+    let replies = request(
+        RouteNetlinkMessage::GetAddress(message),
+        NLM_F_REQUEST | NLM_F_DUMP,
+    )?;
+    let mut unready = Vec::new();
+    for reply in replies {
+        let RouteNetlinkMessage::NewAddress(address) = reply else {
+            continue;
+        };
+        if address.header.index != ifindex {
+            continue;
+        }
+        let mut flags = AddressFlags::from_bits_truncate(u32::from(address.header.flags.bits()));
+        let mut ip = None;
+        for attribute in address.attributes {
+            match attribute {
+                AddressAttribute::Flags(f) => flags = f,
+                AddressAttribute::Address(IpAddr::V6(v6)) => ip = Some(v6),
+                _ => {}
+            }
+        }
+        if let Some(ip) = ip
+            && flags.intersects(AddressFlags::Tentative | AddressFlags::Dadfailed)
+        {
+            unready.push(ip);
+        }
+    }
+    Ok(unready)
 }
 
 fn link_state(link: LinkMessage) -> LinkState {

@@ -182,3 +182,48 @@ fn ipv6_no_rst_from_the_backup_and_kernel_traffic_passes() {
         "no RST arrived without XDP: the test cannot tell"
     );
 }
+
+#[test]
+fn a_tentative_ipv6_address_never_sources_a_check() {
+    let lab = lab(Role::Backup);
+    // Duplicate address detection that takes a minute: the address stays
+    // tentative for the whole test.
+    for setting in [
+        format!("net.ipv6.conf.{LB_IFACE}.dad_transmits=1"),
+        format!("net.ipv6.neigh.{LB_IFACE}.retrans_time_ms=60000"),
+    ] {
+        sh(&lab, lab.lb_ns(), "sysctl", &["-qw", &setting]);
+    }
+    let tentative = "fd98:c612:0:1::77";
+    sh(
+        &lab,
+        lab.lb_ns(),
+        "ip",
+        &[
+            "address",
+            "add",
+            &format!("{tentative}/64"),
+            "dev",
+            LB_IFACE,
+        ],
+    );
+    let shown = sh(
+        &lab,
+        lab.lb_ns(),
+        "ip",
+        &["-6", "address", "show", "dev", LB_IFACE],
+    );
+    assert!(shown.contains("tentative"), "{shown}");
+    let refused = check6(&lab, "tcp", Host::Ok.ip6(), 80, &["--source", tentative]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert_one_clean_line(&refused.stderr);
+    assert!(refused.stderr.contains("not ready"), "{refused:?}");
+    // Without --source the ready address is chosen.
+    let ok = check6(&lab, "tcp", Host::Ok.ip6(), 80, &["-v"]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    assert!(
+        ok.stderr
+            .contains(&format!("{} NDP solicitation", Host::Lb.ip6())),
+        "{ok:?}"
+    );
+}
