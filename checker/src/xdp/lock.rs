@@ -1,5 +1,8 @@
-//! One lock over loading, attaching and detaching the program and over
-//! taking and collecting capture slots: an flock on `/run/vipcheck.lock`.
+//! Locks over loading, attaching and detaching the program of one
+//! interface, and over taking and collecting the capture slots of one
+//! program: open-file-description byte-range locks (F_OFD_SETLKW) on one
+//! byte each of `/run/vipcheck.lock`, so that a check on one interface never
+//! waits for an attach on another (an attach takes ~50-100 ms).
 //!
 //! `/run` is where the lock is shared widest without being open to other
 //! users: `ip netns exec` gives vipcheck its own /sys (no shared
@@ -24,22 +27,38 @@ const LOCK_FILE: &str = "/run/vipcheck.lock";
 /// /run); going on without the lock.
 pub(super) struct Lock(#[allow(dead_code)] Option<File>);
 
-pub(super) fn lock() -> Result<Lock> {
-    // Read-only is enough for flock, and cheaper to open than for writing;
-    // the file is created once.
-    let opened = match File::options()
-        .read(true)
+/// What a lock serializes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// Loading, attaching, detaching on one interface: (netns inode, ifindex).
+    Interface(u64, u32),
+    /// Taking and collecting the capture slots of one program (its id).
+    Slots(u32),
+}
+
+impl Scope {
+    /// The byte of the lock file that stands for this scope: interfaces
+    /// below 2^40, programs above (a hash collision only serializes two
+    /// scopes that needed not be).
+    fn offset(self) -> i64 {
+        match self {
+            Scope::Interface(netns, ifindex) => {
+                let mixed = netns.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(ifindex);
+                (mixed % (1 << 40)) as i64
+            }
+            Scope::Slots(program) => (1 << 40) + i64::from(program),
+        }
+    }
+}
+
+pub(super) fn lock(scope: Scope) -> Result<Lock> {
+    // Write access: a write (exclusive) lock needs it. Created once.
+    let opened = File::options()
+        .write(true)
+        .create(true)
+        .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(LOCK_FILE)
-    {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => File::options()
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(LOCK_FILE),
-        opened => opened,
-    };
+        .open(LOCK_FILE);
     let file = match opened {
         Ok(file) => file,
         Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
@@ -50,8 +69,15 @@ pub(super) fn lock() -> Result<Lock> {
             return Ok(Lock(None));
         }
     };
-    // SAFETY: flock on a valid fd; the lock is released when `file` is closed.
-    while unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+    // SAFETY: flock is plain data; zeroed is a valid value.
+    let mut range: libc::flock = unsafe { std::mem::zeroed() };
+    range.l_type = libc::F_WRLCK as libc::c_short;
+    range.l_whence = libc::SEEK_SET as libc::c_short;
+    range.l_start = scope.offset();
+    range.l_len = 1;
+    // SAFETY: fcntl on a valid fd with a valid flock; an OFD lock is
+    // released when `file` (its open file description) is closed.
+    while unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLKW, &range) } != 0 {
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
             return Err(Error::io("locking /run/vipcheck.lock", e));

@@ -27,7 +27,7 @@ mod pin;
 mod program;
 mod sys;
 
-use lock::lock;
+use lock::{Scope, lock};
 use owner::{boottime_ns, current_owner, is_alive};
 pub use program::detach;
 use program::{Found, Program};
@@ -65,6 +65,8 @@ pub enum Attach {
 
 /// Handles on the maps of one interface's program.
 pub struct XdpHandle {
+    /// The program's id: the scope of the slot lock.
+    program_id: u32,
     flows: HashMap<MapData, FlowKey, u32>,
     rings: ArrayOfMaps<MapData>,
     slots: HashMap<MapData, u32, FlowOwner>,
@@ -99,6 +101,7 @@ impl XdpHandle {
         let program = *program;
         let map = |data| Map::from_map_data(data).map_err(bpf("opening a map"));
         Ok(XdpHandle {
+            program_id: program.id,
             flows: HashMap::try_from(map(program.flows)?).map_err(bpf("FLOWS map"))?,
             rings: ArrayOfMaps::try_from(map(program.rings)?).map_err(bpf("RINGS map"))?,
             slots: HashMap::try_from(map(program.slots)?).map_err(bpf("SLOTS map"))?,
@@ -149,7 +152,7 @@ impl XdpHandle {
     /// (low slots already have their rings). Under the lock: a collector
     /// must not judge a slot that another process is taking at that moment.
     fn take_free_slot(&mut self, owner: FlowOwner) -> Result<Option<u32>> {
-        let _lock = lock()?;
+        let _lock = lock(Scope::Slots(self.program_id))?;
         let freed = self.collect_dead();
         if freed > 0 {
             log::debug!("freed {freed} capture slots of ended processes");

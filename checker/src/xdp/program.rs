@@ -28,7 +28,7 @@ use checker_common::{
     SLOTS_MAP,
 };
 
-use super::lock::lock;
+use super::lock::{Scope, lock};
 use super::netlink::{
     SetError, XDP_FLAGS_DRV_MODE, XDP_FLAGS_REPLACE, XDP_FLAGS_SKB_MODE,
     XDP_FLAGS_UPDATE_IF_NOEXIST, set_xdp,
@@ -210,12 +210,17 @@ fn unbound_slots(btf_id: u32, prog: BorrowedFd<'_>) -> Option<(u32, MapData)> {
     None
 }
 
+/// The lock scope of `dev`'s attach and detach.
+fn interface_scope(dev: &NetDev) -> Result<Scope> {
+    Ok(Scope::Interface(crate::netdev::netns_inode()?, dev.ifindex))
+}
+
 /// Loads and attaches the program to `dev` in `mode` unless one is there,
 /// under the lock. Returns the program attached, and whether this process
 /// attached it: a process of another mount namespace may have been first,
 /// and then this one uses that program.
 pub(super) fn attach(dev: &NetDev, mode: XdpMode) -> Result<(Box<Program>, bool)> {
-    let _lock = lock()?;
+    let _lock = lock(interface_scope(dev)?)?;
     match find(dev)? {
         Found::Ours(program) => return Ok((program, false)),
         Found::Foreign(program) => return Err(Error::ForeignXdp(dev.name.clone(), program)),
@@ -332,7 +337,7 @@ pub fn detach(dev: &NetDev) -> Result<bool> {
     if !matches!(find(dev)?, Found::Ours(_)) {
         return Ok(false);
     }
-    let _lock = lock()?;
+    let _lock = lock(interface_scope(dev)?)?;
     let Found::Ours(program) = find(dev)? else {
         return Ok(false);
     };
