@@ -317,27 +317,44 @@ fn demo() -> Result<ExitCode> {
     };
     let lab = Lab::up(Role::Backup)?;
     println!(
-        "backup LB (VIP {VIP} only on the real servers); `vipcheck CHECK {LB_IFACE} RS {VIP} 80 ...`:"
+        "backup LB (VIP {VIP} and {} only on the real servers); `vipcheck CHECK {LB_IFACE} RS VIP PORT ...`:",
+        lab::VIP6
     );
     println!(
-        "{:<7} {:<12} {:<5} {:>8} {:>4}  verdict",
+        "{:<7} {:<18} {:<5} {:>8} {:>4}  verdict",
         "server", "address", "check", "expected", "exit"
     );
     let mut as_expected = true;
+    // (server, check, over IPv6, expected exit)
     let checks = [
-        (Host::Ok, "tcp", 0),
-        (Host::NoVip, "tcp", 1),
-        (Host::Closed, "tcp", 1),
-        (Host::Ok, "http", 0),
-        (Host::NoVip, "http", 1),
+        (Host::Ok, "tcp", false, 0),
+        (Host::NoVip, "tcp", false, 1),
+        (Host::Closed, "tcp", false, 1),
+        (Host::Ok, "http", false, 0),
+        (Host::NoVip, "http", false, 1),
+        (Host::Ok, "https", false, 0),
+        (Host::Ok, "tcp", true, 0),
+        (Host::NoVip, "tcp", true, 1),
+        (Host::Ok, "https", true, 0),
     ];
-    for (host, check, expected) in checks {
+    for (host, check, v6, expected) in checks {
+        let (rs, vip) = if v6 {
+            (host.ip6().to_string(), lab::VIP6.to_string())
+        } else {
+            (host.ip().to_string(), VIP.to_string())
+        };
         let mut cmd = lab.command(lab.lb_ns(), &vipcheck);
-        cmd.args([check, LB_IFACE])
-            .arg(host.ip().to_string())
-            .arg(VIP.to_string())
-            .arg(lab::HTTP_PORT.to_string());
-        if check == "http" {
+        cmd.arg(check);
+        if check == "https" {
+            cmd.arg("--ca").arg(lab.ca_pem());
+        }
+        let port = if check == "https" {
+            lab::HTTPS_PORT
+        } else {
+            lab::HTTP_PORT
+        };
+        cmd.args([LB_IFACE, &rs, &vip, &port.to_string()]);
+        if check != "tcp" {
             cmd.args(["lab.example", "/"]);
         }
         let out = cmd
@@ -355,9 +372,9 @@ fn demo() -> Result<ExitCode> {
             .map_or_else(|| out.status.to_string(), |c| c.to_string());
         as_expected &= out.status.code() == Some(expected);
         println!(
-            "{:<7} {:<12} {check:<5} {expected:>8} {exit:>4}  {verdict}",
+            "{:<7} {:<18} {check:<5} {expected:>8} {exit:>4}  {verdict}",
             host.name(),
-            host.ip()
+            rs
         );
     }
     drop(lab);
