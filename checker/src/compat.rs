@@ -400,6 +400,57 @@ fn md5_hex(s: &str) -> Result<String, String> {
     Ok(s.to_ascii_lowercase())
 }
 
+/// The C checker command line `name ARGS` (as a keepalived MISC_CHECK
+/// runs it) as the pieces of an audit target, validated as the checker
+/// itself validates it; the error says what is wrong, in one line.
+pub(crate) fn parse_line(
+    name: &str,
+    args: &[String],
+) -> Result<crate::config::keepalived::CompatLine, String> {
+    use crate::config::{CheckSpec, HttpSpec, Method as M};
+    let words = std::iter::once(name.to_string()).chain(args.iter().cloned());
+    let parsed = match name {
+        "check_tcp_raw" => TcpRaw::try_parse_from(words).map(Parsed::Tcp),
+        "check_http_get_raw" => HttpGetRaw::try_parse_from(words).map(Parsed::HttpGet),
+        "check_http_raw" => HttpRaw::try_parse_from(words).map(Parsed::Http),
+        _ => return Err(format!("{name} is not one of {}", NAMES.join(", "))),
+    }
+    .map_err(|e| crate::cli::usage_message(&e))?;
+    parsed.plan()?;
+    let check = match &parsed {
+        Parsed::Tcp(_) => CheckSpec::Tcp,
+        Parsed::HttpGet(a) => CheckSpec::Http(HttpSpec {
+            host: Some(a.host.clone()),
+            path: a.path.clone(),
+            md5: Some(md5_hex(&a.value)?),
+            ..HttpSpec::default()
+        }),
+        Parsed::Http(a) => CheckSpec::Http(HttpSpec {
+            host: Some(a.host.clone()),
+            path: a.path.clone(),
+            method: match a.method {
+                Method::Get => M::Get,
+                Method::Head => M::Head,
+            },
+            headers: a.headers.clone(),
+            statuses: a.status.map(|s| s..=s).into_iter().collect(),
+            response_headers: a.response_headers.clone(),
+            body: a.body.clone(),
+            md5: a.hash.as_deref().map(md5_hex).transpose()?,
+            ..HttpSpec::default()
+        }),
+    };
+    let common = parsed.common();
+    Ok(crate::config::keepalived::CompatLine {
+        iface: common.iface.clone(),
+        real_server: common.real_server,
+        vip: common.vip,
+        port: common.port,
+        reply_timeout: (common.timeout > 0).then(|| Duration::from_millis(common.timeout)),
+        check,
+    })
+}
+
 /// The role the role file gives this LB.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {

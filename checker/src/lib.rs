@@ -9,6 +9,7 @@
 pub mod check;
 pub mod cli;
 pub mod compat;
+pub mod config;
 pub mod egress;
 pub mod error;
 pub mod http;

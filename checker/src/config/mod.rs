@@ -1,0 +1,247 @@
+//! The input of `vipcheck audit`: many targets at once, from a TOML
+//! targets file ([`targets`]) or from keepalived.conf ([`keepalived`]).
+//!
+//! Both end in the same plain data, [`Loaded`]: the targets to check and
+//! what could not be mapped ([`Skipped`], with the reason), so nothing in
+//! the input is silently ignored. Nothing here touches the network or
+//! resolves a name: addresses are literal IPs. Errors carry `file:line`.
+
+pub mod keepalived;
+pub mod targets;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::path::Path;
+use std::time::Duration;
+
+/// One check to run: a real server through a VIP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditTarget {
+    /// Interface to send from; `None`: the interface of the route to the
+    /// real server.
+    pub iface: Option<String>,
+    pub real_server: IpAddr,
+    pub vip: IpAddr,
+    pub port: u16,
+    pub check: CheckSpec,
+    /// Deadline of the whole check.
+    pub timeout: Duration,
+    /// Each reply must come within this of the one before (the C
+    /// checkers' `-t`); `None`: only `timeout` applies.
+    pub reply_timeout: Option<Duration>,
+    /// How often the source checks it (keepalived's `delay_loop`).
+    pub interval: Option<Duration>,
+    /// Failures before the source declares it down (keepalived's `retry`).
+    pub retry: Option<u32>,
+    /// `file:line` the target comes from, for messages.
+    pub origin: String,
+}
+
+/// What to check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckSpec {
+    Tcp,
+    Http(HttpSpec),
+    Https(HttpSpec),
+}
+
+impl CheckSpec {
+    /// `tcp`, `http` or `https`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CheckSpec::Tcp => "tcp",
+            CheckSpec::Http(_) => "http",
+            CheckSpec::Https(_) => "https",
+        }
+    }
+}
+
+/// Request method of an HTTP check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Method {
+    #[default]
+    Get,
+    Head,
+}
+
+/// An HTTP(S) request and what its response must satisfy (every field
+/// given must hold).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpSpec {
+    /// Host header; `None`: the source gave none (keepalived then sends
+    /// the address it connects to).
+    pub host: Option<String>,
+    /// Starts with `/`.
+    pub path: String,
+    pub method: Method,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// The status must be in one of these; empty: no status check.
+    pub statuses: Vec<RangeInclusive<u16>>,
+    /// Response headers that must be present (with this value when given).
+    pub response_headers: Vec<(String, Option<String>)>,
+    /// The exact expected body.
+    pub body: Option<String>,
+    /// MD5 of the body, lowercase hex.
+    pub md5: Option<String>,
+    /// Regular expressions the body must match.
+    pub regex: Vec<String>,
+    /// Regular expressions the body must not match.
+    pub regex_absent: Vec<String>,
+}
+
+/// Something of the input that is not checked, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    /// `file:line`.
+    pub origin: String,
+    /// What it is, e.g. `virtual_server fwmark 1` or `DNS_CHECK of
+    /// real_server 10.0.0.42 80`.
+    pub what: String,
+    pub reason: String,
+}
+
+/// What an input file gives.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Loaded {
+    pub targets: Vec<AuditTarget>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// A file that cannot be read as asked: where and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `file:line`, or `file` when no line applies.
+    pub origin: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(origin: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            origin: origin.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.origin, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Largest input file read (bytes).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Reads a whole file, bounded by [`MAX_FILE_BYTES`].
+pub(crate) fn read_file(path: &Path, origin: &str) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| ConfigError::new(origin, format!("cannot open {}: {e}", path.display())))?;
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| ConfigError::new(origin, format!("cannot read {}: {e}", path.display())))?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(ConfigError::new(
+            origin,
+            format!(
+                "{} is larger than {} MiB",
+                path.display(),
+                MAX_FILE_BYTES >> 20
+            ),
+        ));
+    }
+    Ok(text)
+}
+
+/// A literal IPv4 or IPv6 address (plain or `[addr]`); names are not
+/// resolved here.
+pub fn parse_ip(s: &str) -> Result<IpAddr, String> {
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(s);
+    bare.parse()
+        .map_err(|_| format!("{:?} is not an IP address", s.escape_debug().to_string()))
+}
+
+/// A TCP port, 1-65535.
+pub fn parse_port(s: &str) -> Result<u16, String> {
+    s.parse::<u16>()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| format!("{s:?} is not a TCP port (1-65535)"))
+}
+
+/// A Host header value: no spaces or control characters.
+pub fn check_host(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.contains(|c: char| c.is_ascii_control() || c.is_whitespace()) {
+        return Err(format!("{s:?} is not a host name"));
+    }
+    Ok(())
+}
+
+/// A request path: starts with `/`, no spaces or control characters.
+pub fn check_path(s: &str) -> Result<(), String> {
+    if !s.starts_with('/') || s.contains(|c: char| c.is_ascii_control() || c.is_whitespace()) {
+        return Err(format!("{s:?} is not a path (it starts with /)"));
+    }
+    Ok(())
+}
+
+/// An MD5 in hex, returned lowercase.
+pub fn parse_md5(s: &str) -> Result<String, String> {
+    if s.len() != 32 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("{s:?} is not an MD5 (32 hex digits)"));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+/// `200` or `200-299` (codes 100-999).
+pub fn parse_status(s: &str) -> Result<RangeInclusive<u16>, String> {
+    crate::cli::parse_status(s)
+}
+
+/// Whether the address can be a real server or VIP at all.
+pub(crate) fn check_unicast(ip: IpAddr, what: &str) -> Result<(), String> {
+    let bad = match ip {
+        IpAddr::V4(v4) => v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast(),
+        IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
+    } || ip.is_loopback();
+    if bad {
+        return Err(format!("{what} {ip} is not a unicast address"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_parsers() {
+        assert_eq!(parse_ip("[fd00::1]").unwrap().to_string(), "fd00::1");
+        assert!(parse_ip("10.0.0.256").is_err());
+        assert!(parse_ip("www.example.com").is_err());
+        assert_eq!(parse_port("80"), Ok(80));
+        assert!(parse_port("0").is_err() && parse_port("65536").is_err());
+        assert_eq!(
+            parse_md5("D36F8F9425C4A8000AD9C4A97185ACA5").unwrap(),
+            "d36f8f9425c4a8000ad9c4a97185aca5"
+        );
+        assert!(parse_md5("xyz").is_err());
+        assert!(check_path("/ok").is_ok() && check_path("nope").is_err());
+        assert!(check_host("a b").is_err());
+        assert_eq!(parse_status("200-299"), Ok(200..=299));
+        assert!(check_unicast("127.0.0.1".parse().unwrap(), "VIP").is_err());
+        assert_eq!(
+            ConfigError::new("a.conf:3", "bad").to_string(),
+            "a.conf:3: bad"
+        );
+    }
+}

@@ -1,0 +1,522 @@
+//! The targets file of `vipcheck audit`: TOML, a `[[vip]]` table per VIP
+//! and port, a `[[vip.real_server]]` table per real server of it.
+//!
+//! ```toml
+//! [defaults]                 # for every target (optional)
+//! iface = "eth0"             # default: the interface of the route to the real server
+//! timeout_ms = 1000
+//! check = "tcp"              # tcp, http or https
+//!
+//! [[vip]]
+//! address = "10.0.0.100"
+//! port = 80
+//! check = "http"             # for this VIP's real servers
+//! host = "www.example.com"
+//! path = "/healthcheck"
+//!
+//! [[vip.real_server]]
+//! address = "10.0.0.42"
+//!
+//! [[vip.real_server]]
+//! address = "10.0.0.43"
+//! status = [200, "300-399"]  # this one only
+//!
+//! [[vip]]
+//! address = "fd98:c612:0:1::100"
+//! port = 22
+//! real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c" }]
+//! ```
+//!
+//! Settings, each in `[defaults]`, a `[[vip]]` or a `[[vip.real_server]]`,
+//! the innermost one given wins:
+//!
+//! | key | |
+//! | --- | --- |
+//! | `iface` | interface to send from |
+//! | `check` | `tcp` (default), `http` or `https` |
+//! | `timeout_ms` | deadline of each check (default 1000, at most 3600000) |
+//! | `interval_ms`, `retry` | how often, and how many failures make it down (for the report) |
+//! | `host` | HTTP Host header (default: none given; the check decides) |
+//! | `path` | HTTP path, starting with `/` (required for http and https) |
+//! | `method` | `GET` (default) or `HEAD` |
+//! | `status` | accepted statuses: codes (`200`) and ranges (`"200-299"`); default 200-399 |
+//! | `md5` | MD5 of the expected body (hex) |
+//!
+//! A `[[vip]]` needs `address` and `port`, a real server its `address`;
+//! addresses are literal IPv4 or IPv6 addresses. An unknown key is an
+//! error (a typo must not drop a setting).
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{
+    AuditTarget, CheckSpec, ConfigError, HttpSpec, Loaded, Method, check_host, check_path,
+    check_unicast, parse_ip, parse_md5, parse_status,
+};
+
+/// Default `timeout_ms`.
+pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
+/// Largest `timeout_ms` (as `vipcheck -t`).
+const MAX_TIMEOUT_MS: u64 = crate::cli::MAX_TIMEOUT_MS;
+/// Most targets in one file.
+pub const MAX_TARGETS: usize = 100_000;
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Kind {
+    Tcp,
+    Http,
+    Https,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+enum MethodName {
+    #[serde(rename = "GET", alias = "get")]
+    Get,
+    #[serde(rename = "HEAD", alias = "head")]
+    Head,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum Status {
+    Code(u16),
+    Range(String),
+}
+
+/// Declares a table struct with the settings every level may give.
+macro_rules! with_settings {
+    ($(#[$outer:meta])* $name:ident { $($(#[$m:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$outer])*
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $name {
+            $($(#[$m])* $field: $ty,)*
+            iface: Option<String>,
+            check: Option<Kind>,
+            timeout_ms: Option<Spanned<u64>>,
+            interval_ms: Option<u64>,
+            retry: Option<u32>,
+            host: Option<Spanned<String>>,
+            path: Option<Spanned<String>>,
+            method: Option<MethodName>,
+            status: Option<Spanned<Vec<Status>>>,
+            md5: Option<Spanned<String>>,
+        }
+
+        impl $name {
+            /// Its settings alone.
+            #[allow(dead_code, reason = "Settings itself needs no copy of its settings")]
+            fn settings(&self) -> Settings {
+                Settings {
+                    iface: self.iface.clone(),
+                    check: self.check,
+                    timeout_ms: self.timeout_ms.clone(),
+                    interval_ms: self.interval_ms,
+                    retry: self.retry,
+                    host: self.host.clone(),
+                    path: self.path.clone(),
+                    method: self.method,
+                    status: self.status.clone(),
+                    md5: self.md5.clone(),
+                }
+            }
+        }
+    };
+}
+
+with_settings!(
+    #[derive(Default)]
+    Settings {}
+);
+
+/// The file: `[defaults]` and `[[vip]]`, nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Top {
+    #[serde(default)]
+    defaults: Settings,
+    #[serde(default)]
+    vip: Vec<Spanned<Vip>>,
+}
+
+with_settings!(Vip {
+    address: Spanned<String>,
+    port: Spanned<u16>,
+    #[serde(default)]
+    real_server: Vec<Spanned<RealServer>>,
+});
+
+with_settings!(RealServer {
+    address: Spanned<String>,
+});
+
+impl Settings {
+    /// These settings with `inner`'s over them.
+    fn over(&self, inner: Settings) -> Settings {
+        Settings {
+            iface: inner.iface.or_else(|| self.iface.clone()),
+            check: inner.check.or(self.check),
+            timeout_ms: inner.timeout_ms.or_else(|| self.timeout_ms.clone()),
+            interval_ms: inner.interval_ms.or(self.interval_ms),
+            retry: inner.retry.or(self.retry),
+            host: inner.host.or_else(|| self.host.clone()),
+            path: inner.path.or_else(|| self.path.clone()),
+            method: inner.method.or(self.method),
+            status: inner.status.or_else(|| self.status.clone()),
+            md5: inner.md5.or_else(|| self.md5.clone()),
+        }
+    }
+}
+
+/// Reads the targets file at `path`.
+pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+    let name = path.display().to_string();
+    let text = super::read_file(path, &name)?;
+    load_str(&text, &name)
+}
+
+/// `text` as the targets file named `name` (for messages).
+pub fn load_str(text: &str, name: &str) -> Result<Loaded, ConfigError> {
+    let at = |span: std::ops::Range<usize>| {
+        let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+        format!("{name}:{line}")
+    };
+    let top: Top = toml::from_str(text).map_err(|e| {
+        let origin = e.span().map_or_else(|| name.to_string(), &at);
+        ConfigError::new(origin, e.message().trim_end().to_string())
+    })?;
+    let mut loaded = Loaded::default();
+    for vip in &top.vip {
+        let vip_span = vip.span();
+        let vip = vip.get_ref();
+        let vip_addr = address(&vip.address, &at, "VIP")?;
+        let port = *vip.port.get_ref();
+        if port == 0 {
+            return Err(ConfigError::new(
+                at(vip.port.span()),
+                "port 0 is not a TCP port",
+            ));
+        }
+        if vip.real_server.is_empty() {
+            return Err(ConfigError::new(
+                at(vip_span),
+                format!("VIP {vip_addr} port {port} has no [[vip.real_server]]"),
+            ));
+        }
+        let vip_settings = top.defaults.over(vip.settings());
+        for rs in &vip.real_server {
+            let origin = at(rs.span());
+            let rs = rs.get_ref();
+            let real_server = address(&rs.address, &at, "real server")?;
+            if real_server.is_ipv4() != vip_addr.is_ipv4() {
+                return Err(ConfigError::new(
+                    at(rs.address.span()),
+                    format!(
+                        "real server {real_server} and VIP {vip_addr} are of different families"
+                    ),
+                ));
+            }
+            let s = vip_settings.over(rs.settings());
+            if loaded.targets.len() >= MAX_TARGETS {
+                return Err(ConfigError::new(
+                    origin,
+                    format!("more than {MAX_TARGETS} targets"),
+                ));
+            }
+            loaded
+                .targets
+                .push(target(&s, real_server, vip_addr, port, origin, &at)?);
+        }
+    }
+    Ok(loaded)
+}
+
+fn address(
+    s: &Spanned<String>,
+    at: &impl Fn(std::ops::Range<usize>) -> String,
+    what: &str,
+) -> Result<IpAddr, ConfigError> {
+    let ip = parse_ip(s.get_ref()).map_err(|m| ConfigError::new(at(s.span()), m))?;
+    check_unicast(ip, what).map_err(|m| ConfigError::new(at(s.span()), m))?;
+    Ok(ip)
+}
+
+fn target(
+    s: &Settings,
+    real_server: IpAddr,
+    vip: IpAddr,
+    port: u16,
+    origin: String,
+    at: &impl Fn(std::ops::Range<usize>) -> String,
+) -> Result<AuditTarget, ConfigError> {
+    let timeout_ms = match &s.timeout_ms {
+        Some(t) if !(1..=MAX_TIMEOUT_MS).contains(t.get_ref()) => {
+            return Err(ConfigError::new(
+                at(t.span()),
+                format!("timeout_ms {} is not 1 to {MAX_TIMEOUT_MS}", t.get_ref()),
+            ));
+        }
+        Some(t) => *t.get_ref(),
+        None => DEFAULT_TIMEOUT_MS,
+    };
+    let check = match s.check.unwrap_or(Kind::Tcp) {
+        Kind::Tcp => CheckSpec::Tcp,
+        kind => {
+            let spec = http_spec(s, &origin, at)?;
+            if kind == Kind::Https {
+                CheckSpec::Https(spec)
+            } else {
+                CheckSpec::Http(spec)
+            }
+        }
+    };
+    Ok(AuditTarget {
+        iface: s.iface.clone(),
+        real_server,
+        vip,
+        port,
+        check,
+        timeout: Duration::from_millis(timeout_ms),
+        reply_timeout: None,
+        interval: s.interval_ms.map(Duration::from_millis),
+        retry: s.retry,
+        origin,
+    })
+}
+
+fn http_spec(
+    s: &Settings,
+    origin: &str,
+    at: &impl Fn(std::ops::Range<usize>) -> String,
+) -> Result<HttpSpec, ConfigError> {
+    let err = |span: std::ops::Range<usize>, m: String| ConfigError::new(at(span), m);
+    let Some(path) = &s.path else {
+        return Err(ConfigError::new(
+            origin,
+            "an http or https check needs a path",
+        ));
+    };
+    check_path(path.get_ref()).map_err(|m| err(path.span(), m))?;
+    if let Some(host) = &s.host {
+        check_host(host.get_ref()).map_err(|m| err(host.span(), m))?;
+    }
+    let md5 = match &s.md5 {
+        Some(m) => Some(parse_md5(m.get_ref()).map_err(|e| err(m.span(), e))?),
+        None => None,
+    };
+    let mut statuses = Vec::new();
+    if let Some(list) = &s.status {
+        for st in list.get_ref() {
+            let range = match st {
+                Status::Code(c) => parse_status(&c.to_string()),
+                Status::Range(r) => parse_status(r),
+            };
+            statuses.push(range.map_err(|m| err(list.span(), format!("status: {m}")))?);
+        }
+    }
+    if statuses.is_empty() {
+        statuses.push(200..=399);
+    }
+    Ok(HttpSpec {
+        host: s.host.as_ref().map(|h| h.get_ref().clone()),
+        path: path.get_ref().clone(),
+        method: match s.method {
+            Some(MethodName::Head) => Method::Head,
+            _ => Method::Get,
+        },
+        statuses,
+        md5,
+        ..HttpSpec::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Loaded, ConfigError> {
+        load_str(text, "targets.toml")
+    }
+
+    const EXAMPLE: &str = r#"
+[defaults]                 # for every target (optional)
+iface = "eth0"             # default: the interface of the route to the real server
+timeout_ms = 1000
+check = "tcp"              # tcp, http or https
+
+[[vip]]
+address = "10.0.0.100"
+port = 80
+check = "http"             # for this VIP's real servers
+host = "www.example.com"
+path = "/healthcheck"
+
+[[vip.real_server]]
+address = "10.0.0.42"
+
+[[vip.real_server]]
+address = "10.0.0.43"
+status = [200, "300-399"]  # this one only
+
+[[vip]]
+address = "fd98:c612:0:1::100"
+port = 22
+real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c", iface = "eth1", timeout_ms = 300 }]
+"#;
+
+    #[test]
+    fn example_and_defaults() {
+        let loaded = load(EXAMPLE).unwrap();
+        assert_eq!(loaded.skipped, vec![]);
+        let t = &loaded.targets;
+        assert_eq!(t.len(), 4);
+        assert_eq!(t[0].iface.as_deref(), Some("eth0"));
+        assert_eq!((t[0].vip.to_string(), t[0].port), ("10.0.0.100".into(), 80));
+        assert_eq!(t[0].real_server.to_string(), "10.0.0.42");
+        assert_eq!(t[0].timeout, Duration::from_millis(1000));
+        assert_eq!(t[0].origin, "targets.toml:14");
+        let CheckSpec::Http(h) = &t[0].check else {
+            panic!("{:?}", t[0].check)
+        };
+        assert_eq!(h.host.as_deref(), Some("www.example.com"));
+        assert_eq!(h.path, "/healthcheck");
+        assert_eq!(h.statuses, vec![200..=399]);
+        let CheckSpec::Http(h) = &t[1].check else {
+            panic!()
+        };
+        assert_eq!(h.statuses, vec![200..=200, 300..=399]);
+        // The second VIP takes the global check (tcp) and iface.
+        assert_eq!(t[2].check, CheckSpec::Tcp);
+        assert_eq!(t[2].iface.as_deref(), Some("eth0"));
+        assert_eq!(t[2].vip.to_string(), "fd98:c612:0:1::100");
+        assert_eq!(t[2].real_server.to_string(), "fd98:c612:0:1::b");
+        assert_eq!(t[3].iface.as_deref(), Some("eth1"));
+        assert_eq!(t[3].timeout, Duration::from_millis(300));
+    }
+
+    #[test]
+    fn no_defaults_at_all() {
+        let loaded = load(
+            "[[vip]]\naddress = \"[fd00::100]\"\nport = 443\ncheck = \"https\"\npath = \"/\"\nmethod = \"HEAD\"\nmd5 = \"D36F8F9425C4A8000AD9C4A97185ACA5\"\n[[vip.real_server]]\naddress = \"fd00::2\"\ninterval_ms = 2000\nretry = 3\n",
+        )
+        .unwrap();
+        let t = &loaded.targets[0];
+        assert_eq!(t.iface, None);
+        assert_eq!(t.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));
+        assert_eq!(
+            (t.interval, t.retry),
+            (Some(Duration::from_secs(2)), Some(3))
+        );
+        let CheckSpec::Https(h) = &t.check else {
+            panic!()
+        };
+        assert_eq!(h.method, Method::Head);
+        assert_eq!(h.host, None);
+        assert_eq!(h.md5.as_deref(), Some("d36f8f9425c4a8000ad9c4a97185aca5"));
+        assert_eq!(load("").unwrap(), Loaded::default());
+    }
+
+    #[test]
+    fn errors_say_where() {
+        let cases = [
+            (
+                "[defaults]\ntimeout = 5\n",
+                "targets.toml:2",
+                "unknown field `timeout`",
+            ),
+            (
+                "[[vip]]\naddress = \"10.0.0.1\"\nport = 80\n[[vip.real_server]]\nadress = \"10.0.0.2\"\n",
+                "targets.toml:5",
+                "unknown field `adress`",
+            ),
+            (
+                "[[vip]]\naddress = \"10.0.0.1\"\nport = 80\n[[vip.real_server]]\niface = \"eth0\"\n",
+                "targets.toml:4",
+                "missing field `address`",
+            ),
+            (
+                "[[vip]]\nport = 80\n",
+                "targets.toml:1",
+                "missing field `address`",
+            ),
+            (
+                "[[vip]]\naddress = \"10.0.0.1\"\nport = 80\n",
+                "targets.toml:1",
+                "has no [[vip.real_server]]",
+            ),
+            (
+                "[[vip]]\naddress = \"10.0.0.1\"\nport = 80\n[[vip.real_server]]\naddress = \"10.0.0.x\"\n",
+                "targets.toml:5",
+                "is not an IP address",
+            ),
+            (
+                "[[vip]]\naddress = \"10.0.0.1\"\nport = 80\n[[vip.real_server]]\naddress = \"fd00::1\"\n",
+                "targets.toml:5",
+                "different families",
+            ),
+            (
+                "[[vip]]\naddress = \"10.0.0.1\"\nport = 70000\n",
+                "targets.toml:3",
+                "",
+            ),
+            (
+                "[[vip]]\naddress = \"10.0.0.1\"\nport = 80\ncheck = \"http\"\n[[vip.real_server]]\naddress = \"10.0.0.2\"\n",
+                "targets.toml:5",
+                "needs a path",
+            ),
+            (
+                "[[vip]]\naddress = \"10.0.0.1\"\nport = 80\ncheck = \"ftp\"\n",
+                "targets.toml:4",
+                "unknown variant `ftp`",
+            ),
+            (
+                "[defaults]\ntimeout_ms = 0\n[[vip]]\naddress = \"10.0.0.1\"\nport = 80\n[[vip.real_server]]\naddress = \"10.0.0.2\"\n",
+                "targets.toml:2",
+                "timeout_ms 0",
+            ),
+            (
+                "[defaults]\ncheck = \"http\"\npath = \"/\"\nstatus = [\"299-200\"]\n[[vip]]\naddress = \"10.0.0.1\"\nport = 80\n[[vip.real_server]]\naddress = \"10.0.0.2\"\n",
+                "targets.toml:4",
+                "status: empty range",
+            ),
+            (
+                "[[vip]]\naddress = \"10.0.0.1\"\nport = 80\n[[vip.real_server]]\naddress = \"10.0.0.2\"\ncheck = \"http\"\npath = \"x\"\n",
+                "targets.toml:7",
+                "is not a path",
+            ),
+            ("[other]\n", "targets.toml:1", "unknown field `other`"),
+            ("[[vip]\n", "targets.toml:1", ""),
+        ];
+        for (text, origin, message) in cases {
+            let e = load(text).unwrap_err();
+            assert_eq!(e.origin, origin, "{text:?}: {e}");
+            assert!(e.message.contains(message), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn reads_a_file() {
+        let path =
+            std::env::temp_dir().join(format!("vipcheck-targets-{}.toml", std::process::id()));
+        std::fs::write(&path, EXAMPLE).unwrap();
+        let loaded = super::load(&path).unwrap();
+        assert_eq!(loaded.targets.len(), 4);
+        assert!(
+            loaded.targets[0]
+                .origin
+                .starts_with(&path.display().to_string())
+        );
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            super::load(&path)
+                .unwrap_err()
+                .message
+                .contains("cannot open")
+        );
+    }
+}
