@@ -45,6 +45,10 @@ pub enum Command {
     /// HTTP/1.1 request to REAL_SERVER for VIP:PORT; the response must pass
     /// every validation given (default: status 200-399).
     Http(Box<HttpArgs>),
+    /// Check every real server of a keepalived.conf or a targets file once
+    /// through the VIP path: a table of verdicts (exit 0 if all are healthy,
+    /// 1 if any is not, 2 if the file is wrong), and what cannot be checked.
+    Audit(AuditArgs),
     /// The C checkers' names (check_tcp_raw, check_http_get_raw, check_http_raw).
     Compat {
         #[command(subcommand)]
@@ -240,6 +244,30 @@ pub struct FlowArgs {
     pub critical: Option<u64>,
 }
 
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["keepalived", "targets"])))]
+pub struct AuditArgs {
+    /// keepalived.conf: its virtual_server / real_server checks (includes followed).
+    #[arg(long, value_name = "FILE")]
+    pub keepalived: Option<PathBuf>,
+    /// A targets file (TOML; see the README).
+    #[arg(long, value_name = "FILE")]
+    pub targets: Option<PathBuf>,
+    /// Checks at once.
+    #[arg(long, value_name = "N", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallel: u16,
+    /// A table (text) or one JSON object per line (json).
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// HTTPS targets: trust this CA (PEM) instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+    /// HTTPS targets: verify no certificate.
+    #[arg(long, conflicts_with = "ca")]
+    pub insecure: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CompatAction {
     /// Create check_tcp_raw, check_http_get_raw and check_http_raw in DIR as links
@@ -379,7 +407,10 @@ impl Cli {
             Command::Http(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Https(args) => args.http.verbose = args.http.verbose.saturating_add(before),
             Command::Xdp { verbose, .. } => *verbose = verbose.saturating_add(before),
-            Command::Compat { .. } | Command::Completions { .. } | Command::Man { .. } => {}
+            Command::Compat { .. }
+            | Command::Audit(_)
+            | Command::Completions { .. }
+            | Command::Man { .. } => {}
         }
         Ok(cli)
     }

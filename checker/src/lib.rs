@@ -6,6 +6,7 @@
 //! the userspace stack ([`stack`]), speaks [`http`] over it where asked, and
 //! ends in a [`verdict::Verdict`].
 
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod compat;

@@ -65,6 +65,7 @@ fn run() -> i32 {
                 Err(e) => fail(e),
             }
         }
+        Command::Audit(args) => audit(&args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut command = Cli::command();
@@ -135,6 +136,40 @@ fn checked(
     };
     say!("{line}");
     code
+}
+
+fn audit(args: &vipcheck::cli::AuditArgs) -> i32 {
+    use vipcheck::{audit, config};
+    let loaded = match (&args.keepalived, &args.targets) {
+        (Some(file), _) => config::keepalived::load(file),
+        (_, Some(file)) => config::targets::load(file),
+        (None, None) => unreachable!("clap requires one input"),
+    };
+    let loaded = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            note!("vipcheck: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let options = audit::AuditOptions {
+        parallel: usize::from(args.parallel),
+        ca: args.ca.clone(),
+        insecure: args.insecure,
+    };
+    let outcomes = match audit::run(loaded.targets, &options) {
+        Ok(outcomes) => outcomes,
+        Err(e) => return fail(e),
+    };
+    let text = match args.format {
+        Format::Json => audit::json_lines(&outcomes, &loaded.skipped),
+        _ => audit::table(&outcomes, &loaded.skipped),
+    };
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(text.as_bytes());
+    }
+    audit::exit_code(&outcomes)
 }
 
 fn fail(e: Error) -> i32 {

@@ -9,7 +9,7 @@ use regex::bytes::Regex;
 use sha2::Sha256;
 use smoltcp::socket::tcp::State;
 
-use crate::check::{Flow, connect, run as run_flow};
+use crate::check::{Flow, connect, run as run_flow, runtime};
 use crate::error::Result;
 use crate::http::{self, Limits, ResponseParser};
 use crate::target::Target;
@@ -150,7 +150,13 @@ impl Body {
     }
 }
 
+/// One check, in a runtime of its own.
 pub fn run(target: &Target, check: &HttpCheck) -> Result<Verdict> {
+    runtime()?.block_on(run_async(target, check))
+}
+
+/// One check, inside a runtime (several may run at once).
+pub async fn run_async(target: &Target, check: &HttpCheck) -> Result<Verdict> {
     let what = format!(
         "{} {} {}{} via {} ({})",
         if check.tls.is_some() { "https" } else { "http" },
@@ -202,6 +208,7 @@ pub fn run(target: &Target, check: &HttpCheck) -> Result<Verdict> {
         verdict.details = details;
         Ok(verdict)
     })
+    .await
 }
 
 enum Exchange {

@@ -369,18 +369,20 @@ impl Deadline {
 /// Runs one check of `target`: opens its flow (a failure to resolve the
 /// real server is a verdict already), runs `body` on it, and turns a stop
 /// signal into a failing verdict once the flow is gone (its entry removed).
-pub fn run(
+/// Runs inside a runtime; several may run at once on one thread.
+pub async fn run(
     target: &Target,
     what: &str,
     body: impl AsyncFnOnce(&mut Flow) -> Result<Verdict>,
 ) -> Result<Verdict> {
     let begun = Instant::now();
-    let result = runtime()?.block_on(async {
+    let result = async {
         match Flow::open(target, what).await? {
             Opened::Ready(mut flow) => body(&mut flow).await,
             Opened::Failed(verdict) => Ok(*verdict),
         }
-    });
+    }
+    .await;
     match result {
         Err(Error::Interrupted(signal)) => Ok(Verdict {
             healthy: false,

@@ -1,11 +1,17 @@
 //! `vipcheck tcp`: does the real server complete a TCP handshake for the VIP?
 
-use crate::check::{connect, run as run_flow};
+use crate::check::{connect, run as run_flow, runtime};
 use crate::error::Result;
 use crate::target::Target;
 use crate::verdict::Verdict;
 
+/// One check, in a runtime of its own.
 pub fn run(target: &Target) -> Result<Verdict> {
+    runtime()?.block_on(check(target))
+}
+
+/// One check, inside a runtime (several may run at once).
+pub async fn check(target: &Target) -> Result<Verdict> {
     let what = format!(
         "tcp {} via {}",
         std::net::SocketAddr::new(target.vip, target.port),
@@ -22,4 +28,5 @@ pub fn run(target: &Target) -> Result<Verdict> {
         };
         Ok(flow.verdict(healthy, &what, reason))
     })
+    .await
 }

@@ -1,0 +1,299 @@
+//! `vipcheck audit`: every target of a targets file or a keepalived.conf
+//! ([`crate::config`]) checked once through the VIP path, from one
+//! process, a bounded number at a time; what the input holds that cannot
+//! be checked is listed with the reason.
+//!
+//! Each target runs the one-shot check's own code ([`check::tcp::check`],
+//! [`check::http::run_async`]) on one thread; for now each has its own
+//! capture slot and AF_PACKET socket (sharing them is the engine's next
+//! step).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use crate::check;
+use crate::check::http::{Expect, HttpCheck, Method, TlsSetup};
+use crate::config::{self, AuditTarget, CheckSpec, HttpSpec};
+use crate::error::{Error, Result};
+use crate::http::Limits;
+use crate::output::Subject;
+use crate::target::{Capture, CloseMode, Target};
+use crate::trace::Trace;
+use crate::verdict::Verdict;
+use crate::xdp::XdpMode;
+
+/// How an audit runs.
+#[derive(Clone, Debug)]
+pub struct AuditOptions {
+    /// Checks at once.
+    pub parallel: usize,
+    /// HTTPS: trust this CA instead of the system's roots.
+    pub ca: Option<PathBuf>,
+    /// HTTPS: verify no certificate.
+    pub insecure: bool,
+}
+
+/// The outcome of one target: its verdict, or why it could not run.
+pub struct Outcome {
+    pub target: AuditTarget,
+    pub subject: Subject,
+    pub result: std::result::Result<Verdict, Error>,
+}
+
+/// Checks every target once; the outcomes in the targets' order.
+pub fn run(targets: Vec<AuditTarget>, options: &AuditOptions) -> Result<Vec<Outcome>> {
+    let runtime = check::runtime()?;
+    let local = tokio::task::LocalSet::new();
+    let permits = Rc::new(tokio::sync::Semaphore::new(options.parallel.max(1)));
+    let tls = Rc::new(tls_config(options)?);
+    let handles: Vec<_> = targets
+        .into_iter()
+        .map(|target| {
+            let permits = permits.clone();
+            let tls = tls.clone();
+            local.spawn_local(async move {
+                let _permit = permits.acquire().await;
+                let (subject, result) = match prepare(&target, &tls) {
+                    Ok((plan, http)) => {
+                        let result = match &http {
+                            Some(http) => check::http::run_async(&plan, http).await,
+                            None => check::tcp::check(&plan).await,
+                        };
+                        (subject_of(&plan), result)
+                    }
+                    Err(e) => (
+                        Subject {
+                            iface: target.iface.clone().unwrap_or_default(),
+                            real_server: target.real_server,
+                            vip: target.vip,
+                            port: target.port,
+                        },
+                        Err(e),
+                    ),
+                };
+                Outcome {
+                    target,
+                    subject,
+                    result,
+                }
+            })
+        })
+        .collect();
+    let outcomes = runtime.block_on(local.run_until(async {
+        let mut outcomes = Vec::with_capacity(handles.len());
+        for handle in handles {
+            if let Ok(outcome) = handle.await {
+                outcomes.push(outcome);
+            }
+        }
+        outcomes
+    }));
+    Ok(outcomes)
+}
+
+fn subject_of(target: &Target) -> Subject {
+    Subject {
+        iface: target.iface.clone(),
+        real_server: target.real_server,
+        vip: target.vip,
+        port: target.port,
+    }
+}
+
+/// One TLS client configuration for every HTTPS target.
+fn tls_config(options: &AuditOptions) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+    crate::tls::config(&crate::tls::TlsOptions {
+        ca: options.ca.clone(),
+        insecure: options.insecure,
+        ..crate::tls::TlsOptions::default()
+    })
+}
+
+/// The one-shot check's target (and HTTP check) of an audit target.
+fn prepare(
+    target: &AuditTarget,
+    tls: &std::sync::Arc<rustls::ClientConfig>,
+) -> Result<(Target, Option<HttpCheck>)> {
+    let iface = match &target.iface {
+        Some(iface) => iface.clone(),
+        None => route_interface(target.real_server)?,
+    };
+    let plan = Target {
+        iface,
+        real_server: target.real_server,
+        vip: target.vip,
+        port: target.port,
+        source: None,
+        timeout: target.timeout,
+        reply_timeout: target.reply_timeout,
+        close: CloseMode::Rst,
+        capture: Capture::Require,
+        xdp_mode: XdpMode::Skb,
+        trace: Trace::default(),
+        pcap: None,
+    };
+    let http = match &target.check {
+        CheckSpec::Tcp => None,
+        CheckSpec::Http(spec) => Some(http_check(spec, target, None)?),
+        CheckSpec::Https(spec) => Some(http_check(spec, target, Some(tls))?),
+    };
+    Ok((plan, http))
+}
+
+/// The interface of the kernel's route to `real_server`.
+fn route_interface(real_server: IpAddr) -> Result<String> {
+    let route = crate::rtnl::route_to(real_server)
+        .map_err(|e| Error::io(format!("looking up the route to {real_server}"), e))?;
+    let oif = route.oif.ok_or_else(|| {
+        Error::Usage(format!(
+            "no interface routes to {real_server}; give iface in the targets file"
+        ))
+    })?;
+    crate::rtnl::link(oif)
+        .map(|link| link.name)
+        .map_err(|e| Error::io(format!("reading interface {oif}"), e))
+}
+
+fn http_check(
+    spec: &HttpSpec,
+    target: &AuditTarget,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<HttpCheck> {
+    // keepalived sends the address it connects to when no virtualhost is
+    // given: the real server's.
+    let host = spec
+        .host
+        .clone()
+        .unwrap_or_else(|| match target.real_server {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+        });
+    let regexes = |list: &[String]| -> Result<Vec<regex::bytes::Regex>> {
+        list.iter()
+            .map(|re| {
+                regex::bytes::Regex::new(re).map_err(|e| {
+                    Error::Usage(format!(
+                        "{}: invalid regular expression {re:?}: {e}",
+                        target.origin
+                    ))
+                })
+            })
+            .collect()
+    };
+    Ok(HttpCheck {
+        method: match spec.method {
+            config::Method::Get => Method::Get,
+            config::Method::Head => Method::Head,
+        },
+        host: host.clone(),
+        path: spec.path.clone(),
+        headers: spec.headers.clone(),
+        expect: Expect {
+            statuses: spec.statuses.clone(),
+            headers: spec.response_headers.clone(),
+            body: spec.body.clone().map(String::into_bytes),
+            md5: spec.md5.clone(),
+            sha256: None,
+            regex: regexes(&spec.regex)?,
+            regex_absent: regexes(&spec.regex_absent)?,
+        },
+        limits: Limits::default(),
+        trace_heads: false,
+        trace_body: false,
+        trace_c: false,
+        tls: tls.map(|config| TlsSetup {
+            config: config.clone(),
+            name: spec.host.clone().unwrap_or(host),
+            insecure: false,
+            cert_days: None,
+        }),
+    })
+}
+
+/// The text table of an audit: one line per target, then the skipped.
+pub fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
+    let mut out = format!(
+        "{:<26} {:<32} {:<5} {:<9} {:>9}  {}\n",
+        "REAL_SERVER", "VIP:PORT", "CHECK", "VERDICT", "TIME", "REASON"
+    );
+    for o in outcomes {
+        let vip_port = std::net::SocketAddr::new(o.target.vip, o.target.port).to_string();
+        let (verdict, time, reason) = match &o.result {
+            Ok(v) => (
+                if v.healthy { "healthy" } else { "unhealthy" },
+                format!("{:.1} ms", v.elapsed.as_secs_f64() * 1000.0),
+                v.reason.clone(),
+            ),
+            Err(e) => ("error", String::from("-"), e.to_string()),
+        };
+        out += &format!(
+            "{:<26} {:<32} {:<5} {:<9} {:>9}  {reason} ({})\n",
+            o.target.real_server.to_string(),
+            vip_port,
+            o.target.check.kind(),
+            verdict,
+            time,
+            o.target.origin
+        );
+    }
+    for s in skipped {
+        out += &format!("skipped: {}: {}: {}\n", s.origin, s.what, s.reason);
+    }
+    out
+}
+
+/// JSON Lines: each target's object as `--format json` prints it, with
+/// its `origin`; then one `{"skipped": ...}` object per skipped construct.
+pub fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
+    let mut out = String::new();
+    for o in outcomes {
+        let kind = o.target.check.kind();
+        let line = match &o.result {
+            Ok(v) => {
+                crate::output::verdict(
+                    v,
+                    &o.subject,
+                    kind,
+                    crate::output::Format::Json,
+                    Default::default(),
+                )
+                .0
+            }
+            Err(e) => {
+                crate::output::error(
+                    &e.to_string(),
+                    e.exit_code(),
+                    Some(&o.subject),
+                    kind,
+                    crate::output::Format::Json,
+                )
+                .0
+            }
+        };
+        let mut value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        value["origin"] = serde_json::Value::from(o.target.origin.clone());
+        out += &value.to_string();
+        out.push('\n');
+    }
+    for s in skipped {
+        let value = serde_json::json!({
+            "skipped": { "origin": s.origin, "what": s.what, "reason": s.reason }
+        });
+        out += &value.to_string();
+        out.push('\n');
+    }
+    out
+}
+
+/// 0 when every target is healthy, else 1.
+pub fn exit_code(outcomes: &[Outcome]) -> i32 {
+    if outcomes
+        .iter()
+        .all(|o| matches!(&o.result, Ok(v) if v.healthy))
+    {
+        0
+    } else {
+        1
+    }
+}

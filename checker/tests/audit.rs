@@ -1,0 +1,170 @@
+//! `vipcheck audit` in a real lab: a keepalived.conf and a targets file
+//! whose real servers are the lab's, checked through the VIP path from one
+//! process.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use xtask::lab::VIP6;
+
+/// A scratch directory for the input files, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("vck-audit-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn file(&self, name: &str, content: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, content).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn audit_of_a_keepalived_conf() {
+    let lab = lab(Role::Backup);
+    let scratch = Scratch::new("keepalived");
+    let ok6 = Host::Ok.ip6();
+    // The checks live in an included file: includes are followed.
+    scratch.file(
+        "reals.conf",
+        &format!(
+            "real_server {OK_IP} 80 {{\n  TCP_CHECK {{\n    connect_timeout 1\n  }}\n}}\n\
+             real_server {NOVIP_IP} 80 {{\n  HTTP_GET {{\n    url {{\n      path /\n      status_code 200\n    }}\n    connect_timeout 1\n  }}\n}}\n\
+             real_server {CLOSED_IP} 80 {{\n  MISC_CHECK {{\n    misc_path \"/usr/local/bin/check_tcp_raw -t 300 {LB_IFACE} {CLOSED_IP} {VIP} 80\"\n  }}\n}}\n\
+             real_server {OK_IP} 53 {{\n  DNS_CHECK {{\n    name lab.example\n  }}\n}}\n"
+        ),
+    );
+    let conf = scratch.file(
+        "keepalived.conf",
+        &format!(
+            "global_defs {{\n  router_id lab\n}}\n\
+             virtual_server {VIP} 80 {{\n  lb_kind DR\n  delay_loop 5\n  include reals.*\n}}\n\
+             virtual_server fwmark 7 {{\n  real_server {OK_IP} 80 {{\n    TCP_CHECK {{ }}\n  }}\n}}\n\
+             virtual_server {VIP6} 80 {{\n  real_server {ok6} 80 {{\n    HTTP_GET {{\n      url {{\n        path /\n      }}\n      virtualhost lab.example\n    }}\n  }}\n}}\n"
+        ),
+    );
+    let out = run(vipcheck(&lab, &["audit", "--keepalived", &conf]));
+    assert_eq!(out.code, 1, "not every real server is healthy: {out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let row = |rs: &str, check: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{rs} ")) && l.contains(&format!(" {check} ")))
+            .unwrap_or_else(|| panic!("no {rs} {check} row: {}", out.stdout))
+            .to_string()
+    };
+    assert!(
+        row(&OK_IP.to_string(), "tcp").contains(" healthy "),
+        "{out:?}"
+    );
+    let novip = row(&NOVIP_IP.to_string(), "http");
+    assert!(
+        novip.contains(" unhealthy ") && novip.contains("no answer"),
+        "{novip}"
+    );
+    let closed = row(&CLOSED_IP.to_string(), "tcp");
+    assert!(
+        closed.contains(" unhealthy ") && closed.contains("refused (RST)"),
+        "{closed}"
+    );
+    assert!(
+        row(&ok6.to_string(), "http").contains(" healthy "),
+        "{out:?}"
+    );
+    assert!(
+        out.stdout.contains("skipped: ") && out.stdout.contains("DNS_CHECK"),
+        "{out:?}"
+    );
+    assert!(out.stdout.contains("virtual_server fwmark 7"), "{out:?}");
+    assert!(
+        out.stdout.contains("reals.conf:"),
+        "origins name the included file: {out:?}"
+    );
+
+    // JSON: one object per target with its origin, one per skipped.
+    let json = run(vipcheck(
+        &lab,
+        &["audit", "--keepalived", &conf, "--format", "json"],
+    ));
+    assert_eq!(json.code, 1, "{json:?}");
+    let objects: Vec<serde_json::Value> = json
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    let targets: Vec<_> = objects
+        .iter()
+        .filter(|o| o.get("verdict").is_some())
+        .collect();
+    let skipped: Vec<_> = objects
+        .iter()
+        .filter(|o| o.get("skipped").is_some())
+        .collect();
+    assert_eq!((targets.len(), skipped.len()), (4, 2), "{}", json.stdout);
+    assert!(targets.iter().all(|t| t["origin"].is_string()));
+    assert_eq!(
+        targets.iter().filter(|t| t["verdict"] == "healthy").count(),
+        2,
+        "{}",
+        json.stdout
+    );
+
+    // A file that is wrong: exit 2, one line with file:line.
+    let broken = scratch.file(
+        "broken.conf",
+        "virtual_server 198.18.0.100 80 {\n  real_server\n",
+    );
+    let bad = run(vipcheck(&lab, &["audit", "--keepalived", &broken]));
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert_one_clean_line(&bad.stderr);
+    assert!(bad.stderr.contains("broken.conf:"), "{bad:?}");
+}
+
+#[test]
+fn audit_of_a_targets_file() {
+    let lab = lab(Role::Master);
+    let scratch = Scratch::new("targets");
+    let targets = scratch.file(
+        "targets.toml",
+        &format!(
+            "[defaults]\niface = \"{LB_IFACE}\"\ntimeout_ms = 1000\n\n\
+             [[vip]]\naddress = \"{VIP}\"\nport = 80\ncheck = \"http\"\nhost = \"lab.example\"\npath = \"/\"\n\n\
+             [[vip.real_server]]\naddress = \"{OK_IP}\"\n\n\
+             [[vip.real_server]]\naddress = \"{CLOSED_IP}\"\ncheck = \"tcp\"\n"
+        ),
+    );
+    let out = run(vipcheck(&lab, &["audit", "--targets", &targets]));
+    // closed refuses port 80: not all healthy.
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.lines().count() >= 3, "{out:?}");
+    let only_ok = scratch.file(
+        "ok.toml",
+        &format!(
+            "[[vip]]\naddress = \"{VIP}\"\nport = 80\n\n[[vip.real_server]]\naddress = \"{OK_IP}\"\n"
+        ),
+    );
+    let ok = run(vipcheck(&lab, &["audit", "--targets", &only_ok]));
+    assert_eq!(ok.code, 0, "every real server healthy: {ok:?}");
+    // The interface comes from the route when the file gives none.
+    assert!(ok.stdout.contains(" healthy "), "{ok:?}");
+    let typo = scratch.file(
+        "typo.toml",
+        "[[vip]]\naddres = \"198.18.0.100\"\nport = 80\n",
+    );
+    let bad = run(vipcheck(&lab, &["audit", "--targets", &typo]));
+    assert_eq!(bad.code, 2, "{bad:?}");
+    assert_one_clean_line(&bad.stderr);
+}
