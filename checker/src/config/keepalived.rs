@@ -476,6 +476,23 @@ fn map_virtual_server(vs: &Stmt, loaded: &mut Loaded) -> Result<(), ConfigError>
             return Ok(());
         }
     }
+    // Only direct routing puts the VIP on the real servers: under NAT they
+    // are reached at their own address, under TUN through a tunnel, and a
+    // check through the VIP path would fail them all.
+    if let Some(kind) = block.iter().find(|s| s.key == "lb_kind") {
+        let kind = kind.arg()?;
+        if !kind.eq_ignore_ascii_case("DR") {
+            loaded.skipped.push(Skipped {
+                origin: vs.origin.clone(),
+                what,
+                reason: format!(
+                    "lb_kind {kind}: only direct-routing (DR) real servers carry the VIP, \
+                     so only they are checked through the VIP path"
+                ),
+            });
+            return Ok(());
+        }
+    }
     let inherit = Inherit::default().with(block)?;
     for rs in block.iter().filter(|s| s.key == "real_server") {
         map_real_server(rs, vip, port, &inherit, loaded)?;
@@ -1117,6 +1134,29 @@ virtual_server 10.0.0.100 80 {
         );
         assert_eq!(loaded.skipped.len(), 1);
         assert!(loaded.skipped[0].reason.contains("different families"));
+    }
+
+    #[test]
+    fn only_direct_routing_is_checked() {
+        let conf = r#"
+virtual_server 10.0.0.100 80 {
+  lb_kind NAT
+  real_server 10.0.0.42 80 { TCP_CHECK { } }
+}
+virtual_server 10.0.0.101 80 {
+  lb_kind TUN
+  real_server 10.0.0.42 80 { TCP_CHECK { } }
+}
+virtual_server 10.0.0.102 80 {
+  lb_kind dr
+  real_server 10.0.0.42 80 { TCP_CHECK { } }
+}
+"#;
+        let loaded = load_text(conf).unwrap();
+        assert_eq!(loaded.targets.len(), 1);
+        assert_eq!(loaded.targets[0].vip.to_string(), "10.0.0.102");
+        let reasons: Vec<&str> = loaded.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert!(reasons[0].starts_with("lb_kind NAT") && reasons[1].starts_with("lb_kind TUN"));
     }
 
     #[test]
