@@ -229,11 +229,7 @@ pub(super) fn attach(dev: &NetDev, mode: XdpMode) -> Result<(Box<Program>, bool)
     pin::sweep();
     let started = Instant::now();
     let ebpf = load()?;
-    let program: &Xdp = ebpf
-        .program(PROGRAM_NAME)
-        .ok_or_else(|| Error::Bpf("program missing from the object".into()))?
-        .try_into()
-        .map_err(bpf("program type"))?;
+    let program = xdp_of(&ebpf)?;
     let prog_fd = program.fd().map_err(bpf("program fd"))?.as_fd();
     let flags = XDP_FLAGS_UPDATE_IF_NOEXIST | mode_flag(mode);
     let attached = set_xdp(dev.ifindex, Some(prog_fd), None, flags);
@@ -303,11 +299,7 @@ fn load() -> Result<aya::Ebpf> {
         }
         e => Error::Bpf(format!("the kernel refused the program: {e}")),
     })?;
-    let program: &Xdp = ebpf
-        .program(PROGRAM_NAME)
-        .ok_or_else(|| Error::Bpf("program missing from the object".into()))?
-        .try_into()
-        .map_err(bpf("program type"))?;
+    let program = xdp_of(&ebpf)?;
     let prog_fd = program.fd().map_err(bpf("program fd"))?.as_fd();
     let slots = ebpf
         .map(SLOTS_MAP)
@@ -384,4 +376,12 @@ fn detach_link(ifindex: u32, prog_id: u32) -> Result<bool> {
         }
     }
     Ok(false)
+}
+
+/// The XDP program of the loaded object.
+fn xdp_of(ebpf: &aya::Ebpf) -> Result<&Xdp> {
+    ebpf.program(PROGRAM_NAME)
+        .ok_or_else(|| Error::Bpf("program missing from the object".into()))?
+        .try_into()
+        .map_err(bpf("program type"))
 }
