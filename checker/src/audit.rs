@@ -60,7 +60,7 @@ pub fn run(targets: Vec<AuditTarget>, options: &AuditOptions) -> Result<Vec<Outc
                             Some(http) => check::http::run_async(&plan, http).await,
                             None => check::tcp::check(&plan).await,
                         };
-                        (subject_of(&plan), result)
+                        (Subject::from(&plan), result)
                     }
                     Err(e) => (
                         Subject {
@@ -90,15 +90,6 @@ pub fn run(targets: Vec<AuditTarget>, options: &AuditOptions) -> Result<Vec<Outc
         outcomes
     }));
     Ok(outcomes)
-}
-
-fn subject_of(target: &Target) -> Subject {
-    Subject {
-        iface: target.iface.clone(),
-        real_server: target.real_server,
-        vip: target.vip,
-        port: target.port,
-    }
 }
 
 /// One TLS client configuration for every HTTPS target.

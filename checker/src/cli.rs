@@ -121,7 +121,7 @@ pub struct HttpArgs {
     #[arg(short = 'B', long, value_name = "BODY")]
     pub body: Option<String>,
     /// MD5 of the expected body (hex), as the C checkers and keepalived's digest.
-    #[arg(short = 'A', long = "hash", value_name = "MD5", value_parser = parse_hex::<16>)]
+    #[arg(short = 'A', long = "hash", value_name = "MD5", value_parser = crate::http::parse_md5)]
     pub md5: Option<String>,
     /// SHA-256 of the expected body (hex).
     #[arg(long, value_name = "HEX", value_parser = parse_hex::<32>)]
@@ -552,19 +552,11 @@ pub fn parse_expected_header(s: &str) -> Result<(String, Option<String>), String
 }
 
 fn parse_host(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.contains(|c: char| c.is_ascii_control() || c == ' ') {
-        return Err(format!("{s:?} is not a host name"));
-    }
-    Ok(s.to_string())
+    crate::http::check_host(s).map(|()| s.to_string())
 }
 
 fn parse_path(s: &str) -> Result<String, String> {
-    if !s.starts_with('/') || s.contains(|c: char| c.is_ascii_control() || c == ' ') {
-        return Err(format!(
-            "{s:?} is not a path (it starts with / and has no spaces)"
-        ));
-    }
-    Ok(s.to_string())
+    crate::http::check_path(s).map(|()| s.to_string())
 }
 
 /// Hex of an `N`-byte digest, lowercased.

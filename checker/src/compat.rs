@@ -290,7 +290,7 @@ impl Parsed {
             ),
             Parsed::HttpGet(a) => {
                 let expect = Expect {
-                    md5: Some(md5_hex(&a.value)?),
+                    md5: Some(crate::http::parse_md5(&a.value)?),
                     ..Expect::default()
                 };
                 (
@@ -318,7 +318,7 @@ impl Parsed {
                     statuses: a.status.map(|s| s..=s).into_iter().collect(),
                     headers: a.response_headers.clone(),
                     body: a.body.clone().map(String::into_bytes),
-                    md5: a.hash.as_deref().map(md5_hex).transpose()?,
+                    md5: a.hash.as_deref().map(crate::http::parse_md5).transpose()?,
                     ..Expect::default()
                 };
                 (
@@ -373,12 +373,8 @@ fn http_check(
     expect: Expect,
     v: u8,
 ) -> Result<HttpCheck, String> {
-    if host.is_empty() || host.contains(|c: char| c.is_ascii_control() || c == ' ') {
-        return Err(format!("{host:?} is not a host name"));
-    }
-    if !path.starts_with('/') || path.contains(|c: char| c.is_ascii_control() || c == ' ') {
-        return Err(format!("{path:?} is not a path (it starts with /)"));
-    }
+    crate::http::check_host(host)?;
+    crate::http::check_path(path)?;
     Ok(HttpCheck {
         method,
         host: host.to_string(),
@@ -391,13 +387,6 @@ fn http_check(
         trace_c: true,
         tls: None,
     })
-}
-
-fn md5_hex(s: &str) -> Result<String, String> {
-    if s.len() != 32 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!("{s:?} is not an MD5 (32 hex digits)"));
-    }
-    Ok(s.to_ascii_lowercase())
 }
 
 /// The C checker command line `name ARGS` (as a keepalived MISC_CHECK
@@ -422,7 +411,7 @@ pub(crate) fn parse_line(
         Parsed::HttpGet(a) => CheckSpec::Http(HttpSpec {
             host: Some(a.host.clone()),
             path: a.path.clone(),
-            md5: Some(md5_hex(&a.value)?),
+            md5: Some(crate::http::parse_md5(&a.value)?),
             ..HttpSpec::default()
         }),
         Parsed::Http(a) => CheckSpec::Http(HttpSpec {
@@ -436,7 +425,7 @@ pub(crate) fn parse_line(
             statuses: a.status.map(|s| s..=s).into_iter().collect(),
             response_headers: a.response_headers.clone(),
             body: a.body.clone(),
-            md5: a.hash.as_deref().map(md5_hex).transpose()?,
+            md5: a.hash.as_deref().map(crate::http::parse_md5).transpose()?,
             ..HttpSpec::default()
         }),
     };

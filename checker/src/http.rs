@@ -431,6 +431,32 @@ impl ResponseParser {
     }
 }
 
+/// A Host header value: no spaces or control characters.
+pub fn check_host(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.contains(|c: char| c.is_ascii_control() || c.is_whitespace()) {
+        return Err(format!("{s:?} is not a host name"));
+    }
+    Ok(())
+}
+
+/// A request path: starts with `/`, no spaces or control characters.
+pub fn check_path(s: &str) -> Result<(), String> {
+    if !s.starts_with('/') || s.contains(|c: char| c.is_ascii_control() || c.is_whitespace()) {
+        return Err(format!(
+            "{s:?} is not a path (it starts with / and has no spaces)"
+        ));
+    }
+    Ok(())
+}
+
+/// An MD5 in hex, returned lowercase.
+pub fn parse_md5(s: &str) -> Result<String, String> {
+    if s.len() != 32 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!("{s:?} is not an MD5 (32 hex digits)"));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
 /// `bytes` as printable ASCII with escapes (`\r`, `\n`, `\xNN`), at most
 /// `max` bytes of them, with `...` when there were more.
 pub fn escape(bytes: &[u8], max: usize) -> String {

@@ -116,12 +116,7 @@ fn checked(
     if target.trace.any() {
         output::log_to_stderr();
     }
-    let subject = Subject {
-        iface: target.iface.clone(),
-        real_server: target.real_server,
-        vip: target.vip,
-        port: target.port,
-    };
+    let subject = Subject::from(target);
     let (line, code) = match run(target) {
         Ok(verdict) => output::verdict(&verdict, &subject, kind, format, thresholds),
         Err(e) => {

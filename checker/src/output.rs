@@ -124,6 +124,17 @@ pub struct Subject {
     pub port: u16,
 }
 
+impl From<&crate::target::Target> for Subject {
+    fn from(target: &crate::target::Target) -> Subject {
+        Subject {
+            iface: target.iface.clone(),
+            real_server: target.real_server,
+            vip: target.vip,
+            port: target.port,
+        }
+    }
+}
+
 /// The JSON object of one check. Field names are stable: documented in
 /// the README, tested; a field that was not computed is `null`.
 #[derive(Debug, Serialize)]

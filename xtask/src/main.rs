@@ -272,13 +272,7 @@ fn dist() -> Result<ExitCode> {
         if let Some(path) = stdout {
             cmd.stdout(std::fs::File::create(path)?);
         }
-        let status = cmd
-            .status()
-            .with_context(|| format!("cannot run {cmd:?}"))?;
-        if !status.success() {
-            bail!("{cmd:?} failed ({status})");
-        }
-        Ok(())
+        xtask::setup::run_ok(&mut cmd)
     };
     run(
         &["compat".as_ref(), "install".as_ref(), bin.as_os_str()],

@@ -173,7 +173,8 @@ fn llvm_feature(file_name: &str) -> Option<String> {
         .then(|| format!("llvm-{major}"))
 }
 
-fn run_ok(cmd: &mut Command) -> Result<()> {
+/// Runs `cmd`; an error if it cannot start or exits unsuccessfully.
+pub fn run_ok(cmd: &mut Command) -> Result<()> {
     let status = cmd
         .status()
         .with_context(|| format!("cannot run {cmd:?}"))?;

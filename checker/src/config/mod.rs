@@ -178,29 +178,8 @@ pub fn parse_port(s: &str) -> Result<u16, String> {
         .ok_or_else(|| format!("{s:?} is not a TCP port (1-65535)"))
 }
 
-/// A Host header value: no spaces or control characters.
-pub fn check_host(s: &str) -> Result<(), String> {
-    if s.is_empty() || s.contains(|c: char| c.is_ascii_control() || c.is_whitespace()) {
-        return Err(format!("{s:?} is not a host name"));
-    }
-    Ok(())
-}
-
-/// A request path: starts with `/`, no spaces or control characters.
-pub fn check_path(s: &str) -> Result<(), String> {
-    if !s.starts_with('/') || s.contains(|c: char| c.is_ascii_control() || c.is_whitespace()) {
-        return Err(format!("{s:?} is not a path (it starts with /)"));
-    }
-    Ok(())
-}
-
-/// An MD5 in hex, returned lowercase.
-pub fn parse_md5(s: &str) -> Result<String, String> {
-    if s.len() != 32 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!("{s:?} is not an MD5 (32 hex digits)"));
-    }
-    Ok(s.to_ascii_lowercase())
-}
+/// The validators of the request's parts, shared with the command lines.
+pub use crate::http::{check_host, check_path, parse_md5};
 
 /// `200` or `200-299` (codes 100-999).
 pub fn parse_status(s: &str) -> Result<RangeInclusive<u16>, String> {
