@@ -4,17 +4,18 @@
 //! be checked is listed with the reason.
 //!
 //! Each target runs the one-shot check's own code ([`check::tcp::check`],
-//! [`check::http::run_async`]) on one thread; for now each has its own
-//! capture slot and AF_PACKET socket (sharing them is the engine's next
-//! step).
+//! [`check::http::run_async`]) on one [`Engine`]: one thread, one capture
+//! slot and one AF_PACKET socket per interface, one neighbour cache.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::check;
 use crate::check::http::{Expect, HttpCheck, Method, TlsSetup};
 use crate::config::{self, AuditTarget, CheckSpec, HttpSpec};
+use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
 use crate::http::Limits;
 use crate::output::Subject;
@@ -43,57 +44,64 @@ pub struct Outcome {
 
 /// Checks every target once; the outcomes in the targets' order.
 pub fn run(targets: Vec<AuditTarget>, options: &AuditOptions) -> Result<Vec<Outcome>> {
-    let runtime = check::runtime()?;
-    let local = tokio::task::LocalSet::new();
-    let permits = Rc::new(tokio::sync::Semaphore::new(options.parallel.max(1)));
-    let tls = Rc::new(tls_config(options)?);
-    let handles: Vec<_> = targets
-        .into_iter()
-        .map(|target| {
-            let permits = permits.clone();
-            let tls = tls.clone();
-            local.spawn_local(async move {
-                let _permit = permits.acquire().await;
-                let (subject, result) = match prepare(&target, &tls) {
-                    Ok((plan, http)) => {
-                        let result = match &http {
-                            Some(http) => check::http::run_async(&plan, http).await,
-                            None => check::tcp::check(&plan).await,
-                        };
-                        (Subject::from(&plan), result)
+    let tls = tls_config(options)?;
+    let parallel = options.parallel.max(1);
+    engine::block_on(async |engine| {
+        let permits = Rc::new(tokio::sync::Semaphore::new(parallel));
+        let handles: Vec<_> = targets
+            .into_iter()
+            .map(|target| {
+                let (engine, permits, tls) = (engine.clone(), permits.clone(), tls.clone());
+                tokio::task::spawn_local(async move {
+                    let _permit = permits.acquire().await;
+                    let (subject, result) = check_one(&engine, &target, &tls).await;
+                    Outcome {
+                        target,
+                        subject,
+                        result,
                     }
-                    Err(e) => (
-                        Subject {
-                            iface: target.iface.clone().unwrap_or_default(),
-                            real_server: target.real_server,
-                            vip: target.vip,
-                            port: target.port,
-                        },
-                        Err(e),
-                    ),
-                };
-                Outcome {
-                    target,
-                    subject,
-                    result,
-                }
+                })
             })
-        })
-        .collect();
-    let outcomes = runtime.block_on(local.run_until(async {
+            .collect();
         let mut outcomes = Vec::with_capacity(handles.len());
         for handle in handles {
             if let Ok(outcome) = handle.await {
                 outcomes.push(outcome);
             }
         }
-        outcomes
-    }));
-    Ok(outcomes)
+        Ok(outcomes)
+    })
+}
+
+/// Checks `target` once on `engine`: what was checked, and the verdict or
+/// why the check could not run.
+pub async fn check_one(
+    engine: &Engine,
+    target: &AuditTarget,
+    tls: &Arc<rustls::ClientConfig>,
+) -> (Subject, std::result::Result<Verdict, Error>) {
+    match prepare(target, tls) {
+        Ok((plan, http)) => {
+            let result = match &http {
+                Some(http) => check::http::run_async(engine, &plan, http).await,
+                None => check::tcp::check(engine, &plan).await,
+            };
+            (Subject::from(&plan), result)
+        }
+        Err(e) => (
+            Subject {
+                iface: target.iface.clone().unwrap_or_default(),
+                real_server: target.real_server,
+                vip: target.vip,
+                port: target.port,
+            },
+            Err(e),
+        ),
+    }
 }
 
 /// One TLS client configuration for every HTTPS target.
-fn tls_config(options: &AuditOptions) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+pub fn tls_config(options: &AuditOptions) -> Result<Arc<rustls::ClientConfig>> {
     crate::tls::config(&crate::tls::TlsOptions {
         ca: options.ca.clone(),
         insecure: options.insecure,

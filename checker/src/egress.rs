@@ -1,5 +1,5 @@
 //! The rule every frame vipcheck puts on the wire obeys, enforced in one
-//! place: [`Link::send`](crate::link::Link::send) refuses any frame that
+//! place: [`Port::send`](crate::engine::port::Port::send) refuses any frame that
 //! breaks it, whatever path built the frame.
 //!
 //! A frame leaves from IFACE's own MAC, and its sender (ARP) or source

@@ -2,7 +2,7 @@
 //! traffic takes (destination IP = VIP, destination MAC = the real server's).
 //!
 //! Data flows one way: [`cli`] builds a [`target::Target`]; [`check`] opens
-//! a flow ([`netdev`], [`xdp`], [`packet`], [`link`], [`resolve`]), drives
+//! a flow on the [`engine`] ([`netdev`], [`xdp`], [`packet`], [`resolve`]), drives
 //! the userspace stack ([`stack`]), speaks [`http`] over it where asked, and
 //! ends in a [`verdict::Verdict`].
 
@@ -12,9 +12,9 @@ pub mod cli;
 pub mod compat;
 pub mod config;
 pub mod egress;
+pub mod engine;
 pub mod error;
 pub mod http;
-pub mod link;
 pub mod ndp;
 pub mod netdev;
 pub mod output;

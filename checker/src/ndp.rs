@@ -10,6 +10,7 @@
 //! advertisement always carries a full one).
 
 use std::net::Ipv6Addr;
+use std::rc::Rc;
 use std::time::Instant;
 
 use checker_common::FlowKey;
@@ -19,9 +20,11 @@ use smoltcp::wire::{
     IpProtocol, Ipv6Packet, Ipv6Repr, NdiscNeighborFlags, NdiscRepr, RawHardwareAddress,
 };
 
+use crate::egress::Egress;
+use crate::engine::port::Port;
+use crate::engine::stop::Stop;
 use crate::error::Result;
-use crate::link::Link;
-use crate::netdev::{Mac, NetDev};
+use crate::netdev::Mac;
 
 /// Hop limit of every NDP message: a receiver drops any other (RFC 4861
 /// §7.1), which proves the message was not routed.
@@ -41,15 +44,18 @@ pub fn key(source: Ipv6Addr, target: Ipv6Addr) -> FlowKey {
 /// source link-layer option updates the neighbour entry of `source` on the
 /// real server.
 pub async fn solicit(
-    link: &mut Link,
-    dev: &NetDev,
+    port: &Rc<Port>,
+    stop: &Stop,
+    egress: &Egress,
     source: Ipv6Addr,
     target: Ipv6Addr,
     deadline: Instant,
 ) -> Result<Option<Mac>> {
-    let solicitation = solicitation_frame(dev.mac, source, target);
+    let solicitation = solicitation_frame(port.dev.mac, source, target);
     crate::resolve::ask(
-        link,
+        port,
+        stop,
+        egress,
         key(source, target),
         &solicitation,
         deadline,

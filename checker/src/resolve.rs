@@ -3,6 +3,7 @@
 //! VIP (arp_ignore=1), and the LB may own it.
 
 use std::net::Ipv4Addr;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use checker_common::FlowKey;
@@ -11,9 +12,11 @@ use smoltcp::wire::{
     EthernetRepr,
 };
 
+use crate::egress::Egress;
+use crate::engine::port::Port;
+use crate::engine::stop::Stop;
 use crate::error::Result;
-use crate::link::Link;
-use crate::netdev::{Mac, NetDev};
+use crate::netdev::Mac;
 
 /// How often the request is repeated while no reply has come.
 const RETRY: Duration = Duration::from_millis(200);
@@ -22,71 +25,64 @@ const RETRY: Duration = Duration::from_millis(200);
 /// answered. The reply is captured like our TCP frames (the XDP program
 /// copies registered ARP replies and still passes them to the kernel).
 pub async fn arp(
-    link: &mut Link,
-    dev: &NetDev,
+    port: &Rc<Port>,
+    stop: &Stop,
+    egress: &Egress,
     source: Ipv4Addr,
     target: Ipv4Addr,
     deadline: Instant,
 ) -> Result<Option<Mac>> {
     let key = FlowKey::arp(target.octets(), source.octets());
-    let request = request_frame(dev.mac, source, target);
-    ask(link, key, &request, deadline, |frame| {
+    let request = request_frame(port.dev.mac, source, target);
+    ask(port, stop, egress, key, &request, deadline, |frame| {
         reply_from(frame, target)
     })
     .await
 }
 
-/// Registers `key` (waiting while another check resolving the same real
+/// Registers `key` (waiting while another process resolving the same real
 /// server from the same address holds it), sends `request` every
 /// [`RETRY`] until `answer` finds the MAC in a captured frame or
-/// `deadline`, unregisters. Shared by ARP and neighbour discovery.
+/// `deadline`; the key is unregistered on the way out. Shared by ARP and
+/// neighbour discovery.
 pub(crate) async fn ask(
-    link: &mut Link,
+    port: &Rc<Port>,
+    stop: &Stop,
+    egress: &Egress,
     key: FlowKey,
     request: &[u8],
     deadline: Instant,
     answer: impl Fn(&[u8]) -> Option<Mac>,
 ) -> Result<Option<Mac>> {
-    while !link.register(key)? {
+    let registration = loop {
+        if let Some(registration) = port.register(key)? {
+            break registration;
+        }
         if Instant::now() >= deadline {
             return Ok(None);
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    let found = repeat(link, request, deadline, answer).await;
-    link.unregister(&key);
-    found
-}
-
-/// Sends `request` every [`RETRY`] until `answer` finds the MAC or `deadline`.
-async fn repeat(
-    link: &mut Link,
-    request: &[u8],
-    deadline: Instant,
-    answer: impl Fn(&[u8]) -> Option<Mac>,
-) -> Result<Option<Mac>> {
+        tokio::select! {
+            e = stop.stopped() => return Err(e),
+            _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+        }
+    };
     loop {
         let now = Instant::now();
         if now >= deadline {
             return Ok(None);
         }
-        link.send(request)?;
+        port.send(request, egress)?;
         let retry_at = (now + RETRY).min(deadline);
         loop {
-            let mut reply = None;
-            link.receive(|frame| {
-                if reply.is_none() {
-                    reply = answer(frame).map(|mac| (mac, frame.to_vec()));
+            for frame in registration.inbox.take() {
+                if let Some(mac) = answer(&frame) {
+                    return Ok(Some(mac));
                 }
-            })?;
-            if let Some((mac, frame)) = reply {
-                link.trace_received(&frame);
-                return Ok(Some(mac));
             }
             if Instant::now() >= retry_at {
                 break;
             }
-            link.wait(retry_at).await?;
+            port.wait(&registration.inbox, stop, retry_at).await?;
         }
     }
 }

@@ -12,6 +12,8 @@
 //! lets only our flow's TCP segments out, with the real server's MAC.
 
 use std::collections::VecDeque;
+
+use bytes::Bytes;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -69,19 +71,21 @@ impl Stack {
         });
         // "VIP is at RS_MAC" in smoltcp's neighbour cache: an ARP reply, or
         // for IPv6 a neighbour advertisement from the VIP.
-        device.rx.push_back(match (params.vip, params.local_ip) {
-            (IpAddr::V6(vip), IpAddr::V6(local)) => crate::ndp::advertisement_frame(
-                params.real_server_mac,
-                vip,
-                params.local_mac,
-                local,
-            ),
-            (IpAddr::V4(vip), IpAddr::V4(local)) => {
-                reply_frame(params.real_server_mac, vip, params.local_mac, local)
-            }
-            // The preflight refuses mixed families; nothing to inject.
-            _ => Vec::new(),
-        });
+        device
+            .rx
+            .push_back(Bytes::from(match (params.vip, params.local_ip) {
+                (IpAddr::V6(vip), IpAddr::V6(local)) => crate::ndp::advertisement_frame(
+                    params.real_server_mac,
+                    vip,
+                    params.local_mac,
+                    local,
+                ),
+                (IpAddr::V4(vip), IpAddr::V4(local)) => {
+                    reply_frame(params.real_server_mac, vip, params.local_mac, local)
+                }
+                // The preflight refuses mixed families; nothing to inject.
+                _ => Vec::new(),
+            }));
 
         let mut socket = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; RX_BUFFER]),
@@ -114,7 +118,7 @@ impl Stack {
     }
 
     /// Queues a frame captured for our flow.
-    pub fn receive(&mut self, frame: Vec<u8>) {
+    pub fn receive(&mut self, frame: Bytes) {
         if let Some(segment) = Segment::parse(&frame) {
             self.resend.received(&segment);
         }
@@ -148,9 +152,9 @@ impl Stack {
     /// unknown flows) must not reach the LB's network.
     ///
     /// Also the early retransmissions that are due at `now` (see [`Resend`]).
-    pub fn take_outgoing(&mut self, now: std::time::Instant) -> Vec<Vec<u8>> {
+    pub fn take_outgoing(&mut self, now: std::time::Instant) -> Vec<Bytes> {
         let params = self.params;
-        let mut out: Vec<Vec<u8>> = self
+        let mut out: Vec<Bytes> = self
             .device
             .tx
             .drain(..)
@@ -160,7 +164,7 @@ impl Stack {
                 }
                 let mut eth = EthernetFrame::new_unchecked(&mut frame[..]);
                 eth.set_dst_addr(EthernetAddress(params.real_server_mac.0));
-                Some(frame)
+                Some(Bytes::from(frame))
             })
             .collect();
         for frame in &out {
@@ -198,7 +202,8 @@ struct Resend {
 
 #[derive(Debug)]
 struct Pending {
-    frame: Vec<u8>,
+    /// Shared with the frame sent: a resend copies nothing.
+    frame: Bytes,
     seq: u32,
     /// Sequence number just after the segment.
     end: u32,
@@ -212,7 +217,7 @@ const FIRST_RESEND: Duration = Duration::from_millis(200);
 const MAX_RESEND: Duration = Duration::from_millis(800);
 
 impl Resend {
-    fn sent(&mut self, frame: &[u8], now: std::time::Instant) {
+    fn sent(&mut self, frame: &Bytes, now: std::time::Instant) {
         let Some(segment) = Segment::parse(frame) else {
             return;
         };
@@ -222,7 +227,7 @@ impl Resend {
         // smoltcp's own retransmission of a segment restarts our schedule.
         self.pending.retain(|p| p.seq != segment.seq);
         self.pending.push(Pending {
-            frame: frame.to_vec(),
+            frame: frame.clone(),
             seq: segment.seq,
             end: segment.seq.wrapping_add(segment.len),
             due: now + FIRST_RESEND,
@@ -240,7 +245,7 @@ impl Resend {
         }
     }
 
-    fn due(&mut self, now: std::time::Instant) -> Vec<Vec<u8>> {
+    fn due(&mut self, now: std::time::Instant) -> Vec<Bytes> {
         let mut out = Vec::new();
         for p in &mut self.pending {
             if p.due <= now {
@@ -341,7 +346,7 @@ fn random_seed() -> u64 {
 
 /// The smoltcp device: two queues of frames.
 struct FrameQueue {
-    rx: VecDeque<Vec<u8>>,
+    rx: VecDeque<Bytes>,
     tx: Vec<Vec<u8>>,
     mtu: usize,
 }
@@ -384,7 +389,7 @@ impl phy::Device for FrameQueue {
     }
 }
 
-struct RxToken(Vec<u8>);
+struct RxToken(Bytes);
 
 impl phy::RxToken for RxToken {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -446,7 +451,7 @@ mod tests {
         let syn = stack.take_outgoing(t0).remove(0);
         let syn_seq = Segment::parse(&syn).unwrap().seq;
         // The server's SYN-ACK, as the XDP program would hand it over.
-        let mut synack = syn.clone();
+        let mut synack = syn.to_vec();
         {
             let mut eth = EthernetFrame::new_unchecked(&mut synack[..]);
             eth.set_src_addr(EthernetAddress(p.real_server_mac.0));
@@ -464,7 +469,7 @@ mod tests {
             tcp.set_ack_number(smoltcp::wire::TcpSeqNumber(syn_seq.wrapping_add(1) as i32));
             tcp.set_ack(true);
         }
-        stack.receive(synack.clone());
+        stack.receive(Bytes::from(synack.clone()));
         stack.poll(t0);
         assert_eq!(stack.state(), tcp::State::Established);
         stack
@@ -500,7 +505,7 @@ mod tests {
                 end.seq.wrapping_add(end.len) as i32
             ));
         }
-        stack.receive(ack);
+        stack.receive(Bytes::from(ack));
         let t2 = t1 + Duration::from_secs(5);
         stack.poll(t2);
         assert!(

@@ -9,7 +9,8 @@ use regex::bytes::Regex;
 use sha2::Sha256;
 use smoltcp::socket::tcp::State;
 
-use crate::check::{Flow, connect, run as run_flow, runtime};
+use crate::check::{Flow, connect, run as run_flow};
+use crate::engine::{self, Engine};
 use crate::error::Result;
 use crate::http::{self, Limits, ResponseParser};
 use crate::target::Target;
@@ -152,11 +153,11 @@ impl Body {
 
 /// One check, in a runtime of its own.
 pub fn run(target: &Target, check: &HttpCheck) -> Result<Verdict> {
-    runtime()?.block_on(run_async(target, check))
+    engine::one_shot(async |engine| run_async(&engine, target, check).await)
 }
 
-/// One check, inside a runtime (several may run at once).
-pub async fn run_async(target: &Target, check: &HttpCheck) -> Result<Verdict> {
+/// One check on `engine` (several may run at once).
+pub async fn run_async(engine: &Engine, target: &Target, check: &HttpCheck) -> Result<Verdict> {
     let what = format!(
         "{} {} {}{} via {} ({})",
         if check.tls.is_some() { "https" } else { "http" },
@@ -172,7 +173,7 @@ pub async fn run_async(target: &Target, check: &HttpCheck) -> Result<Verdict> {
         &check.host,
         &check.headers,
     );
-    run_flow(target, &what, async |flow| {
+    run_flow(engine, target, &what, async |flow| {
         if let Err(reason) = connect(flow).await? {
             return Ok(flow.verdict(false, &what, reason));
         }

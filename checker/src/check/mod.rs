@@ -7,20 +7,22 @@ pub mod kernel;
 pub mod tcp;
 
 use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use checker_common::FlowKey;
 
+use crate::egress::Egress;
+use crate::engine::Engine;
+use crate::engine::neighbour::Lookup;
+use crate::engine::port::{Port, Registration};
+use crate::engine::stop::Stop;
 use crate::error::{Error, Result};
-use crate::link::{Capture, Link, Stop};
 use crate::netdev::Mac;
-use crate::packet::{ETH_P_ALL, PacketSocket};
-use crate::preflight::{self, Plan};
-use crate::stack::{FlowParams, Segment, Stack};
-use crate::target::{self, CloseMode, Target};
-use crate::trace::Tracer;
+use crate::preflight::Plan;
+use crate::stack::{FlowParams, Stack};
+use crate::target::{CloseMode, Target};
 use crate::verdict::{Details, Verdict};
-use crate::xdp::{Attach, XdpHandle};
 use crate::{ndp, resolve};
 
 /// What a check keeps back from its timeout to end its process in time.
@@ -29,8 +31,9 @@ const TEARDOWN: Duration = Duration::from_millis(30);
 /// A check flow, ready to exchange frames with the real server through the VIP.
 pub struct Flow {
     pub stack: Stack,
-    link: Link,
-    key: FlowKey,
+    port: Rc<Port>,
+    stop: Rc<Stop>,
+    egress: Egress,
     deadline: Deadline,
     pub started: Instant,
     /// How long this check took to load and attach the XDP program, when
@@ -38,12 +41,13 @@ pub struct Flow {
     pub attached: Option<Duration>,
     /// Time from the start to the SYN-ACK, once it came.
     pub connected: Option<Duration>,
+    pub real_server: IpAddr,
     pub real_server_mac: Mac,
-    /// ARP (IPv4) or neighbour discovery (IPv6), for messages.
-    real_server_ipv4: bool,
+    /// The flow's frames come here; dropping it removes the flow's entry.
+    registration: Registration,
     /// Keeps our source port reserved in the kernel while the check runs.
-    /// Declared after `link`: the flow's entry is removed (when `link`
-    /// drops) before the port is free for another process to register.
+    /// Declared after `registration`: the flow's entry is removed before
+    /// the port is free for another process to register.
     _port: socket2::Socket,
 }
 
@@ -55,21 +59,16 @@ pub enum Opened {
 }
 
 impl Flow {
-    /// Prepares the flow of `target`; `what` names the check in a verdict.
-    /// Runs inside the check's runtime. Nothing is sent or attached before
-    /// the [`preflight`] has accepted the target.
-    pub async fn open(target: &Target, what: &str) -> Result<Opened> {
-        let begun = Instant::now();
-        // First: from here on a SIGTERM ends the check cleanly.
-        let stop = Stop::catch()?;
+    /// Prepares the flow of `target` on `engine`; `what` names the check in
+    /// a verdict. Nothing is sent or attached before the preflight has
+    /// accepted the target.
+    pub async fn open(engine: &Engine, target: &Target, what: &str) -> Result<Opened> {
+        engine.stop.check()?;
         let Plan {
             dev,
             source,
             egress,
-        } = preflight::check(target)?;
-        let tracer = Tracer::new(target.trace, target.pcap.as_deref())?;
-        // Opened first: it is also the privilege check.
-        let tx = PacketSocket::open(dev.ifindex, 0)?;
+        } = engine.preflight(target)?;
         // The process must have ended by the timeout: keep back the time
         // its teardown takes (RST, unregistering, and the kernel's RCU
         // grace period when the AF_PACKET socket closes, ~10 ms).
@@ -77,44 +76,27 @@ impl Flow {
         // The server's clock starts once the capture is ready: loading and
         // attaching the program (the first check on a bare interface), or
         // waiting for another process's attach under the lock (taken again
-        // to claim a slot), is not the server's time.
-        let (capture, started, attached) = match target.capture {
-            target::Capture::Require => {
-                let (handle, attach) = XdpHandle::open_or_attach(&dev, target.xdp_mode)?;
-                // Waiting for a free slot is bounded by the timeout on its
-                // own (all 256 busy: rare); the lock it takes is shared
-                // with other processes' attaches, which are not this
-                // server's time either.
-                let slot =
-                    handle.claim_slot(&dev.name, target.timeout, Instant::now() + answer_within)?;
-                // A cold check's first ring (an RCU grace period) is part
-                // of its attach.
-                let started = Instant::now();
-                let attached = (attach == Attach::Loaded).then(|| begun.elapsed());
-                (Capture::Xdp(Box::new(slot)), started, attached)
-            }
-            target::Capture::Off => (
-                Capture::Packet(PacketSocket::open(dev.ifindex, ETH_P_ALL)?),
-                Instant::now(),
-                None,
-            ),
-        };
+        // to claim a slot), is not the server's time. Waiting for a free
+        // slot is bounded by the timeout on its own (all 256 busy: rare).
+        let (port, attached) = engine.port(&dev, target, Instant::now() + answer_within)?;
+        let started = Instant::now();
         let mut deadline = Deadline::new(started, target);
-        let mut link = Link::new(capture, tx, egress, &dev.name, tracer, stop)?;
+        let stop = engine.stop.clone();
 
-        let resolved = match (source, target.real_server) {
-            (IpAddr::V4(source), IpAddr::V4(rs)) => {
-                resolve::arp(&mut link, &dev, source, rs, deadline.due).await?
-            }
-            (IpAddr::V6(source), IpAddr::V6(rs)) => {
-                ndp::solicit(&mut link, &dev, source, rs, deadline.due).await?
-            }
-            _ => {
-                return Err(Error::Usage(
-                    "REAL_SERVER and the source address are of different IP families".into(),
-                ));
-            }
-        };
+        if source.is_ipv4() != target.real_server.is_ipv4() {
+            return Err(Error::Usage(
+                "REAL_SERVER and the source address are of different IP families".into(),
+            ));
+        }
+        let resolved = neighbour(
+            &port,
+            &stop,
+            &egress,
+            source,
+            target.real_server,
+            deadline.due,
+        )
+        .await?;
         let Some(real_server_mac) = resolved else {
             return Ok(Opened::Failed(Box::new(Verdict {
                 healthy: false,
@@ -149,11 +131,11 @@ impl Flow {
                 local_port,
             ),
         };
-        if !link.register(key)? {
+        let Some(registration) = port.register(key)? else {
             return Err(Error::Bpf(format!(
                 "flow {source}:{local_port} is registered by another process"
             )));
-        }
+        };
         let stack = Stack::connect(
             FlowParams {
                 local_mac: dev.mac,
@@ -168,27 +150,29 @@ impl Flow {
         );
         Ok(Opened::Ready(Box::new(Flow {
             stack,
-            link,
-            key,
+            port,
+            stop,
+            egress,
             deadline,
             started,
             attached,
             connected: None,
+            real_server: target.real_server,
             real_server_mac,
-            real_server_ipv4: target.real_server.is_ipv4(),
+            registration,
             _port: port_socket,
         })))
     }
 
     /// Runs the stack until `goal` returns `Some` or the deadline passes
-    /// (`None`). Sleeps on the capture and the stack's next timer.
+    /// (`None`). Sleeps on the flow's inbox and the stack's next timer.
     pub async fn drive<T>(
         &mut self,
         mut goal: impl FnMut(&mut Stack) -> Option<T>,
     ) -> Result<Option<T>> {
         loop {
             let now = Instant::now();
-            self.receive()?;
+            self.receive(now);
             self.stack.poll(now);
             self.transmit()?;
             if let Some(done) = goal(&mut self.stack) {
@@ -202,32 +186,26 @@ impl Flow {
                 Some(delay) => (now + delay).min(due),
                 None => due,
             };
-            self.link.wait(wake).await?;
+            self.port
+                .wait(&self.registration.inbox, &self.stop, wake)
+                .await?;
         }
     }
 
-    /// Feeds every captured frame of our flow to the stack.
-    fn receive(&mut self) -> Result<()> {
-        let key = self.key;
-        let mut ours = Vec::new();
-        self.link.receive(|frame| {
-            if is_segment_of(frame, &key) {
-                ours.push(frame.to_vec());
-            }
-        })?;
-        if !ours.is_empty() {
-            self.deadline.replied(Instant::now());
+    /// Feeds the frames captured for this flow to the stack.
+    fn receive(&mut self, now: Instant) {
+        let frames = self.registration.inbox.take();
+        if !frames.is_empty() {
+            self.deadline.replied(now);
         }
-        for frame in ours {
-            self.link.trace_received(&frame);
+        for frame in frames {
             self.stack.receive(frame);
         }
-        Ok(())
     }
 
     fn transmit(&mut self) -> Result<()> {
         for frame in self.stack.take_outgoing(Instant::now()) {
-            self.link.send(&frame)?;
+            self.port.send(&frame, &self.egress)?;
         }
         Ok(())
     }
@@ -276,6 +254,72 @@ impl Flow {
     pub fn window(&self) -> String {
         self.deadline.window()
     }
+
+    /// The real server did not answer through the VIP: the MAC it was sent
+    /// to is asked again by the next check (it may have changed).
+    fn unanswered(&self) {
+        self.port
+            .neighbours
+            .borrow_mut()
+            .forget(self.real_server, self.real_server_mac);
+    }
+}
+
+/// The real server's MAC: known to the port's cache, or asked for by this
+/// flow (ARP for IPv4, neighbour discovery for IPv6), or by another flow
+/// of the engine that is asking already. `None`: no answer by `due`.
+async fn neighbour(
+    port: &Rc<Port>,
+    stop: &Stop,
+    egress: &Egress,
+    source: IpAddr,
+    real_server: IpAddr,
+    due: Instant,
+) -> Result<Option<Mac>> {
+    loop {
+        let lookup = port
+            .neighbours
+            .borrow_mut()
+            .lookup(real_server, Instant::now());
+        match lookup {
+            Lookup::Known(mac) => return Ok(Some(mac)),
+            Lookup::Wait(done) => {
+                let done = done.notified();
+                tokio::select! {
+                    e = stop.stopped() => return Err(e),
+                    _ = done => {}
+                    _ = tokio::time::sleep_until(due.into()) => return Ok(None),
+                }
+            }
+            Lookup::Ask(turn) => {
+                // Given up if this flow fails or is cancelled: the next asks.
+                struct Turn<'a>(&'a Port, Option<crate::engine::neighbour::Asking>);
+                impl Drop for Turn<'_> {
+                    fn drop(&mut self) {
+                        if let Some(turn) = &self.1 {
+                            self.0.neighbours.borrow_mut().abandon(turn);
+                        }
+                    }
+                }
+                let mut turn = Turn(port, Some(turn));
+                let mac = match (source, real_server) {
+                    (IpAddr::V4(source), IpAddr::V4(rs)) => {
+                        resolve::arp(port, stop, egress, source, rs, due).await?
+                    }
+                    (IpAddr::V6(source), IpAddr::V6(rs)) => {
+                        ndp::solicit(port, stop, egress, source, rs, due).await?
+                    }
+                    _ => None,
+                };
+                if let Some(asking) = turn.1.take() {
+                    port.neighbours
+                        .borrow_mut()
+                        .learned(asking, mac, Instant::now());
+                }
+                return Ok(mac);
+            }
+        }
+    }
 }
 
 /// Drives the handshake: `Ok(Ok(()))` on SYN-ACK, `Ok(Err(reason))` when
@@ -295,16 +339,19 @@ pub async fn connect(flow: &mut Flow) -> Result<Result<(), String>> {
             Ok(())
         }
         Some(false) => Err("connection refused (RST)".to_string()),
-        None => Err(format!(
-            "no answer within {} (the real server answers {} at {}; does it carry the VIP on its loopback?)",
-            flow.window(),
-            if flow.real_server_ipv4 {
-                "ARP"
-            } else {
-                "neighbour solicitations"
-            },
-            flow.real_server_mac
-        )),
+        None => {
+            flow.unanswered();
+            Err(format!(
+                "no answer within {} (the real server answers {} at {}; does it carry the VIP on its loopback?)",
+                flow.window(),
+                if flow.real_server.is_ipv4() {
+                    "ARP"
+                } else {
+                    "neighbour solicitations"
+                },
+                flow.real_server_mac
+            ))
+        }
     })
 }
 
@@ -366,18 +413,19 @@ impl Deadline {
     }
 }
 
-/// Runs one check of `target`: opens its flow (a failure to resolve the
-/// real server is a verdict already), runs `body` on it, and turns a stop
-/// signal into a failing verdict once the flow is gone (its entry removed).
-/// Runs inside a runtime; several may run at once on one thread.
+/// Runs one check of `target` on `engine`: opens its flow (a failure to
+/// resolve the real server is a verdict already), runs `body` on it, and
+/// turns a stop signal into a failing verdict once the flow is gone (its
+/// entry removed). Several may run at once on one engine.
 pub async fn run(
+    engine: &Engine,
     target: &Target,
     what: &str,
     body: impl AsyncFnOnce(&mut Flow) -> Result<Verdict>,
 ) -> Result<Verdict> {
     let begun = Instant::now();
     let result = async {
-        match Flow::open(target, what).await? {
+        match Flow::open(engine, target, what).await? {
             Opened::Ready(mut flow) => body(&mut flow).await,
             Opened::Failed(verdict) => Ok(*verdict),
         }
@@ -428,26 +476,10 @@ fn reserve_port(source: IpAddr) -> Result<(socket2::Socket, u16)> {
     Ok((socket, port))
 }
 
-/// Whether `frame` is a TCP segment of the flow `key`: the XDP program
-/// already filters, the `--xdp off` capture sees every frame.
-fn is_segment_of(frame: &[u8], key: &FlowKey) -> bool {
-    let (remote, local) = crate::xdp::endpoints(key);
-    Segment::parse(frame).is_some_and(|s| s.src == remote && s.dst == local)
-}
-
 /// `ip` as IPv6 (IPv4 mapped: never happens, the preflight keeps one family).
 fn v6(ip: IpAddr) -> std::net::Ipv6Addr {
     match ip {
         IpAddr::V6(v6) => v6,
         IpAddr::V4(v4) => v4.to_ipv6_mapped(),
     }
-}
-
-/// The runtime of one check: one thread, I/O and timers.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .map_err(|e| Error::io("starting the event loop", e))
 }

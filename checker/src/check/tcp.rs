@@ -1,23 +1,24 @@
 //! `vipcheck tcp`: does the real server complete a TCP handshake for the VIP?
 
-use crate::check::{connect, run as run_flow, runtime};
+use crate::check::{connect, run as run_flow};
+use crate::engine::{self, Engine};
 use crate::error::Result;
 use crate::target::Target;
 use crate::verdict::Verdict;
 
 /// One check, in a runtime of its own.
 pub fn run(target: &Target) -> Result<Verdict> {
-    runtime()?.block_on(check(target))
+    engine::one_shot(async |engine| check(&engine, target).await)
 }
 
-/// One check, inside a runtime (several may run at once).
-pub async fn check(target: &Target) -> Result<Verdict> {
+/// One check on `engine` (several may run at once).
+pub async fn check(engine: &Engine, target: &Target) -> Result<Verdict> {
     let what = format!(
         "tcp {} via {}",
         std::net::SocketAddr::new(target.vip, target.port),
         target.real_server
     );
-    run_flow(target, &what, async |flow| {
+    run_flow(engine, target, &what, async |flow| {
         let answer = connect(flow).await?;
         if answer.is_ok() {
             flow.close(target.close).await?;

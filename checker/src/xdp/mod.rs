@@ -277,6 +277,22 @@ impl Slot {
         }
     }
 
+    /// Keeps the slot this process's for `lease` more: a long-running
+    /// engine renews it well before it expires, or a later check would
+    /// judge it stale and free it.
+    pub fn renew(&mut self, lease: Duration) -> Result<()> {
+        let owner = current_owner(lease)?;
+        self.handle
+            .slots
+            .insert(self.index, owner, 0)
+            .map_err(bpf("renewing the capture slot"))
+    }
+
+    /// The program's verdict counters, summed over CPUs.
+    pub fn counters(&self) -> Result<Vec<(Counter, u64)>> {
+        self.handle.counters()
+    }
+
     /// Takes every record waiting in the ring, calling `f` with each frame.
     pub fn drain(&mut self, mut f: impl FnMut(&[u8])) {
         while let Some(item) = self.ring.next() {

@@ -1,0 +1,180 @@
+//! The engine: one process driving any number of check flows over one
+//! [`Port`] per interface (one capture slot, one AF_PACKET socket, one
+//! neighbour cache), on one thread.
+//!
+//! Data flows one way: a [`Target`] (from the CLI, the C command lines or a
+//! config file) is checked by `check::{tcp,http}` as a [`Flow`](crate::check::Flow),
+//! which the engine gives a port ([`Engine::port`]); each port's task sorts
+//! captured frames into the flows' inboxes; a flow ends in a verdict that
+//! the caller turns into output. A one-shot command is the engine with one
+//! target ([`one_shot`]); `audit` and `daemon` are the engine with many
+//! ([`block_on`]). There is no second code path.
+
+pub mod demux;
+pub mod neighbour;
+pub mod port;
+pub mod stop;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::netdev::NetDev;
+use crate::packet::{ETH_P_ALL, PacketSocket};
+use crate::preflight::{self, Plan};
+use crate::target::{self, Target};
+use crate::trace::Tracer;
+use crate::xdp::{Attach, XdpHandle};
+use port::{Capture, Port};
+use stop::Stop;
+
+/// How long a long-running engine holds its capture slot between
+/// renewals: a process killed with SIGKILL leaves a slot that later checks
+/// free once its owner is gone, or at the latest this long after.
+const LEASE: Duration = Duration::from_secs(60);
+
+pub struct Engine {
+    ports: RefCell<HashMap<String, Rc<Port>>>,
+    pub stop: Rc<Stop>,
+    tasks: RefCell<Vec<tokio::task::JoinHandle<()>>>,
+    /// `None`: one check, whose slot lease is its timeout. `Some`: the
+    /// slot lease, renewed by a task.
+    lease: Option<Duration>,
+}
+
+/// Runs `f` on an engine for many checks: a runtime on this thread, the
+/// ports' tasks beside it. Every port is closed (its flows and slot freed)
+/// before this returns.
+pub fn block_on<T>(f: impl AsyncFnOnce(Rc<Engine>) -> Result<T>) -> Result<T> {
+    run(Some(LEASE), f)
+}
+
+/// Runs one check on an engine of its own.
+pub fn one_shot<T>(f: impl AsyncFnOnce(Rc<Engine>) -> Result<T>) -> Result<T> {
+    run(None, f)
+}
+
+fn run<T>(lease: Option<Duration>, f: impl AsyncFnOnce(Rc<Engine>) -> Result<T>) -> Result<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| Error::io("starting the event loop", e))?;
+    let local = tokio::task::LocalSet::new();
+    let out = local.block_on(&runtime, async {
+        let engine = Engine::start(lease)?;
+        let out = f(engine.clone()).await;
+        engine.shutdown();
+        out
+    });
+    // The tasks (and the ports they hold) go before the runtime.
+    drop(local);
+    out
+}
+
+impl Engine {
+    /// Inside a LocalSet: catches SIGTERM and SIGINT from now on.
+    fn start(lease: Option<Duration>) -> Result<Rc<Engine>> {
+        let stop = Rc::new(Stop::default());
+        let signals = Stop::catch(stop.clone())?;
+        let engine = Rc::new(Engine {
+            ports: RefCell::default(),
+            stop,
+            tasks: RefCell::default(),
+            lease,
+        });
+        engine.spawn(signals);
+        if let Some(lease) = lease {
+            let weak = Rc::downgrade(&engine);
+            engine.spawn(async move {
+                loop {
+                    tokio::time::sleep(lease / 4).await;
+                    let Some(engine) = weak.upgrade() else { return };
+                    for port in engine.ports.borrow().values() {
+                        if let Err(e) = port.renew(lease) {
+                            log::warn!("{}: {e}", port.dev.name);
+                        }
+                    }
+                }
+            });
+        }
+        Ok(engine)
+    }
+
+    fn spawn(&self, task: impl Future<Output = ()> + 'static) {
+        self.tasks.borrow_mut().push(tokio::task::spawn_local(task));
+    }
+
+    /// What `target` sends from, once the preflight accepted it: nothing
+    /// is sent or attached before.
+    pub fn preflight(&self, target: &Target) -> Result<Plan> {
+        preflight::check(target)
+    }
+
+    /// The port of `dev`, opened on first use as `target` asks (loading and
+    /// attaching the XDP program if the interface has none). With the time
+    /// that loading and attaching took, when this call did it. A slot not
+    /// claimed by `claim_by` (all taken by other processes) is an error.
+    pub fn port(
+        &self,
+        dev: &NetDev,
+        target: &Target,
+        claim_by: Instant,
+    ) -> Result<(Rc<Port>, Option<Duration>)> {
+        if let Some(port) = self.ports.borrow().get(&dev.name) {
+            return Ok((port.clone(), None));
+        }
+        let begun = Instant::now();
+        let tracer = Tracer::new(target.trace, target.pcap.as_deref())?;
+        // Opened first: it is also the privilege check.
+        let tx = PacketSocket::open(dev.ifindex, 0)?;
+        let (capture, attached) = match target.capture {
+            target::Capture::Require => {
+                let (handle, attach) = XdpHandle::open_or_attach(dev, target.xdp_mode)?;
+                let lease = self.lease.unwrap_or(target.timeout);
+                let slot = handle.claim_slot(&dev.name, lease, claim_by)?;
+                // A cold check's first ring (an RCU grace period) is part
+                // of its attach.
+                let attached = (attach == Attach::Loaded).then(|| begun.elapsed());
+                (Capture::Xdp(Box::new(slot)), attached)
+            }
+            target::Capture::Off => (
+                Capture::Packet(PacketSocket::open(dev.ifindex, ETH_P_ALL)?),
+                None,
+            ),
+        };
+        let port = Rc::new(Port::new(dev.clone(), capture, tx, tracer)?);
+        self.spawn(port.clone().dispatch());
+        self.ports
+            .borrow_mut()
+            .insert(dev.name.clone(), port.clone());
+        Ok((port, attached))
+    }
+
+    /// The open ports.
+    pub fn ports(&self) -> Vec<Rc<Port>> {
+        self.ports.borrow().values().cloned().collect()
+    }
+
+    /// Flows registered now, over every port.
+    pub fn flows(&self) -> usize {
+        self.ports.borrow().values().map(|p| p.flows()).sum()
+    }
+
+    /// Ends the ports' tasks and closes the ports (their flows' entries
+    /// and slots removed once the last flow holding them has gone).
+    fn shutdown(&self) {
+        for task in self.tasks.borrow_mut().drain(..) {
+            task.abort();
+        }
+        self.ports.borrow_mut().clear();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
