@@ -37,7 +37,11 @@ pub const RING_SIZE: u32 = 1 << 18;
 /// holds it (the verifier needs a constant size per reservation). In generic
 /// (skb) mode XDP runs after GRO, so a frame can be a merged super-frame of
 /// up to 64 KiB; larger ones cannot be copied whole and count as `Oversize`.
-pub const FRAME_CLASSES: [usize; 4] = [2048, 8192, 32768, 65536];
+/// The first class holds a frame without payload (SYN-ACK, ACK, FIN, RST,
+/// ARP, NDP), the most frequent by far: one engine runs hundreds of flows
+/// over one ring, and their handshakes must fit it at once (a 2 KiB record
+/// each would fill a ring with about 127 SYN-ACKs).
+pub const FRAME_CLASSES: [usize; 5] = [256, 2048, 8192, 32768, 65536];
 
 /// Kind of a [`FlowKey`]: ARP replies from `remote_addr` to `local_addr`
 /// (ports zero). They are copied to the owner and still passed to the kernel.

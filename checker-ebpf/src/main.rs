@@ -105,6 +105,8 @@ fn copy(ctx: &XdpContext, ring: &SlotRing) -> Counter {
         copy_into::<{ FRAME_CLASSES[2] }>(ctx, ring, len)
     } else if len <= FRAME_CLASSES[3] {
         copy_into::<{ FRAME_CLASSES[3] }>(ctx, ring, len)
+    } else if len <= FRAME_CLASSES[4] {
+        copy_into::<{ FRAME_CLASSES[4] }>(ctx, ring, len)
     } else {
         Counter::Oversize
     }

@@ -1,13 +1,15 @@
 //! Locks over loading, attaching and detaching the program of one
 //! interface, and over taking and collecting the capture slots of one
 //! program: open-file-description byte-range locks (F_OFD_SETLKW) on one
-//! byte each of `/run/vipcheck.lock`, so that a check on one interface never
+//! byte each of `/run/vipcheck/lock`, so that a check on one interface never
 //! waits for an attach on another (an attach takes ~50-100 ms).
 //!
 //! `/run` is where the lock is shared widest without being open to other
 //! users: `ip netns exec` gives vipcheck its own /sys (no shared
 //! /sys/fs/bpf) but keeps the host's /run, and only root can create a file
-//! there, so no user can hold the lock to stop the checks. A process with
+//! there, so no user can hold the lock to stop the checks. In a directory
+//! of its own so that the systemd unit (`ProtectSystem=strict`) can give
+//! the daemon write access to it alone (`RuntimeDirectory=vipcheck`). A process with
 //! another /run (a container) does not share it: the kernel still keeps
 //! two attaches from ending with two programs (the loser uses the winner's
 //! program); what the lock adds is not loading the program twice, and a
@@ -17,11 +19,12 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 
 use crate::error::{Error, Result};
 
-const LOCK_FILE: &str = "/run/vipcheck.lock";
+const LOCK_DIR: &str = "/run/vipcheck";
+const LOCK_FILE: &str = "/run/vipcheck/lock";
 
 /// Held until dropped. `None`: no lock file could be made (no writable
 /// /run); going on without the lock.
@@ -53,6 +56,11 @@ impl Scope {
 
 pub(super) fn lock(scope: Scope) -> Result<Lock> {
     // Write access: a write (exclusive) lock needs it. Created once.
+    if let Err(e) = std::fs::DirBuilder::new().mode(0o755).create(LOCK_DIR)
+        && e.kind() != io::ErrorKind::AlreadyExists
+    {
+        log::debug!("no lock directory ({LOCK_DIR}: {e})");
+    }
     let opened = File::options()
         .write(true)
         .create(true)
@@ -62,7 +70,7 @@ pub(super) fn lock(scope: Scope) -> Result<Lock> {
     let file = match opened {
         Ok(file) => file,
         Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
-            return Err(Error::privileged("opening /run/vipcheck.lock", e));
+            return Err(Error::privileged("opening /run/vipcheck/lock", e));
         }
         Err(e) => {
             log::debug!("no lock ({LOCK_FILE}: {e}); going on without it");
@@ -80,7 +88,7 @@ pub(super) fn lock(scope: Scope) -> Result<Lock> {
     while unsafe { libc::fcntl(file.as_raw_fd(), libc::F_OFD_SETLKW, &range) } != 0 {
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
-            return Err(Error::io("locking /run/vipcheck.lock", e));
+            return Err(Error::io("locking /run/vipcheck/lock", e));
         }
     }
     Ok(Lock(Some(file)))

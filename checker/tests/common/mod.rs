@@ -117,8 +117,22 @@ pub fn sh(lab: &Lab, ns: &str, program: &str, args: &[&str]) -> String {
 /// Runs `cmd` and also returns its peak resident set size in KiB (from
 /// wait4's rusage: the process itself, as nsenter execs it).
 // Reaped by wait4 below, which std's Child cannot do (it needs the rusage).
+pub fn run_measured(cmd: Command) -> (Run, u64) {
+    let (run, usage) = run_usage(cmd);
+    (run, usage.max_rss_kib)
+}
+
+/// What a process used, from wait4's rusage.
+#[derive(Clone, Copy, Debug)]
+pub struct Usage {
+    pub max_rss_kib: u64,
+    /// User plus system CPU time.
+    pub cpu: Duration,
+}
+
+/// Runs `cmd` and returns what it used (see [`run_measured`]).
 #[allow(clippy::zombie_processes)]
-pub fn run_measured(mut cmd: Command) -> (Run, u64) {
+pub fn run_usage(mut cmd: Command) -> (Run, Usage) {
     use std::io::Read;
     let start = Instant::now();
     let mut child = cmd
@@ -158,8 +172,15 @@ pub fn run_measured(mut cmd: Command) -> (Run, u64) {
             stderr,
             elapsed: start.elapsed(),
         },
-        usage.ru_maxrss as u64,
+        Usage {
+            max_rss_kib: usage.ru_maxrss as u64,
+            cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+        },
     )
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
 }
 
 /// `vipcheck http [extra...] eth0 RS VIP PORT HOST PATH`.
