@@ -3,6 +3,7 @@
 //! (`xtask::lab::Lab::up`).
 
 pub mod bench;
+pub mod dist;
 pub mod lab;
 pub mod setup;
 

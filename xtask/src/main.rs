@@ -37,7 +37,16 @@ enum Task {
     Demo,
     /// The release binary, the C checkers' names linked to it, man pages and
     /// shell completions in target/dist/.
-    Dist,
+    Dist {
+        /// Also build target/dist/vipcheck_VERSION_ARCH.deb (with a systemd
+        /// unit, neither enabled nor started at install).
+        #[arg(long)]
+        deb: bool,
+        /// Stage in DIR instead of target/dist/ (DIR must not exist or be
+        /// empty; target/dist/ is emptied first).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
     /// Time whole warm checks against the kernel doing the same (release build).
     Bench {
         /// Runs of each contender.
@@ -66,7 +75,7 @@ fn main() -> ExitCode {
         Task::Lab { action } => lab_task(action).map(|()| ExitCode::SUCCESS),
         Task::Test { args } => test(&args),
         Task::Demo => demo(),
-        Task::Dist => dist(),
+        Task::Dist { deb, out } => dist(deb, out),
         Task::Bench { runs } => bench(runs),
     };
     result.unwrap_or_else(|e| {
@@ -246,50 +255,35 @@ fn release_build() -> Result<Result<PathBuf, ExitCode>> {
     Ok(Ok(vipcheck))
 }
 
-fn dist() -> Result<ExitCode> {
+fn dist(deb: bool, out: Option<PathBuf>) -> Result<ExitCode> {
+    if let Some(dir) = &out {
+        let used = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+        if used {
+            bail!("{} is not empty", dir.display());
+        }
+    }
     let vipcheck = match release_build()? {
         Ok(path) => path,
         Err(code) => return Ok(code),
     };
-    let dist = vipcheck
-        .parent()
-        .and_then(|release| release.parent())
-        .context("the release binary has no target directory")?
-        .join("dist");
-    let _ = std::fs::remove_dir_all(&dist);
-    let bin = dist.join("bin");
-    let man = dist.join("man/man1");
-    let completions = dist.join("completions");
-    for dir in [&bin, &man, &completions] {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    let installed = bin.join("vipcheck");
-    std::fs::copy(&vipcheck, &installed)
-        .with_context(|| format!("cannot copy {}", vipcheck.display()))?;
-    let run = |args: &[&std::ffi::OsStr], stdout: Option<&std::path::Path>| -> Result<()> {
-        let mut cmd = Command::new(&installed);
-        cmd.args(args);
-        if let Some(path) = stdout {
-            cmd.stdout(std::fs::File::create(path)?);
+    let dist = match out {
+        Some(dir) => dir,
+        None => {
+            let dist = vipcheck
+                .parent()
+                .and_then(|release| release.parent())
+                .context("the release binary has no target directory")?
+                .join("dist");
+            let _ = std::fs::remove_dir_all(&dist);
+            dist
         }
-        xtask::setup::run_ok(&mut cmd)
     };
-    run(
-        &["compat".as_ref(), "install".as_ref(), bin.as_os_str()],
-        None,
-    )?;
-    run(&["man".as_ref(), man.as_os_str()], None)?;
-    for (shell, file) in [
-        ("bash", "vipcheck.bash"),
-        ("zsh", "_vipcheck"),
-        ("fish", "vipcheck.fish"),
-    ] {
-        run(
-            &["completions".as_ref(), shell.as_ref()],
-            Some(&completions.join(file)),
-        )?;
-    }
+    xtask::dist::stage(&vipcheck, &dist)?;
     println!("{}", dist.display());
+    if deb {
+        let package = xtask::dist::deb(&dist)?;
+        println!("{}", package.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -408,5 +402,23 @@ mod tests {
             panic!("not lab up");
         };
         assert_eq!(role, Role::Master);
+    }
+
+    #[test]
+    fn dist_takes_deb_and_out() {
+        let cli = Cli::parse_from(["xtask", "dist"]);
+        assert!(matches!(
+            cli.task,
+            Task::Dist {
+                deb: false,
+                out: None
+            }
+        ));
+        let cli = Cli::parse_from(["xtask", "dist", "--deb", "--out", "/tmp/d"]);
+        let Task::Dist { deb, out } = cli.task else {
+            panic!("not dist");
+        };
+        assert!(deb);
+        assert_eq!(out, Some(PathBuf::from("/tmp/d")));
     }
 }

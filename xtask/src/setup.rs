@@ -11,8 +11,10 @@ use anyhow::{Context, Result, bail};
 /// Debian packages: nginx for the lab's real servers, iproute2 for the
 /// namespaces, nsenter (util-linux) to run programs in them, the tools
 /// tests use to make loss, capture, and inspect interfaces and BPF, and
-/// keepalived, which lab tests run on the LB to see how it runs scripts.
-pub const PACKAGES: [&str; 10] = [
+/// keepalived, which lab tests run on the LB to see how it runs scripts,
+/// and dpkg-dev for the `Depends` of `cargo xtask dist --deb`
+/// (dpkg-shlibdeps).
+pub const PACKAGES: [&str; 11] = [
     "nginx-light",
     "iproute2",
     "nftables",
@@ -23,6 +25,7 @@ pub const PACKAGES: [&str; 10] = [
     "procps",
     "bpftool",
     "keepalived",
+    "dpkg-dev",
 ];
 
 enum Outcome {
@@ -184,7 +187,7 @@ pub fn run_ok(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn stdout_of(cmd: &mut Command) -> Result<String> {
+pub(crate) fn stdout_of(cmd: &mut Command) -> Result<String> {
     let out = cmd
         .output()
         .with_context(|| format!("cannot run {cmd:?}"))?;
@@ -254,7 +257,8 @@ mod tests {
                 "util-linux",
                 "procps",
                 "bpftool",
-                "keepalived"
+                "keepalived",
+                "dpkg-dev"
             ]
         );
         let all: String = PACKAGES

@@ -1,0 +1,261 @@
+//! `cargo xtask dist --deb`, run as a whole: the release build, the staged
+//! files and the package built from them, inspected with dpkg-deb (and the
+//! unit with `systemd-analyze verify` where it exists). Needs root (the
+//! task's setup step) and takes a release build:
+//! `cargo test -p xtask --test dist -- --nocapture` shows the package's
+//! listing.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use xtask::dist::debian_version;
+
+const COMPAT_NAMES: [&str; 3] = ["check_tcp_raw", "check_http_get_raw", "check_http_raw"];
+
+/// A directory removed when dropped, also when the test fails.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        let dir = std::env::temp_dir().join(format!("xtask-dist-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(cmd: &mut Command) -> String {
+    String::from_utf8(run(cmd).stdout).unwrap()
+}
+
+/// One line of `dpkg-deb --contents`.
+#[derive(Debug)]
+struct Entry {
+    mode: String,
+    owner: String,
+    link_to: Option<String>,
+}
+
+/// `dpkg-deb --contents` by path (`./usr/bin/vipcheck`).
+fn contents(listing: &str) -> BTreeMap<String, Entry> {
+    listing
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            assert!(fields.len() >= 6, "unexpected line {line:?}");
+            let (path, link_to) = match fields[5..] {
+                [ref path @ .., "link", "to", target] => (path.join(" "), Some(target.to_owned())),
+                ref path => (path.join(" "), None),
+            };
+            let entry = Entry {
+                mode: fields[0].to_owned(),
+                owner: fields[1].to_owned(),
+                link_to,
+            };
+            (path, entry)
+        })
+        .collect()
+}
+
+#[test]
+fn dist_deb_builds_the_package() {
+    let started = Instant::now();
+    let tmp = TempDir::new();
+    let dist = tmp.0.join("dist");
+    let out = run(Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["dist", "--deb", "--out"])
+        .arg(&dist)
+        .stderr(std::process::Stdio::inherit()));
+    let built = started.elapsed();
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let arch = stdout(Command::new("dpkg").arg("--print-architecture"));
+    let arch = arch.trim();
+    let version = debian_version(env!("CARGO_PKG_VERSION"));
+    let deb = dist.join(format!("vipcheck_{version}_{arch}.deb"));
+    assert_eq!(printed.lines().last(), Some(deb.to_str().unwrap()));
+    assert!(!dist.join("deb").exists(), "the package tree is left");
+
+    let listing = stdout(Command::new("dpkg-deb").arg("--contents").arg(&deb));
+    println!("{listing}");
+    let entries = contents(&listing);
+    for (path, entry) in &entries {
+        assert_eq!(entry.owner, "root/root", "{path}");
+    }
+    let mut expected: Vec<String> = [
+        "usr/share/bash-completion/completions/vipcheck",
+        "usr/share/zsh/vendor-completions/_vipcheck",
+        "usr/share/fish/vendor_completions.d/vipcheck.fish",
+        "lib/systemd/system/vipcheck.service",
+        "etc/default/vipcheck",
+        "usr/share/doc/vipcheck/copyright",
+    ]
+    .map(String::from)
+    .into();
+    // Every page `vipcheck man` wrote, compressed; at least these.
+    for page in std::fs::read_dir(dist.join("man/man1")).unwrap() {
+        let name = page.unwrap().file_name().into_string().unwrap();
+        expected.push(format!("usr/share/man/man1/{name}.gz"));
+    }
+    for name in ["vipcheck"].iter().chain(&COMPAT_NAMES) {
+        expected.push(format!("usr/share/man/man1/{name}.1.gz"));
+    }
+    for path in &expected {
+        let entry = entries
+            .get(&format!("./{path}"))
+            .unwrap_or_else(|| panic!("{path} is not in the package"));
+        assert_eq!(entry.mode, "-rw-r--r--", "{path}");
+    }
+    // vipcheck and the C names are one file: tar stores the first of them
+    // as a file and the others as hard links to it.
+    let names: Vec<String> = ["vipcheck"]
+        .iter()
+        .chain(&COMPAT_NAMES)
+        .map(|name| format!("./usr/bin/{name}"))
+        .collect();
+    let files: Vec<&String> = names
+        .iter()
+        .filter(|name| entries[name.as_str()].link_to.is_none())
+        .collect();
+    assert_eq!(files.len(), 1, "not one file: {names:?}");
+    for name in &names {
+        let entry = &entries[name.as_str()];
+        assert_eq!(&entry.mode[1..], "rwxr-xr-x", "{name}");
+        match &entry.link_to {
+            Some(target) => {
+                assert!(entry.mode.starts_with('h'), "{name} is not a hard link");
+                assert_eq!(target, files[0], "{name}");
+            }
+            None => assert!(entry.mode.starts_with('-'), "{name}"),
+        }
+    }
+
+    let field = |name: &str| {
+        stdout(Command::new("dpkg-deb").arg("--field").arg(&deb).arg(name))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(field("Package"), "vipcheck");
+    assert_eq!(field("Version"), version);
+    assert_eq!(field("Architecture"), arch);
+    assert!(
+        field("Depends").starts_with("libc6 (>= "),
+        "{}",
+        field("Depends")
+    );
+    assert_eq!(field("Section"), "net");
+
+    let control = tmp.0.join("DEBIAN");
+    run(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
+    assert_eq!(
+        std::fs::read_to_string(control.join("conffiles")).unwrap(),
+        "/etc/default/vipcheck\n"
+    );
+    for script in ["postinst", "prerm", "postrm"] {
+        let path = control.join(script);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().mode() & 0o777,
+            0o755,
+            "{script}"
+        );
+        run(Command::new("sh").arg("-n").arg(&path));
+        // daemon-reload, stop on removal, restart on upgrade if running:
+        // never enable or start.
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
+            let mut words = line.split_whitespace().skip_while(|w| *w != "systemctl");
+            if words.next().is_some() {
+                let verb = words.find(|w| !w.starts_with("--")).unwrap();
+                assert!(
+                    ["daemon-reload", "try-restart", "stop"].contains(&verb),
+                    "{script}: systemctl {verb}"
+                );
+            }
+        }
+    }
+
+    let root = tmp.0.join("root");
+    run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
+    let bin = root.join("usr/bin");
+    let vipcheck = std::fs::metadata(bin.join("vipcheck")).unwrap();
+    assert_eq!(vipcheck.nlink(), 1 + COMPAT_NAMES.len() as u64);
+    for name in COMPAT_NAMES {
+        let meta = std::fs::symlink_metadata(bin.join(name)).unwrap();
+        assert!(meta.is_file(), "{name}");
+        assert_eq!(meta.ino(), vipcheck.ino(), "{name} is not vipcheck");
+    }
+    let said = stdout(Command::new(bin.join("vipcheck")).arg("--version"));
+    assert_eq!(
+        said.trim(),
+        format!("vipcheck {}", env!("CARGO_PKG_VERSION"))
+    );
+
+    verify_unit(&root, &tmp.0);
+    println!(
+        "cargo xtask dist --deb: {:.1} s; the whole test: {:.1} s",
+        built.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// `systemd-analyze verify` on the package's unit, with ExecStart's binary
+/// and the man page of its Documentation= taken from the extracted package.
+fn verify_unit(root: &Path, tmp: &Path) {
+    let found = Command::new("sh")
+        .args(["-c", "command -v systemd-analyze"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        println!("no systemd-analyze: the unit is not verified");
+        return;
+    }
+    let unit = std::fs::read_to_string(root.join("lib/systemd/system/vipcheck.service")).unwrap();
+    let exec_start = "\nExecStart=/usr/bin/vipcheck daemon $VIPCHECK_ARGS\n";
+    assert!(unit.contains(exec_start));
+    let binary = root.join("usr/bin/vipcheck");
+    let unit = unit.replace(
+        exec_start,
+        &format!("\nExecStart={} daemon $VIPCHECK_ARGS\n", binary.display()),
+    );
+    let dir = tmp.join("verify");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("vipcheck.service"), unit).unwrap();
+    let out = run(Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.join("vipcheck.service"))
+        .env("MANPATH", root.join("usr/share/man")));
+    // Unknown keys and values that do not parse are only warnings.
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let about_unit: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("vipcheck.service"))
+        .collect();
+    assert!(about_unit.is_empty(), "systemd-analyze verify: {said}");
+    println!("systemd-analyze verify: ok");
+}
