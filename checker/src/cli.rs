@@ -49,6 +49,16 @@ pub enum Command {
     /// through the VIP path: a table of verdicts (exit 0 if all are healthy,
     /// 1 if any is not, 2 if the file is wrong), and what cannot be checked.
     Audit(AuditArgs),
+    /// Check every real server of a keepalived.conf or a targets file every
+    /// interval, damped by rise/fall: Prometheus metrics (--metrics) and
+    /// keepalived track files (--track-dir); SIGHUP reloads, SIGTERM stops.
+    Daemon(Box<DaemonArgs>),
+    /// keepalived integration: the configuration that makes keepalived use
+    /// the daemon's track files.
+    Keepalived {
+        #[command(subcommand)]
+        action: KeepalivedAction,
+    },
     /// The C checkers' names (check_tcp_raw, check_http_get_raw, check_http_raw).
     Compat {
         #[command(subcommand)]
@@ -244,28 +254,111 @@ pub struct FlowArgs {
     pub critical: Option<u64>,
 }
 
+/// Where many targets come from.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["keepalived", "targets"])))]
-pub struct AuditArgs {
+pub struct InputArgs {
     /// keepalived.conf: its virtual_server / real_server checks (includes followed).
     #[arg(long, value_name = "FILE")]
     pub keepalived: Option<PathBuf>,
     /// A targets file (TOML; see the README).
     #[arg(long, value_name = "FILE")]
     pub targets: Option<PathBuf>,
+}
+
+impl InputArgs {
+    pub fn input(&self) -> crate::daemon::run::Input {
+        use crate::daemon::run::Input;
+        match (&self.keepalived, &self.targets) {
+            (Some(file), _) => Input::Keepalived(file.clone()),
+            (None, Some(file)) => Input::Targets(file.clone()),
+            // clap requires one of the two.
+            (None, None) => Input::Targets(PathBuf::new()),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
     /// Checks at once.
     #[arg(long, value_name = "N", default_value_t = 16,
-          value_parser = clap::value_parser!(u16).range(1..=256))]
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub parallel: u16,
     /// A table (text) or one JSON object per line (json).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    #[command(flatten)]
+    pub tls: TlsTrust,
+}
+
+/// How HTTPS targets of a file are verified.
+#[derive(Debug, Args)]
+pub struct TlsTrust {
     /// HTTPS targets: trust this CA (PEM) instead of the system's roots.
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// HTTPS targets: verify no certificate.
     #[arg(long, conflicts_with = "ca")]
     pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    #[command(flatten)]
+    pub input: InputArgs,
+    /// Serve Prometheus metrics at http://ADDR/metrics: HOST:PORT, or a
+    /// PORT alone for 127.0.0.1:PORT (keep them on this machine unless a
+    /// scraper elsewhere needs them).
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// Write one keepalived track file per target in DIR (0 healthy, 1
+    /// down; atomically, on change); see `vipcheck keepalived snippet`.
+    #[arg(long, value_name = "DIR")]
+    pub track_dir: Option<PathBuf>,
+    /// Successes in a row that bring a down target up.
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rise: u32,
+    /// Failures in a row that take an up target down (a target with
+    /// keepalived's `retry R` takes R + 1).
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub fall: u32,
+    /// Checks at once.
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub parallel: u16,
+    /// Interval of the targets whose file gives none (keepalived's
+    /// delay_loop, a targets file's interval_ms), in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub interval: u64,
+    #[command(flatten)]
+    pub tls: TlsTrust,
+}
+
+/// `--metrics`: `HOST:PORT`, `[V6]:PORT`, or a port alone (127.0.0.1).
+fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .map_err(|_| "expected HOST:PORT (an IP address and a port) or a port".to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeepalivedAction {
+    /// Print the keepalived.conf blocks (track_file, FILE_CHECK) that make
+    /// keepalived follow the daemon's track files for these targets.
+    Snippet {
+        #[command(flatten)]
+        input: InputArgs,
+        /// The daemon's --track-dir.
+        #[arg(long, value_name = "DIR", default_value = "/run/vipcheck/track")]
+        track_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -409,6 +502,8 @@ impl Cli {
             Command::Xdp { verbose, .. } => *verbose = verbose.saturating_add(before),
             Command::Compat { .. }
             | Command::Audit(_)
+            | Command::Daemon(_)
+            | Command::Keepalived { .. }
             | Command::Completions { .. }
             | Command::Man { .. } => {}
         }

@@ -4,7 +4,7 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use vipcheck::cli::{Cli, Command, CompatAction, XdpAction};
+use vipcheck::cli::{Cli, Command, CompatAction, KeepalivedAction, XdpAction};
 use vipcheck::error::{EXIT_CANNOT_RUN, EXIT_USAGE, Error};
 use vipcheck::netdev::NetDev;
 use vipcheck::output::{self, Format, Subject, Thresholds};
@@ -66,6 +66,20 @@ fn run() -> i32 {
             }
         }
         Command::Audit(args) => audit(&args),
+        Command::Daemon(args) => daemon(&args),
+        Command::Keepalived {
+            action: KeepalivedAction::Snippet { input, track_dir },
+        } => match input.input().load() {
+            Ok(loaded) => {
+                let keys = vipcheck::daemon::run::track_keys(&loaded.targets);
+                say!("{}", vipcheck::track::snippet(&track_dir, &keys).trim_end());
+                0
+            }
+            Err(e) => {
+                note!("vipcheck: {e}");
+                EXIT_USAGE
+            }
+        },
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut command = Cli::command();
@@ -134,13 +148,8 @@ fn checked(
 }
 
 fn audit(args: &vipcheck::cli::AuditArgs) -> i32 {
-    use vipcheck::{audit, config};
-    let loaded = match (&args.keepalived, &args.targets) {
-        (Some(file), _) => config::keepalived::load(file),
-        (_, Some(file)) => config::targets::load(file),
-        (None, None) => unreachable!("clap requires one input"),
-    };
-    let loaded = match loaded {
+    use vipcheck::audit;
+    let loaded = match args.input.input().load() {
         Ok(loaded) => loaded,
         Err(e) => {
             note!("vipcheck: {e}");
@@ -149,8 +158,8 @@ fn audit(args: &vipcheck::cli::AuditArgs) -> i32 {
     };
     let options = audit::AuditOptions {
         parallel: usize::from(args.parallel),
-        ca: args.ca.clone(),
-        insecure: args.insecure,
+        ca: args.tls.ca.clone(),
+        insecure: args.tls.insecure,
     };
     let outcomes = match audit::run(loaded.targets, &options) {
         Ok(outcomes) => outcomes,
@@ -165,6 +174,28 @@ fn audit(args: &vipcheck::cli::AuditArgs) -> i32 {
         let _ = std::io::stdout().write_all(text.as_bytes());
     }
     audit::exit_code(&outcomes)
+}
+
+fn daemon(args: &vipcheck::cli::DaemonArgs) -> i32 {
+    use vipcheck::daemon::run::{self, DaemonOptions};
+    let options = DaemonOptions {
+        input: args.input.input(),
+        metrics: args.metrics,
+        track_dir: args.track_dir.clone(),
+        rise: args.rise,
+        fall: args.fall,
+        parallel: usize::from(args.parallel),
+        interval: std::time::Duration::from_millis(args.interval),
+        tls: vipcheck::audit::AuditOptions {
+            parallel: usize::from(args.parallel),
+            ca: args.tls.ca.clone(),
+            insecure: args.tls.insecure,
+        },
+    };
+    match run::run(options) {
+        Ok(code) => code,
+        Err(e) => fail(e),
+    }
 }
 
 fn fail(e: Error) -> i32 {

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// One check to run: a real server through a VIP.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AuditTarget {
     /// Interface to send from; `None`: the interface of the route to the
     /// real server.
@@ -39,7 +39,7 @@ pub struct AuditTarget {
 }
 
 /// What to check.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CheckSpec {
     Tcp,
     Http(HttpSpec),
@@ -58,7 +58,7 @@ impl CheckSpec {
 }
 
 /// Request method of an HTTP check.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Method {
     #[default]
     Get,
@@ -67,7 +67,7 @@ pub enum Method {
 
 /// An HTTP(S) request and what its response must satisfy (every field
 /// given must hold).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct HttpSpec {
     /// Host header; `None`: the source gave none (keepalived then sends
     /// the address it connects to).

@@ -1,0 +1,412 @@
+//! `vipcheck daemon`: every target of a keepalived.conf or a targets file
+//! checked every interval on one [`Engine`], damped by rise/fall, exposed
+//! as Prometheus metrics and keepalived track files.
+//!
+//! One thread: the loop starts the checks that are due ([`Schedule`]),
+//! each a task on the engine; their results come back on a channel and
+//! move the target's [`Health`], its metrics and its track file. SIGHUP
+//! reloads the input (unchanged targets keep their state); SIGTERM or
+//! SIGINT end every flow at its next wait and the loop within 1 s.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::schedule::Schedule;
+use super::state::{Health, State};
+use crate::audit;
+use crate::config::{self, AuditTarget, ConfigError, Loaded};
+use crate::engine::{self, Engine};
+use crate::error::{Error, Result};
+use crate::metrics::{Metrics, Outcome, TargetLabels};
+use crate::note;
+use crate::track::{TrackDir, TrackKey};
+use crate::verdict::Verdict;
+
+/// How long the running checks have to end after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_millis(600);
+/// How often the daemon's own gauges (targets, overdue, XDP counters) are
+/// brought up to date.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// Where the targets come from; read again on SIGHUP.
+#[derive(Clone, Debug)]
+pub enum Input {
+    Keepalived(PathBuf),
+    Targets(PathBuf),
+}
+
+impl Input {
+    pub fn load(&self) -> std::result::Result<Loaded, ConfigError> {
+        match self {
+            Input::Keepalived(path) => config::keepalived::load(path),
+            Input::Targets(path) => config::targets::load(path),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DaemonOptions {
+    pub input: Input,
+    /// Serve /metrics here.
+    pub metrics: Option<SocketAddr>,
+    /// Write one keepalived track file per target here.
+    pub track_dir: Option<PathBuf>,
+    /// Successes in a row that bring a down target up.
+    pub rise: u32,
+    /// Failures in a row that take an up target down, unless the input
+    /// gives `retry` (then retry + 1, as keepalived counts).
+    pub fall: u32,
+    /// Checks at once.
+    pub parallel: usize,
+    /// Interval of targets whose input gives none.
+    pub interval: Duration,
+    /// HTTPS: trust this CA instead of the system's roots, or verify nothing.
+    pub tls: audit::AuditOptions,
+}
+
+/// One target as the daemon follows it.
+struct Tracked {
+    target: AuditTarget,
+    health: Health,
+    labels: TargetLabels,
+    track: TrackKey,
+    /// The last verdict's reason, for the log line of a state change.
+    last_reason: String,
+}
+
+/// What a finished check sends back to the loop.
+struct Done {
+    id: u64,
+    result: std::result::Result<Verdict, Error>,
+    took: Duration,
+}
+
+struct Daemon {
+    options: DaemonOptions,
+    targets: HashMap<u64, Tracked>,
+    /// A target's identity (everything but where it was read) → its id.
+    ids: HashMap<AuditTarget, u64>,
+    next_id: u64,
+    schedule: Schedule<u64>,
+    metrics: Arc<Metrics>,
+    track: Option<TrackDir>,
+    /// Targets not yet checked in the current cycle, and when it began.
+    cycle: (HashSet<u64>, Instant),
+}
+
+/// Runs the daemon until SIGTERM or SIGINT; its exit status.
+pub fn run(options: DaemonOptions) -> Result<i32> {
+    let loaded = options
+        .input
+        .load()
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    let tls = audit::tls_config(&options.tls)?;
+    let track = match &options.track_dir {
+        Some(dir) => Some(TrackDir::new(dir).map_err(|e| {
+            Error::io(format!("creating the track directory {}", dir.display()), e)
+        })?),
+        None => None,
+    };
+    // Bound before anything runs: a taken address is a clear error at once.
+    let listener = match options.metrics {
+        Some(addr) => Some(bind(addr)?),
+        None => None,
+    };
+    engine::block_on(async |engine| {
+        let metrics = Arc::new(Metrics::new());
+        if let Some(listener) = listener {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| Error::io("serving the metrics", e))?;
+            tokio::task::spawn_local(crate::metrics::serve(listener, metrics.clone()));
+        }
+        let mut daemon = Daemon {
+            schedule: Schedule::new(options.parallel.max(1), seed()),
+            options: options.clone(),
+            targets: HashMap::new(),
+            ids: HashMap::new(),
+            next_id: 0,
+            metrics,
+            track,
+            cycle: (HashSet::new(), Instant::now()),
+        };
+        daemon.apply(loaded, Instant::now());
+        daemon.serve(&engine, tls).await
+    })
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)
+        .map_err(|e| Error::io(format!("listening on {addr} for --metrics"), e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Error::io("serving the metrics", e))?;
+    Ok(listener)
+}
+
+impl Daemon {
+    async fn serve(&mut self, engine: &Rc<Engine>, tls: Arc<rustls::ClientConfig>) -> Result<i32> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
+        let mut hangup =
+            signal(SignalKind::hangup()).map_err(|e| Error::io("catching SIGHUP", e))?;
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        note!(
+            "vipcheck daemon: checking {} targets ({} at once){}{}",
+            self.targets.len(),
+            self.schedule.limit(),
+            match &self.options.metrics {
+                Some(addr) => format!(", metrics on http://{addr}/metrics"),
+                None => String::new(),
+            },
+            match &self.track {
+                Some(dir) => format!(", track files in {}", dir.dir().display()),
+                None => String::new(),
+            }
+        );
+        loop {
+            for id in self.schedule.start_due(Instant::now()) {
+                let Some(tracked) = self.targets.get(&id) else {
+                    continue;
+                };
+                let (target, engine, tx, tls) = (
+                    tracked.target.clone(),
+                    engine.clone(),
+                    tx.clone(),
+                    tls.clone(),
+                );
+                tokio::task::spawn_local(async move {
+                    let begun = Instant::now();
+                    let (_, result) = audit::check_one(&engine, &target, &tls).await;
+                    let _ = tx.send(Done {
+                        id,
+                        result,
+                        took: begun.elapsed(),
+                    });
+                });
+            }
+            let wake = self
+                .schedule
+                .next_wake()
+                .unwrap_or_else(|| Instant::now() + HOUSEKEEPING);
+            tokio::select! {
+                done = rx.recv() => if let Some(done) = done {
+                    self.finished(done, Instant::now());
+                },
+                _ = tokio::time::sleep_until(wake.into()) => {}
+                _ = hangup.recv() => self.reload(Instant::now()),
+                _ = housekeeping.tick() => self.housekeeping(engine, Instant::now()),
+                _ = engine.stop.stopped() => break,
+            }
+        }
+        // Every flow ends at its next wait; collect them (their entries go
+        // with them), for a bounded time.
+        let grace = Instant::now() + STOP_GRACE;
+        while self.schedule.running() > 0 {
+            tokio::select! {
+                done = rx.recv() => match done {
+                    Some(done) => { self.schedule.finish(&done.id, Instant::now()); }
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(grace.into()) => break,
+            }
+        }
+        note!(
+            "vipcheck daemon: stopped by {}",
+            engine.stop.raised().unwrap_or("a signal")
+        );
+        Ok(0)
+    }
+
+    /// A check's result: the target's state, metrics and track file.
+    fn finished(&mut self, done: Done, now: Instant) {
+        if !self.schedule.finish(&done.id, now) {
+            return; // removed by a reload while it ran
+        }
+        let Some(tracked) = self.targets.get_mut(&done.id) else {
+            return;
+        };
+        let healthy = matches!(&done.result, Ok(v) if v.healthy);
+        tracked.last_reason = match &done.result {
+            Ok(v) => v.reason.clone(),
+            Err(e) => e.to_string(),
+        };
+        self.metrics
+            .observe(&tracked.labels, Outcome::of(&done.result), done.took);
+        if let Some(change) = tracked.health.observe(healthy) {
+            let up = tracked.health.state() == State::Up;
+            self.metrics.set_state(&tracked.labels, Some(up));
+            if change.from != State::Unknown {
+                self.metrics.state_changed(&tracked.labels);
+            }
+            note!(
+                "vipcheck daemon: {} via {}:{} ({}) is {}{}: {} ({})",
+                tracked.target.real_server,
+                tracked.target.vip,
+                tracked.target.port,
+                tracked.labels.check,
+                change.to,
+                match change.from {
+                    State::Unknown => " (first check)".to_string(),
+                    _ if up => format!(" after {} successes", tracked.health.rise()),
+                    _ => format!(" after {} failures", tracked.health.fall()),
+                },
+                tracked.last_reason,
+                tracked.target.origin
+            );
+            if let Some(track) = &mut self.track {
+                let name = tracked.track.file_name();
+                if let Err(e) = track.set(&name, up) {
+                    note!("vipcheck daemon: cannot write the track file {name}: {e}");
+                }
+            }
+        }
+        let (pending, started) = &mut self.cycle;
+        pending.remove(&done.id);
+        if pending.is_empty() {
+            self.metrics.set_last_cycle(now.duration_since(*started));
+            *pending = self.targets.keys().copied().collect();
+            *started = now;
+        }
+    }
+
+    /// The daemon's own gauges, and the XDP program's counters.
+    fn housekeeping(&mut self, engine: &Engine, now: Instant) {
+        self.metrics.set_targets(self.targets.len());
+        self.metrics.set_overdue(self.schedule.overdue(now));
+        for port in engine.ports() {
+            if let Some(counters) = port.counters() {
+                self.metrics.set_xdp(&port.dev.name, &counters);
+            }
+        }
+    }
+
+    /// SIGHUP: the input again. Unchanged targets keep their state and
+    /// schedule; a file that no longer loads changes nothing.
+    fn reload(&mut self, now: Instant) {
+        match self.options.input.load() {
+            Ok(loaded) => self.apply(loaded, now),
+            Err(e) => {
+                note!("vipcheck daemon: reload failed, still checking the previous targets: {e}")
+            }
+        }
+    }
+
+    /// Makes the followed targets those of `loaded`.
+    fn apply(&mut self, loaded: Loaded, now: Instant) {
+        // In input order (the first of two identical targets counts), so
+        // that names given to look-alike targets (`http`, `http2`) follow
+        // the file as `vipcheck keepalived snippet` prints them.
+        let mut seen = HashSet::new();
+        let wanted: Vec<(AuditTarget, AuditTarget)> = loaded
+            .targets
+            .into_iter()
+            .filter_map(|target| {
+                let identity = AuditTarget {
+                    origin: String::new(),
+                    ..target.clone()
+                };
+                seen.insert(identity.clone()).then_some((identity, target))
+            })
+            .collect();
+        let gone: Vec<(AuditTarget, u64)> = self
+            .ids
+            .iter()
+            .filter(|(identity, _)| !seen.contains(*identity))
+            .map(|(identity, id)| (identity.clone(), *id))
+            .collect();
+        for (identity, id) in &gone {
+            self.ids.remove(identity);
+            self.schedule.remove(id);
+            self.cycle.0.remove(id);
+            if let Some(tracked) = self.targets.remove(id) {
+                self.metrics.remove_target(&tracked.labels);
+                if let Some(track) = &mut self.track {
+                    let _ = track.remove(&tracked.track.file_name());
+                }
+            }
+        }
+        let mut added = 0;
+        let mut taken: HashSet<TrackKey> = self.targets.values().map(|t| t.track.clone()).collect();
+        for (identity, target) in wanted {
+            if let Some(id) = self.ids.get(&identity) {
+                if let Some(tracked) = self.targets.get_mut(id) {
+                    tracked.target.origin = target.origin;
+                }
+                continue;
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            let track = distinct(TrackKey::from(&target), &mut taken);
+            let mut labels = TargetLabels::from(&target);
+            labels.check = track.check.clone();
+            let fall = target
+                .retry
+                .map_or(self.options.fall, |r| r.saturating_add(1));
+            let interval = target.interval.unwrap_or(self.options.interval);
+            self.schedule.add(id, interval, now);
+            self.ids.insert(identity, id);
+            self.targets.insert(
+                id,
+                Tracked {
+                    health: Health::new(self.options.rise, fall),
+                    labels,
+                    track,
+                    target,
+                    last_reason: String::new(),
+                },
+            );
+            added += 1;
+        }
+        for skipped in &loaded.skipped {
+            note!(
+                "vipcheck daemon: skipped: {}: {}: {}",
+                skipped.origin,
+                skipped.what,
+                skipped.reason
+            );
+        }
+        if !gone.is_empty() || self.next_id != added {
+            note!(
+                "vipcheck daemon: reloaded: {} targets ({added} added, {} removed)",
+                self.targets.len(),
+                gone.len()
+            );
+        }
+        self.metrics.set_targets(self.targets.len());
+    }
+}
+
+/// The track keys of `targets` as the daemon names them: in input order,
+/// a second check of the same kind on the same real server and VIP port is
+/// `http2`, a third `http3`, and so on.
+pub fn track_keys(targets: &[AuditTarget]) -> Vec<TrackKey> {
+    let mut taken = HashSet::new();
+    targets
+        .iter()
+        .map(|t| distinct(TrackKey::from(t), &mut taken))
+        .collect()
+}
+
+fn distinct(mut key: TrackKey, taken: &mut HashSet<TrackKey>) -> TrackKey {
+    let kind = key.check.clone();
+    let mut n = 1;
+    while taken.contains(&key) {
+        n += 1;
+        key.check = format!("{kind}{n}");
+    }
+    taken.insert(key.clone());
+    key
+}
+
+/// The schedule's jitter differs from one daemon to the next.
+fn seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    t.as_nanos() as u64 ^ u64::from(std::process::id()).rotate_left(32)
+}

@@ -1,0 +1,910 @@
+//! Prometheus metrics of `vipcheck daemon`, and the small HTTP server that
+//! serves them (`GET /metrics`, text format 0.0.4).
+//!
+//! Per target (labels `vip`, `port`, `real`, `check`): the damped state,
+//! the last raw result and the count of state changes. Per check kind
+//! only (bounded cardinality whatever the number of targets): durations,
+//! results and failure reasons, the reasons a small closed set
+//! ([`FAILURE_REASONS`]) derived from a verdict's text or an error's kind.
+//!
+//! Every method takes `&self`: the metric types are atomics behind the
+//! registry, so the daemon shares one [`Metrics`] as an `Arc` with
+//! [`serve`], without a lock of its own.
+
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use checker_common::Counter as XdpCounter;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::config::AuditTarget;
+use crate::error::Error;
+use crate::verdict::Verdict;
+
+/// `Content-Type` of [`Metrics::encode`]'s text (Prometheus text format
+/// 0.0.4, which Prometheus, curl and every text parser read).
+pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+/// Upper bounds of the check duration buckets (seconds): 1 ms to 10 s, the
+/// range of a check's timeout.
+pub const DURATION_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Labels of a target's series.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    pub vip: String,
+    pub port: u16,
+    pub real: String,
+    /// `tcp`, `http`, `https`.
+    pub check: String,
+}
+
+impl TargetLabels {
+    pub fn new(vip: IpAddr, port: u16, real: IpAddr, check: &str) -> TargetLabels {
+        TargetLabels {
+            vip: vip.to_string(),
+            port,
+            real: real.to_string(),
+            check: check.to_string(),
+        }
+    }
+}
+
+impl From<&AuditTarget> for TargetLabels {
+    fn from(target: &AuditTarget) -> TargetLabels {
+        TargetLabels::new(
+            target.vip,
+            target.port,
+            target.real_server,
+            target.check.kind(),
+        )
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CheckLabels {
+    check: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    check: String,
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    check: String,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct XdpLabels {
+    iface: String,
+    verdict: &'static str,
+}
+
+/// How one check ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server passed the check.
+    Healthy,
+    /// The server failed it; why, one of [`FAILURE_REASONS`].
+    Unhealthy(&'static str),
+    /// The check could not run (no verdict); why, one of
+    /// [`FAILURE_REASONS`].
+    Error(&'static str),
+}
+
+impl Outcome {
+    /// The outcome of a check's result.
+    pub fn of(result: &Result<Verdict, Error>) -> Outcome {
+        match result {
+            Ok(v) if v.healthy => Outcome::Healthy,
+            Ok(v) => Outcome::Unhealthy(verdict_reason(&v.reason)),
+            Err(e) => Outcome::Error(error_reason(e)),
+        }
+    }
+
+    /// The `result` label: `healthy`, `unhealthy` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Healthy => "healthy",
+            Outcome::Unhealthy(_) => "unhealthy",
+            Outcome::Error(_) => "error",
+        }
+    }
+
+    /// Why it failed; `None` when healthy.
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            Outcome::Healthy => None,
+            Outcome::Unhealthy(reason) | Outcome::Error(reason) => Some(reason),
+        }
+    }
+}
+
+/// `healthy`, or `unhealthy (refused)`, for logs.
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.reason() {
+            Some(reason) => write!(f, "{} ({reason})", self.as_str()),
+            None => f.write_str(self.as_str()),
+        }
+    }
+}
+
+/// Every value of the `reason` label.
+pub const FAILURE_REASONS: [&str; 17] = [
+    // Verdicts: the server failed the check.
+    "no_neighbour",
+    "no_answer",
+    "refused",
+    "reset",
+    "timeout",
+    "tls",
+    "cert_expiring",
+    "status",
+    "header",
+    "body",
+    "http",
+    "interrupted",
+    "other",
+    // Errors: the check could not run.
+    "busy",
+    "xdp",
+    "interface",
+    "error",
+];
+
+/// Why a check failed, from its result: `None` when healthy.
+pub fn failure_reason(result: &Result<Verdict, Error>) -> Option<&'static str> {
+    Outcome::of(result).reason()
+}
+
+/// The class of a failing verdict's reason. The reasons are the checks'
+/// own sentences (check/{mod,tcp,http,kernel}.rs, http.rs, tls.rs); each
+/// class is recognised by how its sentences start.
+pub fn verdict_reason(reason: &str) -> &'static str {
+    let starts = |prefixes: &[&str]| prefixes.iter().any(|p| reason.starts_with(p));
+    if starts(&["no ARP reply", "no neighbour advertisement"]) {
+        "no_neighbour"
+    } else if starts(&["no answer within"]) {
+        // No SYN-ACK (the VIP path), or no connection (the kernel path).
+        "no_answer"
+    } else if starts(&["connection refused"]) {
+        "refused"
+    } else if starts(&["connection reset"]) {
+        "reset"
+    } else if starts(&[
+        "no response within",
+        "no reply within",
+        "response head incomplete at the deadline",
+        "body incomplete at the deadline",
+    ]) {
+        // Connected, then the response did not come (whole) in time.
+        "timeout"
+    } else if starts(&["TLS"]) {
+        "tls"
+    } else if starts(&["certificate expires"]) {
+        "cert_expiring"
+    } else if starts(&["status "]) {
+        "status"
+    } else if starts(&["header "]) {
+        "header"
+    } else if starts(&["body "]) {
+        "body"
+    } else if starts(&[
+        "response head larger",
+        "response body larger",
+        "malformed response",
+        "the server answered",
+        "connection ended",
+        "no response head",
+    ]) {
+        // Not an acceptable HTTP response.
+        "http"
+    } else if starts(&["interrupted by"]) {
+        "interrupted"
+    } else {
+        "other"
+    }
+}
+
+/// The class of an error (a check that could not run).
+pub fn error_reason(e: &Error) -> &'static str {
+    match e {
+        Error::Interrupted(_) => "interrupted",
+        Error::Busy(_) => "busy",
+        Error::Bpf(_) | Error::ForeignXdp(..) => "xdp",
+        Error::NoInterface(_) | Error::Interface(_) => "interface",
+        Error::Usage(_) | Error::Privilege { .. } | Error::Refused(_) | Error::Io { .. } => "error",
+    }
+}
+
+type DurationFamily = Family<CheckLabels, Histogram, fn() -> Histogram>;
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// The daemon's metrics and their registry.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    target_up: Family<TargetLabels, Gauge>,
+    target_check_ok: Family<TargetLabels, Gauge>,
+    state_changes: Family<TargetLabels, Counter>,
+    duration: DurationFamily,
+    checks: Family<ResultLabels, Counter>,
+    failures: Family<ReasonLabels, Counter>,
+    xdp_frames: Family<XdpLabels, Counter>,
+    targets: Gauge,
+    overdue: Gauge,
+    last_cycle: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let target_up = Family::<TargetLabels, Gauge>::default();
+        let target_check_ok = Family::<TargetLabels, Gauge>::default();
+        let state_changes = Family::<TargetLabels, Counter>::default();
+        let duration: DurationFamily = Family::new_with_constructor(duration_histogram);
+        let checks = Family::<ResultLabels, Counter>::default();
+        let failures = Family::<ReasonLabels, Counter>::default();
+        let xdp_frames = Family::<XdpLabels, Counter>::default();
+        let targets = Gauge::default();
+        let overdue = Gauge::default();
+        let last_cycle = Gauge::<f64, AtomicU64>::default();
+        // Help texts get their final period from the registry; counters
+        // their `_total`.
+        registry.register(
+            "vipcheck_target_up",
+            "Damped state of a target: 1 up, 0 down (absent before its first result)",
+            target_up.clone(),
+        );
+        registry.register(
+            "vipcheck_target_check_ok",
+            "Last raw result of a target's check: 1 passed, 0 failed or could not run",
+            target_check_ok.clone(),
+        );
+        registry.register(
+            "vipcheck_target_state_changes",
+            "Changes of a target's damped state, the first result included",
+            state_changes.clone(),
+        );
+        registry.register(
+            "vipcheck_check_duration_seconds",
+            "Duration of the checks that reached a verdict, by kind",
+            duration.clone(),
+        );
+        registry.register(
+            "vipcheck_checks",
+            "Checks run, by kind and result (healthy, unhealthy, error: could not run)",
+            checks.clone(),
+        );
+        registry.register(
+            "vipcheck_check_failures",
+            "Checks that failed or could not run, by kind and reason",
+            failures.clone(),
+        );
+        registry.register(
+            "vipcheck_xdp_frames",
+            "Frames seen by vipcheck's XDP program, by interface and verdict (the program's own cumulative counters; they restart from 0 when it is loaded again)",
+            xdp_frames.clone(),
+        );
+        registry.register("vipcheck_targets", "Targets checked", targets.clone());
+        registry.register(
+            "vipcheck_targets_overdue",
+            "Targets waiting more than one interval past their due time",
+            overdue.clone(),
+        );
+        registry.register(
+            "vipcheck_last_cycle_seconds",
+            "Time the last cycle took to check every target once",
+            last_cycle.clone(),
+        );
+        registry.register(
+            "vipcheck_build",
+            "vipcheck's version",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        Metrics {
+            registry,
+            target_up,
+            target_check_ok,
+            state_changes,
+            duration,
+            checks,
+            failures,
+            xdp_frames,
+            targets,
+            overdue,
+            last_cycle,
+        }
+    }
+
+    /// Records one check of `target` that took `duration`: its raw result,
+    /// its count by result and reason, and (when it reached a verdict) its
+    /// duration. An error sets the raw result to 0: the check did not pass.
+    pub fn observe(&self, target: &TargetLabels, outcome: Outcome, duration: Duration) {
+        let check = &target.check;
+        self.target_check_ok
+            .get_or_create(target)
+            .set(i64::from(outcome == Outcome::Healthy));
+        self.checks
+            .get_or_create(&ResultLabels {
+                check: check.clone(),
+                result: outcome.as_str(),
+            })
+            .inc();
+        if let Some(reason) = outcome.reason() {
+            self.failures
+                .get_or_create(&ReasonLabels {
+                    check: check.clone(),
+                    reason,
+                })
+                .inc();
+        }
+        if !matches!(outcome, Outcome::Error(_)) {
+            self.duration
+                .get_or_create(&CheckLabels {
+                    check: check.clone(),
+                })
+                .observe(duration.as_secs_f64());
+        }
+    }
+
+    /// Sets a target's damped state: `Some(true)` up, `Some(false)` down,
+    /// `None` unknown (the series is removed).
+    pub fn set_state(&self, target: &TargetLabels, up: Option<bool>) {
+        match up {
+            Some(up) => {
+                self.target_up.get_or_create(target).set(i64::from(up));
+            }
+            None => {
+                self.target_up.remove(target);
+            }
+        }
+    }
+
+    /// Counts a change of a target's damped state.
+    pub fn state_changed(&self, target: &TargetLabels) {
+        self.state_changes.get_or_create(target).inc();
+    }
+
+    /// Forgets a target (removed by a reload): its series leave /metrics.
+    /// The per-kind counts keep what it contributed.
+    pub fn remove_target(&self, target: &TargetLabels) {
+        self.target_up.remove(target);
+        self.target_check_ok.remove(target);
+        self.state_changes.remove(target);
+    }
+
+    /// Mirrors the XDP program's counters on `iface` (read by the daemon
+    /// each cycle). They are cumulative in the program; a value lower than
+    /// the last one means the program was loaded again, and the series
+    /// restarts from it, as Prometheus expects of a counter reset.
+    pub fn set_xdp(&self, iface: &str, counters: &[(XdpCounter, u64)]) {
+        for (counter, value) in counters {
+            let labels = XdpLabels {
+                iface: iface.to_string(),
+                verdict: counter.name(),
+            };
+            let current = self.xdp_frames.get(&labels).map(|c| c.get()).unwrap_or(0);
+            if *value < current {
+                self.xdp_frames.remove(&labels);
+            }
+            let series = self.xdp_frames.get_or_create(&labels);
+            series.inc_by(value.saturating_sub(series.get()));
+        }
+    }
+
+    /// Forgets an interface's XDP counters (no target uses it any more).
+    pub fn remove_xdp(&self, iface: &str) {
+        for counter in XdpCounter::ALL {
+            self.xdp_frames.remove(&XdpLabels {
+                iface: iface.to_string(),
+                verdict: counter.name(),
+            });
+        }
+    }
+
+    pub fn set_targets(&self, n: usize) {
+        self.targets.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_overdue(&self, n: usize) {
+        self.overdue.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub fn set_last_cycle(&self, took: Duration) {
+        self.last_cycle.set(took.as_secs_f64());
+    }
+
+    /// Every metric, in the Prometheus text format ([`CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail, nor can encoding these labels.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Largest request read (head included).
+pub const MAX_REQUEST: usize = 8 * 1024;
+/// Time a connection has to send its request and take the response.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more wait in the listen backlog.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// Serves `metrics` on `listener` until the task is dropped: `GET` (or
+/// `HEAD`) `/metrics` answers 200 with [`Metrics::encode`], any other path
+/// 404, any other method on `/metrics` 405. One request per connection,
+/// each connection in its own task (`tokio::spawn`: runs on the daemon's
+/// current-thread runtime, inside or outside its LocalSet), bounded by
+/// [`MAX_REQUEST`], [`CONNECTION_TIMEOUT`] and [`MAX_CONNECTIONS`].
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    serve_within(listener, metrics, CONNECTION_TIMEOUT).await
+}
+
+/// [`serve`] with another connection timeout (the tests').
+async fn serve_within(listener: TcpListener, metrics: Arc<Metrics>, timeout: Duration) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            // Never closed.
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, or a connection aborted before
+                // it was accepted: wait a little rather than spin.
+                log::warn!("metrics: accepting a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Ok(Err(e)) = tokio::time::timeout(timeout, connection(stream, &metrics)).await {
+                log::debug!("metrics: {e}");
+            }
+        });
+    }
+}
+
+/// Reads one request, answers it, closes.
+async fn connection(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
+    let mut request = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let response = loop {
+        let room = MAX_REQUEST.saturating_sub(request.len()).min(chunk.len());
+        if room == 0 {
+            break Response::plain(431, "Request Header Fields Too Large");
+        }
+        let n = stream.read(&mut chunk[..room]).await?;
+        if n == 0 {
+            // Closed before a whole request: nobody to answer.
+            return Ok(());
+        }
+        request.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut parsed = httparse::Request::new(&mut headers);
+        match parsed.parse(&request) {
+            Ok(httparse::Status::Complete(_)) => {
+                break respond(
+                    parsed.method.unwrap_or(""),
+                    parsed.path.unwrap_or(""),
+                    metrics,
+                );
+            }
+            Ok(httparse::Status::Partial) => {}
+            Err(httparse::Error::TooManyHeaders) => {
+                break Response::plain(431, "Request Header Fields Too Large");
+            }
+            Err(_) => break Response::plain(400, "Bad Request"),
+        }
+    };
+    stream.write_all(&response.bytes()).await?;
+    stream.shutdown().await
+}
+
+/// What a request gets.
+fn respond(method: &str, target: &str, metrics: &Metrics) -> Response {
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
+    if path != "/metrics" {
+        return Response::plain(404, "Not Found");
+    }
+    match method {
+        "GET" | "HEAD" => Response {
+            status: 200,
+            reason: "OK",
+            content_type: CONTENT_TYPE,
+            extra: "",
+            body: metrics.encode(),
+            head_only: method == "HEAD",
+        },
+        _ => Response {
+            extra: "Allow: GET, HEAD\r\n",
+            ..Response::plain(405, "Method Not Allowed")
+        },
+    }
+}
+
+/// An HTTP/1.1 response that closes the connection.
+struct Response {
+    status: u16,
+    reason: &'static str,
+    content_type: &'static str,
+    /// Further header lines, each ending in CRLF.
+    extra: &'static str,
+    body: String,
+    /// HEAD: the head of the GET response, without its body.
+    head_only: bool,
+}
+
+impl Response {
+    /// An error status with its reason as a text body.
+    fn plain(status: u16, reason: &'static str) -> Response {
+        Response {
+            status,
+            reason,
+            content_type: "text/plain; charset=utf-8",
+            extra: "",
+            body: format!("{reason}\n"),
+            head_only: false,
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        let mut out = format!(
+            "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n",
+            self.status,
+            self.reason,
+            self.content_type,
+            self.body.len(),
+            self.extra
+        )
+        .into_bytes();
+        if !self.head_only {
+            out.extend_from_slice(self.body.as_bytes());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verdict::Details;
+
+    fn labels() -> TargetLabels {
+        TargetLabels::new(
+            "198.18.0.100".parse().unwrap(),
+            80,
+            "198.18.0.11".parse().unwrap(),
+            "tcp",
+        )
+    }
+
+    const SERIES: &str = r#"{vip="198.18.0.100",port="80",real="198.18.0.11",check="tcp"}"#;
+
+    fn verdict(healthy: bool, reason: &str) -> Result<Verdict, Error> {
+        Ok(Verdict {
+            healthy,
+            what: "tcp 198.18.0.100:80 via 198.18.0.11".into(),
+            reason: reason.into(),
+            elapsed: Duration::from_millis(3),
+            attached: None,
+            details: Details::default(),
+        })
+    }
+
+    #[test]
+    fn encode_after_observations() {
+        let m = Metrics::new();
+        let t = labels();
+        m.observe(&t, Outcome::Healthy, Duration::from_millis(3));
+        m.set_state(&t, Some(true));
+        m.state_changed(&t);
+        m.observe(
+            &t,
+            Outcome::Unhealthy("no_answer"),
+            Duration::from_millis(970),
+        );
+        m.observe(&t, Outcome::Error("busy"), Duration::from_millis(1));
+        m.set_targets(1);
+        m.set_overdue(0);
+        m.set_last_cycle(Duration::from_millis(1500));
+        let text = m.encode();
+        for line in [
+            format!("vipcheck_target_up{SERIES} 1"),
+            format!("vipcheck_target_check_ok{SERIES} 0"),
+            format!("vipcheck_target_state_changes_total{SERIES} 1"),
+            "# TYPE vipcheck_target_state_changes_total counter".into(),
+            r#"vipcheck_checks_total{check="tcp",result="healthy"} 1"#.into(),
+            r#"vipcheck_checks_total{check="tcp",result="unhealthy"} 1"#.into(),
+            r#"vipcheck_checks_total{check="tcp",result="error"} 1"#.into(),
+            r#"vipcheck_check_failures_total{check="tcp",reason="no_answer"} 1"#.into(),
+            r#"vipcheck_check_failures_total{check="tcp",reason="busy"} 1"#.into(),
+            "# TYPE vipcheck_check_duration_seconds histogram".into(),
+            r#"vipcheck_check_duration_seconds_bucket{check="tcp",le="0.001"} 0"#.into(),
+            r#"vipcheck_check_duration_seconds_bucket{check="tcp",le="0.005"} 1"#.into(),
+            r#"vipcheck_check_duration_seconds_bucket{check="tcp",le="1"} 2"#.into(),
+            r#"vipcheck_check_duration_seconds_bucket{check="tcp",le="+Inf"} 2"#.into(),
+            r#"vipcheck_check_duration_seconds_count{check="tcp"} 2"#.into(),
+            "vipcheck_targets 1".into(),
+            "vipcheck_targets_overdue 0".into(),
+            "vipcheck_last_cycle_seconds 1.5".into(),
+            format!(
+                r#"vipcheck_build_info{{version="{}"}} 1"#,
+                env!("CARGO_PKG_VERSION")
+            ),
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "no line {line:?} in\n{text}"
+            );
+        }
+        // Text format 0.0.4: no OpenMetrics end marker.
+        assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn state_and_removal() {
+        let m = Metrics::new();
+        let t = labels();
+        m.set_state(&t, Some(false));
+        assert!(
+            m.encode()
+                .contains(&format!("vipcheck_target_up{SERIES} 0"))
+        );
+        // Unknown again: absent.
+        m.set_state(&t, None);
+        assert!(!m.encode().contains("vipcheck_target_up{"));
+        m.set_state(&t, Some(true));
+        m.state_changed(&t);
+        m.observe(&t, Outcome::Healthy, Duration::from_millis(1));
+        m.remove_target(&t);
+        let text = m.encode();
+        assert!(!text.contains(SERIES), "{text}");
+        // What it contributed to the per-kind counts stays.
+        assert!(text.contains(r#"vipcheck_checks_total{check="tcp",result="healthy"} 1"#));
+    }
+
+    #[test]
+    fn xdp_counters_are_mirrored() {
+        let m = Metrics::new();
+        let line = |v: u64| {
+            format!(r#"vipcheck_xdp_frames_total{{iface="eth0",verdict="drop_delivered"}} {v}"#)
+        };
+        m.set_xdp(
+            "eth0",
+            &[(XdpCounter::Delivered, 10), (XdpCounter::PassMiss, 3)],
+        );
+        assert!(m.encode().contains(&line(10)));
+        m.set_xdp("eth0", &[(XdpCounter::Delivered, 25)]);
+        assert!(m.encode().contains(&line(25)));
+        // Reloaded program: starts again from its value.
+        m.set_xdp("eth0", &[(XdpCounter::Delivered, 4)]);
+        let text = m.encode();
+        assert!(text.contains(&line(4)), "{text}");
+        assert!(text.contains(r#"vipcheck_xdp_frames_total{iface="eth0",verdict="pass_miss"} 3"#));
+        m.remove_xdp("eth0");
+        assert!(!m.encode().contains("iface=\"eth0\""));
+    }
+
+    #[test]
+    fn failure_reasons() {
+        let cases = [
+            ("SYN-ACK", None),
+            (
+                "no ARP reply from 198.18.0.11 on eth0 within 970 ms (-t 1000 less 30 ms to end in time)",
+                Some("no_neighbour"),
+            ),
+            (
+                "no neighbour advertisement from fd00::11 on eth0 within 970 ms",
+                Some("no_neighbour"),
+            ),
+            (
+                "no answer within 970 ms (the real server answers ARP at 02:00:00:00:00:11; does it carry the VIP on its loopback?)",
+                Some("no_answer"),
+            ),
+            ("connection refused (RST)", Some("refused")),
+            (
+                "connection refused (RST) (kernel connection to the real server's own address; the VIP path was not checked)",
+                Some("refused"),
+            ),
+            (
+                "connection reset by the server before a response",
+                Some("reset"),
+            ),
+            ("no response within 970 ms (-t 1000)", Some("timeout")),
+            ("no reply within 1000 ms", Some("timeout")),
+            ("response head incomplete at the deadline", Some("timeout")),
+            (
+                "body incomplete at the deadline (200 OK, 10 body bytes so far)",
+                Some("timeout"),
+            ),
+            (
+                "TLS: certificate from an unknown issuer (give its CA with --ca, or --insecure)",
+                Some("tls"),
+            ),
+            ("TLS handshake incomplete within 970 ms", Some("tls")),
+            (
+                "certificate expires in 3 days, within --cert-days 14 (200 OK)",
+                Some("cert_expiring"),
+            ),
+            (
+                "status 503, expected 200-399 (503 Service Unavailable)",
+                Some("status"),
+            ),
+            (
+                "header X-Ok missing, expected present (200 OK)",
+                Some("header"),
+            ),
+            ("body MD5 0123, expected 4567 (200 OK)", Some("body")),
+            ("body does not match --regex \"ok\" (200 OK)", Some("body")),
+            ("malformed response: bad status line", Some("http")),
+            (
+                "the server answered 'SSH-2.0', which is not HTTP",
+                Some("http"),
+            ),
+            ("connection ended before any response", Some("http")),
+            (
+                "response body larger than --max-body 1048576 bytes",
+                Some("http"),
+            ),
+            (
+                "interrupted by SIGTERM before a verdict",
+                Some("interrupted"),
+            ),
+            ("connecting failed: network unreachable", Some("other")),
+        ];
+        for (reason, want) in cases {
+            let healthy = want.is_none();
+            assert_eq!(failure_reason(&verdict(healthy, reason)), want, "{reason}");
+        }
+        let errors = [
+            (Error::Busy("all 256 slots busy".into()), "busy"),
+            (Error::Bpf("load failed".into()), "xdp"),
+            (Error::NoInterface("eth9".into()), "interface"),
+            (Error::Interrupted("SIGTERM"), "interrupted"),
+            (Error::Usage("bad".into()), "error"),
+            (Error::io("socket", io::Error::other("x")), "error"),
+        ];
+        for (e, want) in errors {
+            assert_eq!(failure_reason(&Err(e)), Some(want));
+        }
+        // Every reason given is a documented one.
+        for (reason, want) in cases {
+            if let Some(got) = want {
+                assert!(FAILURE_REASONS.contains(&got), "{reason}");
+            }
+        }
+        assert_eq!(
+            Outcome::of(&verdict(false, "connection refused (RST)")).to_string(),
+            "unhealthy (refused)"
+        );
+    }
+
+    /// Sends `request` to the server on `addr`, returns the whole answer.
+    async fn fetch(addr: std::net::SocketAddr, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        String::from_utf8(answer).unwrap()
+    }
+
+    #[test]
+    fn serves_metrics_over_http() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let metrics = Arc::new(Metrics::new());
+            metrics.set_targets(7);
+            let server = tokio::spawn(serve(listener, metrics.clone()));
+
+            let answer = fetch(
+                addr,
+                b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n\r\n",
+            )
+            .await;
+            let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+            assert!(head.contains(&format!("Content-Type: {CONTENT_TYPE}\r\n")));
+            assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
+            assert!(body.lines().any(|l| l == "vipcheck_targets 7"), "{body}");
+
+            // HEAD: the same head, no body.
+            let answer = fetch(addr, b"HEAD /metrics?x=1 HTTP/1.0\r\n\r\n").await;
+            assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"));
+            assert!(answer.ends_with("\r\n\r\n"));
+
+            let answer = fetch(addr, b"GET / HTTP/1.1\r\n\r\n").await;
+            assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
+            let answer = fetch(addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n").await;
+            assert!(answer.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+            assert!(answer.contains("\r\nAllow: GET, HEAD\r\n"));
+            let answer = fetch(addr, b"\x16\x03\x01 not http\r\n\r\n").await;
+            assert!(
+                answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+                "{answer}"
+            );
+
+            // A head past 8 KiB is refused, not buffered on.
+            let mut big = b"GET /metrics HTTP/1.1\r\n".to_vec();
+            while big.len() <= MAX_REQUEST {
+                big.extend_from_slice(
+                    b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+                );
+            }
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            // The server may close before taking it all.
+            let _ = stream.write_all(&big).await;
+            let mut answer = Vec::new();
+            let _ = stream.read_to_end(&mut answer).await;
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(answer.starts_with("HTTP/1.1 431 "), "{answer}");
+
+            // Still serving after all that.
+            let answer = fetch(addr, b"GET /metrics HTTP/1.1\r\n\r\n").await;
+            assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"));
+            server.abort();
+        });
+    }
+
+    #[test]
+    fn a_silent_connection_is_closed() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let timeout = Duration::from_millis(200);
+            let server = tokio::spawn(serve_within(listener, Arc::new(Metrics::new()), timeout));
+            let mut stream = TcpStream::connect(addr).await.unwrap();
+            // Half a request, then nothing: closed after the timeout,
+            // without an answer.
+            stream.write_all(b"GET /metr").await.unwrap();
+            let started = std::time::Instant::now();
+            let mut answer = Vec::new();
+            let read =
+                tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+            assert!(matches!(read, Ok(Ok(0))), "{read:?}");
+            assert!(started.elapsed() >= Duration::from_millis(150));
+            server.abort();
+        });
+    }
+}

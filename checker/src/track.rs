@@ -1,0 +1,510 @@
+//! keepalived track files: one file per target holding `0` while vipcheck
+//! finds it healthy and `1` while it is down, which keepalived (≥ 2.1)
+//! reads through `track_file` blocks and `FILE_CHECK` (see [`snippet`]).
+//!
+//! What keepalived does with them (keepalived.conf(5), "Track files"):
+//! it watches the directory with inotify (a file closed after writing,
+//! moved in, moved away or deleted) and reads the number in the file.
+//! With `weight 0`, non-zero is a failure and 0 is OK. A missing file
+//! reads as 0, i.e. OK: deleting a target's file releases whatever tracks
+//! it, which is why [`TrackDir::remove`] is for targets gone from the
+//! configuration, not for down ones. keepalived drops a track file whose
+//! directory does not exist when it starts: create it before keepalived
+//! (systemd's `RuntimeDirectory=`, tmpfiles.d), not only here.
+//!
+//! Writes are atomic (a temporary file in the same directory, renamed
+//! over the file: keepalived sees a whole value or none, and the rename is
+//! an event it acts on) and happen only when a target's value changes, so
+//! keepalived is not woken every check.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, Write as _};
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::config::AuditTarget;
+
+/// Prefix of every file and track name, so vipcheck's files are
+/// recognisable in a shared directory.
+pub const PREFIX: &str = "vipcheck";
+
+/// The value of a healthy target (keepalived: OK).
+pub const HEALTHY: &str = "0\n";
+/// The value of a target that is down (keepalived, with weight 0: failure).
+pub const DOWN: &str = "1\n";
+
+/// What a track file stands for: a check of a real server through a VIP.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrackKey {
+    pub vip: IpAddr,
+    pub port: u16,
+    pub real_server: IpAddr,
+    /// The check's kind (`tcp`, `http`, `https`); when one real server
+    /// has several checks of a kind, the caller makes them distinct (e.g.
+    /// `http2`). Characters other than ASCII letters and digits become `-`
+    /// in names.
+    pub check: String,
+}
+
+impl TrackKey {
+    /// The file's name: `vipcheck_198.18.0.100_80_198.18.0.11_tcp`; an
+    /// IPv6 address has its colons as `-` (`vipcheck_fd00--100_80_…`).
+    /// Fields are separated by `_`, which no field but the last holds, so
+    /// distinct keys have distinct names.
+    pub fn file_name(&self) -> String {
+        self.name(false)
+    }
+
+    /// The `track_file` name in keepalived.conf: the file name with the
+    /// dots of IPv4 addresses as `_`
+    /// (`vipcheck_198_18_0_100_80_198_18_0_11_tcp`), a plain identifier.
+    /// Still distinct: an IPv4 address is four decimal fields, an IPv6
+    /// one field holding `-`.
+    pub fn track_name(&self) -> String {
+        self.name(true)
+    }
+
+    fn name(&self, identifier: bool) -> String {
+        format!(
+            "{PREFIX}_{}_{}_{}_{}",
+            address(self.vip, identifier),
+            self.port,
+            address(self.real_server, identifier),
+            safe(&self.check)
+        )
+    }
+}
+
+impl From<&AuditTarget> for TrackKey {
+    fn from(target: &AuditTarget) -> TrackKey {
+        TrackKey {
+            vip: target.vip,
+            port: target.port,
+            real_server: target.real_server,
+            check: target.check.kind().to_string(),
+        }
+    }
+}
+
+/// An address as a name part: IPv6 colons as `-`; with `identifier`, dots
+/// (IPv4, or an IPv4-mapped IPv6 tail) as `_`.
+fn address(ip: IpAddr, identifier: bool) -> String {
+    ip.to_string()
+        .chars()
+        .map(|c| match c {
+            ':' => '-',
+            '.' if identifier => '_',
+            c => c,
+        })
+        .collect()
+}
+
+fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect()
+}
+
+/// The directory of the track files, and what this process last wrote in
+/// each (so that unchanged values are not written again).
+#[derive(Debug)]
+pub struct TrackDir {
+    dir: PathBuf,
+    /// File name → last value written (true: healthy).
+    written: HashMap<String, bool>,
+}
+
+impl TrackDir {
+    /// Uses `path`, creating it (and its parents) with mode 0755 if
+    /// missing: keepalived, often another user, must read the files.
+    pub fn new(path: impl Into<PathBuf>) -> io::Result<TrackDir> {
+        let dir = path.into();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&dir)?;
+        if !fs::metadata(&dir)?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        Ok(TrackDir {
+            dir,
+            written: HashMap::new(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the file `name` is.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Sets the file `name` to `0` (healthy) or `1` (down), unless this
+    /// TrackDir last wrote that same value there; returns whether it
+    /// wrote. The first set of each name always writes, so a file left by
+    /// an earlier run is brought up to date.
+    ///
+    /// Not fsynced: track files belong on a tmpfs (`/run`), and after a
+    /// crash the daemon writes every file again with its first results.
+    pub fn set(&mut self, name: &str, healthy: bool) -> io::Result<bool> {
+        check_name(name)?;
+        if self.written.get(name) == Some(&healthy) {
+            return Ok(false);
+        }
+        let value = if healthy { HEALTHY } else { DOWN };
+        // Hidden, and named after the file: never a track file itself, and
+        // one per file, so sets of different files never share it.
+        let temp = self.dir.join(format!(".{name}.tmp"));
+        let written = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .open(&temp)
+            .and_then(|mut file| file.write_all(value.as_bytes()))
+            .and_then(|()| fs::rename(&temp, self.dir.join(name)));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&temp);
+            // Unknown now: the next set writes whatever its value.
+            self.written.remove(name);
+            return Err(e);
+        }
+        self.written.insert(name.to_string(), healthy);
+        Ok(true)
+    }
+
+    /// Deletes the file `name` (a target removed from the configuration);
+    /// a file already gone is not an error. keepalived reads a missing
+    /// file as 0 (OK): remove what tracks it from keepalived.conf too.
+    pub fn remove(&mut self, name: &str) -> io::Result<()> {
+        check_name(name)?;
+        self.written.remove(name);
+        match fs::remove_file(self.dir.join(name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A name must be one plain file name in the directory (not a path, not
+/// hidden: hidden names are the temporary files').
+fn check_name(name: &str) -> io::Result<()> {
+    if name.is_empty() || name.starts_with('.') || name.contains(['/', '\0']) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not a track file name"),
+        ));
+    }
+    Ok(())
+}
+
+/// The keepalived.conf (≥ 2.1) that uses the track files of `keys` in
+/// `dir`: a `track_file` block per file, an example `track_file` list for a
+/// `vrrp_instance` (commented out), and each virtual server's real servers
+/// with a `FILE_CHECK` per check. Keys are grouped by virtual server in
+/// their first order; duplicates are printed once.
+pub fn snippet(dir: &Path, keys: &[TrackKey]) -> String {
+    let mut unique: Vec<&TrackKey> = Vec::new();
+    for key in keys {
+        if !unique.contains(&key) {
+            unique.push(key);
+        }
+    }
+    let mut out = String::new();
+    // `write!` to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "# keepalived.conf for vipcheck's track files (keepalived >= 2.1).\n\
+         #\n\
+         # Each file holds 0 while vipcheck finds its check healthy and 1 while\n\
+         # it is down (after the rise/fall damping). With `weight 0` keepalived\n\
+         # reads non-zero as a failure and 0 as OK (another weight would add\n\
+         # value x weight to a priority or an LVS weight instead).\n\
+         #\n\
+         # A missing file reads as 0 (OK). Create the directory\n\
+         #   {dir}\n\
+         # before keepalived starts: it drops a track file whose directory is\n\
+         # missing. To keep a real server down until vipcheck's first result,\n\
+         # add `init_file 1` to its track_file block (it creates a missing file,\n\
+         # and keeps an existing one).\n",
+        dir = dir.display()
+    );
+    for key in &unique {
+        let _ = writeln!(
+            out,
+            "track_file {} {{\n    file \"{}\"\n    weight 0\n}}\n",
+            key.track_name(),
+            quoted(&dir.join(key.file_name()))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# A VRRP instance can follow the files too: with weight 0, any file\n\
+         # at 1 puts the instance in FAULT, moving the VIPs to the peer. List\n\
+         # only the checks whose failure should do that, in your existing\n\
+         # vrrp_instance:\n\
+         #\n\
+         # vrrp_instance VI_1 {{\n\
+         #     track_file {{"
+    );
+    for key in &unique {
+        let _ = writeln!(out, "#         {}", key.track_name());
+    }
+    let _ = writeln!(out, "#     }}\n# }}\n");
+
+    // Virtual servers in first order, each with its real servers in first
+    // order, each with its checks.
+    let mut servers: Vec<VirtualServer> = Vec::new();
+    for key in &unique {
+        let at = match servers
+            .iter()
+            .position(|v| (v.vip, v.port) == (key.vip, key.port))
+        {
+            Some(at) => at,
+            None => {
+                servers.push(VirtualServer {
+                    vip: key.vip,
+                    port: key.port,
+                    reals: Vec::new(),
+                });
+                servers.len() - 1
+            }
+        };
+        let reals = &mut servers[at].reals;
+        match reals.iter_mut().find(|(rs, _)| *rs == key.real_server) {
+            Some((_, checks)) => checks.push(key),
+            None => reals.push((key.real_server, vec![key])),
+        }
+    }
+    for VirtualServer { vip, port, reals } in &servers {
+        let _ = writeln!(
+            out,
+            "virtual_server {vip} {port} {{\n    protocol TCP\n    lb_kind DR\n    # ... your lb_algo, delay_loop and other settings"
+        );
+        for (rs, checks) in reals {
+            // LVS-DR cannot change the port: the real server's is the VIP's.
+            let _ = writeln!(
+                out,
+                "    real_server {rs} {port} {{\n        # Down while any of its files holds non-zero (with any\n        # other checkers it has: all must pass)."
+            );
+            for key in checks {
+                let _ = writeln!(
+                    out,
+                    "        FILE_CHECK {{\n            track_file {}\n        }}",
+                    key.track_name()
+                );
+            }
+            let _ = writeln!(out, "    }}");
+        }
+        let _ = writeln!(out, "}}\n");
+    }
+    out
+}
+
+/// A virtual server of the snippet: its real servers, each with its checks.
+struct VirtualServer<'a> {
+    vip: IpAddr,
+    port: u16,
+    reals: Vec<(IpAddr, Vec<&'a TrackKey>)>,
+}
+
+/// A path inside keepalived's double quotes: `"` and `\` escaped.
+fn quoted(path: &Path) -> String {
+    path.display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system's temporary one, removed when
+    /// dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> TempDir {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let path = std::env::temp_dir().join(format!(
+                "vipcheck-track-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = fs::remove_dir_all(&path);
+            TempDir(path)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn key(vip: &str, port: u16, rs: &str, check: &str) -> TrackKey {
+        TrackKey {
+            vip: vip.parse().unwrap(),
+            port,
+            real_server: rs.parse().unwrap(),
+            check: check.into(),
+        }
+    }
+
+    #[test]
+    fn names_ipv4() {
+        let k = key("198.18.0.100", 80, "198.18.0.11", "tcp");
+        assert_eq!(k.file_name(), "vipcheck_198.18.0.100_80_198.18.0.11_tcp");
+        assert_eq!(k.track_name(), "vipcheck_198_18_0_100_80_198_18_0_11_tcp");
+    }
+
+    #[test]
+    fn names_ipv6() {
+        let k = key("fd00::100", 443, "fd00::11", "https");
+        assert_eq!(k.file_name(), "vipcheck_fd00--100_443_fd00--11_https");
+        assert_eq!(k.track_name(), "vipcheck_fd00--100_443_fd00--11_https");
+        let mapped = key("::ffff:198.18.0.100", 80, "::ffff:198.18.0.11", "tcp");
+        assert_eq!(
+            mapped.track_name(),
+            "vipcheck_--ffff-198_18_0_100_80_--ffff-198_18_0_11_tcp"
+        );
+        for k in [&k, &mapped] {
+            assert!(!k.track_name().contains(['.', ':', '/']));
+            assert!(!k.file_name().contains([':', '/']));
+        }
+        // The check is made safe too.
+        assert_eq!(
+            key("fd00::1", 80, "fd00::2", "http/2.x").track_name(),
+            "vipcheck_fd00--1_80_fd00--2_http-2-x"
+        );
+    }
+
+    #[test]
+    fn names_from_an_audit_target() {
+        let target = AuditTarget {
+            iface: None,
+            real_server: "198.18.0.11".parse().unwrap(),
+            vip: "198.18.0.100".parse().unwrap(),
+            port: 80,
+            check: crate::config::CheckSpec::Tcp,
+            timeout: std::time::Duration::from_secs(1),
+            reply_timeout: None,
+            interval: None,
+            retry: None,
+            origin: "t:1".into(),
+        };
+        assert_eq!(
+            TrackKey::from(&target),
+            key("198.18.0.100", 80, "198.18.0.11", "tcp")
+        );
+    }
+
+    #[test]
+    fn writes_atomically_and_only_on_change() {
+        let tmp = TempDir::new("write");
+        // Created, with parents.
+        let mut dir = TrackDir::new(tmp.0.join("run/vipcheck")).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.dir()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o700, 0o700);
+        }
+        let name = key("198.18.0.100", 80, "198.18.0.11", "tcp").file_name();
+        let read = |d: &TrackDir| fs::read_to_string(d.path(&name)).unwrap();
+        assert!(dir.set(&name, true).unwrap());
+        assert_eq!(read(&dir), "0\n");
+        // Same value: not written again (its content changed behind our
+        // back stays, which proves no write happened).
+        fs::write(dir.path(&name), "7\n").unwrap();
+        assert!(!dir.set(&name, true).unwrap());
+        assert_eq!(read(&dir), "7\n");
+        assert!(dir.set(&name, false).unwrap());
+        assert_eq!(read(&dir), "1\n");
+        assert!(!dir.set(&name, false).unwrap());
+        // Nothing else in the directory: the temporary file was renamed.
+        let entries: Vec<String> = fs::read_dir(dir.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0], name);
+        // A second TrackDir (a restart) writes once, whatever the file holds.
+        let mut again = TrackDir::new(dir.dir()).unwrap();
+        assert!(again.set(&name, false).unwrap());
+        assert!(!again.set(&name, false).unwrap());
+        // Removed, then removing again is fine; a later set writes.
+        again.remove(&name).unwrap();
+        assert!(!again.path(&name).exists());
+        again.remove(&name).unwrap();
+        assert!(again.set(&name, false).unwrap());
+    }
+
+    #[test]
+    fn bad_names_are_refused() {
+        let tmp = TempDir::new("names");
+        let mut dir = TrackDir::new(&tmp.0).unwrap();
+        for bad in ["", ".hidden", "../escape", "a/b"] {
+            let e = dir.set(bad, true).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+            assert!(dir.remove(bad).is_err());
+        }
+        // A file where the directory should be.
+        let file = tmp.0.join("file");
+        fs::write(&file, "").unwrap();
+        assert!(TrackDir::new(&file).is_err());
+    }
+
+    #[test]
+    fn snippet_has_every_block() {
+        let keys = [
+            key("198.18.0.100", 80, "198.18.0.11", "tcp"),
+            key("198.18.0.100", 80, "198.18.0.11", "http"),
+            key("198.18.0.100", 80, "198.18.0.12", "tcp"),
+            key("fd00::100", 443, "fd00::11", "https"),
+            key("198.18.0.100", 80, "198.18.0.11", "tcp"),
+        ];
+        let text = snippet(Path::new("/run/vipcheck"), &keys);
+        let block = "track_file vipcheck_198_18_0_100_80_198_18_0_11_tcp {\n    \
+                     file \"/run/vipcheck/vipcheck_198.18.0.100_80_198.18.0.11_tcp\"\n";
+        assert!(text.contains(block), "{text}");
+        assert_eq!(text.matches(block).count(), 1, "duplicates printed once");
+        assert_eq!(text.matches("\n    weight 0\n").count(), 4);
+        assert!(text.contains(
+            "track_file vipcheck_fd00--100_443_fd00--11_https {\n    \
+             file \"/run/vipcheck/vipcheck_fd00--100_443_fd00--11_https\"\n"
+        ));
+        assert!(text.contains("# vrrp_instance VI_1 {\n#     track_file {\n"));
+        assert!(text.contains("#         vipcheck_198_18_0_100_80_198_18_0_12_tcp\n"));
+        // One virtual server per VIP and port, each real server once, a
+        // FILE_CHECK per check.
+        assert_eq!(text.matches("virtual_server 198.18.0.100 80 {").count(), 1);
+        assert_eq!(text.matches("real_server 198.18.0.11 80 {").count(), 1);
+        assert!(text.contains("virtual_server fd00::100 443 {"));
+        assert!(text.contains("real_server fd00::11 443 {"));
+        assert!(text.contains(
+            "        FILE_CHECK {\n            track_file vipcheck_198_18_0_100_80_198_18_0_11_http\n        }\n"
+        ));
+        assert_eq!(text.matches("FILE_CHECK {").count(), 4);
+        // Braces balance outside comments.
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect();
+        assert_eq!(code.matches('{').count(), code.matches('}').count());
+    }
+
+    #[test]
+    fn paths_are_quoted() {
+        assert_eq!(quoted(Path::new("/a \"b\"\\c")), "/a \\\"b\\\"\\\\c");
+    }
+}
