@@ -44,7 +44,26 @@ fn audit_of_a_keepalived_conf() {
             "real_server {OK_IP} 80 {{\n  TCP_CHECK {{\n    connect_timeout 1\n  }}\n}}\n\
              real_server {NOVIP_IP} 80 {{\n  HTTP_GET {{\n    url {{\n      path /\n      status_code 200\n    }}\n    connect_timeout 1\n  }}\n}}\n\
              real_server {CLOSED_IP} 80 {{\n  MISC_CHECK {{\n    misc_path \"/usr/local/bin/check_tcp_raw -t 300 {LB_IFACE} {CLOSED_IP} {VIP} 80\"\n  }}\n}}\n\
-             real_server {OK_IP} 53 {{\n  DNS_CHECK {{\n    name lab.example\n  }}\n}}\n"
+             real_server {OK_IP} 53 {{\n  DNS_CHECK {{\n    name lab.example\n  }}\n}}\n\
+             real_server {ABSENT_IP} 80 {{\n  TCP_CHECK {{\n    connect_timeout 1\n  }}\n}}\n"
+        ),
+    );
+    // HTTP_GET with a digest and a status code, and check_http_raw, on a
+    // second virtual server (what nginx serves at / is the lab's index).
+    let index = std::fs::read(lab.docroot().join("index.html")).unwrap();
+    let digest = {
+        use md5::{Digest, Md5};
+        hex::encode(Md5::digest(&index))
+    };
+    let wrong = "0123456789abcdef0123456789abcdef";
+    scratch.file(
+        "web.conf",
+        &format!(
+            "virtual_server {VIP} 8080 {{\n  lb_kind DR\n\
+               real_server {OK_IP} 80 {{\n    HTTP_GET {{\n      url {{\n        path /\n        digest {digest}\n        status_code 200\n      }}\n      url {{\n        path /index.html\n        digest {wrong}\n      }}\n      connect_timeout 1\n    }}\n  }}\n\
+               real_server {NOVIP_IP} 80 {{\n    MISC_CHECK {{\n      misc_path \"/usr/local/bin/check_http_raw -t 300 -S 200 {LB_IFACE} {NOVIP_IP} {VIP} 80 lab.example /\"\n    }}\n  }}\n\
+               real_server {CLOSED_IP} 80 {{\n    MISC_CHECK {{\n      misc_path \"check_http_raw -t 300 -S 200 {LB_IFACE} {CLOSED_IP} {VIP} 80 lab.example /\"\n    }}\n  }}\n\
+             }}\n"
         ),
     );
     let conf = scratch.file(
@@ -52,6 +71,7 @@ fn audit_of_a_keepalived_conf() {
         &format!(
             "global_defs {{\n  router_id lab\n}}\n\
              virtual_server {VIP} 80 {{\n  lb_kind DR\n  delay_loop 5\n  include reals.*\n}}\n\
+             include web.conf\n\
              virtual_server fwmark 7 {{\n  real_server {OK_IP} 80 {{\n    TCP_CHECK {{ }}\n  }}\n}}\n\
              virtual_server {VIP6} 80 {{\n  real_server {ok6} 80 {{\n    HTTP_GET {{\n      url {{\n        path /\n      }}\n      virtualhost lab.example\n    }}\n  }}\n}}\n"
         ),
@@ -84,6 +104,38 @@ fn audit_of_a_keepalived_conf() {
         row(&ok6.to_string(), "http").contains(" healthy "),
         "{out:?}"
     );
+    let absent = row(&ABSENT_IP.to_string(), "tcp");
+    assert!(
+        absent.contains(" unhealthy ") && absent.contains("no ARP reply"),
+        "{absent}"
+    );
+    // On the second virtual server (VIP:8080 in the table, port 80 on the
+    // real servers): the right digest passes, the wrong one fails, and the
+    // check_http_raw lines check what their command lines say.
+    let web: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains(&format!("{VIP}:80 ")) && l.contains("web.conf:"))
+        .collect();
+    let ok_web: Vec<_> = web.iter().filter(|l| l.starts_with(&format!("{OK_IP} "))).collect();
+    assert_eq!(ok_web.len(), 2, "two urls of one HTTP_GET: {}", out.stdout);
+    assert_eq!(
+        ok_web.iter().filter(|l| l.contains(" healthy ")).count(),
+        1,
+        "the right digest passes, the wrong one fails: {}",
+        out.stdout
+    );
+    assert!(
+        ok_web.iter().any(|l| l.contains(" unhealthy ") && l.contains("MD5")),
+        "{}",
+        out.stdout
+    );
+    for (rs, why) in [(NOVIP_IP, "no answer"), (CLOSED_IP, "refused")] {
+        let line = web
+            .iter()
+            .find(|l| l.starts_with(&format!("{rs} ")))
+            .unwrap_or_else(|| panic!("no check_http_raw row of {rs}: {}", out.stdout));
+        assert!(line.contains(" unhealthy ") && line.contains(why), "{line}");
+    }
     assert!(
         out.stdout.contains("skipped: ") && out.stdout.contains("DNS_CHECK"),
         "{out:?}"
@@ -113,11 +165,11 @@ fn audit_of_a_keepalived_conf() {
         .iter()
         .filter(|o| o.get("skipped").is_some())
         .collect();
-    assert_eq!((targets.len(), skipped.len()), (4, 2), "{}", json.stdout);
+    assert_eq!((targets.len(), skipped.len()), (9, 2), "{}", json.stdout);
     assert!(targets.iter().all(|t| t["origin"].is_string()));
     assert_eq!(
         targets.iter().filter(|t| t["verdict"] == "healthy").count(),
-        2,
+        3,
         "{}",
         json.stdout
     );
