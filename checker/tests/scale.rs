@@ -25,9 +25,9 @@ fn vip(n: u32) -> Ipv4Addr {
 
 /// A targets file: `healthy` TCP targets through `ok` (VIPs × ports), and
 /// `unhealthy` through `novip`, which lacks those VIPs.
-fn targets_file(healthy: u32, unhealthy: u32) -> String {
+fn targets_file(healthy: u32, unhealthy: u32, interval_ms: u32) -> String {
     let mut toml = format!(
-        "[defaults]\niface = \"{LB_IFACE}\"\ncheck = \"tcp\"\ntimeout_ms = 1000\ninterval_ms = 5000\n"
+        "[defaults]\niface = \"{LB_IFACE}\"\ncheck = \"tcp\"\ntimeout_ms = 1000\ninterval_ms = {interval_ms}\n"
     );
     let ports = PORTS.len() as u32;
     for i in 0..healthy {
@@ -56,8 +56,8 @@ impl Drop for Scratch {
     }
 }
 
-#[test]
-fn ten_thousand_targets_in_one_audit() {
+/// A lab whose `ok` carries the VIP prefix on its loopback.
+fn scale_lab() -> Lab {
     let lab = lab(Role::Backup);
     sh(
         &lab,
@@ -71,11 +71,17 @@ fn ten_thousand_targets_in_one_audit() {
             "lo",
         ],
     );
+    lab
+}
+
+#[test]
+fn ten_thousand_targets_in_one_audit() {
+    let lab = scale_lab();
     let scratch = Scratch(std::env::temp_dir().join(format!("vck-scale-{}", std::process::id())));
     std::fs::create_dir_all(&scratch.0).unwrap();
     let (healthy, unhealthy) = (9_950u32, 50u32);
     let path = scratch.0.join("targets.toml");
-    std::fs::write(&path, targets_file(healthy, unhealthy)).unwrap();
+    std::fs::write(&path, targets_file(healthy, unhealthy, 5000)).unwrap();
     let path = path.to_string_lossy().into_owned();
 
     let (out, usage) = run_usage(vipcheck(
@@ -132,5 +138,124 @@ fn ten_thousand_targets_in_one_audit() {
         }
     }
     assert_eq!(seen, (healthy, unhealthy), "one verdict per target");
+    assert_eq!(xdp_status(&lab).1, 0, "flows left behind");
+}
+
+/// The value of the first sample of `name` (with these labels, if given)
+/// in a Prometheus text exposition.
+fn sample(text: &str, name: &str, labels: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| {
+            l.strip_prefix(name).is_some_and(|rest| {
+                rest.starts_with(' ') || rest.starts_with(&format!("{{{labels}"))
+            })
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// CPU time (user + system) of a process so far, from /proc/PID/stat.
+fn cpu_of(pid: u32) -> std::time::Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    std::time::Duration::from_millis(ticks * 1000 / hz)
+}
+
+/// The daemon ends when dropped (SIGTERM, by pid).
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: a signal to our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn ten_thousand_targets_in_the_daemon() {
+    let lab = scale_lab();
+    let scratch = Scratch(std::env::temp_dir().join(format!("vck-scaled-{}", std::process::id())));
+    std::fs::create_dir_all(&scratch.0).unwrap();
+    let (healthy, unhealthy, interval_ms) = (9_950u32, 50u32, 2_000u32);
+    let path = scratch.0.join("targets.toml");
+    std::fs::write(&path, targets_file(healthy, unhealthy, interval_ms)).unwrap();
+    let path = path.to_string_lossy().into_owned();
+    let port = 9800 + (std::process::id() % 100) as u16;
+    let addr = format!("127.0.0.1:{port}");
+    let mut cmd = vipcheck(
+        &lab,
+        &[
+            "daemon",
+            "--targets",
+            &path,
+            "--metrics",
+            &addr,
+            "--parallel",
+            "128",
+        ],
+    );
+    cmd.stderr(std::process::Stdio::null());
+    let mut daemon = Daemon(cmd.spawn().expect("start the daemon"));
+    let pid = daemon.0.id();
+    let metrics = || {
+        let out = lab
+            .command(lab.lb_ns(), "curl")
+            .args(["-s", "--max-time", "2", &format!("http://{addr}/metrics")])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Three intervals, the first one spreading the starts.
+    std::thread::sleep(std::time::Duration::from_millis(
+        u64::from(3 * interval_ms) + 500,
+    ));
+    let cpu_before = cpu_of(pid);
+    let text = metrics();
+    let t0 = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_millis(u64::from(interval_ms)));
+    let cpu_share = (cpu_of(pid) - cpu_before).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let targets = sample(&text, "vipcheck_targets", "").expect("vipcheck_targets");
+    let overdue = sample(&text, "vipcheck_targets_overdue", "").expect("overdue");
+    let up = text
+        .lines()
+        .filter(|l| l.starts_with("vipcheck_target_up{") && l.ends_with(" 1"))
+        .count();
+    let down = text
+        .lines()
+        .filter(|l| l.starts_with("vipcheck_target_up{") && l.ends_with(" 0"))
+        .count();
+    let cycle = sample(&text, "vipcheck_last_cycle_seconds", "").unwrap_or(f64::NAN);
+    println!(
+        "scale: daemon, {targets} targets every {interval_ms} ms: {overdue} overdue, {up} up, {down} down, last cycle {cycle:.2} s, CPU share {:.0}% of one core",
+        cpu_share * 100.0
+    );
+    assert_eq!(targets as u32, healthy + unhealthy);
+    assert_eq!(overdue, 0.0, "no target overdue");
+    assert_eq!(
+        (up as u32, down as u32),
+        (healthy, unhealthy),
+        "every state right"
+    );
+
+    // SIGTERM: out within a second, no flow entry left.
+    let begun = std::time::Instant::now();
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let status = daemon.0.wait().expect("wait");
+    let took = begun.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "exit took {took:?}"
+    );
     assert_eq!(xdp_status(&lab).1, 0, "flows left behind");
 }
