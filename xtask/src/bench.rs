@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::lab::{HTTP_PORT, LB_IFACE, Lab, OK_IP, Role, VIP};
+use crate::lab::{HTTP_PORT, Host, LB_IFACE, Lab, OK_IP, Role, VIP};
 
 /// One contender: a command line run in the LB namespace.
 struct Contender {
@@ -20,8 +20,16 @@ struct Contender {
 
 /// Runs each contender `runs` times, interleaved, after a warm-up, and
 /// prints the median and 90th percentile of each with its ratio to the first.
-pub fn run(vipcheck: &Path, runs: usize) -> Result<()> {
+pub fn run(vipcheck: &Path, runs: usize, scale_targets: u32) -> Result<()> {
     let lab = Lab::up(Role::Backup)?;
+    latency(&lab, vipcheck, runs)?;
+    if scale_targets > 0 {
+        scale(&lab, vipcheck, scale_targets)?;
+    }
+    Ok(())
+}
+
+fn latency(lab: &Lab, vipcheck: &Path, runs: usize) -> Result<()> {
     let vipcheck = vipcheck.display().to_string();
     let rs = OK_IP.to_string();
     let vip = VIP.to_string();
@@ -72,7 +80,7 @@ pub fn run(vipcheck: &Path, runs: usize) -> Result<()> {
             }
         }
     }
-    let baseline = spawn_baseline(&lab, runs)?;
+    let baseline = spawn_baseline(lab, runs)?;
     println!("{runs} warm runs each, whole processes started with nsenter, interleaved:");
     println!("{:<36} {:>10} {:>10}", "", "median", "p90");
     println!(
@@ -126,4 +134,216 @@ fn percentile(times: &[Duration], p: usize) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// The VIPs of the scale runs: one prefix on `ok`'s loopback (every
+/// address of a prefix on `lo` is local), from .1.
+const SCALE_PREFIX: &str = "198.19.0.0/21";
+const SCALE_FIRST: [u8; 4] = [198, 19, 0, 1];
+/// The ports nginx listens on in the lab.
+const SCALE_PORTS: [u16; 5] = [80, 443, 8443, 8444, 8445];
+/// One-shot processes at once, as keepalived would run many MISC_CHECKs.
+const ONE_SHOTS_AT_ONCE: usize = 32;
+/// The daemon's interval in its run.
+const DAEMON_INTERVAL_MS: u64 = 5000;
+
+/// `n` TCP targets through `ok`: (VIP, port).
+fn scale_targets(n: u32) -> Vec<(std::net::Ipv4Addr, u16)> {
+    let first = u32::from(std::net::Ipv4Addr::from(SCALE_FIRST));
+    (0..n)
+        .map(|i| {
+            let ports = SCALE_PORTS.len() as u32;
+            (
+                std::net::Ipv4Addr::from(first + i / ports),
+                SCALE_PORTS[(i % ports) as usize],
+            )
+        })
+        .collect()
+}
+
+/// Many checks from one process against as many one-shot processes: `n`
+/// TCP checks as one `vipcheck audit`, then as `n` `vipcheck tcp`
+/// processes 32 at a time; then a daemon with the `n` targets every 5 s.
+fn scale(lab: &Lab, vipcheck: &Path, n: u32) -> Result<()> {
+    let status = lab
+        .command(lab.ns(Host::Ok), "ip")
+        .args(["address", "add", SCALE_PREFIX, "dev", "lo"])
+        .status()?;
+    if !status.success() {
+        bail!("cannot add {SCALE_PREFIX} to ok's lo");
+    }
+    let targets = scale_targets(n);
+    let dir = std::env::temp_dir().join(format!("vck-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("targets.toml");
+    let mut toml = format!(
+        "[defaults]\niface = \"{LB_IFACE}\"\ncheck = \"tcp\"\ntimeout_ms = 1000\ninterval_ms = {DAEMON_INTERVAL_MS}\n"
+    );
+    for (vip, port) in &targets {
+        toml += &format!(
+            "[[vip]]\naddress = \"{vip}\"\nport = {port}\n[[vip.real_server]]\naddress = \"{OK_IP}\"\n"
+        );
+    }
+    std::fs::write(&file, toml)?;
+    let result = scale_runs(lab, vipcheck, &file, &targets);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// What a group of processes used.
+struct Used {
+    wall: Duration,
+    cpu: Duration,
+    max_rss_kib: u64,
+    failed: usize,
+}
+
+fn scale_runs(
+    lab: &Lab,
+    vipcheck: &Path,
+    file: &Path,
+    targets: &[(std::net::Ipv4Addr, u16)],
+) -> Result<()> {
+    let n = targets.len();
+    let rs = OK_IP.to_string();
+    // One audit.
+    let audit = crate::lab::netns::run_in(lab.lb_ns(), || {
+        children(|| {
+            let status = Command::new(vipcheck)
+                .args(["audit", "--targets"])
+                .arg(file)
+                .args(["--parallel", "256"])
+                .stdout(Stdio::null())
+                .status()?;
+            Ok(usize::from(!status.success()))
+        })
+    })?;
+    // The same checks as one-shot processes, 32 at a time.
+    let one_shots = crate::lab::netns::run_in(lab.lb_ns(), || {
+        children(|| {
+            let mut running = std::collections::VecDeque::new();
+            let mut failed = 0;
+            for (vip, port) in targets {
+                if running.len() >= ONE_SHOTS_AT_ONCE {
+                    let mut child: std::process::Child = running.pop_front().expect("running");
+                    failed += usize::from(!child.wait()?.success());
+                }
+                running.push_back(
+                    Command::new(vipcheck)
+                        .args(["tcp", "-t", "1000", LB_IFACE, &rs])
+                        .arg(vip.to_string())
+                        .arg(port.to_string())
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .spawn()?,
+                );
+            }
+            for mut child in running {
+                failed += usize::from(!child.wait()?.success());
+            }
+            Ok(failed)
+        })
+    })?;
+    println!();
+    println!(
+        "{n} TCP checks through the VIP ({} VIPs x {} ports on one real server):",
+        n.div_ceil(SCALE_PORTS.len()),
+        SCALE_PORTS.len()
+    );
+    println!(
+        "{:<34} {:>9} {:>10} {:>11} {:>9} {:>7}",
+        "", "wall", "checks/s", "CPU/check", "peak RSS", "failed"
+    );
+    for (name, used) in [
+        ("one vipcheck audit (--parallel 256)", &audit),
+        ("one-shot vipcheck tcp, 32 at once", &one_shots),
+    ] {
+        println!(
+            "{:<34} {:>7.2} s {:>10.0} {:>8.0} us {:>5} MiB {:>7}",
+            name,
+            used.wall.as_secs_f64(),
+            n as f64 / used.wall.as_secs_f64(),
+            used.cpu.as_secs_f64() * 1e6 / n as f64,
+            used.max_rss_kib / 1024,
+            used.failed
+        );
+    }
+    println!(
+        "CPU per check, one-shots / audit: {:.1}x; wall: {:.1}x",
+        one_shots.cpu.as_secs_f64() / audit.cpu.as_secs_f64(),
+        one_shots.wall.as_secs_f64() / audit.wall.as_secs_f64()
+    );
+
+    // The daemon: the same targets every 5 s, measured over two intervals
+    // after the first (which spreads the starts).
+    let mut daemon = lab
+        .command(lab.lb_ns(), vipcheck)
+        .args(["daemon", "--targets"])
+        .arg(file)
+        .args(["--parallel", "128"])
+        .stderr(Stdio::null())
+        .spawn()?;
+    // nsenter execs vipcheck: the child's pid is the daemon's.
+    let pid = daemon.id();
+    std::thread::sleep(Duration::from_millis(DAEMON_INTERVAL_MS + 1000));
+    let (cpu0, t0) = (process_cpu(pid), Instant::now());
+    std::thread::sleep(Duration::from_millis(2 * DAEMON_INTERVAL_MS));
+    let share = (process_cpu(pid) - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    let hwm = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:").map(|v| v.trim().to_string()))
+        .unwrap_or_default();
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let _ = daemon.wait();
+    println!(
+        "daemon, {n} targets every {} s: {:.1}% of one core ({:.0} us of CPU per check), peak RSS {hwm}",
+        DAEMON_INTERVAL_MS / 1000,
+        share * 100.0,
+        share * 1e6 * DAEMON_INTERVAL_MS as f64 / 1000.0 / n as f64
+    );
+    Ok(())
+}
+
+/// Runs `f` (which spawns and waits for children) and measures them:
+/// wall time, and from getrusage(RUSAGE_CHILDREN) the CPU they used and
+/// the largest peak RSS among them.
+fn children(f: impl FnOnce() -> std::io::Result<usize>) -> std::io::Result<Used> {
+    let usage = || {
+        // SAFETY: rusage is plain data; getrusage writes into it.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: valid pointer to a local.
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+        u
+    };
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    let before = usage();
+    let start = Instant::now();
+    let failed = f()?;
+    let wall = start.elapsed();
+    let after = usage();
+    Ok(Used {
+        wall,
+        cpu: (tv(after.ru_utime) + tv(after.ru_stime))
+            .saturating_sub(tv(before.ru_utime) + tv(before.ru_stime)),
+        max_rss_kib: after.ru_maxrss as u64,
+        failed,
+    })
+}
+
+/// User + system CPU of a live process, from /proc/PID/stat.
+fn process_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 1000 / hz)
 }

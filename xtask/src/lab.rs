@@ -35,7 +35,7 @@
 mod fixture;
 mod keepalived;
 mod naming;
-mod netns;
+pub(crate) mod netns;
 mod nginx;
 mod process;
 mod tls;

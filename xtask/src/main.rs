@@ -52,6 +52,10 @@ enum Task {
         /// Runs of each contender.
         #[arg(long, default_value_t = 50)]
         runs: usize,
+        /// Targets of the scale runs (one audit, as many one-shot
+        /// processes, a daemon); 0 skips them.
+        #[arg(long, default_value_t = 10_000)]
+        scale: u32,
     },
 }
 
@@ -76,7 +80,7 @@ fn main() -> ExitCode {
         Task::Test { args } => test(&args),
         Task::Demo => demo(),
         Task::Dist { deb, out } => dist(deb, out),
-        Task::Bench { runs } => bench(runs),
+        Task::Bench { runs, scale } => bench(runs, scale),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -287,13 +291,13 @@ fn dist(deb: bool, out: Option<PathBuf>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bench(runs: usize) -> Result<ExitCode> {
+fn bench(runs: usize, scale: u32) -> Result<ExitCode> {
     xtask::require_root("`cargo xtask bench` (apt-get, the lab)")?;
     let vipcheck = match release_build()? {
         Ok(path) => path,
         Err(code) => return Ok(code),
     };
-    xtask::bench::run(&vipcheck, runs)?;
+    xtask::bench::run(&vipcheck, runs, scale)?;
     Ok(ExitCode::SUCCESS)
 }
 
