@@ -55,7 +55,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub use fixture::{BYTEWISE_BODY, CHUNKED_BODY, FIXTURE_PORT, Fixtures, TEXT_BODY};
-pub use keepalived::{Keepalived, KeepalivedConfig, LinePattern, Stopped, VrrpScript, log_message};
+pub use keepalived::{
+    Keepalived, KeepalivedConfig, LinePattern, Stopped, TrackFile, VrrpScript, log_message,
+};
 pub use naming::{Owner, PREFIX};
 pub use nginx::{FILES, INDEX_HTML, SERVER_HEADER, pseudo_random};
 pub use process::Background;

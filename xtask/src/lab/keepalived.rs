@@ -1,6 +1,16 @@
 //! A real keepalived (Debian's 2.2.7) in the LB's namespace, to see how it
 //! runs scripts: `vrrp_script` entries tracked by one `vrrp_instance` on the
-//! LB's [`LB_IFACE`], their results read from its log.
+//! LB's [`LB_IFACE`], their results read from its log. The instance can
+//! also follow `track_file`s ([`KeepalivedConfig::track_file`]), as with
+//! `vipcheck daemon --track-dir`: with weight 0, a file holding non-zero
+//! puts it in FAULT, back to 0 takes it out again:
+//!
+//! ```text
+//! Wed Nov 25 15:29:22 2026: (lab): tracked file NAME now FAULT state
+//! Wed Nov 25 15:29:22 2026: (lab) Entering FAULT STATE
+//! Wed Nov 25 15:29:23 2026: (lab): tracked file NAME leaving FAULT state
+//! Wed Nov 25 15:29:23 2026: (lab) Entering BACKUP STATE
+//! ```
 //!
 //! These kernels have no IPVS, so keepalived's healthchecker child cannot
 //! run `MISC_CHECK`; `vrrp_script` runs a script the same way (fork, exec,
@@ -127,13 +137,8 @@ impl VrrpScript {
     }
 
     fn validate(&self) -> Result<()> {
-        let name_ok = !self.name.is_empty()
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
         ensure!(
-            name_ok,
+            valid_name(&self.name),
             "vrrp_script name {:?}: only letters, digits, '_', '-' and '.'",
             self.name
         );
@@ -161,21 +166,88 @@ impl VrrpScript {
     }
 }
 
-/// What keepalived runs: the scripts, tracked by one `vrrp_instance`.
+/// One `track_file`: keepalived watches `path` (inotify on its
+/// directory) and reads the number in it. With `weight` 0, non-zero is a
+/// failure (the instance tracking it enters FAULT) and 0, or a missing
+/// file, is OK; another weight times the value is added to the priority.
+///
+/// keepalived drops a track file whose directory does not exist when it
+/// starts: create the directory first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackFile {
+    /// Letters, digits, `_`, `-` and `.`; unique in a configuration.
+    pub name: String,
+    /// An absolute path without double quotes, backslashes or control
+    /// characters.
+    pub path: PathBuf,
+    /// -254 to 254 (what a `vrrp_instance` accepts).
+    pub weight: i32,
+}
+
+impl TrackFile {
+    fn validate(&self) -> Result<()> {
+        ensure!(
+            valid_name(&self.name),
+            "track_file name {:?}: only letters, digits, '_', '-' and '.'",
+            self.name
+        );
+        let path_ok = self.path.is_absolute()
+            && self
+                .path
+                .to_str()
+                .is_some_and(|p| !p.chars().any(|c| c == '"' || c == '\\' || c.is_control()));
+        ensure!(
+            path_ok,
+            "track_file {}: path {:?} must be absolute, without a double quote, a backslash \
+             or a control character",
+            self.name,
+            self.path
+        );
+        ensure!(
+            (-254..=254).contains(&self.weight),
+            "track_file {}: weight {} is not in -254..=254",
+            self.name,
+            self.weight
+        );
+        Ok(())
+    }
+}
+
+/// What keepalived runs: the scripts and track files, tracked by one
+/// `vrrp_instance`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeepalivedConfig {
     pub scripts: Vec<VrrpScript>,
+    pub track_files: Vec<TrackFile>,
 }
 
 impl KeepalivedConfig {
     pub fn new(scripts: impl IntoIterator<Item = VrrpScript>) -> Self {
         KeepalivedConfig {
             scripts: scripts.into_iter().collect(),
+            track_files: Vec::new(),
         }
     }
 
+    /// Adds a `track_file NAME { file PATH weight WEIGHT }` block, tracked
+    /// by the instance (see [`TrackFile`]).
+    pub fn track_file(
+        mut self,
+        name: impl Into<String>,
+        path: impl Into<PathBuf>,
+        weight: i32,
+    ) -> Self {
+        self.track_files.push(TrackFile {
+            name: name.into(),
+            path: path.into(),
+            weight,
+        });
+        self
+    }
+
     /// The text of `keepalived.conf`, with router id `router_id` and VRRP
-    /// router id `vrid` (1-255). Fails on an invalid or duplicate script.
+    /// router id `vrid` (1-255). Fails on an invalid or duplicate script
+    /// or track file.
     pub fn text(&self, router_id: &str, vrid: u8) -> Result<String> {
         ensure!(vrid >= 1, "virtual_router_id must be 1-255");
         for (i, script) in self.scripts.iter().enumerate() {
@@ -184,6 +256,14 @@ impl KeepalivedConfig {
                 !self.scripts[..i].iter().any(|s| s.name == script.name),
                 "two vrrp_scripts named {}",
                 script.name
+            );
+        }
+        for (i, file) in self.track_files.iter().enumerate() {
+            file.validate()?;
+            ensure!(
+                !self.track_files[..i].iter().any(|f| f.name == file.name),
+                "two track_files named {}",
+                file.name
             );
         }
         // No SNMP or DBus: keepalived enables them only when asked to.
@@ -201,6 +281,14 @@ impl KeepalivedConfig {
                 s.name, s.command, s.interval_secs, s.timeout_secs
             );
         }
+        for f in &self.track_files {
+            text += &format!(
+                "track_file {} {{\n    file \"{}\"\n    weight {}\n}}\n",
+                f.name,
+                f.path.display(),
+                f.weight
+            );
+        }
         // No virtual_ipaddress: the LB's addresses never change.
         text += &format!(
             "vrrp_instance lab {{\n    state BACKUP\n    interface {LB_IFACE}\n    \
@@ -213,6 +301,13 @@ impl KeepalivedConfig {
             }
             text += "    }\n";
         }
+        if !self.track_files.is_empty() {
+            text += "    track_file {\n";
+            for f in &self.track_files {
+                text += &format!("        {}\n", f.name);
+            }
+            text += "    }\n";
+        }
         text += "}\n";
         Ok(text)
     }
@@ -222,6 +317,14 @@ impl KeepalivedConfig {
         fs::write(path, self.text(router_id, vrid)?)
             .with_context(|| format!("cannot write {}", path.display()))
     }
+}
+
+/// A name keepalived reads as one word: letters, digits, `_`, `-`, `.`.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
 }
 
 /// keepalived's log line without its timestamp:
@@ -710,6 +813,46 @@ mod tests {
         assert!(!text.contains("virtual_ipaddress"));
         let none = KeepalivedConfig::default().text("r", 1).unwrap();
         assert!(!none.contains("track_script"));
+    }
+
+    #[test]
+    fn config_has_a_track_file_block_each_tracked_by_the_instance() {
+        let text = KeepalivedConfig::new([VrrpScript::new("good", "/bin/true", 1)])
+            .track_file("t1", "/run/x/t1", 0)
+            .track_file("t2", "/run/x/t 2", -10)
+            .text("r", 3)
+            .unwrap();
+        assert!(text.contains("track_file t1 {\n    file \"/run/x/t1\"\n    weight 0\n}\n"));
+        assert!(text.contains("track_file t2 {\n    file \"/run/x/t 2\"\n    weight -10\n}\n"));
+        assert!(text.ends_with(
+            "    track_script {\n        good\n    }\n    \
+             track_file {\n        t1\n        t2\n    }\n}\n"
+        ));
+        // Blocks before the instance that names them.
+        assert!(text.find("track_file t2 {").unwrap() < text.find("vrrp_instance").unwrap());
+        let files_only = KeepalivedConfig::default()
+            .track_file("t", "/run/x/t", 0)
+            .text("r", 1)
+            .unwrap();
+        assert!(!files_only.contains("track_script"));
+        assert!(files_only.contains("    track_file {\n        t\n    }\n"));
+    }
+
+    #[test]
+    fn config_refuses_track_files_keepalived_would_misread() {
+        let refused = |config: KeepalivedConfig| config.text("r", 1).unwrap_err().to_string();
+        let one = |name: &str, path: &str, weight| {
+            refused(KeepalivedConfig::default().track_file(name, path, weight))
+        };
+        assert!(one("a b", "/x", 0).contains("name \"a b\""));
+        assert!(one("rel", "x/y", 0).contains("absolute"));
+        assert!(one("q", "/x\"y", 0).contains("double quote"));
+        assert!(one("n", "/x\n}", 0).contains("control"));
+        assert!(one("w", "/x", 255).contains("-254..=254"));
+        let twice = KeepalivedConfig::default()
+            .track_file("x", "/a", 0)
+            .track_file("x", "/b", 0);
+        assert!(refused(twice).contains("two track_files named x"));
     }
 
     #[test]

@@ -1,0 +1,820 @@
+//! `vipcheck daemon` in a real lab: its metrics, its track files, SIGHUP
+//! and SIGTERM, and a real keepalived following one of its track files;
+//! `vipcheck keepalived snippet` read by keepalived's own config test.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use md5::{Digest, Md5};
+use prometheus_parse::{Scrape, Value};
+use xtask::lab::{Background, Keepalived, KeepalivedConfig, log_message};
+
+/// Where the daemons of these tests serve /metrics, in the LB's namespace
+/// (each lab has its own loopback, so parallel tests do not clash).
+const METRICS_ADDR: &str = "127.0.0.1:9187";
+const POLL: Duration = Duration::from_millis(25);
+
+/// A scratch directory for input files, track files and logs, removed on
+/// drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "vck-daemon-{}-{}-{name}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    fn file(&self, name: &str, content: &str) -> PathBuf {
+        let path = self.path(name);
+        fs::write(&path, content).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().expect("UTF-8 path")
+}
+
+/// `vipcheck daemon ARGS` running in the LB's namespace, its stderr in a
+/// file. Dropping it (also on a panic) stops it by its pid: SIGTERM, then
+/// SIGKILL (the lab's [`Background`]).
+struct Daemon<'lab> {
+    process: Background<'lab>,
+    log: PathBuf,
+}
+
+impl<'lab> Daemon<'lab> {
+    fn start(lab: &'lab Lab, args: &[&str], log: PathBuf) -> Daemon<'lab> {
+        let mut cmd = vipcheck(lab, &["daemon"]);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap());
+        // nsenter execs vipcheck: the pid is the daemon's own.
+        let process = lab.spawn(&mut cmd).expect("start vipcheck daemon");
+        Daemon { process, log }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The first line of the log containing `pattern`, waiting at most
+    /// `timeout`.
+    fn wait_log(&self, pattern: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(line) = self.log().lines().find(|l| l.contains(pattern)) {
+                return Some(line.to_owned());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.process.pid()).unwrap();
+        // SAFETY: plain syscall; the pid is our unreaped child's.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill {pid}");
+    }
+
+    /// SIGTERM; how it ended and how long that took (from the signal to
+    /// the end of the process), at most `timeout` (then SIGKILL).
+    fn terminate(mut self, timeout: Duration) -> (std::process::ExitStatus, Duration) {
+        let start = Instant::now();
+        self.signal(libc::SIGTERM);
+        loop {
+            if let Some(status) = self.process.child().try_wait().expect("wait") {
+                return (status, start.elapsed());
+            }
+            if start.elapsed() > timeout {
+                let took = start.elapsed();
+                let status = self.process.stop().expect("stop");
+                return (status, took);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// GET /metrics from the LB's namespace, parsed; `None` when the daemon
+/// does not answer (yet).
+fn scrape(lab: &Lab) -> Option<Metrics> {
+    let out = lab
+        .command(lab.lb_ns(), "curl")
+        .args(["-sS", "--fail", "-m", "2"])
+        .arg(format!("http://{METRICS_ADDR}/metrics"))
+        .output()
+        .expect("curl");
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8(out.stdout).expect("UTF-8 metrics");
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("text format");
+    Some(Metrics { text, scrape })
+}
+
+struct Metrics {
+    text: String,
+    scrape: Scrape,
+}
+
+impl Metrics {
+    /// The values of the samples of `name` that have every label of
+    /// `labels`.
+    fn values(&self, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
+        self.scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == name)
+            .filter(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .filter_map(|s| match s.value {
+                Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => Some(v),
+                Value::Histogram(_) | Value::Summary(_) => None,
+            })
+            .collect()
+    }
+
+    /// The one sample of `name` with `labels`, if any (two is an error).
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let values = self.values(name, labels);
+        assert!(values.len() <= 1, "{name} {labels:?}: {values:?}");
+        values.first().copied()
+    }
+
+    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.values(name, labels).iter().sum()
+    }
+
+    /// Whether any sample of the scrape names `real` as its real server.
+    fn mentions(&self, real: &str) -> bool {
+        self.scrape
+            .samples
+            .iter()
+            .any(|s| s.labels.get("real") == Some(real))
+    }
+
+    /// `vipcheck_target_up` of the target `real` (through the VIP, port
+    /// 80) checked by `check`.
+    fn up(&self, real: impl ToString, check: &str) -> Option<f64> {
+        self.get(
+            "vipcheck_target_up",
+            &[
+                ("vip", &VIP.to_string()),
+                ("port", "80"),
+                ("real", &real.to_string()),
+                ("check", check),
+            ],
+        )
+    }
+}
+
+/// The track file name of the target `real` checked by `check` through
+/// the VIP, port 80.
+fn track_file(real: impl ToString, check: &str) -> String {
+    format!("vipcheck_{VIP}_80_{}_{check}", real.to_string())
+}
+
+/// Polls `f` every [`POLL`] until it returns `Some`, at most `timeout`.
+fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(t) = f() {
+            return Some(t);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn index_md5(lab: &Lab) -> String {
+    let index = fs::read(lab.docroot().join("index.html")).expect("the lab's index page");
+    hex::encode(Md5::digest(&index))
+}
+
+/// keepalived.conf: one virtual server, the VIP port 80, with `reals`
+/// (each a `real_server` block's content).
+fn keepalived_conf(reals: &[(std::net::Ipv4Addr, String)]) -> String {
+    let mut text = format!(
+        "global_defs {{\n  router_id lab\n}}\n\n\
+         virtual_server {VIP} 80 {{\n  delay_loop 1\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n"
+    );
+    for (ip, checks) in reals {
+        text += &format!("  real_server {ip} 80 {{\n{checks}  }}\n");
+    }
+    text += "}\n";
+    text
+}
+
+fn http_get(md5: &str) -> String {
+    format!(
+        "    HTTP_GET {{\n      url {{\n        path /\n        digest {md5}\n        \
+         status_code 200\n      }}\n      connect_timeout 1\n    }}\n"
+    )
+}
+
+fn tcp_check() -> String {
+    "    TCP_CHECK {\n      connect_timeout 1\n    }\n".to_string()
+}
+
+#[test]
+fn daemon_metrics_and_track_files() {
+    let test_start = Instant::now();
+    let lab = lab(Role::Backup);
+    let scratch = Scratch::new("metrics");
+    let md5 = index_md5(&lab);
+    let conf = scratch.file(
+        "keepalived.conf",
+        &keepalived_conf(&[
+            (OK_IP, http_get(&md5)),
+            (NOVIP_IP, http_get(&md5)),
+            (CLOSED_IP, tcp_check()),
+            (ABSENT_IP, tcp_check()),
+        ]),
+    );
+    let track = scratch.path("track");
+    let daemon = Daemon::start(
+        &lab,
+        &[
+            "--keepalived",
+            s(&conf),
+            "--metrics",
+            METRICS_ADDR,
+            "--track-dir",
+            s(&track),
+            "--interval",
+            "1000",
+        ],
+        scratch.path("daemon.log"),
+    );
+
+    // Every target's first result, within 3 intervals (and a start).
+    let expected = [
+        (OK_IP, "http", 1.0),
+        (NOVIP_IP, "http", 0.0),
+        (CLOSED_IP, "tcp", 0.0),
+        (ABSENT_IP, "tcp", 0.0),
+    ];
+    let metrics = poll(Duration::from_secs(5), || {
+        scrape(&lab).filter(|m| {
+            expected
+                .iter()
+                .all(|(ip, check, _)| m.up(ip, check).is_some())
+        })
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no first result of every target within 5 s; metrics:\n{}\nlog:\n{}",
+            scrape(&lab).map(|m| m.text).unwrap_or_default(),
+            daemon.log()
+        )
+    });
+    for (ip, check, up) in expected {
+        assert_eq!(
+            metrics.up(ip, check),
+            Some(up),
+            "{ip} {check}:\n{}",
+            metrics.text
+        );
+        let contents = fs::read_to_string(track.join(track_file(ip, check)))
+            .unwrap_or_else(|e| panic!("track file of {ip} {check}: {e}"));
+        assert_eq!(
+            contents,
+            if up == 1.0 { "0\n" } else { "1\n" },
+            "{ip} {check}"
+        );
+        let state = if up == 1.0 { "up" } else { "down" };
+        let line =
+            format!("vipcheck daemon: {ip} via {VIP}:80 ({check}) is {state} (first check): ");
+        assert!(
+            daemon.log().contains(&line),
+            "no {line:?} in:\n{}",
+            daemon.log()
+        );
+    }
+    assert_eq!(
+        fs::read_dir(&track).unwrap().count(),
+        4,
+        "one file a target"
+    );
+    assert_eq!(metrics.get("vipcheck_targets", &[]), Some(4.0));
+    assert!(
+        metrics.get("vipcheck_build_info", &[]) == Some(1.0),
+        "{}",
+        metrics.text
+    );
+    // Each kind's failures by reason.
+    for (check, reason) in [
+        ("http", "no_answer"),   // novip: no SYN-ACK through the VIP
+        ("tcp", "refused"),      // closed: RST
+        ("tcp", "no_neighbour"), // absent: no ARP reply
+    ] {
+        let failures = metrics.sum(
+            "vipcheck_check_failures_total",
+            &[("check", check), ("reason", reason)],
+        );
+        assert!(failures >= 1.0, "{check} {reason}:\n{}", metrics.text);
+    }
+    assert!(
+        metrics.sum(
+            "vipcheck_checks_total",
+            &[("check", "http"), ("result", "healthy")]
+        ) >= 1.0,
+        "{}",
+        metrics.text
+    );
+    assert!(
+        metrics
+            .text
+            .contains("vipcheck_check_duration_seconds_bucket{"),
+        "{}",
+        metrics.text
+    );
+
+    // SIGHUP after a new file: absent goes, a TCP check of ok comes.
+    let ok_line = (OK_IP, format!("{}{}", http_get(&md5), tcp_check()));
+    fs::write(
+        &conf,
+        keepalived_conf(&[
+            ok_line,
+            (NOVIP_IP, http_get(&md5)),
+            (CLOSED_IP, tcp_check()),
+        ]),
+    )
+    .unwrap();
+    daemon.signal(libc::SIGHUP);
+    let reloaded = daemon.wait_log("vipcheck daemon: reloaded: ", Duration::from_secs(3));
+    assert_eq!(
+        reloaded.as_deref(),
+        Some("vipcheck daemon: reloaded: 4 targets (1 added, 1 removed)"),
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        !track.join(track_file(ABSENT_IP, "tcp")).exists(),
+        "the removed target's track file is gone"
+    );
+    let added = poll(Duration::from_secs(5), || {
+        scrape(&lab).filter(|m| m.up(OK_IP, "tcp").is_some())
+    })
+    .unwrap_or_else(|| panic!("no result of the added target; log:\n{}", daemon.log()));
+    assert_eq!(added.up(OK_IP, "tcp"), Some(1.0), "{}", added.text);
+    assert!(
+        !added.mentions(&ABSENT_IP.to_string()),
+        "the removed target's series are gone:\n{}",
+        added.text
+    );
+    // The others keep their state (no new first check).
+    assert_eq!(added.up(OK_IP, "http"), Some(1.0), "{}", added.text);
+    assert_eq!(added.up(CLOSED_IP, "tcp"), Some(0.0), "{}", added.text);
+    assert_eq!(added.get("vipcheck_targets", &[]), Some(4.0));
+    assert_eq!(
+        fs::read_to_string(track.join(track_file(OK_IP, "tcp"))).unwrap(),
+        "0\n"
+    );
+    let firsts = daemon.log().matches("(first check)").count();
+    assert_eq!(firsts, 5, "one first check a target:\n{}", daemon.log());
+
+    // The XDP program's counters, brought up to date every second.
+    let delivered = poll(Duration::from_secs(3), || {
+        scrape(&lab)?
+            .get(
+                "vipcheck_xdp_frames_total",
+                &[("iface", LB_IFACE), ("verdict", "drop_delivered")],
+            )
+            .filter(|&n| n > 0.0)
+    });
+    assert!(delivered.is_some(), "no XDP frames delivered in /metrics");
+
+    // SIGTERM: exit 0 within 1 s, every flow ended.
+    let log = daemon.log.clone();
+    let (status, took) = daemon.terminate(Duration::from_secs(3));
+    let log = fs::read_to_string(log).unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}:\n{log}");
+    assert!(
+        took < Duration::from_secs(1),
+        "SIGTERM took {took:?}:\n{log}"
+    );
+    assert!(log.contains("vipcheck daemon: stopped by SIGTERM"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    let (_, flows) = xdp_status(&lab);
+    assert_eq!(flows, 0, "no flow entry left");
+    println!(
+        "daemon_metrics_and_track_files: SIGTERM to exit {took:?}, test {:?}",
+        test_start.elapsed()
+    );
+}
+
+/// Makes `host` stop serving port 80: an nftables rule in its namespace
+/// answers every TCP segment to port 80 with a RST, as a host whose
+/// server stopped does. Removed on drop (the lab's namespace goes anyway).
+struct Unserved<'lab> {
+    lab: &'lab Lab,
+    host: Host,
+}
+
+impl<'lab> Unserved<'lab> {
+    const TABLE: &'static str = "vckunserved";
+
+    fn new(lab: &'lab Lab, host: Host) -> Unserved<'lab> {
+        nft(
+            lab,
+            lab.ns(host),
+            &format!(
+                "table inet {} {{\n  chain in {{\n    type filter hook input priority 0;\n    \
+                 tcp dport 80 counter reject with tcp reset\n  }}\n}}\n",
+                Self::TABLE
+            ),
+        );
+        Unserved { lab, host }
+    }
+
+    fn restore(self) {
+        sh(
+            self.lab,
+            self.lab.ns(self.host),
+            "nft",
+            &["delete", "table", "inet", Self::TABLE],
+        );
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Unserved<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .lab
+            .command(self.lab.ns(self.host), "nft")
+            .args(["delete", "table", "inet", Self::TABLE])
+            .status();
+    }
+}
+
+/// keepalived's lines from index `from` on, waiting at most `timeout` for
+/// one whose message `matches`; its index.
+fn wait_line_after(
+    keepalived: &Keepalived<'_>,
+    from: usize,
+    timeout: Duration,
+    matches: impl Fn(&str) -> bool,
+) -> Option<usize> {
+    poll(timeout, || {
+        keepalived
+            .lines()
+            .iter()
+            .enumerate()
+            .skip(from)
+            .find(|(_, l)| matches(log_message(l)))
+            .map(|(i, _)| i)
+    })
+}
+
+/// A state the VRRP instance `lab` enters: `(lab) Entering FAULT STATE`.
+fn entering(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("(lab) Entering ")?;
+    rest.split(' ').next()
+}
+
+/// Changes of ok's TCP target's damped state so far (none: 0).
+fn state_changes(m: &Metrics) -> f64 {
+    m.sum(
+        "vipcheck_target_state_changes_total",
+        &[("real", &OK_IP.to_string()), ("check", "tcp")],
+    )
+}
+
+/// Healthy and failed (unhealthy or error) TCP checks so far.
+fn tcp_results(m: &Metrics) -> (f64, f64) {
+    let count = |result| {
+        m.sum(
+            "vipcheck_checks_total",
+            &[("check", "tcp"), ("result", result)],
+        )
+    };
+    (count("healthy"), count("unhealthy") + count("error"))
+}
+
+#[test]
+fn keepalived_follows_a_track_file_of_the_daemon() {
+    let test_start = Instant::now();
+    let lab = lab(Role::Backup);
+    let scratch = Scratch::new("keepalived");
+    let targets = scratch.file(
+        "targets.toml",
+        &format!(
+            "[defaults]\niface = \"{LB_IFACE}\"\ntimeout_ms = 300\ncheck = \"tcp\"\n\n\
+             [[vip]]\naddress = \"{VIP}\"\nport = 80\n\n\
+             [[vip.real_server]]\naddress = \"{OK_IP}\"\n"
+        ),
+    );
+    let track = scratch.path("track");
+    fs::create_dir_all(&track).unwrap();
+
+    // The names keepalived is told, as the snippet prints them.
+    let snippet = run(vipcheck(
+        &lab,
+        &[
+            "keepalived",
+            "snippet",
+            "--targets",
+            s(&targets),
+            "--track-dir",
+            s(&track),
+        ],
+    ));
+    assert_eq!(snippet.code, 0, "{snippet:?}");
+    let (name, file) = track_file_blocks(&snippet.stdout)
+        .pop()
+        .unwrap_or_else(|| panic!("no track_file block: {}", snippet.stdout));
+    assert_eq!(name, "vipcheck_198_18_0_100_80_198_18_0_11_tcp");
+    assert_eq!(file, track.join(track_file(OK_IP, "tcp")));
+
+    let daemon = Daemon::start(
+        &lab,
+        &[
+            "--targets",
+            s(&targets),
+            "--metrics",
+            METRICS_ADDR,
+            "--track-dir",
+            s(&track),
+            "--rise",
+            "2",
+            "--fall",
+            "3",
+            "--interval",
+            "500",
+        ],
+        scratch.path("daemon.log"),
+    );
+    let read = || fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        poll(Duration::from_secs(3), || (read() == "0\n").then_some(())).is_some(),
+        "track file {file:?} {:?}; log:\n{}",
+        read(),
+        daemon.log()
+    );
+
+    let keepalived = lab
+        .keepalived(&KeepalivedConfig::default().track_file(&name, &file, 0))
+        .expect("keepalived starts");
+    let dump = |k: &Keepalived<'_>| {
+        format!(
+            "keepalived:\n{}\ndaemon:\n{}",
+            k.lines().join("\n"),
+            daemon.log()
+        )
+    };
+    // Out of FAULT while ok serves: BACKUP, never FAULT.
+    let backup = wait_line_after(&keepalived, 0, Duration::from_secs(3), |m| {
+        entering(m).is_some()
+    })
+    .unwrap_or_else(|| panic!("no state entered; {}", dump(&keepalived)));
+    let lines = keepalived.lines();
+    assert_eq!(
+        entering(log_message(&lines[backup])),
+        Some("BACKUP"),
+        "{}",
+        dump(&keepalived)
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("FAULT")),
+        "{}",
+        dump(&keepalived)
+    );
+
+    // ok stops serving: down after exactly 3 failures.
+    let before = scrape(&lab).expect("metrics");
+    let (_, failed_before) = tcp_results(&before);
+    assert_eq!(before.up(OK_IP, "tcp"), Some(1.0), "{}", before.text);
+    let changes_before = state_changes(&before);
+    let unserved = Unserved::new(&lab, Host::Ok);
+    let mut first_down = None;
+    let mut steps = Vec::new();
+    let down = poll(Duration::from_secs(5), || {
+        let m = scrape(&lab)?;
+        let failures = tcp_results(&m).1 - failed_before;
+        let up = m.up(OK_IP, "tcp")?;
+        steps.push((failures, up));
+        if up == 0.0 && first_down.is_none() {
+            first_down = Some(failures);
+        }
+        (up == 0.0).then_some(m)
+    });
+    assert!(
+        down.is_some(),
+        "not down within 5 s: {steps:?}; {}",
+        dump(&keepalived)
+    );
+    // Up while fewer than 3 failures, down from the 3rd.
+    for &(failures, up) in &steps {
+        assert_eq!(up == 1.0, failures < 3.0, "{steps:?}");
+    }
+    assert!(
+        steps.iter().any(|&(f, _)| f == 2.0),
+        "2 failures seen while up: {steps:?}"
+    );
+    assert_eq!(first_down, Some(3.0), "{steps:?}");
+    let line = daemon
+        .wait_log("(tcp) is down after 3 failures: ", Duration::from_secs(1))
+        .unwrap_or_else(|| panic!("no down line; {}", dump(&keepalived)));
+    assert!(
+        line.starts_with(&format!(
+            "vipcheck daemon: {OK_IP} via {VIP}:80 (tcp) is down after 3 failures: connection refused"
+        )),
+        "{line}"
+    );
+    assert_eq!(read(), "1\n");
+    let fault = wait_line_after(&keepalived, backup, Duration::from_secs(3), |m| {
+        entering(m) == Some("FAULT")
+    })
+    .unwrap_or_else(|| panic!("keepalived not in FAULT; {}", dump(&keepalived)));
+    // Because of the file.
+    let lines = keepalived.lines();
+    assert_eq!(
+        log_message(&lines[fault - 1]),
+        format!("(lab): tracked file {name} now FAULT state"),
+        "{}",
+        dump(&keepalived)
+    );
+
+    // Serving again: up after exactly 2 successes, keepalived out of FAULT.
+    let before = scrape(&lab).expect("metrics");
+    let (healthy_before, _) = tcp_results(&before);
+    assert_eq!(before.up(OK_IP, "tcp"), Some(0.0), "{}", before.text);
+    assert_eq!(
+        state_changes(&before),
+        changes_before + 1.0,
+        "{}",
+        before.text
+    );
+    unserved.restore();
+    let mut first_up = None;
+    let mut steps = Vec::new();
+    let up = poll(Duration::from_secs(5), || {
+        let m = scrape(&lab)?;
+        let successes = tcp_results(&m).0 - healthy_before;
+        let up = m.up(OK_IP, "tcp")?;
+        steps.push((successes, up));
+        if up == 1.0 && first_up.is_none() {
+            first_up = Some(successes);
+        }
+        (up == 1.0).then_some(m)
+    });
+    let up = up.unwrap_or_else(|| panic!("not up within 5 s: {steps:?}; {}", dump(&keepalived)));
+    assert_eq!(state_changes(&up), changes_before + 2.0, "{}", up.text);
+    for &(successes, up) in &steps {
+        assert_eq!(up == 1.0, successes >= 2.0, "{steps:?}");
+    }
+    assert_eq!(first_up, Some(2.0), "{steps:?}");
+    let line = daemon
+        .wait_log("(tcp) is up after 2 successes: ", Duration::from_secs(1))
+        .unwrap_or_else(|| panic!("no up line; {}", dump(&keepalived)));
+    assert!(
+        line.starts_with(&format!(
+            "vipcheck daemon: {OK_IP} via {VIP}:80 (tcp) is up after 2 successes: "
+        )),
+        "{line}"
+    );
+    assert_eq!(read(), "0\n");
+    let left = wait_line_after(&keepalived, fault + 1, Duration::from_secs(3), |m| {
+        matches!(entering(m), Some("BACKUP" | "MASTER"))
+    })
+    .unwrap_or_else(|| panic!("keepalived still in FAULT; {}", dump(&keepalived)));
+    let lines = keepalived.lines();
+    assert_eq!(
+        log_message(&lines[left - 1]),
+        format!("(lab): tracked file {name} leaving FAULT state"),
+        "{}",
+        dump(&keepalived)
+    );
+
+    let stopped = keepalived.stop().expect("keepalived stops");
+    assert!(stopped.status.success(), "{:?}", stopped.status);
+    let log = daemon.log.clone();
+    let (status, _) = daemon.terminate(Duration::from_secs(3));
+    let log = fs::read_to_string(log).unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}:\n{log}");
+    assert!(log.contains("vipcheck daemon: stopped by SIGTERM"), "{log}");
+    println!(
+        "keepalived_follows_a_track_file_of_the_daemon: test {:?}",
+        test_start.elapsed()
+    );
+}
+
+/// The `track_file NAME { file "PATH" ... }` blocks of a snippet.
+fn track_file_blocks(snippet: &str) -> Vec<(String, PathBuf)> {
+    let lines: Vec<&str> = snippet.lines().collect();
+    lines
+        .windows(2)
+        .filter_map(|w| {
+            let name = w[0].strip_prefix("track_file ")?.strip_suffix(" {")?;
+            let path = w[1].trim().strip_prefix("file \"")?.strip_suffix('"')?;
+            Some((name.to_owned(), PathBuf::from(path)))
+        })
+        .collect()
+}
+
+/// What `keepalived -t -f FILE` (its configuration test) says of `text`:
+/// its exit status and its complaints.
+fn keepalived_config_test(scratch: &Scratch, text: &str) -> (i32, String) {
+    let conf = scratch.file("keepalived-test.conf", text);
+    let out = Command::new("/usr/sbin/keepalived")
+        .args(["-t", "-f"])
+        .arg(&conf)
+        .output()
+        .expect("keepalived -t");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn keepalived_accepts_the_snippet() {
+    let scratch = Scratch::new("snippet");
+    let targets = scratch.file(
+        "targets.toml",
+        &format!(
+            "[[vip]]\naddress = \"{VIP}\"\nport = 80\n\n\
+             [[vip.real_server]]\naddress = \"{OK_IP}\"\n\n\
+             [[vip.real_server]]\naddress = \"{NOVIP_IP}\"\ncheck = \"http\"\nhost = \"lab.example\"\npath = \"/\"\n"
+        ),
+    );
+    let track = scratch.path("track");
+    let out = Command::new(VIPCHECK)
+        .args([
+            "keepalived",
+            "snippet",
+            "--targets",
+            s(&targets),
+            "--track-dir",
+            s(&track),
+        ])
+        .output()
+        .expect("vipcheck keepalived snippet");
+    assert!(out.status.success(), "{out:?}");
+    let snippet = String::from_utf8(out.stdout).unwrap();
+    let blocks = track_file_blocks(&snippet);
+    assert_eq!(
+        blocks,
+        [
+            (
+                "vipcheck_198_18_0_100_80_198_18_0_11_tcp".to_string(),
+                track.join(track_file(OK_IP, "tcp"))
+            ),
+            (
+                "vipcheck_198_18_0_100_80_198_18_0_12_http".to_string(),
+                track.join(track_file(NOVIP_IP, "http"))
+            ),
+        ],
+        "{snippet}"
+    );
+    // As printed, the virtual server lacks what the snippet leaves to the
+    // reader (`# ... your lb_algo`): keepalived's test says only that.
+    let (code, said) = keepalived_config_test(&scratch, &snippet);
+    for complaint in said.lines() {
+        assert!(
+            complaint.contains("no scheduler set"),
+            "keepalived -t: {complaint}\n{snippet}"
+        );
+    }
+    assert!(code == 0 || !said.is_empty(), "exit {code} without a word");
+    // With the scheduler filled in where the snippet says: no complaint.
+    let placeholder = "    # ... your lb_algo, delay_loop and other settings\n";
+    assert!(snippet.contains(placeholder), "{snippet}");
+    let completed = snippet.replace(placeholder, &format!("{placeholder}    lb_algo rr\n"));
+    let (code, said) = keepalived_config_test(&scratch, &completed);
+    assert_eq!((code, said.as_str()), (0, ""), "{completed}");
+}
