@@ -291,7 +291,7 @@ impl Metrics {
         );
         registry.register(
             "vipcheck_target_state_changes",
-            "Changes of a target's damped state, the first result included",
+            "Changes of a target's damped state (up to down, down to up); 0 from its first result, which sets the state without a change",
             state_changes.clone(),
         );
         registry.register(
@@ -392,6 +392,12 @@ impl Metrics {
     /// Counts a change of a target's damped state.
     pub fn state_changed(&self, target: &TargetLabels) {
         self.state_changes.get_or_create(target).inc();
+    }
+
+    /// A target's first result set its state: its change count starts at
+    /// 0, so a target that never changed still has the series.
+    pub fn state_known(&self, target: &TargetLabels) {
+        let _ = self.state_changes.get_or_create(target);
     }
 
     /// Forgets a target (removed by a reload): its series leave /metrics.

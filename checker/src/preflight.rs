@@ -30,6 +30,31 @@ pub struct Plan {
 /// with the documented exit status (2 for the arguments, 3 for the
 /// interface).
 pub fn check(target: &Target) -> Result<Plan> {
+    check_on(&mut Kernel, target)
+}
+
+/// Where the preflight reads the host's state: the kernel on every call
+/// ([`Kernel`]), or a cache of it (the engine's, for many targets).
+pub trait Host {
+    fn netdev(&mut self, name: &str) -> Result<NetDev>;
+    fn route_to(&mut self, ip: IpAddr) -> std::io::Result<rtnl::Route>;
+}
+
+/// The kernel, asked every time.
+pub struct Kernel;
+
+impl Host for Kernel {
+    fn netdev(&mut self, name: &str) -> Result<NetDev> {
+        NetDev::lookup(name)
+    }
+
+    fn route_to(&mut self, ip: IpAddr) -> std::io::Result<rtnl::Route> {
+        rtnl::route_to(ip)
+    }
+}
+
+/// [`check`] against `host`.
+pub fn check_on(host: &mut impl Host, target: &Target) -> Result<Plan> {
     unicast("REAL_SERVER", target.real_server)?;
     unicast("VIP", target.vip)?;
     if target.real_server.is_ipv4() != target.vip.is_ipv4() {
@@ -38,7 +63,7 @@ pub fn check(target: &Target) -> Result<Plan> {
             target.real_server, target.vip
         )));
     }
-    let dev = NetDev::lookup(&target.iface)?;
+    let dev = host.netdev(&target.iface)?;
     if !dev.ethernet {
         return Err(Error::Interface(format!(
             "{} is not an Ethernet interface, so no frame can be addressed to a real server's MAC \
@@ -57,7 +82,7 @@ pub fn check(target: &Target) -> Result<Plan> {
         Some(ip) => given_source(ip, &dev, target.vip, &egress)?,
         None => dev.source_for(target.real_server, target.vip)?,
     };
-    on_link(&dev, target.real_server)?;
+    on_link(&dev, target.real_server, host.route_to(target.real_server))?;
     Ok(Plan {
         dev,
         source,
@@ -137,8 +162,8 @@ fn given_source(ip: IpAddr, dev: &NetDev, vip: IpAddr, egress: &Egress) -> Resul
 
 /// The kernel's route to the real server leaves through `dev` with no
 /// gateway: LVS-DR forwards by MAC, so a real server is on the LB's link.
-fn on_link(dev: &NetDev, real_server: IpAddr) -> Result<()> {
-    let route = match rtnl::route_to(real_server) {
+fn on_link(dev: &NetDev, real_server: IpAddr, route: std::io::Result<rtnl::Route>) -> Result<()> {
+    let route = match route {
         Ok(route) => route,
         Err(e)
             if matches!(

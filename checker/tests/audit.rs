@@ -116,7 +116,10 @@ fn audit_of_a_keepalived_conf() {
         .iter()
         .filter(|l| l.contains(&format!("{VIP}:80 ")) && l.contains("web.conf:"))
         .collect();
-    let ok_web: Vec<_> = web.iter().filter(|l| l.starts_with(&format!("{OK_IP} "))).collect();
+    let ok_web: Vec<_> = web
+        .iter()
+        .filter(|l| l.starts_with(&format!("{OK_IP} ")))
+        .collect();
     assert_eq!(ok_web.len(), 2, "two urls of one HTTP_GET: {}", out.stdout);
     assert_eq!(
         ok_web.iter().filter(|l| l.contains(" healthy ")).count(),
@@ -125,7 +128,9 @@ fn audit_of_a_keepalived_conf() {
         out.stdout
     );
     assert!(
-        ok_web.iter().any(|l| l.contains(" unhealthy ") && l.contains("MD5")),
+        ok_web
+            .iter()
+            .any(|l| l.contains(" unhealthy ") && l.contains("MD5")),
         "{}",
         out.stdout
     );

@@ -196,6 +196,7 @@ struct Used {
     cpu: Duration,
     max_rss_kib: u64,
     failed: usize,
+    begun: Instant,
 }
 
 fn scale_runs(
@@ -208,41 +209,40 @@ fn scale_runs(
     let rs = OK_IP.to_string();
     // One audit.
     let audit = crate::lab::netns::run_in(lab.lb_ns(), || {
-        children(|| {
-            let status = Command::new(vipcheck)
-                .args(["audit", "--targets"])
-                .arg(file)
-                .args(["--parallel", "256"])
-                .stdout(Stdio::null())
-                .status()?;
-            Ok(usize::from(!status.success()))
-        })
+        let mut used = Used::start();
+        let child = Command::new(vipcheck)
+            .args(["audit", "--targets"])
+            .arg(file)
+            .args(["--parallel", "256"])
+            .stdout(Stdio::null())
+            .spawn()?;
+        used.wait(child)?;
+        Ok(used.end())
     })?;
     // The same checks as one-shot processes, 32 at a time.
     let one_shots = crate::lab::netns::run_in(lab.lb_ns(), || {
-        children(|| {
-            let mut running = std::collections::VecDeque::new();
-            let mut failed = 0;
-            for (vip, port) in targets {
-                if running.len() >= ONE_SHOTS_AT_ONCE {
-                    let mut child: std::process::Child = running.pop_front().expect("running");
-                    failed += usize::from(!child.wait()?.success());
-                }
-                running.push_back(
-                    Command::new(vipcheck)
-                        .args(["tcp", "-t", "1000", LB_IFACE, &rs])
-                        .arg(vip.to_string())
-                        .arg(port.to_string())
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .spawn()?,
-                );
+        let mut used = Used::start();
+        let mut running = std::collections::VecDeque::new();
+        for (vip, port) in targets {
+            if running.len() >= ONE_SHOTS_AT_ONCE
+                && let Some(child) = running.pop_front()
+            {
+                used.wait(child)?;
             }
-            for mut child in running {
-                failed += usize::from(!child.wait()?.success());
-            }
-            Ok(failed)
-        })
+            running.push_back(
+                Command::new(vipcheck)
+                    .args(["tcp", "-t", "1000", LB_IFACE, &rs])
+                    .arg(vip.to_string())
+                    .arg(port.to_string())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()?,
+            );
+        }
+        for child in running {
+            used.wait(child)?;
+        }
+        Ok(used.end())
     })?;
     println!();
     println!(
@@ -306,32 +306,44 @@ fn scale_runs(
     Ok(())
 }
 
-/// Runs `f` (which spawns and waits for children) and measures them:
-/// wall time, and from getrusage(RUSAGE_CHILDREN) the CPU they used and
-/// the largest peak RSS among them.
-fn children(f: impl FnOnce() -> std::io::Result<usize>) -> std::io::Result<Used> {
-    let usage = || {
-        // SAFETY: rusage is plain data; getrusage writes into it.
-        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: valid pointer to a local.
-        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
-        u
-    };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    let before = usage();
-    let start = Instant::now();
-    let failed = f()?;
-    let wall = start.elapsed();
-    let after = usage();
-    Ok(Used {
-        wall,
-        cpu: (tv(after.ru_utime) + tv(after.ru_stime))
-            .saturating_sub(tv(before.ru_utime) + tv(before.ru_stime)),
-        max_rss_kib: after.ru_maxrss as u64,
-        failed,
-    })
+impl Used {
+    fn start() -> Used {
+        Used {
+            wall: Duration::ZERO,
+            cpu: Duration::ZERO,
+            max_rss_kib: 0,
+            failed: 0,
+            begun: Instant::now(),
+        }
+    }
+
+    /// Waits for `child` with wait4: its CPU time and peak RSS are its own.
+    // Reaped here by wait4, which std's Child cannot do (it needs the rusage).
+    #[allow(clippy::zombie_processes)]
+    fn wait(&mut self, child: std::process::Child) -> std::io::Result<()> {
+        let mut status = 0;
+        // SAFETY: rusage is plain data; zeroed is a valid value.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: waits for our own child, writing into valid locals.
+        let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let tv = |t: libc::timeval| {
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+        };
+        self.cpu += tv(usage.ru_utime) + tv(usage.ru_stime);
+        self.max_rss_kib = self.max_rss_kib.max(usage.ru_maxrss as u64);
+        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+            self.failed += 1;
+        }
+        Ok(())
+    }
+
+    fn end(mut self) -> Used {
+        self.wall = self.begun.elapsed();
+        self
+    }
 }
 
 /// User + system CPU of a live process, from /proc/PID/stat.

@@ -240,7 +240,9 @@ impl Daemon {
         if let Some(change) = tracked.health.observe(healthy) {
             let up = tracked.health.state() == State::Up;
             self.metrics.set_state(&tracked.labels, Some(up));
-            if change.from != State::Unknown {
+            if change.from == State::Unknown {
+                self.metrics.state_known(&tracked.labels);
+            } else {
                 self.metrics.state_changed(&tracked.labels);
             }
             note!(

@@ -37,6 +37,7 @@ const LEASE: Duration = Duration::from_secs(60);
 
 pub struct Engine {
     ports: RefCell<HashMap<String, Rc<Port>>>,
+    host: RefCell<HostCache>,
     pub stop: Rc<Stop>,
     tasks: RefCell<Vec<tokio::task::JoinHandle<()>>>,
     /// `None`: one check, whose slot lease is its timeout. `Some`: the
@@ -81,6 +82,7 @@ impl Engine {
         let signals = Stop::catch(stop.clone())?;
         let engine = Rc::new(Engine {
             ports: RefCell::default(),
+            host: RefCell::default(),
             stop,
             tasks: RefCell::default(),
             lease,
@@ -110,7 +112,7 @@ impl Engine {
     /// What `target` sends from, once the preflight accepted it: nothing
     /// is sent or attached before.
     pub fn preflight(&self, target: &Target) -> Result<Plan> {
-        preflight::check(target)
+        preflight::check_on(&mut *self.host.borrow_mut(), target)
     }
 
     /// The port of `dev`, opened on first use as `target` asks (loading and
@@ -170,6 +172,46 @@ impl Engine {
             task.abort();
         }
         self.ports.borrow_mut().clear();
+    }
+}
+
+/// The interfaces and routes the preflight read, kept for [`FRESH`]: one
+/// engine checks thousands of targets over a few interfaces and real
+/// servers, and asking rtnetlink for each would cost more than the check.
+/// Only answers are kept; an error is asked again.
+#[derive(Default)]
+struct HostCache {
+    devs: HashMap<String, (NetDev, Instant)>,
+    routes: HashMap<std::net::IpAddr, (crate::rtnl::Route, Instant)>,
+}
+
+/// How long the host's state read by the preflight is used again: an
+/// interface taken down or a route changed is seen within this.
+const FRESH: Duration = Duration::from_secs(1);
+
+impl preflight::Host for HostCache {
+    fn netdev(&mut self, name: &str) -> Result<NetDev> {
+        let now = Instant::now();
+        if let Some((dev, read)) = self.devs.get(name)
+            && now.duration_since(*read) < FRESH
+        {
+            return Ok(dev.clone());
+        }
+        let dev = NetDev::lookup(name)?;
+        self.devs.insert(name.to_string(), (dev.clone(), now));
+        Ok(dev)
+    }
+
+    fn route_to(&mut self, ip: std::net::IpAddr) -> std::io::Result<crate::rtnl::Route> {
+        let now = Instant::now();
+        if let Some((route, read)) = self.routes.get(&ip)
+            && now.duration_since(*read) < FRESH
+        {
+            return Ok(route.clone());
+        }
+        let route = crate::rtnl::route_to(ip)?;
+        self.routes.insert(ip, (route.clone(), now));
+        Ok(route)
     }
 }
 
