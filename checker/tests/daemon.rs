@@ -432,51 +432,6 @@ fn daemon_metrics_and_track_files() {
     );
 }
 
-/// Makes `host` stop serving port 80: an nftables rule in its namespace
-/// answers every TCP segment to port 80 with a RST, as a host whose
-/// server stopped does. Removed on drop (the lab's namespace goes anyway).
-struct Unserved<'lab> {
-    lab: &'lab Lab,
-    host: Host,
-}
-
-impl<'lab> Unserved<'lab> {
-    const TABLE: &'static str = "vckunserved";
-
-    fn new(lab: &'lab Lab, host: Host) -> Unserved<'lab> {
-        nft(
-            lab,
-            lab.ns(host),
-            &format!(
-                "table inet {} {{\n  chain in {{\n    type filter hook input priority 0;\n    \
-                 tcp dport 80 counter reject with tcp reset\n  }}\n}}\n",
-                Self::TABLE
-            ),
-        );
-        Unserved { lab, host }
-    }
-
-    fn restore(self) {
-        sh(
-            self.lab,
-            self.lab.ns(self.host),
-            "nft",
-            &["delete", "table", "inet", Self::TABLE],
-        );
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for Unserved<'_> {
-    fn drop(&mut self) {
-        let _ = self
-            .lab
-            .command(self.lab.ns(self.host), "nft")
-            .args(["delete", "table", "inet", Self::TABLE])
-            .status();
-    }
-}
-
 /// keepalived's lines from index `from` on, waiting at most `timeout` for
 /// one whose message `matches`; its index.
 fn wait_line_after(
@@ -615,7 +570,8 @@ fn keepalived_follows_a_track_file_of_the_daemon() {
     let (_, failed_before) = tcp_results(&before);
     assert_eq!(before.up(OK_IP, "tcp"), Some(1.0), "{}", before.text);
     let changes_before = state_changes(&before);
-    let unserved = Unserved::new(&lab, Host::Ok);
+    // ok's service dies: nginx stopped.
+    lab.stop_nginx(Host::Ok).expect("stop nginx on ok");
     let mut first_down = None;
     let mut steps = Vec::new();
     let down = poll(Duration::from_secs(5), || {
@@ -675,7 +631,7 @@ fn keepalived_follows_a_track_file_of_the_daemon() {
         "{}",
         before.text
     );
-    unserved.restore();
+    lab.start_nginx(Host::Ok).expect("start nginx on ok");
     let mut first_up = None;
     let mut steps = Vec::new();
     let up = poll(Duration::from_secs(5), || {

@@ -207,7 +207,9 @@ pub struct Lab {
     /// Indexed by `Host as usize`.
     host_ns: [String; 4],
     dir: PathBuf,
-    servers: Vec<Nginx>,
+    /// The running nginx of each host that runs one; a test may stop one
+    /// and start it again ([`Lab::stop_nginx`]) while others borrow the lab.
+    servers: std::cell::RefCell<Vec<(Host, Nginx)>>,
 }
 
 impl Lab {
@@ -238,7 +240,7 @@ impl Lab {
             switch_ns: naming::ns_name(&id, SWITCH),
             host_ns: Host::ALL.map(|host| naming::ns_name(&id, host.node())),
             dir: std::env::temp_dir().join(naming::dir_name(&id)),
-            servers: Vec::new(),
+            servers: Default::default(),
             role,
             id,
         };
@@ -263,21 +265,38 @@ impl Lab {
         nginx::write_docroot(&docroot)?;
         tls::write(&self.tls_dir())?;
         for host in Host::ALL.into_iter().filter(|h| h.runs_nginx()) {
-            let dir = self.dir.join(host.name());
-            let server = Nginx::start(
-                self.ns(host),
-                host.ip(),
-                host.name(),
-                &dir,
-                &docroot,
-                &self.tls_dir(),
-            )?;
-            self.servers.push(server);
+            self.start_nginx(host)?;
         }
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let lb_ns = &self.host_ns[Host::Lb as usize];
-        for server in &mut self.servers {
-            server.wait_ready(lb_ns, deadline)?;
+        Ok(())
+    }
+
+    /// Starts `host`'s nginx (after [`Lab::stop_nginx`]); returns once it
+    /// accepts connections.
+    pub fn start_nginx(&self, host: Host) -> Result<()> {
+        let dir = self.dir.join(host.name());
+        let mut server = Nginx::start(
+            self.ns(host),
+            host.ip(),
+            host.name(),
+            &dir,
+            &self.docroot(),
+            &self.tls_dir(),
+        )?;
+        server.wait_ready(self.lb_ns(), Instant::now() + READY_TIMEOUT)?;
+        self.servers.borrow_mut().push((host, server));
+        Ok(())
+    }
+
+    /// Stops `host`'s nginx (SIGTERM, by pid, and waits for it): its ports
+    /// then answer with RSTs, as a real server whose service died.
+    pub fn stop_nginx(&self, host: Host) -> Result<()> {
+        let mut servers = self.servers.borrow_mut();
+        let Some(i) = servers.iter().position(|(h, _)| *h == host) else {
+            bail!("{} runs no nginx", host.name());
+        };
+        let (_, mut server) = servers.remove(i);
+        for status in process::terminate(vec![&mut server.child]) {
+            status.context("cannot stop nginx")?;
         }
         Ok(())
     }
@@ -422,7 +441,8 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let servers = self.servers.iter_mut().map(|s| &mut s.child).collect();
+        let mut servers = self.servers.borrow_mut();
+        let servers = servers.iter_mut().map(|(_, s)| &mut s.child).collect();
         for status in process::terminate(servers) {
             warn_on_error(status.map(drop).context("cannot stop nginx"));
         }
