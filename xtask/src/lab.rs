@@ -209,7 +209,7 @@ pub struct Lab {
     dir: PathBuf,
     /// The running nginx of each host that runs one; a test may stop one
     /// and start it again ([`Lab::stop_nginx`]) while others borrow the lab.
-    servers: std::cell::RefCell<Vec<(Host, Nginx)>>,
+    servers: Mutex<Vec<(Host, Nginx)>>,
 }
 
 impl Lab {
@@ -283,14 +283,17 @@ impl Lab {
             &self.tls_dir(),
         )?;
         server.wait_ready(self.lb_ns(), Instant::now() + READY_TIMEOUT)?;
-        self.servers.borrow_mut().push((host, server));
+        self.servers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((host, server));
         Ok(())
     }
 
     /// Stops `host`'s nginx (SIGTERM, by pid, and waits for it): its ports
     /// then answer with RSTs, as a real server whose service died.
     pub fn stop_nginx(&self, host: Host) -> Result<()> {
-        let mut servers = self.servers.borrow_mut();
+        let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
         let Some(i) = servers.iter().position(|(h, _)| *h == host) else {
             bail!("{} runs no nginx", host.name());
         };
@@ -441,7 +444,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let mut servers = self.servers.borrow_mut();
+        let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
         let servers = servers.iter_mut().map(|(_, s)| &mut s.child).collect();
         for status in process::terminate(servers) {
             warn_on_error(status.map(drop).context("cannot stop nginx"));
