@@ -80,7 +80,7 @@ pub async fn check_one(
     target: &AuditTarget,
     tls: &Arc<rustls::ClientConfig>,
 ) -> (Subject, std::result::Result<Verdict, Error>) {
-    match prepare(target, tls) {
+    match prepare(engine, target, tls) {
         Ok((plan, http)) => {
             let result = match &http {
                 Some(http) => check::http::run_async(engine, &plan, http).await,
@@ -111,12 +111,13 @@ pub fn tls_config(options: &AuditOptions) -> Result<Arc<rustls::ClientConfig>> {
 
 /// The one-shot check's target (and HTTP check) of an audit target.
 fn prepare(
+    engine: &Engine,
     target: &AuditTarget,
     tls: &std::sync::Arc<rustls::ClientConfig>,
 ) -> Result<(Target, Option<HttpCheck>)> {
     let iface = match &target.iface {
         Some(iface) => iface.clone(),
-        None => route_interface(target.real_server)?,
+        None => engine.route_interface(target.real_server)?,
     };
     let plan = Target {
         iface,
@@ -138,20 +139,6 @@ fn prepare(
         CheckSpec::Https(spec) => Some(http_check(spec, target, Some(tls))?),
     };
     Ok((plan, http))
-}
-
-/// The interface of the kernel's route to `real_server`.
-fn route_interface(real_server: IpAddr) -> Result<String> {
-    let route = crate::rtnl::route_to(real_server)
-        .map_err(|e| Error::io(format!("looking up the route to {real_server}"), e))?;
-    let oif = route.oif.ok_or_else(|| {
-        Error::Usage(format!(
-            "no interface routes to {real_server}; give iface in the targets file"
-        ))
-    })?;
-    crate::rtnl::link(oif)
-        .map(|link| link.name)
-        .map_err(|e| Error::io(format!("reading interface {oif}"), e))
 }
 
 fn http_check(

@@ -115,6 +115,22 @@ impl Engine {
         preflight::check_on(&mut *self.host.borrow_mut(), target)
     }
 
+    /// The interface of the kernel's route to `real_server`: a target's
+    /// interface when its file gives none.
+    pub fn route_interface(&self, real_server: std::net::IpAddr) -> Result<String> {
+        use preflight::Host;
+        let mut host = self.host.borrow_mut();
+        let route = host
+            .route_to(real_server)
+            .map_err(|e| Error::io(format!("looking up the route to {real_server}"), e))?;
+        let oif = route.oif.ok_or_else(|| {
+            Error::Usage(format!(
+                "no interface routes to {real_server}; give iface in the targets file"
+            ))
+        })?;
+        host.link_name(oif)
+    }
+
     /// The port of `dev`, opened on first use as `target` asks (loading and
     /// attaching the XDP program if the interface has none). With the time
     /// that loading and attaching took, when this call did it. A slot not
@@ -183,6 +199,23 @@ impl Engine {
 struct HostCache {
     devs: HashMap<String, (NetDev, Instant)>,
     routes: HashMap<std::net::IpAddr, (crate::rtnl::Route, Instant)>,
+    names: HashMap<u32, (String, Instant)>,
+}
+
+impl HostCache {
+    fn link_name(&mut self, ifindex: u32) -> Result<String> {
+        let now = Instant::now();
+        if let Some((name, read)) = self.names.get(&ifindex)
+            && now.duration_since(*read) < FRESH
+        {
+            return Ok(name.clone());
+        }
+        let name = crate::rtnl::link(ifindex)
+            .map(|link| link.name)
+            .map_err(|e| Error::io(format!("reading interface {ifindex}"), e))?;
+        self.names.insert(ifindex, (name.clone(), now));
+        Ok(name)
+    }
 }
 
 /// How long the host's state read by the preflight is used again: an
