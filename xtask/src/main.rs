@@ -291,6 +291,54 @@ fn dist(deb: bool, out: Option<PathBuf>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The demo's last part: a keepalived.conf of the lab's real servers, and
+/// `vipcheck audit` answering which of them drop VIP traffic (exit 1:
+/// some do). Whether the exit status was the expected one.
+fn demo_audit(lab: &Lab, vipcheck: &std::path::Path) -> Result<bool> {
+    let dir = std::env::temp_dir().join(format!("vck-demo-audit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let conf = dir.join("keepalived.conf");
+    let real = |host: Host, check: &str| {
+        format!(
+            "    real_server {} {} {{\n        {check}\n    }}\n",
+            host.ip(),
+            lab::HTTP_PORT
+        )
+    };
+    let http = "HTTP_GET {\n            url {\n                path /\n                status_code 200\n            }\n            connect_timeout 1\n        }";
+    let tcp = "TCP_CHECK {\n            connect_timeout 1\n        }";
+    std::fs::write(
+        &conf,
+        format!(
+            "virtual_server {VIP} {} {{\n    lb_kind DR\n    delay_loop 5\n{}{}{}}}\n\
+             virtual_server fwmark 7 {{\n{}}}\n",
+            lab::HTTP_PORT,
+            real(Host::Ok, http),
+            real(Host::NoVip, http),
+            real(Host::Closed, tcp),
+            real(Host::Ok, tcp),
+        ),
+    )?;
+    println!();
+    println!(
+        "# vipcheck audit --keepalived keepalived.conf   (which real servers drop VIP traffic?)"
+    );
+    let out = lab
+        .command(lab.lb_ns(), vipcheck)
+        .arg("audit")
+        .arg("--keepalived")
+        .arg(&conf)
+        .output()
+        .with_context(|| format!("cannot run {}", vipcheck.display()))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    print!(
+        "{}",
+        String::from_utf8_lossy(&out.stdout).replace(&format!("{}/", dir.display()), "")
+    );
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    Ok(out.status.code() == Some(1))
+}
+
 fn bench(runs: usize, scale: u32) -> Result<ExitCode> {
     xtask::require_root("`cargo xtask bench` (apt-get, the lab)")?;
     let vipcheck = match release_build()? {
@@ -369,6 +417,7 @@ fn demo() -> Result<ExitCode> {
             rs
         );
     }
+    as_expected &= demo_audit(&lab, &vipcheck)?;
     drop(lab);
     if !as_expected {
         eprintln!("demo: an exit status differs from the expected one");
