@@ -74,8 +74,12 @@ fn scale_lab() -> Lab {
     lab
 }
 
+/// The two tests take both cores each: one at a time.
+static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn ten_thousand_targets_in_one_audit() {
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
     let lab = scale_lab();
     let scratch = Scratch(std::env::temp_dir().join(format!("vck-scale-{}", std::process::id())));
     std::fs::create_dir_all(&scratch.0).unwrap();
@@ -185,7 +189,10 @@ fn ten_thousand_targets_in_the_daemon() {
     let lab = scale_lab();
     let scratch = Scratch(std::env::temp_dir().join(format!("vck-scaled-{}", std::process::id())));
     std::fs::create_dir_all(&scratch.0).unwrap();
-    let (healthy, unhealthy, interval_ms) = (9_950u32, 50u32, 2_000u32);
+    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    // Every 5 s, as `cargo xtask bench` measures it (there, in a release
+    // build, 20% of one core); this is the debug binary.
+    let (healthy, unhealthy, interval_ms) = (9_950u32, 50u32, 5_000u32);
     let path = scratch.0.join("targets.toml");
     std::fs::write(&path, targets_file(healthy, unhealthy, interval_ms)).unwrap();
     let path = path.to_string_lossy().into_owned();
