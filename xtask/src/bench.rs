@@ -1,139 +1,653 @@
-//! `cargo xtask bench`: the wall time of whole check processes, side by side
-//! with the kernel doing the same over its own stack, in one lab and one
-//! run (these machines are noisy: compare the ratios, not the numbers).
+//! `cargo xtask bench`: vipcheck side by side with the kernel doing the
+//! same, in one lab and one run, interleaved so that machine noise hits
+//! every row alike (these machines are noisy: compare the ratios). Writes
+//! `bench/results.json`, `bench/results.md` and `bench/latency.svg`
+//! (`--quick`: a dry run with few repetitions, into `target/bench-quick/`,
+//! which the test command runs to prove the harness works).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use serde::Serialize;
 
-use crate::lab::{HTTP_PORT, Host, LB_IFACE, Lab, OK_IP, Role, VIP};
+use crate::lab::{HTTP_PORT, HTTPS_PORT, Host, LB_IFACE, Lab, OK_IP, Role, VIP};
 
-/// One contender: a command line run in the LB namespace.
-struct Contender {
-    name: &'static str,
-    program: String,
-    args: Vec<String>,
-    times: Vec<Duration>,
+/// How a bench runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Runs of each contender of the warm rows.
+    pub runs: usize,
+    /// Targets of the scale runs; 0 skips them.
+    pub scale: u32,
+    /// Fewer runs everywhere, results into `out`; nothing is judged.
+    pub quick: bool,
+    /// Where the results go.
+    pub out: PathBuf,
+    /// The C checkers' binaries (`VIPCHECK_BENCH_C`), for their rows.
+    pub c_checkers: Option<PathBuf>,
+    /// This xtask binary, whose hidden `floor` command gives the floors
+    /// (an empty process; one that opens and closes an AF_PACKET socket;
+    /// a kernel TCP connect).
+    pub xtask: PathBuf,
 }
 
-/// Runs each contender `runs` times, interleaved, after a warm-up, and
-/// prints the median and 90th percentile of each with its ratio to the first.
-pub fn run(vipcheck: &Path, runs: usize, scale_targets: u32) -> Result<()> {
-    let lab = Lab::up(Role::Backup)?;
-    latency(&lab, vipcheck, runs)?;
-    if scale_targets > 0 {
-        scale(&lab, vipcheck, scale_targets)?;
+/// One measured row.
+#[derive(Clone, Debug, Serialize)]
+pub struct Row {
+    pub group: String,
+    pub name: String,
+    pub runs: usize,
+    pub min_ms: f64,
+    pub median_ms: f64,
+    pub p99_ms: f64,
+    /// Median over the group's reference row's median.
+    pub ratio: Option<f64>,
+    /// Median CPU (user + system) per run.
+    pub cpu_ms: Option<f64>,
+    /// Median time the check reported itself (vipcheck's verdict).
+    pub in_process_ms: Option<f64>,
+    pub peak_rss_kib: Option<u64>,
+    #[serde(skip)]
+    pub samples: Vec<f64>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    machine: String,
+    quick: bool,
+    rows: Vec<Row>,
+    notes: Vec<String>,
+}
+
+/// A command line run in the LB namespace, and what its runs measured.
+struct Contender {
+    group: &'static str,
+    name: String,
+    program: PathBuf,
+    args: Vec<String>,
+    /// The group's reference (ratios are to it).
+    reference: bool,
+    /// Parse the verdict's own time from stdout.
+    verdict_time: bool,
+    /// The ratio is to this row of the group (default: its reference).
+    against: Option<&'static str>,
+    wall: Vec<Duration>,
+    cpu: Vec<Duration>,
+    in_process: Vec<Duration>,
+    max_rss_kib: u64,
+}
+
+impl Contender {
+    fn new(
+        group: &'static str,
+        name: impl Into<String>,
+        program: impl Into<PathBuf>,
+        args: &[&str],
+    ) -> Contender {
+        Contender {
+            group,
+            name: name.into(),
+            program: program.into(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            reference: false,
+            verdict_time: false,
+            against: None,
+            wall: Vec::new(),
+            cpu: Vec::new(),
+            in_process: Vec::new(),
+            max_rss_kib: 0,
+        }
     }
+
+    fn reference(mut self) -> Contender {
+        self.reference = true;
+        self
+    }
+
+    fn vipcheck(mut self) -> Contender {
+        self.verdict_time = true;
+        self
+    }
+
+    fn against(mut self, name: &'static str) -> Contender {
+        self.against = Some(name);
+        self
+    }
+
+    /// One run; `keep`: record it (not a warm-up).
+    fn run(&mut self, lab: &Lab, keep: bool) -> Result<()> {
+        let mut cmd = lab.command(lab.lb_ns(), &self.program);
+        cmd.args(&self.args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let (out, wall, usage) = measured(cmd)?;
+        if !out.0 {
+            bail!("{} failed: {}", self.name, out.1.trim());
+        }
+        if keep {
+            self.wall.push(wall);
+            self.cpu.push(usage.cpu);
+            self.max_rss_kib = self.max_rss_kib.max(usage.max_rss_kib);
+            if self.verdict_time
+                && let Some(t) = verdict_time(&out.1)
+            {
+                self.in_process.push(t);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a process used (wait4).
+#[derive(Clone, Copy, Debug, Default)]
+struct Usage {
+    cpu: Duration,
+    max_rss_kib: u64,
+}
+
+/// Runs `cmd` (stdout piped), waits with wait4: (success, stdout), wall
+/// time, what it used. Through `nsenter`, which execs the program: the
+/// rusage is the program's own plus nsenter's exec.
+// Reaped here by wait4, which std's Child cannot do (it needs the rusage).
+#[allow(clippy::zombie_processes)]
+fn measured(mut cmd: Command) -> Result<((bool, String), Duration, Usage)> {
+    use std::io::Read;
+    let start = Instant::now();
+    let mut child = cmd.spawn().context("cannot start a bench process")?;
+    let mut stdout = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut stdout);
+    }
+    let mut status = 0;
+    // SAFETY: rusage is plain data; zeroed is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, writing into valid locals.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let wall = start.elapsed();
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error()).context("wait4");
+    }
+    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    Ok((
+        (ok, stdout),
+        wall,
+        Usage {
+            cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
+            max_rss_kib: usage.ru_maxrss as u64,
+        },
+    ))
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+}
+
+/// The check's own time from a verdict line: its last `(N ms` group.
+fn verdict_time(stdout: &str) -> Option<Duration> {
+    let line = stdout.lines().next()?;
+    let at = line.rfind('(')?;
+    let ms: f64 = line[at + 1..].split(' ').next()?.parse().ok()?;
+    Some(Duration::from_secs_f64(ms / 1000.0))
+}
+
+/// Runs every measurement and writes the results.
+pub fn run(vipcheck: &Path, options: &Options) -> Result<()> {
+    let lab = Lab::up(Role::Backup)?;
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+    rows.extend(warm(&lab, vipcheck, options)?);
+    rows.extend(cold(&lab, vipcheck, options)?);
+    rows.extend(loss(&lab, vipcheck, options)?);
+    if options.scale > 0 {
+        let (scale_rows, scale_notes) = scale(&lab, vipcheck, options)?;
+        rows.extend(scale_rows);
+        notes.extend(scale_notes);
+    }
+    drop(lab);
+    let report = Report {
+        machine: machine(),
+        quick: options.quick,
+        rows,
+        notes,
+    };
+    write(&report, &options.out)?;
+    print!("{}", markdown(&report));
+    println!("results in {}", options.out.display());
     Ok(())
 }
 
-fn latency(lab: &Lab, vipcheck: &Path, runs: usize) -> Result<()> {
-    let vipcheck = vipcheck.display().to_string();
+/// Warm checks, each beside the kernel doing the same, interleaved.
+fn warm(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<Vec<Row>> {
     let rs = OK_IP.to_string();
     let vip = VIP.to_string();
     let port = HTTP_PORT.to_string();
-    let strings = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let mut contenders = [
-        Contender {
-            name: "kernel TCP connect (bash /dev/tcp)",
-            program: "bash".into(),
-            args: strings(&["-c", &format!("exec 3<>/dev/tcp/{rs}/{port}")]),
-            times: Vec::new(),
-        },
-        Contender {
-            name: "vipcheck tcp (via the VIP)",
-            program: vipcheck.clone(),
-            args: strings(&["tcp", LB_IFACE, &rs, &vip, &port]),
-            times: Vec::new(),
-        },
-        Contender {
-            name: "curl GET / (kernel, own IP)",
-            program: "curl".into(),
-            args: strings(&["-sf", "-o", "/dev/null", &format!("http://{rs}/")]),
-            times: Vec::new(),
-        },
-        Contender {
-            name: "vipcheck http GET / (via the VIP)",
-            program: vipcheck.clone(),
-            args: strings(&["http", LB_IFACE, &rs, &vip, &port, "lab.example", "/"]),
-            times: Vec::new(),
-        },
+    let tls_port = HTTPS_PORT.to_string();
+    let ca = lab.ca_pem().display().to_string();
+    let floor = &options.xtask;
+    let mut c = vec![
+        Contender::new("floor", "empty process (/bin/true)", "/bin/true", &[]).reference(),
+        Contender::new("floor", "xtask doing nothing", floor, &["floor", "empty"]),
+        Contender::new(
+            "floor",
+            "xtask opening and closing an AF_PACKET socket",
+            floor,
+            &["floor", "af-packet"],
+        )
+        .against("xtask doing nothing"),
+        Contender::new(
+            "tcp",
+            "kernel TCP connect (own IP)",
+            floor,
+            &["floor", "connect", &format!("{rs}:{port}")],
+        )
+        .reference(),
+        Contender::new(
+            "tcp",
+            "vipcheck tcp",
+            vipcheck,
+            &["tcp", LB_IFACE, &rs, &vip, &port],
+        )
+        .vipcheck(),
+        Contender::new(
+            "http",
+            "curl http (own IP)",
+            "curl",
+            &["-sf", "-o", "/dev/null", &format!("http://{rs}/")],
+        )
+        .reference(),
+        Contender::new(
+            "http",
+            "vipcheck http",
+            vipcheck,
+            &["http", LB_IFACE, &rs, &vip, &port, "lab.example", "/"],
+        )
+        .vipcheck(),
+        Contender::new(
+            "https",
+            "curl https (own IP)",
+            "curl",
+            &[
+                "-sf",
+                "-o",
+                "/dev/null",
+                "--cacert",
+                &ca,
+                "--resolve",
+                &format!("lab.example:{tls_port}:{rs}"),
+                &format!("https://lab.example:{tls_port}/"),
+            ],
+        )
+        .reference(),
+        Contender::new(
+            "https",
+            "vipcheck https",
+            vipcheck,
+            &[
+                "https",
+                "--ca",
+                &ca,
+                LB_IFACE,
+                &rs,
+                &vip,
+                &tls_port,
+                "lab.example",
+                "/",
+            ],
+        )
+        .vipcheck(),
     ];
-    for round in 0..runs + 3 {
-        for c in &mut contenders {
-            let start = Instant::now();
-            let status = lab
-                .command(lab.lb_ns(), &c.program)
-                .args(&c.args)
-                .stdout(Stdio::null())
-                .status()
-                .with_context(|| format!("cannot run {}", c.program))?;
-            let elapsed = start.elapsed();
-            if !status.success() {
-                bail!("{} failed: {status}", c.name);
-            }
-            // The first rounds load the XDP program and warm caches.
-            if round >= 3 {
-                c.times.push(elapsed);
-            }
+    if let Some(dir) = &options.c_checkers {
+        c.push(Contender::new(
+            "tcp",
+            "C check_tcp_raw",
+            dir.join("check_tcp_raw"),
+            &[LB_IFACE, &rs, &vip, &port],
+        ));
+        c.push(Contender::new(
+            "http",
+            "C check_http_raw",
+            dir.join("check_http_raw"),
+            &["-S", "200", LB_IFACE, &rs, &vip, &port, "lab.example", "/"],
+        ));
+    }
+    interleave(lab, &mut c, options.runs)?;
+    // Memory: one run each of the big ones, beside the 20 KiB of a warm run.
+    let mut memory = vec![
+        Contender::new(
+            "memory",
+            "vipcheck http of 5 MiB",
+            vipcheck,
+            &[
+                "http",
+                "--max-body",
+                "8388608",
+                LB_IFACE,
+                &rs,
+                &vip,
+                &port,
+                "lab.example",
+                "/5m.bin",
+            ],
+        )
+        .vipcheck(),
+    ];
+    interleave(lab, &mut memory, if options.quick { 1 } else { 5 })?;
+    Ok(rows_of(c.into_iter().chain(memory)))
+}
+
+/// Runs each contender `runs` times, round-robin, after 2 warm-up rounds.
+fn interleave(lab: &Lab, contenders: &mut [Contender], runs: usize) -> Result<()> {
+    for round in 0..runs + 2 {
+        for c in contenders.iter_mut() {
+            c.run(lab, round >= 2)?;
         }
     }
-    let baseline = spawn_baseline(lab, runs)?;
-    println!("{runs} warm runs each, whole processes started with nsenter, interleaved:");
-    println!("{:<36} {:>10} {:>10}", "", "median", "p90");
-    println!(
-        "{:<36} {:>10} {:>10}",
-        "nsenter + /bin/true (process cost)",
-        ms(percentile(&baseline, 50)),
-        ms(percentile(&baseline, 90))
-    );
-    for c in &contenders {
-        println!(
-            "{:<36} {:>10} {:>10}",
-            c.name,
-            ms(percentile(&c.times, 50)),
-            ms(percentile(&c.times, 90))
-        );
-    }
-    let ratio = |a: usize, b: usize| {
-        percentile(&contenders[a].times, 50).as_secs_f64()
-            / percentile(&contenders[b].times, 50).as_secs_f64()
-    };
-    println!(
-        "median ratios: vipcheck tcp / kernel connect {:.2}, vipcheck http / curl {:.2}",
-        ratio(1, 0),
-        ratio(3, 2)
-    );
     Ok(())
 }
 
-fn spawn_baseline(lab: &Lab, runs: usize) -> Result<Vec<Duration>> {
-    (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            Command::new("nsenter")
-                .arg(format!("--net=/run/netns/{}", lab.lb_ns()))
-                .arg("true")
-                .status()
-                .context("cannot run nsenter")?;
-            Ok(start.elapsed())
+fn rows_of(contenders: impl IntoIterator<Item = Contender>) -> Vec<Row> {
+    let contenders: Vec<Contender> = contenders.into_iter().collect();
+    let reference = |c: &Contender| {
+        contenders
+            .iter()
+            .find(|r| {
+                r.group == c.group
+                    && match c.against {
+                        Some(name) => r.name == name,
+                        None => r.reference,
+                    }
+            })
+            .map(|r| percentile(&r.wall, 50))
+    };
+    contenders
+        .iter()
+        .map(|c| {
+            let median = percentile(&c.wall, 50);
+            Row {
+                group: c.group.to_string(),
+                name: c.name.clone(),
+                runs: c.wall.len(),
+                min_ms: ms(percentile(&c.wall, 0)),
+                median_ms: ms(median),
+                p99_ms: ms(percentile(&c.wall, 99)),
+                ratio: reference(c).map(|r| median.as_secs_f64() / r.as_secs_f64().max(1e-9)),
+                cpu_ms: (!c.cpu.is_empty()).then(|| ms(percentile(&c.cpu, 50))),
+                in_process_ms: (!c.in_process.is_empty())
+                    .then(|| ms(percentile(&c.in_process, 50))),
+                peak_rss_kib: (c.max_rss_kib > 0).then_some(c.max_rss_kib),
+                samples: c.wall.iter().map(|d| ms(*d)).collect(),
+            }
         })
         .collect()
+}
+
+/// The first check on an interface without the program (load, verify,
+/// attach, check) beside a warm one.
+fn cold(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<Vec<Row>> {
+    let rs = OK_IP.to_string();
+    let vip = VIP.to_string();
+    let port = HTTP_PORT.to_string();
+    let mut warm = Contender::new(
+        "cold",
+        "warm vipcheck tcp",
+        vipcheck,
+        &["tcp", LB_IFACE, &rs, &vip, &port],
+    )
+    .vipcheck()
+    .reference();
+    let mut cold = Contender::new(
+        "cold",
+        "cold vipcheck tcp (load + attach)",
+        vipcheck,
+        &["tcp", LB_IFACE, &rs, &vip, &port],
+    )
+    .vipcheck();
+    let runs = if options.quick { 2 } else { 10 };
+    for round in 0..runs + 1 {
+        warm.run(lab, round >= 1)?;
+        let status = lab
+            .command(lab.lb_ns(), vipcheck)
+            .args(["xdp", "detach", LB_IFACE])
+            .stdout(Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("vipcheck xdp detach failed");
+        }
+        cold.run(lab, round >= 1)?;
+    }
+    Ok(rows_of([warm, cold]))
+}
+
+/// Checks under loss (both directions, on the real server), beside the
+/// kernel's connection and curl, at 0, 5 and 10%.
+fn loss(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<Vec<Row>> {
+    let rs = OK_IP.to_string();
+    let vip = VIP.to_string();
+    let port = HTTP_PORT.to_string();
+    let runs = if options.quick { 2 } else { 30 };
+    let mut rows = Vec::new();
+    for percent in [0u32, 5, 10] {
+        if options.quick && percent == 5 {
+            continue;
+        }
+        let group: &'static str = match percent {
+            0 => "loss 0%",
+            5 => "loss 5%",
+            _ => "loss 10%",
+        };
+        set_loss(lab, percent)?;
+        let mut c = vec![
+            Contender::new(
+                group,
+                "kernel TCP connect (own IP)",
+                &options.xtask,
+                &["floor", "connect", &format!("{rs}:{port}")],
+            ),
+            Contender::new(
+                group,
+                "curl http 20 KiB",
+                "curl",
+                &[
+                    "-sf",
+                    "-o",
+                    "/dev/null",
+                    "--max-time",
+                    "10",
+                    &format!("http://{rs}/20k.bin"),
+                ],
+            )
+            .reference(),
+            Contender::new(
+                group,
+                "vipcheck http 20 KiB",
+                vipcheck,
+                &[
+                    "http",
+                    "-t",
+                    "10000",
+                    LB_IFACE,
+                    &rs,
+                    &vip,
+                    &port,
+                    "lab.example",
+                    "/20k.bin",
+                ],
+            )
+            .vipcheck(),
+            Contender::new(
+                group,
+                "vipcheck tcp",
+                vipcheck,
+                &["tcp", "-t", "10000", LB_IFACE, &rs, &vip, &port],
+            )
+            .vipcheck()
+            .against("kernel TCP connect (own IP)"),
+        ];
+        let result = interleave(lab, &mut c, runs);
+        set_loss(lab, 0)?;
+        result?;
+        rows.extend(rows_of(c));
+    }
+    Ok(rows)
+}
+
+/// `percent` loss of TCP both ways on `ok` (nft numgen), 0 removes it.
+fn set_loss(lab: &Lab, percent: u32) -> Result<()> {
+    let ns = lab.ns(Host::Ok);
+    let _ = lab
+        .command(ns, "nft")
+        .args(["delete", "table", "inet", "vckbenchloss"])
+        .stderr(Stdio::null())
+        .status();
+    if percent == 0 {
+        return Ok(());
+    }
+    let drop = format!("meta l4proto tcp numgen random mod 100 < {percent} drop;");
+    let rules = format!(
+        "table inet vckbenchloss {{\n chain in {{ type filter hook input priority 0; {drop} }}\n chain out {{ type filter hook output priority 0; {drop} }}\n}}\n"
+    );
+    let mut child = lab
+        .command(ns, "nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()?;
+    if let Some(stdin) = child.stdin.as_mut() {
+        use std::io::Write;
+        stdin.write_all(rules.as_bytes())?;
+    }
+    if !child.wait()?.success() {
+        bail!("cannot add loss on ok");
+    }
+    Ok(())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cores} cores, {cpu}, Linux {}", kernel.trim())
+}
+
+fn write(report: &Report, out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(report)?,
+    )?;
+    std::fs::write(out.join("results.md"), markdown(report))?;
+    chart(&report.rows, &out.join("latency.svg"))?;
+    Ok(())
+}
+
+fn markdown(report: &Report) -> String {
+    let mut md = format!(
+        "Machine: {}{}\n\n| group | what | runs | min ms | median ms | p99 ms | ratio | CPU ms | in-process ms | peak RSS |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        report.machine,
+        if report.quick {
+            " (quick: not for comparison)"
+        } else {
+            ""
+        }
+    );
+    let opt = |v: Option<f64>, digits: usize| v.map_or(String::new(), |v| format!("{v:.digits$}"));
+    for r in &report.rows {
+        md += &format!(
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} |\n",
+            r.group,
+            r.name,
+            r.runs,
+            r.min_ms,
+            r.median_ms,
+            r.p99_ms,
+            opt(r.ratio, 2),
+            opt(r.cpu_ms, 2),
+            opt(r.in_process_ms, 2),
+            r.peak_rss_kib
+                .map_or(String::new(), |k| format!("{} MiB", k.div_ceil(1024)))
+        );
+    }
+    for note in &report.notes {
+        md += &format!("\n{note}\n");
+    }
+    md
+}
+
+/// The distribution of each warm row's wall times (log scale), one strip
+/// of points per row.
+fn chart(rows: &[Row], path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    let rows: Vec<&Row> = rows.iter().filter(|r| !r.samples.is_empty()).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let max = rows
+        .iter()
+        .flat_map(|r| r.samples.iter().copied())
+        .fold(1.0f64, f64::max)
+        * 1.2;
+    let height = 60 + 28 * rows.len() as u32;
+    let root = SVGBackend::new(path, (900, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(320)
+        .build_cartesian_2d((0.1f64..max).log_scale(), 0..rows.len())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let names: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{}: {}", r.group, r.name))
+        .collect();
+    chart
+        .configure_mesh()
+        .x_desc("wall time of the whole process, ms (log)")
+        .y_labels(rows.len())
+        .y_label_formatter(&|i| names.get(*i).cloned().unwrap_or_default())
+        .disable_y_mesh()
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (i, r) in rows.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(
+                r.samples
+                    .iter()
+                    .map(|&v| Circle::new((v.max(0.1), i), 2, color.filled())),
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .draw_series(std::iter::once(Cross::new(
+                (r.median_ms.max(0.1), i),
+                6,
+                BLACK.stroke_width(2),
+            )))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
 }
 
 fn percentile(times: &[Duration], p: usize) -> Duration {
     let mut sorted = times.to_vec();
     sorted.sort();
-    sorted
-        .get((sorted.len() * p / 100).min(sorted.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or_default()
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) * p).div_ceil(100).min(sorted.len() - 1)]
 }
 
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// The VIPs of the scale runs: one prefix on `ok`'s loopback (every
@@ -164,7 +678,8 @@ fn scale_targets(n: u32) -> Vec<(std::net::Ipv4Addr, u16)> {
 /// Many checks from one process against as many one-shot processes: `n`
 /// TCP checks as one `vipcheck audit`, then as `n` `vipcheck tcp`
 /// processes 32 at a time; then a daemon with the `n` targets every 5 s.
-fn scale(lab: &Lab, vipcheck: &Path, n: u32) -> Result<()> {
+fn scale(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<(Vec<Row>, Vec<String>)> {
+    let n = options.scale;
     let status = lab
         .command(lab.ns(Host::Ok), "ip")
         .args(["address", "add", SCALE_PREFIX, "dev", "lo"])
@@ -185,7 +700,7 @@ fn scale(lab: &Lab, vipcheck: &Path, n: u32) -> Result<()> {
         );
     }
     std::fs::write(&file, toml)?;
-    let result = scale_runs(lab, vipcheck, &file, &targets);
+    let result = scale_runs(lab, vipcheck, &file, &targets, options.quick);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -204,7 +719,8 @@ fn scale_runs(
     vipcheck: &Path,
     file: &Path,
     targets: &[(std::net::Ipv4Addr, u16)],
-) -> Result<()> {
+    quick: bool,
+) -> Result<(Vec<Row>, Vec<String>)> {
     let n = targets.len();
     let rs = OK_IP.to_string();
     // One audit.
@@ -244,35 +760,45 @@ fn scale_runs(
         }
         Ok(used.end())
     })?;
-    println!();
-    println!(
-        "{n} TCP checks through the VIP ({} VIPs x {} ports on one real server):",
+    let group = format!(
+        "{n} checks ({} VIPs x {} ports)",
         n.div_ceil(SCALE_PORTS.len()),
         SCALE_PORTS.len()
     );
-    println!(
-        "{:<34} {:>9} {:>10} {:>11} {:>9} {:>7}",
-        "", "wall", "checks/s", "CPU/check", "peak RSS", "failed"
-    );
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
     for (name, used) in [
         ("one vipcheck audit (--parallel 256)", &audit),
         ("one-shot vipcheck tcp, 32 at once", &one_shots),
     ] {
-        println!(
-            "{:<34} {:>7.2} s {:>10.0} {:>8.0} us {:>5} MiB {:>7}",
-            name,
+        let wall = ms(used.wall);
+        rows.push(Row {
+            group: group.clone(),
+            name: name.to_string(),
+            runs: n,
+            min_ms: wall,
+            median_ms: wall,
+            p99_ms: wall,
+            ratio: Some(used.wall.as_secs_f64() / audit.wall.as_secs_f64()),
+            cpu_ms: Some(ms(used.cpu) / n as f64),
+            in_process_ms: None,
+            peak_rss_kib: Some(used.max_rss_kib),
+            samples: Vec::new(),
+        });
+        notes.push(format!(
+            "{name}: {n} checks in {:.2} s ({:.0} checks/s), {:.0} µs of CPU per check, peak RSS {} MiB, {} failed",
             used.wall.as_secs_f64(),
             n as f64 / used.wall.as_secs_f64(),
             used.cpu.as_secs_f64() * 1e6 / n as f64,
             used.max_rss_kib / 1024,
             used.failed
-        );
+        ));
     }
-    println!(
+    notes.push(format!(
         "CPU per check, one-shots / audit: {:.1}x; wall: {:.1}x",
         one_shots.cpu.as_secs_f64() / audit.cpu.as_secs_f64(),
         one_shots.wall.as_secs_f64() / audit.wall.as_secs_f64()
-    );
+    ));
 
     // The daemon: the same targets every 5 s, measured over two intervals
     // after the first (which spreads the starts).
@@ -285,9 +811,10 @@ fn scale_runs(
         .spawn()?;
     // nsenter execs vipcheck: the child's pid is the daemon's.
     let pid = daemon.id();
+    let intervals = if quick { 1 } else { 2 };
     std::thread::sleep(Duration::from_millis(DAEMON_INTERVAL_MS + 1000));
     let (cpu0, t0) = (process_cpu(pid), Instant::now());
-    std::thread::sleep(Duration::from_millis(2 * DAEMON_INTERVAL_MS));
+    std::thread::sleep(Duration::from_millis(intervals * DAEMON_INTERVAL_MS));
     let share = (process_cpu(pid) - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
     let hwm = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -297,13 +824,13 @@ fn scale_runs(
     // SAFETY: a signal to our own child.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
     let _ = daemon.wait();
-    println!(
-        "daemon, {n} targets every {} s: {:.1}% of one core ({:.0} us of CPU per check), peak RSS {hwm}",
+    notes.push(format!(
+        "daemon, {n} targets every {} s: {:.1}% of one core ({:.0} µs of CPU per check), peak RSS {hwm}",
         DAEMON_INTERVAL_MS / 1000,
         share * 100.0,
         share * 1e6 * DAEMON_INTERVAL_MS as f64 / 1000.0 / n as f64
-    );
-    Ok(())
+    ));
+    Ok((rows, notes))
 }
 
 impl Used {

@@ -49,13 +49,24 @@ enum Task {
     },
     /// Time whole warm checks against the kernel doing the same (release build).
     Bench {
-        /// Runs of each contender.
+        /// Runs of each contender of the warm rows.
         #[arg(long, default_value_t = 50)]
         runs: usize,
         /// Targets of the scale runs (one audit, as many one-shot
         /// processes, a daemon); 0 skips them.
         #[arg(long, default_value_t = 10_000)]
         scale: u32,
+        /// A dry run: few repetitions, 1,000 scale targets, results in
+        /// target/bench-quick/ (the test command runs it).
+        #[arg(long)]
+        quick: bool,
+    },
+    /// The floors of the bench, as processes of their own (hidden).
+    #[command(hide = true)]
+    Floor {
+        /// empty, af-packet, or connect ADDR:PORT.
+        what: String,
+        addr: Option<String>,
     },
 }
 
@@ -80,7 +91,8 @@ fn main() -> ExitCode {
         Task::Test { args } => test(&args),
         Task::Demo => demo(),
         Task::Dist { deb, out } => dist(deb, out),
-        Task::Bench { runs, scale } => bench(runs, scale),
+        Task::Bench { runs, scale, quick } => bench(runs, scale, quick),
+        Task::Floor { what, addr } => floor(&what, addr.as_deref()),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -235,6 +247,8 @@ fn test(args: &[String]) -> Result<ExitCode> {
             "warnings",
         ]),
         test,
+        // The bench harness, dry (few runs; nothing judged): it must work.
+        cargo(&["xtask", "bench", "--quick"]),
     ])
 }
 
@@ -339,13 +353,54 @@ fn demo_audit(lab: &Lab, vipcheck: &std::path::Path) -> Result<bool> {
     Ok(out.status.code() == Some(1))
 }
 
-fn bench(runs: usize, scale: u32) -> Result<ExitCode> {
+fn bench(runs: usize, scale: u32, quick: bool) -> Result<ExitCode> {
     xtask::require_root("`cargo xtask bench` (apt-get, the lab)")?;
     let vipcheck = match release_build()? {
         Ok(path) => path,
         Err(code) => return Ok(code),
     };
-    xtask::bench::run(&vipcheck, runs, scale)?;
+    let target = vipcheck
+        .parent()
+        .and_then(|release| release.parent())
+        .context("the release binary has no target directory")?
+        .to_path_buf();
+    let options = xtask::bench::Options {
+        runs: if quick { 3 } else { runs },
+        scale: if quick { scale.min(1000) } else { scale },
+        quick,
+        out: if quick {
+            target.join("bench-quick")
+        } else {
+            workspace_root().join("bench")
+        },
+        c_checkers: std::env::var_os("VIPCHECK_BENCH_C").map(PathBuf::from),
+        xtask: std::env::current_exe().context("this xtask's path")?,
+    };
+    xtask::bench::run(&vipcheck, &options)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The bench's floors: what a process costs that does nothing, that opens
+/// and closes an AF_PACKET socket (the kernel then waits for an RCU grace
+/// period), or that makes a kernel TCP connection.
+fn floor(what: &str, addr: Option<&str>) -> Result<ExitCode> {
+    match what {
+        "empty" => {}
+        "af-packet" => {
+            // SAFETY: plain socket(2); the fd is closed right after.
+            let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+            if fd < 0 {
+                bail!("AF_PACKET: {}", std::io::Error::last_os_error());
+            }
+            // SAFETY: our own fd.
+            unsafe { libc::close(fd) };
+        }
+        "connect" => {
+            let addr: std::net::SocketAddr = addr.context("connect needs ADDR:PORT")?.parse()?;
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(10))?;
+        }
+        other => bail!("no floor {other:?}"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -352,7 +352,11 @@ fn keepalived_runs_scripts_and_logs_each_result() {
     for &pid in &pids {
         assert!(!alive(pid), "keepalived process {pid} still runs");
     }
-    assert_eq!(pids_in(&lab, lab.lb_ns()), [], "processes left in the LB");
+    assert_eq!(
+        pids_in(&lab, lab.lb_ns()),
+        Vec::<u32>::new(),
+        "processes left in the LB"
+    );
     eprintln!(
         "keepalived ready after {started:?}, both results after {results:?}, \
          stopped in {stopped:?}; pids {pids:?}"
