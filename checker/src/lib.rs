@@ -24,6 +24,8 @@ pub mod packet;
 pub mod preflight;
 pub mod resolve;
 pub mod rtnl;
+#[cfg(test)]
+mod sim;
 pub mod stack;
 pub mod target;
 pub mod tls;

@@ -58,11 +58,23 @@ pub struct Stack {
 impl Stack {
     /// A stack with one TCP socket connecting to `params.vip:params.port`.
     pub fn connect(params: FlowParams, now: std::time::Instant) -> Stack {
+        Stack::connect_seeded(params, now, random_seed(), tsval)
+    }
+
+    /// [`Stack::connect`] with smoltcp's random seed (initial sequence
+    /// numbers) and the TCP timestamp clock given, so that a simulation
+    /// (`crate::sim`) runs the same every time.
+    pub(crate) fn connect_seeded(
+        params: FlowParams,
+        now: std::time::Instant,
+        seed: u64,
+        tsval: fn() -> u32,
+    ) -> Stack {
         let mut device = FrameQueue::new(params.mtu);
         let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(
             params.local_mac.0,
         )));
-        config.random_seed = random_seed();
+        config.random_seed = seed;
         let now = Instant::from(now);
         let mut iface = Interface::new(config, &mut device, now);
         iface.update_ip_addrs(|addrs| {
