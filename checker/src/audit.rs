@@ -188,12 +188,16 @@ fn http_check(
         trace_heads: false,
         trace_body: false,
         trace_c: false,
-        tls: tls.map(|config| TlsSetup {
-            config: config.clone(),
-            name: spec.host.clone().unwrap_or(host),
-            insecure: false,
-            cert_days: None,
-        }),
+        tls: match tls {
+            Some(config) => Some(TlsSetup {
+                config: config.clone(),
+                name: crate::tls::server_name(None, spec.host.as_deref().unwrap_or(&host))
+                    .map_err(|e| Error::Usage(format!("{}: {e}", target.origin)))?,
+                insecure: false,
+                cert_days: None,
+            }),
+            None => None,
+        },
     })
 }
 

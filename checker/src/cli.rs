@@ -194,10 +194,11 @@ impl HttpsArgs {
             client_cert: self.client_cert.clone(),
             client_key: self.client_key.clone(),
         };
+        let name = crate::tls::server_name(self.sni.as_deref(), &self.http.host)?;
         Ok(HttpCheck {
             tls: Some(crate::check::http::TlsSetup {
                 config: crate::tls::config(&options)?,
-                name: self.sni.clone().unwrap_or_else(|| self.http.host.clone()),
+                name,
                 insecure: self.insecure,
                 cert_days: self.cert_days,
             }),
@@ -516,11 +517,14 @@ impl Cli {
 /// or the accepted values), and the help of the subcommand concerned.
 /// `args` are the command line's words after the program name.
 pub fn usage_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
-    format!(
-        "{} (see '{} --help')",
-        usage_message(e),
-        subcommand_path(args)
-    )
+    let (path, subcommands) = subcommand_path(args);
+    let message = match e.kind() {
+        clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            format!("{path} needs a subcommand: {}", subcommands.join(", "))
+        }
+        _ => usage_message(e),
+    };
+    format!("{message} (see '{path} --help')")
 }
 
 /// What a clap error says, in one line (see [`usage_line`]).
@@ -594,8 +598,9 @@ pub fn parse_header(s: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), value.trim().to_string()))
 }
 
-/// "vipcheck tcp", "vipcheck xdp attach": the subcommands named in `args`.
-fn subcommand_path(args: &[std::ffi::OsString]) -> String {
+/// "vipcheck tcp", "vipcheck xdp attach": the subcommands named in
+/// `args`, and the visible subcommands of the last.
+fn subcommand_path(args: &[std::ffi::OsString]) -> (String, Vec<String>) {
     use clap::CommandFactory;
     let mut command = Cli::command();
     let mut path = vec!["vipcheck".to_string()];
@@ -607,7 +612,12 @@ fn subcommand_path(args: &[std::ffi::OsString]) -> String {
         path.push(sub.get_name().to_string());
         command = sub;
     }
-    path.join(" ")
+    let subcommands = command
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        .map(|c| c.get_name().to_string())
+        .collect();
+    (path.join(" "), subcommands)
 }
 
 /// An IPv4 or IPv6 address (plain or `[addr]`), or a host name resolved

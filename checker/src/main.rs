@@ -207,18 +207,9 @@ fn fail(e: Error) -> i32 {
 /// clap prints them.
 fn usage(e: clap::Error, args: &[OsString]) -> i32 {
     use clap::error::ErrorKind;
-    if matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
-        return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-            EXIT_USAGE
-        } else {
-            0
-        };
+        return 0;
     }
     let message = vipcheck::cli::usage_line(&e, args);
     let format = output::requested_format(args);

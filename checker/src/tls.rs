@@ -107,6 +107,31 @@ fn roots(options: &TlsOptions) -> Result<RootCertStore> {
     Ok(roots)
 }
 
+/// The TLS server name (SNI and verification) of an HTTPS check: `--sni`,
+/// else the Host without its `:port` (an IPv6 literal without brackets).
+/// Checked before anything is sent: a name rustls cannot use is a usage
+/// error, not a failure after the handshake.
+pub fn server_name(sni: Option<&str>, host: &str) -> Result<String> {
+    let name = match sni {
+        Some(sni) => sni.to_string(),
+        None => match host.strip_prefix('[').and_then(|h| h.split_once(']')) {
+            Some((v6, _)) => v6.to_string(),
+            None => match host.rsplit_once(':') {
+                Some((name, port)) if !name.contains(':') && port.parse::<u16>().is_ok() => {
+                    name.to_string()
+                }
+                _ => host.to_string(),
+            },
+        },
+    };
+    ServerName::try_from(name.clone()).map_err(|_| {
+        Error::Usage(format!(
+            "{name:?} is not a TLS server name (a DNS name or an IP address); give one with --sni"
+        ))
+    })?;
+    Ok(name)
+}
+
 /// One TLS session over the check's byte stream.
 pub struct Session {
     conn: ClientConnection,
@@ -277,5 +302,31 @@ impl rustls::client::danger::ServerCertVerifier for NoVerification {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_from_the_host() {
+        assert_eq!(
+            server_name(None, "www.example.com").unwrap(),
+            "www.example.com"
+        );
+        assert_eq!(
+            server_name(None, "www.example.com:8443").unwrap(),
+            "www.example.com"
+        );
+        assert_eq!(server_name(None, "[fd00::1]:443").unwrap(), "fd00::1");
+        assert_eq!(server_name(None, "198.18.0.11").unwrap(), "198.18.0.11");
+        assert_eq!(
+            server_name(Some("lab.example"), "x:1").unwrap(),
+            "lab.example"
+        );
+        let e = server_name(Some("not a name"), "h").unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(server_name(None, "a b").is_err());
     }
 }

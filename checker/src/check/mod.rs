@@ -265,6 +265,22 @@ impl Flow {
     }
 }
 
+/// A flow dropped before it ended its connection (an error on the way,
+/// or a stop) resets it: the real server keeps nothing open for us.
+impl Drop for Flow {
+    fn drop(&mut self) {
+        use smoltcp::socket::tcp::State;
+        if !matches!(
+            self.stack.state(),
+            State::Closed | State::TimeWait | State::Listen
+        ) {
+            self.stack.socket().abort();
+            self.stack.poll(Instant::now());
+            let _ = self.transmit();
+        }
+    }
+}
+
 /// The real server's MAC: known to the port's cache, or asked for by this
 /// flow (ARP for IPv4, neighbour discovery for IPv6), or by another flow
 /// of the engine that is asking already. `None`: no answer by `due`.
