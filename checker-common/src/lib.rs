@@ -22,8 +22,10 @@ pub const SLOTS_MAP: &str = "SLOTS";
 /// Per-CPU array of `u64`, indexed by [`Counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
 
-/// Most flows registered at once on one interface (all processes together).
-pub const MAX_FLOWS: u32 = 4096;
+/// Most flows registered at once on one interface (all processes
+/// together): a daemon's `--parallel` flows beside hundreds of one-shot
+/// checks, with room to spare (~2 MiB of kernel memory, preallocated).
+pub const MAX_FLOWS: u32 = 16384;
 
 /// Capture slots per interface: processes that check at the same time.
 /// A slot's ring is created only when that many checks first run at once.

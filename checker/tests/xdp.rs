@@ -687,3 +687,81 @@ fn a_real_servers_advertisement_and_syn_ack_come_through_the_program() {
     assert!(delta(Counter::CopiedArp) >= 1, "{before:?} → {after:?}");
     assert!(delta(Counter::Delivered) >= 1, "{before:?} → {after:?}");
 }
+
+/// What a frame costs in the program, beside an empty XDP_PASS program
+/// loaded the same way, with 0, 100 and 10,000 flows in the map: rounds
+/// interleaved, the best of 5 kept. A benchmark, not a test: `cargo xtask
+/// bench` runs it and reads its `XDP bench:` lines (nothing is asserted
+/// but that the program answers as it must).
+#[test]
+#[ignore = "a benchmark: cargo xtask bench runs it"]
+fn per_frame_costs() {
+    use std::os::fd::AsRawFd;
+    let lab = lab(Role::Backup);
+    let (program, _maps, mut ring, mut flows) = fixture(&lab);
+    let empty = bpf_sys::load_pass_program(c"vck_empty").expect("BPF_PROG_LOAD");
+    let miss4 = reply(false, 0, 6, 0, b"hello");
+    let miss6 = reply6(false, &[], b"hello");
+    let non_ip = arp(1, OK_IP, LB_IP);
+    let key = FlowKey::ipv4(VIP.octets(), 80, LB_IP.octets(), LOCAL_PORT + 1);
+    let mut hit = miss4.clone();
+    hit[36..38].copy_from_slice(&(LOCAL_PORT + 1).to_be_bytes());
+    let mut filler = Vec::new();
+    for flows_in_map in [0usize, 100, 10_000] {
+        while filler.len() < flows_in_map {
+            let n = filler.len() as u32;
+            let k = FlowKey::ipv4(
+                [198, 19, (n >> 8) as u8, n as u8],
+                443,
+                LB_IP.octets(),
+                1000,
+            );
+            flows.insert(k, SLOT, 0).expect("filler flow");
+            filler.push(k);
+        }
+        let mut best = [u32::MAX; 6];
+        for _ in 0..5 {
+            let runs: [(usize, &[u8]); 4] = [(1, &miss4), (2, &miss6), (3, &non_ip), (0, &miss4)];
+            for (i, frame) in runs {
+                let ns = if i == 0 {
+                    bpf_sys::test_run(empty.as_raw_fd(), frame, 1_000_000)
+                        .expect("test run")
+                        .1
+                } else {
+                    let (verdict, ns) = program
+                        .test_run(TestRunOptions {
+                            data_in: Some(frame),
+                            repeat: 1_000_000,
+                            ..TestRunOptions::default()
+                        })
+                        .map(|r| (r.return_value, r.duration.as_nanos() as u32))
+                        .expect("BPF_PROG_TEST_RUN");
+                    assert_eq!(verdict, XDP_PASS, "a miss passes");
+                    ns
+                };
+                best[i] = best[i].min(ns);
+            }
+            // A hit copies the frame into the ring: 500 runs fit it, then
+            // it is drained (a full ring would measure the drop path).
+            flows.insert(key, SLOT, 0).expect("register");
+            let result = program
+                .test_run(TestRunOptions {
+                    data_in: Some(&hit),
+                    repeat: 500,
+                    ..TestRunOptions::default()
+                })
+                .expect("BPF_PROG_TEST_RUN");
+            assert_eq!(result.return_value, XDP_DROP, "a hit is dropped");
+            best[4] = best[4].min(result.duration.as_nanos() as u32);
+            flows.remove(&key).expect("unregister");
+            drain(&mut ring);
+        }
+        println!(
+            "XDP bench: flows {flows_in_map}: empty program {} ns, IPv4 TCP miss {} ns, IPv6 TCP miss {} ns, non-IP {} ns, hit (copy to the ring) {} ns",
+            best[0], best[1], best[2], best[3], best[4]
+        );
+    }
+    for k in &filler {
+        let _ = flows.remove(k);
+    }
+}

@@ -206,6 +206,9 @@ pub fn run(vipcheck: &Path, options: &Options) -> Result<()> {
         notes.extend(scale_notes);
     }
     drop(lab);
+    if !options.quick {
+        notes.extend(xdp_costs()?);
+    }
     let report = Report {
         machine: machine(),
         quick: options.quick,
@@ -521,6 +524,37 @@ fn set_loss(lab: &Lab, percent: u32) -> Result<()> {
         bail!("cannot add loss on ok");
     }
     Ok(())
+}
+
+/// The XDP program's cost per frame (BPF_PROG_TEST_RUN, measured by the
+/// kernel) beside an empty program, with 0, 100 and 10,000 flows in the
+/// map: the `per_frame_costs` test of checker/tests/xdp.rs, which builds
+/// frames and fills the map with the tests' own helpers.
+fn xdp_costs() -> Result<Vec<String>> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "test",
+            "-p",
+            "checker",
+            "--test",
+            "xdp",
+            "per_frame_costs",
+            "--",
+            "--ignored",
+            "--nocapture",
+        ])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run the XDP cost bench")?;
+    if !out.status.success() {
+        bail!("the XDP cost bench failed");
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("XDP bench:"))
+        .map(str::to_string)
+        .collect())
 }
 
 fn machine() -> String {
