@@ -200,6 +200,9 @@ pub fn run(vipcheck: &Path, options: &Options) -> Result<()> {
     rows.extend(warm(&lab, vipcheck, options)?);
     rows.extend(cold(&lab, vipcheck, options)?);
     rows.extend(loss(&lab, vipcheck, options)?);
+    if !options.quick {
+        notes.extend(lb_traffic(&lab, vipcheck)?);
+    }
     if options.scale > 0 {
         let (scale_rows, scale_notes) = scale(&lab, vipcheck, options)?;
         rows.extend(scale_rows);
@@ -494,6 +497,140 @@ fn loss(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<Vec<Row>> {
         rows.extend(rows_of(c));
     }
     Ok(rows)
+}
+
+/// The cost to the LB's own traffic: iperf3 from `ok` to the LB (a TCP
+/// stream, and 64-byte UDP), without the program, with it in skb mode, and
+/// in native mode (veth supports it), interleaved 5 times; medians,
+/// spreads and ratios to "without".
+fn lb_traffic(lab: &Lab, vipcheck: &Path) -> Result<Vec<String>> {
+    let lb = crate::lab::LB_IP.to_string();
+    let mut server = lab
+        .command(lab.lb_ns(), "iperf3")
+        .args(["-s", "-B", &lb])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start iperf3 (Debian package iperf3)")?;
+    std::thread::sleep(Duration::from_millis(300));
+    let result = lb_traffic_runs(lab, vipcheck, &lb);
+    // SAFETY: a signal to our own child (nsenter execs iperf3).
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let _ = server.wait();
+    // Leave the program attached for what follows.
+    let _ = lab
+        .command(lab.lb_ns(), vipcheck)
+        .args(["xdp", "attach", LB_IFACE])
+        .stdout(Stdio::null())
+        .status();
+    result
+}
+
+fn lb_traffic_runs(lab: &Lab, vipcheck: &Path, lb: &str) -> Result<Vec<String>> {
+    let modes = ["without the program", "skb mode", "native mode"];
+    let mut tcp: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut udp: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut native_ok = true;
+    for _ in 0..5 {
+        for (i, mode) in modes.iter().enumerate() {
+            let _ = lab
+                .command(lab.lb_ns(), vipcheck)
+                .args(["xdp", "detach", LB_IFACE])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            if i > 0 {
+                let attach = lab
+                    .command(lab.lb_ns(), vipcheck)
+                    .args([
+                        "xdp",
+                        "attach",
+                        "--xdp-mode",
+                        mode.split(' ').next().unwrap_or("skb"),
+                        LB_IFACE,
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()?;
+                if !attach.success() {
+                    native_ok = false;
+                    continue;
+                }
+            }
+            tcp[i].push(iperf(lab, lb, &["-t", "2"], |v| {
+                v["end"]["sum_received"]["bits_per_second"]
+                    .as_f64()
+                    .map(|b| b / 1e9)
+            })?);
+            udp[i].push(iperf(
+                lab,
+                lb,
+                &["-u", "-l", "64", "-b", "0", "-t", "2"],
+                |v| {
+                    let sum = &v["end"]["sum"];
+                    Some(
+                        (sum["packets"].as_f64()? - sum["lost_packets"].as_f64()?)
+                            / sum["seconds"].as_f64()?
+                            / 1e3,
+                    )
+                },
+            )?);
+        }
+    }
+    let stat = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        let median = v.get(v.len() / 2).copied().unwrap_or(f64::NAN);
+        (
+            median,
+            v.first().copied().unwrap_or(f64::NAN),
+            v.last().copied().unwrap_or(f64::NAN),
+        )
+    };
+    let mut notes = Vec::new();
+    for (what, unit, series) in [
+        ("TCP stream", "Gbit/s", &tcp),
+        ("64-byte UDP received", "kpps", &udp),
+    ] {
+        let base = stat(&series[0]).0;
+        let parts: Vec<String> = modes
+            .iter()
+            .zip(series.iter())
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(mode, v)| {
+                let (median, lo, hi) = stat(v);
+                format!(
+                    "{mode} {median:.2} {unit} ({lo:.2}-{hi:.2}, ratio {:.3})",
+                    median / base
+                )
+            })
+            .collect();
+        notes.push(format!(
+            "LB traffic, iperf3 from ok to the LB, 5 interleaved runs of 2 s: {what}: {}",
+            parts.join("; ")
+        ));
+    }
+    if !native_ok {
+        notes.push("native mode could not be attached on the lab's veth".to_string());
+    }
+    Ok(notes)
+}
+
+/// One iperf3 run from `ok` to the LB, as JSON, read by `value`.
+fn iperf(
+    lab: &Lab,
+    lb: &str,
+    args: &[&str],
+    value: impl Fn(&serde_json::Value) -> Option<f64>,
+) -> Result<f64> {
+    let out = lab
+        .command(lab.ns(Host::Ok), "iperf3")
+        .args(["-c", lb, "-J"])
+        .args(args)
+        .output()
+        .context("cannot run iperf3")?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("iperf3 JSON")?;
+    value(&json).with_context(|| format!("iperf3 {args:?}: no result in {json}"))
 }
 
 /// `percent` loss of TCP both ways on `ok` (nft numgen), 0 removes it.

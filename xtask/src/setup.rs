@@ -12,9 +12,9 @@ use anyhow::{Context, Result, bail};
 /// namespaces, nsenter (util-linux) to run programs in them, the tools
 /// tests use to make loss, capture, and inspect interfaces and BPF, and
 /// keepalived, which lab tests run on the LB to see how it runs scripts,
-/// and dpkg-dev for the `Depends` of `cargo xtask dist --deb`
-/// (dpkg-shlibdeps).
-pub const PACKAGES: [&str; 11] = [
+/// dpkg-dev for the `Depends` of `cargo xtask dist --deb`
+/// (dpkg-shlibdeps), and iperf3 for the bench's cost to the LB's traffic.
+pub const PACKAGES: [&str; 12] = [
     "nginx-light",
     "iproute2",
     "nftables",
@@ -26,6 +26,7 @@ pub const PACKAGES: [&str; 11] = [
     "bpftool",
     "keepalived",
     "dpkg-dev",
+    "iperf3",
 ];
 
 enum Outcome {
