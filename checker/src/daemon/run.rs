@@ -276,8 +276,15 @@ impl Daemon {
         }
     }
 
-    /// The daemon's own gauges, and the XDP program's counters.
+    /// The daemon's own gauges, and the XDP program's counters. The ports
+    /// of interfaces that went away (or whose XDP program was detached)
+    /// are closed, and the next check through them opens them again: each
+    /// such event is a line of the log ("eth0 is gone: ...", "eth0 is back
+    /// (index 7, was 3): XDP program attached again ...").
     fn housekeeping(&mut self, engine: &Engine, now: Instant) {
+        for event in engine.port_events() {
+            note!("vipcheck daemon: {event}");
+        }
         self.metrics.set_targets(self.targets.len());
         self.metrics.set_overdue(self.schedule.overdue(now));
         for port in engine.ports() {

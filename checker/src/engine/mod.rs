@@ -36,7 +36,12 @@ use stop::Stop;
 const LEASE: Duration = Duration::from_secs(60);
 
 pub struct Engine {
-    ports: RefCell<HashMap<String, Rc<Port>>>,
+    ports: RefCell<HashMap<String, Open>>,
+    /// What happened to the ports since [`Engine::port_events`] was last
+    /// asked (a long-running engine's log), and the interfaces whose port
+    /// was closed because they went away, with their old index.
+    events: RefCell<Vec<String>>,
+    gone: RefCell<HashMap<String, u32>>,
     host: RefCell<HostCache>,
     pub stop: Rc<Stop>,
     tasks: RefCell<Vec<tokio::task::JoinHandle<()>>>,
@@ -82,6 +87,8 @@ impl Engine {
         let signals = Stop::catch(stop.clone())?;
         let engine = Rc::new(Engine {
             ports: RefCell::default(),
+            events: RefCell::default(),
+            gone: RefCell::default(),
             host: RefCell::default(),
             stop,
             tasks: RefCell::default(),
@@ -94,7 +101,8 @@ impl Engine {
                 loop {
                     tokio::time::sleep(lease / 4).await;
                     let Some(engine) = weak.upgrade() else { return };
-                    for port in engine.ports.borrow().values() {
+                    for open in engine.ports.borrow().values() {
+                        let port = &open.port;
                         if let Err(e) = port.renew(lease) {
                             log::warn!("{}: {e}", port.dev.name);
                         }
@@ -141,8 +149,27 @@ impl Engine {
         target: &Target,
         claim_by: Instant,
     ) -> Result<(Rc<Port>, Option<Duration>)> {
-        if let Some(port) = self.ports.borrow().get(&dev.name) {
-            return Ok((port.clone(), None));
+        // A port is kept for the engine's lifetime, but only while it is
+        // the interface's: an interface deleted and made again under the
+        // same name has a new index (the old port's socket and capture
+        // slot, of the program that went with the old interface, are of no
+        // use), and a port whose capture failed or whose interface went
+        // away ([`Port::failed`]) gets nothing any more. Such a port is
+        // closed here and this flow opens a new one (attaching the program
+        // again if the interface has none).
+        let stale = match self.ports.borrow().get(&dev.name) {
+            None => None,
+            Some(open) if open.port.dev.ifindex != dev.ifindex => Some(format!(
+                "{} was made again (index {}, was {})",
+                dev.name, dev.ifindex, open.port.dev.ifindex
+            )),
+            Some(open) => match open.port.failed() {
+                None => return Ok((open.port.clone(), None)),
+                Some(why) => Some(why),
+            },
+        };
+        if let Some(why) = stale {
+            self.retire(&dev.name, &why);
         }
         let begun = Instant::now();
         let tracer = Tracer::new(target.trace, target.pcap.as_deref())?;
@@ -163,22 +190,125 @@ impl Engine {
                 None,
             ),
         };
+        // The program this port's slot belongs to, as the interface names
+        // it now: [`Engine::port_events`] closes the port once another one
+        // (or none) is attached.
+        let program = match &capture {
+            Capture::Xdp(_) => crate::rtnl::link(dev.ifindex)
+                .ok()
+                .and_then(|link| link.xdp)
+                .map(|xdp| xdp.id),
+            Capture::Packet(_) => None,
+        };
         let port = Rc::new(Port::new(dev.clone(), capture, tx, tracer)?);
-        self.spawn(port.clone().dispatch());
-        self.ports
-            .borrow_mut()
-            .insert(dev.name.clone(), port.clone());
+        let dispatch = tokio::task::spawn_local(port.clone().dispatch());
+        let abort = dispatch.abort_handle();
+        self.tasks.borrow_mut().push(dispatch);
+        if let Some(old) = self.gone.borrow_mut().remove(&dev.name) {
+            let back = if old == dev.ifindex {
+                format!("{}: its port is open again", dev.name)
+            } else {
+                format!("{} is back (index {}, was {old})", dev.name, dev.ifindex)
+            };
+            self.events.borrow_mut().push(format!(
+                "{back}: {}",
+                match (program, attached) {
+                    (None, _) => "capturing through AF_PACKET (--xdp off)".to_string(),
+                    (Some(id), Some(took)) => format!(
+                        "XDP program attached again (id {id}, {:.1} ms)",
+                        took.as_secs_f64() * 1000.0
+                    ),
+                    (Some(id), None) => format!("XDP program found attached (id {id})"),
+                }
+            ));
+        }
+        self.ports.borrow_mut().insert(
+            dev.name.clone(),
+            Open {
+                port: port.clone(),
+                dispatch: abort,
+                program,
+            },
+        );
         Ok((port, attached))
+    }
+
+    /// Closes the port of `name` because of `why`, and says so: removed
+    /// from the engine, its task ended; its slot, flows and sockets are
+    /// freed once the flows still holding it have ended. The interface is
+    /// read again by the next preflight.
+    fn retire(&self, name: &str, why: &str) {
+        let Some(open) = self.ports.borrow_mut().remove(name) else {
+            return;
+        };
+        open.dispatch.abort();
+        // What the preflight kept of the old interface (its index, the
+        // routes through it) is read again.
+        let mut host = self.host.borrow_mut();
+        host.devs.remove(name);
+        host.routes.clear();
+        host.names.clear();
+        drop(host);
+        self.gone
+            .borrow_mut()
+            .entry(name.to_string())
+            .or_insert(open.port.dev.ifindex);
+        self.events.borrow_mut().push(format!(
+            "{why}: its port is closed (capture slot and flows freed); \
+             the next check through {name} opens it again"
+        ));
+    }
+
+    /// For a long-running engine, every second or so: closes the ports
+    /// that are of no use any more (their interface gone or replaced, the
+    /// XDP program their slot belongs to detached or replaced, their
+    /// capture failed), so that nothing of a gone interface lingers and
+    /// the next check through it opens a new port; says what happened to
+    /// the ports since the last call (one line each, for a log).
+    pub fn port_events(&self) -> Vec<String> {
+        let names: Vec<String> = self.ports.borrow().keys().cloned().collect();
+        for name in names {
+            let Some((ifindex, program, failed)) = self
+                .ports
+                .borrow()
+                .get(&name)
+                .map(|open| (open.port.dev.ifindex, open.program, open.port.failed()))
+            else {
+                continue;
+            };
+            let why = match crate::rtnl::link(ifindex) {
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::NotFound
+                        || e.raw_os_error() == Some(libc::ENODEV) =>
+                {
+                    Some(format!("{name} is gone"))
+                }
+                Err(_) => failed,
+                Ok(link) if link.name != name => Some(format!("{name} is gone")),
+                Ok(link) if program.is_some() && link.xdp.map(|x| x.id) != program => Some(
+                    format!("the XDP program of {name} was detached or replaced"),
+                ),
+                Ok(_) => failed,
+            };
+            if let Some(why) = why {
+                self.retire(&name, &why);
+            }
+        }
+        std::mem::take(&mut *self.events.borrow_mut())
     }
 
     /// The open ports.
     pub fn ports(&self) -> Vec<Rc<Port>> {
-        self.ports.borrow().values().cloned().collect()
+        self.ports
+            .borrow()
+            .values()
+            .map(|open| open.port.clone())
+            .collect()
     }
 
     /// Flows registered now, over every port.
     pub fn flows(&self) -> usize {
-        self.ports.borrow().values().map(|p| p.flows()).sum()
+        self.ports.borrow().values().map(|o| o.port.flows()).sum()
     }
 
     /// Ends the ports' tasks and closes the ports (their flows' entries
@@ -189,6 +319,16 @@ impl Engine {
         }
         self.ports.borrow_mut().clear();
     }
+}
+
+/// A port as the engine holds it.
+struct Open {
+    port: Rc<Port>,
+    /// Its task ([`Port::dispatch`]), ended when the port is closed.
+    dispatch: tokio::task::AbortHandle,
+    /// With an XDP capture: the id of the program attached when the port
+    /// was opened, whose maps its slot and flows are in.
+    program: Option<u32>,
 }
 
 /// The interfaces and routes the preflight read, kept for [`FRESH`]: one

@@ -59,7 +59,9 @@ pub struct Port {
     tracer: RefCell<Tracer>,
     inboxes: RefCell<HashMap<FlowKey, Rc<Inbox>>>,
     pub neighbours: RefCell<Neighbours>,
-    /// Why the capture stopped working, once it has.
+    /// Why the port stopped working (its capture failed, or its interface
+    /// went away), once it has: every wait of its flows fails with this,
+    /// and the engine opens a new port for the next flow.
     failed: RefCell<Option<String>>,
     /// Receive buffer of the `--xdp off` capture.
     buf: RefCell<Vec<u8>>,
@@ -156,20 +158,30 @@ impl Port {
             )));
         }
         self.tracer.borrow_mut().sent(frame);
-        self.tx
-            .send(frame)
-            .map_err(|e| Error::on_interface(&self.dev.name, "sending a frame", e))
+        self.tx.send(frame).map_err(|e| {
+            // ENXIO/ENODEV: the interface this socket was bound to is gone
+            // (deleted; one made again under its name has a new index).
+            // The port is of no use any more: its flows stop waiting, and
+            // the engine opens a new port for the next flow. ENETDOWN is
+            // not that: the same interface comes up again with the port.
+            if matches!(e.raw_os_error(), Some(libc::ENXIO | libc::ENODEV)) {
+                self.fail(format!("{} is gone", self.dev.name));
+            }
+            Error::on_interface(&self.dev.name, "sending a frame", e)
+        })
+    }
+
+    /// Why this port stopped working, if it has.
+    pub fn failed(&self) -> Option<String> {
+        self.failed.borrow().clone()
     }
 
     /// Waits until `inbox` has frames, `until`, or a stop; an error if the
     /// capture failed.
     pub async fn wait(&self, inbox: &Inbox, stop: &Stop, until: Instant) -> Result<()> {
         stop.check()?;
-        if let Some(e) = &*self.failed.borrow() {
-            return Err(Error::Interface(format!(
-                "the capture on {} failed: {e}",
-                self.dev.name
-            )));
+        if let Some(why) = &*self.failed.borrow() {
+            return Err(Error::Interface(why.clone()));
         }
         if !inbox.frames.borrow().is_empty() {
             return Ok(());
@@ -190,16 +202,22 @@ impl Port {
                 // Cleared before draining: a frame arriving after this
                 // raises readiness again.
                 Ok(mut guard) => guard.clear_ready(),
-                Err(e) => return self.fail(Error::io("waiting for frames", e)),
+                Err(e) => return self.capture_failed(Error::io("waiting for frames", e)),
             }
             if let Err(e) = self.drain() {
-                return self.fail(e);
+                return self.capture_failed(e);
             }
         }
     }
 
-    fn fail(&self, e: Error) {
-        *self.failed.borrow_mut() = Some(e.to_string());
+    fn capture_failed(&self, e: Error) {
+        self.fail(format!("the capture on {} failed: {e}", self.dev.name));
+    }
+
+    /// Marks the port as failed (the first reason is kept) and wakes its
+    /// flows, whose waits then fail with `why`.
+    fn fail(&self, why: String) {
+        self.failed.borrow_mut().get_or_insert(why);
         for inbox in self.inboxes.borrow().values() {
             inbox.ready.notify_one();
         }
