@@ -20,12 +20,16 @@ pub enum Error {
     /// The interface lacks something the check needs, such as an IPv4 address (exit 3).
     #[error("{0}")]
     Interface(String),
-    /// Missing privilege (exit 3).
+    /// Missing privilege (exit 3): what failed, and the capability it
+    /// needs.
     #[error(
-        "{what} failed: {source}; vipcheck needs root (CAP_NET_RAW, CAP_NET_ADMIN and CAP_BPF)"
+        "{what} failed: {source}; it needs {needs} (run vipcheck as root, or with CAP_NET_RAW, \
+         CAP_NET_ADMIN and CAP_SYS_ADMIN)"
     )]
     Privilege {
         what: &'static str,
+        /// `CAP_NET_RAW`, ..., or what else the operation needs.
+        needs: &'static str,
         #[source]
         source: io::Error,
     },
@@ -97,10 +101,15 @@ impl Error {
         }
     }
 
-    /// For system calls that need privilege: EPERM/EACCES become [`Error::Privilege`].
-    pub fn privileged(what: &'static str, source: io::Error) -> Self {
+    /// For system calls that need privilege: EPERM/EACCES become
+    /// [`Error::Privilege`] naming what the call `needs`.
+    pub fn privileged(what: &'static str, needs: &'static str, source: io::Error) -> Self {
         match source.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) => Error::Privilege { what, source },
+            Some(libc::EPERM) | Some(libc::EACCES) => Error::Privilege {
+                what,
+                needs,
+                source,
+            },
             _ => Error::io(what, source),
         }
     }

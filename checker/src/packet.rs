@@ -33,6 +33,7 @@ impl PacketSocket {
         if fd < 0 {
             return Err(Error::privileged(
                 "opening an AF_PACKET socket",
+                "CAP_NET_RAW",
                 io::Error::last_os_error(),
             ));
         }

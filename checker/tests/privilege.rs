@@ -296,9 +296,6 @@ fn nobody_needs_only_net_raw_net_admin_and_sys_admin() {
 /// the netlink attach and detach failing for want of CAP_NET_ADMIN are not
 /// said to be privilege errors at all).
 #[test]
-#[ignore = "bug: error.rs's Privilege message names CAP_NET_RAW, CAP_NET_ADMIN and CAP_BPF \
-            whatever is missing, never CAP_SYS_ADMIN; xdp/program.rs's attach and detach \
-            EPERM is no Privilege error"]
 fn a_missing_capability_is_named() {
     let lab = lab(Role::Backup);
     let mut unnamed = Vec::new();

@@ -70,7 +70,11 @@ pub(super) fn lock(scope: Scope) -> Result<Lock> {
     let file = match opened {
         Ok(file) => file,
         Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
-            return Err(Error::privileged("opening /run/vipcheck/lock", e));
+            return Err(Error::privileged(
+                "opening /run/vipcheck/lock",
+                "write access to /run/vipcheck/lock (root's, mode 0600)",
+                e,
+            ));
         }
         Err(e) => {
             log::debug!("no lock ({LOCK_FILE}: {e}); going on without it");

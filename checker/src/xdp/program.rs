@@ -82,7 +82,13 @@ pub(super) fn find(dev: &NetDev) -> Result<Found> {
         let prog = match sys::prog_by_id(attached.id) {
             Ok(fd) => fd,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue,
-            Err(e) => return Err(Error::privileged("opening the attached XDP program", e)),
+            Err(e) => {
+                return Err(Error::privileged(
+                    "opening the attached XDP program",
+                    "CAP_SYS_ADMIN",
+                    e,
+                ));
+            }
         };
         return identify(attached, mode, prog);
     }
@@ -104,7 +110,13 @@ fn identify(attached: XdpProgram, mode: XdpMode, prog: OwnedFd) -> Result<Found>
     for &map_id in &info.map_ids {
         let fd = match sys::map_by_id(map_id) {
             Ok(fd) => fd,
-            Err(e) => return Err(Error::privileged("opening the XDP program's maps", e)),
+            Err(e) => {
+                return Err(Error::privileged(
+                    "opening the XDP program's maps",
+                    "CAP_SYS_ADMIN",
+                    e,
+                ));
+            }
         };
         let map = sys::map_info(fd.as_fd()).map_err(|e| Error::io("reading a map's info", e))?;
         let Some(i) = OURS.iter().position(|&name| name == map.name) else {
@@ -268,6 +280,13 @@ pub(super) fn attach(dev: &NetDev, mode: XdpMode) -> Result<(Box<Program>, bool)
 }
 
 fn attach_error(dev: &NetDev, mode: XdpMode, e: &SetError) -> Error {
+    if e.errno() == Some(libc::EPERM) {
+        return Error::Privilege {
+            what: "attaching the XDP program",
+            needs: "CAP_NET_ADMIN",
+            source: std::io::Error::from_raw_os_error(libc::EPERM),
+        };
+    }
     Error::Bpf(format!(
         "attaching to {} in {} mode: {e}",
         dev.name,
@@ -284,7 +303,7 @@ fn load() -> Result<aya::Ebpf> {
         .load(PROGRAM)
         .map_err(|e| match e {
             aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. }) => {
-                Error::privileged("creating BPF maps", io_error)
+                Error::privileged("creating BPF maps", "CAP_SYS_ADMIN (or CAP_BPF)", io_error)
             }
             e => Error::Bpf(format!("loading the program: {e}")),
         })?;
@@ -294,9 +313,11 @@ fn load() -> Result<aya::Ebpf> {
         .try_into()
         .map_err(bpf("program type"))?;
     program.load().map_err(|e| match e {
-        aya::programs::ProgramError::SyscallError(s) => {
-            Error::privileged("loading the XDP program", s.io_error)
-        }
+        aya::programs::ProgramError::SyscallError(s) => Error::privileged(
+            "loading the XDP program",
+            "CAP_SYS_ADMIN (or CAP_BPF)",
+            s.io_error,
+        ),
         e => Error::Bpf(format!("the kernel refused the program: {e}")),
     })?;
     let program = xdp_of(&ebpf)?;
@@ -348,6 +369,13 @@ pub fn detach(dev: &NetDev) -> Result<bool> {
                  nothing detached",
                 dev.name
             )));
+        }
+        Err(e) if e.errno() == Some(libc::EPERM) => {
+            return Err(Error::Privilege {
+                what: "detaching the XDP program",
+                needs: "CAP_NET_ADMIN",
+                source: std::io::Error::from_raw_os_error(libc::EPERM),
+            });
         }
         Err(e) => return Err(Error::Bpf(format!("detaching from {}: {e}", dev.name))),
     }
