@@ -327,12 +327,12 @@ fn a_check_in_flight_when_its_interface_is_deleted_fails_and_leaves_nothing() {
     let program = before.program.unwrap();
     assert_eq!(
         wait_freed("prog", &[program], Duration::from_secs(3)),
-        [],
+        Vec::<u32>::new(),
         "the program of the deleted eth0 lingers"
     );
     assert_eq!(
         wait_freed("map", &before.maps, Duration::from_secs(3)),
-        [],
+        Vec::<u32>::new(),
         "maps of the deleted eth0 linger"
     );
     let gone = run(vipcheck(&lab, &["xdp", "status", LB_IFACE]));
@@ -565,12 +565,12 @@ fn the_daemon_rides_out_interface_events_and_says_so() {
     let program = first.program.unwrap();
     assert_eq!(
         wait_freed("prog", &[program], Duration::from_secs(3)),
-        [],
+        Vec::<u32>::new(),
         "the program of the deleted eth0 lingers"
     );
     assert_eq!(
         wait_freed("map", &first.maps, Duration::from_secs(3)),
-        [],
+        Vec::<u32>::new(),
         "the daemon holds maps of the deleted eth0"
     );
     timeline.push(format!("gone, freed {:?}", deleted.elapsed()));

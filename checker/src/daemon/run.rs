@@ -98,6 +98,10 @@ struct Daemon {
     track: Option<TrackDir>,
     /// Targets not yet checked in the current cycle, and when it began.
     cycle: (HashSet<u64>, Instant),
+    /// Why the daemon cannot check at all (missing privilege): it stops
+    /// with exit 3 rather than report every target down, which through
+    /// the track files would take every real server out.
+    fatal: Option<String>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; its exit status.
@@ -134,6 +138,7 @@ pub fn run(options: DaemonOptions) -> Result<i32> {
             metrics,
             track,
             cycle: (HashSet::new(), Instant::now()),
+            fatal: None,
         };
         daemon.apply(loaded, Instant::now());
         daemon.serve(&engine, tls).await
@@ -196,6 +201,10 @@ impl Daemon {
             tokio::select! {
                 done = rx.recv() => if let Some(done) = done {
                     self.finished(done, Instant::now());
+                    if self.fatal.is_some() {
+                        engine.stop.raise("a missing privilege");
+                        break;
+                    }
                 },
                 _ = tokio::time::sleep_until(wake.into()) => {}
                 _ = hangup.recv() => self.reload(Instant::now()),
@@ -215,6 +224,12 @@ impl Daemon {
                 _ = tokio::time::sleep_until(grace.into()) => break,
             }
         }
+        if let Some(why) = &self.fatal {
+            note!(
+                "vipcheck daemon: cannot check here: {why}; stopping rather than report every target down"
+            );
+            return Ok(crate::error::EXIT_CANNOT_RUN);
+        }
         note!(
             "vipcheck daemon: stopped by {}",
             engine.stop.raised().unwrap_or("a signal")
@@ -226,6 +241,10 @@ impl Daemon {
     fn finished(&mut self, done: Done, now: Instant) {
         if !self.schedule.finish(&done.id, now) {
             return; // removed by a reload while it ran
+        }
+        if let Err(e @ Error::Privilege { .. }) = &done.result {
+            self.fatal = Some(e.to_string());
+            return;
         }
         let Some(tracked) = self.targets.get_mut(&done.id) else {
             return;
