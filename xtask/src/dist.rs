@@ -342,7 +342,7 @@ mod tests {
         assert!(UNIT.contains("\nEnvironmentFile=-/etc/default/vipcheck\n"));
         assert!(UNIT.contains("\nExecStart=/usr/bin/vipcheck daemon $VIPCHECK_ARGS\n"));
         assert!(DEFAULT.contains("\nVIPCHECK_ARGS=\""));
-        let caps = "CAP_NET_RAW CAP_NET_ADMIN CAP_BPF CAP_PERFMON CAP_SYS_ADMIN";
+        let caps = "CAP_NET_RAW CAP_NET_ADMIN CAP_SYS_ADMIN";
         assert!(UNIT.contains(&format!("\nCapabilityBoundingSet={caps}\n")));
         assert!(UNIT.contains(&format!("\nAmbientCapabilities={caps}\n")));
         assert!(!UNIT.contains("\nUser="));
