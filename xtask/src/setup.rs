@@ -259,7 +259,8 @@ mod tests {
                 "procps",
                 "bpftool",
                 "keepalived",
-                "dpkg-dev"
+                "dpkg-dev",
+                "iperf3"
             ]
         );
         let all: String = PACKAGES
