@@ -2121,8 +2121,6 @@ fn death_and_signals() {
 /// must still resolve the real server (entries of dead processes are
 /// freed by the next check, whoever runs it).
 #[test]
-#[ignore = "bug: a running daemon never collects the entries of processes that died after it claimed its slot; \
-            a dead check's ARP entry blocks its ARP for that real server until another one-shot check runs"]
 fn a_running_daemon_resolves_past_a_killed_checks_arp_entry() {
     let lab = lab(Role::Backup);
     let scratch = Scratch::new("deadarp");
@@ -2219,8 +2217,6 @@ fn a_running_daemon_resolves_past_a_killed_checks_arp_entry() {
 /// running before may reserve it for its own flow, which must still work.
 /// (The LB's ephemeral range is cut to two ports so that it does.)
 #[test]
-#[ignore = "bug: a running daemon never collects the entries of processes that died after it claimed its slot; \
-            reserving a dead check's local port makes its flow registration fail"]
 fn a_running_daemon_reuses_a_killed_checks_port() {
     let lab = lab(Role::Backup);
     let scratch = Scratch::new("deadport");
@@ -2291,7 +2287,6 @@ fn a_running_daemon_reuses_a_killed_checks_port() {
 /// just read starts over at the first bucket: the listing then repeats
 /// entries, and its `flows:` count is too high.)
 #[test]
-#[ignore = "bug: xdp status lists a flow twice (and counts it twice) when flows are removed while it walks the FLOWS map"]
 fn xdp_status_lists_each_flow_once_while_flows_change() {
     let lab = lab(Role::Backup);
     let warm = run(check_cmd(

@@ -106,6 +106,11 @@ impl Engine {
                         if let Err(e) = port.renew(lease) {
                             log::warn!("{}: {e}", port.dev.name);
                         }
+                        // Processes killed since the claim left entries
+                        // that only a claim would free.
+                        if let Err(e) = port.collect_dead() {
+                            log::warn!("{}: {e}", port.dev.name);
+                        }
                     }
                 }
             });

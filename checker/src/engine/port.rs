@@ -264,6 +264,15 @@ impl Port {
         }
     }
 
+    /// Frees the entries of processes that ended since this port claimed
+    /// its slot (see [`Slot::collect_dead`]).
+    pub fn collect_dead(&self) -> Result<usize> {
+        match &mut *self.capture.borrow_mut() {
+            Capture::Xdp(slot) => slot.collect_dead(),
+            Capture::Packet(_) => Ok(0),
+        }
+    }
+
     /// How many flows are registered now.
     pub fn flows(&self) -> usize {
         self.inboxes.borrow().len()

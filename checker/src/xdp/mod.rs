@@ -142,6 +142,7 @@ impl XdpHandle {
             index,
             ring,
             keys: Vec::new(),
+            collected: None,
         };
         // Records a previous holder left when it was killed mid-flight.
         slot.drain(|_| {});
@@ -218,9 +219,13 @@ impl XdpHandle {
 
     /// The registered flows with their slot and its owner.
     pub fn flows(&self) -> Vec<(FlowKey, u32, Option<FlowOwner>)> {
+        // Walking a hash map while entries are removed can restart from
+        // its beginning and list a key twice: each key once.
+        let mut seen = std::collections::HashSet::new();
         self.flows
             .iter()
             .filter_map(|entry| entry.ok())
+            .filter(|(key, _)| seen.insert(*key))
             .map(|(key, slot)| (key, slot, self.slots.get(&slot, 0).ok()))
             .collect()
     }
@@ -248,6 +253,8 @@ pub struct Slot {
     index: u32,
     ring: RingBuf<MapData>,
     keys: Vec<FlowKey>,
+    /// When a taken key last made this slot collect the dead.
+    collected: Option<Instant>,
 }
 
 impl Slot {
@@ -255,18 +262,44 @@ impl Slot {
     /// process already registered the same key (two checks resolving the
     /// same real server from the same address share one ARP key).
     pub fn register(&mut self, key: FlowKey) -> Result<bool> {
-        match self.handle.flows.insert(key, self.index, BPF_NOEXIST) {
-            Ok(()) => {
-                self.keys.push(key);
-                Ok(true)
+        for attempt in 0..2 {
+            match self.handle.flows.insert(key, self.index, BPF_NOEXIST) {
+                Ok(()) => {
+                    self.keys.push(key);
+                    return Ok(true);
+                }
+                Err(aya::maps::MapError::SyscallError(e))
+                    if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
+                {
+                    // The key may be a process's that was killed after
+                    // this one took its slot (a long-lived engine claims
+                    // once): collect the dead, then try once more.
+                    // At most every 100 ms: a live holder (another check
+                    // resolving the same real server) is waited for by
+                    // retrying, not by collecting each time.
+                    let due = self
+                        .collected
+                        .is_none_or(|at| at.elapsed() >= Duration::from_millis(100));
+                    if attempt > 0 || !due {
+                        return Ok(false);
+                    }
+                    self.collected = Some(Instant::now());
+                    if self.collect_dead()? == 0 {
+                        return Ok(false);
+                    }
+                }
+                Err(e) => return Err(Error::Bpf(format!("registering a flow: {e}"))),
             }
-            Err(aya::maps::MapError::SyscallError(e))
-                if e.io_error.raw_os_error() == Some(libc::EEXIST) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(Error::Bpf(format!("registering a flow: {e}"))),
         }
+        Ok(false)
+    }
+
+    /// Frees the slots and flows of processes that ended (under the slot
+    /// lock, as a claim does); how many slots. A long-lived engine calls
+    /// it now and then: otherwise only a claim collects.
+    pub fn collect_dead(&mut self) -> Result<usize> {
+        let _lock = lock(Scope::Slots(self.handle.program_id))?;
+        Ok(self.handle.collect_dead())
     }
 
     /// Stops capturing `key`.
