@@ -253,7 +253,11 @@ fn xdp_subcommands_tell_the_truth() {
         let out = nobody(args);
         assert_eq!(out.code, 3, "{args:?} as nobody: {out:?}");
         assert_one_clean_line(&out.stderr);
-        assert!(out.stderr.contains("needs root"), "{args:?}: {out:?}");
+        assert!(
+            out.stderr
+                .contains("it needs CAP_SYS_ADMIN (run vipcheck as root"),
+            "{args:?}: {out:?}"
+        );
         assert!(!out.stdout.contains("no vipcheck"), "{args:?}: {out:?}");
     }
     assert!(has_xdp(&lab, LB_IFACE), "nobody detached the program");

@@ -268,7 +268,11 @@ fn bad_input_and_environment() {
     let out = run(unprivileged);
     assert_eq!(out.code, 3, "{out:?}");
     assert_one_clean_line(&out.stderr);
-    assert!(out.stderr.contains("needs root"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("it needs CAP_NET_RAW (run vipcheck as root"),
+        "{out:?}"
+    );
 }
 
 #[test]
