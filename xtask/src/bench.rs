@@ -517,12 +517,15 @@ fn lb_traffic(lab: &Lab, vipcheck: &Path) -> Result<Vec<String>> {
     // SAFETY: a signal to our own child (nsenter execs iperf3).
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let _ = server.wait();
-    // Leave the program attached for what follows.
-    let _ = lab
-        .command(lab.lb_ns(), vipcheck)
-        .args(["xdp", "attach", LB_IFACE])
-        .stdout(Stdio::null())
-        .status();
+    // Leave the program attached in skb mode, the default, for what follows.
+    for args in [&["xdp", "detach", LB_IFACE][..], &["xdp", "attach", LB_IFACE]] {
+        let _ = lab
+            .command(lab.lb_ns(), vipcheck)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
     result
 }
 
