@@ -518,7 +518,10 @@ fn lb_traffic(lab: &Lab, vipcheck: &Path) -> Result<Vec<String>> {
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let _ = server.wait();
     // Leave the program attached in skb mode, the default, for what follows.
-    for args in [&["xdp", "detach", LB_IFACE][..], &["xdp", "attach", LB_IFACE]] {
+    for args in [
+        &["xdp", "detach", LB_IFACE][..],
+        &["xdp", "attach", LB_IFACE],
+    ] {
         let _ = lab
             .command(lab.lb_ns(), vipcheck)
             .args(args)
