@@ -391,8 +391,9 @@ fn http_check(
 
 /// The C checker command line `name ARGS` (as a keepalived MISC_CHECK
 /// runs it) as the pieces of an audit target, validated as the checker
-/// itself validates it; the error says what is wrong, in one line.
-pub(crate) fn parse_line(
+/// itself validates it; the error says what is wrong, in one line. Runs
+/// nothing (public for the fuzz targets).
+pub fn parse_line(
     name: &str,
     args: &[String],
 ) -> Result<crate::config::keepalived::CompatLine, String> {

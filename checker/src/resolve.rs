@@ -135,8 +135,9 @@ fn arp_frame(src: Mac, dst: EthernetAddress, arp: ArpRepr) -> Vec<u8> {
     frame
 }
 
-/// The sender MAC if `frame` is an ARP reply from `target`.
-fn reply_from(frame: &[u8], target: Ipv4Addr) -> Option<Mac> {
+/// The sender MAC if `frame` is an ARP reply from `target`. Never panics,
+/// whatever the bytes (public for the fuzz targets).
+pub fn reply_from(frame: &[u8], target: Ipv4Addr) -> Option<Mac> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     if eth.ethertype() != EthernetProtocol::Arp {
         return None;

@@ -4,6 +4,7 @@
 
 pub mod bench;
 pub mod dist;
+pub mod fuzz;
 pub mod lab;
 pub mod setup;
 

@@ -25,8 +25,8 @@ enum Task {
         #[command(subcommand)]
         action: LabAction,
     },
-    /// Setup, then `cargo fmt --check`, clippy and the workspace's tests:
-    /// what CI runs.
+    /// Setup, then `cargo fmt --check`, clippy, the workspace's tests and
+    /// each fuzz target for a few seconds: what CI runs.
     Test {
         /// Passed on to `cargo test --workspace`, e.g.
         /// `cargo xtask test -- -p checker -- --nocapture`.
@@ -46,6 +46,16 @@ enum Task {
         /// empty; target/dist/ is emptied first).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+    /// Run the fuzz targets of the parsers (fuzz/: cargo-fuzz, nightly,
+    /// AddressSanitizer) from their seed corpus; fails if any crashes.
+    Fuzz {
+        /// How long each target runs.
+        #[arg(long, value_name = "N", default_value_t = 60)]
+        seconds: u64,
+        /// Only this target (default: all of fuzz/fuzz_targets/).
+        #[arg(value_name = "TARGET")]
+        target: Option<String>,
     },
     /// Time whole warm checks against the kernel doing the same (release build).
     Bench {
@@ -91,6 +101,7 @@ fn main() -> ExitCode {
         Task::Test { args } => test(&args),
         Task::Demo => demo(),
         Task::Dist { deb, out } => dist(deb, out),
+        Task::Fuzz { seconds, target } => fuzz(seconds, target.as_deref()),
         Task::Bench { runs, scale, quick } => bench(runs, scale, quick),
         Task::Floor { what, addr } => floor(&what, addr.as_deref()),
     };
@@ -219,7 +230,7 @@ fn test(args: &[String]) -> Result<ExitCode> {
     // (as aya's template does) and has no host tests.
     let mut test = cargo(&["test", "--workspace", "--exclude", "checker-ebpf"]);
     test.args(args);
-    run_steps(vec![
+    let code = run_steps(vec![
         cargo(&["fmt", "--all", "--check"]),
         cargo(&[
             "clippy",
@@ -249,7 +260,47 @@ fn test(args: &[String]) -> Result<ExitCode> {
         test,
         // The bench harness, dry (few runs; nothing judged): it must work.
         cargo(&["xtask", "bench", "--quick"]),
-    ])
+    ])?;
+    if code != ExitCode::SUCCESS {
+        return Ok(code);
+    }
+    run_fuzz(TEST_FUZZ_SECONDS, None)
+}
+
+/// How long `cargo xtask test` runs each fuzz target (the fuzz build with
+/// AddressSanitizer takes longer than all of them together).
+const TEST_FUZZ_SECONDS: u64 = 10;
+
+/// `cargo xtask fuzz`: the tools it needs (no root), then the targets.
+fn fuzz(seconds: u64, target: Option<&str>) -> Result<ExitCode> {
+    xtask::setup::fuzz_tools()?;
+    run_fuzz(seconds, target)
+}
+
+/// Runs the fuzz targets; failure if any crashed, timed out or ran out of
+/// memory.
+fn run_fuzz(seconds: u64, target: Option<&str>) -> Result<ExitCode> {
+    let outcomes = xtask::fuzz::run(&workspace_root(), seconds, target)?;
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.failed)
+        .map(|o| o.target.as_str())
+        .collect();
+    if failed.is_empty() {
+        let n = outcomes.len();
+        println!(
+            "fuzz: no crash in {n} target{}",
+            if n == 1 { "" } else { "s" }
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "fuzz: {} of {} targets crashed: {}",
+        failed.len(),
+        outcomes.len(),
+        failed.join(", ")
+    );
+    Ok(ExitCode::FAILURE)
 }
 
 /// Setup, `cargo build --release`, and the path of the vipcheck it built
@@ -510,6 +561,23 @@ mod tests {
             panic!("not lab up");
         };
         assert_eq!(role, Role::Master);
+    }
+
+    #[test]
+    fn fuzz_takes_seconds_and_a_target() {
+        let cli = Cli::parse_from(["xtask", "fuzz"]);
+        assert!(matches!(
+            cli.task,
+            Task::Fuzz {
+                seconds: 60,
+                target: None
+            }
+        ));
+        let cli = Cli::parse_from(["xtask", "fuzz", "--seconds", "5", "frames"]);
+        let Task::Fuzz { seconds, target } = cli.task else {
+            panic!("not fuzz");
+        };
+        assert_eq!((seconds, target.as_deref()), (5, Some("frames")));
     }
 
     #[test]

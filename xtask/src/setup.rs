@@ -1,5 +1,6 @@
-//! `cargo xtask setup`: installs what the build, the lab and the tests need
-//! on a machine that has only rustup's stable and nightly toolchains. Each
+//! `cargo xtask setup`: installs what the build, the lab, the tests and the
+//! fuzz targets need on a machine that has only rustup's stable and
+//! nightly toolchains. Each
 //! step checks first, so a second run changes nothing and takes well under
 //! a second.
 
@@ -34,11 +35,22 @@ enum Outcome {
     Installed,
 }
 
+/// cargo-fuzz from crates.io, this version (it builds with the stable
+/// toolchain; the fuzz targets are built with nightly).
+pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
 pub fn run() -> Result<()> {
     crate::require_root("`cargo xtask setup` (apt-get)")?;
     step("Debian packages", ensure_packages)?;
+    fuzz_tools()
+}
+
+/// What building the checker with nightly needs (rust-src, bpf-linker)
+/// and cargo-fuzz: all that `cargo xtask fuzz` needs, no root required.
+pub fn fuzz_tools() -> Result<()> {
     step("rust-src for nightly", ensure_rust_src)?;
-    step("bpf-linker", ensure_bpf_linker)
+    step("bpf-linker", ensure_bpf_linker)?;
+    step("cargo-fuzz", ensure_cargo_fuzz)
 }
 
 fn step(what: &str, f: impl FnOnce() -> Result<Outcome>) -> Result<()> {
@@ -151,6 +163,27 @@ fn ensure_bpf_linker() -> Result<Outcome> {
             ])
             .arg(&feature),
     )?;
+    Ok(Outcome::Installed)
+}
+
+/// `cargo fuzz` (any version that runs: a newer one installed by hand is
+/// kept).
+fn ensure_cargo_fuzz() -> Result<Outcome> {
+    let works = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if works {
+        return Ok(Outcome::Present);
+    }
+    println!("setup: building cargo-fuzz {CARGO_FUZZ_VERSION} (takes a minute or two)");
+    run_ok(Command::new("cargo").args([
+        "install",
+        "cargo-fuzz",
+        "--locked",
+        "--version",
+        CARGO_FUZZ_VERSION,
+    ]))?;
     Ok(Outcome::Installed)
 }
 

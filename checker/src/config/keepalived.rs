@@ -58,7 +58,7 @@ const MAX_TIMEOUT_S: f64 = 3600.0;
 
 /// What a C checker's command line gives (from [`crate::compat`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct CompatLine {
+pub struct CompatLine {
     pub iface: String,
     pub real_server: IpAddr,
     pub vip: IpAddr,

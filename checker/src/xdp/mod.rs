@@ -462,8 +462,10 @@ pub fn endpoints(key: &FlowKey) -> (SocketAddr, SocketAddr) {
     )
 }
 
-/// The frame inside one ring-buffer record (header + frame bytes).
-fn record_frame(record: &[u8]) -> Option<&[u8]> {
+/// The frame inside one ring-buffer record (header + frame bytes), if the
+/// record holds as many bytes as its header says (public for the fuzz
+/// targets).
+pub fn record_frame(record: &[u8]) -> Option<&[u8]> {
     let len = u32::from_ne_bytes(record.get(..4)?.try_into().ok()?) as usize;
     record.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN.checked_add(len)?)
 }

@@ -1,0 +1,39 @@
+//! The native command line (`cli::Cli::try_parse_args`; nothing is run):
+//! one argument a line after `vipcheck`, any bytes (not only UTF-8). No
+//! panic; a usage error renders, as its one-line form too; a check's
+//! target and HTTP check build.
+#![no_main]
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
+
+use libfuzzer_sys::fuzz_target;
+use vipcheck::cli::{Cli, Command, usage_line};
+
+fuzz_target!(|data: &[u8]| {
+    let args: Vec<OsString> = data
+        .split(|&b| b == b'\n')
+        .map(|a| OsString::from_vec(a.to_vec()))
+        .collect();
+    let argv = std::iter::once(OsString::from("vipcheck")).chain(args.iter().cloned());
+    match Cli::try_parse_args(argv) {
+        Ok(cli) => match &cli.command {
+            Command::Tcp(a) => {
+                assert_ne!(a.target().port, 0);
+            }
+            Command::Http(a) => {
+                assert_ne!(a.target().port, 0);
+                assert!(a.check().path.starts_with('/'));
+            }
+            Command::Https(a) => {
+                assert_ne!(a.target().port, 0);
+            }
+            _ => {}
+        },
+        Err(e) => {
+            let _ = e.to_string();
+            let line = usage_line(&e, &args);
+            assert!(!line.contains('\n'), "{line:?}");
+        }
+    }
+});
