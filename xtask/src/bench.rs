@@ -160,19 +160,23 @@ fn measured(mut cmd: Command) -> Result<((bool, String), Duration, Usage)> {
     if let Some(mut out) = child.stdout.take() {
         let _ = out.read_to_string(&mut stdout);
     }
+    let (ok, usage) = reap(&child).context("wait4")?;
+    Ok(((ok, stdout), start.elapsed(), usage))
+}
+
+/// Waits for `child` with wait4: whether it exited 0, and what it used
+/// (its own CPU time and peak RSS, which std's Child cannot report).
+fn reap(child: &std::process::Child) -> std::io::Result<(bool, Usage)> {
     let mut status = 0;
     // SAFETY: rusage is plain data; zeroed is a valid value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: waits for our own child, writing into valid locals.
     let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    let wall = start.elapsed();
     if pid < 0 {
-        return Err(std::io::Error::last_os_error()).context("wait4");
+        return Err(std::io::Error::last_os_error());
     }
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     Ok((
-        (ok, stdout),
-        wall,
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         Usage {
             cpu: timeval(usage.ru_utime) + timeval(usage.ru_stime),
             max_rss_kib: usage.ru_maxrss as u64,
@@ -1025,20 +1029,10 @@ impl Used {
     // Reaped here by wait4, which std's Child cannot do (it needs the rusage).
     #[allow(clippy::zombie_processes)]
     fn wait(&mut self, child: std::process::Child) -> std::io::Result<()> {
-        let mut status = 0;
-        // SAFETY: rusage is plain data; zeroed is a valid value.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: waits for our own child, writing into valid locals.
-        let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let tv = |t: libc::timeval| {
-            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-        };
-        self.cpu += tv(usage.ru_utime) + tv(usage.ru_stime);
-        self.max_rss_kib = self.max_rss_kib.max(usage.ru_maxrss as u64);
-        if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let (ok, usage) = reap(&child)?;
+        self.cpu += usage.cpu;
+        self.max_rss_kib = self.max_rss_kib.max(usage.max_rss_kib);
+        if !ok {
             self.failed += 1;
         }
         Ok(())
