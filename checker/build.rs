@@ -1,7 +1,9 @@
 //! Builds the XDP program (`checker-ebpf`, for bpfel-unknown-none with the
 //! nightly toolchain and bpf-linker) into OUT_DIR, where `src/xdp.rs` embeds
 //! it with `include_bytes_aligned!`. `cargo xtask setup` installs both tools.
+//! Links the unwinder statically (see [`static_unwinder`]).
 fn main() -> anyhow::Result<()> {
+    static_unwinder()?;
     let manifest_dir = std::env::var("CARGO_MANIFEST_DIR")?;
     let root_dir = std::path::Path::new(&manifest_dir).join("../checker-ebpf");
     let root_dir = root_dir
@@ -17,4 +19,26 @@ fn main() -> anyhow::Result<()> {
     // environment concurrently.
     unsafe { std::env::set_var("CARGO_TERM_QUIET", "true") };
     aya_build::build_ebpf([package], aya_build::Toolchain::default())
+}
+
+/// The unwinder (panics are caught in `main`, which turns them into one
+/// line and exit 3) linked from libgcc_eh.a, as `gcc -static-libgcc`
+/// does, rather than loaded from libgcc_s.so.1 at every start: finding,
+/// mapping and relocating that library and running its constructor (a
+/// CPU-feature probe whose `cpuid` instructions trap to the hypervisor in
+/// a VM) was a tenth of a millisecond of every one-shot check's CPU. rustc
+/// asks the linker for `-lgcc_s` by name; this directory, searched before
+/// the system's, answers that name with a linker script naming the static
+/// archive (from gcc, the linker rustc drives).
+fn static_unwinder() -> anyhow::Result<()> {
+    if std::env::var("CARGO_CFG_TARGET_OS")? != "linux"
+        || std::env::var("CARGO_CFG_TARGET_ENV")? != "gnu"
+    {
+        return Ok(());
+    }
+    let dir = std::path::Path::new(&std::env::var("OUT_DIR")?).join("static-unwinder");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("libgcc_s.so"), "INPUT(-lgcc_eh)\n")?;
+    println!("cargo:rustc-link-search=native={}", dir.display());
+    Ok(())
 }

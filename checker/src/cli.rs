@@ -494,6 +494,15 @@ impl Cli {
     pub fn try_parse_args(
         args: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
     ) -> Result<Cli, clap::Error> {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        match Cli::try_parse_check(&args) {
+            Some(parsed) => parsed,
+            None => Cli::try_parse_whole(args),
+        }
+    }
+
+    /// [`Cli::try_parse_args`] with every subcommand.
+    fn try_parse_whole(args: Vec<std::ffi::OsString>) -> Result<Cli, clap::Error> {
         let mut cli = Cli::try_parse_from(args)?;
         let before = cli.verbose;
         match &mut cli.command {
@@ -509,6 +518,47 @@ impl Cli {
             | Command::Man { .. } => {}
         }
         Ok(cli)
+    }
+}
+
+impl Cli {
+    /// `vipcheck tcp|http|https ...` parsed with that subcommand's
+    /// arguments only. Building every subcommand's arguments (audit,
+    /// daemon, xdp, ...) was a tenth of a warm one-shot check's CPU, and
+    /// keepalived runs these hundreds of times a second. What parses here
+    /// parses the same in the whole command line (the subcommand's
+    /// arguments are the same, and nothing comes before its name); a value
+    /// refused by its parser is refused with the same error (a host name
+    /// is not resolved twice); anything else (help, unknown options,
+    /// missing arguments) is left to the whole command line, whose errors
+    /// and help name every subcommand.
+    fn try_parse_check(args: &[std::ffi::OsString]) -> Option<Result<Cli, clap::Error>> {
+        use clap::{Command as Cmd, FromArgMatches};
+        let name = args.get(1)?.to_str()?;
+        let sub = match name {
+            "tcp" => TcpArgs::augment_args(Cmd::new("tcp")),
+            "http" => HttpArgs::augment_args(Cmd::new("http")),
+            "https" => HttpsArgs::augment_args(Cmd::new("https")),
+            _ => return None,
+        };
+        let matches = match Cmd::new("vipcheck")
+            .subcommand(sub)
+            .try_get_matches_from(args)
+        {
+            Ok(matches) => matches,
+            Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => return Some(Err(e)),
+            Err(_) => return None,
+        };
+        let (_, m) = matches.subcommand()?;
+        let command = match name {
+            "tcp" => Command::Tcp(TcpArgs::from_arg_matches(m).ok()?),
+            "http" => Command::Http(Box::new(HttpArgs::from_arg_matches(m).ok()?)),
+            _ => Command::Https(Box::new(HttpsArgs::from_arg_matches(m).ok()?)),
+        };
+        Some(Ok(Cli {
+            verbose: 0,
+            command,
+        }))
     }
 }
 
@@ -720,6 +770,197 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_args(std::iter::once("vipcheck").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn a_check_parses_alone_as_in_the_whole_command_line() {
+        let lines: &[&[&str]] = &[
+            &["tcp", "eth0", "198.18.0.11", "198.18.0.100", "80"],
+            &[
+                "tcp",
+                "-vv",
+                "-t",
+                "500",
+                "--close",
+                "fin",
+                "--xdp",
+                "off",
+                "eth0",
+                "198.18.0.11",
+                "198.18.0.100",
+                "80",
+            ],
+            &[
+                "tcp",
+                "--format",
+                "nagios",
+                "-w",
+                "10",
+                "-c",
+                "20",
+                "--source",
+                "198.18.0.1",
+                "eth0",
+                "fd00::11",
+                "fd00::100",
+                "443",
+            ],
+            &[
+                "http",
+                "eth0",
+                "198.18.0.11",
+                "198.18.0.100",
+                "80",
+                "example.com",
+                "/",
+            ],
+            &[
+                "http",
+                "-v",
+                "-M",
+                "head",
+                "-H",
+                "X-A: b",
+                "-S",
+                "200-299",
+                "-S",
+                "301",
+                "-R",
+                "Server",
+                "--regex",
+                "o+k",
+                "--regex-absent",
+                "err",
+                "--max-body",
+                "1M",
+                "-A",
+                "0123456789abcdef0123456789abcdef",
+                "eth0",
+                "198.18.0.11",
+                "198.18.0.100",
+                "8080",
+                "h",
+                "/x?y=1",
+            ],
+            &[
+                "https",
+                "--sni",
+                "a.example",
+                "--insecure",
+                "--cert-days",
+                "7",
+                "eth0",
+                "198.18.0.11",
+                "198.18.0.100",
+                "443",
+                "h",
+                "/",
+            ],
+            &[
+                "https",
+                "--no-sni",
+                "--ca",
+                "/nonexistent.pem",
+                "-vvv",
+                "eth0",
+                "198.18.0.11",
+                "198.18.0.100",
+                "443",
+                "h",
+                "/",
+            ],
+            // Refused by a value parser: the same error.
+            &["tcp", "eth0", "198.18.0.11", "198.18.0.100", "0"],
+            &[
+                "tcp",
+                "-t",
+                "0",
+                "eth0",
+                "198.18.0.11",
+                "198.18.0.100",
+                "80",
+            ],
+            &["tcp", "eth0", "no such host!", "198.18.0.100", "80"],
+            &[
+                "http",
+                "eth0",
+                "198.18.0.11",
+                "198.18.0.100",
+                "80",
+                "h",
+                "no-slash",
+            ],
+            &[
+                "http",
+                "--regex",
+                "(",
+                "eth0",
+                "198.18.0.11",
+                "198.18.0.100",
+                "80",
+                "h",
+                "/",
+            ],
+            // Left to the whole command line.
+            &["tcp", "--help"],
+            &["tcp", "--version"],
+            &["tcp", "eth0", "198.18.0.11"],
+            &["tcp", "--nope", "eth0", "198.18.0.11", "198.18.0.100", "80"],
+            &[
+                "tcp",
+                "--close",
+                "never",
+                "eth0",
+                "198.18.0.11",
+                "198.18.0.100",
+                "80",
+            ],
+            &[
+                "https",
+                "--insecure",
+                "--ca",
+                "x",
+                "eth0",
+                "198.18.0.11",
+                "198.18.0.100",
+                "443",
+                "h",
+                "/",
+            ],
+            &[
+                "https",
+                "--client-cert",
+                "c",
+                "eth0",
+                "198.18.0.11",
+                "198.18.0.100",
+                "443",
+                "h",
+                "/",
+            ],
+        ];
+        let mut alone = 0;
+        for line in lines {
+            let args: Vec<std::ffi::OsString> = std::iter::once("vipcheck")
+                .chain(line.iter().copied())
+                .map(Into::into)
+                .collect();
+            let whole = Cli::try_parse_whole(args.clone());
+            match (Cli::try_parse_check(&args), whole) {
+                (None, _) => {}
+                (Some(Ok(check)), Ok(whole)) => {
+                    assert_eq!(format!("{check:?}"), format!("{whole:?}"), "{line:?}");
+                    alone += 1;
+                }
+                (Some(Err(check)), Err(whole)) => {
+                    assert_eq!(usage_message(&check), usage_message(&whole), "{line:?}");
+                    alone += 1;
+                }
+                (Some(check), whole) => panic!("{line:?}: {check:?} but {whole:?}"),
+            }
+        }
+        // The first twelve parse (or are refused) without the rest.
+        assert_eq!(alone, 12);
     }
 
     #[test]

@@ -168,6 +168,7 @@ mod tests {
             ipv6: Vec::new(),
             ethernet: true,
             up: true,
+            xdp_seen: None,
         };
         Egress::new(&dev, VIP.into())
     }
@@ -234,6 +235,7 @@ mod tests {
                 .to_vec(),
             ethernet: true,
             up: true,
+            xdp_seen: None,
         };
         let e = Egress::new(&dev, vip6.into());
         let ns = |source| crate::ndp::solicitation_frame(OURS, source, rs6);

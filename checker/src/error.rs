@@ -114,3 +114,22 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// `main` turns a panic into one line and [`super::EXIT_CANNOT_RUN`]
+    /// by catching it: the unwinder linked in statically (build.rs) must
+    /// walk the frames, or the process aborts instead.
+    #[test]
+    fn a_panic_unwinds_to_its_catcher() {
+        #[inline(never)]
+        fn deep(n: u32) -> u32 {
+            if n == 0 {
+                panic!("at the bottom");
+            }
+            deep(n - 1) + 1
+        }
+        let caught = std::panic::catch_unwind(|| deep(std::hint::black_box(8)));
+        assert!(caught.is_err());
+    }
+}

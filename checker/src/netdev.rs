@@ -2,11 +2,12 @@
 //! state, MAC, IPv4 addresses and MTU, read from the kernel of the current
 //! network namespace (never from /sys, which `nsenter --net` does not switch).
 
-use std::ffi::{CStr, CString};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::rtnl::XdpProgram;
 
 /// An Ethernet MAC address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -79,21 +80,33 @@ pub struct NetDev {
     pub ethernet: bool,
     /// Administratively up.
     pub up: bool,
+    /// What the kernel said of its XDP program, and when (none for an
+    /// interface not read from the kernel).
+    pub xdp_seen: Option<XdpSeen>,
+}
+
+/// The XDP program an interface had when it was read.
+#[derive(Clone, Copy, Debug)]
+pub struct XdpSeen {
+    pub at: Instant,
+    pub program: Option<XdpProgram>,
 }
 
 impl NetDev {
-    /// Looks the interface up in the current network namespace.
+    /// Looks the interface up in the current network namespace: two
+    /// rtnetlink requests (the link, its addresses).
     pub fn lookup(name: &str) -> Result<NetDev> {
-        let c_name = CString::new(name).map_err(|_| Error::NoInterface(name.to_string()))?;
-        // SAFETY: c_name is a valid NUL-terminated string.
-        let ifindex = unsafe { libc::if_nametoindex(c_name.as_ptr()) };
-        if ifindex == 0 {
+        if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
             return Err(Error::NoInterface(name.to_string()));
         }
-        let link = crate::rtnl::link(ifindex).map_err(|e| match e.kind() {
+        let link = crate::rtnl::link_named(name).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NoInterface(name.to_string()),
             _ => Error::io(format!("reading the state of {name}"), e),
         })?;
+        let read = Instant::now();
+        let ifindex = link.ifindex;
+        let addresses = crate::rtnl::addresses(ifindex)
+            .map_err(|e| Error::io(format!("reading the addresses of {name}"), e))?;
         let mut dev = NetDev {
             name: name.to_string(),
             ifindex,
@@ -103,16 +116,33 @@ impl NetDev {
             ipv6: Vec::new(),
             ethernet: link.ethernet && link.mac.is_some(),
             up: link.up,
+            xdp_seen: Some(XdpSeen {
+                at: read,
+                program: link.xdp,
+            }),
         };
-        read_addresses(&mut dev)?;
-        if !dev.ipv6.is_empty() {
-            let unready = crate::rtnl::unready_ipv6(ifindex)
-                .map_err(|e| Error::io(format!("reading the IPv6 addresses of {name}"), e))?;
-            for cidr in &mut dev.ipv6 {
-                cidr.ready = !unready.contains(&cidr.addr);
+        for address in addresses {
+            match address.ip {
+                IpAddr::V4(addr) => dev.ipv4.push(Ipv4Cidr {
+                    addr,
+                    prefix_len: address.prefix_len,
+                }),
+                IpAddr::V6(addr) => dev.ipv6.push(Ipv6Cidr {
+                    addr,
+                    prefix_len: address.prefix_len,
+                    ready: !address.unready,
+                }),
             }
         }
         Ok(dev)
+    }
+
+    /// The XDP program the interface had when it was read, if that was
+    /// within `fresh`: a caller about to open it need not ask again.
+    pub fn xdp_seen_within(&self, fresh: Duration) -> Option<Option<XdpProgram>> {
+        self.xdp_seen
+            .filter(|seen| seen.at.elapsed() < fresh)
+            .map(|seen| seen.program)
     }
 
     /// The source address for a check of `real_server` through `vip`: the
@@ -162,63 +192,6 @@ impl NetDev {
     }
 }
 
-fn read_addresses(dev: &mut NetDev) -> Result<()> {
-    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `head` with a list we free below.
-    if unsafe { libc::getifaddrs(&mut head) } != 0 {
-        return Err(Error::io("getifaddrs", std::io::Error::last_os_error()));
-    }
-    let mut cur = head;
-    while !cur.is_null() {
-        // SAFETY: cur is a node of the list returned by getifaddrs.
-        let ifa = unsafe { &*cur };
-        cur = ifa.ifa_next;
-        // SAFETY: ifa_name is a valid C string for every node.
-        let name = unsafe { CStr::from_ptr(ifa.ifa_name) };
-        if name.to_bytes() != dev.name.as_bytes() || ifa.ifa_addr.is_null() {
-            continue;
-        }
-        // SAFETY: ifa_addr is non-null; sa_family tells the concrete type.
-        let family = i32::from(unsafe { (*ifa.ifa_addr).sa_family });
-        if family == libc::AF_INET6 {
-            // SAFETY: AF_INET6 entries carry sockaddr_in6 address and netmask.
-            let addr = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
-            let prefix_len = if ifa.ifa_netmask.is_null() {
-                128
-            } else {
-                // SAFETY: as above, for the netmask.
-                let mask = unsafe { &*(ifa.ifa_netmask as *const libc::sockaddr_in6) };
-                u128::from_be_bytes(mask.sin6_addr.s6_addr).count_ones() as u8
-            };
-            dev.ipv6.push(Ipv6Cidr {
-                addr: Ipv6Addr::from(addr.sin6_addr.s6_addr),
-                prefix_len,
-                ready: true,
-            });
-            continue;
-        }
-        if family != libc::AF_INET {
-            continue;
-        }
-        // SAFETY: AF_INET entries carry sockaddr_in address and netmask.
-        let addr = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-        let prefix_len = if ifa.ifa_netmask.is_null() {
-            32
-        } else {
-            // SAFETY: as above, for the netmask.
-            let mask = unsafe { &*(ifa.ifa_netmask as *const libc::sockaddr_in) };
-            u32::from_be(mask.sin_addr.s_addr).count_ones() as u8
-        };
-        dev.ipv4.push(Ipv4Cidr {
-            addr: Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr)),
-            prefix_len,
-        });
-    }
-    // SAFETY: head came from getifaddrs and is freed once.
-    unsafe { libc::freeifaddrs(head) };
-    Ok(())
-}
-
 /// Inode of the current network namespace: with the ifindex it names an
 /// interface uniquely on this host (names and indexes repeat across namespaces).
 pub fn netns_inode() -> Result<u64> {
@@ -252,6 +225,7 @@ mod tests {
             mtu: 1500,
             ethernet: true,
             up: true,
+            xdp_seen: None,
             ipv6: Vec::new(),
             ipv4: vec![
                 Ipv4Cidr {

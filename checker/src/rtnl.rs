@@ -5,14 +5,14 @@
 //! checks' preflight see the truth too.
 
 use std::io;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 
 use netlink_packet_core::{
     NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
-    LinkAttribute, LinkFlags, LinkLayerType, LinkMessage, LinkXdp, XdpAttached,
+    LinkAttribute, LinkExtentMask, LinkFlags, LinkLayerType, LinkMessage, LinkXdp, XdpAttached,
 };
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -72,13 +72,90 @@ pub fn links() -> io::Result<Vec<LinkState>> {
 pub fn link(ifindex: u32) -> io::Result<LinkState> {
     let mut message = LinkMessage::default();
     message.header.index = ifindex;
-    request(RouteNetlinkMessage::GetLink(message), NLM_F_REQUEST)?
+    get_link(message)
+}
+
+/// The interface named `name` (`NotFound` if there is none).
+pub fn link_named(name: &str) -> io::Result<LinkState> {
+    let mut message = LinkMessage::default();
+    message
+        .attributes
+        .push(LinkAttribute::IfName(name.to_string()));
+    get_link(message)
+}
+
+fn get_link(mut message: LinkMessage) -> io::Result<LinkState> {
+    // Without its counters the kernel's answer is a third shorter, and
+    // quicker to make and to read.
+    message
+        .attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    let replies =
+        request(RouteNetlinkMessage::GetLink(message), NLM_F_REQUEST).map_err(|e| {
+            match e.raw_os_error() {
+                Some(libc::ENODEV) => io::Error::new(io::ErrorKind::NotFound, "no such interface"),
+                _ => e,
+            }
+        })?;
+    replies
         .into_iter()
         .find_map(|m| match m {
             RouteNetlinkMessage::NewLink(link) => Some(link_state(link)),
             _ => None,
         })
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such interface"))
+}
+
+/// One address of an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Address {
+    pub ip: IpAddr,
+    pub prefix_len: u8,
+    /// Tentative (duplicate address detection still running) or
+    /// dadfailed: it cannot source a check (yet).
+    pub unready: bool,
+}
+
+/// The IPv4 and IPv6 addresses of interface `ifindex`, in the kernel's
+/// order: one dump, which the kernel limits to that interface where it
+/// can (strict checking, Linux 4.20), instead of getifaddrs' dump of
+/// every link and every address.
+pub fn addresses(ifindex: u32) -> io::Result<Vec<Address>> {
+    let mut message = AddressMessage::default();
+    message.header.index = ifindex;
+    let replies = request(
+        RouteNetlinkMessage::GetAddress(message),
+        NLM_F_REQUEST | NLM_F_DUMP,
+    )?;
+    let mut found = Vec::new();
+    for reply in replies {
+        let RouteNetlinkMessage::NewAddress(address) = reply else {
+            continue;
+        };
+        if address.header.index != ifindex {
+            continue;
+        }
+        let mut flags = AddressFlags::from_bits_truncate(u32::from(address.header.flags.bits()));
+        let (mut local, mut peer) = (None, None);
+        for attribute in address.attributes {
+            match attribute {
+                AddressAttribute::Flags(f) => flags = f,
+                AddressAttribute::Local(ip) => local = Some(ip),
+                AddressAttribute::Address(ip) => peer = Some(ip),
+                _ => {}
+            }
+        }
+        // As getifaddrs: IFA_LOCAL is the interface's own address where
+        // both are given (a point-to-point link's IFA_ADDRESS is the peer).
+        if let Some(ip) = local.or(peer) {
+            found.push(Address {
+                ip,
+                prefix_len: address.header.prefix_len,
+                unready: flags.intersects(AddressFlags::Tentative | AddressFlags::Dadfailed),
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// The route the kernel would take to `dst` (as `ip route get`). An
@@ -115,42 +192,6 @@ pub fn route_to(dst: IpAddr) -> io::Result<Route> {
         }
     }
     Ok(found)
-}
-
-/// The IPv6 addresses of interface `ifindex` that cannot source a check
-/// yet or at all: tentative (duplicate address detection still running)
-/// or dadfailed.
-pub fn unready_ipv6(ifindex: u32) -> io::Result<Vec<Ipv6Addr>> {
-    let mut message = AddressMessage::default();
-    message.header.family = AddressFamily::Inet6;
-    let replies = request(
-        RouteNetlinkMessage::GetAddress(message),
-        NLM_F_REQUEST | NLM_F_DUMP,
-    )?;
-    let mut unready = Vec::new();
-    for reply in replies {
-        let RouteNetlinkMessage::NewAddress(address) = reply else {
-            continue;
-        };
-        if address.header.index != ifindex {
-            continue;
-        }
-        let mut flags = AddressFlags::from_bits_truncate(u32::from(address.header.flags.bits()));
-        let mut ip = None;
-        for attribute in address.attributes {
-            match attribute {
-                AddressAttribute::Flags(f) => flags = f,
-                AddressAttribute::Address(IpAddr::V6(v6)) => ip = Some(v6),
-                _ => {}
-            }
-        }
-        if let Some(ip) = ip
-            && flags.intersects(AddressFlags::Tentative | AddressFlags::Dadfailed)
-        {
-            unready.push(ip);
-        }
-    }
-    Ok(unready)
 }
 
 fn link_state(link: LinkMessage) -> LinkState {
@@ -203,8 +244,13 @@ fn xdp_program(attributes: &[LinkXdp]) -> Option<XdpProgram> {
 /// Sends one request and collects the replies: all parts of a dump, or
 /// the one answer. A netlink error becomes the `io::Error` it carries.
 fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
-    let mut socket = Socket::new(NETLINK_ROUTE)?;
-    socket.bind_auto()?;
+    let socket = Socket::new(NETLINK_ROUTE)?;
+    // Dumps filtered by the request's fields (an address dump by
+    // interface). A kernel without it dumps everything; the caller
+    // filters anyway.
+    let _ = socket.set_netlink_get_strict_chk(true);
+    // Connected to the kernel (port 0), which binds it too: only the
+    // kernel's answers are read, never another process's messages.
     socket.connect(&SocketAddr::new(0, 0))?;
     let mut header = NetlinkHeader::default();
     header.flags = flags;
@@ -217,9 +263,14 @@ fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetl
 
     let dump = flags & NLM_F_DUMP != 0;
     let mut replies = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
+    // Not zeroed: the kernel writes what is read, and a dump's 64 KiB
+    // cleared for a message of a few hundred bytes were sixteen page
+    // faults of every check.
+    let mut buf = Vec::with_capacity(64 * 1024);
     loop {
-        let size = socket.recv(&mut &mut buf[..], 0)?;
+        buf.clear();
+        socket.recv(&mut buf, 0)?;
+        let size = buf.len();
         let mut offset = 0;
         while offset < size {
             let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[offset..size])

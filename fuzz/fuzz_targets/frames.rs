@@ -41,6 +41,7 @@ fn egress() -> Egress {
         }],
         ethernet: true,
         up: true,
+        xdp_seen: None,
     };
     Egress::new(&dev, IpAddr::V4(vip))
 }

@@ -180,30 +180,25 @@ impl Engine {
         let tracer = Tracer::new(target.trace, target.pcap.as_deref())?;
         // Opened first: it is also the privilege check.
         let tx = PacketSocket::open(dev.ifindex, 0)?;
-        let (capture, attached) = match target.capture {
+        // With XDP, `program` is the program this port's slot belongs to:
+        // [`Engine::port_events`] closes the port once another one (or
+        // none) is attached.
+        let (capture, attached, program) = match target.capture {
             target::Capture::Require => {
                 let (handle, attach) = XdpHandle::open_or_attach(dev, target.xdp_mode)?;
+                let program = handle.program_id();
                 let lease = self.lease.unwrap_or(target.timeout);
                 let slot = handle.claim_slot(&dev.name, lease, claim_by)?;
                 // A cold check's first ring (an RCU grace period) is part
                 // of its attach.
                 let attached = (attach == Attach::Loaded).then(|| begun.elapsed());
-                (Capture::Xdp(Box::new(slot)), attached)
+                (Capture::Xdp(Box::new(slot)), attached, Some(program))
             }
             target::Capture::Off => (
                 Capture::Packet(PacketSocket::open(dev.ifindex, ETH_P_ALL)?),
                 None,
+                None,
             ),
-        };
-        // The program this port's slot belongs to, as the interface names
-        // it now: [`Engine::port_events`] closes the port once another one
-        // (or none) is attached.
-        let program = match &capture {
-            Capture::Xdp(_) => crate::rtnl::link(dev.ifindex)
-                .ok()
-                .and_then(|link| link.xdp)
-                .map(|xdp| xdp.id),
-            Capture::Packet(_) => None,
         };
         let port = Rc::new(Port::new(dev.clone(), capture, tx, tracer)?);
         let dispatch = tokio::task::spawn_local(port.clone().dispatch());

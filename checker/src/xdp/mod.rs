@@ -80,7 +80,12 @@ impl XdpHandle {
     /// which both use. Says which it did. Another program on `dev` is
     /// [`Error::ForeignXdp`]: it is never replaced.
     pub fn open_or_attach(dev: &NetDev, mode: XdpMode) -> Result<(XdpHandle, Attach)> {
-        let (program, attach) = match program::find(dev)? {
+        // What `dev` says is attached, if it was read just now (a one-shot
+        // check's preflight): one rtnetlink request less. A program gone
+        // since is asked for again; one attached since is found by the
+        // attach, which asks under the lock.
+        let seen = dev.xdp_seen_within(Duration::from_millis(50));
+        let (program, attach) = match program::find_from(dev, seen)? {
             Found::Ours(program) => {
                 let mode = program.mode;
                 (program, Attach::Found(mode))
@@ -95,6 +100,11 @@ impl XdpHandle {
             },
         };
         Ok((Self::open(program)?, attach))
+    }
+
+    /// The id of the program whose maps these are.
+    pub fn program_id(&self) -> u32 {
+        self.program_id
     }
 
     fn open(program: Box<Program>) -> Result<XdpHandle> {

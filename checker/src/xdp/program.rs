@@ -67,11 +67,23 @@ pub(super) struct Program {
 /// Which program is attached to `dev`. Without root, an attached program
 /// cannot be opened: that is an error ("needs root"), never "none".
 pub(super) fn find(dev: &NetDev) -> Result<Found> {
+    find_from(dev, None)
+}
+
+/// [`find`], starting from `seen`, what the interface said a moment ago
+/// (when `dev` was read), rather than asking again.
+pub(super) fn find_from(dev: &NetDev, mut seen: Option<Option<XdpProgram>>) -> Result<Found> {
     // The program may go between reading its id and opening it: ask again.
     for _ in 0..3 {
-        let link = crate::rtnl::link(dev.ifindex)
-            .map_err(|e| Error::on_interface(&dev.name, "reading its XDP state", e))?;
-        let Some(attached) = link.xdp else {
+        let attached = match seen.take() {
+            Some(attached) => attached,
+            None => {
+                crate::rtnl::link(dev.ifindex)
+                    .map_err(|e| Error::on_interface(&dev.name, "reading its XDP state", e))?
+                    .xdp
+            }
+        };
+        let Some(attached) = attached else {
             return Ok(Found::None);
         };
         let mode = match attached.mode {
