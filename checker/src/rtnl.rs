@@ -8,11 +8,14 @@ use std::io;
 use std::net::IpAddr;
 
 use netlink_packet_core::{
-    NLM_F_DUMP, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    DecodeError, Emitable, ErrorBuffer, ErrorMessage, NLM_F_DUMP, NLM_F_REQUEST, NLMSG_DONE,
+    NLMSG_ERROR, NLMSG_NOOP, NLMSG_OVERRUN, NetlinkBuffer, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload, NlasIterator, Parseable, ParseableParametrized,
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
-    LinkAttribute, LinkExtentMask, LinkFlags, LinkLayerType, LinkMessage, LinkXdp, XdpAttached,
+    LinkAttribute, LinkExtentMask, LinkFlags, LinkHeader, LinkLayerType, LinkMessage, LinkXdp,
+    XdpAttached,
 };
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
@@ -55,17 +58,16 @@ pub struct Route {
 
 /// Every interface of this network namespace.
 pub fn links() -> io::Result<Vec<LinkState>> {
-    let replies = request(
-        RouteNetlinkMessage::GetLink(LinkMessage::default()),
+    let mut message = LinkMessage::default();
+    skip_stats(&mut message);
+    request(
+        RouteNetlinkMessage::GetLink(message),
         NLM_F_REQUEST | NLM_F_DUMP,
-    )?;
-    Ok(replies
-        .into_iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewLink(link) => Some(link_state(link)),
-            _ => None,
-        })
-        .collect())
+    )?
+    .iter()
+    .filter(|answer| answer.kind == RTM_NEWLINK)
+    .map(|answer| link_state(&answer.payload))
+    .collect()
 }
 
 /// The interface with index `ifindex` (`NotFound` if there is none).
@@ -84,26 +86,28 @@ pub fn link_named(name: &str) -> io::Result<LinkState> {
     get_link(message)
 }
 
-fn get_link(mut message: LinkMessage) -> io::Result<LinkState> {
-    // Without its counters the kernel's answer is a third shorter, and
-    // quicker to make and to read.
+/// Without its counters the kernel's answer is a third shorter, and
+/// quicker to make and to read.
+fn skip_stats(message: &mut LinkMessage) {
     message
         .attributes
         .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-    let replies =
+}
+
+fn get_link(mut message: LinkMessage) -> io::Result<LinkState> {
+    skip_stats(&mut message);
+    let answers =
         request(RouteNetlinkMessage::GetLink(message), NLM_F_REQUEST).map_err(|e| {
             match e.raw_os_error() {
                 Some(libc::ENODEV) => io::Error::new(io::ErrorKind::NotFound, "no such interface"),
                 _ => e,
             }
         })?;
-    replies
-        .into_iter()
-        .find_map(|m| match m {
-            RouteNetlinkMessage::NewLink(link) => Some(link_state(link)),
-            _ => None,
-        })
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such interface"))
+    let answer = answers
+        .iter()
+        .find(|answer| answer.kind == RTM_NEWLINK)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such interface"))?;
+    link_state(&answer.payload)
 }
 
 /// One address of an interface.
@@ -123,15 +127,16 @@ pub struct Address {
 pub fn addresses(ifindex: u32) -> io::Result<Vec<Address>> {
     let mut message = AddressMessage::default();
     message.header.index = ifindex;
-    let replies = request(
+    let answers = request(
         RouteNetlinkMessage::GetAddress(message),
         NLM_F_REQUEST | NLM_F_DUMP,
     )?;
     let mut found = Vec::new();
-    for reply in replies {
-        let RouteNetlinkMessage::NewAddress(address) = reply else {
+    for answer in answers {
+        if answer.kind != RTM_NEWADDR {
             continue;
-        };
+        }
+        let address = AddressMessage::parse(&answer.payload[..]).map_err(invalid)?;
         if address.header.index != ifindex {
             continue;
         }
@@ -171,13 +176,12 @@ pub fn route_to(dst: IpAddr) -> io::Result<Route> {
     message
         .attributes
         .push(RouteAttribute::Destination(RouteAddress::from(dst)));
-    let route = request(RouteNetlinkMessage::GetRoute(message), NLM_F_REQUEST)?
-        .into_iter()
-        .find_map(|m| match m {
-            RouteNetlinkMessage::NewRoute(route) => Some(route),
-            _ => None,
-        })
+    let answers = request(RouteNetlinkMessage::GetRoute(message), NLM_F_REQUEST)?;
+    let answer = answers
+        .iter()
+        .find(|answer| answer.kind == RTM_NEWROUTE)
         .ok_or_else(|| io::Error::other("the kernel sent no route"))?;
+    let route = RouteMessage::parse(&answer.payload[..]).map_err(invalid)?;
     let mut found = Route {
         kind: route.header.kind,
         oif: None,
@@ -194,19 +198,28 @@ pub fn route_to(dst: IpAddr) -> io::Result<Route> {
     Ok(found)
 }
 
-fn link_state(link: LinkMessage) -> LinkState {
+/// A link's answer, of which only what vipcheck reads is decoded: the
+/// kernel sends dozens of attributes (per-family settings, queues, link
+/// kinds), and decoding them all was most of the time spent reading it.
+fn link_state(payload: &[u8]) -> io::Result<LinkState> {
+    let header = LinkHeader::parse(payload).map_err(invalid)?;
     let mut state = LinkState {
-        ifindex: link.header.index,
+        ifindex: header.index,
         name: String::new(),
-        ethernet: link.header.link_layer_type == LinkLayerType::Ether,
-        up: link.header.flags.contains(LinkFlags::Up),
-        lower_up: link.header.flags.contains(LinkFlags::LowerUp),
+        ethernet: header.link_layer_type == LinkLayerType::Ether,
+        up: header.flags.contains(LinkFlags::Up),
+        lower_up: header.flags.contains(LinkFlags::LowerUp),
         mac: None,
         mtu: 0,
         xdp: None,
     };
-    for attribute in link.attributes {
-        match attribute {
+    let attributes = payload.get(header.buffer_len()..).unwrap_or_default();
+    for nla in NlasIterator::new(attributes) {
+        let nla = nla.map_err(invalid)?;
+        if !matches!(nla.kind(), IFLA_ADDRESS | IFLA_IFNAME | IFLA_MTU | IFLA_XDP) {
+            continue;
+        }
+        match LinkAttribute::parse_with_param(&nla, header.interface_family).map_err(invalid)? {
             LinkAttribute::IfName(name) => state.name = name,
             LinkAttribute::Address(bytes) => state.mac = bytes.try_into().ok(),
             LinkAttribute::Mtu(mtu) => state.mtu = mtu,
@@ -214,7 +227,21 @@ fn link_state(link: LinkMessage) -> LinkState {
             _ => {}
         }
     }
-    state
+    Ok(state)
+}
+
+/// The link attributes [`link_state`] decodes (linux/if_link.h).
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
+const IFLA_XDP: u16 = 43;
+/// The answers' message types (linux/rtnetlink.h).
+const RTM_NEWLINK: u16 = 16;
+const RTM_NEWADDR: u16 = 20;
+const RTM_NEWROUTE: u16 = 24;
+
+fn invalid(e: DecodeError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 
 fn xdp_program(attributes: &[LinkXdp]) -> Option<XdpProgram> {
@@ -241,9 +268,16 @@ fn xdp_program(attributes: &[LinkXdp]) -> Option<XdpProgram> {
     })
 }
 
-/// Sends one request and collects the replies: all parts of a dump, or
+/// One answer of the kernel: its message type and its payload, which
+/// the caller decodes as far as it needs.
+struct Answer {
+    kind: u16,
+    payload: Vec<u8>,
+}
+
+/// Sends one request and collects the answers: all parts of a dump, or
 /// the one answer. A netlink error becomes the `io::Error` it carries.
-fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetlinkMessage>> {
+fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<Answer>> {
     let socket = Socket::new(NETLINK_ROUTE)?;
     // Dumps filtered by the request's fields (an address dump by
     // interface). A kernel without it dumps everything; the caller
@@ -262,7 +296,7 @@ fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetl
     socket.send(&buf, 0)?;
 
     let dump = flags & NLM_F_DUMP != 0;
-    let mut replies = Vec::new();
+    let mut answers = Vec::new();
     // Not zeroed: the kernel writes what is read, and a dump's 64 KiB
     // cleared for a message of a few hundred bytes were sixteen page
     // faults of every check.
@@ -270,27 +304,35 @@ fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<RouteNetl
     loop {
         buf.clear();
         socket.recv(&mut buf, 0)?;
-        let size = buf.len();
-        let mut offset = 0;
-        while offset < size {
-            let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[offset..size])
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-            let len = reply.header.length as usize;
-            match reply.payload {
-                NetlinkPayload::InnerMessage(inner) => {
-                    replies.push(inner);
+        let mut rest = &buf[..];
+        while !rest.is_empty() {
+            let message = NetlinkBuffer::new_checked(rest).map_err(invalid)?;
+            match message.message_type() {
+                NLMSG_DONE => return Ok(answers),
+                NLMSG_ERROR => {
+                    let payload = message.payload();
+                    let error = ErrorBuffer::new_checked(&payload)
+                        .and_then(|b| ErrorMessage::parse(&b))
+                        .map_err(invalid)?;
+                    return match error.code {
+                        Some(_) => Err(error.to_io()),
+                        None => Ok(answers),
+                    };
+                }
+                NLMSG_NOOP | NLMSG_OVERRUN => {}
+                kind => {
+                    answers.push(Answer {
+                        kind,
+                        payload: message.payload().to_vec(),
+                    });
                     if !dump {
-                        return Ok(replies);
+                        return Ok(answers);
                     }
                 }
-                NetlinkPayload::Error(e) if e.code.is_some() => return Err(e.to_io()),
-                NetlinkPayload::Done(_) | NetlinkPayload::Error(_) => return Ok(replies),
-                _ => {}
             }
-            if len == 0 {
-                break;
-            }
-            offset += len;
+            // Messages start 4-byte aligned (NLMSG_ALIGN).
+            let len = (message.length() as usize).next_multiple_of(4);
+            rest = rest.get(len..).unwrap_or_default();
         }
     }
 }
