@@ -55,18 +55,28 @@ impl Scope {
 }
 
 pub(super) fn lock(scope: Scope) -> Result<Lock> {
-    // Write access: a write (exclusive) lock needs it. Created once.
-    if let Err(e) = std::fs::DirBuilder::new().mode(0o755).create(LOCK_DIR)
-        && e.kind() != io::ErrorKind::AlreadyExists
-    {
-        log::debug!("no lock directory ({LOCK_DIR}: {e})");
-    }
-    let opened = File::options()
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(LOCK_FILE);
+    // Write access: a write (exclusive) lock needs it. Created once, with
+    // its directory (made only when missing: one system call less for
+    // every check after the first).
+    let open = || {
+        File::options()
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(LOCK_FILE)
+    };
+    let opened = match open() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Err(e) = std::fs::DirBuilder::new().mode(0o755).create(LOCK_DIR)
+                && e.kind() != io::ErrorKind::AlreadyExists
+            {
+                log::debug!("no lock directory ({LOCK_DIR}: {e})");
+            }
+            open()
+        }
+        opened => opened,
+    };
     let file = match opened {
         Ok(file) => file,
         Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) => {
