@@ -24,6 +24,7 @@ pub mod packet;
 pub mod preflight;
 pub mod resolve;
 pub mod rtnl;
+pub mod signals;
 #[cfg(test)]
 mod sim;
 pub mod stack;

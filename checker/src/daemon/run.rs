@@ -15,8 +15,6 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::signal::unix::{SignalKind, signal};
-
 use super::schedule::Schedule;
 use super::state::{Health, State};
 use crate::audit;
@@ -157,8 +155,8 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
 impl Daemon {
     async fn serve(&mut self, engine: &Rc<Engine>, tls: Arc<rustls::ClientConfig>) -> Result<i32> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
-        let mut hangup =
-            signal(SignalKind::hangup()).map_err(|e| Error::io("catching SIGHUP", e))?;
+        let hangup = crate::signals::Signals::catch(&[libc::SIGHUP])
+            .map_err(|e| Error::io("catching SIGHUP", e))?;
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         note!(
             "vipcheck daemon: checking {} targets ({} at once){}{}",

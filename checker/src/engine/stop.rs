@@ -5,10 +5,10 @@
 
 use std::cell::Cell;
 
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
+use crate::signals::Signals;
 
 #[derive(Default)]
 pub struct Stop {
@@ -21,13 +21,12 @@ impl Stop {
     /// and returns the future that turns them into a stop; the engine runs
     /// it as a task. Inside the runtime.
     pub fn catch(stop: std::rc::Rc<Stop>) -> Result<impl Future<Output = ()>> {
-        let register = |kind| signal(kind).map_err(|e| Error::io("catching SIGTERM and SIGINT", e));
-        let mut term = register(SignalKind::terminate())?;
-        let mut int = register(SignalKind::interrupt())?;
+        let signals = Signals::catch(&[libc::SIGTERM, libc::SIGINT])
+            .map_err(|e| Error::io("catching SIGTERM and SIGINT", e))?;
         Ok(async move {
-            let name = tokio::select! {
-                _ = term.recv() => "SIGTERM",
-                _ = int.recv() => "SIGINT",
+            let name = match signals.recv().await {
+                libc::SIGINT => "SIGINT",
+                _ => "SIGTERM",
             };
             stop.raise(name);
         })
