@@ -4,6 +4,7 @@
 //! None of it needs privilege, so an unprivileged `xdp status` and the
 //! checks' preflight see the truth too.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::IpAddr;
 
@@ -275,9 +276,32 @@ struct Answer {
     payload: Vec<u8>,
 }
 
+thread_local! {
+    /// This thread's rtnetlink socket and the last sequence number sent on
+    /// it: a check's three requests (link, addresses, route) share one
+    /// socket instead of making and closing three.
+    static SOCKET: RefCell<Option<(Socket, u32)>> = const { RefCell::new(None) };
+}
+
 /// Sends one request and collects the answers: all parts of a dump, or
 /// the one answer. A netlink error becomes the `io::Error` it carries.
 fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<Answer>> {
+    SOCKET.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        let (socket, sequence) = match cached.take() {
+            Some(cached) => cached,
+            None => (open()?, 0),
+        };
+        let sequence = sequence.wrapping_add(1);
+        let answers = exchange(&socket, sequence, message, flags)?;
+        // Kept only after a complete exchange: a socket with part of an
+        // answer still unread is closed.
+        *cached = Some((socket, sequence));
+        Ok(answers)
+    })
+}
+
+fn open() -> io::Result<Socket> {
     let socket = Socket::new(NETLINK_ROUTE)?;
     // Dumps filtered by the request's fields (an address dump by
     // interface). A kernel without it dumps everything; the caller
@@ -286,9 +310,18 @@ fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<Answer>> 
     // Connected to the kernel (port 0), which binds it too: only the
     // kernel's answers are read, never another process's messages.
     socket.connect(&SocketAddr::new(0, 0))?;
+    Ok(socket)
+}
+
+fn exchange(
+    socket: &Socket,
+    sequence: u32,
+    message: RouteNetlinkMessage,
+    flags: u16,
+) -> io::Result<Vec<Answer>> {
     let mut header = NetlinkHeader::default();
     header.flags = flags;
-    header.sequence_number = 1;
+    header.sequence_number = sequence;
     let mut packet = NetlinkMessage::new(header, NetlinkPayload::from(message));
     packet.finalize();
     let mut buf = vec![0; packet.buffer_len()];
@@ -307,6 +340,13 @@ fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<Answer>> 
         let mut rest = &buf[..];
         while !rest.is_empty() {
             let message = NetlinkBuffer::new_checked(rest).map_err(invalid)?;
+            // Messages start 4-byte aligned (NLMSG_ALIGN).
+            let len = (message.length() as usize).next_multiple_of(4);
+            if message.sequence_number() != sequence {
+                // Not an answer to this request.
+                rest = rest.get(len..).unwrap_or_default();
+                continue;
+            }
             match message.message_type() {
                 NLMSG_DONE => return Ok(answers),
                 NLMSG_ERROR => {
@@ -330,8 +370,6 @@ fn request(message: RouteNetlinkMessage, flags: u16) -> io::Result<Vec<Answer>> 
                     }
                 }
             }
-            // Messages start 4-byte aligned (NLMSG_ALIGN).
-            let len = (message.length() as usize).next_multiple_of(4);
             rest = rest.get(len..).unwrap_or_default();
         }
     }
