@@ -241,7 +241,8 @@ const RTM_NEWLINK: u16 = 16;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 
-fn invalid(e: DecodeError) -> io::Error {
+/// A message the kernel sent that does not decode.
+pub(crate) fn invalid(e: DecodeError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.to_string())
 }
 

@@ -41,21 +41,15 @@ pub(super) fn is_alive(owner: &FlowOwner, now_ns: u64) -> bool {
 /// Start time of `pid` in clock ticks since boot (field 22 of /proc/PID/stat).
 fn start_time(pid: u32) -> Option<u64> {
     use std::io::Read;
-    // One read of a buffer that holds any stat line (52 numbers and a
-    // 16-byte name), not read_to_string's six growing ones (a procfs file
-    // has no size).
-    let mut buf = [0u8; 1024];
-    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
-    let mut len = 0;
-    while len < buf.len() {
-        match file.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-    let stat = &buf[..len];
+    // Read into room for any stat line (52 numbers and a 16-byte name): one
+    // read and the one that finds the end, not read_to_string's six
+    // growing ones (a procfs file has no size to go by).
+    let mut stat = Vec::with_capacity(1024);
+    std::fs::File::open(format!("/proc/{pid}/stat"))
+        .ok()?
+        .take(1024)
+        .read_to_end(&mut stat)
+        .ok()?;
     // The command name (field 2) may hold spaces, parentheses and bytes
     // that are not UTF-8: split after the last ')'.
     let rest = std::str::from_utf8(&stat[stat.iter().rposition(|&b| b == b')')? + 1..]).ok()?;
