@@ -99,7 +99,14 @@ pub fn deb(dist: &Path) -> Result<PathBuf> {
         work.join("debian/control"),
         "Source: vipcheck\n\nPackage: vipcheck\nArchitecture: any\n",
     )?;
-    let depends = shlibs_depends(&work, "debian/vipcheck/usr/bin/vipcheck")?;
+    // A statically linked vipcheck (the release build on a glibc host)
+    // depends on no shared library, and dpkg-shlibdeps finds nothing.
+    let binary = "debian/vipcheck/usr/bin/vipcheck";
+    let depends = if has_interpreter(&work.join(binary))? {
+        format!("Depends: {}\n", shlibs_depends(&work, binary)?)
+    } else {
+        String::new()
+    };
     let files = walk(&root)?;
     let control_dir = root.join("DEBIAN");
     create_dir(&control_dir)?;
@@ -107,7 +114,7 @@ pub fn deb(dist: &Path) -> Result<PathBuf> {
         .replace("@VERSION@", &version)
         .replace("@ARCH@", &arch)
         .replace("@INSTALLED_SIZE@", &installed_size(&files).to_string())
-        .replace("@DEPENDS@", &depends);
+        .replace("Depends: @DEPENDS@\n", &depends);
     write(&control_dir.join("control"), &control, 0o644)?;
     write(
         &control_dir.join("conffiles"),
@@ -193,6 +200,20 @@ pub fn debian_version(cargo_version: &str) -> String {
 
 /// `Depends` of the binary at `binary` (relative to `work`) as
 /// dpkg-shlibdeps computes them from the libraries it links.
+/// Whether the ELF file names a program interpreter (PT_INTERP): a
+/// dynamically linked executable.
+pub fn has_interpreter(path: &Path) -> Result<bool> {
+    use object::read::elf::{ElfFile64, ProgramHeader as _};
+    let data = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let elf = ElfFile64::<object::Endianness>::parse(&*data)
+        .with_context(|| format!("{} is not a 64-bit ELF file", path.display()))?;
+    let endian = elf.endian();
+    Ok(elf
+        .elf_program_headers()
+        .iter()
+        .any(|header| header.p_type(endian) == object::elf::PT_INTERP))
+}
+
 fn shlibs_depends(work: &Path, binary: &str) -> Result<String> {
     let out = Command::new("dpkg-shlibdeps")
         .args(["-O", binary])

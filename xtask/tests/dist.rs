@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use xtask::dist::debian_version;
+use xtask::dist::{debian_version, has_interpreter};
 
 const COMPAT_NAMES: [&str; 3] = ["check_tcp_raw", "check_http_get_raw", "check_http_raw"];
 
@@ -160,11 +160,16 @@ fn dist_deb_builds_the_package() {
     assert_eq!(field("Package"), "vipcheck");
     assert_eq!(field("Version"), version);
     assert_eq!(field("Architecture"), arch);
+    // The release build links glibc in: no dynamic loader at each start,
+    // no shared library to depend on; it still runs.
+    let binary = dist.join("bin/vipcheck");
     assert!(
-        field("Depends").starts_with("libc6 (>= "),
-        "{}",
-        field("Depends")
+        !has_interpreter(&binary).unwrap(),
+        "{} is dynamically linked",
+        binary.display()
     );
+    assert_eq!(field("Depends"), "", "a static binary depends on nothing");
+    assert!(stdout(Command::new(&binary).arg("--version")).starts_with("vipcheck "));
     assert_eq!(field("Section"), "net");
 
     let control = tmp.0.join("DEBIAN");
