@@ -31,9 +31,23 @@ pub const MAX_FLOWS: u32 = 16384;
 /// A slot's ring is created only when that many checks first run at once.
 pub const SLOT_COUNT: u32 = 256;
 
-/// Size in bytes of each slot's ring buffer (a power of two, page aligned).
-/// A check's receive window is a fraction of it.
+/// Size in bytes of a slot's ring buffer (a power of two, page aligned),
+/// and of the map-in-map template: a check's receive window is a fraction
+/// of it.
 pub const RING_SIZE: u32 = 1 << 18;
+
+/// The slots from this index on have a ring of [`SMALL_RING_SIZE`]: a
+/// one-shot tcp check (a handshake: a SYN-ACK, an ACK, a FIN) takes one of
+/// them first. Mapping a ring's pages into a process and out again is
+/// work in proportion to its size, paid by every one-shot check: 130 page
+/// table entries for a ring of [`RING_SIZE`], 10 for a small one. The
+/// kernel takes rings of any size in the map of rings (the template's
+/// size binds only an array map).
+pub const SMALL_RING_FIRST: u32 = 192;
+
+/// Size in bytes of the rings of the slots from [`SMALL_RING_FIRST`] on:
+/// room for sixty frames without payload at once.
+pub const SMALL_RING_SIZE: u32 = 1 << 14;
 
 /// Record size classes: a frame is copied into the smallest record that
 /// holds it (the verifier needs a constant size per reservation). In generic

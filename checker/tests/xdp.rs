@@ -10,7 +10,7 @@ use aya::programs::{TestRun, TestRunOptions, Xdp, loaded_programs};
 use aya_obj::programs::XdpAttachType;
 use std::net::Ipv6Addr;
 
-use checker_common::{Counter, FlowKey, RING_SIZE};
+use checker_common::{Counter, FlowKey, RING_SIZE, SLOT_COUNT, SMALL_RING_FIRST, SMALL_RING_SIZE};
 use common::*;
 use vipcheck::ndp;
 use vipcheck::netdev::Mac;
@@ -686,6 +686,39 @@ fn a_real_servers_advertisement_and_syn_ack_come_through_the_program() {
     let delta = |c: Counter| after[c as usize] - before[c as usize];
     assert!(delta(Counter::CopiedArp) >= 1, "{before:?} → {after:?}");
     assert!(delta(Counter::Delivered) >= 1, "{before:?} → {after:?}");
+}
+
+/// The rings in the program's RINGS map: (slot, size in bytes).
+fn ring_sizes(maps: &[u32]) -> Vec<(u32, u32)> {
+    let rings = ArrayOfMaps::<MapData>::try_from(map(maps, "RINGS")).expect("RINGS");
+    (0..SLOT_COUNT)
+        .filter_map(|slot| {
+            let ring = rings.get(&slot, 0).ok()?;
+            Some((slot, ring.info().expect("ring info").max_entries()))
+        })
+        .collect()
+}
+
+/// A one-shot tcp check (a handshake) captures through a slot with a small
+/// ring, which costs it less to map; an http check (a window of data)
+/// through a large one. Each ring is made by the first check that needs
+/// it and then kept.
+#[test]
+fn a_one_shot_tcp_check_takes_a_small_ring_and_http_a_large_one() {
+    let lab = lab(Role::Backup);
+    let (_program, maps) = attach(&lab);
+    assert_eq!(ring_sizes(&maps), vec![]);
+    for _ in 0..2 {
+        let out = tcp(&lab, OK_IP, &[]);
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+    assert_eq!(ring_sizes(&maps), vec![(SMALL_RING_FIRST, SMALL_RING_SIZE)]);
+    let out = http(&lab, OK_IP, 80, "/", &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(
+        ring_sizes(&maps),
+        vec![(0, RING_SIZE), (SMALL_RING_FIRST, SMALL_RING_SIZE)]
+    );
 }
 
 /// What a frame costs in the program, beside an empty XDP_PASS program

@@ -16,6 +16,7 @@ use crate::http::{self, Limits, ResponseParser};
 use crate::target::Target;
 use crate::tls;
 use crate::verdict::{Details, Verdict};
+use crate::xdp::Rings;
 
 /// How much of the body `-vv` shows.
 const TRACE_BODY: usize = 4096;
@@ -153,7 +154,9 @@ impl Body {
 
 /// One check, in a runtime of its own.
 pub fn run(target: &Target, check: &HttpCheck) -> Result<Verdict> {
-    engine::one_shot(async |engine| run_async(&engine, target, check).await)
+    engine::one_shot(Rings::Large, async |engine| {
+        run_async(&engine, target, check).await
+    })
 }
 
 /// One check on `engine` (several may run at once).

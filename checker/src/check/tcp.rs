@@ -5,10 +5,13 @@ use crate::engine::{self, Engine};
 use crate::error::Result;
 use crate::target::Target;
 use crate::verdict::Verdict;
+use crate::xdp::Rings;
 
 /// One check, in a runtime of its own.
 pub fn run(target: &Target) -> Result<Verdict> {
-    engine::one_shot(async |engine| check(&engine, target).await)
+    engine::one_shot(Rings::SmallFirst, async |engine| {
+        check(&engine, target).await
+    })
 }
 
 /// One check on `engine` (several may run at once).

@@ -26,7 +26,7 @@ use crate::packet::{ETH_P_ALL, PacketSocket};
 use crate::preflight::{self, Plan};
 use crate::target::{self, Target};
 use crate::trace::Tracer;
-use crate::xdp::{Attach, XdpHandle};
+use crate::xdp::{Attach, Rings, XdpHandle};
 use port::{Capture, Port};
 use stop::Stop;
 
@@ -48,21 +48,28 @@ pub struct Engine {
     /// `None`: one check, whose slot lease is its timeout. `Some`: the
     /// slot lease, renewed by a task.
     lease: Option<Duration>,
+    /// The capture slots its ports take.
+    rings: Rings,
 }
 
 /// Runs `f` on an engine for many checks: a runtime on this thread, the
 /// ports' tasks beside it. Every port is closed (its flows and slot freed)
 /// before this returns.
 pub fn block_on<T>(f: impl AsyncFnOnce(Rc<Engine>) -> Result<T>) -> Result<T> {
-    run(Some(LEASE), f)
+    run(Some(LEASE), Rings::Large, f)
 }
 
-/// Runs one check on an engine of its own.
-pub fn one_shot<T>(f: impl AsyncFnOnce(Rc<Engine>) -> Result<T>) -> Result<T> {
-    run(None, f)
+/// Runs one check on an engine of its own, whose port takes a capture
+/// slot of `rings` (a handshake alone fits a small ring).
+pub fn one_shot<T>(rings: Rings, f: impl AsyncFnOnce(Rc<Engine>) -> Result<T>) -> Result<T> {
+    run(None, rings, f)
 }
 
-fn run<T>(lease: Option<Duration>, f: impl AsyncFnOnce(Rc<Engine>) -> Result<T>) -> Result<T> {
+fn run<T>(
+    lease: Option<Duration>,
+    rings: Rings,
+    f: impl AsyncFnOnce(Rc<Engine>) -> Result<T>,
+) -> Result<T> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -70,7 +77,7 @@ fn run<T>(lease: Option<Duration>, f: impl AsyncFnOnce(Rc<Engine>) -> Result<T>)
         .map_err(|e| Error::io("starting the event loop", e))?;
     let local = tokio::task::LocalSet::new();
     let out = local.block_on(&runtime, async {
-        let engine = Engine::start(lease)?;
+        let engine = Engine::start(lease, rings)?;
         let out = f(engine.clone()).await;
         engine.shutdown();
         out
@@ -82,7 +89,7 @@ fn run<T>(lease: Option<Duration>, f: impl AsyncFnOnce(Rc<Engine>) -> Result<T>)
 
 impl Engine {
     /// Inside a LocalSet: catches SIGTERM and SIGINT from now on.
-    fn start(lease: Option<Duration>) -> Result<Rc<Engine>> {
+    fn start(lease: Option<Duration>, rings: Rings) -> Result<Rc<Engine>> {
         let stop = Rc::new(Stop::default());
         let signals = Stop::catch(stop.clone())?;
         let engine = Rc::new(Engine {
@@ -93,6 +100,7 @@ impl Engine {
             stop,
             tasks: RefCell::default(),
             lease,
+            rings,
         });
         engine.spawn(signals);
         if let Some(lease) = lease {
@@ -188,7 +196,7 @@ impl Engine {
                 let (handle, attach) = XdpHandle::open_or_attach(dev, target.xdp_mode)?;
                 let program = handle.program_id();
                 let lease = self.lease.unwrap_or(target.timeout);
-                let slot = handle.claim_slot(&dev.name, lease, claim_by)?;
+                let slot = handle.claim_slot(&dev.name, lease, claim_by, self.rings)?;
                 // A cold check's first ring (an RCU grace period) is part
                 // of its attach.
                 let attached = (attach == Attach::Loaded).then(|| begun.elapsed());

@@ -14,7 +14,10 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use aya::maps::{ArrayOfMaps, HashMap, Map, MapData, PerCpuArray, RingBuf};
-use checker_common::{Counter, FRAME_HEADER_LEN, FlowKey, FlowOwner, RING_SIZE, SLOT_COUNT};
+use checker_common::{
+    Counter, FRAME_HEADER_LEN, FlowKey, FlowOwner, RING_SIZE, SLOT_COUNT, SMALL_RING_FIRST,
+    SMALL_RING_SIZE,
+};
 
 use crate::error::{Error, Result};
 use crate::netdev::NetDev;
@@ -61,6 +64,27 @@ pub enum Attach {
     Found(XdpMode),
     /// This process loaded and attached it.
     Loaded,
+}
+
+/// Which capture slots a claim takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rings {
+    /// Slots with a ring of [`RING_SIZE`]: any check, many flows.
+    Large,
+    /// A slot with a small ring first (one handshake: a one-shot tcp
+    /// check), a large one when every small one is taken.
+    SmallFirst,
+}
+
+impl Rings {
+    /// The slots to try, in order.
+    fn order(self) -> impl Iterator<Item = u32> {
+        let small = match self {
+            Rings::Large => 0..0,
+            Rings::SmallFirst => SMALL_RING_FIRST..SLOT_COUNT,
+        };
+        small.chain(0..SMALL_RING_FIRST)
+    }
 }
 
 /// Handles on the maps of one interface's program.
@@ -123,15 +147,22 @@ impl XdpHandle {
     /// grace period) has passed, first freeing the slots of processes that
     /// ended. Its ring is created the first time the slot is used and kept
     /// for later processes, so a warm check changes no map-in-map entry.
-    pub fn claim_slot(mut self, iface: &str, timeout: Duration, deadline: Instant) -> Result<Slot> {
+    pub fn claim_slot(
+        mut self,
+        iface: &str,
+        timeout: Duration,
+        deadline: Instant,
+        rings: Rings,
+    ) -> Result<Slot> {
         let owner = current_owner(timeout)?;
         let index = loop {
-            if let Some(index) = self.take_free_slot(owner)? {
+            if let Some(index) = self.take_free_slot(owner, rings)? {
                 break index;
             }
             if Instant::now() >= deadline {
                 return Err(Error::Busy(format!(
-                    "all {SLOT_COUNT} capture slots of {iface} were held by running checks until the deadline"
+                    "all {} capture slots of {iface} were held by running checks until the deadline",
+                    rings.order().count()
                 )));
             }
             // Only when every slot is taken: a warm check holds one for
@@ -159,39 +190,49 @@ impl XdpHandle {
         Ok(slot)
     }
 
-    /// Frees the slots of ended processes and takes the lowest free one
-    /// (low slots already have their rings). Under the lock: a collector
-    /// must not judge a slot that another process is taking at that moment.
-    fn take_free_slot(&mut self, owner: FlowOwner) -> Result<Option<u32>> {
+    /// Frees the slots of ended processes and takes the first free one of
+    /// `rings` (low slots of each kind already have their rings). Under
+    /// the lock: a collector must not judge a slot that another process is
+    /// taking at that moment.
+    fn take_free_slot(&mut self, owner: FlowOwner, rings: Rings) -> Result<Option<u32>> {
         let _lock = lock(Scope::Slots(self.program_id))?;
         let freed = self.collect_dead();
         if freed > 0 {
             log::debug!("freed {freed} capture slots of ended processes");
         }
-        Ok((0..SLOT_COUNT).find(|&index| self.slots.insert(index, owner, BPF_NOEXIST).is_ok()))
+        Ok(rings
+            .order()
+            .find(|&index| self.slots.insert(index, owner, BPF_NOEXIST).is_ok()))
     }
 
-    /// The ring of slot `index`, created and inserted on its first use.
+    /// The ring of slot `index`, created and inserted on its first use
+    /// (small from [`SMALL_RING_FIRST`] on; large where the kernel takes
+    /// only rings of the template's size, before Linux 5.10).
     fn slot_ring(&mut self, index: u32) -> Result<RingBuf<MapData>> {
         let data = match self.rings.get(&index, 0) {
             Ok(data) => data,
-            Err(_) => {
-                let obj = aya_obj::Map::new_from_params(
-                    aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32,
-                    0,
-                    0,
-                    RING_SIZE,
-                    0,
-                );
-                let data = MapData::create(obj, "vipcheck_ring", None)
-                    .map_err(bpf("creating a ring buffer"))?;
-                self.rings
-                    .set(index, &data, 0)
-                    .map_err(bpf("inserting a ring buffer"))?;
-                data
-            }
+            Err(_) if index >= SMALL_RING_FIRST => self
+                .insert_ring(index, SMALL_RING_SIZE)
+                .or_else(|_| self.insert_ring(index, RING_SIZE))?,
+            Err(_) => self.insert_ring(index, RING_SIZE)?,
         };
         RingBuf::try_from(Map::RingBuf(data)).map_err(bpf("ring buffer"))
+    }
+
+    fn insert_ring(&mut self, index: u32, size: u32) -> Result<MapData> {
+        let obj = aya_obj::Map::new_from_params(
+            aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_RINGBUF as u32,
+            0,
+            0,
+            size,
+            0,
+        );
+        let data =
+            MapData::create(obj, "vipcheck_ring", None).map_err(bpf("creating a ring buffer"))?;
+        self.rings
+            .set(index, &data, 0)
+            .map_err(bpf("inserting a ring buffer"))?;
+        Ok(data)
     }
 
     /// Frees the slots (and their flows) whose owner process has ended, or
@@ -499,5 +540,16 @@ mod tests {
         record[..4].copy_from_slice(&u32::MAX.to_ne_bytes());
         assert_eq!(record_frame(&record), None);
         assert_eq!(record_frame(&[1, 2]), None);
+    }
+
+    #[test]
+    fn small_rings_first_then_large_ones_large_only_large() {
+        let small_first: Vec<u32> = Rings::SmallFirst.order().collect();
+        let large: Vec<u32> = Rings::Large.order().collect();
+        assert_eq!(small_first.len(), SLOT_COUNT as usize);
+        assert_eq!(small_first[0], SMALL_RING_FIRST);
+        assert_eq!(small_first[(SLOT_COUNT - SMALL_RING_FIRST) as usize], 0);
+        assert_eq!(large, (0..SMALL_RING_FIRST).collect::<Vec<_>>());
+        assert!(small_first.ends_with(&large));
     }
 }
