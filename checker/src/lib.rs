@@ -7,6 +7,7 @@
 //! ends in a [`verdict::Verdict`].
 
 pub mod audit;
+mod buffers;
 pub mod check;
 pub mod cli;
 pub mod compat;

@@ -26,6 +26,7 @@ use smoltcp::wire::{
     Ipv4Packet, Ipv6Packet, TcpPacket,
 };
 
+use crate::buffers::Buffers;
 use crate::netdev::Mac;
 use crate::resolve::reply_frame;
 
@@ -42,17 +43,16 @@ pub struct FlowParams {
     pub mtu: usize,
 }
 
-/// Buffer sizes of the TCP socket.
-const RX_BUFFER: usize = 64 * 1024;
-const TX_BUFFER: usize = 16 * 1024;
-
 pub struct Stack {
     iface: Interface,
     device: FrameQueue,
+    /// Its socket's buffers are slices of `_buffers`, which is dropped
+    /// after it (fields are dropped in declaration order).
     sockets: SocketSet<'static>,
     handle: SocketHandle,
     params: FlowParams,
     resend: Resend,
+    _buffers: Buffers,
 }
 
 impl Stack {
@@ -99,10 +99,11 @@ impl Stack {
                 _ => Vec::new(),
             }));
 
-        let mut socket = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; RX_BUFFER]),
-            tcp::SocketBuffer::new(vec![0; TX_BUFFER]),
-        );
+        let mut buffers = Buffers::take();
+        // SAFETY: the slices go only into `sockets`, which `Stack` drops
+        // before `_buffers` (field order); taken once.
+        let (rx, tx) = unsafe { buffers.slices() };
+        let mut socket = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
         socket.set_nagle_enabled(false);
         // Timestamps let the server take RTT samples from retransmitted
         // segments (RFC 7323), so after a loss its retransmission timeout
@@ -126,6 +127,7 @@ impl Stack {
             handle,
             params,
             resend: Resend::default(),
+            _buffers: buffers,
         }
     }
 
