@@ -303,67 +303,32 @@ fn run_fuzz(seconds: u64, target: Option<&str>) -> Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
-/// Setup, the release build of vipcheck, and the path of the binary
-/// (`Err(exit)` if the build failed). The demo, the bench and `dist` (the
+/// Setup, the release build of vipcheck (see `xtask::release`: static,
+/// with a profile of its own checks), and the path of the binary
+/// (`Err(exit)` if a build failed). The demo, the bench and `dist` (the
 /// .deb) all take this one.
-///
-/// On a glibc host the binary is linked statically, glibc included, at a
-/// fixed address: no dynamic loader runs at its start. keepalived starts a
-/// one-shot check hundreds of times a second, and loading and relocating
-/// libc.so and binding vipcheck's imports to it was 0.28 ms of a warm
-/// check's CPU (1.14 → 0.86 ms above an empty process, measured side by
-/// side). rustc links statically only for a crate built with
-/// `crt-static`, and a proc-macro crate cannot be built so: hence an
-/// explicit `--target` (proc-macros and build scripts stay the host's
-/// ordinary builds), which puts the binary in `target/TRIPLE/release/`.
-/// `VIPCHECK_PIE=1` builds a dynamically linked PIE instead (the plain
-/// `cargo build --release`).
 fn release_build() -> Result<Result<PathBuf, ExitCode>> {
     xtask::setup::run()?;
-    let host = host_triple()?;
-    let pie = std::env::var("VIPCHECK_PIE").is_ok_and(|v| v == "1");
-    let static_glibc = host.ends_with("-linux-gnu") && !pie;
-    let mut build = cargo(&["build", "--release"]);
-    if static_glibc {
-        build.args(["--target", &host]);
-        let var = format!(
-            "CARGO_TARGET_{}_RUSTFLAGS",
-            host.to_uppercase().replace(['-', '.'], "_")
-        );
-        let mut flags = std::env::var(&var).unwrap_or_default();
-        flags.push_str(" -C target-feature=+crt-static -C relocation-model=static");
-        build.env(var, flags.trim_start());
-    }
-    let built = run_steps(vec![build])?;
-    if built != ExitCode::SUCCESS {
-        return Ok(Err(built));
-    }
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
-    let release = if static_glibc {
-        target.join(&host).join("release")
-    } else {
-        target.join("release")
-    };
-    let vipcheck = release.join("vipcheck");
+    let plan = xtask::release::Plan::new(target)?;
+    if plan.pgo() {
+        let built = run_steps(vec![plan.instrumented_build(&workspace_root())])?;
+        if built != ExitCode::SUCCESS {
+            return Ok(Err(built));
+        }
+        xtask::release::train(&plan)?;
+    }
+    let built = run_steps(vec![plan.final_build(&workspace_root())])?;
+    if built != ExitCode::SUCCESS {
+        return Ok(Err(built));
+    }
+    let vipcheck = plan.binary();
     if !vipcheck.is_file() {
         bail!("{} is missing after the release build", vipcheck.display());
     }
     Ok(Ok(vipcheck))
-}
-
-/// The triple rustc builds for by default (`host:` of `rustc -vV`).
-fn host_triple() -> Result<String> {
-    let out = Command::new("rustc")
-        .arg("-vV")
-        .output()
-        .context("cannot run rustc -vV")?;
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|line| line.strip_prefix("host: "))
-        .map(|host| host.trim().to_owned())
-        .context("rustc -vV names no host")
 }
 
 fn dist(deb: bool, out: Option<PathBuf>) -> Result<ExitCode> {

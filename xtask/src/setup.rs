@@ -42,6 +42,10 @@ pub const CARGO_FUZZ_VERSION: &str = "0.13.2";
 pub fn run() -> Result<()> {
     crate::require_root("`cargo xtask setup` (apt-get)")?;
     step("Debian packages", ensure_packages)?;
+    step(
+        "llvm-tools (llvm-profdata, for the release build's profile)",
+        ensure_llvm_tools,
+    )?;
     fuzz_tools()
 }
 
@@ -117,6 +121,20 @@ fn ensure_rust_src() -> Result<Outcome> {
         "--toolchain",
         "nightly",
     ]))?;
+    Ok(Outcome::Installed)
+}
+
+/// rustup's llvm-tools of the toolchain that builds: its llvm-profdata
+/// merges the profile of the release build's training checks.
+fn ensure_llvm_tools() -> Result<Outcome> {
+    let installed = stdout_of(Command::new("rustup").args(["component", "list", "--installed"]))?;
+    if installed
+        .lines()
+        .any(|l| l.trim().starts_with("llvm-tools"))
+    {
+        return Ok(Outcome::Present);
+    }
+    run_ok(Command::new("rustup").args(["component", "add", "llvm-tools"]))?;
     Ok(Outcome::Installed)
 }
 
