@@ -118,7 +118,7 @@ impl Plan {
 }
 
 /// Runs checks of every kind (tcp to a healthy, a closed and an IPv6 real
-/// server, http, https, the C checkers' names) with the instrumented
+/// server, http, https, the C checkers' names, an audit) with the instrumented
 /// binary in a lab of its own, and merges their profile for the final
 /// build. Nothing to do when the profile is newer than the instrumented
 /// binary (cargo rebuilt nothing since it was made).
@@ -139,6 +139,21 @@ pub fn train(plan: &Plan) -> Result<()> {
     for name in ["check_tcp_raw", "check_http_raw"] {
         std::os::unix::fs::symlink(&binary, names.join(name))?;
     }
+    // An audit's targets: the engine's many-flow path, the config reader
+    // and the table.
+    let targets = plan.pgo_dir().join("targets.toml");
+    std::fs::write(
+        &targets,
+        format!(
+            "[defaults]\niface = \"{}\"\ncheck = \"tcp\"\n\
+             [[vip]]\naddress = \"{VIP}\"\nport = {HTTP_PORT}\n\
+             [[vip.real_server]]\naddress = \"{OK_IP}\"\n\
+             [[vip]]\naddress = \"{VIP}\"\nport = {HTTPS_PORT}\n\
+             [[vip.real_server]]\naddress = \"{OK_IP}\"\n",
+            crate::lab::LB_IFACE
+        ),
+    )?;
+    let targets = targets.display().to_string();
     let lab = Lab::up(Role::Backup)?;
     let (rs, closed, vip) = (OK_IP.to_string(), CLOSED_IP.to_string(), VIP.to_string());
     let (rs6, vip6) = (Host::Ok.ip6().to_string(), VIP6.to_string());
@@ -179,6 +194,7 @@ pub fn train(plan: &Plan) -> Result<()> {
             0,
         ),
         (names.join("check_tcp_raw"), tcp[1..].to_vec(), 10, 0),
+        (binary.clone(), vec!["audit", "--targets", &targets], 5, 0),
         (
             names.join("check_http_raw"),
             vec!["-S", "200", iface, &rs, &vip, &http, "lab.example", "/"],
