@@ -125,6 +125,33 @@ impl Contender {
         self
     }
 
+    /// One more run, under GNU time, for the program's own peak RSS. A
+    /// process's peak RSS counts that of the process it was started from
+    /// (the kernel keeps the larger at exec): a program started by the
+    /// bench (11 MiB) would show the bench's; time, which forks it, is
+    /// 1 MiB.
+    fn peak_rss(&mut self, lab: &Lab) -> Result<()> {
+        let mut cmd = Command::new("/usr/bin/time");
+        cmd.args(["-f", "%M"])
+            .arg(&self.program)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let out = crate::lab::netns::run_in(lab.lb_ns(), || cmd.output())
+            .with_context(|| format!("cannot run {cmd:?}"))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            bail!("{} failed (peak RSS run): {}", self.name, stderr.trim());
+        }
+        // The format's line is the last.
+        self.max_rss_kib = stderr
+            .lines()
+            .last()
+            .and_then(|line| line.trim().parse().ok())
+            .with_context(|| format!("no peak RSS from time for {}: {stderr:?}", self.name))?;
+        Ok(())
+    }
+
     /// One run; `keep`: record it (not a warm-up).
     fn run(&mut self, lab: &Lab, keep: bool) -> Result<()> {
         let mut cmd = Command::new(&self.program);
@@ -139,7 +166,6 @@ impl Contender {
             self.failed += usize::from(!out.0);
             self.wall.push(wall);
             self.cpu.push(usage.cpu);
-            self.max_rss_kib = self.max_rss_kib.max(usage.max_rss_kib);
             if self.verdict_time
                 && let Some(t) = verdict_time(&out.1)
             {
@@ -340,6 +366,9 @@ fn warm(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<Vec<Row>> {
         ));
     }
     interleave(lab, &mut c, options.runs)?;
+    for contender in &mut c {
+        contender.peak_rss(lab)?;
+    }
     // Memory: one run each of the big ones, beside the 20 KiB of a warm run.
     let mut memory = vec![
         Contender::new(
@@ -361,6 +390,9 @@ fn warm(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<Vec<Row>> {
         .vipcheck(),
     ];
     interleave(lab, &mut memory, if options.quick { 1 } else { 5 })?;
+    for contender in &mut memory {
+        contender.peak_rss(lab)?;
+    }
     Ok(rows_of(c.into_iter().chain(memory)))
 }
 

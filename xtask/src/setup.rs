@@ -14,8 +14,9 @@ use anyhow::{Context, Result, bail};
 /// tests use to make loss, capture, and inspect interfaces and BPF, and
 /// keepalived, which lab tests run on the LB to see how it runs scripts,
 /// dpkg-dev for the `Depends` of `cargo xtask dist --deb`
-/// (dpkg-shlibdeps), and iperf3 for the bench's cost to the LB's traffic.
-pub const PACKAGES: [&str; 12] = [
+/// (dpkg-shlibdeps), iperf3 for the bench's cost to the LB's traffic and
+/// GNU time for its peak RSS of a check.
+pub const PACKAGES: [&str; 13] = [
     "nginx-light",
     "iproute2",
     "nftables",
@@ -28,6 +29,7 @@ pub const PACKAGES: [&str; 12] = [
     "keepalived",
     "dpkg-dev",
     "iperf3",
+    "time",
 ];
 
 enum Outcome {
@@ -311,7 +313,8 @@ mod tests {
                 "bpftool",
                 "keepalived",
                 "dpkg-dev",
-                "iperf3"
+                "iperf3",
+                "time"
             ]
         );
         let all: String = PACKAGES
