@@ -306,13 +306,14 @@ fn run_fuzz(seconds: u64, target: Option<&str>) -> Result<ExitCode> {
 /// Setup, the release build of vipcheck (see `xtask::release`: static,
 /// with a profile of its own checks), and the path of the binary
 /// (`Err(exit)` if a build failed). The demo, the bench and `dist` (the
-/// .deb) all take this one.
-fn release_build() -> Result<Result<PathBuf, ExitCode>> {
+/// .deb) all take this one; `pgo: false` (the bench's dry run) builds
+/// without a profile.
+fn release_build(pgo: bool) -> Result<Result<PathBuf, ExitCode>> {
     xtask::setup::run()?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target"));
-    let plan = xtask::release::Plan::new(target)?;
+    let plan = xtask::release::Plan::new(target, pgo)?;
     if plan.pgo() {
         let built = run_steps(vec![plan.instrumented_build(&workspace_root())])?;
         if built != ExitCode::SUCCESS {
@@ -338,7 +339,7 @@ fn dist(deb: bool, out: Option<PathBuf>) -> Result<ExitCode> {
             bail!("{} is not empty", dir.display());
         }
     }
-    let vipcheck = match release_build()? {
+    let vipcheck = match release_build(true)? {
         Ok(path) => path,
         Err(code) => return Ok(code),
     };
@@ -413,7 +414,7 @@ fn demo_audit(lab: &Lab, vipcheck: &std::path::Path) -> Result<bool> {
 
 fn bench(runs: usize, scale: u32, quick: bool) -> Result<ExitCode> {
     xtask::require_root("`cargo xtask bench` (apt-get, the lab)")?;
-    let vipcheck = match release_build()? {
+    let vipcheck = match release_build(!quick)? {
         Ok(path) => path,
         Err(code) => return Ok(code),
     };
@@ -464,7 +465,7 @@ fn floor(what: &str, addr: Option<&str>) -> Result<ExitCode> {
 
 fn demo() -> Result<ExitCode> {
     xtask::require_root("`cargo xtask demo` (apt-get, the lab)")?;
-    let vipcheck = match release_build()? {
+    let vipcheck = match release_build(true)? {
         Ok(path) => path,
         Err(code) => return Ok(code),
     };

@@ -30,25 +30,37 @@ use crate::lab::{CLOSED_IP, HTTP_PORT, HTTPS_PORT, Host, Lab, OK_IP, Role, VIP, 
 pub struct Plan {
     host: String,
     target_dir: PathBuf,
-    /// Static, with PGO (a glibc host, not `VIPCHECK_PIE=1`).
+    /// Static (a glibc host, not `VIPCHECK_PIE=1`).
     optimized: bool,
+    /// And with a profile.
+    pgo: bool,
 }
 
 impl Plan {
-    /// The plan for this host, building in `target_dir`.
-    pub fn new(target_dir: PathBuf) -> Result<Plan> {
+    /// The plan for this host, building in `target_dir`. Without `pgo`
+    /// (the bench's dry run, which measures nothing: one build instead of
+    /// two), a static build without a profile, in a target directory of
+    /// its own (`target_dir/no-pgo`: other flags would make cargo rebuild
+    /// everything at each switch).
+    pub fn new(target_dir: PathBuf, pgo: bool) -> Result<Plan> {
         let host = host_triple()?;
         let pie = std::env::var("VIPCHECK_PIE").is_ok_and(|v| v == "1");
+        let optimized = host.ends_with("-linux-gnu") && !pie;
         Ok(Plan {
-            optimized: host.ends_with("-linux-gnu") && !pie,
+            optimized,
+            pgo: optimized && pgo,
+            target_dir: if optimized && !pgo {
+                target_dir.join("no-pgo")
+            } else {
+                target_dir
+            },
             host,
-            target_dir,
         })
     }
 
     /// Whether the build takes a profile (and so needs [`train`]).
     pub fn pgo(&self) -> bool {
-        self.optimized
+        self.pgo
     }
 
     fn pgo_dir(&self) -> PathBuf {
@@ -80,6 +92,11 @@ impl Plan {
         if !self.optimized {
             let mut cmd = Command::new("cargo");
             cmd.args(["build", "--release"]).current_dir(root);
+            return cmd;
+        }
+        if !self.pgo {
+            let mut cmd = self.cargo(root, "");
+            cmd.env("CARGO_TARGET_DIR", &self.target_dir);
             return cmd;
         }
         self.cargo(
