@@ -198,8 +198,6 @@ pub fn debian_version(cargo_version: &str) -> String {
     cargo_version.replace('-', "~")
 }
 
-/// `Depends` of the binary at `binary` (relative to `work`) as
-/// dpkg-shlibdeps computes them from the libraries it links.
 /// Whether the ELF file names a program interpreter (PT_INTERP): a
 /// dynamically linked executable.
 pub fn has_interpreter(path: &Path) -> Result<bool> {
@@ -214,6 +212,8 @@ pub fn has_interpreter(path: &Path) -> Result<bool> {
         .any(|header| header.p_type(endian) == object::elf::PT_INTERP))
 }
 
+/// `Depends` of the binary at `binary` (relative to `work`) as
+/// dpkg-shlibdeps computes them from the libraries it links.
 fn shlibs_depends(work: &Path, binary: &str) -> Result<String> {
     let out = Command::new("dpkg-shlibdeps")
         .args(["-O", binary])

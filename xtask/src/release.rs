@@ -75,9 +75,11 @@ impl Plan {
     /// its own: other flags would rebuild everything in turn).
     pub fn instrumented_build(&self, root: &Path) -> Command {
         let raw = self.pgo_dir().join("raw");
-        let mut cmd = self.cargo(root, &format!("-Cprofile-generate={}", raw.display()));
-        cmd.env("CARGO_TARGET_DIR", self.pgo_dir().join("build"));
-        cmd
+        self.cargo(
+            root,
+            &self.pgo_dir().join("build"),
+            &format!("-Cprofile-generate={}", raw.display()),
+        )
     }
 
     fn instrumented_binary(&self) -> PathBuf {
@@ -94,15 +96,12 @@ impl Plan {
             cmd.args(["build", "--release"]).current_dir(root);
             return cmd;
         }
-        if !self.pgo {
-            let mut cmd = self.cargo(root, "");
-            cmd.env("CARGO_TARGET_DIR", &self.target_dir);
-            return cmd;
-        }
-        self.cargo(
-            root,
-            &format!("-Cprofile-use={}", self.profdata().display()),
-        )
+        let profile = if self.pgo {
+            format!("-Cprofile-use={}", self.profdata().display())
+        } else {
+            String::new()
+        };
+        self.cargo(root, &self.target_dir, &profile)
     }
 
     /// Where [`Plan::final_build`] puts the binary.
@@ -114,9 +113,10 @@ impl Plan {
         }
     }
 
-    /// A static build of vipcheck for the host with `extra` rustc flags
-    /// (added to what CARGO_TARGET_<HOST>_RUSTFLAGS already says).
-    fn cargo(&self, root: &Path, extra: &str) -> Command {
+    /// A static build of vipcheck for the host in `target_dir` with
+    /// `extra` rustc flags (added to what CARGO_TARGET_<HOST>_RUSTFLAGS
+    /// already says).
+    fn cargo(&self, root: &Path, target_dir: &Path, extra: &str) -> Command {
         let var = format!(
             "CARGO_TARGET_{}_RUSTFLAGS",
             self.host.to_uppercase().replace(['-', '.'], "_")
@@ -129,6 +129,7 @@ impl Plan {
         cmd.args(["build", "--release", "-p", "checker", "--bin", "vipcheck"])
             .args(["--target", &self.host])
             .env(var, flags.trim_start())
+            .env("CARGO_TARGET_DIR", target_dir)
             .current_dir(root);
         cmd
     }
@@ -257,7 +258,7 @@ pub fn train(plan: &Plan) -> Result<()> {
             raw.display()
         );
     }
-    let status = Command::new(llvm_profdata()?)
+    let status = Command::new(llvm_profdata(&plan.host)?)
         .arg("merge")
         .arg("-o")
         .arg(plan.profdata())
@@ -283,11 +284,11 @@ fn modified(path: &Path) -> Result<std::time::SystemTime> {
 
 /// The llvm-profdata of the rustc that builds (rustup's `llvm-tools`
 /// component, which `cargo xtask setup` adds).
-fn llvm_profdata() -> Result<PathBuf> {
+fn llvm_profdata(host: &str) -> Result<PathBuf> {
     let sysroot = crate::setup::stdout_of(Command::new("rustc").args(["--print", "sysroot"]))?;
     let path = Path::new(sysroot.trim())
         .join("lib/rustlib")
-        .join(host_triple()?)
+        .join(host)
         .join("bin/llvm-profdata");
     if !path.is_file() {
         bail!(
