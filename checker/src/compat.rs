@@ -39,6 +39,134 @@ pub fn invoked_as(argv0: &OsStr) -> Option<&'static str> {
     NAMES.iter().copied().find(|n| OsStr::new(n) == name)
 }
 
+/// The native subcommands (and clap's `help`): a command line whose first
+/// positional word is one of them is vipcheck's own.
+pub const SUBCOMMANDS: [&str; 11] = [
+    "tcp",
+    "http",
+    "https",
+    "audit",
+    "daemon",
+    "keepalived",
+    "compat",
+    "completions",
+    "man",
+    "xdp",
+    "help",
+];
+
+/// How vipcheck came to read a command line as a C checker's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Invoked {
+    /// argv[0] names the checker (a hard link, a copy, a symlink run
+    /// under its own path).
+    ByName,
+    /// argv[0] is vipcheck's own name, and the arguments have a C
+    /// checker's shape: keepalived with `enable_script_security` runs a
+    /// symlinked script under its resolved path, so the name is lost.
+    ByShape,
+}
+
+/// The C checker whose command line `args` (after argv[0]) has the shape
+/// of, when it is not a native one. Read with the union of the three C
+/// grammars (GNU style: options anywhere, clustered short options, `--`):
+/// a line whose first positional word is a [`SUBCOMMANDS`] entry, or that
+/// has none (`--help`, `--version`), is native; so is one of fewer than
+/// four positional words and no option of the C checkers but `-v` (a
+/// mistyped subcommand: `vipcheck bogus`). Any other is a C line, named
+/// by its options (one of `-M -H -S -R -B -A`: check_http_raw; `-c`:
+/// check_tcp_raw) or else by its positionals (4: check_tcp_raw, 6:
+/// check_http_raw, 7: check_http_get_raw; other counts the nearest, whose
+/// parser then says what is missing or extra). So keepalived's C verdicts
+/// (exit 0 or 1) hold whatever path it runs the script by, while a native
+/// command line keeps its own statuses.
+pub fn by_shape(args: &[OsString]) -> Option<&'static str> {
+    let mut positionals = 0usize;
+    let mut first = None;
+    let mut http_raw = false;
+    let mut tcp_raw = false;
+    // An option that only the C grammars have (not -v).
+    let mut c_option = false;
+    let mut words = args.iter();
+    let mut options_end = false;
+    while let Some(word) = words.next() {
+        let w = word.to_string_lossy();
+        if options_end || w == "-" || !w.starts_with('-') {
+            positionals += 1;
+            if first.is_none() {
+                first = Some(w.into_owned());
+            }
+            continue;
+        }
+        if w == "--" {
+            options_end = true;
+            continue;
+        }
+        if let Some(long) = w.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((n, _)) => (n, true),
+                None => (long, false),
+            };
+            match name {
+                "method" | "header" | "status-code" | "response-header" | "body" | "hash" => {
+                    http_raw = true
+                }
+                "clean-close" => tcp_raw = true,
+                _ => {}
+            }
+            c_option |= matches!(name, "role-file" | "timeout" | "usage" | "clean-close");
+            c_option |= http_raw;
+            let takes_value = matches!(
+                name,
+                "role-file"
+                    | "timeout"
+                    | "pcap"
+                    | "method"
+                    | "header"
+                    | "status-code"
+                    | "response-header"
+                    | "body"
+                    | "hash"
+            );
+            if takes_value && !inline {
+                words.next();
+            }
+            continue;
+        }
+        // A cluster of short options: the first that takes a value takes
+        // the rest of the word, or the next word.
+        for (i, c) in w.char_indices().skip(1) {
+            match c {
+                'M' | 'H' | 'S' | 'R' | 'B' | 'A' => http_raw = true,
+                'c' => tcp_raw = true,
+                _ => {}
+            }
+            c_option |= c != 'v' && c != 'h' && c != 'V';
+            if matches!(c, 'r' | 't' | 'M' | 'H' | 'S' | 'R' | 'B' | 'A') {
+                if i + c.len_utf8() == w.len() {
+                    words.next();
+                }
+                break;
+            }
+        }
+    }
+    let first = first?;
+    if SUBCOMMANDS.contains(&first.as_str()) || (positionals < 4 && !c_option) {
+        return None;
+    }
+    Some(if http_raw {
+        "check_http_raw"
+    } else if tcp_raw {
+        "check_tcp_raw"
+    } else {
+        match positionals {
+            0..=4 => "check_tcp_raw",
+            5 | 6 => "check_http_raw",
+            _ => "check_http_get_raw",
+        }
+    })
+}
+
 /// What every C checker takes.
 #[derive(Debug, Args)]
 struct Common {
@@ -193,7 +321,16 @@ const FAILED: i32 = 1;
 
 /// Runs vipcheck as the C checker `name` with `args` (after argv[0]);
 /// returns the exit status, 0 or 1.
-pub fn main(name: &str, args: &[OsString]) -> i32 {
+pub fn main(name: &str, args: &[OsString], invoked: Invoked) -> i32 {
+    // Who speaks in errors: the C name, or vipcheck saying how it read
+    // a line that named no subcommand.
+    let speaker = match invoked {
+        Invoked::ByName => name.to_string(),
+        Invoked::ByShape => format!(
+            "vipcheck (no subcommand: read as a {name} command line; 'vipcheck --help' for \
+             its own)"
+        ),
+    };
     let words = std::iter::once(OsString::from(name)).chain(args.iter().cloned());
     // GNU argp answers --usage whatever else the line holds.
     if args
@@ -218,7 +355,7 @@ pub fn main(name: &str, args: &[OsString]) -> i32 {
         }
         Err(e) => {
             note!(
-                "{name}: {} (see '{name} --help')",
+                "{speaker}: {} (see '{name} --help')",
                 crate::cli::usage_message(&e)
             );
             return FAILED;
@@ -227,7 +364,7 @@ pub fn main(name: &str, args: &[OsString]) -> i32 {
     let (plan, common) = match parsed.plan() {
         Ok(plan) => plan,
         Err(message) => {
-            note!("{name}: {message} (see '{name} --help')");
+            note!("{speaker}: {message} (see '{name} --help')");
             return FAILED;
         }
     };
@@ -242,7 +379,7 @@ pub fn main(name: &str, args: &[OsString]) -> i32 {
             if verdict.healthy { HEALTHY } else { FAILED }
         }
         Err(e) => {
-            note!("{name}: {e}");
+            note!("{speaker}: {e}");
             FAILED
         }
     }
@@ -555,52 +692,83 @@ fn check_once(plan: &Plan, target: &Target) -> Result<Verdict, Error> {
     }
 }
 
+/// What `vipcheck compat install` did with one C name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Installed {
+    Created(PathBuf),
+    /// A link to an older vipcheck binary (one a package upgrade left
+    /// behind) now links to this one.
+    Replaced(PathBuf),
+}
+
 /// `vipcheck compat install DIR`: a link to this binary under each C
-/// name, idempotent; a file there that is not already a link to vipcheck
-/// is never replaced. A hard link where DIR is on vipcheck's file system:
-/// keepalived with `enable_script_security` runs a symlinked script under
-/// its resolved path, so the C name would be lost; a symlink otherwise,
-/// with a warning (the second value).
-pub fn install(dir: &Path) -> Result<(Vec<PathBuf>, Option<String>), Error> {
+/// name, idempotent. A link there to an older vipcheck binary (a hard link
+/// keeps the old file alive after a package upgrade, and keepalived would
+/// go on running it) is replaced, atomically; any other file is never
+/// replaced, and then nothing is changed. A hard link where DIR is on
+/// vipcheck's file system (keepalived with `enable_script_security` runs a
+/// symlinked script under its resolved path, and vipcheck then knows the C
+/// line by its shape, see [`by_shape`]); a symlink otherwise, with a
+/// warning (the second value).
+pub fn install(dir: &Path) -> Result<(Vec<Installed>, Option<String>), Error> {
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .map_err(|e| Error::io("finding the vipcheck binary", e))?;
-    let mut made = Vec::new();
-    let mut warning = None;
+    // Every name is judged before anything changes.
+    let mut todo = Vec::new();
     for name in NAMES {
         let link = dir.join(name);
         match std::fs::symlink_metadata(&link) {
+            Ok(_) if is_link_to(&link, &exe) => {}
+            Ok(_) if is_older_vipcheck(&link) => todo.push((link, true)),
             Ok(_) => {
-                if !is_link_to(&link, &exe) {
-                    return Err(Error::Usage(format!(
-                        "{} exists and is not a link to {}; remove it first",
-                        link.display(),
-                        exe.display()
-                    )));
-                }
+                return Err(Error::Usage(format!(
+                    "{} exists and is not a link to {} (nor to an older vipcheck); remove it first",
+                    link.display(),
+                    exe.display()
+                )));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let made_link = match std::fs::hard_link(&exe, &link) {
-                    Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                        warning = Some(format!(
-                            "{} is on another file system than {}: made symlinks, which \
-                             keepalived with enable_script_security runs under vipcheck's \
-                             own name; install into a directory of vipcheck's file system \
-                             for hard links",
-                            dir.display(),
-                            exe.display()
-                        ));
-                        std::os::unix::fs::symlink(&exe, &link)
-                    }
-                    other => other,
-                };
-                made_link.map_err(|e| Error::io(format!("creating {}", link.display()), e))?;
-                made.push(link);
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => todo.push((link, false)),
             Err(e) => return Err(Error::io(format!("reading {}", link.display()), e)),
         }
     }
-    Ok((made, warning))
+    let mut done = Vec::new();
+    let mut warning = None;
+    for (link, replace) in todo {
+        // Made beside it under a temporary name, then renamed over it: the
+        // name never goes missing for keepalived.
+        let temporary = link.with_file_name(format!(
+            ".{}.vipcheck-{}",
+            link.file_name().and_then(|n| n.to_str()).unwrap_or("link"),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&temporary);
+        let made = match std::fs::hard_link(&exe, &temporary) {
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                warning = Some(format!(
+                    "{} is on another file system than {}: made symlinks, which keepalived \
+                     with enable_script_security runs under vipcheck's own name (vipcheck \
+                     then knows a C command line by its shape); install into a directory of \
+                     vipcheck's file system for hard links",
+                    dir.display(),
+                    exe.display()
+                ));
+                std::os::unix::fs::symlink(&exe, &temporary)
+            }
+            other => other,
+        };
+        made.and_then(|()| std::fs::rename(&temporary, &link))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&temporary);
+                Error::io(format!("creating {}", link.display()), e)
+            })?;
+        done.push(if replace {
+            Installed::Replaced(link)
+        } else {
+            Installed::Created(link)
+        });
+    }
+    Ok((done, warning))
 }
 
 /// Whether `path` is `exe` through a symlink or a hard link.
@@ -610,6 +778,33 @@ fn is_link_to(path: &Path, exe: &Path) -> bool {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     }
+}
+
+/// Text that every vipcheck binary holds (its `--help` since the first
+/// version), and no other program.
+const VIPCHECK_MARK: &[u8] = b"Health checks of LVS-DR real servers through the VIP path";
+
+/// Largest file read to tell whether it is a vipcheck binary.
+const MAX_BINARY_BYTES: u64 = 256 << 20;
+
+/// Whether `path` is (or links to) another vipcheck binary: a symlink to a
+/// file named `vipcheck` (even one gone), or an ELF file holding
+/// [`VIPCHECK_MARK`].
+fn is_older_vipcheck(path: &Path) -> bool {
+    if let Ok(target) = std::fs::read_link(path)
+        && target.file_name() == Some(OsStr::new("vipcheck"))
+    {
+        return true;
+    }
+    use std::io::Read;
+    let mut data = Vec::new();
+    let read =
+        std::fs::File::open(path).and_then(|f| f.take(MAX_BINARY_BYTES).read_to_end(&mut data));
+    read.is_ok()
+        && data.starts_with(b"\x7fELF")
+        && data
+            .windows(VIPCHECK_MARK.len())
+            .any(|w| w == VIPCHECK_MARK)
 }
 
 #[cfg(test)]
@@ -676,6 +871,72 @@ mod tests {
             Some("check_http_raw")
         );
         assert_eq!(invoked_as(OsStr::new("vipcheck")), None);
+    }
+
+    fn shape(line: &str) -> Option<&'static str> {
+        let args: Vec<OsString> = line.split_whitespace().map(OsString::from).collect();
+        by_shape(&args)
+    }
+
+    #[test]
+    fn c_lines_known_by_their_shape() {
+        let cases = [
+            ("-t 500 eth0 10.0.0.42 10.0.0.100 80", Some("check_tcp_raw")),
+            ("eth0 10.0.0.42 10.0.0.100 80", Some("check_tcp_raw")),
+            ("-vvc -r /run/role eth0 rs vip 80", Some("check_tcp_raw")),
+            ("eth0 rs vip 80 -t500 --timeout 3", Some("check_tcp_raw")),
+            ("--role-file /x -- eth0 rs vip 80", Some("check_tcp_raw")),
+            ("-t 500 eth0 rs vip 80 h /p", Some("check_http_raw")),
+            (
+                "-vv -t 500 eth0 rs vip 80 h /p d36f",
+                Some("check_http_get_raw"),
+            ),
+            (
+                "--timeout=500 eth0 rs vip 80 h /p d36f",
+                Some("check_http_get_raw"),
+            ),
+            // A validation names check_http_raw, whatever the count.
+            ("-S 200 eth0 rs vip 80 h /p", Some("check_http_raw")),
+            ("-vS200 eth0 rs vip 80 h /p", Some("check_http_raw")),
+            ("--hash=abc eth0 rs vip 80 h", Some("check_http_raw")),
+            ("-H x eth0 rs vip 80 h /p", Some("check_http_raw")),
+            // Values that look like subcommands are values.
+            ("-r tcp eth0 rs vip 80", Some("check_tcp_raw")),
+            ("-M HEAD -B http eth0 rs vip 80 h /", Some("check_http_raw")),
+            // Wrong counts still go to a C parser, which says what is wrong.
+            ("-t 300 eth0 rs vip", Some("check_tcp_raw")),
+            ("--usage eth0", Some("check_tcp_raw")),
+            ("eth0 rs vip 80 h /p x y", Some("check_http_get_raw")),
+            // Native lines stay native.
+            ("tcp eth0 rs vip 80", None),
+            ("-v tcp -t 500 eth0 rs vip 80", None),
+            ("-vv http eth0 rs vip 80 h /", None),
+            ("audit --keepalived /etc/keepalived/keepalived.conf", None),
+            ("help", None),
+            ("bogus", None),
+            ("eth0 rs vip", None),
+            ("-v eth0 rs vip", None),
+            ("--help", None),
+            ("--version", None),
+            ("", None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(shape(line), want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn subcommands_are_all_known() {
+        use clap::CommandFactory;
+        let mut names: Vec<String> = crate::cli::Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        names.push("help".into());
+        names.sort();
+        let mut known: Vec<String> = SUBCOMMANDS.iter().map(|s| s.to_string()).collect();
+        known.sort();
+        assert_eq!(names, known);
     }
 
     #[test]

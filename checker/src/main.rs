@@ -68,7 +68,10 @@ fn run() -> i32 {
     let args: Vec<OsString> = std::env::args_os().collect();
     let rest = args.get(1..).unwrap_or_default();
     if let Some(name) = args.first().and_then(|a| compat::invoked_as(a)) {
-        return compat::main(name, rest);
+        return compat::main(name, rest, compat::Invoked::ByName);
+    }
+    if let Some(name) = compat::by_shape(rest) {
+        return compat::main(name, rest, compat::Invoked::ByShape);
     }
     let cli = match Cli::try_parse_args(&args) {
         Ok(cli) => cli,
@@ -147,9 +150,14 @@ fn run() -> i32 {
         Command::Compat {
             action: CompatAction::Install { dir },
         } => match compat::install(&dir) {
-            Ok((made, warning)) => {
-                for link in made {
-                    say!("created {}", link.display());
+            Ok((done, warning)) => {
+                for installed in done {
+                    match installed {
+                        compat::Installed::Created(link) => say!("created {}", link.display()),
+                        compat::Installed::Replaced(link) => {
+                            say!("replaced {} (a link to an older vipcheck)", link.display())
+                        }
+                    }
                 }
                 if let Some(warning) = warning {
                     note!("vipcheck: {warning}");

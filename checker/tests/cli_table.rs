@@ -453,6 +453,32 @@ fn rows(s: &Scratch) -> Vec<Row> {
             &["h", "/"],
         ),
         compat("check_http_raw", &["-S", "200"], tail, &["h", "/"]),
+        // --- The C lines under vipcheck's own name (keepalived with
+        // enable_script_security runs a symlink by the path it resolves
+        // to): known by their shape, with the C statuses, 0 or 1.
+        row(
+            "vipcheck",
+            &["-t", "300", NOSUCH, RS, VIP, "80"],
+            COMPAT_FAIL,
+        ),
+        row(
+            "vipcheck",
+            &[NOSUCH, RS, VIP, "80", "h", "/", MD5],
+            COMPAT_FAIL,
+        ),
+        row(
+            "vipcheck",
+            &["-S", "200", NOSUCH, RS, VIP, "80", "h", "/"],
+            COMPAT_FAIL,
+        ),
+        row(
+            "vipcheck",
+            &["-M", "POST", "-S", "200", NOSUCH, RS, VIP, "80", "h", "/"],
+            COMPAT_FAIL,
+        ),
+        row("vipcheck", &["-t", "300", NOSUCH, RS, VIP], COMPAT_FAIL),
+        // Too few words and no C option: a mistyped subcommand.
+        row("vipcheck", &[NOSUCH, RS, VIP], USAGE),
     ]
 }
 

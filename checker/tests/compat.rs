@@ -524,63 +524,73 @@ fn empty_environment_closed_stdin_and_host_names() {
     assert!(out.stderr.contains("no-such-host.lab.test"), "{out:?}");
 }
 
-#[test]
-fn keepalived_runs_the_compat_names_as_check_scripts() {
-    use xtask::lab::{KeepalivedConfig, VrrpScript};
-    let lab = lab(Role::Backup);
-    let links = Links::new();
+/// The three C command lines, each run by keepalived through a hard link
+/// (`vipcheck compat install`) and through a symlink, against a healthy
+/// real server and one without the VIP: (script name, command, healthy).
+fn c_scripts(links: &Links) -> Vec<(String, String, bool)> {
     let md5 = index_md5();
     let vip = VIP.to_string();
-    let line = |name: &str, rs: std::net::Ipv4Addr, tail: &str| {
-        format!(
-            "{} -t 300 {LB_IFACE} {rs} {vip} 80{tail}",
-            links.path(name).display()
-        )
-    };
-    let get_tail = format!(" lab.example / {md5}");
-    let raw_tail = " lab.example /".to_string();
-    let scripts = [
-        ("tcp_ok", line("check_tcp_raw", OK_IP, ""), true),
-        ("tcp_novip", line("check_tcp_raw", NOVIP_IP, ""), false),
-        ("get_ok", line("check_http_get_raw", OK_IP, &get_tail), true),
-        (
-            "get_novip",
-            line("check_http_get_raw", NOVIP_IP, &get_tail),
-            false,
-        ),
-        (
-            "raw_ok",
-            line("check_http_raw", OK_IP, &raw_tail).replacen(" -t 300", " -t 300 -S 200", 1),
-            true,
-        ),
-        (
-            "raw_novip",
-            line("check_http_raw", NOVIP_IP, &raw_tail).replacen(" -t 300", " -t 300 -S 200", 1),
-            false,
-        ),
-    ];
-    let config = KeepalivedConfig::new(
-        scripts
-            .iter()
-            .map(|(name, command, _)| VrrpScript::new(*name, command.clone(), 1)),
-    );
-    let keepalived = match lab.keepalived(&config) {
-        Ok(k) => k,
-        Err(e) => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr(),
-                "SKIPPED: keepalived cannot start here: {e:#}"
-            );
-            return;
+    // Symlinks under the C names, in a directory of their own.
+    let symlinks = links.file("sym", None);
+    std::fs::create_dir_all(&symlinks).unwrap();
+    for name in ["check_tcp_raw", "check_http_get_raw", "check_http_raw"] {
+        let link = symlinks.join(name);
+        if !link.exists() {
+            std::os::unix::fs::symlink(VIPCHECK, link).unwrap();
         }
-    };
+    }
+    let mut scripts = Vec::new();
+    for (name, options, tail) in [
+        ("check_tcp_raw", "-t 300", String::new()),
+        (
+            "check_http_get_raw",
+            "-t 300",
+            format!(" lab.example / {md5}"),
+        ),
+        (
+            "check_http_raw",
+            "-t 300 -S 200",
+            " lab.example /".to_string(),
+        ),
+    ] {
+        for (kind, path) in [("hard", links.path(name)), ("sym", symlinks.join(name))] {
+            for (rs, healthy) in [(OK_IP, true), (NOVIP_IP, false)] {
+                let script = format!(
+                    "{}_{kind}_{}",
+                    name.trim_start_matches("check_").trim_end_matches("_raw"),
+                    if healthy { "ok" } else { "novip" }
+                );
+                let command = format!(
+                    "{} {options} {LB_IFACE} {rs} {vip} 80{tail}",
+                    path.display()
+                );
+                scripts.push((script, command, healthy));
+            }
+        }
+    }
+    scripts
+}
+
+/// keepalived runs `scripts` (`vrrp_script`s, as it runs a MISC_CHECK):
+/// each gives its verdict within two intervals, and never the reverse.
+fn keepalived_verdicts(
+    lab: &Lab,
+    scripts: &[(String, String, bool)],
+    config: xtask::lab::KeepalivedConfig,
+) {
+    use xtask::lab::VrrpScript;
+    let mut config = config;
+    config.scripts = scripts
+        .iter()
+        .map(|(name, command, _)| VrrpScript::new(name.clone(), command.clone(), 1))
+        .collect();
+    let keepalived = lab.keepalived(&config).expect("keepalived cannot start");
     let started = Instant::now();
-    for (name, _, healthy) in &scripts {
+    for (name, _, healthy) in scripts {
         let expected = if *healthy {
             format!("VRRP_Script({name}) succeeded")
         } else {
-            format!("VRRP_Script({name}) failed")
+            format!("VRRP_Script({name}) failed (exited with status 1)")
         };
         // Within two intervals of one second.
         let seen = keepalived.wait_for(expected.as_str(), Duration::from_secs(2));
@@ -593,7 +603,7 @@ fn keepalived_runs_the_compat_names_as_check_scripts() {
     // A few more intervals: never the reverse.
     std::thread::sleep(Duration::from_secs(3).saturating_sub(started.elapsed()));
     let lines = keepalived.lines();
-    for (name, _, healthy) in &scripts {
+    for (name, _, healthy) in scripts {
         let wrong = if *healthy {
             format!("VRRP_Script({name}) failed")
         } else {
@@ -604,14 +614,30 @@ fn keepalived_runs_the_compat_names_as_check_scripts() {
             "{wrong}: {lines:#?}"
         );
     }
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
-        "keepalived log: {:#?}",
-        lines
-            .iter()
-            .filter(|l| l.contains("VRRP_Script("))
-            .collect::<Vec<_>>()
+}
+
+/// keepalived with `enable_script_security` (what its documentation
+/// recommends) runs a symlinked script under the path the link resolves
+/// to: argv[0] is vipcheck's own, and the C line is known by its shape.
+#[test]
+fn keepalived_runs_the_compat_names_as_check_scripts() {
+    let lab = lab(Role::Backup);
+    let links = Links::new();
+    let scripts = c_scripts(&links);
+    keepalived_verdicts(&lab, &scripts, xtask::lab::KeepalivedConfig::default());
+}
+
+/// Without `enable_script_security` keepalived runs a symlink under its
+/// own path (and so does 2.3's `use_symlink_paths`): the C name is argv[0].
+#[test]
+fn keepalived_without_script_security_runs_the_compat_names() {
+    let lab = lab(Role::Backup);
+    let links = Links::new();
+    let scripts = c_scripts(&links);
+    keepalived_verdicts(
+        &lab,
+        &scripts,
+        xtask::lab::KeepalivedConfig::default().without_script_security(),
     );
 }
 
@@ -642,14 +668,60 @@ fn compat_install_never_replaces_a_stranger() {
         "#!/bin/sh\nexit 0\n",
         "the stranger was replaced"
     );
+    // Nothing was changed: every name is judged first.
+    assert!(
+        !dir.join("check_tcp_raw").exists(),
+        "installed beside a stranger"
+    );
+
+    // What a package upgrade leaves: a hard link still holding the old
+    // binary (a copy of vipcheck, another inode), a symlink to a vipcheck
+    // that is gone. Both are replaced; the stranger still blocks it all.
+    std::fs::copy(VIPCHECK, dir.join("check_tcp_raw")).unwrap();
+    std::os::unix::fs::symlink(
+        "/opt/vipcheck-0.1/bin/vipcheck",
+        dir.join("check_http_get_raw"),
+    )
+    .unwrap();
+    let install = || {
+        Command::new(VIPCHECK)
+            .args(["compat", "install"])
+            .arg(&dir)
+            .output()
+            .unwrap()
+    };
+    assert_eq!(install().status.code(), Some(2));
+    std::fs::remove_file(dir.join("check_http_raw")).unwrap();
+    let out = install();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("replaced")
+            && stdout.contains("check_tcp_raw (a link to an older vipcheck)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("check_http_get_raw (a link to an older vipcheck)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("created") && stdout.contains("check_http_raw"),
+        "{stdout}"
+    );
     // Hard links on vipcheck's file system.
     use std::os::unix::fs::MetadataExt;
     let exe = std::fs::metadata(VIPCHECK).unwrap();
-    let link = std::fs::symlink_metadata(dir.join("check_tcp_raw")).unwrap();
-    assert!(
-        link.file_type().is_file() && link.ino() == exe.ino(),
-        "not a hard link"
-    );
+    for name in ["check_tcp_raw", "check_http_get_raw", "check_http_raw"] {
+        let link = std::fs::symlink_metadata(dir.join(name)).unwrap();
+        assert!(
+            link.file_type().is_file() && link.ino() == exe.ino(),
+            "{name}: not a hard link to vipcheck"
+        );
+    }
+    // No temporary file left, and a second run changes nothing.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3);
+    let out = install();
+    assert!(out.status.success() && out.stdout.is_empty(), "{out:?}");
 }
 
 #[test]

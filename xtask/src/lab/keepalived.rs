@@ -219,14 +219,25 @@ impl TrackFile {
 pub struct KeepalivedConfig {
     pub scripts: Vec<VrrpScript>,
     pub track_files: Vec<TrackFile>,
+    /// Leave `enable_script_security` out of `global_defs` (keepalived
+    /// then warns "SECURITY VIOLATION" and runs a symlinked script under
+    /// the link's own path; with it, under the path the link resolves to).
+    pub without_script_security: bool,
 }
 
 impl KeepalivedConfig {
     pub fn new(scripts: impl IntoIterator<Item = VrrpScript>) -> Self {
         KeepalivedConfig {
             scripts: scripts.into_iter().collect(),
-            track_files: Vec::new(),
+            ..KeepalivedConfig::default()
         }
+    }
+
+    /// Without `enable_script_security` (see
+    /// [`KeepalivedConfig::without_script_security`]).
+    pub fn without_script_security(mut self) -> Self {
+        self.without_script_security = true;
+        self
     }
 
     /// Adds a `track_file NAME { file PATH weight WEIGHT }` block, tracked
@@ -270,9 +281,13 @@ impl KeepalivedConfig {
         // Script security on, scripts run as root: keepalived then runs
         // them without complaint (it refuses only scripts that a non-root
         // user could replace).
+        let security = if self.without_script_security {
+            ""
+        } else {
+            "    enable_script_security\n"
+        };
         let mut text = format!(
-            "global_defs {{\n    router_id {router_id}\n    enable_script_security\n    \
-             script_user root\n}}\n"
+            "global_defs {{\n    router_id {router_id}\n{security}    script_user root\n}}\n"
         );
         for s in &self.scripts {
             text += &format!(
