@@ -276,14 +276,19 @@ pub fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
     out
 }
 
-/// 0 when every target is healthy, else 1.
+/// 1 when a real server failed its check; else 3 when a check could not
+/// run here (not root, no such interface, BPF refused: as the daemon,
+/// which stops with 3 rather than report real servers down); else 0,
+/// every target healthy.
 pub fn exit_code(outcomes: &[Outcome]) -> i32 {
     if outcomes
         .iter()
-        .all(|o| matches!(&o.result, Ok(v) if v.healthy))
+        .any(|o| matches!(&o.result, Ok(v) if !v.healthy))
     {
-        0
-    } else {
         1
+    } else if outcomes.iter().any(|o| o.result.is_err()) {
+        crate::error::EXIT_CANNOT_RUN
+    } else {
+        0
     }
 }

@@ -46,8 +46,12 @@ pub enum Command {
     /// every validation given (default: status 200-399).
     Http(Box<HttpArgs>),
     /// Check every real server of a keepalived.conf or a targets file once
-    /// through the VIP path: a table of verdicts (exit 0 if all are healthy,
-    /// 1 if any is not, 2 if the file is wrong), and what cannot be checked.
+    /// through the VIP path: a table of verdicts, and what cannot be checked.
+    ///
+    /// Exit status: 0 every real server healthy; 1 a real server failed its
+    /// check; 3 a check could not run here (not root, no such interface,
+    /// BPF refused), and none failed; 2 the file cannot be read, or gives
+    /// nothing to check.
     Audit(AuditArgs),
     /// Check every real server of a keepalived.conf or a targets file every
     /// interval, damped by rise/fall: Prometheus metrics (--metrics) and

@@ -199,7 +199,8 @@ fn checked(
 
 fn audit(args: &vipcheck::cli::AuditArgs) -> i32 {
     use vipcheck::audit;
-    let loaded = match args.input.input().load() {
+    let input = args.input.input();
+    let loaded = match input.load() {
         Ok(loaded) => loaded,
         Err(e) => {
             note!("vipcheck: {e}");
@@ -211,6 +212,10 @@ fn audit(args: &vipcheck::cli::AuditArgs) -> i32 {
         ca: args.tls.ca.clone(),
         insecure: args.tls.insecure,
     };
+    if let Some(e) = loaded.nothing_to_check(input.path()) {
+        note!("vipcheck: {e}");
+        return EXIT_USAGE;
+    }
     let outcomes = match audit::run(loaded.targets, &options) {
         Ok(outcomes) => outcomes,
         Err(e) => return fail(e),

@@ -33,8 +33,10 @@ struct Scratch(PathBuf);
 
 impl Scratch {
     fn new() -> Scratch {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir =
-            Path::new(VIPCHECK).with_file_name(format!("vck-cli-table-{}", std::process::id()));
+            Path::new(VIPCHECK).with_file_name(format!("vck-cli-table-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let out = Command::new(VIPCHECK)
@@ -44,6 +46,13 @@ impl Scratch {
             .unwrap();
         assert!(out.status.success(), "compat install: {out:?}");
         std::fs::write(dir.join("empty.pem"), "").unwrap();
+        std::fs::write(dir.join("empty.conf"), "").unwrap();
+        std::fs::write(
+            dir.join("vrrp-only.conf"),
+            "vrrp_instance VI_1 {\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
+             priority 100\n  virtual_ipaddress {\n    10.0.0.100\n  }\n}\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("plain"), "not a directory\n").unwrap();
         std::fs::write(dir.join("bad.toml"), "[[vip]\naddress = \n").unwrap();
         std::fs::write(
@@ -164,6 +173,9 @@ fn rows(s: &Scratch) -> Vec<Row> {
     let unknown_key = s.path("unknown-key.toml");
     let keepalived = s.path("keepalived.conf");
     let under_file = s.path("plain") + "/track";
+    let plain = s.path("plain");
+    let empty_conf = s.path("empty.conf");
+    let vrrp_only = s.path("vrrp-only.conf");
     let huge = "18446744073709551616";
     let ok = [NOSUCH, RS, VIP];
     let t = |options: &[&str], port: &str, status| tcp(options, ok[0], ok[1], ok[2], port, status);
@@ -275,6 +287,12 @@ fn rows(s: &Scratch) -> Vec<Row> {
         row("vipcheck", &["audit", "--keepalived", &missing], USAGE),
         row("vipcheck", &["audit", "--keepalived", &dir], USAGE),
         row("vipcheck", &["audit", "--keepalived", &keepalived], USAGE),
+        // Nothing to check: said, exit 2 (the daemon does not start).
+        row("vipcheck", &["audit", "--keepalived", &empty_conf], USAGE),
+        row("vipcheck", &["audit", "--keepalived", &vrrp_only], USAGE),
+        row("vipcheck", &["audit", "--keepalived", &plain], USAGE),
+        row("vipcheck", &["daemon", "--keepalived", &empty_conf], USAGE),
+        row("vipcheck", &["daemon", "--keepalived", &vrrp_only], USAGE),
         row(
             "vipcheck",
             &["audit", "--targets", &targets, "--keepalived", &keepalived],
@@ -551,6 +569,23 @@ fn broken(row: &Row, ran: &Ran) -> Option<String> {
         why.push("a panic".to_string());
     }
     (!why.is_empty()).then(|| why.join("; "))
+}
+
+/// An audit none of whose checks could run here (no such interface)
+/// exits 3, as the daemon stops with 3: no real server failed a check.
+#[test]
+fn audit_that_could_not_run_exits_3() {
+    let s = Scratch::new();
+    let out = Command::new(VIPCHECK)
+        .args(["audit", "--targets", &s.path("targets.toml")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(CANNOT_RUN), "{out:?}");
+    assert!(
+        stdout.contains(" error ") && stdout.contains("no interface named"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -109,6 +109,30 @@ pub struct Loaded {
     pub skipped: Vec<Skipped>,
 }
 
+impl Loaded {
+    /// Why `path` gives nothing to check, when it gives no target: a
+    /// daemon or an audit of it would check nothing and say all is well.
+    pub fn nothing_to_check(&self, path: &Path) -> Option<ConfigError> {
+        if !self.targets.is_empty() {
+            return None;
+        }
+        let why = match self.skipped.first() {
+            None => "it has no virtual_server (or target) with a real server to check".to_string(),
+            Some(first) => format!(
+                "each of its {} entries is skipped, the first at {}: {}: {}",
+                self.skipped.len(),
+                first.origin,
+                first.what,
+                first.reason
+            ),
+        };
+        Some(ConfigError::new(
+            path.display().to_string(),
+            format!("nothing to check: {why}; is it the right file?"),
+        ))
+    }
+}
+
 /// A file that cannot be read as asked: where and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {

@@ -46,6 +46,21 @@ impl Input {
             Input::Targets(path) => config::targets::load(path),
         }
     }
+
+    /// [`Input::load`], and an error when it gives nothing to check.
+    pub fn load_checkable(&self) -> std::result::Result<Loaded, ConfigError> {
+        let loaded = self.load()?;
+        match loaded.nothing_to_check(self.path()) {
+            Some(e) => Err(e),
+            None => Ok(loaded),
+        }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            Input::Keepalived(path) | Input::Targets(path) => path,
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -106,7 +121,7 @@ struct Daemon {
 pub fn run(options: DaemonOptions) -> Result<i32> {
     let loaded = options
         .input
-        .load()
+        .load_checkable()
         .map_err(|e| Error::Usage(e.to_string()))?;
     let tls = audit::tls_config(&options.tls)?;
     let track = match &options.track_dir {
@@ -314,7 +329,7 @@ impl Daemon {
     /// SIGHUP: the input again. Unchanged targets keep their state and
     /// schedule; a file that no longer loads changes nothing.
     fn reload(&mut self, now: Instant) {
-        match self.options.input.load() {
+        match self.options.input.load_checkable() {
             Ok(loaded) => self.apply(loaded, now),
             Err(e) => {
                 note!("vipcheck daemon: reload failed, still checking the previous targets: {e}")
