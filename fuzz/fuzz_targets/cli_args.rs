@@ -1,7 +1,8 @@
 //! The native command line (`cli::Cli::try_parse_args`; nothing is run):
 //! one argument a line after `vipcheck`, any bytes (not only UTF-8). No
 //! panic; a usage error renders, as its one-line form too; a check's
-//! target and HTTP check build.
+//! target and HTTP check build; a line that parses as native is never
+//! read as a C checker's by its shape.
 #![no_main]
 
 use std::ffi::OsString;
@@ -16,8 +17,10 @@ fuzz_target!(|data: &[u8]| {
         .map(|a| OsString::from_vec(a.to_vec()))
         .collect();
     let argv = std::iter::once(OsString::from("vipcheck")).chain(args.iter().cloned());
+    let shape = vipcheck::compat::by_shape(&args);
     match Cli::try_parse_args(argv) {
         Ok(cli) => match &cli.command {
+            _ if shape.is_some() => panic!("native line read as {shape:?}"),
             Command::Tcp(a) => {
                 assert_ne!(a.target().port, 0);
             }
