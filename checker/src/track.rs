@@ -396,6 +396,8 @@ mod tests {
             real_server: "198.18.0.11".parse().unwrap(),
             vip: "198.18.0.100".parse().unwrap(),
             port: 80,
+            vs_port: 80,
+            rs_port: 80,
             check: crate::config::CheckSpec::Tcp,
             timeout: std::time::Duration::from_secs(1),
             reply_timeout: None,

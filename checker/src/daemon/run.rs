@@ -108,7 +108,8 @@ pub fn run(options: DaemonOptions) -> Result<i32> {
         .input
         .load()
         .map_err(|e| Error::Usage(e.to_string()))?;
-    let tls = audit::tls_config(&options.tls)?;
+    let tls = audit::TlsConfigs::new(&options.tls);
+    tls.prepare(&loaded.targets)?;
     let track = match &options.track_dir {
         Some(dir) => Some(TrackDir::new(dir).map_err(|e| {
             Error::io(format!("creating the track directory {}", dir.display()), e)
@@ -153,7 +154,7 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
 }
 
 impl Daemon {
-    async fn serve(&mut self, engine: &Rc<Engine>, tls: Arc<rustls::ClientConfig>) -> Result<i32> {
+    async fn serve(&mut self, engine: &Rc<Engine>, tls: Rc<audit::TlsConfigs>) -> Result<i32> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
         let hangup = crate::signals::Signals::catch(&[libc::SIGHUP])
             .map_err(|e| Error::io("catching SIGHUP", e))?;
