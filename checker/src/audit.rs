@@ -297,11 +297,27 @@ fn http_check(
     })
 }
 
+/// What an HTTP(S) check requests: the Host it sends (the given one, else
+/// the real server's address, as keepalived) and the path.
+fn request(target: &AuditTarget) -> Option<(String, &str)> {
+    let spec = target.check.http()?;
+    let host = spec
+        .host
+        .clone()
+        .unwrap_or_else(|| match target.real_server {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+        });
+    Some((host, spec.path.as_str()))
+}
+
 /// The text table of an audit: one line per target, then the skipped.
+/// REQUEST tells the checks of one real server apart: HOST/PATH of an
+/// HTTP(S) check, `-` for TCP.
 pub fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
     let mut out = format!(
-        "{:<26} {:<32} {:<5} {:<9} {:>9}  {}\n",
-        "REAL_SERVER", "VIP:PORT", "CHECK", "VERDICT", "TIME", "REASON"
+        "{:<26} {:<32} {:<5} {:<24} {:<9} {:>9}  {}\n",
+        "REAL_SERVER", "VIP:PORT", "CHECK", "REQUEST", "VERDICT", "TIME", "REASON"
     );
     for o in outcomes {
         let vip_port = std::net::SocketAddr::new(o.target.vip, o.target.port).to_string();
@@ -313,11 +329,16 @@ pub fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
             ),
             Err(e) => ("error", String::from("-"), e.to_string()),
         };
+        let request = match request(&o.target) {
+            Some((host, path)) => format!("{host}{path}"),
+            None => "-".to_string(),
+        };
         out += &format!(
-            "{:<26} {:<32} {:<5} {:<9} {:>9}  {reason} ({})\n",
+            "{:<26} {:<32} {:<5} {:<24} {:<9} {:>9}  {reason} ({})\n",
             o.target.real_server.to_string(),
             vip_port,
             o.target.check.kind(),
+            request,
             verdict,
             time,
             o.target.origin
@@ -359,6 +380,9 @@ pub fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
         };
         let mut value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         value["origin"] = serde_json::Value::from(o.target.origin.clone());
+        if let Some((host, path)) = request(&o.target) {
+            value["request"] = serde_json::json!({ "host": host, "path": path });
+        }
         out += &value.to_string();
         out.push('\n');
     }

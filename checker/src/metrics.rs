@@ -66,9 +66,11 @@ impl TargetLabels {
 
 impl From<&AuditTarget> for TargetLabels {
     fn from(target: &AuditTarget) -> TargetLabels {
+        // The virtual server's port; a check of another port says so in
+        // its check label (`tcp-port80`, see track::TrackKey).
         TargetLabels::new(
             target.vip,
-            target.port,
+            target.vs_port,
             target.real_server,
             target.check.kind(),
         )

@@ -275,6 +275,11 @@ fn ssl_get_as_keepalived_judges_it() {
         }
     }
 
+    // The REQUEST column: the Host sent (the address without a
+    // virtualhost) and the path.
+    assert!(r[0].contains(&format!(" {OK_IP}/ ")), "{}", r[0]);
+    assert!(r[1].contains(" lab.example/ "), "{}", r[1]);
+
     // Verification asked: the lab's CA is unknown; with it, the address
     // is not the certificate's name; with --sni, the valid one passes and
     // the expired one fails.
@@ -302,4 +307,6 @@ fn ssl_get_as_keepalived_judges_it() {
         serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(first["tls"]["verified"], false, "{json:?}");
     assert_eq!(first["verdict"], "healthy", "{json:?}");
+    assert_eq!(first["request"]["host"], OK_IP.to_string(), "{json:?}");
+    assert_eq!(first["request"]["path"], "/", "{json:?}");
 }

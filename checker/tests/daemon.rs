@@ -774,3 +774,92 @@ fn keepalived_accepts_the_snippet() {
     let (code, said) = keepalived_config_test(&scratch, &completed);
     assert_eq!((code, said.as_str()), (0, ""), "{completed}");
 }
+
+/// From a keepalived.conf whose checks connect to other ports than their
+/// virtual server's (`connect_port`, a MISC_CHECK's port), the snippet
+/// keys every block by the virtual and real server it came from:
+/// keepalived accepts it, and its virtual servers are exactly the
+/// original ones.
+#[test]
+fn the_snippet_keeps_the_virtual_servers_of_a_keepalived_conf() {
+    if !Path::new("/usr/sbin/keepalived").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "keepalived is missing (CI is set)"
+        );
+        eprintln!("skipped: /usr/sbin/keepalived is missing");
+        return;
+    }
+    let scratch = Scratch::new("snippet-conf");
+    let original = format!(
+        "virtual_server {VIP} 443 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
+           real_server {OK_IP} 443 {{\n\
+             TCP_CHECK {{\n      connect_port 80\n    }}\n\
+             HTTP_GET {{\n      url {{\n        path /\n      }}\n      url {{\n        path /healthz\n      }}\n    }}\n\
+           }}\n\
+         }}\n\
+         virtual_server {VIP} 22 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
+           real_server {OK_IP} 22 {{\n\
+             MISC_CHECK {{\n      misc_path \"/usr/local/bin/check_tcp_raw -t 300 {LB_IFACE} {OK_IP} {VIP} 80\"\n    }}\n\
+           }}\n\
+         }}\n"
+    );
+    let conf = scratch.file("keepalived.conf", &original);
+    let (code, said) = keepalived_config_test(&scratch, &original);
+    assert_eq!((code, said.as_str()), (0, ""), "the original: {original}");
+    let track = scratch.path("track");
+    let out = Command::new(VIPCHECK)
+        .args([
+            "keepalived",
+            "snippet",
+            "--keepalived",
+            s(&conf),
+            "--track-dir",
+            s(&track),
+        ])
+        .output()
+        .expect("vipcheck keepalived snippet");
+    assert!(out.status.success(), "{out:?}");
+    let snippet = String::from_utf8(out.stdout).unwrap();
+    let servers = |text: &str, word: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with(word))
+            .map(|l| l.trim_end_matches('{').trim().to_string())
+            .collect()
+    };
+    assert_eq!(
+        servers(&snippet, "virtual_server "),
+        [
+            format!("virtual_server {VIP} 443"),
+            format!("virtual_server {VIP} 22")
+        ],
+        "{snippet}"
+    );
+    assert_eq!(
+        servers(&snippet, "real_server "),
+        [
+            format!("real_server {OK_IP} 443"),
+            format!("real_server {OK_IP} 22")
+        ],
+        "{snippet}"
+    );
+    let names: Vec<String> = track_file_blocks(&snippet)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "vipcheck_198_18_0_100_443_198_18_0_11_tcp-port80",
+            "vipcheck_198_18_0_100_443_198_18_0_11_http",
+            "vipcheck_198_18_0_100_443_198_18_0_11_http-healthz",
+            "vipcheck_198_18_0_100_22_198_18_0_11_tcp-port80",
+        ],
+        "{snippet}"
+    );
+    let placeholder = "    # ... your lb_algo, delay_loop and other settings\n";
+    let completed = snippet.replace(placeholder, &format!("{placeholder}    lb_algo rr\n"));
+    let (code, said) = keepalived_config_test(&scratch, &completed);
+    assert_eq!((code, said.as_str()), (0, ""), "{completed}");
+}
