@@ -863,3 +863,85 @@ fn the_snippet_keeps_the_virtual_servers_of_a_keepalived_conf() {
     let (code, said) = keepalived_config_test(&scratch, &completed);
     assert_eq!((code, said.as_str()), (0, ""), "{completed}");
 }
+
+/// SIGHUP with only timing changes (delay_loop, connect_timeout, retry):
+/// every target keeps its state, its metrics and its track file, which is
+/// never missing (keepalived reads a missing file as up) and never flips.
+#[test]
+fn a_timing_only_reload_keeps_every_track_file() {
+    let lab = lab(Role::Backup);
+    let scratch = Scratch::new("timing-reload");
+    let conf_with = |delay: u32, timeout: u32, retry: u32| {
+        let check = format!(
+            "    TCP_CHECK {{\n      connect_timeout {timeout}\n      retry {retry}\n    }}\n"
+        );
+        keepalived_conf(&[(OK_IP, check.clone()), (CLOSED_IP, check)])
+            .replace("delay_loop 1", &format!("delay_loop {delay}"))
+    };
+    let conf = scratch.file("keepalived.conf", &conf_with(1, 1, 1));
+    let track = scratch.path("track");
+    let daemon = Daemon::start(
+        &lab,
+        &[
+            "--keepalived",
+            s(&conf),
+            "--metrics",
+            METRICS_ADDR,
+            "--track-dir",
+            s(&track),
+        ],
+        scratch.path("daemon.log"),
+    );
+    let files = [
+        (track.join(track_file(OK_IP, "tcp")), "0\n"),
+        (track.join(track_file(CLOSED_IP, "tcp")), "1\n"),
+    ];
+    let settled = poll(Duration::from_secs(5), || {
+        files
+            .iter()
+            .all(|(f, want)| fs::read_to_string(f).is_ok_and(|v| v == *want))
+            .then_some(())
+    });
+    assert!(settled.is_some(), "no first results:\n{}", daemon.log());
+    let before = scrape(&lab).expect("metrics");
+    assert_eq!(before.up(OK_IP, "tcp"), Some(1.0), "{}", before.text);
+    assert_eq!(before.up(CLOSED_IP, "tcp"), Some(0.0), "{}", before.text);
+
+    fs::write(&conf, conf_with(2, 2, 3)).unwrap();
+    daemon.signal(libc::SIGHUP);
+    // Watched from the signal on, every 50 ms, for two of the new
+    // intervals: never missing, never another value.
+    let watch = Instant::now();
+    let mut seen = 0;
+    while watch.elapsed() < Duration::from_secs(4) {
+        for (file, want) in &files {
+            match fs::read_to_string(file) {
+                Ok(v) => assert_eq!(&v, want, "{} flipped:\n{}", file.display(), daemon.log()),
+                Err(e) => panic!(
+                    "{} missing {:?} after SIGHUP: {e}\n{}",
+                    file.display(),
+                    watch.elapsed(),
+                    daemon.log()
+                ),
+            }
+        }
+        seen += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(seen > 40, "polled {seen} times");
+    let log = daemon.log();
+    assert!(
+        log.contains("vipcheck daemon: reloaded: 2 targets (0 added, 0 removed)"),
+        "{log}"
+    );
+    assert_eq!(log.matches("(first check)").count(), 2, "{log}");
+    let after = scrape(&lab).expect("metrics");
+    assert_eq!(after.up(OK_IP, "tcp"), Some(1.0), "{}", after.text);
+    assert_eq!(after.up(CLOSED_IP, "tcp"), Some(0.0), "{}", after.text);
+    assert_eq!(
+        state_changes(&after),
+        state_changes(&before),
+        "{}",
+        after.text
+    );
+}
