@@ -867,6 +867,8 @@ fn the_snippet_keeps_the_virtual_servers_of_a_keepalived_conf() {
 /// SIGHUP with only timing changes (delay_loop, connect_timeout, retry):
 /// every target keeps its state, its metrics and its track file, which is
 /// never missing (keepalived reads a missing file as up) and never flips.
+/// One target checks port 80 of virtual server 443 (`connect_port`): its
+/// file, labels and log line name port 443 and the checked port apart.
 #[test]
 fn a_timing_only_reload_keeps_every_track_file() {
     let lab = lab(Role::Backup);
@@ -875,8 +877,14 @@ fn a_timing_only_reload_keeps_every_track_file() {
         let check = format!(
             "    TCP_CHECK {{\n      connect_timeout {timeout}\n      retry {retry}\n    }}\n"
         );
-        keepalived_conf(&[(OK_IP, check.clone()), (CLOSED_IP, check)])
-            .replace("delay_loop 1", &format!("delay_loop {delay}"))
+        let mut text = keepalived_conf(&[(OK_IP, check.clone()), (CLOSED_IP, check)])
+            .replace("delay_loop 1", &format!("delay_loop {delay}"));
+        text += &format!(
+            "virtual_server {VIP} 443 {{\n  delay_loop {delay}\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
+               real_server {OK_IP} 443 {{\n    TCP_CHECK {{\n      connect_port 80\n      \
+               connect_timeout {timeout}\n      retry {retry}\n    }}\n  }}\n}}\n"
+        );
+        text
     };
     let conf = scratch.file("keepalived.conf", &conf_with(1, 1, 1));
     let track = scratch.path("track");
@@ -895,6 +903,10 @@ fn a_timing_only_reload_keeps_every_track_file() {
     let files = [
         (track.join(track_file(OK_IP, "tcp")), "0\n"),
         (track.join(track_file(CLOSED_IP, "tcp")), "1\n"),
+        (
+            track.join(format!("vipcheck_{VIP}_443_{OK_IP}_tcp-port80")),
+            "0\n",
+        ),
     ];
     let settled = poll(Duration::from_secs(5), || {
         files
@@ -906,6 +918,21 @@ fn a_timing_only_reload_keeps_every_track_file() {
     let before = scrape(&lab).expect("metrics");
     assert_eq!(before.up(OK_IP, "tcp"), Some(1.0), "{}", before.text);
     assert_eq!(before.up(CLOSED_IP, "tcp"), Some(0.0), "{}", before.text);
+    let port_80_of_443 = [("port", "443"), ("check", "tcp-port80")];
+    assert_eq!(
+        before.get("vipcheck_target_up", &port_80_of_443),
+        Some(1.0),
+        "{}",
+        before.text
+    );
+    let line = format!(
+        "vipcheck daemon: {OK_IP} via {VIP}:443 (tcp-port80, checking port 80) is up (first check): "
+    );
+    assert!(
+        daemon.log().contains(&line),
+        "{line:?} not in:\n{}",
+        daemon.log()
+    );
 
     fs::write(&conf, conf_with(2, 2, 3)).unwrap();
     daemon.signal(libc::SIGHUP);
@@ -931,10 +958,11 @@ fn a_timing_only_reload_keeps_every_track_file() {
     assert!(seen > 40, "polled {seen} times");
     let log = daemon.log();
     assert!(
-        log.contains("vipcheck daemon: reloaded: 2 targets (0 added, 0 removed)"),
+        log.contains("vipcheck daemon: reloaded: 3 targets (0 added, 0 removed)"),
         "{log}"
     );
-    assert_eq!(log.matches("(first check)").count(), 2, "{log}");
+    assert_eq!(log.matches("(first check)").count(), 3, "{log}");
+    assert!(!log.contains("panicked"), "{log}");
     let after = scrape(&lab).expect("metrics");
     assert_eq!(after.up(OK_IP, "tcp"), Some(1.0), "{}", after.text);
     assert_eq!(after.up(CLOSED_IP, "tcp"), Some(0.0), "{}", after.text);

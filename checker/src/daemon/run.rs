@@ -206,7 +206,7 @@ impl Daemon {
                     }
                 },
                 _ = tokio::time::sleep_until(wake.into()) => {}
-                _ = hangup.recv() => self.reload(Instant::now()),
+                _ = hangup.recv() => self.reload(&tls, Instant::now()),
                 _ = housekeeping.tick() => self.housekeeping(engine, Instant::now()),
                 _ = engine.stop.stopped() => break,
             }
@@ -322,8 +322,19 @@ impl Daemon {
     /// keeps its state, schedule, metrics and track file whatever else
     /// changed (timeouts, interval, retry: taken from its next check on);
     /// a file that no longer loads changes nothing.
-    fn reload(&mut self, now: Instant) {
-        match self.options.input.load() {
+    /// A CA file of the new input that cannot be read fails the reload
+    /// too (rather than every check of its targets).
+    fn reload(&mut self, tls: &audit::TlsConfigs, now: Instant) {
+        let loaded = self
+            .options
+            .input
+            .load()
+            .map_err(|e| e.to_string())
+            .and_then(|loaded| {
+                tls.prepare(&loaded.targets).map_err(|e| e.to_string())?;
+                Ok(loaded)
+            });
+        match loaded {
             Ok(loaded) => self.apply(loaded, now),
             Err(e) => {
                 note!("vipcheck daemon: reload failed, still checking the previous targets: {e}")
