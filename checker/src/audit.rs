@@ -117,9 +117,11 @@ impl TlsConfigs {
         Ok((config, unverified))
     }
 
-    /// Builds what the HTTPS targets of `targets` need: a CA file that
-    /// cannot be read is an error before any check runs.
+    /// Builds what the command line gives (`--ca`, whatever the targets)
+    /// and what the HTTPS targets of `targets` need: a CA file that cannot
+    /// be read is an error before any check runs.
     pub fn prepare(&self, targets: &[AuditTarget]) -> Result<()> {
+        self.get(&TlsSpec::default())?;
         for target in targets {
             if let CheckSpec::Https(_, tls) = &target.check {
                 self.get(tls)
