@@ -69,9 +69,9 @@ impl From<&AuditTarget> for TargetLabels {
         // The virtual server's port; a check of another port says so in
         // its check label (`tcp-port80`, see track::TrackKey).
         TargetLabels::new(
-            target.vip,
+            target.vs_vip,
             target.vs_port,
-            target.real_server,
+            target.rs_ip,
             target.check.kind(),
         )
     }

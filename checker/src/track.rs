@@ -94,14 +94,16 @@ impl TrackKey {
 
 impl From<&AuditTarget> for TrackKey {
     fn from(target: &AuditTarget) -> TrackKey {
+        // Keyed by the virtual and real server the check comes from; the
+        // label says when it connects to another port.
         let mut check = target.check.kind().to_string();
         if target.port != target.vs_port {
             check += &format!("-port{}", target.port);
         }
         TrackKey {
-            vip: target.vip,
+            vip: target.vs_vip,
             port: target.vs_port,
-            real_server: target.real_server,
+            real_server: target.rs_ip,
             rs_port: target.rs_port,
             check,
         }
@@ -470,7 +472,9 @@ mod tests {
             real_server: "198.18.0.11".parse().unwrap(),
             vip: "198.18.0.100".parse().unwrap(),
             port: 80,
+            vs_vip: "198.18.0.100".parse().unwrap(),
             vs_port: 80,
+            rs_ip: "198.18.0.11".parse().unwrap(),
             rs_port: 80,
             check: crate::config::CheckSpec::Tcp,
             timeout: std::time::Duration::from_secs(1),
@@ -636,6 +640,39 @@ virtual_server 198.18.0.100 22 {
         assert_eq!(path_label("/"), "root");
         assert_eq!(path_label("/healthz/"), "healthz");
         assert_eq!(path_label(&format!("/{}", "a".repeat(50))).len(), 40);
+    }
+
+    #[test]
+    fn a_misc_check_elsewhere_is_keyed_by_its_block() {
+        // The command line checks another VIP and real server: the file
+        // stands for the real server it is written under.
+        let conf = r#"
+virtual_server 198.18.0.100 22 {
+  real_server 198.18.0.11 22 {
+    MISC_CHECK {
+      misc_path "check_tcp_raw -t 250 eth0 198.18.0.12 198.18.0.200 80"
+    }
+  }
+}
+"#;
+        let loaded = crate::config::keepalived::load_str(conf, Path::new("k.conf")).unwrap();
+        let t = &loaded.targets[0];
+        assert_eq!(
+            (t.real_server.to_string(), t.vip.to_string(), t.port),
+            ("198.18.0.12".into(), "198.18.0.200".into(), 80)
+        );
+        let keys = keys_of(conf);
+        assert_eq!(
+            keys[0].file_name(),
+            "vipcheck_198.18.0.100_22_198.18.0.11_tcp-port80"
+        );
+        let text = snippet(Path::new("/run/vipcheck"), &keys);
+        assert!(text.contains("virtual_server 198.18.0.100 22 {"), "{text}");
+        assert!(text.contains("    real_server 198.18.0.11 22 {"), "{text}");
+        assert!(
+            !text.contains("198.18.0.200 ") && !text.contains("198.18.0.12 "),
+            "{text}"
+        );
     }
 
     #[test]

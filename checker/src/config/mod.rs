@@ -26,12 +26,15 @@ pub struct AuditTarget {
     /// The port the check connects to (keepalived's `connect_port`, else
     /// the real server's port).
     pub port: u16,
-    /// The virtual server's port, as the input writes it: the LVS service
-    /// the check stands for (track files, labels and the snippet are keyed
-    /// by it).
+    /// The virtual server's address and port, as the input writes them:
+    /// the LVS service the check stands for (track files, labels and the
+    /// snippet are keyed by them, and by the real server's below). A
+    /// MISC_CHECK's command line may check another address or port.
+    pub vs_vip: IpAddr,
     pub vs_port: u16,
-    /// The real server's port, as the input writes it (the virtual
-    /// server's when it gives none).
+    /// The real server's address and port, as the input writes them (the
+    /// virtual server's port when it gives none).
+    pub rs_ip: IpAddr,
     pub rs_port: u16,
     pub check: CheckSpec,
     /// Deadline of the whole check.

@@ -266,15 +266,11 @@ impl Daemon {
             let target = &tracked.target;
             note!(
                 "vipcheck daemon: {} via {}:{} ({}{}) is {}{}: {} ({})",
-                target.real_server,
-                target.vip,
+                target.rs_ip,
+                target.vs_vip,
                 target.vs_port,
                 tracked.labels.check,
-                if target.port == target.vs_port {
-                    String::new()
-                } else {
-                    format!(", checking port {}", target.port)
-                },
+                checking_elsewhere(target),
                 change.to,
                 match change.from {
                     State::Unknown => " (first check)".to_string(),
@@ -429,6 +425,24 @@ impl Daemon {
             );
         }
         self.metrics.set_targets(self.targets.len());
+    }
+}
+
+/// What a log line adds when the check connects elsewhere than the
+/// virtual and real server it stands for: `, checking port 80` (a
+/// `connect_port`), `, checking 10.0.0.5 via 10.0.0.200:80` (a MISC_CHECK's
+/// command line).
+fn checking_elsewhere(target: &AuditTarget) -> String {
+    if (target.real_server, target.vip) != (target.rs_ip, target.vs_vip) {
+        format!(
+            ", checking {} via {}",
+            target.real_server,
+            std::net::SocketAddr::new(target.vip, target.port)
+        )
+    } else if target.port != target.vs_port {
+        format!(", checking port {}", target.port)
+    } else {
+        String::new()
     }
 }
 
