@@ -64,10 +64,11 @@ enum Trust {
 }
 
 /// The TLS client configurations of an audit or a daemon: one per way of
-/// verifying (a CA file is read once), built when first needed.
+/// verifying (a CA file is read once) and of sending SNI or not, built
+/// when first needed.
 pub struct TlsConfigs {
     options: AuditOptions,
-    built: RefCell<HashMap<Trust, Arc<rustls::ClientConfig>>>,
+    built: RefCell<HashMap<(Trust, bool), Arc<rustls::ClientConfig>>>,
 }
 
 impl TlsConfigs {
@@ -102,18 +103,22 @@ impl TlsConfigs {
             Trust::Nothing(why) => Some(*why),
             Trust::Roots(_) => None,
         };
-        if let Some(config) = self.built.borrow().get(&trust) {
+        // --sni is sent, whatever the target says.
+        let no_sni = spec.no_sni && self.options.sni.is_none();
+        let key = (trust, no_sni);
+        if let Some(config) = self.built.borrow().get(&key) {
             return Ok((config.clone(), unverified));
         }
         let config = crate::tls::config(&crate::tls::TlsOptions {
-            ca: match &trust {
+            ca: match &key.0 {
                 Trust::Roots(ca) => ca.clone(),
                 Trust::Nothing(_) => None,
             },
             insecure: unverified.is_some(),
+            no_sni,
             ..crate::tls::TlsOptions::default()
         })?;
-        self.built.borrow_mut().insert(trust, config.clone());
+        self.built.borrow_mut().insert(key, config.clone());
         Ok((config, unverified))
     }
 
@@ -416,7 +421,10 @@ mod tests {
 
     #[test]
     fn what_an_https_check_trusts() {
-        let spec = |verify| TlsSpec { verify, sni: None };
+        let spec = |verify| TlsSpec {
+            verify,
+            ..TlsSpec::default()
+        };
         let ssl_get = spec(Verify::KeepalivedSslGet);
         let ca = spec(Verify::Ca("t.pem".into()));
         let trust = |options: AuditOptions, spec: &TlsSpec| TlsConfigs::new(&options).trust(spec);

@@ -16,7 +16,7 @@
 //! | keepalived | target |
 //! | --- | --- |
 //! | `TCP_CHECK` | tcp; `connect_port` overrides the port |
-//! | `HTTP_GET`, `SSL_GET` | http, https: one target per `url { path P digest D status_code C... regex R regex_no_match }`; status default 200-299; `virtualhost` (url, checker, real_server or virtual_server level, the innermost wins) is the Host; `SSL_GET` verifies no certificate, as keepalived's (SNI: the virtualhost, else none) |
+//! | `HTTP_GET`, `SSL_GET` | http, https: one target per `url { path P digest D status_code C... regex R regex_no_match }`; status default 200-299; `virtualhost` (url, checker, real_server or virtual_server level, the innermost wins) is the Host; `SSL_GET` verifies no certificate, as keepalived's, and sends SNI only with `enable_sni` or `sni_name` |
 //! | `MISC_CHECK` whose `misc_path` runs `check_tcp_raw`, `check_http_get_raw` or `check_http_raw` (any directory) | what that command line checks: IFACE, REAL_SERVER, VIP and PORT from its arguments, its `-t` as the per-reply timeout |
 //!
 //! `connect_timeout` (seconds; checker, real_server or virtual_server
@@ -547,12 +547,14 @@ fn map_real_server(
         });
         return Ok(());
     }
+    let vs_host = inherit.host.clone();
     let inherit = inherit.with(rs.children())?;
     let base = Base {
         real_server,
         vip,
         port,
         vs_port,
+        vs_host,
         name: &name,
     };
     let mut checkers = 0;
@@ -614,6 +616,8 @@ struct Base<'a> {
     /// The real server's port (the virtual server's when it gives none).
     port: u16,
     vs_port: u16,
+    /// The virtual server's `virtualhost` (SSL_GET's SNI).
+    vs_host: Option<String>,
     name: &'a str,
 }
 
@@ -705,13 +709,7 @@ fn map_http(
             spec.statuses.push(200..=299);
         }
         let check = if c.key == "SSL_GET" {
-            // As keepalived's check_ssl.c: no verification; SNI only with a
-            // virtualhost (the Host's name, see TlsSpec::sni).
-            let tls = TlsSpec {
-                verify: Verify::KeepalivedSslGet,
-                sni: None,
-            };
-            CheckSpec::Https(spec, tls)
+            CheckSpec::Https(spec, ssl_get_tls(c, url, base)?)
         } else {
             CheckSpec::Http(spec)
         };
@@ -720,6 +718,47 @@ fn map_http(
         loaded.targets.push(target);
     }
     Ok(())
+}
+
+/// The TLS of keepalived's `SSL_GET` (check_ssl.c): no verification (no
+/// SSL_VERIFY_PEER); SNI only with `enable_sni` (or `sni_name`), naming
+/// `sni_name`, else the url's, the checker's or the virtual server's
+/// `virtualhost` (not the real server's), else none.
+fn ssl_get_tls(c: &Stmt, url: &Stmt, base: &Base) -> Result<TlsSpec, ConfigError> {
+    let mut enable = false;
+    let mut sni_name = None;
+    for s in c.children() {
+        match (s.key.as_str(), s.args.first().map(String::as_str)) {
+            ("enable_sni", None | Some("true" | "on" | "yes")) => enable = true,
+            ("enable_sni", Some("false" | "off" | "no")) => enable = false,
+            // keepalived reports an error and ignores the setting.
+            ("enable_sni", Some(_)) => {}
+            ("sni_name", name) => {
+                if let Some(name) = name {
+                    crate::tls::server_name(Some(name), "")
+                        .map_err(|e| s.error(format!("sni_name: {e}")))?;
+                    sni_name = Some(name.to_string());
+                }
+                enable = true;
+            }
+            _ => {}
+        }
+    }
+    let virtualhost = |block: &[Stmt]| {
+        block
+            .iter()
+            .rfind(|s| s.key == "virtualhost")
+            .and_then(|s| s.args.first().cloned())
+    };
+    let name = sni_name
+        .or_else(|| virtualhost(url.children()))
+        .or_else(|| virtualhost(c.children()))
+        .or_else(|| base.vs_host.clone());
+    Ok(TlsSpec {
+        verify: Verify::KeepalivedSslGet,
+        no_sni: !enable || name.is_none(),
+        sni: name.filter(|_| enable),
+    })
 }
 
 fn map_misc(
@@ -1413,13 +1452,14 @@ virtual_server 10.0.0.100 22 {
         let keepalived = TlsSpec {
             verify: Verify::KeepalivedSslGet,
             sni: None,
+            no_sni: true,
         };
         let CheckSpec::Https(h, tls) = &t[0].check else {
             panic!("{:?}", t[0].check)
         };
         assert_eq!((h.host.as_deref(), tls), (None, &keepalived));
-        // The virtualhost is the Host (and so the SNI); still no
-        // verification.
+        // The virtualhost is the Host; without enable_sni, no SNI (and
+        // still no verification).
         let CheckSpec::Https(h, tls) = &t[2].check else {
             panic!("{:?}", t[2].check)
         };
@@ -1438,5 +1478,50 @@ virtual_server 10.0.0.100 22 {
                 (80, 22, 22)
             ]
         );
+    }
+
+    #[test]
+    fn ssl_get_sends_sni_as_keepalived() {
+        // (the SSL_GET's settings, the real server's) → (SNI, no_sni)
+        let sni = |checker: &str, rs: &str| {
+            let conf = format!(
+                "virtual_server 10.0.0.100 443 {{\n virtualhost vs.example\n\
+                 real_server 10.0.0.42 443 {{\n {rs}\n SSL_GET {{\n {checker}\n\
+                 url {{\n path /\n }}\n }}\n }}\n}}\n"
+            );
+            let t = load_text(&conf).unwrap().targets;
+            let CheckSpec::Https(_, tls) = &t[0].check else {
+                panic!("{:?}", t[0].check)
+            };
+            assert_eq!(tls.verify, Verify::KeepalivedSslGet);
+            (tls.sni.clone(), tls.no_sni)
+        };
+        let some = |name: &str| (Some(name.to_string()), false);
+        // keepalived sends none unless enable_sni (or sni_name) is set.
+        assert_eq!(sni("", ""), (None, true));
+        assert_eq!(sni("virtualhost c.example", ""), (None, true));
+        assert_eq!(sni("enable_sni", ""), some("vs.example"));
+        assert_eq!(
+            sni("enable_sni yes\nvirtualhost c.example", ""),
+            some("c.example")
+        );
+        assert_eq!(
+            sni("enable_sni off\nvirtualhost c.example", ""),
+            (None, true)
+        );
+        assert_eq!(sni("enable_sni bogus", ""), (None, true));
+        assert_eq!(
+            sni("sni_name n.example\nvirtualhost c.example", ""),
+            some("n.example")
+        );
+        // The real server's virtualhost is its Host, not its SNI.
+        assert_eq!(
+            sni("enable_sni", "virtualhost rs.example"),
+            some("vs.example")
+        );
+        assert!(load_text(
+            "virtual_server 10.0.0.100 443 {\nreal_server 10.0.0.42 443 {\nSSL_GET {\nsni_name \"a b\"\nurl {\npath /\n}\n}\n}\n}\n"
+        )
+        .is_err());
     }
 }

@@ -82,10 +82,13 @@ impl CheckSpec {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TlsSpec {
     pub verify: Verify,
-    /// The TLS server name: sent as SNI and, when verifying, looked for in
-    /// the certificate. `None`: the Host's name (the request's `host`, else
-    /// the real server's address, which sends no SNI).
+    /// The TLS server name: sent as SNI (unless `no_sni`) and, when
+    /// verifying, looked for in the certificate. `None`: the Host's name
+    /// (the request's `host`, else the real server's address, which sends
+    /// no SNI).
     pub sni: Option<String>,
+    /// Send no SNI (keepalived's `SSL_GET` without `enable_sni`).
+    pub no_sni: bool,
 }
 
 /// Whether and against what the certificate is verified.

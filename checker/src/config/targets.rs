@@ -337,7 +337,11 @@ fn tls_spec(
         ),
         None => None,
     };
-    Ok(TlsSpec { verify, sni })
+    Ok(TlsSpec {
+        verify,
+        sni,
+        no_sni: false,
+    })
 }
 
 fn http_spec(
@@ -598,6 +602,7 @@ real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c",
             TlsSpec {
                 verify: Verify::Ca("/etc/ssl/lab.pem".into()),
                 sni: Some("lab.example".into()),
+                no_sni: false,
             }
         );
         let e = tls("verify = false\nca = \"x.pem\"\n").unwrap_err();
