@@ -307,8 +307,9 @@ pub struct TlsTrust {
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// HTTPS targets: the name sent as SNI and verified in the
-    /// certificate (default: the target's `sni`, else its Host's name;
-    /// none for an address).
+    /// certificate, for every target (default: each target's own;
+    /// keepalived's SSL_GET sends one only with enable_sni or sni_name,
+    /// a targets file its `sni`, else the Host's name, none for an address).
     #[arg(long, value_name = "NAME", value_parser = parse_sni)]
     pub sni: Option<String>,
     /// HTTPS targets: verify no certificate.
