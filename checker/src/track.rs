@@ -67,7 +67,9 @@ impl TrackKey {
     /// The file's name: `vipcheck_198.18.0.100_80_198.18.0.11_tcp`; an
     /// IPv6 address has its colons as `-` (`vipcheck_fd00--100_80_…`).
     /// Fields are separated by `_`, which no field but the last holds, so
-    /// distinct keys have distinct names.
+    /// keys of distinct VIP, port, real server and label have distinct
+    /// names ([`distinct`] gives a real server written twice with two
+    /// ports distinct labels).
     pub fn file_name(&self) -> String {
         self.name(false)
     }
