@@ -678,6 +678,20 @@ virtual_server 198.18.0.100 22 {
     }
 
     #[test]
+    fn one_real_server_written_with_two_ports() {
+        let keys = keys_of(
+            "virtual_server 10.0.0.100 80 {\nreal_server 10.0.0.42 80 {\nTCP_CHECK {\n}\n}\n\
+             real_server 10.0.0.42 8080 {\nTCP_CHECK {\n}\n}\n}\n",
+        );
+        let labels: Vec<(u16, &str)> = keys.iter().map(|k| (k.rs_port, k.check.as_str())).collect();
+        // Each checks its own port: the labels differ by it.
+        assert_eq!(labels, [(80, "tcp"), (8080, "tcp-port8080")]);
+        let text = snippet(Path::new("/run/vipcheck"), &keys);
+        assert!(text.contains("    real_server 10.0.0.42 80 {"), "{text}");
+        assert!(text.contains("    real_server 10.0.0.42 8080 {"), "{text}");
+    }
+
+    #[test]
     fn labels_are_stable_when_other_checks_come_and_go() {
         // The daemon keeps the keys of the targets it had; a later url
         // keeps its label whatever is added before it.
