@@ -7,6 +7,8 @@
 //! [`check::http::run_async`]) on one [`Engine`]: one thread, one capture
 //! slot and one AF_PACKET socket per interface, one neighbour cache.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -14,7 +16,7 @@ use std::sync::Arc;
 
 use crate::check;
 use crate::check::http::{Expect, HttpCheck, Method, TlsSetup};
-use crate::config::{self, AuditTarget, CheckSpec, HttpSpec};
+use crate::config::{self, AuditTarget, CheckSpec, HttpSpec, TlsSpec, Verify};
 use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
 use crate::http::Limits;
@@ -29,10 +31,110 @@ use crate::xdp::XdpMode;
 pub struct AuditOptions {
     /// Checks at once.
     pub parallel: usize,
-    /// HTTPS: trust this CA instead of the system's roots.
+    /// HTTPS: trust this CA instead of the system's roots (when
+    /// verifying).
     pub ca: Option<PathBuf>,
+    /// HTTPS: verify every certificate, also where the input says not to
+    /// (keepalived's `SSL_GET`, a targets file's `verify = false`).
+    pub verify_tls: bool,
+    /// HTTPS: the name sent as SNI and verified, for every target.
+    pub sni: Option<String>,
     /// HTTPS: verify no certificate.
     pub insecure: bool,
+}
+
+impl Default for AuditOptions {
+    fn default() -> Self {
+        AuditOptions {
+            parallel: 16,
+            ca: None,
+            verify_tls: false,
+            sni: None,
+            insecure: false,
+        }
+    }
+}
+
+/// What an HTTPS check trusts: nothing (and why it says so), or the
+/// system's roots or a CA file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Trust {
+    Nothing(&'static str),
+    Roots(Option<PathBuf>),
+}
+
+/// The TLS client configurations of an audit or a daemon: one per way of
+/// verifying (a CA file is read once) and of sending SNI or not, built
+/// when first needed.
+pub struct TlsConfigs {
+    options: AuditOptions,
+    built: RefCell<HashMap<(Trust, bool), Arc<rustls::ClientConfig>>>,
+}
+
+impl TlsConfigs {
+    pub fn new(options: &AuditOptions) -> Rc<TlsConfigs> {
+        Rc::new(TlsConfigs {
+            options: options.clone(),
+            built: RefCell::new(HashMap::new()),
+        })
+    }
+
+    /// What a check of `spec` trusts under these options: `--insecure`
+    /// nothing, `--verify-tls` (or `--ca`) verifies every target, else the
+    /// spec says.
+    fn trust(&self, spec: &TlsSpec) -> Trust {
+        let options = &self.options;
+        match &spec.verify {
+            _ if options.insecure => Trust::Nothing(crate::tls::NOT_VERIFIED_INSECURE),
+            Verify::KeepalivedSslGet if !options.verify_tls => {
+                Trust::Nothing(crate::tls::NOT_VERIFIED_SSL_GET)
+            }
+            Verify::Ca(ca) => Trust::Roots(Some(ca.clone())),
+            Verify::KeepalivedSslGet | Verify::Roots => Trust::Roots(options.ca.clone()),
+        }
+    }
+
+    /// The configuration of a check of `spec`, and why it verifies
+    /// nothing (`None`: it verifies). A CA that cannot be read is a usage
+    /// error.
+    pub fn get(&self, spec: &TlsSpec) -> Result<(Arc<rustls::ClientConfig>, Option<&'static str>)> {
+        let trust = self.trust(spec);
+        let unverified = match &trust {
+            Trust::Nothing(why) => Some(*why),
+            Trust::Roots(_) => None,
+        };
+        // --sni is sent, whatever the target says.
+        let no_sni = spec.no_sni && self.options.sni.is_none();
+        let key = (trust, no_sni);
+        if let Some(config) = self.built.borrow().get(&key) {
+            return Ok((config.clone(), unverified));
+        }
+        let config = crate::tls::config(&crate::tls::TlsOptions {
+            ca: match &key.0 {
+                Trust::Roots(ca) => ca.clone(),
+                Trust::Nothing(_) => None,
+            },
+            insecure: unverified.is_some(),
+            no_sni,
+            ..crate::tls::TlsOptions::default()
+        })?;
+        self.built.borrow_mut().insert(key, config.clone());
+        Ok((config, unverified))
+    }
+
+    /// Builds what the command line gives (`--ca`, whatever the targets)
+    /// and what the HTTPS targets of `targets` need: a CA file that cannot
+    /// be read is an error before any check runs.
+    pub fn prepare(&self, targets: &[AuditTarget]) -> Result<()> {
+        self.get(&TlsSpec::default())?;
+        for target in targets {
+            if let CheckSpec::Https(_, tls) = &target.check {
+                self.get(tls)
+                    .map_err(|e| Error::Usage(format!("{}: {e}", target.origin)))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The outcome of one target: its verdict, or why it could not run.
@@ -44,7 +146,8 @@ pub struct Outcome {
 
 /// Checks every target once; the outcomes in the targets' order.
 pub fn run(targets: Vec<AuditTarget>, options: &AuditOptions) -> Result<Vec<Outcome>> {
-    let tls = tls_config(options)?;
+    let tls = TlsConfigs::new(options);
+    tls.prepare(&targets)?;
     let parallel = options.parallel.max(1);
     engine::block_on(async |engine| {
         let permits = Rc::new(tokio::sync::Semaphore::new(parallel));
@@ -78,7 +181,7 @@ pub fn run(targets: Vec<AuditTarget>, options: &AuditOptions) -> Result<Vec<Outc
 pub async fn check_one(
     engine: &Engine,
     target: &AuditTarget,
-    tls: &Arc<rustls::ClientConfig>,
+    tls: &TlsConfigs,
 ) -> (Subject, std::result::Result<Verdict, Error>) {
     match prepare(engine, target, tls) {
         Ok((plan, http)) => {
@@ -100,20 +203,11 @@ pub async fn check_one(
     }
 }
 
-/// One TLS client configuration for every HTTPS target.
-pub fn tls_config(options: &AuditOptions) -> Result<Arc<rustls::ClientConfig>> {
-    crate::tls::config(&crate::tls::TlsOptions {
-        ca: options.ca.clone(),
-        insecure: options.insecure,
-        ..crate::tls::TlsOptions::default()
-    })
-}
-
 /// The one-shot check's target (and HTTP check) of an audit target.
 fn prepare(
     engine: &Engine,
     target: &AuditTarget,
-    tls: &std::sync::Arc<rustls::ClientConfig>,
+    tls: &TlsConfigs,
 ) -> Result<(Target, Option<HttpCheck>)> {
     let iface = match &target.iface {
         Some(iface) => iface.clone(),
@@ -136,7 +230,7 @@ fn prepare(
     let http = match &target.check {
         CheckSpec::Tcp => None,
         CheckSpec::Http(spec) => Some(http_check(spec, target, None)?),
-        CheckSpec::Https(spec) => Some(http_check(spec, target, Some(tls))?),
+        CheckSpec::Https(spec, tls_spec) => Some(http_check(spec, target, Some((tls, tls_spec)))?),
     };
     Ok((plan, http))
 }
@@ -144,7 +238,7 @@ fn prepare(
 fn http_check(
     spec: &HttpSpec,
     target: &AuditTarget,
-    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+    tls: Option<(&TlsConfigs, &TlsSpec)>,
 ) -> Result<HttpCheck> {
     // keepalived sends the address it connects to when no virtualhost is
     // given: the real server's.
@@ -189,23 +283,48 @@ fn http_check(
         trace_body: false,
         trace_c: false,
         tls: match tls {
-            Some(config) => Some(TlsSetup {
-                config: config.clone(),
-                name: crate::tls::server_name(None, spec.host.as_deref().unwrap_or(&host))
-                    .map_err(|e| Error::Usage(format!("{}: {e}", target.origin)))?,
-                insecure: false,
-                cert_days: None,
-            }),
+            Some((configs, tls_spec)) => {
+                let (config, unverified) = configs
+                    .get(tls_spec)
+                    .map_err(|e| Error::Usage(format!("{}: {e}", target.origin)))?;
+                // SNI: --sni, the target's, else the Host's name (none
+                // when that is an address, as keepalived sends none
+                // without a virtualhost).
+                let sni = configs.options.sni.as_deref().or(tls_spec.sni.as_deref());
+                Some(TlsSetup {
+                    config,
+                    name: crate::tls::server_name(sni, &host)
+                        .map_err(|e| Error::Usage(format!("{}: {e}", target.origin)))?,
+                    unverified,
+                    cert_days: None,
+                })
+            }
             None => None,
         },
     })
 }
 
+/// What an HTTP(S) check requests: the Host it sends (the given one, else
+/// the real server's address, as keepalived) and the path.
+fn request(target: &AuditTarget) -> Option<(String, &str)> {
+    let spec = target.check.http()?;
+    let host = spec
+        .host
+        .clone()
+        .unwrap_or_else(|| match target.real_server {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+        });
+    Some((host, spec.path.as_str()))
+}
+
 /// The text table of an audit: one line per target, then the skipped.
+/// REQUEST tells the checks of one real server apart: HOST/PATH of an
+/// HTTP(S) check, `-` for TCP.
 pub fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
     let mut out = format!(
-        "{:<26} {:<32} {:<5} {:<9} {:>9}  {}\n",
-        "REAL_SERVER", "VIP:PORT", "CHECK", "VERDICT", "TIME", "REASON"
+        "{:<26} {:<32} {:<5} {:<24} {:<9} {:>9}  {}\n",
+        "REAL_SERVER", "VIP:PORT", "CHECK", "REQUEST", "VERDICT", "TIME", "REASON"
     );
     for o in outcomes {
         let vip_port = std::net::SocketAddr::new(o.target.vip, o.target.port).to_string();
@@ -217,11 +336,16 @@ pub fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
             ),
             Err(e) => ("error", String::from("-"), e.to_string()),
         };
+        let request = match request(&o.target) {
+            Some((host, path)) => format!("{host}{path}"),
+            None => "-".to_string(),
+        };
         out += &format!(
-            "{:<26} {:<32} {:<5} {:<9} {:>9}  {reason} ({})\n",
+            "{:<26} {:<32} {:<5} {:<24} {:<9} {:>9}  {reason} ({})\n",
             o.target.real_server.to_string(),
             vip_port,
             o.target.check.kind(),
+            request,
             verdict,
             time,
             o.target.origin
@@ -263,6 +387,9 @@ pub fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
         };
         let mut value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         value["origin"] = serde_json::Value::from(o.target.origin.clone());
+        if let Some((host, path)) = request(&o.target) {
+            value["request"] = serde_json::json!({ "host": host, "path": path });
+        }
         out += &value.to_string();
         out.push('\n');
     }
@@ -290,5 +417,60 @@ pub fn exit_code(outcomes: &[Outcome]) -> i32 {
         crate::error::EXIT_CANNOT_RUN
     } else {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_an_https_check_trusts() {
+        let spec = |verify| TlsSpec {
+            verify,
+            ..TlsSpec::default()
+        };
+        let ssl_get = spec(Verify::KeepalivedSslGet);
+        let ca = spec(Verify::Ca("t.pem".into()));
+        let trust = |options: AuditOptions, spec: &TlsSpec| TlsConfigs::new(&options).trust(spec);
+        let keepalived = Trust::Nothing(crate::tls::NOT_VERIFIED_SSL_GET);
+        // keepalived's SSL_GET verifies nothing unless asked to.
+        assert_eq!(trust(AuditOptions::default(), &ssl_get), keepalived);
+        let verify = AuditOptions {
+            verify_tls: true,
+            ca: Some("cmd.pem".into()),
+            ..AuditOptions::default()
+        };
+        assert_eq!(
+            trust(verify.clone(), &ssl_get),
+            Trust::Roots(Some("cmd.pem".into()))
+        );
+        // A target's own CA wins over --ca; the default verifies against
+        // --ca, else the system's roots.
+        assert_eq!(trust(verify, &ca), Trust::Roots(Some("t.pem".into())));
+        assert_eq!(
+            trust(AuditOptions::default(), &spec(Verify::Roots)),
+            Trust::Roots(None)
+        );
+        let insecure = AuditOptions {
+            insecure: true,
+            ..AuditOptions::default()
+        };
+        assert_eq!(
+            trust(insecure, &ca),
+            Trust::Nothing(crate::tls::NOT_VERIFIED_INSECURE)
+        );
+        // Configurations are built once per trust; an unreadable CA is an
+        // error.
+        let configs = TlsConfigs::new(&AuditOptions::default());
+        let (a, why) = configs.get(&ssl_get).unwrap();
+        let (b, _) = configs.get(&ssl_get).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(why, Some(crate::tls::NOT_VERIFIED_SSL_GET));
+        assert!(
+            configs
+                .get(&spec(Verify::Ca("/nonexistent.pem".into())))
+                .is_err()
+        );
     }
 }

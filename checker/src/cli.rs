@@ -203,7 +203,7 @@ impl HttpsArgs {
             tls: Some(crate::check::http::TlsSetup {
                 config: crate::tls::config(&options)?,
                 name,
-                insecure: self.insecure,
+                unverified: self.insecure.then_some(crate::tls::NOT_VERIFIED_INSECURE),
                 cert_days: self.cert_days,
             }),
             ..self.http.check()
@@ -301,12 +301,42 @@ pub struct AuditArgs {
 /// How HTTPS targets of a file are verified.
 #[derive(Debug, Args)]
 pub struct TlsTrust {
-    /// HTTPS targets: trust this CA (PEM) instead of the system's roots.
+    /// HTTPS targets: verify every certificate, also of keepalived's
+    /// SSL_GET (which keepalived does not verify) and of a targets file's
+    /// `verify = false`.
+    #[arg(long)]
+    pub verify_tls: bool,
+    /// HTTPS targets: trust this CA (PEM) instead of the system's roots
+    /// when verifying (implies --verify-tls).
     #[arg(long, value_name = "FILE")]
     pub ca: Option<PathBuf>,
+    /// HTTPS targets: the name sent as SNI and verified in the
+    /// certificate, for every target (default: each target's own;
+    /// keepalived's SSL_GET sends one only with enable_sni or sni_name,
+    /// a targets file its `sni`, else the Host's name, none for an address).
+    #[arg(long, value_name = "NAME", value_parser = parse_sni)]
+    pub sni: Option<String>,
     /// HTTPS targets: verify no certificate.
-    #[arg(long, conflicts_with = "ca")]
+    #[arg(long, conflicts_with_all = ["ca", "verify_tls"])]
     pub insecure: bool,
+}
+
+impl TlsTrust {
+    /// The audit's options of these flags.
+    pub fn options(&self, parallel: usize) -> crate::audit::AuditOptions {
+        crate::audit::AuditOptions {
+            parallel,
+            ca: self.ca.clone(),
+            verify_tls: self.verify_tls || self.ca.is_some(),
+            sni: self.sni.clone(),
+            insecure: self.insecure,
+        }
+    }
+}
+
+/// `--sni`: a DNS name or an IP address rustls can use.
+fn parse_sni(s: &str) -> Result<String, String> {
+    crate::tls::server_name(Some(s), "").map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -774,6 +804,45 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_args(std::iter::once("vipcheck").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn audit_and_daemon_tls_options() {
+        let tls = |args: &[&str]| match parse(args).map(|c| c.command) {
+            Ok(Command::Audit(a)) => Ok(a.tls.options(1)),
+            Ok(Command::Daemon(d)) => Ok(d.tls.options(1)),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        let plain = tls(&["audit", "--keepalived", "k.conf"]).unwrap();
+        assert!(!plain.verify_tls && !plain.insecure && plain.ca.is_none() && plain.sni.is_none());
+        let verify = tls(&[
+            "daemon",
+            "--keepalived",
+            "k.conf",
+            "--verify-tls",
+            "--sni",
+            "lab.example",
+        ])
+        .unwrap();
+        assert!(verify.verify_tls);
+        assert_eq!(verify.sni.as_deref(), Some("lab.example"));
+        // --ca verifies (a CA given is a CA to verify against).
+        let ca = tls(&["audit", "--keepalived", "k.conf", "--ca", "ca.pem"]).unwrap();
+        assert!(ca.verify_tls);
+        assert_eq!(ca.ca.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert!(
+            tls(&["audit", "--targets", "t.toml", "--insecure"])
+                .unwrap()
+                .insecure
+        );
+        for bad in [
+            &["audit", "--keepalived", "k", "--insecure", "--verify-tls"][..],
+            &["audit", "--keepalived", "k", "--insecure", "--ca", "x"],
+            &["daemon", "--keepalived", "k", "--sni", "not a name"],
+        ] {
+            assert!(tls(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

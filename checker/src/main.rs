@@ -207,11 +207,7 @@ fn audit(args: &vipcheck::cli::AuditArgs) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let options = audit::AuditOptions {
-        parallel: usize::from(args.parallel),
-        ca: args.tls.ca.clone(),
-        insecure: args.tls.insecure,
-    };
+    let options = args.tls.options(usize::from(args.parallel));
     if let Some(e) = loaded.nothing_to_check(input.path()) {
         note!("vipcheck: {e}");
         return EXIT_USAGE;
@@ -241,11 +237,7 @@ fn daemon(args: &vipcheck::cli::DaemonArgs) -> i32 {
         fall: args.fall,
         parallel: usize::from(args.parallel),
         interval: std::time::Duration::from_millis(args.interval),
-        tls: vipcheck::audit::AuditOptions {
-            parallel: usize::from(args.parallel),
-            ca: args.tls.ca.clone(),
-            insecure: args.tls.insecure,
-        },
+        tls: args.tls.options(usize::from(args.parallel)),
     };
     match run::run(options) {
         Ok(code) => code,

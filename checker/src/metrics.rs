@@ -66,10 +66,12 @@ impl TargetLabels {
 
 impl From<&AuditTarget> for TargetLabels {
     fn from(target: &AuditTarget) -> TargetLabels {
+        // The virtual server's port; a check of another port says so in
+        // its check label (`tcp-port80`, see track::TrackKey).
         TargetLabels::new(
-            target.vip,
-            target.port,
-            target.real_server,
+            target.vs_vip,
+            target.vs_port,
+            target.rs_ip,
             target.check.kind(),
         )
     }

@@ -215,7 +215,7 @@ pub fn verdict(
                     subject: &t.subject,
                     issuer: &t.issuer,
                     days_left: t.days_left,
-                    verified: !t.insecure,
+                    verified: t.unverified.is_none(),
                 }),
             };
             (json(&report), exit)

@@ -452,13 +452,13 @@ impl Exchange {
             tls: tls.then(|| TlsSetup {
                 config: client_tls(),
                 name: TLS_NAME.to_string(),
-                insecure: false,
+                unverified: None,
                 cert_days: None,
             }),
         };
         let request = http::request("GET", &check.path, &check.host, &check.headers);
         let mut session = check.tls.as_ref().map(|setup| {
-            tls::Session::new(setup.config.clone(), &setup.name, setup.insecure)
+            tls::Session::new(setup.config.clone(), &setup.name, setup.unverified)
                 .expect("a TLS session")
         });
         let outbox = match &mut session {

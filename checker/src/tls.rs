@@ -17,6 +17,12 @@ use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
 
 use crate::error::{Error, Result};
 
+/// What the verdict says of a session `--insecure` verified nothing in.
+pub const NOT_VERIFIED_INSECURE: &str = "not verified: --insecure";
+/// What the verdict says of a keepalived `SSL_GET`'s session (keepalived
+/// verifies no certificate).
+pub const NOT_VERIFIED_SSL_GET: &str = "not verified, as keepalived's SSL_GET";
+
 /// How to set up and judge the TLS session (`vipcheck https` options).
 #[derive(Clone, Debug, Default)]
 pub struct TlsOptions {
@@ -45,8 +51,9 @@ pub struct TlsFacts {
     pub issuer: String,
     /// Whole days until the certificate expires (negative once expired).
     pub days_left: i64,
-    /// Nothing was verified (`--insecure`).
-    pub insecure: bool,
+    /// Nothing was verified, and why (`not verified: --insecure`, `not
+    /// verified, as keepalived's SSL_GET`); `None`: verified.
+    pub unverified: Option<&'static str>,
 }
 
 /// A client configuration built once per check.
@@ -135,17 +142,22 @@ pub fn server_name(sni: Option<&str>, host: &str) -> Result<String> {
 /// One TLS session over the check's byte stream.
 pub struct Session {
     conn: ClientConnection,
-    insecure: bool,
+    unverified: Option<&'static str>,
 }
 
 impl Session {
-    /// A client session for `name` (SNI and verification).
-    pub fn new(config: Arc<ClientConfig>, name: &str, insecure: bool) -> Result<Session> {
+    /// A client session for `name` (SNI and verification); `unverified`:
+    /// the config verifies nothing, and why (said in the facts).
+    pub fn new(
+        config: Arc<ClientConfig>,
+        name: &str,
+        unverified: Option<&'static str>,
+    ) -> Result<Session> {
         let server_name = ServerName::try_from(name.to_string())
             .map_err(|_| Error::Usage(format!("{name:?} is not a TLS server name")))?;
         let conn = ClientConnection::new(config, server_name)
             .map_err(|e| Error::Usage(format!("TLS: {e}")))?;
-        Ok(Session { conn, insecure })
+        Ok(Session { conn, unverified })
     }
 
     /// Queues plaintext (sent once the handshake is done).
@@ -215,7 +227,7 @@ impl Session {
             subject,
             issuer,
             days_left: (not_after - now).div_euclid(86_400),
-            insecure: self.insecure,
+            unverified: self.unverified,
         })
     }
 }

@@ -36,16 +36,30 @@ pub const HEALTHY: &str = "0\n";
 /// The value of a target that is down (keepalived, with weight 0: failure).
 pub const DOWN: &str = "1\n";
 
-/// What a track file stands for: a check of a real server through a VIP.
+/// What a track file stands for: a check of a real server of a virtual
+/// server, keyed by the `virtual_server` and `real_server` it comes from.
+///
+/// The check's label ([`TrackKey::check`], also the metrics' `check`
+/// label), stable across reloads and readable:
+/// - the kind: `tcp`, `http`, `https`;
+/// - then `-portN` when the check connects to another port N than the
+///   virtual server's (`connect_port`, a MISC_CHECK's port): `tcp-port80`;
+/// - a further check with the same label on the same real server (a
+///   second `url` of an HTTP_GET) adds its path, letters and digits with
+///   the rest as `-` (`/` is `root`): `http-healthz`, `http-api-v1-status`;
+///   the Host too if that is still taken, and `-2`, `-3`... last (see
+///   [`distinct`]). The first in file order keeps the bare label.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TrackKey {
     pub vip: IpAddr,
+    /// The virtual server's port.
     pub port: u16,
     pub real_server: IpAddr,
-    /// The check's kind (`tcp`, `http`, `https`); when one real server
-    /// has several checks of a kind, the caller makes them distinct (e.g.
-    /// `http2`). Characters other than ASCII letters and digits become `-`
-    /// in names.
+    /// The real server's port as the input writes it (the snippet's
+    /// `real_server` line); not part of the names.
+    pub rs_port: u16,
+    /// The check's label (above). Characters other than ASCII letters and
+    /// digits become `-` in names.
     pub check: String,
 }
 
@@ -53,7 +67,9 @@ impl TrackKey {
     /// The file's name: `vipcheck_198.18.0.100_80_198.18.0.11_tcp`; an
     /// IPv6 address has its colons as `-` (`vipcheck_fd00--100_80_…`).
     /// Fields are separated by `_`, which no field but the last holds, so
-    /// distinct keys have distinct names.
+    /// keys of distinct VIP, port, real server and label have distinct
+    /// names ([`distinct`] gives a real server written twice with two
+    /// ports distinct labels).
     pub fn file_name(&self) -> String {
         self.name(false)
     }
@@ -80,12 +96,71 @@ impl TrackKey {
 
 impl From<&AuditTarget> for TrackKey {
     fn from(target: &AuditTarget) -> TrackKey {
-        TrackKey {
-            vip: target.vip,
-            port: target.port,
-            real_server: target.real_server,
-            check: target.check.kind().to_string(),
+        // Keyed by the virtual and real server the check comes from; the
+        // label says when it connects to another port.
+        let mut check = target.check.kind().to_string();
+        if target.port != target.vs_port {
+            check += &format!("-port{}", target.port);
         }
+        TrackKey {
+            vip: target.vs_vip,
+            port: target.vs_port,
+            real_server: target.rs_ip,
+            rs_port: target.rs_port,
+            check,
+        }
+    }
+}
+
+/// The key of `target` made distinct from the names in `taken` (file
+/// names), which it joins: a second check with the same label adds its
+/// path, then its Host, then a number (see [`TrackKey`]).
+pub fn distinct(
+    mut key: TrackKey,
+    target: &AuditTarget,
+    taken: &mut std::collections::HashSet<String>,
+) -> TrackKey {
+    let base = key.check.clone();
+    if let Some(spec) = target.check.http() {
+        let path = path_label(&spec.path);
+        let mut tries = vec![format!("{base}-{path}")];
+        if let Some(host) = &spec.host {
+            tries.push(format!("{base}-{}-{path}", safe(host)));
+        }
+        for label in tries {
+            if !taken.contains(&key.file_name()) {
+                break;
+            }
+            key.check = label;
+        }
+    }
+    let named = key.check.clone();
+    let mut n = 1;
+    while taken.contains(&key.file_name()) {
+        n += 1;
+        key.check = format!("{named}-{n}");
+    }
+    taken.insert(key.file_name());
+    key
+}
+
+/// A path as a label part: letters and digits, runs of others as one `-`,
+/// at most 40 characters; `/` alone is `root`.
+fn path_label(path: &str) -> String {
+    let mut label = String::new();
+    for c in path.chars() {
+        if c.is_ascii_alphanumeric() {
+            label.push(c);
+        } else if !label.is_empty() && !label.ends_with('-') {
+            label.push('-');
+        }
+    }
+    let label: String = label.trim_end_matches('-').chars().take(40).collect();
+    let label = label.trim_end_matches('-');
+    if label.is_empty() {
+        "root".to_string()
+    } else {
+        label.to_string()
     }
 }
 
@@ -279,9 +354,10 @@ pub fn snippet(dir: &Path, keys: &[TrackKey]) -> String {
             }
         };
         let reals = &mut servers[at].reals;
-        match reals.iter_mut().find(|(rs, _)| *rs == key.real_server) {
+        let real = (key.real_server, key.rs_port);
+        match reals.iter_mut().find(|(rs, _)| *rs == real) {
             Some((_, checks)) => checks.push(key),
-            None => reals.push((key.real_server, vec![key])),
+            None => reals.push((real, vec![key])),
         }
     }
     for VirtualServer { vip, port, reals } in &servers {
@@ -289,11 +365,12 @@ pub fn snippet(dir: &Path, keys: &[TrackKey]) -> String {
             out,
             "virtual_server {vip} {port} {{\n    protocol TCP\n    lb_kind DR\n    # ... your lb_algo, delay_loop and other settings"
         );
-        for (rs, checks) in reals {
-            // LVS-DR cannot change the port: the real server's is the VIP's.
+        for ((rs, rs_port), checks) in reals {
+            // The virtual and real servers as the input writes them: the
+            // FILE_CHECK joins the real server's other checkers.
             let _ = writeln!(
                 out,
-                "    real_server {rs} {port} {{\n        # Down while any of its files holds non-zero (with any\n        # other checkers it has: all must pass)."
+                "    real_server {rs} {rs_port} {{\n        # Down while any of its files holds non-zero (with any\n        # other checkers it has: all must pass)."
             );
             for key in checks {
                 let _ = writeln!(
@@ -313,7 +390,7 @@ pub fn snippet(dir: &Path, keys: &[TrackKey]) -> String {
 struct VirtualServer<'a> {
     vip: IpAddr,
     port: u16,
-    reals: Vec<(IpAddr, Vec<&'a TrackKey>)>,
+    reals: Vec<((IpAddr, u16), Vec<&'a TrackKey>)>,
 }
 
 /// A path inside keepalived's double quotes: `"` and `\` escaped.
@@ -357,6 +434,7 @@ mod tests {
             vip: vip.parse().unwrap(),
             port,
             real_server: rs.parse().unwrap(),
+            rs_port: port,
             check: check.into(),
         }
     }
@@ -396,6 +474,10 @@ mod tests {
             real_server: "198.18.0.11".parse().unwrap(),
             vip: "198.18.0.100".parse().unwrap(),
             port: 80,
+            vs_vip: "198.18.0.100".parse().unwrap(),
+            vs_port: 80,
+            rs_ip: "198.18.0.11".parse().unwrap(),
+            rs_port: 80,
             check: crate::config::CheckSpec::Tcp,
             timeout: std::time::Duration::from_secs(1),
             reply_timeout: None,
@@ -501,6 +583,146 @@ mod tests {
             .filter(|l| !l.trim_start().starts_with('#'))
             .collect();
         assert_eq!(code.matches('{').count(), code.matches('}').count());
+    }
+
+    /// A keepalived.conf's targets as the daemon keys them.
+    fn keys_of(conf: &str) -> Vec<TrackKey> {
+        let loaded = crate::config::keepalived::load_str(conf, Path::new("k.conf")).unwrap();
+        crate::daemon::run::track_keys(&loaded.targets)
+    }
+
+    #[test]
+    fn keys_name_the_virtual_server_and_tell_checks_apart() {
+        let keys = keys_of(
+            r#"
+virtual_server 198.18.0.100 443 {
+  protocol TCP
+  real_server 198.18.0.11 443 {
+    TCP_CHECK { connect_port 80 }
+    TCP_CHECK { }
+    HTTP_GET {
+      url { path / }
+      url { path /api/v1/status?full=1 }
+      url { path /api/v1/status?full=1
+            status_code 204 }
+    }
+  }
+}
+virtual_server 198.18.0.100 22 {
+  protocol TCP
+  real_server 198.18.0.11 22 {
+    MISC_CHECK {
+      misc_path "check_tcp_raw -t 250 eth0 198.18.0.11 198.18.0.100 80"
+    }
+  }
+}
+"#,
+        );
+        let names: Vec<(u16, u16, &str)> = keys
+            .iter()
+            .map(|k| (k.port, k.rs_port, k.check.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (443, 443, "tcp-port80"),
+                (443, 443, "tcp"),
+                (443, 443, "http"),
+                (443, 443, "http-api-v1-status-full-1"),
+                (443, 443, "http-api-v1-status-full-1-2"),
+                (22, 22, "tcp-port80"),
+            ]
+        );
+        assert_eq!(
+            keys[0].file_name(),
+            "vipcheck_198.18.0.100_443_198.18.0.11_tcp-port80"
+        );
+        // No label reads like a protocol version.
+        assert!(keys.iter().all(|k| !k.check.contains("http2")));
+        assert_eq!(path_label("/"), "root");
+        assert_eq!(path_label("/healthz/"), "healthz");
+        assert_eq!(path_label(&format!("/{}", "a".repeat(50))).len(), 40);
+    }
+
+    #[test]
+    fn a_misc_check_elsewhere_is_keyed_by_its_block() {
+        // The command line checks another VIP and real server: the file
+        // stands for the real server it is written under.
+        let conf = r#"
+virtual_server 198.18.0.100 22 {
+  real_server 198.18.0.11 22 {
+    MISC_CHECK {
+      misc_path "check_tcp_raw -t 250 eth0 198.18.0.12 198.18.0.200 80"
+    }
+  }
+}
+"#;
+        let loaded = crate::config::keepalived::load_str(conf, Path::new("k.conf")).unwrap();
+        let t = &loaded.targets[0];
+        assert_eq!(
+            (t.real_server.to_string(), t.vip.to_string(), t.port),
+            ("198.18.0.12".into(), "198.18.0.200".into(), 80)
+        );
+        let keys = keys_of(conf);
+        assert_eq!(
+            keys[0].file_name(),
+            "vipcheck_198.18.0.100_22_198.18.0.11_tcp-port80"
+        );
+        let text = snippet(Path::new("/run/vipcheck"), &keys);
+        assert!(text.contains("virtual_server 198.18.0.100 22 {"), "{text}");
+        assert!(text.contains("    real_server 198.18.0.11 22 {"), "{text}");
+        assert!(
+            !text.contains("198.18.0.200 ") && !text.contains("198.18.0.12 "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn one_real_server_written_with_two_ports() {
+        let keys = keys_of(
+            "virtual_server 10.0.0.100 80 {\nreal_server 10.0.0.42 80 {\nTCP_CHECK {\n}\n}\n\
+             real_server 10.0.0.42 8080 {\nTCP_CHECK {\n}\n}\n}\n",
+        );
+        let labels: Vec<(u16, &str)> = keys.iter().map(|k| (k.rs_port, k.check.as_str())).collect();
+        // Each checks its own port: the labels differ by it.
+        assert_eq!(labels, [(80, "tcp"), (8080, "tcp-port8080")]);
+        let text = snippet(Path::new("/run/vipcheck"), &keys);
+        assert!(text.contains("    real_server 10.0.0.42 80 {"), "{text}");
+        assert!(text.contains("    real_server 10.0.0.42 8080 {"), "{text}");
+    }
+
+    #[test]
+    fn labels_are_stable_when_other_checks_come_and_go() {
+        // The daemon keeps the keys of the targets it had; a later url
+        // keeps its label whatever is added before it.
+        let one = "virtual_server 10.0.0.100 80 {\nreal_server 10.0.0.42 80 {\n\
+                   HTTP_GET {\nurl {\npath /\n}\nurl {\npath /healthz\n}\n}\n}\n}\n";
+        let two = "virtual_server 10.0.0.100 80 {\nreal_server 10.0.0.42 80 {\n\
+                   HTTP_GET {\nurl {\npath /\n}\nurl {\npath /new\n}\nurl {\npath /healthz\n}\n}\n}\n}\n";
+        let labels = |conf| -> Vec<String> { keys_of(conf).into_iter().map(|k| k.check).collect() };
+        assert_eq!(labels(one), ["http", "http-healthz"]);
+        assert_eq!(labels(two), ["http", "http-new", "http-healthz"]);
+    }
+
+    #[test]
+    fn snippet_keeps_the_virtual_and_real_servers() {
+        let keys = keys_of(
+            r#"
+virtual_server 198.18.0.100 443 {
+  real_server 198.18.0.11 8443 {
+    TCP_CHECK { connect_port 80 }
+  }
+}
+"#,
+        );
+        let text = snippet(Path::new("/run/vipcheck"), &keys);
+        assert!(text.contains("virtual_server 198.18.0.100 443 {"), "{text}");
+        assert!(
+            text.contains("    real_server 198.18.0.11 8443 {"),
+            "{text}"
+        );
+        assert!(!text.contains(" 80 {"), "{text}");
+        assert!(text.contains("track_file vipcheck_198_18_0_100_443_198_18_0_11_tcp-port80\n"));
     }
 
     #[test]

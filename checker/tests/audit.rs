@@ -225,3 +225,88 @@ fn audit_of_a_targets_file() {
     assert_eq!(bad.code, 2, "{bad:?}");
     assert_one_clean_line(&bad.stderr);
 }
+
+/// keepalived's SSL_GET verifies no certificate: from a keepalived.conf,
+/// the lab's certificate (its own CA, a name that is not the address
+/// checked) passes, with its facts shown as not verified; asked to verify,
+/// it fails, and passes with the CA and the name.
+#[test]
+fn ssl_get_as_keepalived_judges_it() {
+    use xtask::lab::{HTTPS_EXPIRED_PORT, HTTPS_PORT};
+    let lab = lab(Role::Backup);
+    let scratch = Scratch::new("ssl-get");
+    let conf = scratch.file(
+        "keepalived.conf",
+        &format!(
+            "virtual_server {VIP} {HTTPS_PORT} {{\n  protocol TCP\n  lb_kind DR\n\
+               real_server {OK_IP} {HTTPS_PORT} {{\n    SSL_GET {{\n      url {{\n        path /\n        status_code 200\n      }}\n      connect_timeout 2\n    }}\n  }}\n}}\n\
+             virtual_server {VIP} {HTTPS_EXPIRED_PORT} {{\n  protocol TCP\n  lb_kind DR\n\
+               real_server {OK_IP} {HTTPS_EXPIRED_PORT} {{\n    SSL_GET {{\n      virtualhost lab.example\n      url {{\n        path /\n      }}\n      connect_timeout 2\n    }}\n  }}\n}}\n"
+        ),
+    );
+    let ca = lab.ca_pem();
+    let ca = ca.to_str().unwrap();
+    let audit = |extra: &[&str]| {
+        let mut args = vec!["audit", "--keepalived", &conf];
+        args.extend_from_slice(extra);
+        run(vipcheck(&lab, &args))
+    };
+    let rows = |out: &Run| -> Vec<String> {
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with(&format!("{OK_IP} ")))
+            .map(str::to_string)
+            .collect()
+    };
+
+    let plain = audit(&[]);
+    assert_eq!(plain.code, 0, "{plain:?}");
+    let r = rows(&plain);
+    assert_eq!(r.len(), 2, "{plain:?}");
+    for row in &r {
+        for needle in [
+            " https ",
+            " healthy ",
+            "200 OK",
+            "certificate CN=lab.example from CN=vipcheck lab CA",
+            "(not verified, as keepalived's SSL_GET)",
+        ] {
+            assert!(row.contains(needle), "{needle:?} not in {row}");
+        }
+    }
+
+    // The REQUEST column: the Host sent (the address without a
+    // virtualhost) and the path.
+    assert!(r[0].contains(&format!(" {OK_IP}/ ")), "{}", r[0]);
+    assert!(r[1].contains(" lab.example/ "), "{}", r[1]);
+
+    // Verification asked: the lab's CA is unknown; with it, the address
+    // is not the certificate's name; with --sni, the valid one passes and
+    // the expired one fails.
+    let verify = audit(&["--verify-tls"]);
+    assert_eq!(verify.code, 1, "{verify:?}");
+    let r = rows(&verify);
+    assert!(r.iter().all(|r| r.contains(" unhealthy ")), "{verify:?}");
+    assert!(r[0].contains("unknown issuer"), "{verify:?}");
+    let by_address = audit(&["--ca", ca]);
+    assert_eq!(by_address.code, 1, "{by_address:?}");
+    let r = rows(&by_address);
+    assert!(r[0].contains("name mismatch"), "{by_address:?}");
+    let named = audit(&["--ca", ca, "--sni", "lab.example"]);
+    assert_eq!(named.code, 1, "{named:?}");
+    let r = rows(&named);
+    assert!(
+        r[0].contains(" healthy ") && !r[0].contains("not verified"),
+        "{named:?}"
+    );
+    assert!(r[1].contains("certificate expired"), "{named:?}");
+
+    // JSON says whether the certificate was verified.
+    let json = audit(&["--format", "json"]);
+    let first: serde_json::Value =
+        serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["tls"]["verified"], false, "{json:?}");
+    assert_eq!(first["verdict"], "healthy", "{json:?}");
+    assert_eq!(first["request"]["host"], OK_IP.to_string(), "{json:?}");
+    assert_eq!(first["request"]["path"], "/", "{json:?}");
+}

@@ -774,3 +774,202 @@ fn keepalived_accepts_the_snippet() {
     let (code, said) = keepalived_config_test(&scratch, &completed);
     assert_eq!((code, said.as_str()), (0, ""), "{completed}");
 }
+
+/// From a keepalived.conf whose checks connect to other ports than their
+/// virtual server's (`connect_port`, a MISC_CHECK's port), the snippet
+/// keys every block by the virtual and real server it came from:
+/// keepalived accepts it, and its virtual servers are exactly the
+/// original ones.
+#[test]
+fn the_snippet_keeps_the_virtual_servers_of_a_keepalived_conf() {
+    if !Path::new("/usr/sbin/keepalived").exists() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "keepalived is missing (CI is set)"
+        );
+        eprintln!("skipped: /usr/sbin/keepalived is missing");
+        return;
+    }
+    let scratch = Scratch::new("snippet-conf");
+    let original = format!(
+        "virtual_server {VIP} 443 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
+           real_server {OK_IP} 443 {{\n\
+             TCP_CHECK {{\n      connect_port 80\n    }}\n\
+             HTTP_GET {{\n      url {{\n        path /\n      }}\n      url {{\n        path /healthz\n      }}\n    }}\n\
+           }}\n\
+         }}\n\
+         virtual_server {VIP} 22 {{\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
+           real_server {OK_IP} 22 {{\n\
+             MISC_CHECK {{\n      misc_path \"/usr/local/bin/check_tcp_raw -t 300 {LB_IFACE} {OK_IP} {VIP} 80\"\n    }}\n\
+           }}\n\
+         }}\n"
+    );
+    let conf = scratch.file("keepalived.conf", &original);
+    let (code, said) = keepalived_config_test(&scratch, &original);
+    assert_eq!((code, said.as_str()), (0, ""), "the original: {original}");
+    let track = scratch.path("track");
+    let out = Command::new(VIPCHECK)
+        .args([
+            "keepalived",
+            "snippet",
+            "--keepalived",
+            s(&conf),
+            "--track-dir",
+            s(&track),
+        ])
+        .output()
+        .expect("vipcheck keepalived snippet");
+    assert!(out.status.success(), "{out:?}");
+    let snippet = String::from_utf8(out.stdout).unwrap();
+    let servers = |text: &str, word: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with(word))
+            .map(|l| l.trim_end_matches('{').trim().to_string())
+            .collect()
+    };
+    assert_eq!(
+        servers(&snippet, "virtual_server "),
+        [
+            format!("virtual_server {VIP} 443"),
+            format!("virtual_server {VIP} 22")
+        ],
+        "{snippet}"
+    );
+    assert_eq!(
+        servers(&snippet, "real_server "),
+        [
+            format!("real_server {OK_IP} 443"),
+            format!("real_server {OK_IP} 22")
+        ],
+        "{snippet}"
+    );
+    let names: Vec<String> = track_file_blocks(&snippet)
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "vipcheck_198_18_0_100_443_198_18_0_11_tcp-port80",
+            "vipcheck_198_18_0_100_443_198_18_0_11_http",
+            "vipcheck_198_18_0_100_443_198_18_0_11_http-healthz",
+            "vipcheck_198_18_0_100_22_198_18_0_11_tcp-port80",
+        ],
+        "{snippet}"
+    );
+    let placeholder = "    # ... your lb_algo, delay_loop and other settings\n";
+    let completed = snippet.replace(placeholder, &format!("{placeholder}    lb_algo rr\n"));
+    let (code, said) = keepalived_config_test(&scratch, &completed);
+    assert_eq!((code, said.as_str()), (0, ""), "{completed}");
+}
+
+/// SIGHUP with only timing changes (delay_loop, connect_timeout, retry):
+/// every target keeps its state, its metrics and its track file, which is
+/// never missing (keepalived reads a missing file as up) and never flips.
+/// One target checks port 80 of virtual server 443 (`connect_port`): its
+/// file, labels and log line name port 443 and the checked port apart.
+#[test]
+fn a_timing_only_reload_keeps_every_track_file() {
+    let lab = lab(Role::Backup);
+    let scratch = Scratch::new("timing-reload");
+    let conf_with = |delay: u32, timeout: u32, retry: u32| {
+        let check = format!(
+            "    TCP_CHECK {{\n      connect_timeout {timeout}\n      retry {retry}\n    }}\n"
+        );
+        let mut text = keepalived_conf(&[(OK_IP, check.clone()), (CLOSED_IP, check)])
+            .replace("delay_loop 1", &format!("delay_loop {delay}"));
+        text += &format!(
+            "virtual_server {VIP} 443 {{\n  delay_loop {delay}\n  lb_algo rr\n  lb_kind DR\n  protocol TCP\n\
+               real_server {OK_IP} 443 {{\n    TCP_CHECK {{\n      connect_port 80\n      \
+               connect_timeout {timeout}\n      retry {retry}\n    }}\n  }}\n}}\n"
+        );
+        text
+    };
+    let conf = scratch.file("keepalived.conf", &conf_with(1, 1, 1));
+    let track = scratch.path("track");
+    let daemon = Daemon::start(
+        &lab,
+        &[
+            "--keepalived",
+            s(&conf),
+            "--metrics",
+            METRICS_ADDR,
+            "--track-dir",
+            s(&track),
+        ],
+        scratch.path("daemon.log"),
+    );
+    let files = [
+        (track.join(track_file(OK_IP, "tcp")), "0\n"),
+        (track.join(track_file(CLOSED_IP, "tcp")), "1\n"),
+        (
+            track.join(format!("vipcheck_{VIP}_443_{OK_IP}_tcp-port80")),
+            "0\n",
+        ),
+    ];
+    let settled = poll(Duration::from_secs(5), || {
+        files
+            .iter()
+            .all(|(f, want)| fs::read_to_string(f).is_ok_and(|v| v == *want))
+            .then_some(())
+    });
+    assert!(settled.is_some(), "no first results:\n{}", daemon.log());
+    let before = scrape(&lab).expect("metrics");
+    assert_eq!(before.up(OK_IP, "tcp"), Some(1.0), "{}", before.text);
+    assert_eq!(before.up(CLOSED_IP, "tcp"), Some(0.0), "{}", before.text);
+    let port_80_of_443 = [("port", "443"), ("check", "tcp-port80")];
+    assert_eq!(
+        before.get("vipcheck_target_up", &port_80_of_443),
+        Some(1.0),
+        "{}",
+        before.text
+    );
+    let line = format!(
+        "vipcheck daemon: {OK_IP} via {VIP}:443 (tcp-port80, checking port 80) is up (first check): "
+    );
+    assert!(
+        daemon.log().contains(&line),
+        "{line:?} not in:\n{}",
+        daemon.log()
+    );
+
+    fs::write(&conf, conf_with(2, 2, 3)).unwrap();
+    daemon.signal(libc::SIGHUP);
+    // Watched from the signal on, every 50 ms, for two of the new
+    // intervals: never missing, never another value.
+    let watch = Instant::now();
+    let mut seen = 0;
+    while watch.elapsed() < Duration::from_secs(4) {
+        for (file, want) in &files {
+            match fs::read_to_string(file) {
+                Ok(v) => assert_eq!(&v, want, "{} flipped:\n{}", file.display(), daemon.log()),
+                Err(e) => panic!(
+                    "{} missing {:?} after SIGHUP: {e}\n{}",
+                    file.display(),
+                    watch.elapsed(),
+                    daemon.log()
+                ),
+            }
+        }
+        seen += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(seen > 40, "polled {seen} times");
+    let log = daemon.log();
+    assert!(
+        log.contains("vipcheck daemon: reloaded: 3 targets (0 added, 0 removed)"),
+        "{log}"
+    );
+    assert_eq!(log.matches("(first check)").count(), 3, "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    let after = scrape(&lab).expect("metrics");
+    assert_eq!(after.up(OK_IP, "tcp"), Some(1.0), "{}", after.text);
+    assert_eq!(after.up(CLOSED_IP, "tcp"), Some(0.0), "{}", after.text);
+    assert_eq!(
+        state_changes(&after),
+        state_changes(&before),
+        "{}",
+        after.text
+    );
+}

@@ -432,6 +432,27 @@ fn the_daemon_needs_what_a_cold_check_needs() {
     println!("{table}test {:?}", test_start.elapsed());
 }
 
+/// keepalived runs its scripts with umask 0177: the first check of a boot
+/// made there still leaves /run/vipcheck enterable (0755), else the
+/// daemon's unit, root without CAP_DAC_OVERRIDE, could not open the lock.
+#[test]
+fn the_lock_directory_is_0755_under_keepalived_umask() {
+    let lab = lab(Role::Backup);
+    let mut cmd = lab.command(lab.lb_ns(), "unshare");
+    cmd.args([
+        "--mount",
+        "sh",
+        "-c",
+        "mount -t tmpfs -o mode=0755 vck-run /run && umask 0177 && \
+         \"$0\" tcp eth0 198.18.0.11 198.18.0.100 80 >/dev/null && \
+         stat -c %a /run/vipcheck /run/vipcheck/lock",
+        VIPCHECK,
+    ]);
+    let out = run(cmd);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.stdout, "755\n600\n", "{out:?}");
+}
+
 /// The lock file a root check leaves (`/run/vipcheck/lock`, root's, mode
 /// 0600) stops nobody whatever its capabilities: every check and `xdp
 /// attach`/`detach` take it, and opening it fails with EACCES, said as a

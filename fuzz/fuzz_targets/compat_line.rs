@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
     match parse_line(&name, &args) {
         Ok(line) => {
             assert_ne!(line.port, 0);
-            if let CheckSpec::Http(spec) | CheckSpec::Https(spec) = &line.check {
+            if let CheckSpec::Http(spec) | CheckSpec::Https(spec, _) = &line.check {
                 assert!(spec.path.starts_with('/'), "{:?}", spec.path);
             }
         }

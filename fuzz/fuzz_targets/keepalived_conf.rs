@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(target.origin.starts_with(PATH), "{}", target.origin);
                 assert_ne!(target.port, 0);
                 assert_eq!(target.real_server.is_ipv4(), target.vip.is_ipv4());
-                if let CheckSpec::Http(spec) | CheckSpec::Https(spec) = &target.check {
+                if let CheckSpec::Http(spec) | CheckSpec::Https(spec, _) = &target.check {
                     assert!(spec.path.starts_with('/'), "{:?}", spec.path);
                 }
             }

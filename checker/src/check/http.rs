@@ -99,7 +99,8 @@ pub struct TlsSetup {
     pub config: std::sync::Arc<rustls::ClientConfig>,
     /// SNI (unless disabled in the config) and the name verified.
     pub name: String,
-    pub insecure: bool,
+    /// The config verifies nothing, and why (`not verified: --insecure`).
+    pub unverified: Option<&'static str>,
     /// Fail when the certificate expires within this many days.
     pub cert_days: Option<u32>,
 }
@@ -244,7 +245,7 @@ async fn exchange(
         Some(setup) => Some(tls::Session::new(
             setup.config.clone(),
             &setup.name,
-            setup.insecure,
+            setup.unverified,
         )?),
         None => None,
     };
@@ -433,10 +434,9 @@ pub(crate) fn judge(
             facts.subject,
             facts.issuer,
             facts.days_left,
-            if facts.insecure {
-                " (not verified: --insecure)"
-            } else {
-                ""
+            match facts.unverified {
+                Some(why) => format!(" ({why})"),
+                None => String::new(),
             }
         );
         if let Some(days) = check.tls.as_ref().and_then(|t| t.cert_days)

@@ -16,7 +16,7 @@
 //! | keepalived | target |
 //! | --- | --- |
 //! | `TCP_CHECK` | tcp; `connect_port` overrides the port |
-//! | `HTTP_GET`, `SSL_GET` | http, https: one target per `url { path P digest D status_code C... regex R regex_no_match }`; status default 200-299; `virtualhost` (url, checker, real_server or virtual_server level, the innermost wins) is the Host |
+//! | `HTTP_GET`, `SSL_GET` | http, https: one target per `url { path P digest D status_code C... regex R regex_no_match }`; status default 200-299; `virtualhost` (url, checker, real_server or virtual_server level, the innermost wins) is the Host; `SSL_GET` verifies no certificate, as keepalived's, and sends SNI only with `enable_sni` or `sni_name` |
 //! | `MISC_CHECK` whose `misc_path` runs `check_tcp_raw`, `check_http_get_raw` or `check_http_raw` (any directory) | what that command line checks: IFACE, REAL_SERVER, VIP and PORT from its arguments, its `-t` as the per-reply timeout |
 //!
 //! `connect_timeout` (seconds; checker, real_server or virtual_server
@@ -39,8 +39,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{
-    AuditTarget, CheckSpec, ConfigError, HttpSpec, Loaded, Skipped, check_host, check_path,
-    check_unicast, parse_ip, parse_md5, parse_port, parse_status,
+    AuditTarget, CheckSpec, ConfigError, HttpSpec, Loaded, Skipped, TlsSpec, Verify, check_host,
+    check_path, check_unicast, parse_ip, parse_md5, parse_port, parse_status,
 };
 
 /// Deepest chain of includes.
@@ -547,11 +547,14 @@ fn map_real_server(
         });
         return Ok(());
     }
+    let vs_host = inherit.host.clone();
     let inherit = inherit.with(rs.children())?;
     let base = Base {
         real_server,
         vip,
         port,
+        vs_port,
+        vs_host,
         name: &name,
     };
     let mut checkers = 0;
@@ -610,7 +613,11 @@ fn map_real_server(
 struct Base<'a> {
     real_server: IpAddr,
     vip: IpAddr,
+    /// The real server's port (the virtual server's when it gives none).
     port: u16,
+    vs_port: u16,
+    /// The virtual server's `virtualhost` (SSL_GET's SNI).
+    vs_host: Option<String>,
     name: &'a str,
 }
 
@@ -631,6 +638,10 @@ impl Base<'_> {
             real_server: self.real_server,
             vip: self.vip,
             port,
+            vs_vip: self.vip,
+            vs_port: self.vs_port,
+            rs_ip: self.real_server,
+            rs_port: self.port,
             check,
             timeout: inherit.timeout.unwrap_or(DEFAULT_TIMEOUT),
             reply_timeout: None,
@@ -698,7 +709,7 @@ fn map_http(
             spec.statuses.push(200..=299);
         }
         let check = if c.key == "SSL_GET" {
-            CheckSpec::Https(spec)
+            CheckSpec::Https(spec, ssl_get_tls(c, url, base)?)
         } else {
             CheckSpec::Http(spec)
         };
@@ -707,6 +718,47 @@ fn map_http(
         loaded.targets.push(target);
     }
     Ok(())
+}
+
+/// The TLS of keepalived's `SSL_GET` (check_ssl.c): no verification (no
+/// SSL_VERIFY_PEER); SNI only with `enable_sni` (or `sni_name`), naming
+/// `sni_name`, else the url's, the checker's or the virtual server's
+/// `virtualhost` (not the real server's), else none.
+fn ssl_get_tls(c: &Stmt, url: &Stmt, base: &Base) -> Result<TlsSpec, ConfigError> {
+    let mut enable = false;
+    let mut sni_name = None;
+    for s in c.children() {
+        match (s.key.as_str(), s.args.first().map(String::as_str)) {
+            ("enable_sni", None | Some("true" | "on" | "yes")) => enable = true,
+            ("enable_sni", Some("false" | "off" | "no")) => enable = false,
+            // keepalived reports an error and ignores the setting.
+            ("enable_sni", Some(_)) => {}
+            ("sni_name", name) => {
+                if let Some(name) = name {
+                    crate::tls::server_name(Some(name), "")
+                        .map_err(|e| s.error(format!("sni_name: {e}")))?;
+                    sni_name = Some(name.to_string());
+                }
+                enable = true;
+            }
+            _ => {}
+        }
+    }
+    let virtualhost = |block: &[Stmt]| {
+        block
+            .iter()
+            .rfind(|s| s.key == "virtualhost")
+            .and_then(|s| s.args.first().cloned())
+    };
+    let name = sni_name
+        .or_else(|| virtualhost(url.children()))
+        .or_else(|| virtualhost(c.children()))
+        .or_else(|| base.vs_host.clone());
+    Ok(TlsSpec {
+        verify: Verify::KeepalivedSslGet,
+        no_sni: !enable || name.is_none(),
+        sni: name.filter(|_| enable),
+    })
 }
 
 fn map_misc(
@@ -773,6 +825,10 @@ fn map_misc(
         real_server: line.real_server,
         vip: line.vip,
         port: line.port,
+        vs_vip: base.vip,
+        vs_port: base.vs_port,
+        rs_ip: base.real_server,
+        rs_port: base.port,
         check: line.check,
         timeout,
         reply_timeout: line.reply_timeout,
@@ -977,7 +1033,7 @@ virtual_server 10.0.0.100 80 {
         );
 
         assert_eq!(t[4].port, 80);
-        let CheckSpec::Https(h) = &t[4].check else {
+        let CheckSpec::Https(h, _) = &t[4].check else {
             panic!()
         };
         assert_eq!(h.host.as_deref(), Some("secure.example.com"));
@@ -1065,7 +1121,7 @@ virtual_server 10.0.0.100 80 {
         assert_eq!(loaded.targets[0].vip.to_string(), "10.0.0.100");
         assert!(loaded.targets[0].origin.ends_with("conf.d/a.conf:3"));
         assert_eq!(loaded.targets[1].vip.to_string(), "10.0.0.101");
-        assert!(matches!(loaded.targets[1].check, CheckSpec::Https(_)));
+        assert!(matches!(loaded.targets[1].check, CheckSpec::Https(..)));
         assert!(
             loaded.targets[1].origin.ends_with("rs/../rs/one.inc:3")
                 || loaded.targets[1].origin.ends_with("rs/one.inc:3")
@@ -1125,7 +1181,7 @@ virtual_server 10.0.0.100 80 {
         assert_eq!(t.vip.to_string(), "fd98:c612:0:1::100");
         assert_eq!(t.real_server.to_string(), "fd98:c612:0:1::b");
         assert_eq!(t.timeout, Duration::from_millis(1500));
-        let CheckSpec::Https(h) = &t.check else {
+        let CheckSpec::Https(h, _) = &t.check else {
             panic!()
         };
         assert_eq!(
@@ -1366,5 +1422,106 @@ virtual_server 10.0.0.100 25 {
         );
         assert!(split_command("'open").is_err());
         assert_eq!(split_command("  ").unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn ssl_get_verifies_nothing_and_targets_keep_their_ports() {
+        let conf = r#"
+virtual_server 10.0.0.100 443 {
+  protocol TCP
+  real_server 10.0.0.42 443 {
+    SSL_GET { url { path / } }
+    TCP_CHECK { connect_port 80 }
+  }
+  real_server 10.0.0.43 {
+    SSL_GET { virtualhost www.example.com
+      url { path /hc } }
+  }
+}
+virtual_server 10.0.0.100 22 {
+  protocol TCP
+  real_server 10.0.0.42 22 {
+    MISC_CHECK {
+      misc_path "/opt/vipcheck/check_tcp_raw -t 250 eth0 10.0.0.42 10.0.0.100 80"
+    }
+  }
+}
+"#;
+        let t = load_text(conf).unwrap().targets;
+        assert_eq!(t.len(), 4);
+        let keepalived = TlsSpec {
+            verify: Verify::KeepalivedSslGet,
+            sni: None,
+            no_sni: true,
+        };
+        let CheckSpec::Https(h, tls) = &t[0].check else {
+            panic!("{:?}", t[0].check)
+        };
+        assert_eq!((h.host.as_deref(), tls), (None, &keepalived));
+        // The virtualhost is the Host; without enable_sni, no SNI (and
+        // still no verification).
+        let CheckSpec::Https(h, tls) = &t[2].check else {
+            panic!("{:?}", t[2].check)
+        };
+        assert_eq!(
+            (h.host.as_deref(), tls),
+            (Some("www.example.com"), &keepalived)
+        );
+        // (checked port, virtual server's, real server's)
+        let ports: Vec<_> = t.iter().map(|t| (t.port, t.vs_port, t.rs_port)).collect();
+        assert_eq!(
+            ports,
+            [
+                (443, 443, 443),
+                (80, 443, 443),
+                (443, 443, 443),
+                (80, 22, 22)
+            ]
+        );
+    }
+
+    #[test]
+    fn ssl_get_sends_sni_as_keepalived() {
+        // (the SSL_GET's settings, the real server's) → (SNI, no_sni)
+        let sni = |checker: &str, rs: &str| {
+            let conf = format!(
+                "virtual_server 10.0.0.100 443 {{\n virtualhost vs.example\n\
+                 real_server 10.0.0.42 443 {{\n {rs}\n SSL_GET {{\n {checker}\n\
+                 url {{\n path /\n }}\n }}\n }}\n}}\n"
+            );
+            let t = load_text(&conf).unwrap().targets;
+            let CheckSpec::Https(_, tls) = &t[0].check else {
+                panic!("{:?}", t[0].check)
+            };
+            assert_eq!(tls.verify, Verify::KeepalivedSslGet);
+            (tls.sni.clone(), tls.no_sni)
+        };
+        let some = |name: &str| (Some(name.to_string()), false);
+        // keepalived sends none unless enable_sni (or sni_name) is set.
+        assert_eq!(sni("", ""), (None, true));
+        assert_eq!(sni("virtualhost c.example", ""), (None, true));
+        assert_eq!(sni("enable_sni", ""), some("vs.example"));
+        assert_eq!(
+            sni("enable_sni yes\nvirtualhost c.example", ""),
+            some("c.example")
+        );
+        assert_eq!(
+            sni("enable_sni off\nvirtualhost c.example", ""),
+            (None, true)
+        );
+        assert_eq!(sni("enable_sni bogus", ""), (None, true));
+        assert_eq!(
+            sni("sni_name n.example\nvirtualhost c.example", ""),
+            some("n.example")
+        );
+        // The real server's virtualhost is its Host, not its SNI.
+        assert_eq!(
+            sni("enable_sni", "virtualhost rs.example"),
+            some("vs.example")
+        );
+        assert!(load_text(
+            "virtual_server 10.0.0.100 443 {\nreal_server 10.0.0.42 443 {\nSSL_GET {\nsni_name \"a b\"\nurl {\npath /\n}\n}\n}\n}\n"
+        )
+        .is_err());
     }
 }

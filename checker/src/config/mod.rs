@@ -12,7 +12,7 @@ pub mod targets;
 use std::fmt;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// One check to run: a real server through a VIP.
@@ -23,7 +23,19 @@ pub struct AuditTarget {
     pub iface: Option<String>,
     pub real_server: IpAddr,
     pub vip: IpAddr,
+    /// The port the check connects to (keepalived's `connect_port`, else
+    /// the real server's port).
     pub port: u16,
+    /// The virtual server's address and port, as the input writes them:
+    /// the LVS service the check stands for (track files, labels and the
+    /// snippet are keyed by them, and by the real server's below). A
+    /// MISC_CHECK's command line may check another address or port.
+    pub vs_vip: IpAddr,
+    pub vs_port: u16,
+    /// The real server's address and port, as the input writes them (the
+    /// virtual server's port when it gives none).
+    pub rs_ip: IpAddr,
+    pub rs_port: u16,
     pub check: CheckSpec,
     /// Deadline of the whole check.
     pub timeout: Duration,
@@ -43,7 +55,8 @@ pub struct AuditTarget {
 pub enum CheckSpec {
     Tcp,
     Http(HttpSpec),
-    Https(HttpSpec),
+    /// The request over TLS, and how the certificate is judged.
+    Https(HttpSpec, TlsSpec),
 }
 
 impl CheckSpec {
@@ -52,9 +65,44 @@ impl CheckSpec {
         match self {
             CheckSpec::Tcp => "tcp",
             CheckSpec::Http(_) => "http",
-            CheckSpec::Https(_) => "https",
+            CheckSpec::Https(..) => "https",
         }
     }
+
+    /// The HTTP request of an http or https check.
+    pub fn http(&self) -> Option<&HttpSpec> {
+        match self {
+            CheckSpec::Tcp => None,
+            CheckSpec::Http(spec) | CheckSpec::Https(spec, _) => Some(spec),
+        }
+    }
+}
+
+/// How an HTTPS check judges the server's certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TlsSpec {
+    pub verify: Verify,
+    /// The TLS server name: sent as SNI (unless `no_sni`) and, when
+    /// verifying, looked for in the certificate. `None`: the Host's name
+    /// (the request's `host`, else the real server's address, which sends
+    /// no SNI).
+    pub sni: Option<String>,
+    /// Send no SNI (keepalived's `SSL_GET` without `enable_sni`).
+    pub no_sni: bool,
+}
+
+/// Whether and against what the certificate is verified.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Verify {
+    /// Against the command line's `--ca`, else the system's roots.
+    #[default]
+    Roots,
+    /// Against this CA (PEM).
+    Ca(PathBuf),
+    /// Not at all, as keepalived's `SSL_GET` (check_ssl.c never sets
+    /// SSL_VERIFY_PEER): the handshake must succeed, the certificate's
+    /// facts are reported.
+    KeepalivedSslGet,
 }
 
 /// Request method of an HTTP check.

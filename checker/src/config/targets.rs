@@ -41,6 +41,9 @@
 //! | `method` | `GET` (default) or `HEAD` |
 //! | `status` | accepted statuses: codes (`200`) and ranges (`"200-299"`); default 200-399 |
 //! | `md5` | MD5 of the expected body (hex) |
+//! | `verify` | https: verify the certificate (default `true`; `false`: only the handshake, as keepalived's `SSL_GET`) |
+//! | `ca` | https: verify against this CA (PEM file) instead of `--ca` or the system's roots |
+//! | `sni` | https: the name sent as SNI and verified (default: the `host`'s name) |
 //!
 //! A `[[vip]]` needs `address` and `port`, a real server its `address`;
 //! addresses are literal IPv4 or IPv6 addresses. An unknown key is an
@@ -54,8 +57,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    AuditTarget, CheckSpec, ConfigError, HttpSpec, Loaded, Method, check_host, check_path,
-    check_unicast, parse_ip, parse_md5, parse_status,
+    AuditTarget, CheckSpec, ConfigError, HttpSpec, Loaded, Method, TlsSpec, Verify, check_host,
+    check_path, check_unicast, parse_ip, parse_md5, parse_status,
 };
 
 /// Default `timeout_ms`.
@@ -106,6 +109,9 @@ macro_rules! with_settings {
             method: Option<MethodName>,
             status: Option<Spanned<Vec<Status>>>,
             md5: Option<Spanned<String>>,
+            verify: Option<bool>,
+            ca: Option<Spanned<String>>,
+            sni: Option<Spanned<String>>,
         }
 
         impl $name {
@@ -123,6 +129,9 @@ macro_rules! with_settings {
                     method: self.method,
                     status: self.status.clone(),
                     md5: self.md5.clone(),
+                    verify: self.verify,
+                    ca: self.ca.clone(),
+                    sni: self.sni.clone(),
                 }
             }
         }
@@ -169,6 +178,9 @@ impl Settings {
             method: inner.method.or(self.method),
             status: inner.status.or_else(|| self.status.clone()),
             md5: inner.md5.or_else(|| self.md5.clone()),
+            verify: inner.verify.or(self.verify),
+            ca: inner.ca.or_else(|| self.ca.clone()),
+            sni: inner.sni.or_else(|| self.sni.clone()),
         }
     }
 }
@@ -274,7 +286,7 @@ fn target(
         kind => {
             let spec = http_spec(s, &origin, at)?;
             if kind == Kind::Https {
-                CheckSpec::Https(spec)
+                CheckSpec::Https(spec, tls_spec(s, at)?)
             } else {
                 CheckSpec::Http(spec)
             }
@@ -285,12 +297,50 @@ fn target(
         real_server,
         vip,
         port,
+        vs_vip: vip,
+        vs_port: port,
+        rs_ip: real_server,
+        rs_port: port,
         check,
         timeout: Duration::from_millis(timeout_ms),
         reply_timeout: None,
         interval: s.interval_ms.map(Duration::from_millis),
         retry: s.retry,
         origin,
+    })
+}
+
+/// How an https target judges the certificate: `verify` (default true),
+/// against `ca` (else --ca or the system's roots), for `sni`.
+fn tls_spec(
+    s: &Settings,
+    at: &impl Fn(std::ops::Range<usize>) -> String,
+) -> Result<TlsSpec, ConfigError> {
+    let verify = match (s.verify.unwrap_or(true), &s.ca) {
+        (false, Some(ca)) => {
+            return Err(ConfigError::new(
+                at(ca.span()),
+                "ca is for verifying; this target has verify = false",
+            ));
+        }
+        (false, None) => Verify::KeepalivedSslGet,
+        (true, Some(ca)) if ca.get_ref().is_empty() => {
+            return Err(ConfigError::new(at(ca.span()), "ca is empty"));
+        }
+        (true, Some(ca)) => Verify::Ca(ca.get_ref().into()),
+        (true, None) => Verify::Roots,
+    };
+    let sni = match &s.sni {
+        Some(name) => Some(
+            crate::tls::server_name(Some(name.get_ref()), "")
+                .map_err(|e| ConfigError::new(at(name.span()), format!("sni: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(TlsSpec {
+        verify,
+        sni,
+        no_sni: false,
     })
 }
 
@@ -417,7 +467,7 @@ real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c",
             (t.interval, t.retry),
             (Some(Duration::from_secs(2)), Some(3))
         );
-        let CheckSpec::Https(h) = &t.check else {
+        let CheckSpec::Https(h, _) = &t.check else {
             panic!()
         };
         assert_eq!(h.method, Method::Head);
@@ -523,5 +573,43 @@ real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c",
                 .message
                 .contains("cannot open")
         );
+    }
+
+    #[test]
+    fn https_verification_settings() {
+        let base =
+            "[[vip]]\naddress = \"10.0.0.100\"\nport = 443\ncheck = \"https\"\npath = \"/\"\n";
+        let tls = |extra: &str| -> Result<TlsSpec, ConfigError> {
+            let loaded = load_str(
+                &format!("{base}{extra}[[vip.real_server]]\naddress = \"10.0.0.42\"\n"),
+                "t.toml",
+            )?;
+            let t = &loaded.targets[0];
+            assert_eq!((t.port, t.vs_port, t.rs_port), (443, 443, 443));
+            match &t.check {
+                CheckSpec::Https(_, tls) => Ok(tls.clone()),
+                other => panic!("{other:?}"),
+            }
+        };
+        // Verified by default, as before.
+        assert_eq!(tls("").unwrap(), TlsSpec::default());
+        assert_eq!(
+            tls("verify = false\n").unwrap().verify,
+            Verify::KeepalivedSslGet
+        );
+        assert_eq!(
+            tls("ca = \"/etc/ssl/lab.pem\"\nsni = \"lab.example\"\n").unwrap(),
+            TlsSpec {
+                verify: Verify::Ca("/etc/ssl/lab.pem".into()),
+                sni: Some("lab.example".into()),
+                no_sni: false,
+            }
+        );
+        let e = tls("verify = false\nca = \"x.pem\"\n").unwrap_err();
+        assert!(
+            e.origin.starts_with("t.toml:") && e.message.contains("verify = false"),
+            "{e}"
+        );
+        assert!(tls("sni = \"not a name\"\n").is_err());
     }
 }

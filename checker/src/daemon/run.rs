@@ -23,7 +23,7 @@ use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
 use crate::metrics::{Metrics, Outcome, TargetLabels};
 use crate::note;
-use crate::track::{TrackDir, TrackKey};
+use crate::track::{self, TrackDir, TrackKey};
 use crate::verdict::Verdict;
 
 /// How long the running checks have to end after SIGTERM.
@@ -103,7 +103,7 @@ struct Done {
 struct Daemon {
     options: DaemonOptions,
     targets: HashMap<u64, Tracked>,
-    /// A target's identity (everything but where it was read) → its id.
+    /// A target's [`identity`] → its id.
     ids: HashMap<AuditTarget, u64>,
     next_id: u64,
     schedule: Schedule<u64>,
@@ -123,7 +123,8 @@ pub fn run(options: DaemonOptions) -> Result<i32> {
         .input
         .load_checkable()
         .map_err(|e| Error::Usage(e.to_string()))?;
-    let tls = audit::tls_config(&options.tls)?;
+    let tls = audit::TlsConfigs::new(&options.tls);
+    tls.prepare(&loaded.targets)?;
     let track = match &options.track_dir {
         Some(dir) => Some(TrackDir::new(dir).map_err(|e| {
             Error::io(format!("creating the track directory {}", dir.display()), e)
@@ -168,7 +169,7 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
 }
 
 impl Daemon {
-    async fn serve(&mut self, engine: &Rc<Engine>, tls: Arc<rustls::ClientConfig>) -> Result<i32> {
+    async fn serve(&mut self, engine: &Rc<Engine>, tls: Rc<audit::TlsConfigs>) -> Result<i32> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
         let hangup = crate::signals::Signals::catch(&[libc::SIGHUP])
             .map_err(|e| Error::io("catching SIGHUP", e))?;
@@ -220,7 +221,7 @@ impl Daemon {
                     }
                 },
                 _ = tokio::time::sleep_until(wake.into()) => {}
-                _ = hangup.recv() => self.reload(Instant::now()),
+                _ = hangup.recv() => self.reload(&tls, Instant::now()),
                 _ = housekeeping.tick() => self.housekeeping(engine, Instant::now()),
                 _ = engine.stop.stopped() => break,
             }
@@ -277,12 +278,14 @@ impl Daemon {
             } else {
                 self.metrics.state_changed(&tracked.labels);
             }
+            let target = &tracked.target;
             note!(
-                "vipcheck daemon: {} via {}:{} ({}) is {}{}: {} ({})",
-                tracked.target.real_server,
-                tracked.target.vip,
-                tracked.target.port,
+                "vipcheck daemon: {} via {}:{} ({}{}) is {}{}: {} ({})",
+                target.rs_ip,
+                target.vs_vip,
+                target.vs_port,
                 tracked.labels.check,
+                checking_elsewhere(target),
                 change.to,
                 match change.from {
                     State::Unknown => " (first check)".to_string(),
@@ -326,10 +329,23 @@ impl Daemon {
         }
     }
 
-    /// SIGHUP: the input again. Unchanged targets keep their state and
-    /// schedule; a file that no longer loads changes nothing.
-    fn reload(&mut self, now: Instant) {
-        match self.options.input.load_checkable() {
+    /// SIGHUP: the input again. A target whose [`identity`] is unchanged
+    /// keeps its state, schedule, metrics and track file whatever else
+    /// changed (timeouts, interval, retry: taken from its next check on);
+    /// a file that no longer loads changes nothing.
+    /// A CA file of the new input that cannot be read fails the reload
+    /// too (rather than every check of its targets).
+    fn reload(&mut self, tls: &audit::TlsConfigs, now: Instant) {
+        let loaded = self
+            .options
+            .input
+            .load_checkable()
+            .map_err(|e| e.to_string())
+            .and_then(|loaded| {
+                tls.prepare(&loaded.targets).map_err(|e| e.to_string())?;
+                Ok(loaded)
+            });
+        match loaded {
             Ok(loaded) => self.apply(loaded, now),
             Err(e) => {
                 note!("vipcheck daemon: reload failed, still checking the previous targets: {e}")
@@ -339,18 +355,16 @@ impl Daemon {
 
     /// Makes the followed targets those of `loaded`.
     fn apply(&mut self, loaded: Loaded, now: Instant) {
-        // In input order (the first of two identical targets counts), so
-        // that names given to look-alike targets (`http`, `http2`) follow
-        // the file as `vipcheck keepalived snippet` prints them.
+        // In input order (the first of two targets of one identity counts),
+        // so that the labels given to look-alike targets (`http`,
+        // `http-healthz`) follow the file as `vipcheck keepalived snippet`
+        // prints them.
         let mut seen = HashSet::new();
         let wanted: Vec<(AuditTarget, AuditTarget)> = loaded
             .targets
             .into_iter()
             .filter_map(|target| {
-                let identity = AuditTarget {
-                    origin: String::new(),
-                    ..target.clone()
-                };
+                let identity = identity(&target);
                 seen.insert(identity.clone()).then_some((identity, target))
             })
             .collect();
@@ -372,23 +386,30 @@ impl Daemon {
             }
         }
         let mut added = 0;
-        let mut taken: HashSet<TrackKey> = self.targets.values().map(|t| t.track.clone()).collect();
+        let mut taken: HashSet<String> =
+            self.targets.values().map(|t| t.track.file_name()).collect();
         for (identity, target) in wanted {
+            let fall = target
+                .retry
+                .map_or(self.options.fall, |r| r.saturating_add(1));
+            let interval = target.interval.unwrap_or(self.options.interval);
             if let Some(id) = self.ids.get(&identity) {
+                // The same check: its state, track file and metrics stay;
+                // the rest of its settings are the file's now.
                 if let Some(tracked) = self.targets.get_mut(id) {
-                    tracked.target.origin = target.origin;
+                    if tracked.target.interval.unwrap_or(self.options.interval) != interval {
+                        self.schedule.add(*id, interval, now);
+                    }
+                    tracked.health.set_thresholds(self.options.rise, fall);
+                    tracked.target = target;
                 }
                 continue;
             }
             let id = self.next_id;
             self.next_id += 1;
-            let track = distinct(TrackKey::from(&target), &mut taken);
+            let track = track::distinct(TrackKey::from(&target), &target, &mut taken);
             let mut labels = TargetLabels::from(&target);
             labels.check = track.check.clone();
-            let fall = target
-                .retry
-                .map_or(self.options.fall, |r| r.saturating_add(1));
-            let interval = target.interval.unwrap_or(self.options.interval);
             self.schedule.add(id, interval, now);
             self.ids.insert(identity, id);
             self.targets.insert(
@@ -422,26 +443,54 @@ impl Daemon {
     }
 }
 
-/// The track keys of `targets` as the daemon names them: in input order,
-/// a second check of the same kind on the same real server and VIP port is
-/// `http2`, a third `http3`, and so on.
-pub fn track_keys(targets: &[AuditTarget]) -> Vec<TrackKey> {
-    let mut taken = HashSet::new();
-    targets
-        .iter()
-        .map(|t| distinct(TrackKey::from(t), &mut taken))
-        .collect()
+/// What a log line adds when the check connects elsewhere than the
+/// virtual and real server it stands for: `, checking port 80` (a
+/// `connect_port`), `, checking 10.0.0.5 via 10.0.0.200:80` (a MISC_CHECK's
+/// command line).
+fn checking_elsewhere(target: &AuditTarget) -> String {
+    if (target.real_server, target.vip) != (target.rs_ip, target.vs_vip) {
+        format!(
+            ", checking {} via {}",
+            target.real_server,
+            std::net::SocketAddr::new(target.vip, target.port)
+        )
+    } else if target.port != target.vs_port {
+        format!(", checking port {}", target.port)
+    } else {
+        String::new()
+    }
 }
 
-fn distinct(mut key: TrackKey, taken: &mut HashSet<TrackKey>) -> TrackKey {
-    let kind = key.check.clone();
-    let mut n = 1;
-    while taken.contains(&key) {
-        n += 1;
-        key.check = format!("{kind}{n}");
+/// What makes a target the same one across a reload: its VIP, virtual
+/// and real server ports, real server, checked port and check. Where it
+/// was read, its interface, timeouts, interval and retry are not part of
+/// it.
+fn identity(target: &AuditTarget) -> AuditTarget {
+    AuditTarget {
+        iface: None,
+        timeout: Duration::ZERO,
+        reply_timeout: None,
+        interval: None,
+        retry: None,
+        origin: String::new(),
+        ..target.clone()
     }
-    taken.insert(key.clone());
-    key
+}
+
+/// The track keys of `targets` as the daemon names them (in input order;
+/// see [`TrackKey`] for the labels of look-alike checks). Targets of one
+/// [`identity`] are one target, as the daemon follows them.
+pub fn track_keys(targets: &[AuditTarget]) -> Vec<TrackKey> {
+    let mut taken = HashSet::new();
+    let mut seen = HashMap::new();
+    targets
+        .iter()
+        .map(|t| {
+            seen.entry(identity(t))
+                .or_insert_with(|| track::distinct(TrackKey::from(t), t, &mut taken))
+                .clone()
+        })
+        .collect()
 }
 
 /// The schedule's jitter differs from one daemon to the next.

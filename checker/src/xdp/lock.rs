@@ -68,10 +68,20 @@ pub(super) fn lock(scope: Scope) -> Result<Lock> {
     };
     let opened = match open() {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Err(e) = std::fs::DirBuilder::new().mode(0o755).create(LOCK_DIR)
-                && e.kind() != io::ErrorKind::AlreadyExists
-            {
-                log::debug!("no lock directory ({LOCK_DIR}: {e})");
+            match std::fs::DirBuilder::new().mode(0o755).create(LOCK_DIR) {
+                // 0755 whatever the umask: keepalived runs its scripts
+                // with umask 0177, and a first check made there would
+                // leave a directory that only root with CAP_DAC_OVERRIDE
+                // can enter (a unit with fewer capabilities then fails).
+                Ok(()) => {
+                    use std::os::unix::fs::PermissionsExt;
+                    let all_may_enter = std::fs::Permissions::from_mode(0o755);
+                    if let Err(e) = std::fs::set_permissions(LOCK_DIR, all_may_enter) {
+                        log::debug!("{LOCK_DIR}: cannot set its mode to 0755: {e}");
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => log::debug!("no lock directory ({LOCK_DIR}: {e})"),
             }
             open()
         }
