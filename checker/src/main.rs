@@ -113,6 +113,7 @@ fn run() -> i32 {
             action: KeepalivedAction::Snippet { input, track_dir },
         } => match input.input().load() {
             Ok(loaded) => {
+                vipcheck::config::print_warnings(&loaded);
                 let keys = vipcheck::daemon::run::track_keys(&loaded.targets);
                 say!("{}", vipcheck::track::snippet(&track_dir, &keys).trim_end());
                 0
@@ -192,7 +193,10 @@ fn checked(
 fn audit(args: &vipcheck::cli::AuditArgs) -> i32 {
     use vipcheck::audit;
     let loaded = match args.input.input().load() {
-        Ok(loaded) => loaded,
+        Ok(loaded) => {
+            vipcheck::config::print_warnings(&loaded);
+            loaded
+        }
         Err(e) => {
             note!("vipcheck: {e}");
             return EXIT_USAGE;

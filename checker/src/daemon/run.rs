@@ -108,6 +108,7 @@ pub fn run(options: DaemonOptions) -> Result<i32> {
         .input
         .load()
         .map_err(|e| Error::Usage(e.to_string()))?;
+    config::print_warnings(&loaded);
     let tls = audit::tls_config(&options.tls)?;
     let track = match &options.track_dir {
         Some(dir) => Some(TrackDir::new(dir).map_err(|e| {
@@ -315,7 +316,10 @@ impl Daemon {
     /// schedule; a file that no longer loads changes nothing.
     fn reload(&mut self, now: Instant) {
         match self.options.input.load() {
-            Ok(loaded) => self.apply(loaded, now),
+            Ok(loaded) => {
+                config::print_warnings(&loaded);
+                self.apply(loaded, now)
+            }
             Err(e) => {
                 note!("vipcheck daemon: reload failed, still checking the previous targets: {e}")
             }
