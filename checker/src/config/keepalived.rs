@@ -43,6 +43,8 @@ use super::{
     check_path, check_unicast, parse_ip, parse_md5, parse_port, parse_status,
 };
 
+#[cfg(test)]
+mod cases;
 mod keywords;
 mod reader;
 
@@ -598,9 +600,10 @@ fn map_real_server(
             loaded,
             &rs.origin,
             format!(
-                "real_server {real_server} {port}: direct routing (DR) cannot change the port: \
-                 clients' packets reach the real server on port {vs_port}, while keepalived \
-                 checks port {port} (give the real server port {vs_port})"
+                "real_server {real_server} {port}: its port is not the virtual server's \
+                 {vs_port}, and direct routing (DR) cannot change the port (keepalived: \
+                 \"ports don't match\"): clients reach the real server on port {vs_port}, \
+                 while keepalived's checkers, and vipcheck, check port {port}"
             ),
         );
     }

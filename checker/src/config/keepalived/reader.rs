@@ -19,7 +19,7 @@ pub const MAX_FILES: usize = 256;
 pub const MAX_WORDS: usize = 1_000_000;
 /// Most lines handled, after `~SEQ`, `~LST`, includes and multi-line
 /// parameters (a definition that expands to itself ends here).
-pub const MAX_LINES: usize = 1_000_000;
+pub const MAX_LINES: usize = 250_000;
 /// Longest line after parameter substitution (bytes).
 pub const MAX_LINE_LEN: usize = 64 * 1024;
 /// Most parameter substitutions in one line.
