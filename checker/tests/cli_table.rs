@@ -61,7 +61,7 @@ impl Scratch {
         .unwrap();
         std::fs::write(
             dir.join("keepalived.conf"),
-            "virtual_server 10.0.0.100 80 {\n",
+            "virtual_server 10.0.0.300 80 {\n}\n",
         )
         .unwrap();
         // A directory where `compat install` finds a stranger's check_tcp_raw.

@@ -1,38 +1,87 @@
 //! keepalived.conf as the input of an audit: its virtual servers' real
 //! servers and their checkers, as [`AuditTarget`]s.
 //!
-//! Syntax: whitespace-separated words, a statement per line (its keyword
-//! and arguments), `{ }` blocks (the `{` on the keyword's line or the
-//! next), `#` and `!` comments from the start of a word to the end of the
-//! line, `"quoted strings"` as one word, and `include PATTERN` on its own
-//! line: a glob, relative to the directory of the file that includes it,
-//! whose files (in name order) are read in its place. Bounded: include
-//! depth [`MAX_INCLUDE_DEPTH`], [`MAX_FILES`] files, block nesting
-//! [`MAX_NESTING`], [`MAX_WORDS`] words; an include loop is an error.
+//! Reading (`keepalived/reader.rs`) follows keepalived 2.2.7
+//! (lib/parser.c), so that a file means here what it means to keepalived:
 //!
-//! Mapping, for each `virtual_server IP PORT` (IPv4 or IPv6) and each
-//! `real_server IP [PORT]` in it, each checker:
+//! - bytes, not text: a line that is not UTF-8 is kept lossily (comments
+//!   and quoted strings are what carry such bytes); a line longer than
+//!   1023 bytes is read as several, as `fgets` does; a UTF-8 byte order
+//!   mark stays part of the first word (keepalived then reports that word
+//!   as unknown; so does vipcheck, with a warning naming the mark);
+//! - `#` and `!` start a comment anywhere outside `"quotes"` (`\#`, `\!`
+//!   are literal); `{` and `}` outside quotes go on lines of their own;
+//! - `$NAME=value` at a line's start defines a parameter (a final `\`
+//!   continues it on the next lines); `$NAME` (followed by a blank, `,`,
+//!   `)` or the line's end) and `${NAME}` anywhere are replaced, the value
+//!   expanded in turn; an unknown one stays as it is; a multi-line one
+//!   gives its lines; `$_PWD`, `$_INSTANCE`, `${_RANDOM min max}`,
+//!   `$_HASH`, `$_BANG` as keepalived's;
+//! - `@NAME line` is read only when NAME is keepalived's config id,
+//!   `@^NAME line` only when it is not; without `keepalived -i` (how
+//!   vipcheck reads) the id is the host name up to its first dot;
+//! - `~SEQ(var, [start, [step,]] end) line`, `~SEQx` (hexadecimal) and
+//!   `~LST(var, v1, v2...)` / `~LST({a, b}, {1, 2}, ...)` repeat the line
+//!   with the parameters set;
+//! - `include PATTERN` (glob(3) with `{a,b}` braces, relative to the
+//!   including file) reads what matches and passes over what does not;
+//!   `includer` refuses a directory or an unreadable or executable file,
+//!   `includem` also a missing file or directory, `includew` also a
+//!   wildcard that matches nothing, `includeb` also a missing brace
+//!   alternative, `includea` all of these; `include_check` in global_defs
+//!   asks the same of every later include. What is refused makes the
+//!   whole file an error (keepalived does not start); what is passed over
+//!   is [`Skipped`];
+//! - blocks are keepalived's: each block kind takes the keywords of
+//!   keepalived's tables (`keepalived/keywords.rs`). An unknown keyword,
+//!   a `{` it does not expect or a missing one are [`Warning`]s as
+//!   `keepalived -t` reports them, with `file:line`, and reading goes on
+//!   exactly as keepalived's does (an unknown keyword opens no block: its
+//!   `}` ends the block around it).
+//!
+//! Bounded: include depth [`MAX_INCLUDE_DEPTH`], [`MAX_FILES`] files,
+//! [`MAX_LINES`] lines after expansion, [`MAX_SEQ_LINES`] a `~SEQ`,
+//! [`MAX_SUBSTITUTIONS`] and [`MAX_LINE_LEN`] bytes a line, [`MAX_WORDS`]
+//! words, [`MAX_WARNINGS`] warnings, [`MAX_GROUP_ADDRESSES`] addresses a
+//! group; an include loop, or a parameter that expands to itself (which
+//! keepalived loops on), is an error with `file:line`.
+//!
+//! Mapping, for each `virtual_server IP PORT` (IPv4 or IPv6) or
+//! `virtual_server group NAME` (each `VIP PORT`, `A.B.C.D-E PORT`,
+//! `A.B.C.D-A.B.C.F PORT` or `ADDR/PREFIX PORT` of the
+//! `virtual_server_group`, IPv6 alike, the range end in hex; at most
+//! [`MAX_GROUP_ADDRESSES`] addresses a group) of `protocol TCP` and
+//! direct routing (`lb_kind DR` or `lvs_method DR`; a real server's own
+//! `lvs_method` wins), and each `real_server IP [PORT]` in it (no port:
+//! the virtual server's, or the group entry's), each checker:
 //!
 //! | keepalived | target |
 //! | --- | --- |
 //! | `TCP_CHECK` | tcp; `connect_port` overrides the port |
 //! | `HTTP_GET`, `SSL_GET` | http, https: one target per `url { path P digest D status_code C... regex R regex_no_match }`; status default 200-299; `virtualhost` (url, checker, real_server or virtual_server level, the innermost wins) is the Host |
 //! | `MISC_CHECK` whose `misc_path` runs `check_tcp_raw`, `check_http_get_raw` or `check_http_raw` (any directory) | what that command line checks: IFACE, REAL_SERVER, VIP and PORT from its arguments, its `-t` as the per-reply timeout |
+//! | `MISC_CHECK` whose `misc_path` runs `vipcheck tcp\|http\|https ...` (any directory) | what that command line checks, parsed by vipcheck's own CLI; its `-t` (or 1 s) is the timeout when shorter than `misc_timeout`; literal addresses only (no name is resolved) |
 //!
 //! `connect_timeout` (seconds; checker, real_server or virtual_server
 //! level; default 5 as keepalived's) and `misc_timeout` are the timeout;
 //! `delay_loop` the interval, `retry` (or `nb_get_retry`) the retries,
 //! each from the innermost level that gives it.
 //!
-//! Skipped, with the reason: `virtual_server fwmark N`, `virtual_server
-//! group NAME`, a virtual server of `protocol UDP` or `SCTP`, a real
-//! server of another family than its VIP, a real server without a checker,
-//! `DNS_CHECK`, `SMTP_CHECK`, `UDP_CHECK`, `BFD_CHECK`, `PING_CHECK`,
-//! `FILE_CHECK`, a `MISC_CHECK` of another script or of an invalid command
-//! line, a checker with a `connect_ip` other than its real server, any
-//! other block in a real_server, and an include that matches no file.
-//! Everything else (global_defs, vrrp_*, lb_algo, lb_kind, weight...) is
-//! not a check and is ignored.
+//! Skipped, with the reason: `virtual_server fwmark N`, a group's
+//! `fwmark` entries and entries without a port, a virtual server of
+//! `protocol UDP` or `SCTP` or without `protocol` (keepalived makes it
+//! UDP, and warns: so does vipcheck), one of `lb_kind NAT` or `TUN` or
+//! without a forwarding method (keepalived's default is NAT: warned), a
+//! real server of another family than its VIP, a real server without a
+//! checker, `DNS_CHECK`, `SMTP_CHECK`, `UDP_CHECK`, `BFD_CHECK`,
+//! `PING_CHECK`, `FILE_CHECK`, a `MISC_CHECK` of another script or of an
+//! invalid command line, a checker with a `connect_ip` other than its real
+//! server, and an include that matches no file (or a file it passes over).
+//! Warned: a direct-routing real server whose port is not its virtual
+//! server's (keepalived reports "ports don't match"; its checkers, and
+//! vipcheck, check the real server's port), and a virtual server without
+//! real servers. Everything else (global_defs, vrrp_*, lb_algo, weight...)
+//! is not a check and is ignored.
 
 use std::net::IpAddr;
 use std::path::Path;
