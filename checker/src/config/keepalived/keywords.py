@@ -1,5 +1,5 @@
 import re, subprocess, sys
-REPO='/work/.mirror/acassen+keepalived/repo'
+REPO=sys.argv[1] if len(sys.argv) > 1 else '/work/.mirror/acassen+keepalived/repo'
 files = subprocess.run(['git','-C',REPO,'ls-tree','-r','--name-only','v2.2.7'],capture_output=True,text=True).stdout.split()
 files=[f for f in files if f.endswith('.c') and (f.startswith('keepalived/') or f.startswith('lib/'))]
 funcs={}
@@ -33,7 +33,8 @@ def add(level,name,handler):
         level['order'].append(name)
     return level['kws'][name]
 top=node()
-def run(fn,env,depth=0):
+ROOT_GROUP={}
+def run(fn,env,depth=0,group=None):
     if depth>20: return
     params,body=funcs[fn]
     body=re.sub(r'/\*.*?\*/','',body,flags=re.S)
@@ -50,6 +51,7 @@ def run(fn,env,depth=0):
             return env.get(x)
         if name=='install_keyword_root':
             kw=add(top,s(a[0]),a[1].lstrip('&').strip())
+            ROOT_GROUP.setdefault(s(a[0]), group)
             if kw['sub'] is None: kw['sub']=node()
             st.stack=[kw['sub']]; st.last=None
         elif name=='install_keyword':
@@ -67,7 +69,7 @@ def run(fn,env,depth=0):
                 if i<len(p2):
                     v=s(x)
                     if v is not None: env2[p2[i]]=v
-            run(name,env2,depth+1)
+            run(name,env2,depth+1,group if group else name)
 run('global_init_keywords',{})
 # a root with no keywords under it: not a block
 def emit(level,ind):
@@ -82,3 +84,14 @@ def emit(level,ind):
             out.append(f'{ind}Kw::plain("{n}"),\n')
     return ''.join(out)
 print(emit(top,'    '))
+print('];')
+print()
+print('/// The keyword group (process) that installs each top-level keyword.')
+print('pub(crate) fn group(root: &str) -> Group {')
+print('    match root {')
+names={'init_global_keywords':'Global','init_vrrp_keywords':'Vrrp','init_check_keywords':'Check','init_bfd_keywords':'Bfd','add_track_file_keywords':'TrackFile'}
+for n in top['order']:
+    print(f'        "{n}" => Group::{names[ROOT_GROUP[n]]},')
+print('        _ => Group::Global,')
+print('    }')
+print('}')

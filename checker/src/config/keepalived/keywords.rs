@@ -10,8 +10,34 @@
 //! branch included (a keyword of a feature Debian does not build is
 //! accepted); a keyword is `values` when its handler calls
 //! alloc_value_block or read_value_block. Do not edit by hand: regenerate
-//! the table with `python3 keywords.py` (next to this file; it reads a
-//! git mirror of keepalived at v2.2.7).
+//! the table with `python3 keywords.py [MIRROR]` (next to this file; it
+//! reads a git mirror of keepalived at tag v2.2.7). Each top-level keyword
+//! belongs to the group (keepalived process) that installs it.
+
+/// Which of keepalived's processes reads a top-level keyword's block
+/// (the others pass over it): `keepalived -t` has each of them read the
+/// file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Group {
+    Global,
+    Vrrp,
+    Check,
+    Bfd,
+    TrackFile,
+}
+
+/// keepalived's readers of the file, each with the groups it reads (the
+/// parent, the VRRP, the checker and the BFD process); the checker's
+/// reading gives the checks.
+pub(crate) const PASSES: [&[Group]; 4] = [
+    &[Group::Global],
+    &[Group::Vrrp, Group::Bfd, Group::TrackFile],
+    &[Group::Check, Group::Bfd, Group::TrackFile],
+    &[Group::Bfd],
+];
+
+/// The checker process's pass in [`PASSES`].
+pub(crate) const CHECKER_PASS: usize = 2;
 
 /// A keyword of a block.
 pub(crate) struct Kw {
@@ -627,3 +653,35 @@ pub(crate) static ROOT: &[Kw] = &[
         ],
     ),
 ];
+
+/// The keyword group (process) that installs each top-level keyword.
+pub(crate) fn group(root: &str) -> Group {
+    match root {
+        "linkbeat_use_polling" => Group::Global,
+        "net_namespace" => Group::Global,
+        "net_namespace_ipvs" => Group::Global,
+        "namespace_with_ipsets" => Group::Global,
+        "use_pid_dir" => Group::Global,
+        "instance" => Group::Global,
+        "child_wait_time" => Group::Global,
+        "global_defs" => Group::Global,
+        "track_group" => Group::Vrrp,
+        "static_ipaddress" => Group::Vrrp,
+        "static_routes" => Group::Vrrp,
+        "static_rules" => Group::Vrrp,
+        "vrrp_sync_group" => Group::Vrrp,
+        "garp_group" => Group::Vrrp,
+        "linkbeat_interfaces" => Group::Vrrp,
+        "vrrp_instance" => Group::Vrrp,
+        "vrrp_script" => Group::Vrrp,
+        "vrrp_track_process" => Group::Vrrp,
+        "interface_up_down_delays" => Group::Vrrp,
+        "SSL" => Group::Check,
+        "virtual_server_group" => Group::Check,
+        "virtual_server" => Group::Check,
+        "bfd_instance" => Group::Bfd,
+        "track_file" => Group::TrackFile,
+        "vrrp_track_file" => Group::TrackFile,
+        _ => Group::Global,
+    }
+}

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use super::keywords::{Block, Kw, ROOT};
+use super::keywords::{Block, CHECKER_PASS, Group, Kw, PASSES, ROOT, group};
 use crate::config::{ConfigError, Skipped, Warning};
 
 /// Deepest chain of includes.
@@ -66,31 +66,69 @@ pub(crate) fn host_config_id() -> Option<String> {
 }
 
 /// Reads keepalived.conf at `path` (its text `text` when given) and what
-/// it includes; `config_id`: what `@NAME` lines are matched against.
+/// it includes; `config_id`: what `@NAME` lines are matched against. As
+/// `keepalived -t`, every process's reader reads it (each passes over the
+/// top-level blocks of the others): the warnings are all of theirs, the
+/// statements the checker's.
 pub(crate) fn read(
     path: &Path,
     text: Option<&str>,
     config_id: Option<String>,
 ) -> Result<Read, ConfigError> {
-    let mut r = Reader {
-        config_id,
-        rng: seed(),
-        ..Reader::default()
-    };
-    r.std_definitions();
-    let origin = path.display().to_string();
     let bytes = match text {
         Some(t) => t.as_bytes().to_vec(),
         None => {
             if path.is_dir() {
                 return Err(ConfigError::new(
-                    origin,
+                    path.display().to_string(),
                     "is a directory: give the configuration file",
                 ));
             }
-            crate::config::read_bytes(path, &origin)?
+            crate::config::read_bytes(path, &path.display().to_string())?
         }
     };
+    let mut out: Option<Read> = None;
+    let mut others = Vec::new();
+    for (i, active) in PASSES.iter().enumerate() {
+        let read = read_pass(path, bytes.clone(), config_id.clone(), active, i > 0)?;
+        if i == CHECKER_PASS {
+            out = Some(read);
+        } else {
+            others.extend(read.warnings);
+        }
+    }
+    let mut read = out.expect("the checker's pass is one of PASSES");
+    for w in others {
+        if read.warnings.len() >= MAX_WARNINGS {
+            break;
+        }
+        if !read.warnings.contains(&w) {
+            read.warnings.push(w);
+        }
+    }
+    Ok(read)
+}
+
+/// One process's reading: `active`, the groups whose blocks it reads;
+/// `copy`: it reads the parent's copy of the configuration, as
+/// keepalived's child processes do (each line as the parent's decomment
+/// left it, a comment-only line or an include line blank).
+fn read_pass(
+    path: &Path,
+    bytes: Vec<u8>,
+    config_id: Option<String>,
+    active: &'static [Group],
+    copy: bool,
+) -> Result<Read, ConfigError> {
+    let mut r = Reader {
+        config_id,
+        rng: seed(),
+        active,
+        copy,
+        ..Reader::default()
+    };
+    r.std_definitions();
+    let origin = path.display().to_string();
     let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     r.files.push(path.to_path_buf());
     r.globs.push(Glob {
@@ -243,6 +281,18 @@ struct Reader {
     lines: usize,
     words: usize,
     rng: u64,
+    /// The top-level groups this reading reads.
+    active: &'static [Group],
+    /// Reading the parent's copy (see [`read_pass`]).
+    copy: bool,
+}
+
+/// Whether a line is an include (`include`, `includer`... and a blank).
+fn is_include(buf: &str) -> bool {
+    let b = buf.as_bytes();
+    buf.starts_with("include")
+        && b.len() > 7
+        && (is_space(b[7]) || (b.len() > 8 && is_space(b[8]) && b"rmwba".contains(&b[7])))
 }
 
 fn is_blank(c: char) -> bool {
@@ -436,6 +486,13 @@ impl Reader {
     }
 
     fn warn_at(&mut self, origin: String, message: String) {
+        if self
+            .warnings
+            .iter()
+            .any(|w| w.origin == origin && w.message == message)
+        {
+            return;
+        }
         if self.warnings.len() >= MAX_WARNINGS {
             self.dropped_warnings += 1;
             return;
@@ -501,7 +558,18 @@ impl Reader {
             while len > 0 && (chunk[len - 1] == b'\n' || chunk[len - 1] == b'\r') {
                 len -= 1;
             }
-            if len == 0 {
+            let mut text = String::new();
+            if len > 0 {
+                text = String::from_utf8_lossy(&chunk[..len]).into_owned();
+                text = self.decomment(&text);
+            }
+            // The parent's copy has a blank line for a comment-only or
+            // include line (an include being a definition's text is never
+            // read).
+            let blank = len == 0
+                || (self.copy
+                    && (text.is_empty() || (is_include(&text) && self.defining.is_some())));
+            if blank {
                 if let Some(d) = self.defining.take()
                     && self.defs[d].value.is_empty()
                 {
@@ -509,8 +577,9 @@ impl Reader {
                 }
                 continue;
             }
-            let text = String::from_utf8_lossy(&chunk[..len]).into_owned();
-            let text = self.decomment(&text);
+            if self.copy {
+                text = self.decomment(&text);
+            }
             if !text.is_empty() {
                 return Ok(Some(text));
             }
@@ -1285,7 +1354,7 @@ impl Reader {
     /// `includea` PATTERN: its files are read next. Whether it is one.
     fn check_include(&mut self, buf: &str) -> Result<bool, ConfigError> {
         let b = buf.as_bytes();
-        if !buf.starts_with("include") || b.len() <= 7 {
+        if !is_include(buf) {
             return Ok(false);
         }
         let (kind, rest) = if is_space(b[7]) {
@@ -1467,9 +1536,33 @@ impl Reader {
         kw_level: usize,
     ) -> Result<Vec<Stmt>, ConfigError> {
         let mut out = Vec::new();
+        // keepalived's skip_sublevel: passing over an inactive block (-1:
+        // its `{` may come next).
+        let mut skip: i64 = 0;
         while let Some(line) = self.next_line()? {
             let mut words = self.words(&line)?;
             if words.is_empty() {
+                continue;
+            }
+            if skip == -1 {
+                if words[0] == "{" {
+                    skip = 1;
+                    need_bob = false;
+                    continue;
+                }
+                skip = 0;
+            }
+            if skip > 0 {
+                for w in &words {
+                    if w == "{" {
+                        skip += 1;
+                    } else if w == "}" {
+                        skip -= 1;
+                        if skip == 0 {
+                            break;
+                        }
+                    }
+                }
                 continue;
             }
             let origin = self.origin();
@@ -1490,6 +1583,10 @@ impl Reader {
                 self.warn(format!("Unknown keyword '{}'", words[0]));
                 continue;
             };
+            if kw_level == 0 && !self.active.contains(&group(kw.name)) {
+                skip = -1;
+                continue;
+            }
             let key = words.remove(0);
             if key == "include_check" && kw_level == 1 {
                 self.include_check_set(&words);
