@@ -313,7 +313,12 @@ fn map_virtual_server(vs: &Stmt, groups: &[&Stmt], loaded: &mut Loaded) -> Resul
     }
     // keepalived 2.2.7 (check_data.c): an address virtual server without
     // a protocol is UDP.
-    match block.iter().rev().find(|s| s.key == "protocol") {
+    let vs_method = method(block, "virtual", loaded)?;
+    let mut rs_methods = Vec::new();
+    for rs in &real_servers {
+        rs_methods.push(method(rs.children(), "real", loaded)?);
+    }
+    match protocol(block, loaded)? {
         None => {
             warn(
                 loaded,
@@ -331,9 +336,8 @@ fn map_virtual_server(vs: &Stmt, groups: &[&Stmt], loaded: &mut Loaded) -> Resul
             );
             return Ok(());
         }
-        Some(p) => {
-            let proto = p.arg()?;
-            if !proto.eq_ignore_ascii_case("TCP") {
+        Some(proto) => {
+            if proto != "TCP" {
                 skip(
                     loaded,
                     &vs.origin,
@@ -348,13 +352,7 @@ fn map_virtual_server(vs: &Stmt, groups: &[&Stmt], loaded: &mut Loaded) -> Resul
     // are reached at their own address, under TUN through a tunnel, and a
     // check through the VIP path would fail them all. keepalived's default
     // is NAT; a real server's `lvs_method` overrides the virtual server's.
-    let vs_method = method(block)?;
-    let any_rs_method = real_servers.iter().any(|rs| {
-        rs.children()
-            .iter()
-            .any(|s| s.key == "lvs_method" || s.key == "lb_kind")
-    });
-    if !any_rs_method {
+    if rs_methods.iter().all(Option::is_none) {
         match &vs_method {
             None => {
                 warn(
@@ -391,8 +389,7 @@ fn map_virtual_server(vs: &Stmt, groups: &[&Stmt], loaded: &mut Loaded) -> Resul
         }
     }
     let mut nat_warned = false;
-    for rs in real_servers {
-        let rs_method = method(rs.children())?;
+    for (rs, rs_method) in real_servers.into_iter().zip(rs_methods) {
         let kind = match rs_method.or_else(|| vs_method.clone()) {
             Some(kind) => kind,
             None => {
@@ -429,22 +426,58 @@ fn map_virtual_server(vs: &Stmt, groups: &[&Stmt], loaded: &mut Loaded) -> Resul
     Ok(())
 }
 
-/// The forwarding method a block names (`lb_kind` or `lvs_method`; the
-/// last one wins, as keepalived reads them in turn).
-fn method(block: &[Stmt]) -> Result<Option<String>, ConfigError> {
-    match block
+/// The forwarding method a block sets (`lb_kind` or `lvs_method`: `NAT`,
+/// `DR` or `TUN`, as keepalived spells them; the last valid one wins, an
+/// invalid one is reported and ignored, as keepalived does).
+fn method(
+    block: &[Stmt],
+    server: &str,
+    loaded: &mut Loaded,
+) -> Result<Option<String>, ConfigError> {
+    let mut out = None;
+    for s in block
         .iter()
-        .rev()
-        .find(|s| s.key == "lb_kind" || s.key == "lvs_method")
+        .filter(|s| s.key == "lb_kind" || s.key == "lvs_method")
     {
-        Some(s) => Ok(Some(
-            s.args
-                .first()
-                .ok_or_else(|| s.error(format!("{} needs an argument", s.key)))?
-                .clone(),
-        )),
-        None => Ok(None),
+        let kind = s
+            .args
+            .first()
+            .ok_or_else(|| s.error(format!("{} needs an argument", s.key)))?;
+        if matches!(kind.as_str(), "NAT" | "DR" | "TUN") {
+            out = Some(kind.clone());
+        } else {
+            warn(
+                loaded,
+                &s.origin,
+                format!(
+                    "PARSER : unknown [{kind}] routing method for {server} server (NAT, DR or TUN)"
+                ),
+            );
+        }
     }
+    Ok(out)
+}
+
+/// The protocol a virtual server's block sets: `TCP`, `UDP` or `SCTP` (any
+/// case, as keepalived), the last valid one; an unknown one is reported
+/// and ignored, as keepalived does.
+fn protocol(block: &[Stmt], loaded: &mut Loaded) -> Result<Option<&'static str>, ConfigError> {
+    let mut out = None;
+    for s in block.iter().filter(|s| s.key == "protocol") {
+        let proto = s.arg()?;
+        match ["TCP", "UDP", "SCTP"]
+            .into_iter()
+            .find(|p| p.eq_ignore_ascii_case(proto))
+        {
+            Some(p) => out = Some(p),
+            None => warn(
+                loaded,
+                &s.origin,
+                format!("Unknown protocol {proto} - ignoring"),
+            ),
+        }
+    }
+    Ok(out)
 }
 
 /// The addresses and ports of a `virtual_server_group`: `VIP PORT`,
@@ -1413,16 +1446,47 @@ virtual_server 10.0.0.101 80 {
   real_server 10.0.0.42 80 { TCP_CHECK { } }
 }
 virtual_server 10.0.0.102 80 {
+  protocol tcp
+  lb_kind DR
+  real_server 10.0.0.42 80 { TCP_CHECK { } }
+}
+virtual_server 10.0.0.103 80 {
   protocol TCP
   lb_kind dr
   real_server 10.0.0.42 80 { TCP_CHECK { } }
 }
+virtual_server 10.0.0.104 80 {
+  protocol TCP
+  lb_kind NAT
+  real_server 10.0.0.42 80 {
+    lvs_method DR
+    TCP_CHECK { }
+  }
+  real_server 10.0.0.43 80 { TCP_CHECK { } }
+}
 "#;
         let loaded = load_text(conf).unwrap();
-        assert_eq!(loaded.targets.len(), 1);
-        assert_eq!(loaded.targets[0].vip.to_string(), "10.0.0.102");
+        let vips: Vec<String> = loaded
+            .targets
+            .iter()
+            .map(|t| format!("{} {}", t.vip, t.real_server))
+            .collect();
+        assert_eq!(vips, ["10.0.0.102 10.0.0.42", "10.0.0.104 10.0.0.42"]);
         let reasons: Vec<&str> = loaded.skipped.iter().map(|s| s.reason.as_str()).collect();
         assert!(reasons[0].starts_with("lb_kind NAT") && reasons[1].starts_with("lb_kind TUN"));
+        // keepalived spells the methods in capitals: `dr` is reported and
+        // ignored, and the default, NAT, applies.
+        assert!(reasons[2].starts_with("no lb_kind"), "{reasons:?}");
+        assert!(reasons[3].starts_with("lvs_method NAT"), "{reasons:?}");
+        let warned: Vec<&str> = loaded.warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(
+            warned,
+            [
+                "PARSER : unknown [dr] routing method for virtual server (NAT, DR or TUN)",
+                "virtual_server 10.0.0.103 80: no forwarding method set - keepalived uses NAT \
+                 (add `lb_kind DR` for direct routing)"
+            ]
+        );
     }
 
     #[test]

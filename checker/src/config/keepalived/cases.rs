@@ -339,6 +339,32 @@ virtual_server 10.0.0.101 80 {
         )],
     ),
     (
+        "methods",
+        &[(
+            "keepalived.conf",
+            b"virtual_server 10.0.0.103 80 {
+    protocol TCP
+    lb_kind dr
+    lb_algo rr
+    real_server 10.0.0.42 80 {
+        TCP_CHECK {
+        }
+    }
+}
+virtual_server 10.0.0.104 80 {
+    protocol tcp
+    lb_kind NAT
+    lb_algo rr
+    real_server 10.0.0.42 80 {
+        lvs_method DR
+        TCP_CHECK {
+        }
+    }
+}
+",
+        )],
+    ),
+    (
         "vrrp_and_values",
         &[(
             "keepalived.conf",
@@ -726,6 +752,21 @@ fn a_direct_routing_real_server_on_another_port() {
     assert!(
         w[0].starts_with("5: real_server 10.0.0.42 8080: its port is not the virtual server's 80"),
         "{w:?}"
+    );
+}
+
+#[test]
+fn forwarding_methods_as_keepalived_spells_them() {
+    let loaded = load_case("methods").unwrap();
+    assert_eq!(loaded.targets.len(), 1, "{loaded:#?}");
+    assert_eq!(loaded.targets[0].vip, ip("10.0.0.104"));
+    assert_eq!(
+        lines(&loaded),
+        [
+            "3: PARSER : unknown [dr] routing method for virtual server (NAT, DR or TUN)",
+            "1: virtual_server 10.0.0.103 80: no forwarding method set - keepalived uses NAT \
+             (add `lb_kind DR` for direct routing)",
+        ]
     );
 }
 
