@@ -13,6 +13,10 @@ use super::*;
 /// `@NAME` lines are matched against without `keepalived -i`.
 const HOST: &str = "@@HOST@@";
 
+/// In a case's text: 1100 `A`s (a line longer than keepalived's 1023
+/// bytes).
+const LONG: &str = "@@LONG@@";
+
 /// One keepalived.conf (the first file) and the files it includes: name
 /// and bytes. A name ending `.sh` is made executable.
 type Case = (&'static str, &'static [(&'static str, &'static [u8])]);
@@ -365,6 +369,16 @@ virtual_server 10.0.0.104 80 {
         )],
     ),
     (
+        "long_line",
+        &[(
+            "keepalived.conf",
+            b"global_defs {
+    router_id @@LONG@@
+}
+",
+        )],
+    ),
+    (
         "vrrp_and_values",
         &[(
             "keepalived.conf",
@@ -407,6 +421,7 @@ fn case(name: &str) -> PathBuf {
         let path = dir.join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let text = replace_bytes(bytes, HOST.as_bytes(), host.as_bytes());
+        let text = replace_bytes(&text, LONG.as_bytes(), "A".repeat(1100).as_bytes());
         std::fs::write(&path, text).unwrap();
         if file.ends_with(".sh") {
             use std::os::unix::fs::PermissionsExt;
@@ -767,6 +782,17 @@ fn forwarding_methods_as_keepalived_spells_them() {
             "1: virtual_server 10.0.0.103 80: no forwarding method set - keepalived uses NAT \
              (add `lb_kind DR` for direct routing)",
         ]
+    );
+}
+
+#[test]
+fn a_line_longer_than_keepalived_reads_is_two() {
+    let loaded = load_case("long_line").unwrap();
+    // keepalived's fgets reads 1023 bytes: "    router_id " and 1009 As,
+    // then the 91 others, a word of their own.
+    assert_eq!(
+        lines(&loaded),
+        [format!("2: Unknown keyword '{}'", "A".repeat(91))]
     );
 }
 
