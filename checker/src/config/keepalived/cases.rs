@@ -862,3 +862,19 @@ fn keepalived_agrees() {
         }
     }
 }
+
+#[test]
+fn include_check_words_as_keepalived() {
+    let loaded = load_str(
+        "global_defs {\n include_check \"\" match\n}\n",
+        Path::new("/etc/keepalived/keepalived.conf"),
+    )
+    .unwrap();
+    assert_eq!(
+        lines(&loaded),
+        [
+            "2: Unknown include_check type '' - ignoring",
+            "2: Duplicate include_check 'match' specified - ignoring",
+        ]
+    );
+}

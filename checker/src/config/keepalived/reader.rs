@@ -1460,9 +1460,9 @@ impl Reader {
             return;
         }
         for (i, word) in args.iter().enumerate() {
-            let (op, name) = match word.as_bytes()[0] {
-                b'-' => (-1, &word[1..]),
-                b'+' => (1, &word[1..]),
+            let (op, name) = match word.as_bytes().first() {
+                Some(b'-') => (-1, &word[1..]),
+                Some(b'+') => (1, &word[1..]),
                 _ => {
                     if i == 0 {
                         self.include_check = 0;
