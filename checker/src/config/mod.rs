@@ -122,9 +122,18 @@ pub struct Warning {
 }
 
 impl fmt::Display for Warning {
-    /// `FILE:LINE: warning: MESSAGE`.
+    /// `FILE:LINE: warning: MESSAGE`, one line (control characters of
+    /// the input escaped).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: warning: {}", self.origin, self.message)
+        write!(f, "{}: warning: ", self.origin)?;
+        for c in self.message.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -263,6 +272,14 @@ mod tests {
         assert_eq!(
             ConfigError::new("a.conf:3", "bad").to_string(),
             "a.conf:3: bad"
+        );
+        let w = Warning {
+            origin: "a.conf:4".into(),
+            message: "Unknown keyword 'a\x0bb'".into(),
+        };
+        assert_eq!(
+            w.to_string(),
+            "a.conf:4: warning: Unknown keyword 'a\\u{b}b'"
         );
     }
 }
