@@ -4,6 +4,9 @@
 //! ([`super::keywords`]). What `keepalived -t` reports while reading on is
 //! a [`Warning`]; what it refuses (an include check that fails) is a
 //! [`ConfigError`]. Every expansion is bounded.
+//!
+//! `differential.py` (next to this file) compares it with keepalived on
+//! random files: `python3 differential.py SEED COUNT target/debug/vipcheck`.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
