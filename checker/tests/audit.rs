@@ -180,10 +180,7 @@ fn audit_of_a_keepalived_conf() {
     );
 
     // A file that is wrong: exit 2, one line with file:line.
-    let broken = scratch.file(
-        "broken.conf",
-        "virtual_server 198.18.0.100 80 {\n  real_server\n",
-    );
+    let broken = scratch.file("broken.conf", "includem missing.conf\n");
     let bad = run(vipcheck(&lab, &["audit", "--keepalived", &broken]));
     assert_eq!(bad.code, 2, "{bad:?}");
     assert_one_clean_line(&bad.stderr);

@@ -39,6 +39,10 @@
 //!   exactly as keepalived's does (an unknown keyword opens no block: its
 //!   `}` ends the block around it).
 //!
+//! A value keepalived reports and reads past (an invalid address, port,
+//! number, MD5, path...) is a [`Warning`] with `file:line`, and the virtual
+//! server or real server it belongs to is [`Skipped`] with the reason.
+//!
 //! Bounded: include depth [`MAX_INCLUDE_DEPTH`], [`MAX_FILES`] files,
 //! [`MAX_LINES`] lines after expansion, [`MAX_SEQ_LINES`] a `~SEQ`,
 //! [`MAX_SUBSTITUTIONS`] and [`MAX_LINE_LEN`] bytes a line, [`MAX_WORDS`]
@@ -147,10 +151,32 @@ fn map(read: reader::Read) -> Result<Loaded, ConfigError> {
         .collect();
     for s in &read.statements {
         if s.key == "virtual_server" {
-            map_virtual_server(s, &groups, &mut loaded)?;
+            let before = loaded.targets.len();
+            if let Err(e) = map_virtual_server(s, &groups, &mut loaded) {
+                loaded.targets.truncate(before);
+                reject(
+                    &mut loaded,
+                    e,
+                    format!("virtual_server {}", s.args.join(" ")),
+                );
+            }
         }
     }
     Ok(loaded)
+}
+
+/// What keepalived reads past with an error report (an invalid address,
+/// port, number...) and vipcheck cannot check: skipped, and warned where.
+fn reject(loaded: &mut Loaded, e: ConfigError, what: String) {
+    loaded.warnings.push(Warning {
+        origin: e.origin.clone(),
+        message: format!("{}; {what} is not checked", e.message),
+    });
+    loaded.skipped.push(Skipped {
+        origin: e.origin,
+        what,
+        reason: e.message,
+    });
 }
 
 impl Stmt {
@@ -296,9 +322,16 @@ fn map_virtual_server(vs: &Stmt, groups: &[&Stmt], loaded: &mut Loaded) -> Resul
     };
     let block = vs.children();
     let inherit = Inherit::default().with(block)?;
-    let real_servers: Vec<&Stmt> = block.iter().filter(|s| s.key == "real_server").collect();
-    for rs in &real_servers {
-        rs_address(rs)?;
+    let mut real_servers = Vec::new();
+    for rs in block.iter().filter(|s| s.key == "real_server") {
+        match rs_address(rs) {
+            Ok(_) => real_servers.push(rs),
+            Err(e) => reject(
+                loaded,
+                e,
+                format!("real_server {} of {what}", rs.args.join(" ")),
+            ),
+        }
     }
     if real_servers.is_empty() {
         warn(
@@ -420,7 +453,16 @@ fn map_virtual_server(vs: &Stmt, groups: &[&Stmt], loaded: &mut Loaded) -> Resul
             continue;
         }
         for (i, service) in services.iter().enumerate() {
-            map_real_server(rs, service, &inherit, i == 0, loaded)?;
+            let before = loaded.targets.len();
+            if let Err(e) = map_real_server(rs, service, &inherit, i == 0, loaded) {
+                loaded.targets.truncate(before);
+                let vs = format!("virtual_server {} {}", service.vip, service.port);
+                reject(
+                    loaded,
+                    e,
+                    format!("real_server {} of {vs}", rs.args.join(" ")),
+                );
+            }
         }
     }
     Ok(())
@@ -1154,10 +1196,6 @@ mod tests {
         load_str(text, Path::new("/etc/keepalived/keepalived.conf"))
     }
 
-    fn err(text: &str) -> String {
-        load_text(text).unwrap_err().to_string()
-    }
-
     const README: &str = r#"
 ! Configuration File for keepalived
 global_defs {
@@ -1652,11 +1690,22 @@ virtual_server 10.0.0.100 25 {
                 ":6: connect_port needs an argument",
             ),
         ];
+        // keepalived reports each and reads on: vipcheck warns where, and
+        // does not check what it belongs to.
         for (text, want) in cases {
-            let got = err(&text);
+            let loaded = load_text(&text).unwrap();
+            assert_eq!(loaded.targets, vec![], "{text:?}");
+            let got: Vec<String> = loaded
+                .warnings
+                .iter()
+                .map(|w| format!("{}: {}", w.origin, w.message))
+                .collect();
             assert!(
-                got.starts_with("/etc/keepalived/keepalived.conf:") && got.contains(want),
-                "{text:?}: {got}"
+                got.iter()
+                    .any(|g| g.starts_with("/etc/keepalived/keepalived.conf:")
+                        && g.contains(want)
+                        && g.contains("is not checked")),
+                "{text:?}: {got:?}"
             );
         }
     }

@@ -379,6 +379,43 @@ virtual_server 10.0.0.104 80 {
         )],
     ),
     (
+        "bad_values",
+        &[(
+            "keepalived.conf",
+            b"virtual_server 10.0.0.300 80 {
+    protocol TCP
+    lb_kind DR
+    lb_algo rr
+    real_server 10.0.0.42 80 {
+        TCP_CHECK {
+        }
+    }
+}
+virtual_server 10.0.0.100 80 {
+    protocol TCP
+    lb_kind DR
+    lb_algo rr
+    real_server 10.0.0.x 80 {
+        TCP_CHECK {
+        }
+    }
+    real_server 10.0.0.43 80 {
+        HTTP_GET {
+            url {
+                path /
+                digest abc
+            }
+        }
+    }
+    real_server 10.0.0.44 80 {
+        TCP_CHECK {
+        }
+    }
+}
+",
+        )],
+    ),
+    (
         "vrrp_and_values",
         &[(
             "keepalived.conf",
@@ -794,6 +831,24 @@ fn a_line_longer_than_keepalived_reads_is_two() {
         lines(&loaded),
         [format!("2: Unknown keyword '{}'", "A".repeat(91))]
     );
+}
+
+#[test]
+fn values_keepalived_reads_past_are_warned_and_not_checked() {
+    // keepalived -t: "Invalid virtual server IP address/port" (line 1),
+    // "Invalid real server ip address/port" (14), "digest 'abc' character
+    // length should be 32" (22), and it runs.
+    let loaded = load_case("bad_values").unwrap();
+    let t = &loaded.targets;
+    assert_eq!(t.len(), 1, "{loaded:#?}");
+    assert_eq!(t[0].real_server, ip("10.0.0.44"));
+    let at: Vec<String> = lines(&loaded)
+        .iter()
+        .map(|l| l.split(':').next().unwrap().to_string())
+        .collect();
+    assert_eq!(at, ["1", "14", "22"], "{loaded:#?}");
+    assert!(loaded.warnings[2].message.contains("is not an MD5"));
+    assert_eq!(loaded.skipped.len(), 3);
 }
 
 #[test]
