@@ -312,7 +312,7 @@ pub struct TlsTrust {
     pub ca: Option<PathBuf>,
     /// HTTPS targets: the name sent as SNI and verified in the
     /// certificate, for every target (default: each target's own;
-    /// keepalived's SSL_GET sends one only with enable_sni or sni_name,
+    /// keepalived's SSL_GET sends one only with enable_sni,
     /// a targets file its `sni`, else the Host's name, none for an address).
     #[arg(long, value_name = "NAME", value_parser = parse_sni)]
     pub sni: Option<String>,

@@ -116,6 +116,7 @@ fn run() -> i32 {
             action: KeepalivedAction::Snippet { input, track_dir },
         } => match input.input().load() {
             Ok(loaded) => {
+                vipcheck::config::print_warnings(&loaded);
                 let keys = vipcheck::daemon::run::track_keys(&loaded.targets);
                 say!("{}", vipcheck::track::snippet(&track_dir, &keys).trim_end());
                 0
@@ -201,7 +202,10 @@ fn audit(args: &vipcheck::cli::AuditArgs) -> i32 {
     use vipcheck::audit;
     let input = args.input.input();
     let loaded = match input.load() {
-        Ok(loaded) => loaded,
+        Ok(loaded) => {
+            vipcheck::config::print_warnings(&loaded);
+            loaded
+        }
         Err(e) => {
             note!("vipcheck: {e}");
             return EXIT_USAGE;

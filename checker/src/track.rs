@@ -597,6 +597,7 @@ mod tests {
             r#"
 virtual_server 198.18.0.100 443 {
   protocol TCP
+  lb_kind DR
   real_server 198.18.0.11 443 {
     TCP_CHECK { connect_port 80 }
     TCP_CHECK { }
@@ -610,6 +611,7 @@ virtual_server 198.18.0.100 443 {
 }
 virtual_server 198.18.0.100 22 {
   protocol TCP
+  lb_kind DR
   real_server 198.18.0.11 22 {
     MISC_CHECK {
       misc_path "check_tcp_raw -t 250 eth0 198.18.0.11 198.18.0.100 80"
@@ -650,6 +652,8 @@ virtual_server 198.18.0.100 22 {
         // stands for the real server it is written under.
         let conf = r#"
 virtual_server 198.18.0.100 22 {
+  protocol TCP
+  lb_kind DR
   real_server 198.18.0.11 22 {
     MISC_CHECK {
       misc_path "check_tcp_raw -t 250 eth0 198.18.0.12 198.18.0.200 80"
@@ -680,7 +684,7 @@ virtual_server 198.18.0.100 22 {
     #[test]
     fn one_real_server_written_with_two_ports() {
         let keys = keys_of(
-            "virtual_server 10.0.0.100 80 {\nreal_server 10.0.0.42 80 {\nTCP_CHECK {\n}\n}\n\
+            "virtual_server 10.0.0.100 80 {\nprotocol TCP\nlb_kind DR\nreal_server 10.0.0.42 80 {\nTCP_CHECK {\n}\n}\n\
              real_server 10.0.0.42 8080 {\nTCP_CHECK {\n}\n}\n}\n",
         );
         let labels: Vec<(u16, &str)> = keys.iter().map(|k| (k.rs_port, k.check.as_str())).collect();
@@ -695,9 +699,9 @@ virtual_server 198.18.0.100 22 {
     fn labels_are_stable_when_other_checks_come_and_go() {
         // The daemon keeps the keys of the targets it had; a later url
         // keeps its label whatever is added before it.
-        let one = "virtual_server 10.0.0.100 80 {\nreal_server 10.0.0.42 80 {\n\
+        let one = "virtual_server 10.0.0.100 80 {\nprotocol TCP\nlb_kind DR\nreal_server 10.0.0.42 80 {\n\
                    HTTP_GET {\nurl {\npath /\n}\nurl {\npath /healthz\n}\n}\n}\n}\n";
-        let two = "virtual_server 10.0.0.100 80 {\nreal_server 10.0.0.42 80 {\n\
+        let two = "virtual_server 10.0.0.100 80 {\nprotocol TCP\nlb_kind DR\nreal_server 10.0.0.42 80 {\n\
                    HTTP_GET {\nurl {\npath /\n}\nurl {\npath /new\n}\nurl {\npath /healthz\n}\n}\n}\n}\n";
         let labels = |conf| -> Vec<String> { keys_of(conf).into_iter().map(|k| k.check).collect() };
         assert_eq!(labels(one), ["http", "http-healthz"]);
@@ -709,6 +713,8 @@ virtual_server 198.18.0.100 22 {
         let keys = keys_of(
             r#"
 virtual_server 198.18.0.100 443 {
+  protocol TCP
+  lb_kind DR
   real_server 198.18.0.11 8443 {
     TCP_CHECK { connect_port 80 }
   }

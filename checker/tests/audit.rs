@@ -59,7 +59,7 @@ fn audit_of_a_keepalived_conf() {
     scratch.file(
         "web.conf",
         &format!(
-            "virtual_server {VIP} 8080 {{\n  protocol TCP\n  lb_kind DR\n\
+            "virtual_server {VIP} 8080 {{\n  lb_kind DR\n  protocol TCP\n\
                real_server {OK_IP} 80 {{\n    HTTP_GET {{\n      url {{\n        path /\n        digest {digest}\n        status_code 200\n      }}\n      url {{\n        path /index.html\n        digest {wrong}\n      }}\n      connect_timeout 1\n    }}\n  }}\n\
                real_server {NOVIP_IP} 80 {{\n    MISC_CHECK {{\n      misc_path \"/usr/local/bin/check_http_raw -t 300 -S 200 {LB_IFACE} {NOVIP_IP} {VIP} 80 lab.example /\"\n    }}\n  }}\n\
                real_server {CLOSED_IP} 80 {{\n    MISC_CHECK {{\n      misc_path \"check_http_raw -t 300 -S 200 {LB_IFACE} {CLOSED_IP} {VIP} 80 lab.example /\"\n    }}\n  }}\n\
@@ -70,10 +70,10 @@ fn audit_of_a_keepalived_conf() {
         "keepalived.conf",
         &format!(
             "global_defs {{\n  router_id lab\n}}\n\
-             virtual_server {VIP} 80 {{\n  protocol TCP\n  lb_kind DR\n  delay_loop 5\n  include reals.*\n}}\n\
+             virtual_server {VIP} 80 {{\n  lb_kind DR\n  protocol TCP\n  delay_loop 5\n  include reals.*\n}}\n\
              include web.conf\n\
-             virtual_server fwmark 7 {{\n  protocol TCP\n  real_server {OK_IP} 80 {{\n    TCP_CHECK {{ }}\n  }}\n}}\n\
-             virtual_server {VIP6} 80 {{\n  protocol TCP\n  real_server {ok6} 80 {{\n    HTTP_GET {{\n      url {{\n        path /\n      }}\n      virtualhost lab.example\n    }}\n  }}\n}}\n"
+             virtual_server fwmark 7 {{\n  real_server {OK_IP} 80 {{\n    TCP_CHECK {{ }}\n  }}\n}}\n\
+             virtual_server {VIP6} 80 {{\n  lb_kind DR\n  protocol TCP\n  real_server {ok6} 80 {{\n    HTTP_GET {{\n      url {{\n        path /\n      }}\n      virtualhost lab.example\n    }}\n  }}\n}}\n"
         ),
     );
     let out = run(vipcheck(&lab, &["audit", "--keepalived", &conf]));
@@ -180,10 +180,7 @@ fn audit_of_a_keepalived_conf() {
     );
 
     // A file that is wrong: exit 2, one line with file:line.
-    let broken = scratch.file(
-        "broken.conf",
-        "virtual_server 198.18.0.100 80 {\n  real_server\n",
-    );
+    let broken = scratch.file("broken.conf", "includem missing.conf\n");
     let bad = run(vipcheck(&lab, &["audit", "--keepalived", &broken]));
     assert_eq!(bad.code, 2, "{bad:?}");
     assert_one_clean_line(&bad.stderr);

@@ -70,7 +70,8 @@ impl Scratch {
         .unwrap();
         std::fs::write(
             dir.join("keepalived.conf"),
-            "virtual_server 10.0.0.100 80 {\n",
+            // An include keepalived refuses: a file keepalived does not read.
+            "includem missing.conf\n",
         )
         .unwrap();
         // A directory where `compat install` finds a stranger's check_tcp_raw.

@@ -383,7 +383,7 @@ fn demo_audit(lab: &Lab, vipcheck: &std::path::Path) -> Result<bool> {
     std::fs::write(
         &conf,
         format!(
-            "virtual_server {VIP} {} {{\n    protocol TCP\n    lb_kind DR\n    delay_loop 5\n{}{}{}}}\n\
+            "virtual_server {VIP} {} {{\n    lb_kind DR\n    protocol TCP\n    delay_loop 5\n{}{}{}}}\n\
              virtual_server fwmark 7 {{\n{}}}\n",
             lab::HTTP_PORT,
             real(Host::Ok, http),

@@ -1,60 +1,118 @@
 //! keepalived.conf as the input of an audit: its virtual servers' real
 //! servers and their checkers, as [`AuditTarget`]s.
 //!
-//! Syntax: whitespace-separated words, a statement per line (its keyword
-//! and arguments), `{ }` blocks (the `{` on the keyword's line or the
-//! next), `#` and `!` comments from the start of a word to the end of the
-//! line, `"quoted strings"` as one word, and `include PATTERN` on its own
-//! line: a glob, relative to the directory of the file that includes it,
-//! whose files (in name order) are read in its place. Bounded: include
-//! depth [`MAX_INCLUDE_DEPTH`], [`MAX_FILES`] files, block nesting
-//! [`MAX_NESTING`], [`MAX_WORDS`] words; an include loop is an error.
+//! Reading (`keepalived/reader.rs`) follows keepalived 2.2.7
+//! (lib/parser.c), so that a file means here what it means to keepalived:
 //!
-//! Mapping, for each `virtual_server IP PORT` (IPv4 or IPv6) and each
-//! `real_server IP [PORT]` in it, each checker:
+//! - bytes, not text: a line that is not UTF-8 is kept lossily (comments
+//!   and quoted strings are what carry such bytes); a line longer than
+//!   1023 bytes is read as several, as `fgets` does; a UTF-8 byte order
+//!   mark stays part of the first word (keepalived then reports that word
+//!   as unknown; so does vipcheck, with a warning naming the mark);
+//! - `#` and `!` start a comment anywhere outside `"quotes"` (`\#`, `\!`
+//!   are literal); `{` and `}` outside quotes go on lines of their own;
+//! - `$NAME=value` at a line's start defines a parameter (a final `\`
+//!   continues it on the next lines); `$NAME` (followed by a blank, `,`,
+//!   `)` or the line's end) and `${NAME}` anywhere are replaced, the value
+//!   expanded in turn; an unknown one stays as it is; a multi-line one
+//!   gives its lines; `$_PWD`, `$_INSTANCE`, `${_RANDOM min max}`,
+//!   `$_HASH`, `$_BANG` as keepalived's;
+//! - `@NAME line` is read only when NAME is keepalived's config id,
+//!   `@^NAME line` only when it is not; without `keepalived -i` (how
+//!   vipcheck reads) the id is the host name up to its first dot;
+//! - `~SEQ(var, [start, [step,]] end) line`, `~SEQx` (hexadecimal) and
+//!   `~LST(var, v1, v2...)` / `~LST({a, b}, {1, 2}, ...)` repeat the line
+//!   with the parameters set;
+//! - `include PATTERN` (glob(3) with `{a,b}` braces, relative to the
+//!   including file) reads what matches and passes over what does not;
+//!   `includer` refuses a directory or an unreadable or executable file,
+//!   `includem` also a missing file or directory, `includew` also a
+//!   wildcard that matches nothing, `includeb` also a missing brace
+//!   alternative, `includea` all of these; `include_check` in global_defs
+//!   asks the same of every later include. What is refused makes the
+//!   whole file an error (keepalived does not start); what is passed over
+//!   is [`Skipped`];
+//! - blocks are keepalived's: each block kind takes the keywords of
+//!   keepalived's tables (`keepalived/keywords.rs`). An unknown keyword,
+//!   a `{` it does not expect or a missing one are [`Warning`]s as
+//!   `keepalived -t` reports them, with `file:line`, and reading goes on
+//!   exactly as keepalived's does (an unknown keyword opens no block: its
+//!   `}` ends the block around it).
+//!
+//! A value keepalived reports and reads past (an invalid address, port,
+//! number, MD5, path...) is a [`Warning`] with `file:line`, and the virtual
+//! server or real server it belongs to is [`Skipped`] with the reason.
+//!
+//! Bounded: include depth [`MAX_INCLUDE_DEPTH`], [`MAX_FILES`] files,
+//! [`MAX_LINES`] lines after expansion, [`MAX_SEQ_LINES`] a `~SEQ`,
+//! [`MAX_SUBSTITUTIONS`] and [`MAX_LINE_LEN`] bytes a line, [`MAX_WORDS`]
+//! words, [`MAX_WARNINGS`] warnings, [`MAX_GROUP_ADDRESSES`] addresses a
+//! group; an include loop, or a parameter that expands to itself (which
+//! keepalived loops on), is an error with `file:line`.
+//!
+//! Mapping, for each `virtual_server IP PORT` (IPv4 or IPv6) or
+//! `virtual_server group NAME` (each `VIP PORT`, `A.B.C.D-E PORT`,
+//! `A.B.C.D-A.B.C.F PORT` or `ADDR/PREFIX PORT` of the
+//! `virtual_server_group`, IPv6 alike, the range end in hex; at most
+//! [`MAX_GROUP_ADDRESSES`] addresses a group) of `protocol TCP` and
+//! direct routing (`lb_kind DR` or `lvs_method DR`; a real server's own
+//! `lvs_method` wins), and each `real_server IP [PORT]` in it (no port:
+//! the virtual server's, or the group entry's), each checker:
 //!
 //! | keepalived | target |
 //! | --- | --- |
 //! | `TCP_CHECK` | tcp; `connect_port` overrides the port |
-//! | `HTTP_GET`, `SSL_GET` | http, https: one target per `url { path P digest D status_code C... regex R regex_no_match }`; status default 200-299; `virtualhost` (url, checker, real_server or virtual_server level, the innermost wins) is the Host; `SSL_GET` verifies no certificate, as keepalived's, and sends SNI only with `enable_sni` or `sni_name` |
+//! | `HTTP_GET`, `SSL_GET` | http, https: one target per `url { path P digest D status_code C... regex R regex_no_match }`; status default 200-299; `virtualhost` (url, checker, real_server or virtual_server level, the innermost wins) is the Host; `SSL_GET` verifies no certificate, as keepalived's, and sends SNI only with `enable_sni` |
 //! | `MISC_CHECK` whose `misc_path` runs `check_tcp_raw`, `check_http_get_raw` or `check_http_raw` (any directory) | what that command line checks: IFACE, REAL_SERVER, VIP and PORT from its arguments, its `-t` as the per-reply timeout |
+//! | `MISC_CHECK` whose `misc_path` runs `vipcheck tcp\|http\|https ...` (any directory) | what that command line checks, parsed by vipcheck's own CLI; its `-t` (or 1 s) is the timeout when shorter than `misc_timeout`; literal addresses only (no name is resolved) |
 //!
 //! `connect_timeout` (seconds; checker, real_server or virtual_server
 //! level; default 5 as keepalived's) and `misc_timeout` are the timeout;
 //! `delay_loop` the interval, `retry` (or `nb_get_retry`) the retries,
 //! each from the innermost level that gives it.
 //!
-//! Skipped, with the reason: `virtual_server fwmark N`, `virtual_server
-//! group NAME`, a virtual server of `protocol UDP` or `SCTP`, a real
-//! server of another family than its VIP, a real server without a checker,
-//! `DNS_CHECK`, `SMTP_CHECK`, `UDP_CHECK`, `BFD_CHECK`, `PING_CHECK`,
-//! `FILE_CHECK`, a `MISC_CHECK` of another script or of an invalid command
-//! line, a checker with a `connect_ip` other than its real server, any
-//! other block in a real_server, and an include that matches no file.
-//! Everything else (global_defs, vrrp_*, lb_algo, lb_kind, weight...) is
-//! not a check and is ignored.
+//! Skipped, with the reason: `virtual_server fwmark N`, a group's
+//! `fwmark` entries and entries without a port, a virtual server of
+//! `protocol UDP` or `SCTP` or without `protocol` (keepalived makes it
+//! UDP, and warns: so does vipcheck), one of `lb_kind NAT` or `TUN` or
+//! without a forwarding method (keepalived's default is NAT: warned), a
+//! real server of another family than its VIP, a real server without a
+//! checker, `DNS_CHECK`, `SMTP_CHECK`, `UDP_CHECK`, `BFD_CHECK`,
+//! `PING_CHECK`, `FILE_CHECK`, a `MISC_CHECK` of another script or of an
+//! invalid command line, a checker with a `connect_ip` other than its real
+//! server, and an include that matches no file (or a file it passes over).
+//! Warned: a direct-routing real server whose port is not its virtual
+//! server's (keepalived reports "ports don't match"; its checkers, and
+//! vipcheck, check the real server's port), and a virtual server without
+//! real servers. Everything else (global_defs, vrrp_*, lb_algo, weight...)
+//! is not a check and is ignored.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::{
-    AuditTarget, CheckSpec, ConfigError, HttpSpec, Loaded, Skipped, TlsSpec, Verify, check_host,
-    check_path, check_unicast, parse_ip, parse_md5, parse_port, parse_status,
+    AuditTarget, CheckSpec, ConfigError, HttpSpec, Loaded, Skipped, TlsSpec, Verify, Warning,
+    check_host, check_path, check_unicast, parse_ip, parse_md5, parse_port, parse_status,
 };
 
-/// Deepest chain of includes.
-pub const MAX_INCLUDE_DEPTH: usize = 8;
-/// Most files read, the main one included.
-pub const MAX_FILES: usize = 256;
-/// Deepest nesting of `{ }` blocks.
-pub const MAX_NESTING: usize = 32;
-/// Most words (and braces) over all files.
-pub const MAX_WORDS: usize = 1_000_000;
+#[cfg(test)]
+mod cases;
+mod keywords;
+mod reader;
+
+use reader::Stmt;
+pub use reader::{
+    MAX_FILES, MAX_INCLUDE_DEPTH, MAX_LINE_LEN, MAX_LINES, MAX_SEQ_LINES, MAX_SUBSTITUTIONS,
+    MAX_WARNINGS, MAX_WORDS,
+};
+
 /// keepalived's default `connect_timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest timeout taken (one hour, as `vipcheck -t`).
 const MAX_TIMEOUT_S: f64 = 3600.0;
+/// Most addresses one `virtual_server_group` gives (ranges expanded).
+pub const MAX_GROUP_ADDRESSES: u128 = 4096;
 
 /// What a C checker's command line gives (from [`crate::compat`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -69,228 +127,56 @@ pub struct CompatLine {
 
 /// Reads keepalived.conf at `path` (and what it includes) into targets.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
-    let mut reader = Reader::default();
-    reader.read(path, 0, &path.display().to_string())?;
-    map(&reader)
+    let read = reader::read(path, None, reader::host_config_id())?;
+    map(read)
 }
 
 /// `text` as the keepalived.conf at `path` (includes are relative to its
 /// directory).
 pub fn load_str(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
-    let mut reader = Reader::default();
-    reader.files.push(path.to_path_buf());
-    reader.tokenize(text, 0, 0)?;
-    map(&reader)
+    let read = reader::read(path, Some(text), reader::host_config_id())?;
+    map(read)
 }
 
-fn map(reader: &Reader) -> Result<Loaded, ConfigError> {
-    let statements = parse(reader)?;
+fn map(read: reader::Read) -> Result<Loaded, ConfigError> {
     let mut loaded = Loaded {
         targets: Vec::new(),
-        skipped: reader.skipped.clone(),
+        skipped: read.skipped,
+        warnings: read.warnings,
     };
-    for s in &statements {
+    let groups: Vec<&Stmt> = read
+        .statements
+        .iter()
+        .filter(|s| s.key == "virtual_server_group")
+        .collect();
+    for s in &read.statements {
         if s.key == "virtual_server" {
-            map_virtual_server(s, &mut loaded)?;
+            let before = loaded.targets.len();
+            if let Err(e) = map_virtual_server(s, &groups, &mut loaded) {
+                loaded.targets.truncate(before);
+                reject(
+                    &mut loaded,
+                    e,
+                    format!("virtual_server {}", s.args.join(" ")),
+                );
+            }
         }
     }
     Ok(loaded)
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Tok {
-    Word(String),
-    Open,
-    Close,
-}
-
-#[derive(Clone, Debug)]
-struct Token {
-    tok: Tok,
-    file: usize,
-    line: usize,
-}
-
-#[derive(Default)]
-struct Reader {
-    files: Vec<PathBuf>,
-    tokens: Vec<Token>,
-    /// Canonical paths of the files being read (to find a loop).
-    stack: Vec<PathBuf>,
-    skipped: Vec<Skipped>,
-}
-
-impl Reader {
-    fn origin(&self, file: usize, line: usize) -> String {
-        format!("{}:{line}", self.files[file].display())
-    }
-
-    /// Reads `path` (`origin`: where it was named) at include depth `depth`.
-    fn read(&mut self, path: &Path, depth: usize, origin: &str) -> Result<(), ConfigError> {
-        if self.files.len() >= MAX_FILES {
-            return Err(ConfigError::new(
-                origin,
-                format!("more than {MAX_FILES} files included"),
-            ));
-        }
-        let canonical = path.canonicalize().map_err(|e| {
-            ConfigError::new(origin, format!("cannot open {}: {e}", path.display()))
-        })?;
-        if self.stack.contains(&canonical) {
-            return Err(ConfigError::new(
-                origin,
-                format!("include loop: {} includes itself", path.display()),
-            ));
-        }
-        let text = super::read_file(path, origin)?;
-        self.files.push(path.to_path_buf());
-        self.stack.push(canonical);
-        let file = self.files.len() - 1;
-        self.tokenize(&text, file, depth)?;
-        self.stack.pop();
-        Ok(())
-    }
-
-    fn tokenize(&mut self, text: &str, file: usize, depth: usize) -> Result<(), ConfigError> {
-        for (n, line) in text.lines().enumerate() {
-            let line_no = n + 1;
-            let words =
-                split_line(line).map_err(|m| ConfigError::new(self.origin(file, line_no), m))?;
-            if words.first() == Some(&Tok::Word("include".into())) {
-                let pattern: Vec<String> = words[1..]
-                    .iter()
-                    .map(|t| match t {
-                        Tok::Word(w) => w.clone(),
-                        Tok::Open => "{".into(),
-                        Tok::Close => "}".into(),
-                    })
-                    .collect();
-                self.include(&pattern.join(" "), file, line_no, depth)?;
-                continue;
-            }
-            for tok in words {
-                if self.tokens.len() >= MAX_WORDS {
-                    return Err(ConfigError::new(
-                        self.origin(file, line_no),
-                        format!("more than {MAX_WORDS} words"),
-                    ));
-                }
-                self.tokens.push(Token {
-                    tok,
-                    file,
-                    line: line_no,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn include(
-        &mut self,
-        pattern: &str,
-        file: usize,
-        line: usize,
-        depth: usize,
-    ) -> Result<(), ConfigError> {
-        let origin = self.origin(file, line);
-        if pattern.is_empty() {
-            return Err(ConfigError::new(origin, "include needs a file or pattern"));
-        }
-        if depth + 1 > MAX_INCLUDE_DEPTH {
-            return Err(ConfigError::new(
-                origin,
-                format!("includes nested deeper than {MAX_INCLUDE_DEPTH} (an include loop?)"),
-            ));
-        }
-        let full = match self.files[file].parent() {
-            Some(dir) if Path::new(pattern).is_relative() => dir.join(pattern),
-            _ => PathBuf::from(pattern),
-        };
-        let full_text = full
-            .to_str()
-            .ok_or_else(|| ConfigError::new(&origin, "include path is not UTF-8"))?;
-        let paths = glob::glob(full_text)
-            .map_err(|e| ConfigError::new(&origin, format!("include {pattern:?}: {e}")))?;
-        let mut found = Vec::new();
-        for p in paths {
-            let p =
-                p.map_err(|e| ConfigError::new(&origin, format!("include {pattern:?}: {e}")))?;
-            if p.is_file() {
-                found.push(p);
-            }
-            if found.len() > MAX_FILES {
-                break;
-            }
-        }
-        if found.is_empty() {
-            self.skipped.push(Skipped {
-                origin,
-                what: format!("include {pattern}"),
-                reason: "matches no file".into(),
-            });
-            return Ok(());
-        }
-        found.sort();
-        for p in found {
-            self.read(&p, depth + 1, &origin)?;
-        }
-        Ok(())
-    }
-}
-
-/// One line's words and braces; `#` or `!` at the start of a word ends it.
-fn split_line(line: &str) -> Result<Vec<Tok>, String> {
-    let mut out = Vec::new();
-    let mut chars = line.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        match c {
-            c if c.is_whitespace() => {
-                chars.next();
-            }
-            '#' | '!' => break,
-            '{' => {
-                chars.next();
-                out.push(Tok::Open);
-            }
-            '}' => {
-                chars.next();
-                out.push(Tok::Close);
-            }
-            '"' => {
-                chars.next();
-                let mut word = String::new();
-                loop {
-                    match chars.next() {
-                        Some('"') => break,
-                        Some(c) => word.push(c),
-                        None => return Err("unterminated quoted string".into()),
-                    }
-                }
-                out.push(Tok::Word(word));
-            }
-            _ => {
-                let mut word = String::new();
-                while let Some(&c) = chars.peek() {
-                    if c.is_whitespace() || matches!(c, '{' | '}' | '"') {
-                        break;
-                    }
-                    word.push(c);
-                    chars.next();
-                }
-                out.push(Tok::Word(word));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// A keyword, its arguments and its block.
-#[derive(Clone, Debug)]
-struct Stmt {
-    key: String,
-    args: Vec<String>,
-    origin: String,
-    block: Option<Vec<Stmt>>,
+/// What keepalived reads past with an error report (an invalid address,
+/// port, number...) and vipcheck cannot check: skipped, and warned where.
+fn reject(loaded: &mut Loaded, e: ConfigError, what: String) {
+    loaded.warnings.push(Warning {
+        origin: e.origin.clone(),
+        message: format!("{}; {what} is not checked", e.message),
+    });
+    loaded.skipped.push(Skipped {
+        origin: e.origin,
+        what,
+        reason: e.message,
+    });
 }
 
 impl Stmt {
@@ -313,73 +199,6 @@ impl Stmt {
     fn children(&self) -> &[Stmt] {
         self.block.as_deref().unwrap_or(&[])
     }
-}
-
-fn parse(reader: &Reader) -> Result<Vec<Stmt>, ConfigError> {
-    let mut pos = 0;
-    let top = parse_block(reader, &mut pos, 0)?;
-    if let Some(t) = reader.tokens.get(pos) {
-        return Err(ConfigError::new(
-            reader.origin(t.file, t.line),
-            "} without a matching {",
-        ));
-    }
-    Ok(top)
-}
-
-/// Statements up to a `}` (not consumed) or the end.
-fn parse_block(reader: &Reader, pos: &mut usize, depth: usize) -> Result<Vec<Stmt>, ConfigError> {
-    let tokens = &reader.tokens;
-    let mut out = Vec::new();
-    while let Some(t) = tokens.get(*pos) {
-        let origin = reader.origin(t.file, t.line);
-        let key = match &t.tok {
-            Tok::Close => return Ok(out),
-            Tok::Open => return Err(ConfigError::new(origin, "{ without a keyword before it")),
-            Tok::Word(w) => w.clone(),
-        };
-        *pos += 1;
-        let mut args = Vec::new();
-        while let Some(Token {
-            tok: Tok::Word(w),
-            file,
-            line,
-        }) = tokens.get(*pos)
-        {
-            if (*file, *line) != (t.file, t.line) {
-                break;
-            }
-            args.push(w.clone());
-            *pos += 1;
-        }
-        let block = if tokens.get(*pos).map(|n| &n.tok) == Some(&Tok::Open) {
-            if depth + 1 > MAX_NESTING {
-                return Err(ConfigError::new(
-                    origin,
-                    format!("blocks nested deeper than {MAX_NESTING}"),
-                ));
-            }
-            *pos += 1;
-            let inner = parse_block(reader, pos, depth + 1)?;
-            if tokens.get(*pos).map(|n| &n.tok) != Some(&Tok::Close) {
-                return Err(ConfigError::new(
-                    origin,
-                    format!("the {{ of {key} is never closed"),
-                ));
-            }
-            *pos += 1;
-            Some(inner)
-        } else {
-            None
-        };
-        out.push(Stmt {
-            key,
-            args,
-            origin,
-            block,
-        });
-    }
-    Ok(out)
 }
 
 /// Settings a level gives to the levels inside it.
@@ -433,71 +252,433 @@ fn seconds(s: &Stmt, max: f64) -> Result<Duration, ConfigError> {
         })
 }
 
-fn map_virtual_server(vs: &Stmt, loaded: &mut Loaded) -> Result<(), ConfigError> {
+fn skip(loaded: &mut Loaded, origin: &str, what: String, reason: String) {
+    loaded.skipped.push(Skipped {
+        origin: origin.to_string(),
+        what,
+        reason,
+    });
+}
+
+fn warn(loaded: &mut Loaded, origin: &str, message: String) {
+    loaded.warnings.push(Warning {
+        origin: origin.to_string(),
+        message,
+    });
+}
+
+/// One address and port a virtual server answers on.
+struct Service {
+    vip: IpAddr,
+    port: u16,
+}
+
+fn map_virtual_server(vs: &Stmt, groups: &[&Stmt], loaded: &mut Loaded) -> Result<(), ConfigError> {
     let what = format!("virtual_server {}", vs.args.join(" "));
     let first = vs.args.first().map(String::as_str);
-    if let Some(kind @ ("fwmark" | "group")) = first {
-        let reason = if kind == "fwmark" {
-            "a firewall-mark virtual server has no single VIP and port to check through"
-        } else {
-            "a virtual_server_group's addresses are not mapped; give each virtual server on its own"
-        };
-        loaded.skipped.push(Skipped {
-            origin: vs.origin.clone(),
-            what,
-            reason: reason.into(),
-        });
+    let services = match (first, vs.args.get(1)) {
+        (Some("fwmark"), _) => {
+            skip(
+                loaded,
+                &vs.origin,
+                what,
+                "a firewall-mark virtual server has no single VIP and port to check through".into(),
+            );
+            return Ok(());
+        }
+        (Some("group"), Some(name)) => {
+            let Some(group) = groups.iter().find(|g| g.args.first() == Some(name)) else {
+                warn(
+                    loaded,
+                    &vs.origin,
+                    format!("{what}: no virtual_server_group {name} (keepalived ignores it)"),
+                );
+                skip(
+                    loaded,
+                    &vs.origin,
+                    what,
+                    format!("virtual_server_group {name} is not defined"),
+                );
+                return Ok(());
+            };
+            group_services(group, loaded)?
+        }
+        _ => {
+            let (vip, port) = match vs.args.as_slice() {
+                [ip, port] => (
+                    parse_ip(ip).map_err(|m| vs.error(format!("virtual_server: {m}")))?,
+                    parse_port(port).map_err(|m| vs.error(format!("virtual_server: {m}")))?,
+                ),
+                [] | [_] => {
+                    return Err(vs.error(
+                        "virtual_server needs an address and a port (or fwmark N, group NAME)",
+                    ));
+                }
+                _ => return Err(vs.error("virtual_server takes an address and a port")),
+            };
+            check_unicast(vip, "VIP").map_err(|m| vs.error(m))?;
+            vec![Service { vip, port }]
+        }
+    };
+    let block = vs.children();
+    let inherit = Inherit::default().with(block)?;
+    let mut real_servers = Vec::new();
+    for rs in block.iter().filter(|s| s.key == "real_server") {
+        match rs_address(rs) {
+            Ok(_) => real_servers.push(rs),
+            Err(e) => reject(
+                loaded,
+                e,
+                format!("real_server {} of {what}", rs.args.join(" ")),
+            ),
+        }
+    }
+    if real_servers.is_empty() {
+        warn(
+            loaded,
+            &vs.origin,
+            format!("Virtual server {what} has no real servers - keepalived ignores it"),
+        );
         return Ok(());
     }
-    let (vip, port) = match vs.args.as_slice() {
-        [ip, port] => (
-            parse_ip(ip).map_err(|m| vs.error(format!("virtual_server: {m}")))?,
-            parse_port(port).map_err(|m| vs.error(format!("virtual_server: {m}")))?,
-        ),
-        [] | [_] => {
-            return Err(
-                vs.error("virtual_server needs an address and a port (or fwmark N, group NAME)")
+    if services.is_empty() {
+        return Ok(());
+    }
+    // keepalived 2.2.7 (check_data.c): an address virtual server without
+    // a protocol is UDP.
+    let vs_method = method(block, "virtual", loaded)?;
+    let mut rs_methods = Vec::new();
+    for rs in &real_servers {
+        rs_methods.push(method(rs.children(), "real", loaded)?);
+    }
+    match protocol(block, loaded)? {
+        None => {
+            warn(
+                loaded,
+                &vs.origin,
+                format!(
+                    "{what}: no protocol set - keepalived defaults to UDP (add `protocol TCP` \
+                     for a TCP service)"
+                ),
             );
-        }
-        _ => return Err(vs.error("virtual_server takes an address and a port")),
-    };
-    check_unicast(vip, "VIP").map_err(|m| vs.error(m))?;
-    let Some(block) = &vs.block else {
-        return Err(vs.error(format!("{what} has no {{ }} block")));
-    };
-    if let Some(p) = block.iter().find(|s| s.key == "protocol") {
-        let proto = p.arg()?;
-        if !proto.eq_ignore_ascii_case("TCP") {
-            loaded.skipped.push(Skipped {
-                origin: vs.origin.clone(),
+            skip(
+                loaded,
+                &vs.origin,
                 what,
-                reason: format!("protocol {proto}: vipcheck checks TCP services"),
-            });
+                "no protocol: keepalived makes it UDP, and vipcheck checks TCP services".into(),
+            );
             return Ok(());
+        }
+        Some(proto) => {
+            if proto != "TCP" {
+                skip(
+                    loaded,
+                    &vs.origin,
+                    what,
+                    format!("protocol {proto}: vipcheck checks TCP services"),
+                );
+                return Ok(());
+            }
         }
     }
     // Only direct routing puts the VIP on the real servers: under NAT they
     // are reached at their own address, under TUN through a tunnel, and a
-    // check through the VIP path would fail them all.
-    if let Some(kind) = block.iter().find(|s| s.key == "lb_kind") {
-        let kind = kind.arg()?;
-        if !kind.eq_ignore_ascii_case("DR") {
-            loaded.skipped.push(Skipped {
-                origin: vs.origin.clone(),
-                what,
-                reason: format!(
-                    "lb_kind {kind}: only direct-routing (DR) real servers carry the VIP, \
-                     so only they are checked through the VIP path"
-                ),
-            });
-            return Ok(());
+    // check through the VIP path would fail them all. keepalived's default
+    // is NAT; a real server's `lvs_method` overrides the virtual server's.
+    if rs_methods.iter().all(Option::is_none) {
+        match &vs_method {
+            None => {
+                warn(
+                    loaded,
+                    &vs.origin,
+                    format!(
+                        "{what}: no forwarding method set - keepalived uses NAT (add `lb_kind DR` \
+                         for direct routing)"
+                    ),
+                );
+                skip(
+                    loaded,
+                    &vs.origin,
+                    what,
+                    "no lb_kind: keepalived forwards with NAT (its default), where the real \
+                     servers do not carry the VIP"
+                        .into(),
+                );
+                return Ok(());
+            }
+            Some(kind) if !kind.eq_ignore_ascii_case("DR") => {
+                skip(
+                    loaded,
+                    &vs.origin,
+                    what,
+                    format!(
+                        "lb_kind {kind}: only direct-routing (DR) real servers carry the VIP, \
+                         so only they are checked through the VIP path"
+                    ),
+                );
+                return Ok(());
+            }
+            Some(_) => {}
         }
     }
-    let inherit = Inherit::default().with(block)?;
-    for rs in block.iter().filter(|s| s.key == "real_server") {
-        map_real_server(rs, vip, port, &inherit, loaded)?;
+    let mut nat_warned = false;
+    for (rs, rs_method) in real_servers.into_iter().zip(rs_methods) {
+        let kind = match rs_method.or_else(|| vs_method.clone()) {
+            Some(kind) => kind,
+            None => {
+                if !nat_warned {
+                    nat_warned = true;
+                    warn(
+                        loaded,
+                        &vs.origin,
+                        format!(
+                            "{what}: no forwarding method set - keepalived uses NAT (add \
+                             `lb_kind DR` for direct routing)"
+                        ),
+                    );
+                }
+                "NAT".to_string()
+            }
+        };
+        if !kind.eq_ignore_ascii_case("DR") {
+            skip(
+                loaded,
+                &rs.origin,
+                format!("real_server {} of {what}", rs.args.join(" ")),
+                format!(
+                    "lvs_method {kind}: only direct-routing (DR) real servers carry the VIP, \
+                     so only they are checked through the VIP path"
+                ),
+            );
+            continue;
+        }
+        for (i, service) in services.iter().enumerate() {
+            let before = loaded.targets.len();
+            if let Err(e) = map_real_server(rs, service, &inherit, i == 0, loaded) {
+                loaded.targets.truncate(before);
+                let vs = format!("virtual_server {} {}", service.vip, service.port);
+                reject(
+                    loaded,
+                    e,
+                    format!("real_server {} of {vs}", rs.args.join(" ")),
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// The forwarding method a block sets (`lb_kind` or `lvs_method`: `NAT`,
+/// `DR` or `TUN`, as keepalived spells them; the last valid one wins, an
+/// invalid one is reported and ignored, as keepalived does).
+fn method(
+    block: &[Stmt],
+    server: &str,
+    loaded: &mut Loaded,
+) -> Result<Option<String>, ConfigError> {
+    let mut out = None;
+    for s in block
+        .iter()
+        .filter(|s| s.key == "lb_kind" || s.key == "lvs_method")
+    {
+        let kind = s
+            .args
+            .first()
+            .ok_or_else(|| s.error(format!("{} needs an argument", s.key)))?;
+        if matches!(kind.as_str(), "NAT" | "DR" | "TUN") {
+            out = Some(kind.clone());
+        } else {
+            warn(
+                loaded,
+                &s.origin,
+                format!(
+                    "PARSER : unknown [{kind}] routing method for {server} server (NAT, DR or TUN)"
+                ),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The protocol a virtual server's block sets: `TCP`, `UDP` or `SCTP` (any
+/// case, as keepalived), the last valid one; an unknown one is reported
+/// and ignored, as keepalived does.
+fn protocol(block: &[Stmt], loaded: &mut Loaded) -> Result<Option<&'static str>, ConfigError> {
+    let mut out = None;
+    for s in block.iter().filter(|s| s.key == "protocol") {
+        let proto = s.arg()?;
+        match ["TCP", "UDP", "SCTP"]
+            .into_iter()
+            .find(|p| p.eq_ignore_ascii_case(proto))
+        {
+            Some(p) => out = Some(p),
+            None => warn(
+                loaded,
+                &s.origin,
+                format!("Unknown protocol {proto} - ignoring"),
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// The addresses and ports of a `virtual_server_group`: `VIP PORT`,
+/// `A.B.C.D-E PORT` (last byte range), `A.B.C.D-A.B.C.E PORT`,
+/// `ADDR/PREFIX PORT`, IPv6 alike (`-E` then ranges the last 16 bits,
+/// in hex); `fwmark` entries are skipped.
+fn group_services(group: &Stmt, loaded: &mut Loaded) -> Result<Vec<Service>, ConfigError> {
+    let name = group.args.first().cloned().unwrap_or_default();
+    let mut out = Vec::new();
+    let mut total: u128 = 0;
+    for entry in group.children() {
+        let what = format!(
+            "{} {} of virtual_server_group {name}",
+            entry.key,
+            entry.args.join(" ")
+        );
+        if entry.key == "fwmark" {
+            skip(
+                loaded,
+                &entry.origin,
+                what,
+                "a firewall mark has no single VIP and port to check through".into(),
+            );
+            continue;
+        }
+        let port = match entry.args.first() {
+            Some(p) if p.trim_start_matches('0').is_empty() => None,
+            Some(p) => Some(
+                parse_port(p)
+                    .map_err(|m| entry.error(format!("virtual_server_group {name}: {m}")))?,
+            ),
+            None => None,
+        };
+        let Some(port) = port else {
+            skip(
+                loaded,
+                &entry.origin,
+                what,
+                "no port: the service takes every port, name one to check".into(),
+            );
+            continue;
+        };
+        let (start, end) = group_range(&entry.key)
+            .map_err(|m| entry.error(format!("virtual_server_group {name}: {m}")))?;
+        let count = match (start, end) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(b) - u32::from(a)) as u128 + 1,
+            (IpAddr::V6(a), IpAddr::V6(b)) => u128::from(b) - u128::from(a) + 1,
+            _ => unreachable!("group_range gives one family"),
+        };
+        if total + count > MAX_GROUP_ADDRESSES {
+            skip(
+                loaded,
+                &entry.origin,
+                what,
+                format!(
+                    "{count} addresses: more than vipcheck checks in one group \
+                     ({MAX_GROUP_ADDRESSES} a group); name fewer"
+                ),
+            );
+            continue;
+        }
+        total += count;
+        for i in 0..count {
+            let vip = match start {
+                IpAddr::V4(a) => IpAddr::V4((u32::from(a) + i as u32).into()),
+                IpAddr::V6(a) => IpAddr::V6((u128::from(a) + i).into()),
+            };
+            check_unicast(vip, "VIP").map_err(|m| entry.error(m))?;
+            out.push(Service { vip, port });
+        }
+    }
+    if group.children().is_empty() {
+        warn(
+            loaded,
+            &group.origin,
+            format!("virtual server group {name} has no entries - keepalived removes it"),
+        );
+    }
+    Ok(out)
+}
+
+/// First and last address of a group entry's address (start <= end).
+fn group_range(addr: &str) -> Result<(IpAddr, IpAddr), String> {
+    let v6 = addr.contains(':');
+    let (base, suffix) = match addr.find(['-', '/']) {
+        Some(i) => (&addr[..i], Some((&addr[i..i + 1], &addr[i + 1..]))),
+        None => (addr, None),
+    };
+    let start = parse_ip(base)?;
+    if start.is_ipv6() != v6 {
+        return Err(format!("{addr:?} is not an IP address"));
+    }
+    let bad = || format!("{addr:?} is not an address range");
+    let end = match suffix {
+        None => start,
+        Some(("/", bits)) => {
+            let bits: u32 = bits.parse().map_err(|_| bad())?;
+            match start {
+                IpAddr::V4(a) if (1..=32).contains(&bits) => {
+                    let host = u32::MAX.checked_shr(bits).unwrap_or(0);
+                    if u32::from(a) & host != 0 {
+                        return Err(format!("{addr:?}: address mask bits not empty"));
+                    }
+                    IpAddr::V4((u32::from(a) | host).into())
+                }
+                IpAddr::V6(a) if (1..=128).contains(&bits) => {
+                    let host = u128::MAX.checked_shr(bits).unwrap_or(0);
+                    if u128::from(a) & host != 0 {
+                        return Err(format!("{addr:?}: address mask bits not empty"));
+                    }
+                    IpAddr::V6((u128::from(a) | host).into())
+                }
+                _ => return Err(format!("{addr:?}: invalid netmask")),
+            }
+        }
+        Some((_, last)) if (!v6 && last.contains('.')) || (v6 && last.contains(':')) => {
+            let end = parse_ip(last)?;
+            if end.is_ipv6() != v6 {
+                return Err(format!("{addr:?}: range address families do not match"));
+            }
+            end
+        }
+        Some((_, last)) => match start {
+            IpAddr::V4(a) => {
+                let e: u32 = last.parse().ok().filter(|e| *e <= 255).ok_or_else(bad)?;
+                IpAddr::V4(((u32::from(a) & !0xff) | e).into())
+            }
+            IpAddr::V6(a) => {
+                let e = u16::from_str_radix(last, 16).map_err(|_| bad())?;
+                IpAddr::V6(((u128::from(a) & !0xffff) | e as u128).into())
+            }
+        },
+    };
+    let ordered = match (start, end) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => u32::from(a) <= u32::from(b),
+        (IpAddr::V6(a), IpAddr::V6(b)) => u128::from(a) <= u128::from(b),
+        _ => false,
+    };
+    if !ordered {
+        return Err(format!("{addr:?}: the range ends before it starts"));
+    }
+    Ok((start, end))
+}
+
+/// A real server's address and port (when given).
+fn rs_address(rs: &Stmt) -> Result<(IpAddr, Option<u16>), ConfigError> {
+    let (ip, port) = match rs.args.as_slice() {
+        [ip] => (ip, None),
+        [ip, port] => (ip, Some(port)),
+        [] => return Err(rs.error("real_server needs an address (and a port)")),
+        _ => return Err(rs.error("real_server takes an address and a port")),
+    };
+    let real_server = parse_ip(ip).map_err(|m| rs.error(format!("real_server: {m}")))?;
+    let port = match port {
+        Some(p) => Some(parse_port(p).map_err(|m| rs.error(format!("real_server: {m}")))?),
+        None => None,
+    };
+    check_unicast(real_server, "real server").map_err(|m| rs.error(m))?;
+    Ok((real_server, port))
 }
 
 /// A checker of keepalived that is not mapped, and why.
@@ -519,23 +700,14 @@ fn unmapped_reason(key: &str) -> Option<&'static str> {
 
 fn map_real_server(
     rs: &Stmt,
-    vip: IpAddr,
-    vs_port: u16,
+    service: &Service,
     inherit: &Inherit,
+    first_service: bool,
     loaded: &mut Loaded,
 ) -> Result<(), ConfigError> {
-    let (ip, port) = match rs.args.as_slice() {
-        [ip] => (ip, None),
-        [ip, port] => (ip, Some(port)),
-        [] => return Err(rs.error("real_server needs an address (and a port)")),
-        _ => return Err(rs.error("real_server takes an address and a port")),
-    };
-    let real_server = parse_ip(ip).map_err(|m| rs.error(format!("real_server: {m}")))?;
-    let port = match port {
-        Some(p) => parse_port(p).map_err(|m| rs.error(format!("real_server: {m}")))?,
-        None => vs_port,
-    };
-    check_unicast(real_server, "real server").map_err(|m| rs.error(m))?;
+    let (real_server, rs_port) = rs_address(rs)?;
+    let (vip, vs_port) = (service.vip, service.port);
+    let port = rs_port.unwrap_or(vs_port);
     let name = format!("real_server {real_server} {port} of virtual_server {vip} {vs_port}");
     if real_server.is_ipv4() != vip.is_ipv4() {
         loaded.skipped.push(Skipped {
@@ -546,6 +718,18 @@ fn map_real_server(
                     .into(),
         });
         return Ok(());
+    }
+    if port != vs_port && first_service {
+        warn(
+            loaded,
+            &rs.origin,
+            format!(
+                "real_server {real_server} {port}: its port is not the virtual server's \
+                 {vs_port}, and direct routing (DR) cannot change the port (keepalived: \
+                 \"ports don't match\"): clients reach the real server on port {vs_port}, \
+                 while keepalived's checkers, and vipcheck, check port {port}"
+            ),
+        );
     }
     let vs_host = inherit.host.clone();
     let inherit = inherit.with(rs.children())?;
@@ -721,26 +905,18 @@ fn map_http(
 }
 
 /// The TLS of keepalived's `SSL_GET` (check_ssl.c): no verification (no
-/// SSL_VERIFY_PEER); SNI only with `enable_sni` (or `sni_name`), naming
-/// `sni_name`, else the url's, the checker's or the virtual server's
-/// `virtualhost` (not the real server's), else none.
+/// SSL_VERIFY_PEER); SNI only with `enable_sni`, naming the url's, the
+/// checker's or the virtual server's `virtualhost` (not the real
+/// server's), else none. (keepalived 2.2.7 has no `sni_name`: the reader
+/// reports it as an unknown keyword, as `keepalived -t` does.)
 fn ssl_get_tls(c: &Stmt, url: &Stmt, base: &Base) -> Result<TlsSpec, ConfigError> {
     let mut enable = false;
-    let mut sni_name = None;
     for s in c.children() {
         match (s.key.as_str(), s.args.first().map(String::as_str)) {
             ("enable_sni", None | Some("true" | "on" | "yes")) => enable = true,
             ("enable_sni", Some("false" | "off" | "no")) => enable = false,
             // keepalived reports an error and ignores the setting.
             ("enable_sni", Some(_)) => {}
-            ("sni_name", name) => {
-                if let Some(name) = name {
-                    crate::tls::server_name(Some(name), "")
-                        .map_err(|e| s.error(format!("sni_name: {e}")))?;
-                    sni_name = Some(name.to_string());
-                }
-                enable = true;
-            }
             _ => {}
         }
     }
@@ -750,8 +926,7 @@ fn ssl_get_tls(c: &Stmt, url: &Stmt, base: &Base) -> Result<TlsSpec, ConfigError
             .rfind(|s| s.key == "virtualhost")
             .and_then(|s| s.args.first().cloned())
     };
-    let name = sni_name
-        .or_else(|| virtualhost(url.children()))
+    let name = virtualhost(url.children())
         .or_else(|| virtualhost(c.children()))
         .or_else(|| base.vs_host.clone());
     Ok(TlsSpec {
@@ -795,31 +970,50 @@ fn map_misc(
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or_default();
-    if !crate::compat::NAMES.contains(&script) {
-        skip(
-            &path_stmt.origin,
-            format!(
-                "{} is not one of {}: what it checks is unknown",
-                words[0],
-                crate::compat::NAMES.join(", ")
-            ),
-        );
-        return Ok(());
-    }
-    let line = match crate::compat::parse_line(script, &words[1..]) {
-        Ok(line) => line,
-        Err(m) => {
-            skip(
-                &path_stmt.origin,
-                format!("invalid {script} command line: {m}"),
-            );
-            return Ok(());
-        }
-    };
     let mut timeout = DEFAULT_TIMEOUT;
     for s in c.children().iter().filter(|s| s.key == "misc_timeout") {
         timeout = seconds(s, MAX_TIMEOUT_S)?;
     }
+    let line = if script == "vipcheck" {
+        let args: Vec<std::ffi::OsString> = words[1..].iter().map(Into::into).collect();
+        match crate::compat::by_shape(&args) {
+            // A C checker's command line under vipcheck's own name (what
+            // keepalived runs through a symlink with
+            // enable_script_security): vipcheck reads it by its shape.
+            Some(name) => crate::compat::parse_line(name, &words[1..]).map_err(|m| {
+                format!("invalid {name} command line (read by its shape after vipcheck): {m}")
+            }),
+            // The native command line: `vipcheck tcp|http|https ...`.
+            None => match words.iter().skip(1).find(|w| !w.starts_with('-')) {
+                Some(sub) if matches!(sub.as_str(), "tcp" | "http" | "https") => {
+                    native_line(&words[1..]).map(|(line, t)| {
+                        timeout = timeout.min(t);
+                        line
+                    })
+                }
+                _ => Err(format!(
+                    "{}: not a `vipcheck tcp|http|https` command line, nor a C checker's",
+                    words.join(" ")
+                )),
+            },
+        }
+    } else if crate::compat::NAMES.contains(&script) {
+        crate::compat::parse_line(script, &words[1..])
+            .map_err(|m| format!("invalid {script} command line: {m}"))
+    } else {
+        Err(format!(
+            "{} is not one of vipcheck, {}: what it checks is unknown",
+            words[0],
+            crate::compat::NAMES.join(", ")
+        ))
+    };
+    let line = match line {
+        Ok(line) => line,
+        Err(reason) => {
+            skip(&path_stmt.origin, reason);
+            return Ok(());
+        }
+    };
     loaded.targets.push(AuditTarget {
         iface: Some(line.iface),
         real_server: line.real_server,
@@ -837,6 +1031,148 @@ fn map_misc(
         origin: path_stmt.origin.clone(),
     });
     Ok(())
+}
+
+/// `tcp|http|https ARGS...` (the words after `vipcheck`) as vipcheck's own
+/// command line parses them, and its `-t` (the whole check's deadline:
+/// keepalived's misc_timeout also ends it). Addresses must be literal:
+/// reading a configuration resolves no host name.
+fn native_line(words: &[String]) -> Result<(CompatLine, Duration), String> {
+    use crate::cli::{Cli, Command, HttpArgs, HttpsArgs, TcpArgs};
+    use clap::Args;
+    let sub = words[0].as_str();
+    let cmd = match sub {
+        "tcp" => TcpArgs::augment_args(clap::Command::new("tcp")),
+        "http" => HttpArgs::augment_args(clap::Command::new("http")),
+        _ => HttpsArgs::augment_args(clap::Command::new("https")),
+    };
+    // Which options take a value, to find the positional words.
+    let mut shorts = Vec::new();
+    let mut longs = Vec::new();
+    for a in cmd.get_arguments() {
+        if a.is_positional() || !a.get_action().takes_values() {
+            continue;
+        }
+        shorts.extend(a.get_short());
+        longs.extend(a.get_long().map(str::to_string));
+    }
+    let mut positional = Vec::new();
+    let mut it = words[1..].iter();
+    while let Some(w) = it.next() {
+        if w == "--" {
+            positional.extend(it.by_ref());
+            break;
+        }
+        if let Some(long) = w.strip_prefix("--") {
+            if !long.contains('=') && longs.iter().any(|l| l == long) {
+                it.next();
+            }
+        } else if w.len() > 1 && w.starts_with('-') {
+            let flags: Vec<char> = w[1..].chars().collect();
+            if let Some(i) = flags.iter().position(|f| shorts.contains(f))
+                && i + 1 == flags.len()
+            {
+                it.next();
+            }
+        } else {
+            positional.push(w);
+        }
+    }
+    for (i, name) in [(1, "REAL_SERVER"), (2, "VIP")] {
+        if let Some(w) = positional.get(i) {
+            parse_ip(w).map_err(|_| {
+                format!(
+                    "{name} {w:?} is not an IP address: names are not resolved while reading \
+                     keepalived.conf (give the address)"
+                )
+            })?;
+        }
+    }
+    let argv: Vec<std::ffi::OsString> = std::iter::once("vipcheck")
+        .chain(words.iter().map(String::as_str))
+        .map(Into::into)
+        .collect();
+    let cli = Cli::try_parse_args(argv.clone()).map_err(|e| {
+        format!(
+            "invalid vipcheck command line: {}",
+            crate::cli::usage_line(&e, &argv[1..])
+        )
+    })?;
+    let (flow, check) = match cli.command {
+        Command::Tcp(a) => (a.flow, CheckSpec::Tcp),
+        Command::Http(a) => {
+            let spec = native_http(&a)?;
+            (a.flow, CheckSpec::Http(spec))
+        }
+        Command::Https(a) => {
+            let tls = [
+                ("--cert-days", a.cert_days.is_some()),
+                ("--client-cert", a.client_cert.is_some()),
+            ];
+            if let Some((name, _)) = tls.iter().find(|(_, given)| *given) {
+                return Err(format!("{name}: an audit target has no such TLS setting"));
+            }
+            // As the command line itself judges the certificate.
+            let verify = match (&a.ca, a.insecure) {
+                (Some(ca), _) => Verify::Ca(ca.clone()),
+                (None, true) => Verify::KeepalivedSslGet,
+                (None, false) => Verify::Roots,
+            };
+            let tls = TlsSpec {
+                verify,
+                sni: a.sni.clone(),
+                no_sni: a.no_sni,
+            };
+            let spec = native_http(&a.http)?;
+            (a.http.flow, CheckSpec::Https(spec, tls))
+        }
+        _ => return Err("not a vipcheck tcp|http|https command line".into()),
+    };
+    check_unicast(flow.real_server, "real server")?;
+    check_unicast(flow.vip, "VIP")?;
+    if flow.real_server.is_ipv4() != flow.vip.is_ipv4() {
+        return Err("the real server and the VIP are of different families".into());
+    }
+    let timeout = Duration::from_millis(flow.timeout);
+    let line = CompatLine {
+        iface: flow.iface,
+        real_server: flow.real_server,
+        vip: flow.vip,
+        port: flow.port,
+        reply_timeout: None,
+        check,
+    };
+    Ok((line, timeout))
+}
+
+/// The request and expectations of `vipcheck http ...`.
+fn native_http(a: &crate::cli::HttpArgs) -> Result<HttpSpec, String> {
+    if a.sha256.is_some() {
+        return Err("--sha256: an audit target checks a body by MD5 (-A) only".into());
+    }
+    Ok(HttpSpec {
+        host: Some(a.host.clone()),
+        path: a.path.clone(),
+        method: match a.method {
+            crate::check::http::Method::Get => super::Method::Get,
+            crate::check::http::Method::Head => super::Method::Head,
+        },
+        headers: a.headers.clone(),
+        statuses: if a.statuses.is_empty() {
+            vec![200..=399]
+        } else {
+            a.statuses.clone()
+        },
+        response_headers: a.response_headers.clone(),
+        body: a.body.clone(),
+        md5: a.md5.clone(),
+        regex: a.regex.iter().map(|r| r.as_str().to_string()).collect(),
+        regex_absent: a
+            .regex_absent
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect(),
+    })
 }
 
 /// A command line split as a shell would: whitespace between words,
@@ -894,6 +1230,7 @@ fn split_command(s: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// A fresh directory with `files` (name, text) in it.
@@ -915,10 +1252,6 @@ mod tests {
 
     fn load_text(text: &str) -> Result<Loaded, ConfigError> {
         load_str(text, Path::new("/etc/keepalived/keepalived.conf"))
-    }
-
-    fn err(text: &str) -> String {
-        load_text(text).unwrap_err().to_string()
     }
 
     const README: &str = r#"
@@ -1043,6 +1376,8 @@ virtual_server 10.0.0.100 80 {
     fn misc_check_c_names() {
         let conf = r#"
 virtual_server 10.0.0.100 80 {
+  protocol TCP
+  lb_kind DR
   real_server 10.0.0.42 80 {
     MISC_CHECK {
       misc_path "/opt/vipcheck/check_tcp_raw -c -t 250 eth0 10.0.0.42 10.0.0.100 80"
@@ -1091,7 +1426,7 @@ virtual_server 10.0.0.100 80 {
         assert!(reasons[2].contains("no misc_path"), "{reasons:?}");
         assert_eq!(
             loaded.skipped[0].origin,
-            "/etc/keepalived/keepalived.conf:11"
+            "/etc/keepalived/keepalived.conf:13"
         );
     }
 
@@ -1104,11 +1439,11 @@ virtual_server 10.0.0.100 80 {
             ),
             (
                 "conf.d/b.conf",
-                "virtual_server 10.0.0.101 443 {\n  include ../rs/*.inc\n}\n",
+                "virtual_server 10.0.0.101 443 {\n  protocol TCP\n  lb_kind DR\n  include ../rs/*.inc\n}\n",
             ),
             (
                 "conf.d/a.conf",
-                "virtual_server 10.0.0.100 80 {\n real_server 10.0.0.42 80 {\n  TCP_CHECK {\n  }\n }\n}\n",
+                "virtual_server 10.0.0.100 80 {\n protocol TCP\n lb_kind DR\n real_server 10.0.0.42 80 {\n  TCP_CHECK {\n  }\n }\n}\n",
             ),
             ("conf.d/ignored.txt", "this is not read {"),
             (
@@ -1119,7 +1454,7 @@ virtual_server 10.0.0.100 80 {
         let loaded = load(&dir.join("keepalived.conf")).unwrap();
         assert_eq!(loaded.targets.len(), 2, "{loaded:#?}");
         assert_eq!(loaded.targets[0].vip.to_string(), "10.0.0.100");
-        assert!(loaded.targets[0].origin.ends_with("conf.d/a.conf:3"));
+        assert!(loaded.targets[0].origin.ends_with("conf.d/a.conf:5"));
         assert_eq!(loaded.targets[1].vip.to_string(), "10.0.0.101");
         assert!(matches!(loaded.targets[1].check, CheckSpec::Https(..)));
         assert!(
@@ -1172,6 +1507,7 @@ virtual_server 10.0.0.100 80 {
     #[test]
     fn ipv6_virtual_servers() {
         let conf = "virtual_server fd98:c612:0:1::100 443 {\n\
+                    protocol TCP\n lb_kind DR\n\
                     real_server fd98:c612:0:1::b 443 {\n\
                     SSL_GET {\n url {\n path /hc\n status_code 204\n }\n connect_timeout 1.5\n }\n }\n\
                     real_server 10.0.0.42 443 {\n TCP_CHECK {\n }\n }\n}\n";
@@ -1196,35 +1532,73 @@ virtual_server 10.0.0.100 80 {
     fn only_direct_routing_is_checked() {
         let conf = r#"
 virtual_server 10.0.0.100 80 {
+  protocol TCP
   lb_kind NAT
   real_server 10.0.0.42 80 { TCP_CHECK { } }
 }
 virtual_server 10.0.0.101 80 {
+  protocol TCP
   lb_kind TUN
   real_server 10.0.0.42 80 { TCP_CHECK { } }
 }
 virtual_server 10.0.0.102 80 {
+  protocol tcp
+  lb_kind DR
+  real_server 10.0.0.42 80 { TCP_CHECK { } }
+}
+virtual_server 10.0.0.103 80 {
+  protocol TCP
   lb_kind dr
   real_server 10.0.0.42 80 { TCP_CHECK { } }
 }
+virtual_server 10.0.0.104 80 {
+  protocol TCP
+  lb_kind NAT
+  real_server 10.0.0.42 80 {
+    lvs_method DR
+    TCP_CHECK { }
+  }
+  real_server 10.0.0.43 80 { TCP_CHECK { } }
+}
 "#;
         let loaded = load_text(conf).unwrap();
-        assert_eq!(loaded.targets.len(), 1);
-        assert_eq!(loaded.targets[0].vip.to_string(), "10.0.0.102");
+        let vips: Vec<String> = loaded
+            .targets
+            .iter()
+            .map(|t| format!("{} {}", t.vip, t.real_server))
+            .collect();
+        assert_eq!(vips, ["10.0.0.102 10.0.0.42", "10.0.0.104 10.0.0.42"]);
         let reasons: Vec<&str> = loaded.skipped.iter().map(|s| s.reason.as_str()).collect();
         assert!(reasons[0].starts_with("lb_kind NAT") && reasons[1].starts_with("lb_kind TUN"));
+        // keepalived spells the methods in capitals: `dr` is reported and
+        // ignored, and the default, NAT, applies.
+        assert!(reasons[2].starts_with("no lb_kind"), "{reasons:?}");
+        assert!(reasons[3].starts_with("lvs_method NAT"), "{reasons:?}");
+        let warned: Vec<&str> = loaded.warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(
+            warned,
+            [
+                "PARSER : unknown [dr] routing method for virtual server (NAT, DR or TUN)",
+                "virtual_server 10.0.0.103 80: no forwarding method set - keepalived uses NAT \
+                 (add `lb_kind DR` for direct routing)"
+            ]
+        );
     }
 
     #[test]
     fn every_skipped_kind() {
         let conf = r#"
 virtual_server_group G {
-  10.0.0.100 80
+  fwmark 7
+  10.0.0.100
 }
 virtual_server fwmark 1 {
   real_server 10.0.0.42 80 { TCP_CHECK { } }
 }
 virtual_server group G {
+  protocol TCP
+  lb_kind DR
+  real_server 10.0.0.42 80 { TCP_CHECK { } }
 }
 virtual_server 10.0.0.100 53 {
   protocol UDP
@@ -1233,7 +1607,15 @@ virtual_server 10.0.0.100 53 {
     }
   }
 }
+virtual_server 10.0.0.101 80 {
+  real_server 10.0.0.42 80 { TCP_CHECK { } }
+}
+virtual_server 10.0.0.102 80 {
+  protocol TCP
+  real_server 10.0.0.42 80 { TCP_CHECK { } }
+}
 virtual_server 10.0.0.100 25 {
+  protocol TCP
   lb_kind DR
   persistence_timeout 50
   real_server 10.0.0.42 25 {
@@ -1250,9 +1632,6 @@ virtual_server 10.0.0.100 25 {
     PING_CHECK {
     }
     FILE_CHECK {
-    }
-    FOO_CHECK
-    something_new {
     }
     TCP_CHECK {
       connect_ip 10.0.0.9
@@ -1280,112 +1659,190 @@ virtual_server 10.0.0.100 25 {
         let lines: Vec<usize> = got.iter().map(|g| g.0).collect();
         assert_eq!(
             lines,
-            vec![5, 8, 10, 22, 25, 27, 29, 31, 33, 35, 36, 38, 41, 44, 48],
+            vec![6, 3, 4, 14, 21, 24, 34, 37, 39, 41, 43, 45, 47, 50, 53, 57],
             "{got:#?}"
         );
         assert!(got[0].1 == "virtual_server fwmark 1" && got[0].2.contains("firewall-mark"));
-        assert!(got[1].1 == "virtual_server group G");
-        assert!(got[2].2.contains("protocol UDP"));
+        assert!(got[1].1 == "fwmark 7 of virtual_server_group G");
+        assert!(got[2].2.starts_with("no port"));
+        assert!(got[3].2.contains("protocol UDP"));
+        assert!(got[4].2.contains("keepalived makes it UDP"), "{got:?}");
+        assert!(got[5].2.contains("NAT"), "{got:?}");
         assert!(
-            got[3]
+            got[6]
                 .1
                 .starts_with("DNS_CHECK of real_server 10.0.0.42 25")
         );
-        assert!(got[4].1.starts_with("SMTP_CHECK"));
-        assert!(got[9].1.starts_with("FOO_CHECK") && got[9].2.contains("not a checker"));
-        assert!(got[10].1.starts_with("something_new"));
-        assert!(got[11].2.contains("connect_ip 10.0.0.9"));
-        assert!(got[12].2.contains("no url block"));
-        assert!(got[13].1.starts_with("real_server 10.0.0.43") && got[13].2.contains("no checker"));
-        assert!(got[14].1.starts_with("real_server 10.0.0.44"));
+        assert!(got[7].1.starts_with("SMTP_CHECK"));
+        assert!(got[12].2.contains("connect_ip 10.0.0.9"));
+        assert!(got[13].2.contains("no url block"));
+        assert!(got[14].1.starts_with("real_server 10.0.0.43") && got[14].2.contains("no checker"));
+        assert!(got[15].1.starts_with("real_server 10.0.0.44"));
+        let warned: Vec<String> = warnings(conf);
+        assert_eq!(
+            warned,
+            vec![
+                "58: Missing '{' at beginning of configuration block",
+                "21: virtual_server 10.0.0.101 80: no protocol set - keepalived defaults to UDP \
+                 (add `protocol TCP` for a TCP service)",
+                "24: virtual_server 10.0.0.102 80: no forwarding method set - keepalived uses NAT \
+                 (add `lb_kind DR` for direct routing)",
+            ]
+        );
     }
 
     #[test]
     fn malformed_input_says_where() {
+        // A TCP, direct-routing virtual server: line 1 opens it, its
+        // protocol and lb_kind are lines 2 and 3.
+        let vs = "virtual_server 10.0.0.100 80 {\nprotocol TCP\nlb_kind DR\n";
         let cases = [
             (
-                "virtual_server 10.0.0.100 80 {\n real_server 10.0.0.42 80 {\n",
-                ":2: the { of real_server is never closed",
-            ),
-            (
-                "virtual_server 10.0.0.100 80 {\n}\n}\n",
-                ":3: } without a matching {",
-            ),
-            ("{\n", ":1: { without a keyword"),
-            (
-                "\nvirtual_server 10.0.0.100\n{\n}\n",
+                "\nvirtual_server 10.0.0.100\n{\n}\n".to_string(),
                 ":2: virtual_server needs an address and a port",
             ),
             (
-                "virtual_server 10.0.0.300 80 {\n}\n",
+                "virtual_server 10.0.0.300 80 {\n}\n".into(),
                 ":1: virtual_server: \"10.0.0.300\" is not an IP address",
             ),
             (
-                "virtual_server 10.0.0.100 0 {\n}\n",
+                "virtual_server 10.0.0.100 0 {\n}\n".into(),
                 ":1: virtual_server: \"0\" is not a TCP port",
             ),
             (
-                "virtual_server 10.0.0.100 80\n",
-                ":1: virtual_server 10.0.0.100 80 has no { } block",
-            ),
-            (
-                "virtual_server 224.0.0.1 80 {\n}\n",
+                "virtual_server 224.0.0.1 80 {\n}\n".into(),
                 ":1: VIP 224.0.0.1 is not a unicast address",
             ),
             (
-                "virtual_server 10.0.0.100 80 {\nreal_server 10.0.0.x 80 {\n}\n}\n",
-                ":2: real_server: \"10.0.0.x\" is not an IP address",
+                format!("{vs}real_server 10.0.0.x 80 {{\n}}\n}}\n"),
+                ":4: real_server: \"10.0.0.x\" is not an IP address",
             ),
             (
-                "virtual_server 10.0.0.100 80 {\nreal_server\n}\n",
-                ":2: real_server needs an address",
+                format!("{vs}real_server\n}}\n"),
+                ":4: real_server needs an address",
             ),
             (
-                "virtual_server 10.0.0.100 80 {\nreal_server 10.0.0.42 {\nHTTP_GET {\nurl {\ndigest abc\n}\n}\n}\n}\n",
-                ":5: \"abc\" is not an MD5",
+                format!(
+                    "{vs}real_server 10.0.0.42 {{\nHTTP_GET {{\nurl {{\ndigest abc\n}}\n}}\n}}\n}}\n"
+                ),
+                ":7: \"abc\" is not an MD5",
             ),
             (
-                "virtual_server 10.0.0.100 80 {\nreal_server 10.0.0.42 {\nHTTP_GET {\nurl {\nstatus_code 200\n}\n}\n}\n}\n",
-                ":4: url without a path",
+                format!(
+                    "{vs}real_server 10.0.0.42 {{\nHTTP_GET {{\nurl {{\nstatus_code 200\n}}\n}}\n}}\n}}\n"
+                ),
+                ":6: url without a path",
             ),
             (
-                "virtual_server 10.0.0.100 80 {\nreal_server 10.0.0.42 {\nHTTP_GET {\nurl {\npath / digest x\n}\n}\n}\n}\n",
-                ":5: path takes one argument",
+                format!(
+                    "{vs}real_server 10.0.0.42 {{\nHTTP_GET {{\nurl {{\npath / digest x\n}}\n}}\n}}\n}}\n"
+                ),
+                ":7: path takes one argument",
             ),
             (
-                "virtual_server 10.0.0.100 80 {\ndelay_loop -1\n}\n",
+                "virtual_server 10.0.0.100 80 {\ndelay_loop -1\n}\n".into(),
                 ":2: delay_loop \"-1\": not a number of seconds",
             ),
             (
-                "virtual_server 10.0.0.100 80 {\nreal_server 10.0.0.42 {\nTCP_CHECK {\nconnect_port\n}\n}\n}\n",
-                ":4: connect_port needs an argument",
+                format!("{vs}real_server 10.0.0.42 {{\nTCP_CHECK {{\nconnect_port\n}}\n}}\n}}\n"),
+                ":6: connect_port needs an argument",
             ),
-            (
-                "vrrp_script x {\n script \"unterminated\n}\n",
-                ":2: unterminated quoted string",
-            ),
-            ("include\n", ":1: include needs a file or pattern"),
         ];
+        // keepalived reports each and reads on: vipcheck warns where, and
+        // does not check what it belongs to.
         for (text, want) in cases {
-            let got = err(text);
+            let loaded = load_text(&text).unwrap();
+            assert_eq!(loaded.targets, vec![], "{text:?}");
+            let got: Vec<String> = loaded
+                .warnings
+                .iter()
+                .map(|w| format!("{}: {}", w.origin, w.message))
+                .collect();
             assert!(
-                got.starts_with("/etc/keepalived/keepalived.conf:") && got.contains(want),
-                "{text:?}: {got}"
+                got.iter()
+                    .any(|g| g.starts_with("/etc/keepalived/keepalived.conf:")
+                        && g.contains(want)
+                        && g.contains("is not checked")),
+                "{text:?}: {got:?}"
             );
         }
     }
 
+    /// The warnings of `text`, as `LINE: MESSAGE`.
+    fn warnings(text: &str) -> Vec<String> {
+        load_text(text)
+            .unwrap()
+            .warnings
+            .iter()
+            .map(|w| {
+                let line = w.origin.rsplit(':').next().unwrap();
+                format!("{line}: {}", w.message)
+            })
+            .collect()
+    }
+
     #[test]
-    fn nesting_is_bounded() {
-        let text = "a {\n".repeat(MAX_NESTING + 2) + &"}\n".repeat(MAX_NESTING + 2);
-        assert!(err(&text).contains("nested deeper"));
-        let fine = "a {\n".repeat(MAX_NESTING) + &"}\n".repeat(MAX_NESTING);
-        assert!(load_text(&fine).is_ok());
+    fn braces_are_read_as_keepalived_reads_them() {
+        // Each is what `keepalived -t` reports, and it reads on.
+        let cases: [(&str, &[&str]); 6] = [
+            (
+                "virtual_server 10.0.0.100 80 {\n protocol TCP\n lb_kind DR\n real_server 10.0.0.42 80 {\n",
+                &["4: There are 2 missing '}'s or extra '{'s"],
+            ),
+            (
+                "global_defs {\n}\n}\n",
+                &["3: Extra '}' found", "3: Unknown keyword '}'"],
+            ),
+            (
+                "{\n",
+                &[
+                    "1: Unexpected '{' - ignoring",
+                    "1: There are 1 missing '}'s or extra '{'s",
+                ],
+            ),
+            (
+                "vrrp_script x {\n script \"unterminated\n}\n",
+                &[
+                    "2: Unterminated quote 'script \"unterminated'",
+                    "2: Unmatched quote: 'script \"unterminated'",
+                ],
+            ),
+            ("include\n", &["1: Unknown keyword 'include'"]),
+            (
+                "global_defs\n router_id a\n",
+                // The parent reads global_defs; the others pass over it,
+                // and read router_id at the top level.
+                &[
+                    "2: Unknown keyword 'router_id'",
+                    "2: Missing '{' at beginning of configuration block",
+                ],
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(warnings(text), want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_blocks_do_not_nest() {
+        // keepalived opens a block only for a keyword that has one: an
+        // unknown keyword's `{` is "unexpected", so nesting is bounded by
+        // the keyword tables, and the warnings by MAX_WARNINGS.
+        let text = "a {\n".repeat(5000) + &"}\n".repeat(5000);
+        let loaded = load_text(&text).unwrap();
+        assert_eq!(loaded.warnings.len(), MAX_WARNINGS + 1);
+        assert!(loaded.warnings[0].message.contains("Unknown keyword 'a'"));
+        assert!(
+            loaded.warnings[MAX_WARNINGS]
+                .message
+                .contains("more warnings")
+        );
     }
 
     #[test]
     fn comments_braces_and_inheritance() {
         let conf = "virtual_server 10.0.0.100 80 { # comment { not a brace\n\
+                    protocol TCP\n lb_kind DR\n\
                     virtualhost vs.example.com\n connect_timeout 2\n retry 4\n\
                     real_server 10.0.0.42 80{\n virtualhost rs.example.com ! another\n delay_loop 9\n\
                     HTTP_GET\n {\n url { path /a }\n url {\n path /b\n virtualhost url.example.com\n regex \"ok|fine\"\n regex_no_match\n }\n nb_get_retry 7\n }}}\n";
@@ -1429,6 +1886,7 @@ virtual_server 10.0.0.100 25 {
         let conf = r#"
 virtual_server 10.0.0.100 443 {
   protocol TCP
+  lb_kind DR
   real_server 10.0.0.42 443 {
     SSL_GET { url { path / } }
     TCP_CHECK { connect_port 80 }
@@ -1440,6 +1898,7 @@ virtual_server 10.0.0.100 443 {
 }
 virtual_server 10.0.0.100 22 {
   protocol TCP
+  lb_kind DR
   real_server 10.0.0.42 22 {
     MISC_CHECK {
       misc_path "/opt/vipcheck/check_tcp_raw -t 250 eth0 10.0.0.42 10.0.0.100 80"
@@ -1485,7 +1944,7 @@ virtual_server 10.0.0.100 22 {
         // (the SSL_GET's settings, the real server's) → (SNI, no_sni)
         let sni = |checker: &str, rs: &str| {
             let conf = format!(
-                "virtual_server 10.0.0.100 443 {{\n virtualhost vs.example\n\
+                "virtual_server 10.0.0.100 443 {{\n protocol TCP\n lb_kind DR\n virtualhost vs.example\n\
                  real_server 10.0.0.42 443 {{\n {rs}\n SSL_GET {{\n {checker}\n\
                  url {{\n path /\n }}\n }}\n }}\n}}\n"
             );
@@ -1497,7 +1956,7 @@ virtual_server 10.0.0.100 22 {
             (tls.sni.clone(), tls.no_sni)
         };
         let some = |name: &str| (Some(name.to_string()), false);
-        // keepalived sends none unless enable_sni (or sni_name) is set.
+        // keepalived sends none unless enable_sni is set.
         assert_eq!(sni("", ""), (None, true));
         assert_eq!(sni("virtualhost c.example", ""), (None, true));
         assert_eq!(sni("enable_sni", ""), some("vs.example"));
@@ -1510,18 +1969,15 @@ virtual_server 10.0.0.100 22 {
             (None, true)
         );
         assert_eq!(sni("enable_sni bogus", ""), (None, true));
+        // 2.2.7 has no sni_name: an unknown keyword, ignored.
         assert_eq!(
             sni("sni_name n.example\nvirtualhost c.example", ""),
-            some("n.example")
+            (None, true)
         );
         // The real server's virtualhost is its Host, not its SNI.
         assert_eq!(
             sni("enable_sni", "virtualhost rs.example"),
             some("vs.example")
         );
-        assert!(load_text(
-            "virtual_server 10.0.0.100 443 {\nreal_server 10.0.0.42 443 {\nSSL_GET {\nsni_name \"a b\"\nurl {\npath /\n}\n}\n}\n}\n"
-        )
-        .is_err());
     }
 }

@@ -155,6 +155,42 @@ pub struct Skipped {
 pub struct Loaded {
     pub targets: Vec<AuditTarget>,
     pub skipped: Vec<Skipped>,
+    /// What the reader noticed and read past (what `keepalived -t`
+    /// reports, and meanings worth a look); print each one.
+    pub warnings: Vec<Warning>,
+}
+
+/// Something of the input that is read, but maybe not as its author
+/// meant: `file:line` and what.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// `file:line`.
+    pub origin: String,
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    /// `FILE:LINE: warning: MESSAGE`, one line (control characters of
+    /// the input escaped).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: warning: ", self.origin)?;
+        for c in self.message.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prints each warning as one line on stderr: `vipcheck: FILE:LINE:
+/// warning: ...`.
+pub fn print_warnings(loaded: &Loaded) {
+    for w in &loaded.warnings {
+        eprintln!("vipcheck: {w}");
+    }
 }
 
 impl Loaded {
@@ -209,14 +245,29 @@ impl std::error::Error for ConfigError {}
 /// Largest input file read (bytes).
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
 
-/// Reads a whole file, bounded by [`MAX_FILE_BYTES`].
+/// Reads a whole UTF-8 file, bounded by [`MAX_FILE_BYTES`].
 pub(crate) fn read_file(path: &Path, origin: &str) -> Result<String, ConfigError> {
+    let bytes = read_bytes(path, origin)?;
+    String::from_utf8(bytes).map_err(|e| {
+        ConfigError::new(
+            origin,
+            format!(
+                "{} is not UTF-8 (byte {} is not): save it as UTF-8",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })
+}
+
+/// Reads a whole file as bytes, bounded by [`MAX_FILE_BYTES`].
+pub(crate) fn read_bytes(path: &Path, origin: &str) -> Result<Vec<u8>, ConfigError> {
     use std::io::Read;
     let file = std::fs::File::open(path)
         .map_err(|e| ConfigError::new(origin, format!("cannot open {}: {e}", path.display())))?;
-    let mut text = String::new();
+    let mut text = Vec::new();
     file.take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
+        .read_to_end(&mut text)
         .map_err(|e| ConfigError::new(origin, format!("cannot read {}: {e}", path.display())))?;
     if text.len() as u64 > MAX_FILE_BYTES {
         return Err(ConfigError::new(
@@ -293,6 +344,14 @@ mod tests {
         assert_eq!(
             ConfigError::new("a.conf:3", "bad").to_string(),
             "a.conf:3: bad"
+        );
+        let w = Warning {
+            origin: "a.conf:4".into(),
+            message: "Unknown keyword 'a\x0bb'".into(),
+        };
+        assert_eq!(
+            w.to_string(),
+            "a.conf:4: warning: Unknown keyword 'a\\u{b}b'"
         );
     }
 }

@@ -123,6 +123,7 @@ pub fn run(options: DaemonOptions) -> Result<i32> {
         .input
         .load_checkable()
         .map_err(|e| Error::Usage(e.to_string()))?;
+    config::print_warnings(&loaded);
     let tls = audit::TlsConfigs::new(&options.tls);
     tls.prepare(&loaded.targets)?;
     let track = match &options.track_dir {
@@ -346,7 +347,10 @@ impl Daemon {
                 Ok(loaded)
             });
         match loaded {
-            Ok(loaded) => self.apply(loaded, now),
+            Ok(loaded) => {
+                config::print_warnings(&loaded);
+                self.apply(loaded, now)
+            }
             Err(e) => {
                 note!("vipcheck daemon: reload failed, still checking the previous targets: {e}")
             }
