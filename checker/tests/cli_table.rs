@@ -174,7 +174,6 @@ fn rows(s: &Scratch) -> Vec<Row> {
     let unknown_key = s.path("unknown-key.toml");
     let keepalived = s.path("keepalived.conf");
     let under_file = s.path("plain") + "/track";
-    let plain = s.path("plain");
     let empty_conf = s.path("empty.conf");
     let vrrp_only = s.path("vrrp-only.conf");
     let huge = "18446744073709551616";
@@ -291,7 +290,6 @@ fn rows(s: &Scratch) -> Vec<Row> {
         // Nothing to check: said, exit 2 (the daemon does not start).
         row("vipcheck", &["audit", "--keepalived", &empty_conf], USAGE),
         row("vipcheck", &["audit", "--keepalived", &vrrp_only], USAGE),
-        row("vipcheck", &["audit", "--keepalived", &plain], USAGE),
         row("vipcheck", &["daemon", "--keepalived", &empty_conf], USAGE),
         row("vipcheck", &["daemon", "--keepalived", &vrrp_only], USAGE),
         row(
@@ -586,6 +584,30 @@ fn audit_that_could_not_run_exits_3() {
     assert!(
         stdout.contains(" error ") && stdout.contains("no interface named"),
         "{stdout}"
+    );
+}
+
+/// Another file by mistake (`/etc/hostname`): keepalived's own report of
+/// it (an unknown keyword, `file:line`), then nothing to check, exit 2.
+#[test]
+fn audit_of_another_file_says_why_and_exits_2() {
+    let s = Scratch::new();
+    let out = Command::new(VIPCHECK)
+        .args(["audit", "--keepalived", &s.path("plain")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(USAGE), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].ends_with("/plain:1: warning: Unknown keyword 'not'"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].contains("/plain: nothing to check: it has no virtual_server"),
+        "{stderr}"
     );
 }
 
