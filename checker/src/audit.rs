@@ -240,15 +240,7 @@ fn http_check(
     target: &AuditTarget,
     tls: Option<(&TlsConfigs, &TlsSpec)>,
 ) -> Result<HttpCheck> {
-    // keepalived sends the address it connects to when no virtualhost is
-    // given: the real server's.
-    let host = spec
-        .host
-        .clone()
-        .unwrap_or_else(|| match target.real_server {
-            IpAddr::V4(ip) => ip.to_string(),
-            IpAddr::V6(ip) => format!("[{ip}]"),
-        });
+    let host = host_of(spec, target);
     let regexes = |list: &[String]| -> Result<Vec<regex::bytes::Regex>> {
         list.iter()
             .map(|re| {
@@ -308,14 +300,18 @@ fn http_check(
 /// the real server's address, as keepalived) and the path.
 fn request(target: &AuditTarget) -> Option<(String, &str)> {
     let spec = target.check.http()?;
-    let host = spec
-        .host
+    Some((host_of(spec, target), spec.path.as_str()))
+}
+
+/// The Host header of `spec`: keepalived sends the address it connects to
+/// when no virtualhost is given, the real server's.
+fn host_of(spec: &HttpSpec, target: &AuditTarget) -> String {
+    spec.host
         .clone()
         .unwrap_or_else(|| match target.real_server {
             IpAddr::V4(ip) => ip.to_string(),
             IpAddr::V6(ip) => format!("[{ip}]"),
-        });
-    Some((host, spec.path.as_str()))
+        })
 }
 
 /// The text table of an audit: one line per target, then the skipped.

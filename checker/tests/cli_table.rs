@@ -570,15 +570,21 @@ fn broken(row: &Row, ran: &Ran) -> Option<String> {
     (!why.is_empty()).then(|| why.join("; "))
 }
 
+/// `vipcheck audit ARGS`, as it ended.
+fn audit(args: &[&str]) -> std::process::Output {
+    Command::new(VIPCHECK)
+        .arg("audit")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// An audit none of whose checks could run here (no such interface)
 /// exits 3, as the daemon stops with 3: no real server failed a check.
 #[test]
 fn audit_that_could_not_run_exits_3() {
     let s = Scratch::new();
-    let out = Command::new(VIPCHECK)
-        .args(["audit", "--targets", &s.path("targets.toml")])
-        .output()
-        .unwrap();
+    let out = audit(&["--targets", &s.path("targets.toml")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(CANNOT_RUN), "{out:?}");
     assert!(
@@ -592,10 +598,7 @@ fn audit_that_could_not_run_exits_3() {
 #[test]
 fn audit_of_another_file_says_why_and_exits_2() {
     let s = Scratch::new();
-    let out = Command::new(VIPCHECK)
-        .args(["audit", "--keepalived", &s.path("plain")])
-        .output()
-        .unwrap();
+    let out = audit(&["--keepalived", &s.path("plain")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(USAGE), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
