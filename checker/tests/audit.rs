@@ -76,6 +76,7 @@ fn audit_of_a_keepalived_conf() {
              virtual_server {VIP6} 80 {{\n  lb_kind DR\n  protocol TCP\n  real_server {ok6} 80 {{\n    HTTP_GET {{\n      url {{\n        path /\n      }}\n      virtualhost lab.example\n    }}\n  }}\n}}\n"
         ),
     );
+    assert_keepalived_reads(&conf);
     let out = run(vipcheck(&lab, &["audit", "--keepalived", &conf]));
     assert_eq!(out.code, 1, "not every real server is healthy: {out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -241,6 +242,7 @@ fn ssl_get_as_keepalived_judges_it() {
                real_server {OK_IP} {HTTPS_EXPIRED_PORT} {{\n    SSL_GET {{\n      virtualhost lab.example\n      url {{\n        path /\n      }}\n      connect_timeout 2\n    }}\n  }}\n}}\n"
         ),
     );
+    assert_keepalived_reads(&conf);
     let ca = lab.ca_pem();
     let ca = ca.to_str().unwrap();
     let audit = |extra: &[&str]| {

@@ -259,6 +259,7 @@ fn daemon_metrics_and_track_files() {
             (ABSENT_IP, tcp_check()),
         ]),
     );
+    assert_keepalived_reads(&conf);
     let track = scratch.path("track");
     let daemon = Daemon::start(
         &lab,
@@ -700,21 +701,8 @@ fn track_file_blocks(snippet: &str) -> Vec<(String, PathBuf)> {
 
 /// What `keepalived -t -f FILE` (its configuration test) says of `text`:
 /// its exit status and its complaints.
-fn keepalived_config_test(scratch: &Scratch, text: &str) -> (i32, String) {
-    let conf = scratch.file("keepalived-test.conf", text);
-    let out = Command::new("/usr/sbin/keepalived")
-        .args(["-t", "-f"])
-        .arg(&conf)
-        .output()
-        .expect("keepalived -t");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+fn keepalived_config_test_of(scratch: &Scratch, text: &str) -> (i32, String) {
+    keepalived_config_test(&scratch.file("keepalived-test.conf", text))
 }
 
 #[test]
@@ -759,7 +747,7 @@ fn keepalived_accepts_the_snippet() {
     );
     // As printed, the virtual server lacks what the snippet leaves to the
     // reader (`# ... your lb_algo`): keepalived's test says only that.
-    let (code, said) = keepalived_config_test(&scratch, &snippet);
+    let (code, said) = keepalived_config_test_of(&scratch, &snippet);
     for complaint in said.lines() {
         assert!(
             complaint.contains("no scheduler set"),
@@ -771,7 +759,7 @@ fn keepalived_accepts_the_snippet() {
     let placeholder = "    # ... your lb_algo, delay_loop and other settings\n";
     assert!(snippet.contains(placeholder), "{snippet}");
     let completed = snippet.replace(placeholder, &format!("{placeholder}    lb_algo rr\n"));
-    let (code, said) = keepalived_config_test(&scratch, &completed);
+    let (code, said) = keepalived_config_test_of(&scratch, &completed);
     assert_eq!((code, said.as_str()), (0, ""), "{completed}");
 }
 
@@ -805,7 +793,7 @@ fn the_snippet_keeps_the_virtual_servers_of_a_keepalived_conf() {
          }}\n"
     );
     let conf = scratch.file("keepalived.conf", &original);
-    let (code, said) = keepalived_config_test(&scratch, &original);
+    let (code, said) = keepalived_config_test_of(&scratch, &original);
     assert_eq!((code, said.as_str()), (0, ""), "the original: {original}");
     let track = scratch.path("track");
     let out = Command::new(VIPCHECK)
@@ -860,7 +848,7 @@ fn the_snippet_keeps_the_virtual_servers_of_a_keepalived_conf() {
     );
     let placeholder = "    # ... your lb_algo, delay_loop and other settings\n";
     let completed = snippet.replace(placeholder, &format!("{placeholder}    lb_algo rr\n"));
-    let (code, said) = keepalived_config_test(&scratch, &completed);
+    let (code, said) = keepalived_config_test_of(&scratch, &completed);
     assert_eq!((code, said.as_str()), (0, ""), "{completed}");
 }
 
@@ -887,6 +875,7 @@ fn a_timing_only_reload_keeps_every_track_file() {
         text
     };
     let conf = scratch.file("keepalived.conf", &conf_with(1, 1, 1));
+    assert_keepalived_reads(&conf);
     let track = scratch.path("track");
     let daemon = Daemon::start(
         &lab,
@@ -935,6 +924,7 @@ fn a_timing_only_reload_keeps_every_track_file() {
     );
 
     fs::write(&conf, conf_with(2, 2, 3)).unwrap();
+    assert_keepalived_reads(&conf);
     daemon.signal(libc::SIGHUP);
     // Watched from the signal on, every 50 ms, for two of the new
     // intervals: never missing, never another value.

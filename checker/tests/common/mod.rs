@@ -512,3 +512,36 @@ pub fn checks_beside_curl(lab: &Lab, url: &str, check: impl Fn() -> i32 + Sync) 
         assert!(codes.iter().all(|&c| c == 0), "check exits: {codes:?}");
     });
 }
+
+/// What `keepalived -t -f PATH` (its configuration test) says: its exit
+/// status (-1 when killed by a signal) and its complaints.
+pub fn keepalived_config_test(path: &std::path::Path) -> (i32, String) {
+    let out = std::process::Command::new("/usr/sbin/keepalived")
+        .args(["-t", "-f"])
+        .arg(path)
+        .output()
+        .expect("keepalived -t (cargo xtask setup installs keepalived)");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// keepalived reads the keepalived.conf at `path` (as vipcheck does, where a
+/// test reads it): `keepalived -t` exits 0, or 5 (it reported something and
+/// runs), or 6 for scripts without enable_script_security alone (it runs
+/// them all the same).
+pub fn assert_keepalived_reads(path: impl AsRef<std::path::Path>) {
+    let path = path.as_ref();
+    let (code, said) = keepalived_config_test(path);
+    let reads = matches!(code, 0 | 5) || (code == 6 && said.contains("SECURITY VIOLATION"));
+    assert!(
+        reads,
+        "keepalived -t does not read {}: exit {code}: {said}",
+        path.display()
+    );
+}
