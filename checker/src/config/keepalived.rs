@@ -1846,15 +1846,7 @@ virtual_server 10.0.0.100 25 {
 
     /// The warnings of `text`, as `LINE: MESSAGE`.
     fn warnings(text: &str) -> Vec<String> {
-        load_text(text)
-            .unwrap()
-            .warnings
-            .iter()
-            .map(|w| {
-                let line = w.origin.rsplit(':').next().unwrap();
-                format!("{line}: {}", w.message)
-            })
-            .collect()
+        cases::lines(&load_text(text).unwrap())
     }
 
     #[test]

@@ -491,7 +491,7 @@ fn load_case(name: &str) -> Result<Loaded, ConfigError> {
 }
 
 /// `LINE: MESSAGE` of each warning.
-fn lines(loaded: &Loaded) -> Vec<String> {
+pub(super) fn lines(loaded: &Loaded) -> Vec<String> {
     loaded
         .warnings
         .iter()
