@@ -170,30 +170,46 @@ fn map(read: reader::Read) -> Result<Loaded, ConfigError> {
 /// without looking whether it is there: given none, it stops at once
 /// ("Configuration line starting `KEY` is missing a parameter after
 /// keyword `KEY`", exit 2; `status_code` crashes it). Measured with
-/// `keepalived -t`; `virtualhost`, `misc_path`, `persistence_timeout` and
-/// the flags are read past instead.
-const PARAMETER_REQUIRED: [&str; 21] = [
+/// `keepalived -t`, each keyword of its tables for virtual_server,
+/// real_server, the four checkers and url given alone: these 33 stop it
+/// (the same in every block that has them); the others are read past.
+const PARAMETER_REQUIRED: [&str; 36] = [
     "virtual_server",
     "real_server",
-    "protocol",
-    "lb_kind",
-    "lvs_method",
-    "lb_algo",
-    "delay_loop",
-    "quorum",
-    "hysteresis",
-    "sorry_server",
-    "weight",
-    "connect_timeout",
-    "connect_port",
-    "retry",
-    "delay_before_retry",
-    "misc_timeout",
-    "path",
-    "digest",
     "status_code",
-    "notify_up",
+    "bind_if",
+    "bind_port",
+    "bindto",
+    "connect_ip",
+    "connect_port",
+    "connect_timeout",
+    "delay_before_retry",
+    "delay_loop",
+    "digest",
+    "fwmark",
+    "hysteresis",
+    "ip_family",
+    "lb_algo",
+    "lb_kind",
+    "lthreshold",
+    "lvs_method",
+    "lvs_sched",
+    "misc_timeout",
+    "nb_get_retry",
     "notify_down",
+    "notify_up",
+    "path",
+    "persistence_engine",
+    "persistence_granularity",
+    "protocol",
+    "quorum",
+    "quorum_down",
+    "quorum_up",
+    "retry",
+    "sorry_server",
+    "uthreshold",
+    "warmup",
+    "weight",
 ];
 
 /// A keyword of `vs`'s tree given without the value keepalived cannot
