@@ -81,6 +81,15 @@ pub enum Invoked {
 /// (exit 0 or 1) hold whatever path it runs the script by, while a native
 /// command line keeps its own statuses.
 pub fn by_shape(args: &[OsString]) -> Option<&'static str> {
+    // The native check's usual line (`vipcheck tcp ...`), at once: no scan
+    // on the one-shot path.
+    if args
+        .first()
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| SUBCOMMANDS.contains(&a))
+    {
+        return None;
+    }
     let mut positionals = 0usize;
     let mut first = None;
     let mut http_raw = false;
