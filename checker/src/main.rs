@@ -116,7 +116,6 @@ fn run() -> i32 {
             action: KeepalivedAction::Snippet { input, track_dir },
         } => match input.input().load() {
             Ok(loaded) => {
-                vipcheck::config::print_warnings(&loaded);
                 let keys = vipcheck::daemon::run::track_keys(&loaded.targets);
                 say!("{}", vipcheck::track::snippet(&track_dir, &keys).trim_end());
                 0
@@ -200,22 +199,14 @@ fn checked(
 
 fn audit(args: &vipcheck::cli::AuditArgs) -> i32 {
     use vipcheck::audit;
-    let input = args.input.input();
-    let loaded = match input.load() {
-        Ok(loaded) => {
-            vipcheck::config::print_warnings(&loaded);
-            loaded
-        }
+    let loaded = match args.input.input().load_checkable() {
+        Ok(loaded) => loaded,
         Err(e) => {
             note!("vipcheck: {e}");
             return EXIT_USAGE;
         }
     };
     let options = args.tls.options(usize::from(args.parallel));
-    if let Some(e) = loaded.nothing_to_check(input.path()) {
-        note!("vipcheck: {e}");
-        return EXIT_USAGE;
-    }
     let outcomes = match audit::run(loaded.targets, &options) {
         Ok(outcomes) => outcomes,
         Err(e) => return fail(e),

@@ -40,14 +40,19 @@ pub enum Input {
 }
 
 impl Input {
+    /// The file read, its warnings (keepalived's reports, `file:line`) said
+    /// on stderr.
     pub fn load(&self) -> std::result::Result<Loaded, ConfigError> {
-        match self {
+        let loaded = match self {
             Input::Keepalived(path) => config::keepalived::load(path),
             Input::Targets(path) => config::targets::load(path),
-        }
+        }?;
+        config::print_warnings(&loaded);
+        Ok(loaded)
     }
 
-    /// [`Input::load`], and an error when it gives nothing to check.
+    /// [`Input::load`], and an error when it gives nothing to check (after
+    /// the warnings, which often say why).
     pub fn load_checkable(&self) -> std::result::Result<Loaded, ConfigError> {
         let loaded = self.load()?;
         match loaded.nothing_to_check(self.path()) {
@@ -123,7 +128,6 @@ pub fn run(options: DaemonOptions) -> Result<i32> {
         .input
         .load_checkable()
         .map_err(|e| Error::Usage(e.to_string()))?;
-    config::print_warnings(&loaded);
     let tls = audit::TlsConfigs::new(&options.tls);
     tls.prepare(&loaded.targets)?;
     let track = match &options.track_dir {
@@ -347,10 +351,7 @@ impl Daemon {
                 Ok(loaded)
             });
         match loaded {
-            Ok(loaded) => {
-                config::print_warnings(&loaded);
-                self.apply(loaded, now)
-            }
+            Ok(loaded) => self.apply(loaded, now),
             Err(e) => {
                 note!("vipcheck daemon: reload failed, still checking the previous targets: {e}")
             }
