@@ -186,10 +186,10 @@ impl fmt::Display for Warning {
 }
 
 /// Prints each warning as one line on stderr: `vipcheck: FILE:LINE:
-/// warning: ...`.
+/// warning: ...` (a closed stderr is ignored, as by every `note!`).
 pub fn print_warnings(loaded: &Loaded) {
     for w in &loaded.warnings {
-        eprintln!("vipcheck: {w}");
+        crate::note!("vipcheck: {w}");
     }
 }
 
