@@ -17,13 +17,13 @@ use std::sync::Arc;
 use crate::check;
 use crate::check::http::{Expect, HttpCheck, Method, TlsSetup};
 use crate::config::{self, AuditTarget, CheckSpec, HttpSpec, TlsSpec, Verify};
+use crate::engine::trace::Trace;
 use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
-use crate::http::Limits;
 use crate::output::Subject;
 use crate::target::{Capture, CloseMode, Target};
-use crate::trace::Trace;
 use crate::verdict::Verdict;
+use crate::wire::http::Limits;
 use crate::xdp::XdpMode;
 
 /// How an audit runs.

@@ -9,10 +9,10 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 use crate::check::http::{Expect, HttpCheck, Method};
-use crate::http::Limits;
+use crate::engine::trace::Trace;
 use crate::output::{Format, Thresholds};
 use crate::target::{Capture, CloseMode, Target};
-use crate::trace::Trace;
+use crate::wire::http::Limits;
 use crate::xdp::XdpMode;
 
 #[derive(Debug, Parser)]
@@ -135,7 +135,7 @@ pub struct HttpArgs {
     #[arg(short = 'B', long, value_name = "BODY")]
     pub body: Option<String>,
     /// MD5 of the expected body (hex), as the C checkers and keepalived's digest.
-    #[arg(short = 'A', long = "hash", value_name = "MD5", value_parser = crate::http::parse_md5)]
+    #[arg(short = 'A', long = "hash", value_name = "MD5", value_parser = crate::wire::http::parse_md5)]
     pub md5: Option<String>,
     /// SHA-256 of the expected body (hex).
     #[arg(long, value_name = "HEX", value_parser = parse_hex::<32>)]
@@ -748,11 +748,11 @@ pub fn parse_expected_header(s: &str) -> Result<(String, Option<String>), String
 }
 
 fn parse_host(s: &str) -> Result<String, String> {
-    crate::http::check_host(s).map(|()| s.to_string())
+    crate::wire::http::check_host(s).map(|()| s.to_string())
 }
 
 fn parse_path(s: &str) -> Result<String, String> {
-    crate::http::check_path(s).map(|()| s.to_string())
+    crate::wire::http::check_path(s).map(|()| s.to_string())
 }
 
 /// Hex of an `N`-byte digest, lowercased.

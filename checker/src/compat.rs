@@ -21,11 +21,11 @@ use clap::{ArgAction, Args, CommandFactory, Parser};
 
 use crate::check::http::{Expect, HttpCheck, Method};
 use crate::cli::{MAX_TIMEOUT_MS, parse_expected_header, parse_header, parse_ip_host};
+use crate::engine::trace::Trace;
 use crate::error::Error;
-use crate::http::Limits;
 use crate::target::{Capture, CloseMode, Target};
-use crate::trace::Trace;
 use crate::verdict::Verdict;
+use crate::wire::http::Limits;
 use crate::xdp::XdpMode;
 use crate::{check, note, say};
 
@@ -436,7 +436,7 @@ impl Parsed {
             ),
             Parsed::HttpGet(a) => {
                 let expect = Expect {
-                    md5: Some(crate::http::parse_md5(&a.value)?),
+                    md5: Some(crate::wire::http::parse_md5(&a.value)?),
                     ..Expect::default()
                 };
                 (
@@ -464,7 +464,11 @@ impl Parsed {
                     statuses: a.status.map(|s| s..=s).into_iter().collect(),
                     headers: a.response_headers.clone(),
                     body: a.body.clone().map(String::into_bytes),
-                    md5: a.hash.as_deref().map(crate::http::parse_md5).transpose()?,
+                    md5: a
+                        .hash
+                        .as_deref()
+                        .map(crate::wire::http::parse_md5)
+                        .transpose()?,
                     ..Expect::default()
                 };
                 (
@@ -519,8 +523,8 @@ fn http_check(
     expect: Expect,
     v: u8,
 ) -> Result<HttpCheck, String> {
-    crate::http::check_host(host)?;
-    crate::http::check_path(path)?;
+    crate::wire::http::check_host(host)?;
+    crate::wire::http::check_path(path)?;
     Ok(HttpCheck {
         method,
         host: host.to_string(),
@@ -558,7 +562,7 @@ pub fn parse_line(
         Parsed::HttpGet(a) => CheckSpec::Http(HttpSpec {
             host: Some(a.host.clone()),
             path: a.path.clone(),
-            md5: Some(crate::http::parse_md5(&a.value)?),
+            md5: Some(crate::wire::http::parse_md5(&a.value)?),
             ..HttpSpec::default()
         }),
         Parsed::Http(a) => CheckSpec::Http(HttpSpec {
@@ -572,7 +576,11 @@ pub fn parse_line(
             statuses: a.status.map(|s| s..=s).into_iter().collect(),
             response_headers: a.response_headers.clone(),
             body: a.body.clone(),
-            md5: a.hash.as_deref().map(crate::http::parse_md5).transpose()?,
+            md5: a
+                .hash
+                .as_deref()
+                .map(crate::wire::http::parse_md5)
+                .transpose()?,
             ..HttpSpec::default()
         }),
     };

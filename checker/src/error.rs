@@ -39,7 +39,7 @@ pub enum Error {
         "another XDP program (id {id}, {mode} mode) is attached to {0}; vipcheck does not replace it (detach it, or use --xdp off)",
         id = .1.id, mode = .1.mode
     )]
-    ForeignXdp(String, crate::rtnl::XdpProgram),
+    ForeignXdp(String, crate::sys::rtnl::XdpProgram),
     /// Every capture slot is taken by running checks (exit 3).
     #[error("{0}")]
     Busy(String),

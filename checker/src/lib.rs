@@ -7,31 +7,21 @@
 //! ends in a [`verdict::Verdict`].
 
 pub mod audit;
-mod buffers;
 pub mod check;
 pub mod cli;
 pub mod compat;
 pub mod config;
 pub mod daemon;
-pub mod egress;
 pub mod engine;
 pub mod error;
-pub mod http;
 pub mod metrics;
-pub mod ndp;
-pub mod netdev;
 pub mod output;
-pub mod packet;
-pub mod preflight;
-pub mod resolve;
-pub mod rtnl;
-pub mod signals;
 #[cfg(test)]
 mod sim;
-pub mod stack;
+pub mod sys;
 pub mod target;
 pub mod tls;
-pub mod trace;
 pub mod track;
 pub mod verdict;
+pub mod wire;
 pub mod xdp;

@@ -15,8 +15,8 @@ use std::os::raw::{c_char, c_int};
 
 use vipcheck::cli::{Cli, Command, CompatAction, KeepalivedAction, XdpAction};
 use vipcheck::error::{EXIT_CANNOT_RUN, EXIT_USAGE, Error};
-use vipcheck::netdev::NetDev;
 use vipcheck::output::{self, Format, Subject, Thresholds};
+use vipcheck::sys::netdev::NetDev;
 use vipcheck::target::Target;
 use vipcheck::verdict::Verdict;
 use vipcheck::{check, compat, note, say, xdp};

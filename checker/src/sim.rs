@@ -37,11 +37,11 @@ use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
 
 use crate::check::http::{Body, Expect, HttpCheck, Method, TlsSetup, judge};
-use crate::http::{self, Limits, ResponseParser};
-use crate::netdev::Mac;
-use crate::stack::{FlowParams, Stack};
+use crate::engine::stack::{FlowParams, Stack};
+use crate::sys::netdev::Mac;
 use crate::tls;
 use crate::verdict::Details;
+use crate::wire::http::{self, Limits, ResponseParser};
 
 /// A small seeded generator (SplitMix64): the same seed, the same faults.
 #[derive(Clone, Debug)]
@@ -681,7 +681,7 @@ impl Server {
         let IpAddr::V4(local) = params.local_ip else {
             unreachable!("the sim is IPv4")
         };
-        device.rx.push(Bytes::from(crate::resolve::reply_frame(
+        device.rx.push(Bytes::from(crate::wire::arp::reply_frame(
             params.local_mac,
             local,
             SERVER_MAC,

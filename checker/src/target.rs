@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::trace::Trace;
+use crate::engine::trace::Trace;
 use crate::xdp::XdpMode;
 
 /// How the check's TCP connection ends once it has done its job.

@@ -12,8 +12,8 @@ use std::net::Ipv6Addr;
 
 use checker_common::{Counter, FlowKey, RING_SIZE, SLOT_COUNT, SMALL_RING_FIRST, SMALL_RING_SIZE};
 use common::*;
-use vipcheck::ndp;
-use vipcheck::netdev::Mac;
+use vipcheck::sys::netdev::Mac;
+use vipcheck::wire::ndp;
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -641,8 +641,8 @@ fn a_real_servers_advertisement_and_syn_ack_come_through_the_program() {
     let ndp_key = ndp::key(lb6, ok6);
     flows.insert(ndp_key, SLOT, 0).expect("register ndp");
     let (socket, lb_mac) = in_netns(lab.lb_ns(), || {
-        let dev = vipcheck::netdev::NetDev::lookup(LB_IFACE).expect("eth0");
-        let socket = vipcheck::packet::PacketSocket::open(dev.ifindex, 0).expect("AF_PACKET");
+        let dev = vipcheck::sys::netdev::NetDev::lookup(LB_IFACE).expect("eth0");
+        let socket = vipcheck::sys::packet::PacketSocket::open(dev.ifindex, 0).expect("AF_PACKET");
         socket
             .send(&ndp::solicitation_frame(dev.mac, lb6, ok6))
             .expect("send NS");

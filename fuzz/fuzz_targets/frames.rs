@@ -10,10 +10,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use checker_common::FlowKey;
 use libfuzzer_sys::fuzz_target;
-use vipcheck::egress::Egress;
-use vipcheck::engine::demux::key_of;
-use vipcheck::netdev::{Ipv4Cidr, Ipv6Cidr, Mac, NetDev};
-use vipcheck::stack::Segment;
+use vipcheck::wire::egress::Egress;
+use vipcheck::wire::demux::key_of;
+use vipcheck::sys::netdev::{Ipv4Cidr, Ipv6Cidr, Mac, NetDev};
+use vipcheck::wire::segment::Segment;
 
 /// The interface of the seeds: MAC 02:00:00:00:00:01, 198.18.0.1/24 and
 /// fd98:c612:0:1::1/64, the VIP 198.18.0.100 on it too (a master LB).
@@ -61,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
     // takes the reply, the demultiplexer files it under the ARP key of
     // (sender, target).
     if let (Some(spa), Some(tpa)) = (at::<4>(data, 28), at::<4>(data, 38)) {
-        if vipcheck::resolve::reply_from(data, Ipv4Addr::from(spa)).is_some() {
+        if vipcheck::wire::arp::reply_from(data, Ipv4Addr::from(spa)).is_some() {
             assert_eq!(
                 key,
                 Some(FlowKey::arp(spa, tpa)),
@@ -72,7 +72,7 @@ fuzz_target!(|data: &[u8]| {
     // The advertisement reader, asked for the target the frame names (an
     // advertisement without extension headers: target at 14 + 40 + 8).
     if let (Some(dst), Some(target)) = (at::<16>(data, 38), at::<16>(data, 62)) {
-        if vipcheck::ndp::advertisement_from(data, Ipv6Addr::from(target)).is_some() {
+        if vipcheck::wire::ndp::advertisement_from(data, Ipv6Addr::from(target)).is_some() {
             assert_eq!(
                 key,
                 Some(FlowKey::ndp(target, dst)),

@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vipcheck::http::{Limits, ResponseParser};
+use vipcheck::wire::http::{Limits, ResponseParser};
 
 const HEADS: [usize; 4] = [64 * 1024, 16, 256, 4096];
 const BODIES: [u64; 4] = [4 * 1024 * 1024, 0, 10, 1000];
@@ -18,7 +18,7 @@ const BODIES: [u64; 4] = [4 * 1024 * 1024, 0, 10, 1000];
 struct Outcome {
     /// Ok (complete, or ended by the close) or the error's kind.
     result: Result<(), String>,
-    head: Option<vipcheck::http::Head>,
+    head: Option<vipcheck::wire::http::Head>,
     body: Vec<u8>,
     trailers: Vec<(String, String)>,
 }
@@ -76,7 +76,7 @@ fn parse(response: &[u8], head_request: bool, limits: Limits, split: u8) -> Outc
 }
 
 /// The variant of an error (its details may say how much had come).
-fn kind(e: &vipcheck::http::HttpError) -> String {
+fn kind(e: &vipcheck::wire::http::HttpError) -> String {
     format!("{e:?}")
         .split(['(', ' ', '{'])
         .next()

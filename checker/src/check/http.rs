@@ -12,10 +12,10 @@ use smoltcp::socket::tcp::State;
 use crate::check::{Flow, connect, run as run_flow};
 use crate::engine::{self, Engine};
 use crate::error::Result;
-use crate::http::{self, Limits, ResponseParser};
 use crate::target::Target;
 use crate::tls;
 use crate::verdict::{Details, Verdict};
+use crate::wire::http::{self, Limits, ResponseParser};
 use crate::xdp::Rings;
 
 /// How much of the body `-vv` shows.

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use crate::check::http::{Body, HttpCheck, Method, judge};
 use crate::error::{Error, Result};
-use crate::http::{self, ResponseParser};
 use crate::target::{CloseMode, Target};
 use crate::verdict::{Details, Verdict};
+use crate::wire::http::{self, ResponseParser};
 
 /// What every verdict of this path says of itself.
 const CAVEAT: &str =

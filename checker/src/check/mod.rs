@@ -12,18 +12,18 @@ use std::time::{Duration, Instant};
 
 use checker_common::FlowKey;
 
-use crate::egress::Egress;
 use crate::engine::Engine;
 use crate::engine::neighbour::Lookup;
 use crate::engine::port::{Port, Registration};
+use crate::engine::preflight::Plan;
+use crate::engine::resolve;
+use crate::engine::stack::{FlowParams, Stack};
 use crate::engine::stop::Stop;
 use crate::error::{Error, Result};
-use crate::netdev::Mac;
-use crate::preflight::Plan;
-use crate::stack::{FlowParams, Stack};
+use crate::sys::netdev::Mac;
 use crate::target::{CloseMode, Target};
 use crate::verdict::{Details, Verdict};
-use crate::{ndp, resolve};
+use crate::wire::egress::Egress;
 
 /// What a check keeps back from its timeout to end its process in time.
 const TEARDOWN: Duration = Duration::from_millis(30);
@@ -323,7 +323,7 @@ async fn neighbour(
                         resolve::arp(port, stop, egress, source, rs, due).await?
                     }
                     (IpAddr::V6(source), IpAddr::V6(rs)) => {
-                        ndp::solicit(port, stop, egress, source, rs, due).await?
+                        resolve::solicit(port, stop, egress, source, rs, due).await?
                     }
                     _ => None,
                 };

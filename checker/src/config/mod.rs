@@ -302,7 +302,7 @@ pub fn parse_port(s: &str) -> Result<u16, String> {
 }
 
 /// The validators of the request's parts, shared with the command lines.
-pub use crate::http::{check_host, check_path, parse_md5};
+pub use crate::wire::http::{check_host, check_path, parse_md5};
 
 /// `200` or `200-299` (codes 100-999).
 pub fn parse_status(s: &str) -> Result<RangeInclusive<u16>, String> {

@@ -176,7 +176,7 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
 impl Daemon {
     async fn serve(&mut self, engine: &Rc<Engine>, tls: Rc<audit::TlsConfigs>) -> Result<i32> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
-        let hangup = crate::signals::Signals::catch(&[libc::SIGHUP])
+        let hangup = crate::sys::signals::Signals::catch(&[libc::SIGHUP])
             .map_err(|e| Error::io("catching SIGHUP", e))?;
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         note!(

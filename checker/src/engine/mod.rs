@@ -10,24 +10,27 @@
 //! target ([`one_shot`]); `audit` and `daemon` are the engine with many
 //! ([`block_on`]). There is no second code path.
 
-pub mod demux;
 pub mod neighbour;
 pub mod port;
+pub mod preflight;
+pub mod resolve;
+pub mod stack;
 pub mod stop;
+pub mod trace;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::engine::trace::Tracer;
 use crate::error::{Error, Result};
-use crate::netdev::NetDev;
-use crate::packet::{ETH_P_ALL, PacketSocket};
-use crate::preflight::{self, Plan};
+use crate::sys::netdev::NetDev;
+use crate::sys::packet::{ETH_P_ALL, PacketSocket};
 use crate::target::{self, Target};
-use crate::trace::Tracer;
 use crate::xdp::{Attach, Rings, XdpHandle};
 use port::{Capture, Port};
+use preflight::Plan;
 use stop::Stop;
 
 /// How long a long-running engine holds its capture slot between
@@ -284,7 +287,7 @@ impl Engine {
             else {
                 continue;
             };
-            let why = match crate::rtnl::link(ifindex) {
+            let why = match crate::sys::rtnl::link(ifindex) {
                 Err(e)
                     if e.kind() == std::io::ErrorKind::NotFound
                         || e.raw_os_error() == Some(libc::ENODEV) =>
@@ -346,7 +349,7 @@ struct Open {
 #[derive(Default)]
 struct HostCache {
     devs: HashMap<String, (NetDev, Instant)>,
-    routes: HashMap<std::net::IpAddr, (crate::rtnl::Route, Instant)>,
+    routes: HashMap<std::net::IpAddr, (crate::sys::rtnl::Route, Instant)>,
     names: HashMap<u32, (String, Instant)>,
 }
 
@@ -358,7 +361,7 @@ impl HostCache {
         {
             return Ok(name.clone());
         }
-        let name = crate::rtnl::link(ifindex)
+        let name = crate::sys::rtnl::link(ifindex)
             .map(|link| link.name)
             .map_err(|e| Error::io(format!("reading interface {ifindex}"), e))?;
         self.names.insert(ifindex, (name.clone(), now));
@@ -383,14 +386,14 @@ impl preflight::Host for HostCache {
         Ok(dev)
     }
 
-    fn route_to(&mut self, ip: std::net::IpAddr) -> std::io::Result<crate::rtnl::Route> {
+    fn route_to(&mut self, ip: std::net::IpAddr) -> std::io::Result<crate::sys::rtnl::Route> {
         let now = Instant::now();
         if let Some((route, read)) = self.routes.get(&ip)
             && now.duration_since(*read) < FRESH
         {
             return Ok(route.clone());
         }
-        let route = crate::rtnl::route_to(ip)?;
+        let route = crate::sys::rtnl::route_to(ip)?;
         self.routes.insert(ip, (route.clone(), now));
         Ok(route)
     }

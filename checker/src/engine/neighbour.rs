@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::netdev::Mac;
+use crate::sys::netdev::Mac;
 
 /// How long a learned MAC is used without asking again. A check that gets
 /// no answer forgets the MAC it used at once (see [`Neighbours::forget`]),

@@ -3,7 +3,7 @@
 //! send, the inboxes of the registered flows, and the real servers' MACs.
 //!
 //! One task per port ([`Port::dispatch`]) waits on the capture, sorts each
-//! frame to its flow's inbox ([`demux`](super::demux)) as a [`Bytes`] (the
+//! frame to its flow's inbox ([`demux`](crate::wire::demux)) as a [`Bytes`] (the
 //! one copy: out of the ring, whose record must be released), and wakes
 //! that flow. Flows send through [`Port::send`], which enforces the
 //! [`Egress`] rule on every frame.
@@ -20,14 +20,14 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Notify;
 
-use super::demux;
 use super::neighbour::Neighbours;
 use super::stop::Stop;
-use crate::egress::Egress;
+use crate::engine::trace::Tracer;
 use crate::error::{Error, Result};
-use crate::netdev::NetDev;
-use crate::packet::PacketSocket;
-use crate::trace::Tracer;
+use crate::sys::netdev::NetDev;
+use crate::sys::packet::PacketSocket;
+use crate::wire::demux;
+use crate::wire::egress::Egress;
 use crate::xdp::Slot;
 
 /// Where our replies come from.

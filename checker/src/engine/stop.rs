@@ -8,7 +8,7 @@ use std::cell::Cell;
 use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
-use crate::signals::Signals;
+use crate::sys::signals::Signals;
 
 #[derive(Default)]
 pub struct Stop {

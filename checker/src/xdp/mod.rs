@@ -20,8 +20,8 @@ use checker_common::{
 };
 
 use crate::error::{Error, Result};
-use crate::netdev::NetDev;
-use crate::rtnl::XdpProgram;
+use crate::sys::netdev::NetDev;
+use crate::sys::rtnl::XdpProgram;
 
 mod lock;
 mod netlink;
@@ -485,8 +485,8 @@ fn program_events(program_id: u32) -> Vec<String> {
 /// The interfaces of this network namespace that have an XDP program
 /// attached (vipcheck's or another), as the kernel reports them.
 pub fn attached_here() -> Result<Vec<NetDev>> {
-    let links =
-        crate::rtnl::links().map_err(|e| Error::io("listing the interfaces (rtnetlink)", e))?;
+    let links = crate::sys::rtnl::links()
+        .map_err(|e| Error::io("listing the interfaces (rtnetlink)", e))?;
     links
         .iter()
         .filter(|link| link.xdp.is_some())

@@ -95,7 +95,7 @@ pub(super) fn set_xdp(
     loop {
         let size = socket.recv(&mut &mut buf[..], 0)?;
         let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&buf[..size])
-            .map_err(crate::rtnl::invalid)?;
+            .map_err(crate::sys::rtnl::invalid)?;
         if let NetlinkPayload::Error(e) = reply.payload {
             if e.code.is_none() {
                 return Ok(());

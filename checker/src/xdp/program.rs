@@ -36,8 +36,8 @@ use super::netlink::{
 use super::sys::{self, MapInfo};
 use super::{XdpMode, bpf, pin};
 use crate::error::{Error, Result};
-use crate::netdev::NetDev;
-use crate::rtnl::XdpProgram;
+use crate::sys::netdev::NetDev;
+use crate::sys::rtnl::XdpProgram;
 
 /// The XDP object, built by build.rs from `checker-ebpf`.
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vipcheck-xdp"));
@@ -78,7 +78,7 @@ pub(super) fn find_from(dev: &NetDev, mut seen: Option<Option<XdpProgram>>) -> R
         let attached = match seen.take() {
             Some(attached) => attached,
             None => {
-                crate::rtnl::link(dev.ifindex)
+                crate::sys::rtnl::link(dev.ifindex)
                     .map_err(|e| Error::on_interface(&dev.name, "reading its XDP state", e))?
                     .xdp
             }
@@ -236,7 +236,10 @@ fn unbound_slots(btf_id: u32, prog: BorrowedFd<'_>) -> Option<(u32, MapData)> {
 
 /// The lock scope of `dev`'s attach and detach.
 fn interface_scope(dev: &NetDev) -> Result<Scope> {
-    Ok(Scope::Interface(crate::netdev::netns_inode()?, dev.ifindex))
+    Ok(Scope::Interface(
+        crate::sys::netdev::netns_inode()?,
+        dev.ifindex,
+    ))
 }
 
 /// Loads and attaches the program to `dev` in `mode` unless one is there,

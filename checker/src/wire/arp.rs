@@ -1,91 +1,16 @@
-//! Learns the real server's MAC by ARP on the interface. Always the real
-//! server's own IP, never the VIP: real servers must not answer ARP for the
-//! VIP (arp_ignore=1), and the LB may own it.
+//! ARP frames: the request vipcheck sends for a real server's MAC, the
+//! reply it reads (and the reply it answers for a check's own source
+//! address). Built and parsed with smoltcp's wire types; no I/O here (the
+//! asking is [`engine::resolve`](crate::engine::resolve)).
 
 use std::net::Ipv4Addr;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
 
-use checker_common::FlowKey;
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
     EthernetRepr,
 };
 
-use crate::egress::Egress;
-use crate::engine::port::Port;
-use crate::engine::stop::Stop;
-use crate::error::Result;
-use crate::netdev::Mac;
-
-/// How often the request is repeated while no reply has come.
-const RETRY: Duration = Duration::from_millis(200);
-
-/// Asks for `target`'s MAC from `source` until `deadline`; `None` if nobody
-/// answered. The reply is captured like our TCP frames (the XDP program
-/// copies registered ARP replies and still passes them to the kernel).
-pub async fn arp(
-    port: &Rc<Port>,
-    stop: &Stop,
-    egress: &Egress,
-    source: Ipv4Addr,
-    target: Ipv4Addr,
-    deadline: Instant,
-) -> Result<Option<Mac>> {
-    let key = FlowKey::arp(target.octets(), source.octets());
-    let request = request_frame(port.dev.mac, source, target);
-    ask(port, stop, egress, key, &request, deadline, |frame| {
-        reply_from(frame, target)
-    })
-    .await
-}
-
-/// Registers `key` (waiting while another process resolving the same real
-/// server from the same address holds it), sends `request` every
-/// [`RETRY`] until `answer` finds the MAC in a captured frame or
-/// `deadline`; the key is unregistered on the way out. Shared by ARP and
-/// neighbour discovery.
-pub(crate) async fn ask(
-    port: &Rc<Port>,
-    stop: &Stop,
-    egress: &Egress,
-    key: FlowKey,
-    request: &[u8],
-    deadline: Instant,
-    answer: impl Fn(&[u8]) -> Option<Mac>,
-) -> Result<Option<Mac>> {
-    let registration = loop {
-        if let Some(registration) = port.register(key)? {
-            break registration;
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        tokio::select! {
-            e = stop.stopped() => return Err(e),
-            _ = tokio::time::sleep(Duration::from_millis(1)) => {}
-        }
-    };
-    loop {
-        let now = Instant::now();
-        if now >= deadline {
-            return Ok(None);
-        }
-        port.send(request, egress)?;
-        let retry_at = (now + RETRY).min(deadline);
-        loop {
-            for frame in registration.inbox.take() {
-                if let Some(mac) = answer(&frame) {
-                    return Ok(Some(mac));
-                }
-            }
-            if Instant::now() >= retry_at {
-                break;
-            }
-            port.wait(&registration.inbox, stop, retry_at).await?;
-        }
-    }
-}
+use crate::sys::netdev::Mac;
 
 /// A broadcast ARP request "who has `target`, tell `source`".
 pub fn request_frame(mac: Mac, source: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {

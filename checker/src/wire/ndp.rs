@@ -1,8 +1,7 @@
-//! Learns the real server's MAC by IPv6 neighbour discovery (RFC 4861), as
-//! [`resolve`](crate::resolve) does by ARP for IPv4: our own neighbour
+//! IPv6 neighbour discovery frames (RFC 4861): our own neighbour
 //! solicitation for the real server's own address (never the VIP), its
-//! advertisement captured through the XDP program (a registered
-//! [`FlowKey::ndp`] is copied to us and still passed to the kernel).
+//! advertisement, and the key under which the XDP program copies it to us
+//! (the asking is [`engine::resolve`](crate::engine::resolve)).
 //!
 //! Frames are built and parsed with smoltcp's wire types; the ICMPv6
 //! checksum is computed on transmit and verified on receive (the kernel
@@ -10,8 +9,6 @@
 //! advertisement always carries a full one).
 
 use std::net::Ipv6Addr;
-use std::rc::Rc;
-use std::time::Instant;
 
 use checker_common::FlowKey;
 use smoltcp::phy::ChecksumCapabilities;
@@ -20,11 +17,7 @@ use smoltcp::wire::{
     IpProtocol, Ipv6Packet, Ipv6Repr, NdiscNeighborFlags, NdiscRepr, RawHardwareAddress,
 };
 
-use crate::egress::Egress;
-use crate::engine::port::Port;
-use crate::engine::stop::Stop;
-use crate::error::Result;
-use crate::netdev::Mac;
+use crate::sys::netdev::Mac;
 
 /// Hop limit of every NDP message: a receiver drops any other (RFC 4861
 /// §7.1), which proves the message was not routed.
@@ -34,34 +27,6 @@ const HOP_LIMIT: u8 = 255;
 /// to `source` (the source of our solicitation) into our ring.
 pub fn key(source: Ipv6Addr, target: Ipv6Addr) -> FlowKey {
     FlowKey::ndp(target.octets(), source.octets())
-}
-
-/// Asks for `target`'s MAC from `source` until `deadline`; `None` if nobody
-/// answered. As [`resolve::arp`](crate::resolve::arp): registers the NDP
-/// key (waiting while another check holds the same one), repeats the
-/// solicitation every 200 ms, unregisters. `source` must be one of the
-/// interface's own unicast addresses, never the VIP: a solicitation's
-/// source link-layer option updates the neighbour entry of `source` on the
-/// real server.
-pub async fn solicit(
-    port: &Rc<Port>,
-    stop: &Stop,
-    egress: &Egress,
-    source: Ipv6Addr,
-    target: Ipv6Addr,
-    deadline: Instant,
-) -> Result<Option<Mac>> {
-    let solicitation = solicitation_frame(port.dev.mac, source, target);
-    crate::resolve::ask(
-        port,
-        stop,
-        egress,
-        key(source, target),
-        &solicitation,
-        deadline,
-        |frame| advertisement_from(frame, target),
-    )
-    .await
 }
 
 /// The solicited-node multicast group of `addr`: ff02::1:ffXX:XXXX with

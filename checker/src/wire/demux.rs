@@ -120,7 +120,7 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     use super::*;
-    use crate::netdev::Mac;
+    use crate::sys::netdev::Mac;
 
     const RS_MAC: Mac = Mac([2, 0, 0, 0, 0, 0x0b]);
     const LB_MAC: Mac = Mac([2, 0, 0, 0, 0, 1]);
@@ -175,9 +175,9 @@ mod tests {
     fn arp_reply_and_not_a_request() {
         let rs = Ipv4Addr::new(198, 18, 0, 11);
         let lb = Ipv4Addr::new(198, 18, 0, 1);
-        let reply = crate::resolve::reply_frame(RS_MAC, rs, LB_MAC, lb);
+        let reply = crate::wire::arp::reply_frame(RS_MAC, rs, LB_MAC, lb);
         assert_eq!(key_of(&reply), Some(FlowKey::arp(rs.octets(), lb.octets())));
-        let request = crate::resolve::request_frame(LB_MAC, lb, rs);
+        let request = crate::wire::arp::request_frame(LB_MAC, lb, rs);
         assert_eq!(key_of(&request), None);
     }
 
@@ -185,9 +185,9 @@ mod tests {
     fn neighbour_advertisement_and_the_ndp_module_agree() {
         let rs: Ipv6Addr = "fd98:c612:0:1::11".parse().unwrap();
         let lb: Ipv6Addr = "fd98:c612:0:1::1".parse().unwrap();
-        let na = crate::ndp::advertisement_frame(RS_MAC, rs, LB_MAC, lb);
-        assert_eq!(key_of(&na), Some(crate::ndp::key(lb, rs)));
-        let ns = crate::ndp::solicitation_frame(LB_MAC, lb, rs);
+        let na = crate::wire::ndp::advertisement_frame(RS_MAC, rs, LB_MAC, lb);
+        assert_eq!(key_of(&na), Some(crate::wire::ndp::key(lb, rs)));
+        let ns = crate::wire::ndp::solicitation_frame(LB_MAC, lb, rs);
         assert_eq!(key_of(&ns), None);
     }
 

@@ -1,5 +1,5 @@
-//! What a check shows of its frames: one line per frame on stderr, and a
-//! pcap file (`--pcap`) of every frame sent and received.
+//! One line per Ethernet frame, for the traces of `-v` (the I/O is
+//! [`engine::trace`](crate::engine::trace)).
 //!
 //! Lines are tcpdump-like, in the C checkers' layout: source MAC first,
 //! destination MAC after the addresses. The native format adds the window
@@ -12,49 +12,21 @@
 //! (SRC_MAC) SRC_IP:SPORT > DST_IP:DPORT (DST_MAC) Flags [S], seq N, ack N      (C)
 //! ```
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
-
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 use smoltcp::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, Icmpv6Packet, Icmpv6Repr,
     IpProtocol, Ipv4Packet, Ipv6Packet, NdiscRepr, TcpPacket,
 };
 
-use crate::error::{Error, Result};
-use crate::netdev::Mac;
-
-/// Which frames are shown on stderr, and how.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Trace {
-    /// TCP segments.
-    pub tcp: bool,
-    /// ARP requests and replies.
-    pub arp: bool,
-    /// The C checkers' line format.
-    pub c_format: bool,
-}
-
-impl Trace {
-    /// Every frame, native format.
-    pub const ALL: Trace = Trace {
-        tcp: true,
-        arp: true,
-        c_format: false,
-    };
-
-    pub fn any(self) -> bool {
-        self.tcp || self.arp
-    }
-}
+use crate::sys::netdev::Mac;
 
 /// Describes one Ethernet frame in one line (native format).
 pub fn describe(frame: &[u8]) -> String {
     describe_as(frame, false)
 }
 
-fn describe_as(frame: &[u8], c_format: bool) -> String {
+/// Describes one Ethernet frame in one line, in the C checkers' format
+/// when `c_format`.
+pub fn describe_as(frame: &[u8], c_format: bool) -> String {
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return format!("short frame of {} bytes", frame.len());
     };
@@ -171,84 +143,6 @@ fn describe_tcp(
     }
     details += &format!(", win {}, length {}", tcp.window_len(), tcp.payload().len());
     Some((addrs, details))
-}
-
-/// Shows the frames of one check: lines on stderr as [`Trace`] asks, and
-/// every frame in the pcap file when there is one.
-#[derive(Default)]
-pub struct Tracer {
-    trace: Trace,
-    pcap: Option<PcapWriter<BufWriter<File>>>,
-}
-
-/// Large enough for the GRO super-frames XDP hands over (64 KiB and more).
-const PCAP_SNAPLEN: u32 = 262_144;
-
-impl Tracer {
-    /// `pcap`: the file to write every frame to (created or truncated).
-    pub fn new(trace: Trace, pcap: Option<&Path>) -> Result<Tracer> {
-        let pcap = match pcap {
-            None => None,
-            Some(path) => {
-                let file = File::create(path)
-                    .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
-                let header = PcapHeader {
-                    snaplen: PCAP_SNAPLEN,
-                    ..PcapHeader::default()
-                };
-                Some(
-                    PcapWriter::with_header(BufWriter::new(file), header).map_err(|e| {
-                        Error::io(
-                            format!("writing {}", path.display()),
-                            std::io::Error::other(e),
-                        )
-                    })?,
-                )
-            }
-        };
-        Ok(Tracer { trace, pcap })
-    }
-
-    pub fn sent(&mut self, frame: &[u8]) {
-        self.frame('>', frame);
-    }
-
-    pub fn received(&mut self, frame: &[u8]) {
-        self.frame('<', frame);
-    }
-
-    fn frame(&mut self, direction: char, frame: &[u8]) {
-        if let Some(pcap) = &mut self.pcap {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            let len = frame.len().min(PCAP_SNAPLEN as usize);
-            // A full disk must not fail the check: the capture is a witness.
-            let _ = pcap.write_packet(&PcapPacket::new(now, frame.len() as u32, &frame[..len]));
-        }
-        let shown = if crate::stack::Segment::parse(frame).is_some() {
-            self.trace.tcp
-        } else {
-            // ARP and neighbour discovery.
-            self.trace.arp
-        };
-        if shown {
-            let line = describe_as(frame, self.trace.c_format);
-            if self.trace.c_format {
-                crate::note!("{line}");
-            } else {
-                crate::note!("{direction} {line}");
-            }
-        }
-    }
-}
-
-impl Drop for Tracer {
-    fn drop(&mut self) {
-        if let Some(pcap) = self.pcap.take() {
-            let _ = pcap.into_writer().flush();
-        }
-    }
 }
 
 #[cfg(test)]

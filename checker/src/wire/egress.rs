@@ -18,7 +18,7 @@ use smoltcp::wire::{
     IpProtocol, Ipv4Packet, Ipv6Packet, NdiscRepr,
 };
 
-use crate::netdev::{Mac, NetDev};
+use crate::sys::netdev::{Mac, NetDev};
 
 /// The addresses a frame sent on one interface may carry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,8 +145,8 @@ impl Egress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::netdev::{Ipv4Cidr, Ipv6Cidr};
-    use crate::resolve::{reply_frame, request_frame};
+    use crate::sys::netdev::{Ipv4Cidr, Ipv6Cidr};
+    use crate::wire::arp::{reply_frame, request_frame};
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     const OURS: Mac = Mac([2, 0, 0, 0, 0, 1]);
@@ -238,14 +238,14 @@ mod tests {
             xdp_seen: None,
         };
         let e = Egress::new(&dev, vip6.into());
-        let ns = |source| crate::ndp::solicitation_frame(OURS, source, rs6);
+        let ns = |source| crate::wire::ndp::solicitation_frame(OURS, source, rs6);
         assert_eq!(e.check(&ns(global)), Ok(()));
         for refused in [vip6, link_local, rs6] {
             assert!(e.check(&ns(refused)).is_err(), "{refused}");
         }
         // Our own source, but an advertisement, or a solicitation naming
         // another MAC in its option: never.
-        let na = crate::ndp::advertisement_frame(OURS, global, OTHER, rs6);
+        let na = crate::wire::ndp::advertisement_frame(OURS, global, OTHER, rs6);
         assert!(e.check(&na).is_err());
         let mut foreign_option = ns(global);
         let at = foreign_option.len() - 6;

@@ -11,11 +11,11 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use netlink_packet_route::route::RouteType;
 
-use crate::egress::Egress;
 use crate::error::{Error, Result};
-use crate::netdev::NetDev;
-use crate::rtnl;
+use crate::sys::netdev::NetDev;
+use crate::sys::rtnl;
 use crate::target::Target;
+use crate::wire::egress::Egress;
 
 /// What a check that passed the preflight sends from.
 #[derive(Clone, Debug)]

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::rtnl::XdpProgram;
+use crate::sys::rtnl::XdpProgram;
 
 /// An Ethernet MAC address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -99,13 +99,13 @@ impl NetDev {
         if name.is_empty() || name.len() >= libc::IFNAMSIZ || name.contains('\0') {
             return Err(Error::NoInterface(name.to_string()));
         }
-        let link = crate::rtnl::link_named(name).map_err(|e| match e.kind() {
+        let link = crate::sys::rtnl::link_named(name).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NoInterface(name.to_string()),
             _ => Error::io(format!("reading the state of {name}"), e),
         })?;
         let read = Instant::now();
         let ifindex = link.ifindex;
-        let addresses = crate::rtnl::addresses(ifindex)
+        let addresses = crate::sys::rtnl::addresses(ifindex)
             .map_err(|e| Error::io(format!("reading the addresses of {name}"), e))?;
         let mut dev = NetDev {
             name: name.to_string(),

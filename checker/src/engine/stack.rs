@@ -21,14 +21,12 @@ use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Checksum, ChecksumCapabilities, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
-use smoltcp::wire::{
-    EthernetAddress, EthernetFrame, EthernetProtocol, HardwareAddress, IpCidr, IpProtocol,
-    Ipv4Packet, Ipv6Packet, TcpPacket,
-};
+use smoltcp::wire::{EthernetAddress, EthernetFrame, HardwareAddress, IpCidr};
 
-use crate::buffers::Buffers;
-use crate::netdev::Mac;
-use crate::resolve::reply_frame;
+use crate::sys::buffers::Buffers;
+use crate::sys::netdev::Mac;
+use crate::wire::arp::reply_frame;
+use crate::wire::segment::Segment;
 
 /// Everything that defines one check flow on the wire.
 #[derive(Clone, Copy, Debug)]
@@ -86,7 +84,7 @@ impl Stack {
         device
             .rx
             .push_back(Bytes::from(match (params.vip, params.local_ip) {
-                (IpAddr::V6(vip), IpAddr::V6(local)) => crate::ndp::advertisement_frame(
+                (IpAddr::V6(vip), IpAddr::V6(local)) => crate::wire::ndp::advertisement_frame(
                     params.real_server_mac,
                     vip,
                     params.local_mac,
@@ -276,53 +274,6 @@ impl Resend {
     }
 }
 
-/// The fields of a TCP segment (over IPv4 or IPv6) in an Ethernet frame
-/// that the checker looks at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Segment {
-    pub src: SocketAddr,
-    pub dst: SocketAddr,
-    pub seq: u32,
-    /// Sequence space it occupies (payload, plus one for SYN and FIN).
-    pub len: u32,
-    pub ack: Option<u32>,
-    pub rst: bool,
-}
-
-impl Segment {
-    pub fn parse(frame: &[u8]) -> Option<Segment> {
-        let eth = EthernetFrame::new_checked(frame).ok()?;
-        let (src, dst, payload): (IpAddr, IpAddr, &[u8]) = match eth.ethertype() {
-            EthernetProtocol::Ipv4 => {
-                let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
-                if ip.next_header() != IpProtocol::Tcp {
-                    return None;
-                }
-                (ip.src_addr().into(), ip.dst_addr().into(), ip.payload())
-            }
-            EthernetProtocol::Ipv6 => {
-                // Only TCP right after the fixed header: what smoltcp sends
-                // and what the XDP program hands over.
-                let ip = Ipv6Packet::new_checked(eth.payload()).ok()?;
-                if ip.next_header() != IpProtocol::Tcp {
-                    return None;
-                }
-                (ip.src_addr().into(), ip.dst_addr().into(), ip.payload())
-            }
-            _ => return None,
-        };
-        let tcp = TcpPacket::new_checked(payload).ok()?;
-        Some(Segment {
-            src: SocketAddr::new(src, tcp.src_port()),
-            dst: SocketAddr::new(dst, tcp.dst_port()),
-            seq: tcp.seq_number().0 as u32,
-            len: tcp.segment_len() as u32,
-            ack: tcp.ack().then(|| tcp.ack_number().0 as u32),
-            rst: tcp.rst(),
-        })
-    }
-}
-
 /// Whether smoltcp's `frame` is a segment of our flow.
 fn is_our_segment(frame: &[u8], params: &FlowParams) -> bool {
     Segment::parse(frame).is_some_and(|s| {
@@ -425,6 +376,7 @@ impl phy::TxToken for TxToken<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use smoltcp::wire::{Ipv4Packet, TcpPacket};
 
     fn params() -> FlowParams {
         FlowParams {
@@ -536,7 +488,7 @@ mod tests {
         let (IpAddr::V4(local), IpAddr::V4(vip)) = (p.local_ip, p.vip) else {
             unreachable!()
         };
-        let arp = crate::resolve::request_frame(p.local_mac, local, vip);
+        let arp = crate::wire::arp::request_frame(p.local_mac, local, vip);
         assert!(!is_our_segment(&arp, &p));
     }
 }

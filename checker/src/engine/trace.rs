@@ -1,0 +1,113 @@
+//! What a check shows of its frames: one line per frame on stderr (as
+//! [`wire::describe`](crate::wire::describe) writes it), and a pcap file
+//! (`--pcap`) of every frame sent and received.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+
+use crate::error::{Error, Result};
+
+/// Which frames are shown on stderr, and how.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// TCP segments.
+    pub tcp: bool,
+    /// ARP requests and replies.
+    pub arp: bool,
+    /// The C checkers' line format.
+    pub c_format: bool,
+}
+
+impl Trace {
+    /// Every frame, native format.
+    pub const ALL: Trace = Trace {
+        tcp: true,
+        arp: true,
+        c_format: false,
+    };
+
+    pub fn any(self) -> bool {
+        self.tcp || self.arp
+    }
+}
+
+/// Shows the frames of one check: lines on stderr as [`Trace`] asks, and
+/// every frame in the pcap file when there is one.
+#[derive(Default)]
+pub struct Tracer {
+    trace: Trace,
+    pcap: Option<PcapWriter<BufWriter<File>>>,
+}
+
+/// Large enough for the GRO super-frames XDP hands over (64 KiB and more).
+const PCAP_SNAPLEN: u32 = 262_144;
+
+impl Tracer {
+    /// `pcap`: the file to write every frame to (created or truncated).
+    pub fn new(trace: Trace, pcap: Option<&Path>) -> Result<Tracer> {
+        let pcap = match pcap {
+            None => None,
+            Some(path) => {
+                let file = File::create(path)
+                    .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+                let header = PcapHeader {
+                    snaplen: PCAP_SNAPLEN,
+                    ..PcapHeader::default()
+                };
+                Some(
+                    PcapWriter::with_header(BufWriter::new(file), header).map_err(|e| {
+                        Error::io(
+                            format!("writing {}", path.display()),
+                            std::io::Error::other(e),
+                        )
+                    })?,
+                )
+            }
+        };
+        Ok(Tracer { trace, pcap })
+    }
+
+    pub fn sent(&mut self, frame: &[u8]) {
+        self.frame('>', frame);
+    }
+
+    pub fn received(&mut self, frame: &[u8]) {
+        self.frame('<', frame);
+    }
+
+    fn frame(&mut self, direction: char, frame: &[u8]) {
+        if let Some(pcap) = &mut self.pcap {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let len = frame.len().min(PCAP_SNAPLEN as usize);
+            // A full disk must not fail the check: the capture is a witness.
+            let _ = pcap.write_packet(&PcapPacket::new(now, frame.len() as u32, &frame[..len]));
+        }
+        let shown = if crate::wire::segment::Segment::parse(frame).is_some() {
+            self.trace.tcp
+        } else {
+            // ARP and neighbour discovery.
+            self.trace.arp
+        };
+        if shown {
+            let line = crate::wire::describe::describe_as(frame, self.trace.c_format);
+            if self.trace.c_format {
+                crate::note!("{line}");
+            } else {
+                crate::note!("{direction} {line}");
+            }
+        }
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        if let Some(pcap) = self.pcap.take() {
+            let _ = pcap.into_writer().flush();
+        }
+    }
+}

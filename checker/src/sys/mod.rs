@@ -1,0 +1,9 @@
+//! Kernel objects, each behind a small typed wrapper: AF_PACKET sockets
+//! ([`packet`]), rtnetlink ([`rtnl`]), network interfaces ([`netdev`]),
+//! signals ([`signals`]) and the frame buffers ([`buffers`]).
+
+pub mod buffers;
+pub mod netdev;
+pub mod packet;
+pub mod rtnl;
+pub mod signals;

@@ -1,0 +1,13 @@
+//! What goes on the wire, without I/O: frames built and parsed (ARP, NDP,
+//! TCP segments), the demultiplexer that mirrors the XDP program's parse,
+//! the rule of what vipcheck may send ([`egress`]), one-line frame
+//! descriptions for traces, and the HTTP response parser. Every function
+//! here is pure: bytes in, bytes or facts out.
+
+pub mod arp;
+pub mod demux;
+pub mod describe;
+pub mod egress;
+pub mod http;
+pub mod ndp;
+pub mod segment;
