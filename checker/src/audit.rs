@@ -410,7 +410,7 @@ pub fn exit_code(outcomes: &[Outcome]) -> i32 {
     {
         1
     } else if outcomes.iter().any(|o| o.result.is_err()) {
-        crate::error::EXIT_CANNOT_RUN
+        crate::exit::EXIT_CANNOT_RUN
     } else {
         0
     }

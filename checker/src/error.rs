@@ -9,6 +9,8 @@
 
 use std::io;
 
+use crate::exit::{EXIT_CANNOT_RUN, EXIT_UNHEALTHY, EXIT_USAGE};
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The command line is wrong (exit 2).
@@ -36,10 +38,15 @@ pub enum Error {
     /// Another XDP program (not vipcheck's) is attached to the interface;
     /// vipcheck never replaces it (exit 3).
     #[error(
-        "another XDP program (id {id}, {mode} mode) is attached to {0}; vipcheck does not replace it (detach it, or use --xdp off)",
-        id = .1.id, mode = .1.mode
+        "another XDP program (id {id}, {mode} mode) is attached to {iface}; vipcheck does not replace it (detach it, or use --xdp off)"
     )]
-    ForeignXdp(String, crate::sys::rtnl::XdpProgram),
+    ForeignXdp {
+        iface: String,
+        /// The program's id.
+        id: u32,
+        /// "skb", "native", "offload" or "multi".
+        mode: &'static str,
+    },
     /// Every capture slot is taken by running checks (exit 3).
     #[error("{0}")]
     Busy(String),
@@ -66,17 +73,12 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Exit status: usage error.
-pub const EXIT_USAGE: i32 = 2;
-/// Exit status: the check could not run here.
-pub const EXIT_CANNOT_RUN: i32 = 3;
-
 impl Error {
     /// The documented exit status for this error.
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => EXIT_USAGE,
-            Error::Interrupted(_) => crate::verdict::EXIT_UNHEALTHY,
+            Error::Interrupted(_) => EXIT_UNHEALTHY,
             _ => EXIT_CANNOT_RUN,
         }
     }
@@ -117,7 +119,7 @@ impl Error {
 
 #[cfg(test)]
 mod tests {
-    /// `main` turns a panic into one line and [`super::EXIT_CANNOT_RUN`]
+    /// `main` turns a panic into one line and [`EXIT_CANNOT_RUN`](crate::exit::EXIT_CANNOT_RUN)
     /// by catching it: the unwinder linked in statically (build.rs) must
     /// walk the frames, or the process aborts instead.
     #[test]

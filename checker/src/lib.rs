@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod error;
+pub mod exit;
 pub mod metrics;
 pub mod output;
 #[cfg(test)]

@@ -14,7 +14,8 @@ use std::io::Write as _;
 use std::os::raw::{c_char, c_int};
 
 use vipcheck::cli::{Cli, Command, CompatAction, KeepalivedAction, XdpAction};
-use vipcheck::error::{EXIT_CANNOT_RUN, EXIT_USAGE, Error};
+use vipcheck::error::Error;
+use vipcheck::exit::{EXIT_CANNOT_RUN, EXIT_USAGE};
 use vipcheck::output::{self, Format, Subject, Thresholds};
 use vipcheck::sys::netdev::NetDev;
 use vipcheck::target::Target;

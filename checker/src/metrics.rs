@@ -232,7 +232,7 @@ pub fn error_reason(e: &Error) -> &'static str {
     match e {
         Error::Interrupted(_) => "interrupted",
         Error::Busy(_) => "busy",
-        Error::Bpf(_) | Error::ForeignXdp(..) => "xdp",
+        Error::Bpf(_) | Error::ForeignXdp { .. } => "xdp",
         Error::NoInterface(_) | Error::Interface(_) => "interface",
         Error::Usage(_) | Error::Privilege { .. } | Error::Refused(_) | Error::Io { .. } => "error",
     }

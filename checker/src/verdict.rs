@@ -3,10 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-/// Exit status of a healthy check.
-pub const EXIT_HEALTHY: i32 = 0;
-/// Exit status of an unhealthy check (it ran and the server failed it).
-pub const EXIT_UNHEALTHY: i32 = 1;
+use crate::exit::{EXIT_HEALTHY, EXIT_UNHEALTHY};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {

@@ -247,7 +247,7 @@ impl Daemon {
             note!(
                 "vipcheck daemon: cannot check here: {why}; stopping rather than report every target down"
             );
-            return Ok(crate::error::EXIT_CANNOT_RUN);
+            return Ok(crate::exit::EXIT_CANNOT_RUN);
         }
         note!(
             "vipcheck daemon: stopped by {}",

@@ -26,14 +26,13 @@ use crate::sys::rtnl::XdpProgram;
 mod lock;
 mod netlink;
 mod owner;
-mod pin;
 mod program;
 mod sys;
 
 use lock::{Scope, lock};
 use owner::{boottime_ns, current_owner, is_alive};
 pub use program::detach;
-use program::{Found, Program};
+use program::{Found, Program, foreign};
 
 /// bpf_map_update_elem flag: fail if the key exists.
 const BPF_NOEXIST: u64 = 1;
@@ -114,7 +113,7 @@ impl XdpHandle {
                 let mode = program.mode;
                 (program, Attach::Found(mode))
             }
-            Found::Foreign(program) => return Err(Error::ForeignXdp(dev.name.clone(), program)),
+            Found::Foreign(program) => return Err(foreign(&dev.name, program)),
             Found::None => match program::attach(dev, mode)? {
                 (program, true) => (program, Attach::Loaded),
                 (program, false) => {

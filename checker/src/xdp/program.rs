@@ -34,7 +34,7 @@ use super::netlink::{
     XDP_FLAGS_UPDATE_IF_NOEXIST, set_xdp,
 };
 use super::sys::{self, MapInfo};
-use super::{XdpMode, bpf, pin};
+use super::{XdpMode, bpf};
 use crate::error::{Error, Result};
 use crate::sys::netdev::NetDev;
 use crate::sys::rtnl::XdpProgram;
@@ -250,10 +250,9 @@ pub(super) fn attach(dev: &NetDev, mode: XdpMode) -> Result<(Box<Program>, bool)
     let _lock = lock(interface_scope(dev)?)?;
     match find(dev)? {
         Found::Ours(program) => return Ok((program, false)),
-        Found::Foreign(program) => return Err(Error::ForeignXdp(dev.name.clone(), program)),
+        Found::Foreign(program) => return Err(foreign(&dev.name, program)),
         Found::None => {}
     }
-    pin::sweep();
     let started = Instant::now();
     let ebpf = load()?;
     let program = xdp_of(&ebpf)?;
@@ -273,7 +272,7 @@ pub(super) fn attach(dev: &NetDev, mode: XdpMode) -> Result<(Box<Program>, bool)
             );
             match find(dev)? {
                 Found::Ours(program) => Ok((program, true)),
-                Found::Foreign(program) => Err(Error::ForeignXdp(dev.name.clone(), program)),
+                Found::Foreign(program) => Err(foreign(&dev.name, program)),
                 Found::None => Err(Error::Bpf(format!(
                     "the program attached to {} was detached at once",
                     dev.name
@@ -286,7 +285,7 @@ pub(super) fn attach(dev: &NetDev, mode: XdpMode) -> Result<(Box<Program>, bool)
             log::debug!("{} has an XDP program already: {e}", dev.name);
             match find(dev)? {
                 Found::Ours(program) => Ok((program, false)),
-                Found::Foreign(program) => Err(Error::ForeignXdp(dev.name.clone(), program)),
+                Found::Foreign(program) => Err(foreign(&dev.name, program)),
                 Found::None => Err(attach_error(dev, mode, &e)),
             }
         }
@@ -394,7 +393,6 @@ pub fn detach(dev: &NetDev) -> Result<bool> {
         }
         Err(e) => return Err(Error::Bpf(format!("detaching from {}: {e}", dev.name))),
     }
-    pin::sweep();
     Ok(true)
 }
 
@@ -427,4 +425,12 @@ fn xdp_of(ebpf: &aya::Ebpf) -> Result<&Xdp> {
         .ok_or_else(|| Error::Bpf("program missing from the object".into()))?
         .try_into()
         .map_err(bpf("program type"))
+}
+/// The error for another program than vipcheck's attached to `iface`.
+pub(super) fn foreign(iface: &str, program: crate::sys::rtnl::XdpProgram) -> Error {
+    Error::ForeignXdp {
+        iface: iface.to_string(),
+        id: program.id,
+        mode: program.mode,
+    }
 }

@@ -1,16 +1,12 @@
 //! The bpf(2) calls aya 0.14 does not expose: open programs, maps and links
 //! by id and read their info in one call, bind a map to a program, detach a
-//! link, and open a pinned object (the pins of earlier versions).
+//! link.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::path::Path;
 
 use aya_obj::generated::{bpf_map_info, bpf_prog_info};
 
-use super::pin::c_path;
-
-const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
@@ -45,15 +41,6 @@ unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut [T]) -> io::Result<libc::c_long> 
 fn owned(fd: libc::c_long) -> OwnedFd {
     // SAFETY: the kernel returned a new fd that nobody else owns.
     unsafe { OwnedFd::from_raw_fd(fd as i32) }
-}
-
-pub(super) fn obj_get(path: &Path) -> io::Result<OwnedFd> {
-    let c = c_path(path);
-    // bpf_attr for BPF_OBJ_GET: pathname (u64), bpf_fd, file_flags, path_fd.
-    let mut attr = [0u64; 3];
-    attr[0] = c.as_ptr() as u64;
-    // SAFETY: the path pointer stays valid for the call.
-    Ok(owned(unsafe { bpf(BPF_OBJ_GET, &mut attr)? }))
 }
 
 /// An object by id (bpf_attr: the id, next_id, open_flags). ENOENT once
