@@ -5,7 +5,7 @@
 //! documented exit status, and its message is one line that names the cause
 //! and, where there is one, what to do.
 //!
-//! [`Verdict`]: crate::verdict::Verdict
+//! [`Verdict`]: crate::check::verdict::Verdict
 
 use std::io;
 

@@ -6,23 +6,16 @@
 //! the userspace stack ([`stack`]), speaks [`http`] over it where asked, and
 //! ends in a [`verdict::Verdict`].
 
-pub mod audit;
 pub mod check;
-pub mod cli;
-pub mod compat;
 pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod exit;
-pub mod metrics;
-pub mod output;
+pub mod front;
+pub mod probe;
 #[cfg(test)]
 mod sim;
 pub mod sys;
-pub mod target;
-pub mod tls;
-pub mod track;
-pub mod verdict;
 pub mod wire;
 pub mod xdp;

@@ -13,14 +13,18 @@ use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::raw::{c_char, c_int};
 
-use vipcheck::cli::{Cli, Command, CompatAction, KeepalivedAction, XdpAction};
+use vipcheck::check::verdict::Verdict;
 use vipcheck::error::Error;
 use vipcheck::exit::{EXIT_CANNOT_RUN, EXIT_USAGE};
-use vipcheck::output::{self, Format, Subject, Thresholds};
+use vipcheck::front::cli::{Cli, Command, CompatAction, KeepalivedAction, XdpAction};
+use vipcheck::front::compat;
+use vipcheck::front::output;
+use vipcheck::probe::Subject;
+use vipcheck::probe::Target;
+use vipcheck::probe::args::{Format, Thresholds};
+use vipcheck::probe::c_line::{self, Invoked};
 use vipcheck::sys::netdev::NetDev;
-use vipcheck::target::Target;
-use vipcheck::verdict::Verdict;
-use vipcheck::{check, compat, note, say, xdp};
+use vipcheck::{check, note, say, xdp};
 
 /// Called by the C runtime (glibc gives std the arguments before, through
 /// `.init_array`, so `std::env::args_os` works as ever).
@@ -68,11 +72,11 @@ fn standard_streams_open() {
 fn run() -> i32 {
     let args: Vec<OsString> = std::env::args_os().collect();
     let rest = args.get(1..).unwrap_or_default();
-    if let Some(name) = args.first().and_then(|a| compat::invoked_as(a)) {
-        return compat::main(name, rest, compat::Invoked::ByName);
+    if let Some(name) = args.first().and_then(|a| c_line::invoked_as(a)) {
+        return compat::main(name, rest, Invoked::ByName);
     }
-    if let Some(name) = compat::by_shape(rest) {
-        return compat::main(name, rest, compat::Invoked::ByShape);
+    if let Some(name) = c_line::by_shape(rest) {
+        return compat::main(name, rest, Invoked::ByShape);
     }
     let cli = match Cli::try_parse_args(&args) {
         Ok(cli) => cli,
@@ -86,7 +90,7 @@ fn run() -> i32 {
                 check::http::run(target, &http)
             })
         }
-        Command::Https(args) => match args.check() {
+        Command::Https(args) => match vipcheck::front::cli::https_check(&args) {
             Ok(https) => checked(&args.target(), "https", args.http.flow.output(), |target| {
                 check::http::run(target, &https)
             }),
@@ -118,7 +122,10 @@ fn run() -> i32 {
         } => match input.input().load() {
             Ok(loaded) => {
                 let keys = vipcheck::daemon::run::track_keys(&loaded.targets);
-                say!("{}", vipcheck::track::snippet(&track_dir, &keys).trim_end());
+                say!(
+                    "{}",
+                    vipcheck::daemon::track::snippet(&track_dir, &keys).trim_end()
+                );
                 0
             }
             Err(e) => {
@@ -136,7 +143,7 @@ fn run() -> i32 {
             let _ = std::io::stdout().write_all(&script);
             0
         }
-        Command::Man { dir } => match output::man_pages(&dir) {
+        Command::Man { dir } => match vipcheck::front::man::man_pages(&dir) {
             Ok(pages) => {
                 for page in pages {
                     say!("wrote {}", page.display());
@@ -198,8 +205,8 @@ fn checked(
     code
 }
 
-fn audit(args: &vipcheck::cli::AuditArgs) -> i32 {
-    use vipcheck::audit;
+fn audit(args: &vipcheck::front::cli::AuditArgs) -> i32 {
+    use vipcheck::front::audit;
     let loaded = match args.input.input().load_checkable() {
         Ok(loaded) => loaded,
         Err(e) => {
@@ -223,7 +230,7 @@ fn audit(args: &vipcheck::cli::AuditArgs) -> i32 {
     audit::exit_code(&outcomes)
 }
 
-fn daemon(args: &vipcheck::cli::DaemonArgs) -> i32 {
+fn daemon(args: &vipcheck::front::cli::DaemonArgs) -> i32 {
     use vipcheck::daemon::run::{self, DaemonOptions};
     let options = DaemonOptions {
         input: args.input.input(),
@@ -254,7 +261,7 @@ fn usage(e: clap::Error, args: &[OsString]) -> i32 {
         let _ = e.print();
         return 0;
     }
-    let message = vipcheck::cli::usage_line(&e, args);
+    let message = vipcheck::front::cli::usage_line(&e, args);
     let format = output::requested_format(args);
     let (line, code) = output::error(&message, EXIT_USAGE, None, "", format);
     if format == Format::Text {

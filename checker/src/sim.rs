@@ -36,11 +36,12 @@ use smoltcp::socket::tcp::{self, State};
 use smoltcp::time::Instant as SmolInstant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
 
-use crate::check::http::{Body, Expect, HttpCheck, Method, TlsSetup, judge};
+use crate::check::http::{Body, judge};
+use crate::check::tls;
+use crate::check::verdict::Details;
 use crate::engine::stack::{FlowParams, Stack};
+use crate::probe::{Expect, HttpCheck, Method, TlsSetup};
 use crate::sys::netdev::Mac;
-use crate::tls;
-use crate::verdict::Details;
 use crate::wire::http::{self, Limits, ResponseParser};
 
 /// A small seeded generator (SplitMix64): the same seed, the same faults.

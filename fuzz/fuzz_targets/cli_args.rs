@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
 use libfuzzer_sys::fuzz_target;
-use vipcheck::cli::{Cli, Command, usage_line};
+use vipcheck::front::cli::{Cli, Command, usage_line};
 
 fuzz_target!(|data: &[u8]| {
     let args: Vec<OsString> = data
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         .map(|a| OsString::from_vec(a.to_vec()))
         .collect();
     let argv = std::iter::once(OsString::from("vipcheck")).chain(args.iter().cloned());
-    let shape = vipcheck::compat::by_shape(&args);
+    let shape = vipcheck::probe::c_line::by_shape(&args);
     match Cli::try_parse_args(argv) {
         Ok(cli) => match &cli.command {
             _ if shape.is_some() => panic!("native line read as {shape:?}"),

@@ -7,8 +7,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vipcheck::compat::parse_line;
-use vipcheck::config::CheckSpec;
+use vipcheck::probe::CheckSpec;
+use vipcheck::probe::c_line::parse_line;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

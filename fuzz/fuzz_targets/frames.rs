@@ -10,9 +10,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use checker_common::FlowKey;
 use libfuzzer_sys::fuzz_target;
-use vipcheck::wire::egress::Egress;
-use vipcheck::wire::demux::key_of;
 use vipcheck::sys::netdev::{Ipv4Cidr, Ipv6Cidr, Mac, NetDev};
+use vipcheck::wire::demux::key_of;
+use vipcheck::wire::egress::Egress;
 use vipcheck::wire::segment::Segment;
 
 /// The interface of the seeds: MAC 02:00:00:00:00:01, 198.18.0.1/24 and

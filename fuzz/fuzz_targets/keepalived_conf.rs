@@ -11,8 +11,8 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use vipcheck::config::CheckSpec;
 use vipcheck::config::keepalived::load_str;
+use vipcheck::probe::CheckSpec;
 
 const PATH: &str = "/nonexistent-vipcheck-fuzz/keepalived.conf";
 

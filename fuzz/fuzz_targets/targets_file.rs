@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vipcheck::config::CheckSpec;
 use vipcheck::config::targets::load_str;
+use vipcheck::probe::CheckSpec;
 
 const NAME: &str = "targets.toml";
 

@@ -5,105 +5,20 @@ use std::ops::RangeInclusive;
 use std::time::Instant;
 
 use md5::{Digest, Md5};
-use regex::bytes::Regex;
 use sha2::Sha256;
 use smoltcp::socket::tcp::State;
 
+use crate::check::tls;
+use crate::check::verdict::{Details, Verdict};
 use crate::check::{Flow, connect, run as run_flow};
 use crate::engine::{self, Engine};
 use crate::error::Result;
-use crate::target::Target;
-use crate::tls;
-use crate::verdict::{Details, Verdict};
-use crate::wire::http::{self, Limits, ResponseParser};
+use crate::probe::{Expect, HttpCheck, Method, Target};
+use crate::wire::http::{self, ResponseParser};
 use crate::xdp::Rings;
 
 /// How much of the body `-vv` shows.
 const TRACE_BODY: usize = 4096;
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Method {
-    #[default]
-    Get,
-    Head,
-}
-
-impl Method {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-        }
-    }
-}
-
-/// What the response must satisfy: every field given must hold.
-#[derive(Clone, Debug, Default)]
-pub struct Expect {
-    /// The status must be in one of these (default 200-399 when no
-    /// validation at all is given).
-    pub statuses: Vec<RangeInclusive<u16>>,
-    /// Headers (or chunked trailers) that must be present, with exactly
-    /// this value when one is given (names case-insensitive).
-    pub headers: Vec<(String, Option<String>)>,
-    pub body: Option<Vec<u8>>,
-    /// Lowercase hex.
-    pub md5: Option<String>,
-    /// Lowercase hex.
-    pub sha256: Option<String>,
-    /// Each must match the body.
-    pub regex: Vec<Regex>,
-    /// None may match the body.
-    pub regex_absent: Vec<Regex>,
-}
-
-impl Expect {
-    fn is_empty(&self) -> bool {
-        self.statuses.is_empty()
-            && self.headers.is_empty()
-            && self.body.is_none()
-            && self.md5.is_none()
-            && self.sha256.is_none()
-            && self.regex.is_empty()
-            && self.regex_absent.is_empty()
-    }
-
-    /// Whether the whole body must be kept for a match.
-    fn needs_body(&self) -> bool {
-        self.body.is_some() || !self.regex.is_empty() || !self.regex_absent.is_empty()
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct HttpCheck {
-    pub method: Method,
-    pub host: String,
-    pub path: String,
-    /// Extra request headers; each replaces a default of the same name.
-    pub headers: Vec<(String, String)>,
-    pub expect: Expect,
-    pub limits: Limits,
-    /// `-v`: request and response heads on stderr.
-    pub trace_heads: bool,
-    /// `-vv`: the body too (its first 4 KiB).
-    pub trace_body: bool,
-    /// With the heads, the C checkers' `* ` lines (connected, body MD5, closed).
-    pub trace_c: bool,
-    /// HTTPS: the TLS session's setup.
-    pub tls: Option<TlsSetup>,
-}
-
-/// What an HTTPS check needs of TLS.
-#[derive(Clone, Debug)]
-pub struct TlsSetup {
-    pub config: std::sync::Arc<rustls::ClientConfig>,
-    /// SNI (unless disabled in the config) and the name verified.
-    pub name: String,
-    /// The config verifies nothing, and why (`not verified: --insecure`).
-    pub unverified: Option<&'static str>,
-    /// Fail when the certificate expires within this many days.
-    pub cert_days: Option<u32>,
-}
 
 /// The body as it streams: hashes, length, and (only when a validation
 /// needs it) the bytes themselves, bounded by --max-body.
@@ -113,18 +28,6 @@ pub(crate) struct Body {
     kept: Option<Vec<u8>>,
     traced: Vec<u8>,
     trace: bool,
-}
-
-impl HttpCheck {
-    /// The Host header the request carries: HOST, or a `-H Host:` that
-    /// replaces it.
-    pub fn sent_host(&self) -> &str {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(name, _)| name.eq_ignore_ascii_case("host"))
-            .map_or(&self.host, |(_, value)| value)
-    }
 }
 
 impl Body {

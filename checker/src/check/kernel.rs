@@ -8,10 +8,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::check::http::{Body, HttpCheck, Method, judge};
+use crate::check::http::{Body, judge};
+use crate::check::verdict::{Details, Verdict};
 use crate::error::{Error, Result};
-use crate::target::{CloseMode, Target};
-use crate::verdict::{Details, Verdict};
+use crate::probe::{CloseMode, Target};
+use crate::probe::{HttpCheck, Method};
 use crate::wire::http::{self, ResponseParser};
 
 /// What every verdict of this path says of itself.

@@ -2,9 +2,12 @@
 //! server, reserve a port, register the flow for capture, and drive the
 //! userspace stack until the check's goal or its deadline.
 
+pub mod dispatch;
 pub mod http;
 pub mod kernel;
 pub mod tcp;
+pub mod tls;
+pub mod verdict;
 
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -12,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use checker_common::FlowKey;
 
+use crate::check::verdict::{Details, Verdict};
 use crate::engine::Engine;
 use crate::engine::neighbour::Lookup;
 use crate::engine::port::{Port, Registration};
@@ -20,9 +24,8 @@ use crate::engine::resolve;
 use crate::engine::stack::{FlowParams, Stack};
 use crate::engine::stop::Stop;
 use crate::error::{Error, Result};
+use crate::probe::{CloseMode, Target};
 use crate::sys::netdev::Mac;
-use crate::target::{CloseMode, Target};
-use crate::verdict::{Details, Verdict};
 use crate::wire::egress::Egress;
 
 /// What a check keeps back from its timeout to end its process in time.

@@ -1,10 +1,10 @@
 //! `vipcheck tcp`: does the real server complete a TCP handshake for the VIP?
 
+use crate::check::verdict::Verdict;
 use crate::check::{connect, run as run_flow};
 use crate::engine::{self, Engine};
 use crate::error::Result;
-use crate::target::Target;
-use crate::verdict::Verdict;
+use crate::probe::Target;
 use crate::xdp::Rings;
 
 /// One check, in a runtime of its own.

@@ -91,10 +91,12 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{
-    AuditTarget, CheckSpec, ConfigError, HttpSpec, Loaded, Skipped, TlsSpec, Verify, Warning,
+use super::{ConfigError, Loaded, Skipped, Warning};
+use crate::probe::c_line::CompatLine;
+use crate::probe::parse::{
     check_host, check_path, check_unicast, parse_ip, parse_md5, parse_port, parse_status,
 };
+use crate::probe::{AuditTarget, CheckSpec, HttpSpec, TlsSpec, Verify};
 
 #[cfg(test)]
 mod cases;
@@ -113,17 +115,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_TIMEOUT_S: f64 = 3600.0;
 /// Most addresses one `virtual_server_group` gives (ranges expanded).
 pub const MAX_GROUP_ADDRESSES: u128 = 4096;
-
-/// What a C checker's command line gives (from [`crate::compat`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CompatLine {
-    pub iface: String,
-    pub real_server: IpAddr,
-    pub vip: IpAddr,
-    pub port: u16,
-    pub reply_timeout: Option<Duration>,
-    pub check: CheckSpec,
-}
 
 /// Reads keepalived.conf at `path` (and what it includes) into targets.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
@@ -1036,11 +1027,11 @@ fn map_misc(
     }
     let line = if script == "vipcheck" {
         let args: Vec<std::ffi::OsString> = words[1..].iter().map(Into::into).collect();
-        match crate::compat::by_shape(&args) {
+        match crate::probe::c_line::by_shape(&args) {
             // A C checker's command line under vipcheck's own name (what
             // keepalived runs through a symlink with
             // enable_script_security): vipcheck reads it by its shape.
-            Some(name) => crate::compat::parse_line(name, &words[1..]).map_err(|m| {
+            Some(name) => crate::probe::c_line::parse_line(name, &words[1..]).map_err(|m| {
                 format!("invalid {name} command line (read by its shape after vipcheck): {m}")
             }),
             // The native command line: `vipcheck tcp|http|https ...`.
@@ -1057,14 +1048,14 @@ fn map_misc(
                 )),
             },
         }
-    } else if crate::compat::NAMES.contains(&script) {
-        crate::compat::parse_line(script, &words[1..])
+    } else if crate::probe::c_line::NAMES.contains(&script) {
+        crate::probe::c_line::parse_line(script, &words[1..])
             .map_err(|m| format!("invalid {script} command line: {m}"))
     } else {
         Err(format!(
             "{} is not one of vipcheck, {}: what it checks is unknown",
             words[0],
-            crate::compat::NAMES.join(", ")
+            crate::probe::c_line::NAMES.join(", ")
         ))
     };
     let line = match line {
@@ -1098,8 +1089,15 @@ fn map_misc(
 /// keepalived's misc_timeout also ends it). Addresses must be literal:
 /// reading a configuration resolves no host name.
 fn native_line(words: &[String]) -> Result<(CompatLine, Duration), String> {
-    use crate::cli::{Cli, Command, HttpArgs, HttpsArgs, TcpArgs};
+    use crate::probe::args::{CheckArgs, HttpArgs, HttpsArgs, TcpArgs, usage_message};
     use clap::Args;
+    // `-v` before the subcommand, as the command line takes it.
+    let verbose =
+        |w: &String| w == "--verbose" || (w.len() > 1 && w[1..].bytes().all(|b| b == b'v'));
+    let words = &words[words
+        .iter()
+        .take_while(|w| w.starts_with('-') && verbose(w))
+        .count()..];
     let sub = words[0].as_str();
     let cmd = match sub {
         "tcp" => TcpArgs::augment_args(clap::Command::new("tcp")),
@@ -1152,19 +1150,21 @@ fn native_line(words: &[String]) -> Result<(CompatLine, Duration), String> {
         .chain(words.iter().map(String::as_str))
         .map(Into::into)
         .collect();
-    let cli = Cli::try_parse_args(argv.clone()).map_err(|e| {
-        format!(
-            "invalid vipcheck command line: {}",
-            crate::cli::usage_line(&e, &argv[1..])
-        )
-    })?;
-    let (flow, check) = match cli.command {
-        Command::Tcp(a) => (a.flow, CheckSpec::Tcp),
-        Command::Http(a) => {
+    let parsed = CheckArgs::try_parse(&argv)
+        .ok_or("not a vipcheck tcp|http|https command line")?
+        .map_err(|e| {
+            format!(
+                "invalid vipcheck command line: {} (see 'vipcheck {sub} --help')",
+                usage_message(&e)
+            )
+        })?;
+    let (flow, check) = match parsed {
+        CheckArgs::Tcp(a) => (a.flow, CheckSpec::Tcp),
+        CheckArgs::Http(a) => {
             let spec = native_http(&a)?;
             (a.flow, CheckSpec::Http(spec))
         }
-        Command::Https(a) => {
+        CheckArgs::Https(a) => {
             let tls = [
                 ("--cert-days", a.cert_days.is_some()),
                 ("--client-cert", a.client_cert.is_some()),
@@ -1186,7 +1186,6 @@ fn native_line(words: &[String]) -> Result<(CompatLine, Duration), String> {
             let spec = native_http(&a.http)?;
             (a.http.flow, CheckSpec::Https(spec, tls))
         }
-        _ => return Err("not a vipcheck tcp|http|https command line".into()),
     };
     check_unicast(flow.real_server, "real server")?;
     check_unicast(flow.vip, "VIP")?;
@@ -1206,17 +1205,14 @@ fn native_line(words: &[String]) -> Result<(CompatLine, Duration), String> {
 }
 
 /// The request and expectations of `vipcheck http ...`.
-fn native_http(a: &crate::cli::HttpArgs) -> Result<HttpSpec, String> {
+fn native_http(a: &crate::probe::args::HttpArgs) -> Result<HttpSpec, String> {
     if a.sha256.is_some() {
         return Err("--sha256: an audit target checks a body by MD5 (-A) only".into());
     }
     Ok(HttpSpec {
         host: Some(a.host.clone()),
         path: a.path.clone(),
-        method: match a.method {
-            crate::check::http::Method::Get => super::Method::Get,
-            crate::check::http::Method::Head => super::Method::Head,
-        },
+        method: a.method,
         headers: a.headers.clone(),
         statuses: if a.statuses.is_empty() {
             vec![200..=399]

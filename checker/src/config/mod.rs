@@ -10,133 +10,44 @@ pub mod keepalived;
 pub mod targets;
 
 use std::fmt;
-use std::net::IpAddr;
-use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-/// One check to run: a real server through a VIP.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct AuditTarget {
-    /// Interface to send from; `None`: the interface of the route to the
-    /// real server.
-    pub iface: Option<String>,
-    pub real_server: IpAddr,
-    pub vip: IpAddr,
-    /// The port the check connects to (keepalived's `connect_port`, else
-    /// the real server's port).
-    pub port: u16,
-    /// The virtual server's address and port, as the input writes them:
-    /// the LVS service the check stands for (track files, labels and the
-    /// snippet are keyed by them, and by the real server's below). A
-    /// MISC_CHECK's command line may check another address or port.
-    pub vs_vip: IpAddr,
-    pub vs_port: u16,
-    /// The real server's address and port, as the input writes them (the
-    /// virtual server's port when it gives none).
-    pub rs_ip: IpAddr,
-    pub rs_port: u16,
-    pub check: CheckSpec,
-    /// Deadline of the whole check.
-    pub timeout: Duration,
-    /// Each reply must come within this of the one before (the C
-    /// checkers' `-t`); `None`: only `timeout` applies.
-    pub reply_timeout: Option<Duration>,
-    /// How often the source checks it (keepalived's `delay_loop`).
-    pub interval: Option<Duration>,
-    /// Failures before the source declares it down (keepalived's `retry`).
-    pub retry: Option<u32>,
-    /// `file:line` the target comes from, for messages.
-    pub origin: String,
+use crate::probe::AuditTarget;
+
+/// Where the targets come from; a daemon reads it again on SIGHUP.
+#[derive(Clone, Debug)]
+pub enum Input {
+    Keepalived(PathBuf),
+    Targets(PathBuf),
 }
 
-/// What to check.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum CheckSpec {
-    Tcp,
-    Http(HttpSpec),
-    /// The request over TLS, and how the certificate is judged.
-    Https(HttpSpec, TlsSpec),
-}
+impl Input {
+    /// The file read, its warnings (keepalived's reports, `file:line`) said
+    /// on stderr.
+    pub fn load(&self) -> std::result::Result<Loaded, ConfigError> {
+        let loaded = match self {
+            Input::Keepalived(path) => keepalived::load(path),
+            Input::Targets(path) => targets::load(path),
+        }?;
+        print_warnings(&loaded);
+        Ok(loaded)
+    }
 
-impl CheckSpec {
-    /// `tcp`, `http` or `https`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            CheckSpec::Tcp => "tcp",
-            CheckSpec::Http(_) => "http",
-            CheckSpec::Https(..) => "https",
+    /// [`Input::load`], and an error when it gives nothing to check (after
+    /// the warnings, which often say why).
+    pub fn load_checkable(&self) -> std::result::Result<Loaded, ConfigError> {
+        let loaded = self.load()?;
+        match loaded.nothing_to_check(self.path()) {
+            Some(e) => Err(e),
+            None => Ok(loaded),
         }
     }
 
-    /// The HTTP request of an http or https check.
-    pub fn http(&self) -> Option<&HttpSpec> {
+    pub fn path(&self) -> &Path {
         match self {
-            CheckSpec::Tcp => None,
-            CheckSpec::Http(spec) | CheckSpec::Https(spec, _) => Some(spec),
+            Input::Keepalived(path) | Input::Targets(path) => path,
         }
     }
-}
-
-/// How an HTTPS check judges the server's certificate.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct TlsSpec {
-    pub verify: Verify,
-    /// The TLS server name: sent as SNI (unless `no_sni`) and, when
-    /// verifying, looked for in the certificate. `None`: the Host's name
-    /// (the request's `host`, else the real server's address, which sends
-    /// no SNI).
-    pub sni: Option<String>,
-    /// Send no SNI (keepalived's `SSL_GET` without `enable_sni`).
-    pub no_sni: bool,
-}
-
-/// Whether and against what the certificate is verified.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Verify {
-    /// Against the command line's `--ca`, else the system's roots.
-    #[default]
-    Roots,
-    /// Against this CA (PEM).
-    Ca(PathBuf),
-    /// Not at all, as keepalived's `SSL_GET` (check_ssl.c never sets
-    /// SSL_VERIFY_PEER): the handshake must succeed, the certificate's
-    /// facts are reported.
-    KeepalivedSslGet,
-}
-
-/// Request method of an HTTP check.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Method {
-    #[default]
-    Get,
-    Head,
-}
-
-/// An HTTP(S) request and what its response must satisfy (every field
-/// given must hold).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct HttpSpec {
-    /// Host header; `None`: the source gave none (keepalived then sends
-    /// the address it connects to).
-    pub host: Option<String>,
-    /// Starts with `/`.
-    pub path: String,
-    pub method: Method,
-    /// Extra request headers.
-    pub headers: Vec<(String, String)>,
-    /// The status must be in one of these; empty: no status check.
-    pub statuses: Vec<RangeInclusive<u16>>,
-    /// Response headers that must be present (with this value when given).
-    pub response_headers: Vec<(String, Option<String>)>,
-    /// The exact expected body.
-    pub body: Option<String>,
-    /// MD5 of the body, lowercase hex.
-    pub md5: Option<String>,
-    /// Regular expressions the body must match.
-    pub regex: Vec<String>,
-    /// Regular expressions the body must not match.
-    pub regex_absent: Vec<String>,
 }
 
 /// Something of the input that is not checked, and why.
@@ -282,48 +193,10 @@ pub(crate) fn read_bytes(path: &Path, origin: &str) -> Result<Vec<u8>, ConfigErr
     Ok(text)
 }
 
-/// A literal IPv4 or IPv6 address (plain or `[addr]`); names are not
-/// resolved here.
-pub fn parse_ip(s: &str) -> Result<IpAddr, String> {
-    let bare = s
-        .strip_prefix('[')
-        .and_then(|v| v.strip_suffix(']'))
-        .unwrap_or(s);
-    bare.parse()
-        .map_err(|_| format!("{:?} is not an IP address", s.escape_debug().to_string()))
-}
-
-/// A TCP port, 1-65535.
-pub fn parse_port(s: &str) -> Result<u16, String> {
-    s.parse::<u16>()
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| format!("{s:?} is not a TCP port (1-65535)"))
-}
-
-/// The validators of the request's parts, shared with the command lines.
-pub use crate::wire::http::{check_host, check_path, parse_md5};
-
-/// `200` or `200-299` (codes 100-999).
-pub fn parse_status(s: &str) -> Result<RangeInclusive<u16>, String> {
-    crate::cli::parse_status(s)
-}
-
-/// Whether the address can be a real server or VIP at all.
-pub(crate) fn check_unicast(ip: IpAddr, what: &str) -> Result<(), String> {
-    let bad = match ip {
-        IpAddr::V4(v4) => v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast(),
-        IpAddr::V6(v6) => v6.is_unspecified() || v6.is_multicast(),
-    } || ip.is_loopback();
-    if bad {
-        return Err(format!("{what} {ip} is not a unicast address"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::parse::*;
 
     #[test]
     fn small_parsers() {

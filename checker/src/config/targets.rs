@@ -56,15 +56,16 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{
-    AuditTarget, CheckSpec, ConfigError, HttpSpec, Loaded, Method, TlsSpec, Verify, check_host,
-    check_path, check_unicast, parse_ip, parse_md5, parse_status,
+use super::{ConfigError, Loaded};
+use crate::probe::parse::{
+    check_host, check_path, check_unicast, parse_ip, parse_md5, parse_status,
 };
+use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Method, TlsSpec, Verify};
 
 /// Default `timeout_ms`.
 pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
 /// Largest `timeout_ms` (as `vipcheck -t`).
-const MAX_TIMEOUT_MS: u64 = crate::cli::MAX_TIMEOUT_MS;
+const MAX_TIMEOUT_MS: u64 = crate::probe::parse::MAX_TIMEOUT_MS;
 /// Most targets in one file.
 pub const MAX_TARGETS: usize = 100_000;
 
@@ -332,7 +333,7 @@ fn tls_spec(
     };
     let sni = match &s.sni {
         Some(name) => Some(
-            crate::tls::server_name(Some(name.get_ref()), "")
+            crate::check::tls::server_name(Some(name.get_ref()), "")
                 .map_err(|e| ConfigError::new(at(name.span()), format!("sni: {e}")))?,
         ),
         None => None,

@@ -3,6 +3,8 @@
 //! target is checked next ([`schedule`]). The loop owns the clock and the
 //! checks; these only decide.
 
+pub mod metrics;
 pub mod run;
 pub mod schedule;
 pub mod state;
+pub mod track;

@@ -17,56 +17,21 @@ use std::time::{Duration, Instant};
 
 use super::schedule::Schedule;
 use super::state::{Health, State};
-use crate::audit;
-use crate::config::{self, AuditTarget, ConfigError, Loaded};
+use crate::check::dispatch::{self as audit, AuditOptions, TlsConfigs};
+use crate::check::verdict::Verdict;
+use crate::config::{Input, Loaded};
+use crate::daemon::metrics::{Metrics, Outcome, TargetLabels};
+use crate::daemon::track::{self, TrackDir, TrackKey};
 use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
-use crate::metrics::{Metrics, Outcome, TargetLabels};
 use crate::note;
-use crate::track::{self, TrackDir, TrackKey};
-use crate::verdict::Verdict;
+use crate::probe::AuditTarget;
 
 /// How long the running checks have to end after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_millis(600);
 /// How often the daemon's own gauges (targets, overdue, XDP counters) are
 /// brought up to date.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
-
-/// Where the targets come from; read again on SIGHUP.
-#[derive(Clone, Debug)]
-pub enum Input {
-    Keepalived(PathBuf),
-    Targets(PathBuf),
-}
-
-impl Input {
-    /// The file read, its warnings (keepalived's reports, `file:line`) said
-    /// on stderr.
-    pub fn load(&self) -> std::result::Result<Loaded, ConfigError> {
-        let loaded = match self {
-            Input::Keepalived(path) => config::keepalived::load(path),
-            Input::Targets(path) => config::targets::load(path),
-        }?;
-        config::print_warnings(&loaded);
-        Ok(loaded)
-    }
-
-    /// [`Input::load`], and an error when it gives nothing to check (after
-    /// the warnings, which often say why).
-    pub fn load_checkable(&self) -> std::result::Result<Loaded, ConfigError> {
-        let loaded = self.load()?;
-        match loaded.nothing_to_check(self.path()) {
-            Some(e) => Err(e),
-            None => Ok(loaded),
-        }
-    }
-
-    pub fn path(&self) -> &std::path::Path {
-        match self {
-            Input::Keepalived(path) | Input::Targets(path) => path,
-        }
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct DaemonOptions {
@@ -85,7 +50,7 @@ pub struct DaemonOptions {
     /// Interval of targets whose input gives none.
     pub interval: Duration,
     /// HTTPS: trust this CA instead of the system's roots, or verify nothing.
-    pub tls: audit::AuditOptions,
+    pub tls: AuditOptions,
 }
 
 /// One target as the daemon follows it.
@@ -128,7 +93,7 @@ pub fn run(options: DaemonOptions) -> Result<i32> {
         .input
         .load_checkable()
         .map_err(|e| Error::Usage(e.to_string()))?;
-    let tls = audit::TlsConfigs::new(&options.tls);
+    let tls = TlsConfigs::new(&options.tls);
     tls.prepare(&loaded.targets)?;
     let track = match &options.track_dir {
         Some(dir) => Some(TrackDir::new(dir).map_err(|e| {
@@ -146,7 +111,7 @@ pub fn run(options: DaemonOptions) -> Result<i32> {
         if let Some(listener) = listener {
             let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| Error::io("serving the metrics", e))?;
-            tokio::task::spawn_local(crate::metrics::serve(listener, metrics.clone()));
+            tokio::task::spawn_local(crate::daemon::metrics::serve(listener, metrics.clone()));
         }
         let mut daemon = Daemon {
             schedule: Schedule::new(options.parallel.max(1), seed()),
@@ -174,7 +139,7 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener> {
 }
 
 impl Daemon {
-    async fn serve(&mut self, engine: &Rc<Engine>, tls: Rc<audit::TlsConfigs>) -> Result<i32> {
+    async fn serve(&mut self, engine: &Rc<Engine>, tls: Rc<TlsConfigs>) -> Result<i32> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Done>();
         let hangup = crate::sys::signals::Signals::catch(&[libc::SIGHUP])
             .map_err(|e| Error::io("catching SIGHUP", e))?;
@@ -340,7 +305,7 @@ impl Daemon {
     /// a file that no longer loads changes nothing.
     /// A CA file of the new input that cannot be read fails the reload
     /// too (rather than every check of its targets).
-    fn reload(&mut self, tls: &audit::TlsConfigs, now: Instant) {
+    fn reload(&mut self, tls: &TlsConfigs, now: Instant) {
         let loaded = self
             .options
             .input

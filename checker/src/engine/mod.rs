@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use crate::engine::trace::Tracer;
 use crate::error::{Error, Result};
+use crate::probe::{self, Target};
 use crate::sys::netdev::NetDev;
 use crate::sys::packet::{ETH_P_ALL, PacketSocket};
-use crate::target::{self, Target};
 use crate::xdp::{Attach, Rings, XdpHandle};
 use port::{Capture, Port};
 use preflight::Plan;
@@ -195,7 +195,7 @@ impl Engine {
         // [`Engine::port_events`] closes the port once another one (or
         // none) is attached.
         let (capture, attached, program) = match target.capture {
-            target::Capture::Require => {
+            probe::Capture::Require => {
                 let (handle, attach) = XdpHandle::open_or_attach(dev, target.xdp_mode)?;
                 let program = handle.program_id();
                 let lease = self.lease.unwrap_or(target.timeout);
@@ -205,7 +205,7 @@ impl Engine {
                 let attached = (attach == Attach::Loaded).then(|| begun.elapsed());
                 (Capture::Xdp(Box::new(slot)), attached, Some(program))
             }
-            target::Capture::Off => (
+            probe::Capture::Off => (
                 Capture::Packet(PacketSocket::open(dev.ifindex, ETH_P_ALL)?),
                 None,
                 None,

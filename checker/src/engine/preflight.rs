@@ -12,9 +12,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use netlink_packet_route::route::RouteType;
 
 use crate::error::{Error, Result};
+use crate::probe::Target;
 use crate::sys::netdev::NetDev;
 use crate::sys::rtnl;
-use crate::target::Target;
 use crate::wire::egress::Egress;
 
 /// What a check that passed the preflight sends from.

@@ -9,30 +9,7 @@ use std::path::Path;
 use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
 
 use crate::error::{Error, Result};
-
-/// Which frames are shown on stderr, and how.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Trace {
-    /// TCP segments.
-    pub tcp: bool,
-    /// ARP requests and replies.
-    pub arp: bool,
-    /// The C checkers' line format.
-    pub c_format: bool,
-}
-
-impl Trace {
-    /// Every frame, native format.
-    pub const ALL: Trace = Trace {
-        tcp: true,
-        arp: true,
-        c_format: false,
-    };
-
-    pub fn any(self) -> bool {
-        self.tcp || self.arp
-    }
-}
+use crate::probe::Trace;
 
 /// Shows the frames of one check: lines on stderr as [`Trace`] asks, and
 /// every frame in the pcap file when there is one.

@@ -738,14 +738,14 @@ fn misc_check_runs_vipcheck() {
     let CheckSpec::Https(h, tls) = &t[2].check else {
         panic!("{:?}", t[2].check)
     };
-    assert_eq!((t[2].port, h.method), (443, super::super::Method::Head));
+    assert_eq!((t[2].port, h.method), (443, crate::probe::Method::Head));
     assert_eq!(h.statuses, vec![200..=399]);
     // Native https verifies, as on its command line; --insecure does not.
-    assert_eq!(tls.verify, super::super::Verify::Roots);
+    assert_eq!(tls.verify, crate::probe::Verify::Roots);
     let CheckSpec::Https(_, tls) = &t[3].check else {
         panic!("{:?}", t[3].check)
     };
-    assert_eq!(tls.verify, super::super::Verify::KeepalivedSslGet);
+    assert_eq!(tls.verify, crate::probe::Verify::KeepalivedSslGet);
     // A C line under vipcheck's own name (a symlink resolved by
     // keepalived's script security) is known by its shape.
     assert_eq!(t[4].check, CheckSpec::Tcp);

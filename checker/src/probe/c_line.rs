@@ -1,16 +1,7 @@
-//! The C raw socket checkers' command lines: vipcheck invoked as
-//! `check_tcp_raw`, `check_http_get_raw` or `check_http_raw` (a link named
-//! so) accepts their arguments and options, GNU style, and exits 0
-//! (healthy) or 1 (anything else), because keepalived's `misc_dynamic`
-//! reads 2-255 as "healthy, with weight status - 2".
-//!
-//! What stays theirs: `-t` is a timeout for each reply of the real server
-//! (0: none), `-r` names the role file, the trace has their format and
-//! levels. What is vipcheck's: both roles check through the VIP path while
-//! the XDP capture can be used (their BACKUP path, a kernel connection to
-//! the real server's own address, passes a real server that lacks the VIP);
-//! when it cannot be used (no BPF, another XDP program), their behaviour is
-//! the fallback.
+//! The C raw socket checkers' command lines (`check_tcp_raw`,
+//! `check_http_get_raw`, `check_http_raw`): their grammar, GNU style, how
+//! a line is known by its shape under vipcheck's own name, and what a line
+//! asks to check. Running them is [`front::compat`](crate::front::compat).
 
 use std::ffi::{OsStr, OsString};
 use std::net::IpAddr;
@@ -19,15 +10,13 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, CommandFactory, Parser};
 
-use crate::check::http::{Expect, HttpCheck, Method};
-use crate::cli::{MAX_TIMEOUT_MS, parse_expected_header, parse_header, parse_ip_host};
-use crate::engine::trace::Trace;
-use crate::error::Error;
-use crate::target::{Capture, CloseMode, Target};
-use crate::verdict::Verdict;
+use crate::probe::args::usage_message;
+use crate::probe::parse::{MAX_TIMEOUT_MS, parse_expected_header, parse_header, parse_ip_host};
+use crate::probe::{
+    Capture, CheckSpec, CloseMode, Expect, HttpCheck, HttpSpec, Method, Target, Trace,
+};
 use crate::wire::http::Limits;
 use crate::xdp::XdpMode;
-use crate::{check, note, say};
 
 /// The names vipcheck answers to as a C checker.
 pub const NAMES: [&str; 3] = ["check_tcp_raw", "check_http_get_raw", "check_http_raw"];
@@ -178,43 +167,43 @@ pub fn by_shape(args: &[OsString]) -> Option<&'static str> {
 
 /// What every C checker takes.
 #[derive(Debug, Args)]
-struct Common {
+pub(crate) struct Common {
     /// Role file: its first byte `1` means MASTER, anything else (or no
     /// file) BACKUP. Used only when the XDP capture cannot be: then a
     /// BACKUP checks the real server's own address with a kernel TCP
     /// connection, as the C checkers do.
     #[arg(short = 'r', long = "role-file", value_name = "FILE")]
-    role_file: Option<PathBuf>,
+    pub(crate) role_file: Option<PathBuf>,
     /// Timeout for each reply of the real server (ARP reply, SYN-ACK, each
     /// next piece of the response), in ms; 0: none (the check then ends
     /// after one hour at most, or when keepalived stops it).
     #[arg(short = 't', long = "timeout", value_name = "MILLISECONDS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(0..=MAX_TIMEOUT_MS))]
-    timeout: u64,
+    pub(crate) timeout: u64,
     /// More on stderr for each -v (see the levels above).
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
-    verbose: u8,
+    pub(crate) verbose: u8,
     /// Write every frame sent and received (ARP included) to FILE, in pcap format.
     #[arg(long, value_name = "FILE")]
-    pcap: Option<PathBuf>,
+    pub(crate) pcap: Option<PathBuf>,
     /// Print this help.
     #[arg(short = '?', long = "help", action = ArgAction::Help)]
-    help: Option<bool>,
+    pub(crate) help: Option<bool>,
     /// Print a short usage line.
     #[arg(long = "usage", action = ArgAction::SetTrue)]
-    usage: bool,
+    pub(crate) usage: bool,
     /// Interface to send from (the one facing the real servers).
     #[arg(value_name = "SOURCE_IFACE")]
-    iface: String,
+    pub(crate) iface: String,
     /// The real server: IPv4 or IPv6 address or host name, used only to learn its MAC.
     #[arg(value_name = "REAL_SERVER", value_parser = parse_ip_host)]
-    real_server: IpAddr,
+    pub(crate) real_server: IpAddr,
     /// The virtual IP (IPv4 or IPv6 address or host name): destination of every packet.
     #[arg(value_name = "VIRTUAL_IP", value_parser = parse_ip_host)]
-    vip: IpAddr,
+    pub(crate) vip: IpAddr,
     /// TCP port.
     #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    port: u16,
+    pub(crate) port: u16,
 }
 
 /// `check_tcp_raw`.
@@ -230,12 +219,12 @@ MAC. This is vipcheck under the C checker's name: same command line; exit status
 1 anything else.\n\nVerbosity: -v the parameters and every TCP frame, -vv every ARP frame too.",
     after_help = "Example: check_tcp_raw -vv -t 500 -r /var/run/lvs.role eth0 10.0.0.42 10.0.0.100 80"
 )]
-struct TcpRaw {
+pub(crate) struct TcpRaw {
     /// Close with a FIN handshake instead of an RST (for servers that log abrupt closes).
     #[arg(short = 'c', long = "clean-close")]
-    clean_close: bool,
+    pub(crate) clean_close: bool,
     #[command(flatten)]
-    common: Common,
+    pub(crate) common: Common,
 }
 
 /// `check_http_get_raw`.
@@ -252,18 +241,18 @@ the response head, -vv the body too, -vvv every TCP frame, -vvvv every ARP frame
     after_help = "Example: check_http_get_raw -vv -t 500 -r /var/run/lvs.role eth0 10.0.0.42 \
 10.0.0.100 80 www.example.com /healthcheck d36f8f9425c4a8000ad9c4a97185aca5"
 )]
-struct HttpGetRaw {
+pub(crate) struct HttpGetRaw {
     #[command(flatten)]
-    common: Common,
+    pub(crate) common: Common,
     /// Host header of the request.
     #[arg(value_name = "HOST")]
-    host: String,
+    pub(crate) host: String,
     /// Path of the request, with its leading slash.
     #[arg(value_name = "PATH")]
-    path: String,
+    pub(crate) path: String,
     /// MD5 of the expected response body (hex).
     #[arg(value_name = "VALUE")]
-    value: String,
+    pub(crate) value: String,
 }
 
 /// `check_http_raw`.
@@ -282,36 +271,36 @@ Verbosity: -v the parameters and the response head, -vv the body too, -vvv every
 d36f8f9425c4a8000ad9c4a97185aca5 -R \"Server: nginx/1.8.0\" eth0 10.0.0.42 10.0.0.100 80 \
 www.example.com /healthcheck"
 )]
-struct HttpRaw {
+pub(crate) struct HttpRaw {
     /// Request method: GET or HEAD.
     #[arg(short = 'M', long = "method", value_name = "METHOD", value_enum, ignore_case = true,
           default_value_t = Method::Get)]
-    method: Method,
+    pub(crate) method: Method,
     /// Extra request header "Name: Value" (repeatable).
     #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
-    headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// Expected status code.
     #[arg(short = 'S', long = "status-code", value_name = "STATUS_CODE",
           value_parser = clap::value_parser!(u16).range(100..=999))]
-    status: Option<u16>,
+    pub(crate) status: Option<u16>,
     /// Response header "Name: Value" that must be present (repeatable).
     #[arg(short = 'R', long = "response-header", value_name = "HEADER",
           value_parser = parse_expected_header)]
-    response_headers: Vec<(String, Option<String>)>,
+    pub(crate) response_headers: Vec<(String, Option<String>)>,
     /// The exact expected body.
     #[arg(short = 'B', long = "body", value_name = "BODY")]
-    body: Option<String>,
+    pub(crate) body: Option<String>,
     /// MD5 of the expected body (hex).
     #[arg(short = 'A', long = "hash", value_name = "MD5SUM")]
-    hash: Option<String>,
+    pub(crate) hash: Option<String>,
     #[command(flatten)]
-    common: Common,
+    pub(crate) common: Common,
     /// Host header of the request.
     #[arg(value_name = "HOST")]
-    host: String,
+    pub(crate) host: String,
     /// Path of the request, with its leading slash.
     #[arg(value_name = "PATH")]
-    path: String,
+    pub(crate) path: String,
 }
 
 /// The clap command of a C name, for help, man pages and completions.
@@ -323,91 +312,20 @@ pub fn command(name: &str) -> clap::Command {
     }
 }
 
-/// Exit status of a healthy check.
-const HEALTHY: i32 = 0;
-/// Exit status of everything else.
-const FAILED: i32 = 1;
-
-/// Runs vipcheck as the C checker `name` with `args` (after argv[0]);
-/// returns the exit status, 0 or 1.
-pub fn main(name: &str, args: &[OsString], invoked: Invoked) -> i32 {
-    // Who speaks in errors: the C name, or vipcheck saying how it read
-    // a line that named no subcommand.
-    let speaker = match invoked {
-        Invoked::ByName => name.to_string(),
-        Invoked::ByShape => format!(
-            "vipcheck (no subcommand: read as a {name} command line; 'vipcheck --help' for \
-             its own)"
-        ),
-    };
-    let words = std::iter::once(OsString::from(name)).chain(args.iter().cloned());
-    // GNU argp answers --usage whatever else the line holds.
-    if args
-        .iter()
-        .take_while(|a| *a != "--")
-        .any(|a| a == "--usage")
-    {
-        let usage = command(name).render_usage().to_string();
-        say!("{}", usage.trim_end());
-        return HEALTHY;
-    }
-    let parsed = match name {
-        "check_http_get_raw" => HttpGetRaw::try_parse_from(words).map(Parsed::HttpGet),
-        "check_http_raw" => HttpRaw::try_parse_from(words).map(Parsed::Http),
-        _ => TcpRaw::try_parse_from(words).map(Parsed::Tcp),
-    };
-    let parsed = match parsed {
-        Ok(parsed) => parsed,
-        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
-            let _ = e.print();
-            return HEALTHY;
-        }
-        Err(e) => {
-            note!(
-                "{speaker}: {} (see '{name} --help')",
-                crate::cli::usage_message(&e)
-            );
-            return FAILED;
-        }
-    };
-    let (plan, common) = match parsed.plan() {
-        Ok(plan) => plan,
-        Err(message) => {
-            note!("{speaker}: {message} (see '{name} --help')");
-            return FAILED;
-        }
-    };
-    common.trace_params(&parsed);
-    if common.verbose > 0 {
-        // vipcheck's own diagnostics (attach, fallback) go with the trace.
-        crate::output::log_to_stderr();
-    }
-    match run(&plan, common) {
-        Ok(verdict) => {
-            say!("{verdict}");
-            if verdict.healthy { HEALTHY } else { FAILED }
-        }
-        Err(e) => {
-            note!("{speaker}: {e}");
-            FAILED
-        }
-    }
-}
-
-enum Parsed {
+pub(crate) enum Parsed {
     Tcp(TcpRaw),
     HttpGet(HttpGetRaw),
     Http(HttpRaw),
 }
 
 /// What to run: the check and its target.
-struct Plan {
-    target: Target,
-    http: Option<HttpCheck>,
+pub(crate) struct Plan {
+    pub(crate) target: Target,
+    pub(crate) http: Option<HttpCheck>,
 }
 
 impl Parsed {
-    fn common(&self) -> &Common {
+    pub(crate) fn common(&self) -> &Common {
         match self {
             Parsed::Tcp(a) => &a.common,
             Parsed::HttpGet(a) => &a.common,
@@ -417,7 +335,7 @@ impl Parsed {
 
     /// The target and check, or why the line cannot be one (the checks
     /// clap cannot express).
-    fn plan(&self) -> Result<(Plan, &Common), String> {
+    pub(crate) fn plan(&self) -> Result<(Plan, &Common), String> {
         let common = self.common();
         let v = common.verbose;
         let (trace, close, http) = match self {
@@ -543,11 +461,7 @@ fn http_check(
 /// runs it) as the pieces of an audit target, validated as the checker
 /// itself validates it; the error says what is wrong, in one line. Runs
 /// nothing (public for the fuzz targets).
-pub fn parse_line(
-    name: &str,
-    args: &[String],
-) -> Result<crate::config::keepalived::CompatLine, String> {
-    use crate::config::{CheckSpec, HttpSpec, Method as M};
+pub fn parse_line(name: &str, args: &[String]) -> Result<CompatLine, String> {
     let words = std::iter::once(name.to_string()).chain(args.iter().cloned());
     let parsed = match name {
         "check_tcp_raw" => TcpRaw::try_parse_from(words).map(Parsed::Tcp),
@@ -555,7 +469,7 @@ pub fn parse_line(
         "check_http_raw" => HttpRaw::try_parse_from(words).map(Parsed::Http),
         _ => return Err(format!("{name} is not one of {}", NAMES.join(", "))),
     }
-    .map_err(|e| crate::cli::usage_message(&e))?;
+    .map_err(|e| usage_message(&e))?;
     parsed.plan()?;
     let check = match &parsed {
         Parsed::Tcp(_) => CheckSpec::Tcp,
@@ -568,10 +482,7 @@ pub fn parse_line(
         Parsed::Http(a) => CheckSpec::Http(HttpSpec {
             host: Some(a.host.clone()),
             path: a.path.clone(),
-            method: match a.method {
-                Method::Get => M::Get,
-                Method::Head => M::Head,
-            },
+            method: a.method,
             headers: a.headers.clone(),
             statuses: a.status.map(|s| s..=s).into_iter().collect(),
             response_headers: a.response_headers.clone(),
@@ -585,7 +496,7 @@ pub fn parse_line(
         }),
     };
     let common = parsed.common();
-    Ok(crate::config::keepalived::CompatLine {
+    Ok(CompatLine {
         iface: common.iface.clone(),
         real_server: common.real_server,
         vip: common.vip,
@@ -595,233 +506,15 @@ pub fn parse_line(
     })
 }
 
-/// The role the role file gives this LB.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
-    Master,
-    Backup,
-}
-
-impl Common {
-    /// As the C checkers read it: the first byte `1` is MASTER, anything
-    /// else BACKUP; a file that cannot be read is BACKUP (said at -v).
-    fn role(&self) -> Option<Role> {
-        let path = self.role_file.as_ref()?;
-        use std::io::Read;
-        let mut first = [0u8; 1];
-        let read = std::fs::File::open(path).and_then(|mut f| f.read(&mut first));
-        Some(match read {
-            Ok(1) if first[0] == b'1' => Role::Master,
-            Ok(_) => Role::Backup,
-            Err(e) => {
-                if self.verbose > 0 {
-                    note!(
-                        "vipcheck: role file {}: {e}; taken as BACKUP",
-                        path.display()
-                    );
-                }
-                Role::Backup
-            }
-        })
-    }
-
-    /// The C checkers' `[PARAMS]` (and `[OPTIONS]`) lines, at -v.
-    fn trace_params(&self, parsed: &Parsed) {
-        if self.verbose == 0 {
-            return;
-        }
-        let role_file = self
-            .role_file
-            .as_ref()
-            .map_or_else(|| "(none)".to_string(), |p| p.display().to_string());
-        let mut params = format!(
-            "[PARAMS] iface: {}, real_server: {}, virtual_ip: {}, port: {}",
-            self.iface, self.real_server, self.vip, self.port
-        );
-        match parsed {
-            Parsed::HttpGet(a) => {
-                params += &format!(", host: {}, path: {}, value: {}", a.host, a.path, a.value)
-            }
-            Parsed::Http(a) => params += &format!(", host: {}, path: {}", a.host, a.path),
-            Parsed::Tcp(_) => {}
-        }
-        params += &format!(
-            ", role_file: {role_file}, timeout: {}ms, verbosity: {}",
-            self.timeout, self.verbose
-        );
-        note!("{params}");
-        if let Parsed::Http(a) = parsed {
-            note!(
-                "[OPTIONS] method: {}, status-code: {}, body: {}, hash: {}, role_file: {role_file}, timeout: {}ms, verbosity: {}",
-                a.method.as_str(),
-                a.status
-                    .map_or_else(|| "(none)".to_string(), |s| s.to_string()),
-                a.body.as_deref().unwrap_or("(none)"),
-                a.hash.as_deref().unwrap_or("(none)"),
-                self.timeout,
-                self.verbose
-            );
-        }
-    }
-}
-
-/// Runs the check through the VIP path; when the XDP capture cannot be
-/// used here, as the C checkers would.
-fn run(plan: &Plan, common: &Common) -> Result<Verdict, Error> {
-    let role = common.role();
-    let say_path = |text: String| {
-        if common.verbose > 0 {
-            note!("vipcheck: {text}");
-        }
-    };
-    if let Some(role) = role {
-        say_path(format!(
-            "role file says {role:?}; with the XDP capture both roles check through the VIP path"
-        ));
-    }
-    match check_once(plan, &plan.target) {
-        Err(e @ (Error::ForeignXdp { .. } | Error::Bpf(_))) => {
-            if role == Some(Role::Backup) {
-                say_path(format!(
-                    "the XDP capture cannot be used ({e}); as a BACKUP per the role file, \
-                     checking the real server's own address with a kernel TCP connection"
-                ));
-                return check::kernel::run(&plan.target, plan.http.as_ref());
-            }
-            say_path(format!(
-                "the XDP capture cannot be used ({e}); checking through the VIP path with an \
-                 AF_PACKET capture (a backup LB's kernel answers the replies with RSTs)"
-            ));
-            let target = Target {
-                capture: Capture::Off,
-                ..plan.target.clone()
-            };
-            check_once(plan, &target)
-        }
-        other => other,
-    }
-}
-
-fn check_once(plan: &Plan, target: &Target) -> Result<Verdict, Error> {
-    match &plan.http {
-        Some(http) => check::http::run(target, http),
-        None => check::tcp::run(target),
-    }
-}
-
-/// What `vipcheck compat install` did with one C name.
+/// What a C checker's command line gives.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Installed {
-    Created(PathBuf),
-    /// A link to an older vipcheck binary (one a package upgrade left
-    /// behind) now links to this one.
-    Replaced(PathBuf),
-}
-
-/// `vipcheck compat install DIR`: a link to this binary under each C
-/// name, idempotent. A link there to an older vipcheck binary (a hard link
-/// keeps the old file alive after a package upgrade, and keepalived would
-/// go on running it) is replaced, atomically; any other file is never
-/// replaced, and then nothing is changed. A hard link where DIR is on
-/// vipcheck's file system (keepalived with `enable_script_security` runs a
-/// symlinked script under its resolved path, and vipcheck then knows the C
-/// line by its shape, see [`by_shape`]); a symlink otherwise, with a
-/// warning (the second value).
-pub fn install(dir: &Path) -> Result<(Vec<Installed>, Option<String>), Error> {
-    let exe = std::env::current_exe()
-        .and_then(|p| p.canonicalize())
-        .map_err(|e| Error::io("finding the vipcheck binary", e))?;
-    // Every name is judged before anything changes.
-    let mut todo = Vec::new();
-    for name in NAMES {
-        let link = dir.join(name);
-        match std::fs::symlink_metadata(&link) {
-            Ok(_) if is_link_to(&link, &exe) => {}
-            Ok(_) if is_older_vipcheck(&link) => todo.push((link, true)),
-            Ok(_) => {
-                return Err(Error::Usage(format!(
-                    "{} exists and is not a link to {} (nor to an older vipcheck); remove it first",
-                    link.display(),
-                    exe.display()
-                )));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => todo.push((link, false)),
-            Err(e) => return Err(Error::io(format!("reading {}", link.display()), e)),
-        }
-    }
-    let mut done = Vec::new();
-    let mut warning = None;
-    for (link, replace) in todo {
-        // Made beside it under a temporary name, then renamed over it: the
-        // name never goes missing for keepalived.
-        let temporary = link.with_file_name(format!(
-            ".{}.vipcheck-{}",
-            link.file_name().and_then(|n| n.to_str()).unwrap_or("link"),
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&temporary);
-        let made = match std::fs::hard_link(&exe, &temporary) {
-            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                warning = Some(format!(
-                    "{} is on another file system than {}: made symlinks, which keepalived \
-                     with enable_script_security runs under vipcheck's own name (vipcheck \
-                     then knows a C command line by its shape); install into a directory of \
-                     vipcheck's file system for hard links",
-                    dir.display(),
-                    exe.display()
-                ));
-                std::os::unix::fs::symlink(&exe, &temporary)
-            }
-            other => other,
-        };
-        made.and_then(|()| std::fs::rename(&temporary, &link))
-            .map_err(|e| {
-                let _ = std::fs::remove_file(&temporary);
-                Error::io(format!("creating {}", link.display()), e)
-            })?;
-        done.push(if replace {
-            Installed::Replaced(link)
-        } else {
-            Installed::Created(link)
-        });
-    }
-    Ok((done, warning))
-}
-
-/// Whether `path` is `exe` through a symlink or a hard link.
-fn is_link_to(path: &Path, exe: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(path), std::fs::metadata(exe)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
-/// Text that every vipcheck binary holds (its `--help` since the first
-/// version), and no other program.
-const VIPCHECK_MARK: &[u8] = b"Health checks of LVS-DR real servers through the VIP path";
-
-/// Largest file read to tell whether it is a vipcheck binary.
-const MAX_BINARY_BYTES: u64 = 256 << 20;
-
-/// Whether `path` is (or links to) another vipcheck binary: a symlink to a
-/// file named `vipcheck` (even one gone), or an ELF file holding
-/// [`VIPCHECK_MARK`].
-fn is_older_vipcheck(path: &Path) -> bool {
-    if let Ok(target) = std::fs::read_link(path)
-        && target.file_name() == Some(OsStr::new("vipcheck"))
-    {
-        return true;
-    }
-    use std::io::Read;
-    let mut data = Vec::new();
-    let read =
-        std::fs::File::open(path).and_then(|f| f.take(MAX_BINARY_BYTES).read_to_end(&mut data));
-    read.is_ok()
-        && data.starts_with(b"\x7fELF")
-        && data
-            .windows(VIPCHECK_MARK.len())
-            .any(|w| w == VIPCHECK_MARK)
+pub struct CompatLine {
+    pub iface: String,
+    pub real_server: IpAddr,
+    pub vip: IpAddr,
+    pub port: u16,
+    pub reply_timeout: Option<Duration>,
+    pub check: CheckSpec,
 }
 
 #[cfg(test)]
@@ -940,20 +633,6 @@ mod tests {
         for (line, want) in cases {
             assert_eq!(shape(line), want, "{line:?}");
         }
-    }
-
-    #[test]
-    fn subcommands_are_all_known() {
-        use clap::CommandFactory;
-        let mut names: Vec<String> = crate::cli::Cli::command()
-            .get_subcommands()
-            .map(|c| c.get_name().to_string())
-            .collect();
-        names.push("help".into());
-        names.sort();
-        let mut known: Vec<String> = SUBCOMMANDS.iter().map(|s| s.to_string()).collect();
-        known.sort();
-        assert_eq!(names, known);
     }
 
     #[test]

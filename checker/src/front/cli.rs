@@ -1,18 +1,11 @@
 //! The native command line (`vipcheck tcp|xdp ...`).
 
-use std::net::IpAddr;
-use std::ops::RangeInclusive;
-use std::time::Duration;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use std::path::PathBuf;
-
-use crate::check::http::{Expect, HttpCheck, Method};
-use crate::engine::trace::Trace;
-use crate::output::{Format, Thresholds};
-use crate::target::{Capture, CloseMode, Target};
-use crate::wire::http::Limits;
+use crate::probe::HttpCheck;
+use crate::probe::args::{CheckArgs, Format, HttpArgs, HttpsArgs, TcpArgs, usage_message};
 use crate::xdp::XdpMode;
 
 #[derive(Debug, Parser)]
@@ -34,9 +27,6 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
-
-/// Longest accepted `-t` (one hour): a check is a probe, not a wait.
-pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -92,173 +82,6 @@ pub enum Command {
     },
 }
 
-#[derive(Debug, Args)]
-pub struct TcpArgs {
-    #[command(flatten)]
-    pub flow: FlowArgs,
-    /// -v: every frame sent and received on stderr (ARP and TCP, one line each).
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// How to end the connection after the handshake.
-    #[arg(long, value_enum, default_value_t = CloseMode::Rst)]
-    pub close: CloseMode,
-}
-
-#[derive(Debug, Args)]
-pub struct HttpArgs {
-    #[command(flatten)]
-    pub flow: FlowArgs,
-    /// -v: request and response heads on stderr; -vv: also the body (its first
-    /// 4 KiB), or the raw bytes when no HTTP head came; -vvv: also every frame.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// Host header of the request.
-    #[arg(value_name = "HOST", value_parser = parse_host)]
-    pub host: String,
-    /// Path of the request (starts with /).
-    #[arg(value_name = "PATH", value_parser = parse_path)]
-    pub path: String,
-    /// Request method.
-    #[arg(short = 'M', long, value_enum, ignore_case = true, default_value_t = Method::Get)]
-    pub method: Method,
-    /// Extra request header "Name: Value" (repeatable; replaces a default of the same name).
-    #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
-    pub headers: Vec<(String, String)>,
-    /// Expected status: a code (200) or a range (200-299); repeatable, any may match.
-    #[arg(short = 'S', long = "status", value_name = "CODE|RANGE", value_parser = parse_status)]
-    pub statuses: Vec<RangeInclusive<u16>>,
-    /// Response header (or chunked trailer) that must be present: "Name: Value" (name
-    /// case-insensitive, value exact), or "Name" for any value; repeatable.
-    #[arg(short = 'R', long = "response-header", value_name = "HEADER", value_parser = parse_expected_header)]
-    pub response_headers: Vec<(String, Option<String>)>,
-    /// The exact expected body.
-    #[arg(short = 'B', long, value_name = "BODY")]
-    pub body: Option<String>,
-    /// MD5 of the expected body (hex), as the C checkers and keepalived's digest.
-    #[arg(short = 'A', long = "hash", value_name = "MD5", value_parser = crate::wire::http::parse_md5)]
-    pub md5: Option<String>,
-    /// SHA-256 of the expected body (hex).
-    #[arg(long, value_name = "HEX", value_parser = parse_hex::<32>)]
-    pub sha256: Option<String>,
-    /// Regular expression the body must match (repeatable: each must).
-    #[arg(long, value_name = "RE", value_parser = parse_regex)]
-    pub regex: Vec<regex::bytes::Regex>,
-    /// Regular expression the body must not match (repeatable: none may).
-    #[arg(long, value_name = "RE", value_parser = parse_regex)]
-    pub regex_absent: Vec<regex::bytes::Regex>,
-    /// Largest acceptable body (bytes; suffixes K, M, G); a larger one fails the check.
-    #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
-    pub max_body: u64,
-    /// How to end the connection after the response.
-    #[arg(long, value_enum, default_value_t = CloseMode::Rst)]
-    pub close: CloseMode,
-}
-
-#[derive(Debug, Args)]
-pub struct HttpsArgs {
-    #[command(flatten)]
-    pub http: HttpArgs,
-    /// TLS server name to send (SNI) and to verify in the certificate (default: HOST).
-    #[arg(long, value_name = "NAME")]
-    pub sni: Option<String>,
-    /// Send no SNI (the certificate is still verified against the name).
-    #[arg(long)]
-    pub no_sni: bool,
-    /// Trust this CA (PEM file) instead of the system's roots.
-    #[arg(long, value_name = "FILE")]
-    pub ca: Option<PathBuf>,
-    /// Verify no certificate (the verdict says so).
-    #[arg(long, conflicts_with = "ca")]
-    pub insecure: bool,
-    /// Fail (Nagios: WARNING) when the certificate expires within N days.
-    #[arg(long, value_name = "N")]
-    pub cert_days: Option<u32>,
-    /// Client certificate chain for mutual TLS (PEM file; with --client-key).
-    #[arg(long, value_name = "FILE", requires = "client_key")]
-    pub client_cert: Option<PathBuf>,
-    /// Client private key for mutual TLS (PEM file; with --client-cert).
-    #[arg(long, value_name = "FILE", requires = "client_cert")]
-    pub client_key: Option<PathBuf>,
-}
-
-impl HttpsArgs {
-    pub fn target(&self) -> Target {
-        self.http.target()
-    }
-
-    /// The HTTP check over TLS; reading the CA or client files can fail
-    /// (a usage error).
-    pub fn check(&self) -> Result<HttpCheck, crate::error::Error> {
-        let options = crate::tls::TlsOptions {
-            sni: self.sni.clone(),
-            no_sni: self.no_sni,
-            ca: self.ca.clone(),
-            insecure: self.insecure,
-            cert_days: self.cert_days,
-            client_cert: self.client_cert.clone(),
-            client_key: self.client_key.clone(),
-        };
-        let name = crate::tls::server_name(self.sni.as_deref(), &self.http.host)?;
-        Ok(HttpCheck {
-            tls: Some(crate::check::http::TlsSetup {
-                config: crate::tls::config(&options)?,
-                name,
-                unverified: self.insecure.then_some(crate::tls::NOT_VERIFIED_INSECURE),
-                cert_days: self.cert_days,
-            }),
-            ..self.http.check()
-        })
-    }
-}
-
-/// What every check of a real server through a VIP takes.
-#[derive(Debug, Args)]
-pub struct FlowArgs {
-    /// Interface of the load balancer to send from (the one facing the real servers).
-    #[arg(value_name = "IFACE")]
-    pub iface: String,
-    /// The real server's own address (IPv4, IPv6 or a host name), used only to learn its MAC
-    /// (ARP or neighbour discovery).
-    #[arg(value_name = "REAL_SERVER", value_parser = parse_ip_host)]
-    pub real_server: IpAddr,
-    /// The virtual IP (IPv4, IPv6 or a host name): destination address of every packet.
-    #[arg(value_name = "VIP", value_parser = parse_ip_host)]
-    pub vip: IpAddr,
-    /// The service's TCP port.
-    #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: u16,
-    /// Deadline of the whole check, in milliseconds (1 to 3600000); the process has
-    /// ended by then, except that a check that must first attach the XDP program
-    /// (or wait for another's attach) is given that time on top.
-    #[arg(short, long, value_name = "MS", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_MS))]
-    pub timeout: u64,
-    /// Source address: one of IFACE's own, never the VIP (default: IFACE's address in
-    /// the real server's subnet).
-    #[arg(long, value_name = "IP", value_parser = parse_ip_host)]
-    pub source: Option<IpAddr>,
-    /// Capture replies with the shared XDP program (require) or an AF_PACKET socket (off;
-    /// a backup LB's kernel will answer the real server with RSTs).
-    #[arg(long, value_enum, default_value_t = Capture::Require)]
-    pub xdp: Capture,
-    /// Attach mode when this check loads the XDP program.
-    #[arg(long, value_enum, default_value_t = XdpMode::Skb)]
-    pub xdp_mode: XdpMode,
-    /// Write every frame the check sends and receives (ARP included) to FILE, in pcap format.
-    #[arg(long, value_name = "FILE")]
-    pub pcap: Option<PathBuf>,
-    /// Output: one text line, a JSON object, or a Nagios plugin line (exit 0/1/2/3 as
-    /// OK/WARNING/CRITICAL/UNKNOWN).
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// Nagios: WARNING when the check takes longer than MS (a healthy check).
-    #[arg(short = 'w', long, value_name = "MS")]
-    pub warning: Option<u64>,
-    /// Nagios: CRITICAL when the check takes longer than MS.
-    #[arg(short = 'c', long, value_name = "MS")]
-    pub critical: Option<u64>,
-}
-
 /// Where many targets come from.
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["keepalived", "targets"])))]
@@ -272,8 +95,8 @@ pub struct InputArgs {
 }
 
 impl InputArgs {
-    pub fn input(&self) -> crate::daemon::run::Input {
-        use crate::daemon::run::Input;
+    pub fn input(&self) -> crate::config::Input {
+        use crate::config::Input;
         match (&self.keepalived, &self.targets) {
             (Some(file), _) => Input::Keepalived(file.clone()),
             (None, Some(file)) => Input::Targets(file.clone()),
@@ -323,8 +146,8 @@ pub struct TlsTrust {
 
 impl TlsTrust {
     /// The audit's options of these flags.
-    pub fn options(&self, parallel: usize) -> crate::audit::AuditOptions {
-        crate::audit::AuditOptions {
+    pub fn options(&self, parallel: usize) -> crate::check::dispatch::AuditOptions {
+        crate::check::dispatch::AuditOptions {
             parallel,
             ca: self.ca.clone(),
             verify_tls: self.verify_tls || self.ca.is_some(),
@@ -336,7 +159,7 @@ impl TlsTrust {
 
 /// `--sni`: a DNS name or an IP address rustls can use.
 fn parse_sni(s: &str) -> Result<String, String> {
-    crate::tls::server_name(Some(s), "").map_err(|e| e.to_string())
+    crate::check::tls::server_name(Some(s), "").map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -435,93 +258,6 @@ pub enum XdpAction {
     },
 }
 
-impl FlowArgs {
-    /// The target; `trace`: which frames go to stderr.
-    pub fn target(&self, trace: Trace) -> Target {
-        Target {
-            iface: self.iface.clone(),
-            real_server: self.real_server,
-            vip: self.vip,
-            port: self.port,
-            source: self.source,
-            timeout: Duration::from_millis(self.timeout),
-            reply_timeout: None,
-            close: CloseMode::default(),
-            capture: self.xdp,
-            xdp_mode: self.xdp_mode,
-            trace,
-            pcap: self.pcap.clone(),
-        }
-    }
-
-    /// How the verdict is printed.
-    pub fn output(&self) -> (Format, Thresholds) {
-        let ms = |v: Option<u64>| v.map(Duration::from_millis);
-        (
-            self.format,
-            Thresholds {
-                warning: ms(self.warning),
-                critical: ms(self.critical),
-            },
-        )
-    }
-}
-
-/// Every frame from `level` times `-v` on.
-fn frames_from(verbose: u8, level: u8) -> Trace {
-    if verbose >= level {
-        Trace::ALL
-    } else {
-        Trace::default()
-    }
-}
-
-impl TcpArgs {
-    /// `-v` traces frames.
-    pub fn target(&self) -> Target {
-        Target {
-            close: self.close,
-            ..self.flow.target(frames_from(self.verbose, 1))
-        }
-    }
-}
-
-impl HttpArgs {
-    /// `-v` heads, `-vv` body, `-vvv` frames.
-    pub fn target(&self) -> Target {
-        Target {
-            close: self.close,
-            ..self.flow.target(frames_from(self.verbose, 3))
-        }
-    }
-
-    pub fn check(&self) -> HttpCheck {
-        HttpCheck {
-            method: self.method,
-            host: self.host.clone(),
-            path: self.path.clone(),
-            headers: self.headers.clone(),
-            expect: Expect {
-                statuses: self.statuses.clone(),
-                headers: self.response_headers.clone(),
-                body: self.body.clone().map(String::into_bytes),
-                md5: self.md5.clone(),
-                sha256: self.sha256.clone(),
-                regex: self.regex.clone(),
-                regex_absent: self.regex_absent.clone(),
-            },
-            limits: Limits {
-                max_body: self.max_body,
-                ..Limits::default()
-            },
-            trace_heads: self.verbose >= 1,
-            trace_body: self.verbose >= 2,
-            trace_c: false,
-            tls: None,
-        }
-    }
-}
-
 impl Cli {
     /// Parses the command line; a `-v` before the subcommand counts as one
     /// after it.
@@ -567,27 +303,12 @@ impl Cli {
     /// missing arguments) is left to the whole command line, whose errors
     /// and help name every subcommand.
     fn try_parse_check(args: &[std::ffi::OsString]) -> Option<Result<Cli, clap::Error>> {
-        use clap::{Command as Cmd, FromArgMatches};
-        let name = args.get(1)?.to_str()?;
-        let sub = match name {
-            "tcp" => TcpArgs::augment_args(Cmd::new("tcp")),
-            "http" => HttpArgs::augment_args(Cmd::new("http")),
-            "https" => HttpsArgs::augment_args(Cmd::new("https")),
-            _ => return None,
-        };
-        let matches = match Cmd::new("vipcheck")
-            .subcommand(sub)
-            .try_get_matches_from(args)
-        {
-            Ok(matches) => matches,
+        let command = match CheckArgs::try_parse(args)? {
+            Ok(CheckArgs::Tcp(a)) => Command::Tcp(a),
+            Ok(CheckArgs::Http(a)) => Command::Http(a),
+            Ok(CheckArgs::Https(a)) => Command::Https(a),
             Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => return Some(Err(e)),
             Err(_) => return None,
-        };
-        let (_, m) = matches.subcommand()?;
-        let command = match name {
-            "tcp" => Command::Tcp(TcpArgs::from_arg_matches(m).ok()?),
-            "http" => Command::Http(Box::new(HttpArgs::from_arg_matches(m).ok()?)),
-            _ => Command::Https(Box::new(HttpsArgs::from_arg_matches(m).ok()?)),
         };
         Some(Ok(Cli {
             verbose: 0,
@@ -609,77 +330,6 @@ pub fn usage_line(e: &clap::Error, args: &[std::ffi::OsString]) -> String {
         _ => usage_message(e),
     };
     format!("{message} (see '{path} --help')")
-}
-
-/// What a clap error says, in one line (see [`usage_line`]).
-pub fn usage_message(e: &clap::Error) -> String {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    let context = |kind| match e.get(kind) {
-        Some(ContextValue::String(s)) => Some(s.clone()),
-        Some(ContextValue::Strings(list)) => Some(list.join(", ")),
-        _ => None,
-    };
-    let rendered = e.to_string();
-    match (e.kind(), context(ContextKind::InvalidArg)) {
-        (ErrorKind::MissingRequiredArgument, Some(args)) => {
-            format!("missing required argument {args}")
-        }
-        (ErrorKind::InvalidValue | ErrorKind::ValueValidation, Some(arg)) => {
-            let value = context(ContextKind::InvalidValue).unwrap_or_default();
-            let mut line = format!("invalid value '{}' for '{arg}'", value.escape_debug());
-            if let Some(source) = std::error::Error::source(e) {
-                line += &format!(": {source}");
-            }
-            match context(ContextKind::ValidValue) {
-                Some(valid) if valid.is_empty() => line += " (a value is required)",
-                Some(valid) => line += &format!(" (accepted: {valid})"),
-                None => {}
-            }
-            line
-        }
-        _ => rendered
-            .lines()
-            .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-            .map(|l| l.trim().trim_start_matches("error: "))
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("; "),
-    }
-}
-
-/// `200` or `200-299`.
-pub fn parse_status(s: &str) -> Result<RangeInclusive<u16>, String> {
-    let code = |c: &str| -> Result<u16, String> {
-        c.trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|c| (100..=999).contains(c))
-            .ok_or_else(|| format!("{c:?} is not a status code (100-999)"))
-    };
-    let range = match s.split_once('-') {
-        Some((lo, hi)) => code(lo)?..=code(hi)?,
-        None => code(s)?..=code(s)?,
-    };
-    if range.is_empty() {
-        return Err(format!("empty range {s:?}"));
-    }
-    Ok(range)
-}
-
-/// `Name: Value`, with a token name and no line breaks.
-pub fn parse_header(s: &str) -> Result<(String, String), String> {
-    let (name, value) = s
-        .split_once(':')
-        .ok_or_else(|| format!("{s:?} is not \"Name: Value\""))?;
-    let name = name.trim();
-    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if name.is_empty() || !name.chars().all(token) {
-        return Err(format!("{name:?} is not a header name"));
-    }
-    if value.contains(['\r', '\n']) {
-        return Err("header values cannot contain line breaks".into());
-    }
-    Ok((name.to_string(), value.trim().to_string()))
 }
 
 /// "vipcheck tcp", "vipcheck xdp attach": the subcommands named in
@@ -704,106 +354,58 @@ fn subcommand_path(args: &[std::ffi::OsString]) -> (String, Vec<String>) {
     (path.join(" "), subcommands)
 }
 
-/// An IPv4 or IPv6 address (plain or `[addr]`), or a host name resolved
-/// once through the system resolver (its first IPv4 address, else its
-/// first IPv6 one), as the C checkers accept.
-pub fn parse_ip_host(s: &str) -> Result<IpAddr, String> {
-    use std::net::ToSocketAddrs;
-    let bare = s
-        .strip_prefix('[')
-        .and_then(|v| v.strip_suffix(']'))
-        .unwrap_or(s);
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(ip);
-    }
-    if s.is_empty() || s.contains(|c: char| c.is_whitespace() || c.is_control() || c == '/') {
-        return Err(format!("{s:?} is neither an IP address nor a host name"));
-    }
-    // `cargo fuzz` builds with cfg(fuzzing): no DNS query for every name a
-    // fuzzer makes up.
-    if cfg!(fuzzing) {
-        return Err(format!(
-            "host name {s:?} is not resolved in a fuzzing build"
-        ));
-    }
-    let addrs: Vec<IpAddr> = (s, 0)
-        .to_socket_addrs()
-        .map_err(|e| format!("host name {s:?} does not resolve ({e})"))?
-        .map(|a| a.ip())
-        .collect();
-    addrs
-        .iter()
-        .find(|ip| ip.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| format!("host name {s:?} has no address"))
-}
-
-/// `-R`: `Name: Value`, or `Name` alone for "present with any value".
-pub fn parse_expected_header(s: &str) -> Result<(String, Option<String>), String> {
-    if s.contains(':') {
-        return parse_header(s).map(|(name, value)| (name, Some(value)));
-    }
-    parse_header(&format!("{s}:")).map(|(name, _)| (name, None))
-}
-
-fn parse_host(s: &str) -> Result<String, String> {
-    crate::wire::http::check_host(s).map(|()| s.to_string())
-}
-
-fn parse_path(s: &str) -> Result<String, String> {
-    crate::wire::http::check_path(s).map(|()| s.to_string())
-}
-
-/// Hex of an `N`-byte digest, lowercased.
-fn parse_hex<const N: usize>(s: &str) -> Result<String, String> {
-    if s.len() != 2 * N || !s.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(format!("{s:?} is not {} hex digits", 2 * N));
-    }
-    Ok(s.to_ascii_lowercase())
-}
-
-/// A regular expression; its error in one line (the crate's message draws
-/// the pattern with a caret below it over several lines).
-fn parse_regex(s: &str) -> Result<regex::bytes::Regex, String> {
-    regex::bytes::Regex::new(s).map_err(|e| {
-        let text = e.to_string();
-        let reason = text
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix("error: "))
-            .unwrap_or_else(|| text.lines().next().unwrap_or("invalid"));
-        format!("invalid regular expression: {reason}")
+/// The HTTP check over TLS of `vipcheck https`; reading the CA or client
+/// files can fail (a usage error).
+pub fn https_check(args: &HttpsArgs) -> Result<HttpCheck, crate::error::Error> {
+    let options = crate::check::tls::TlsOptions {
+        sni: args.sni.clone(),
+        no_sni: args.no_sni,
+        ca: args.ca.clone(),
+        insecure: args.insecure,
+        cert_days: args.cert_days,
+        client_cert: args.client_cert.clone(),
+        client_key: args.client_key.clone(),
+    };
+    let name = crate::check::tls::server_name(args.sni.as_deref(), &args.http.host)?;
+    Ok(HttpCheck {
+        tls: Some(crate::probe::TlsSetup {
+            config: crate::check::tls::config(&options)?,
+            name,
+            unverified: args
+                .insecure
+                .then_some(crate::check::tls::NOT_VERIFIED_INSECURE),
+            cert_days: args.cert_days,
+        }),
+        ..args.http.check()
     })
-}
-
-/// Bytes with an optional K, M or G suffix (powers of 1024).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => t.split_at(i),
-        None => (t, ""),
-    };
-    let shift = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        _ => return Err(format!("{s:?} is not a size (like 4096, 512K or 4M)")),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(1 << shift))
-        .ok_or_else(|| format!("{s:?} is not a size (like 4096, 512K or 4M)"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::parse::*;
+    use crate::probe::{Capture, CloseMode, Method};
+    use std::time::Duration;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_args(std::iter::once("vipcheck").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn subcommands_are_all_known() {
+        use clap::CommandFactory;
+        let mut names: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .collect();
+        names.push("help".into());
+        names.sort();
+        let mut known: Vec<String> = crate::probe::c_line::SUBCOMMANDS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        known.sort();
+        assert_eq!(names, known);
     }
 
     #[test]

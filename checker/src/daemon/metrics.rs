@@ -29,9 +29,9 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::config::AuditTarget;
+use crate::check::verdict::Verdict;
 use crate::error::Error;
-use crate::verdict::Verdict;
+use crate::probe::AuditTarget;
 
 /// `Content-Type` of [`Metrics::encode`]'s text (Prometheus text format
 /// 0.0.4, which Prometheus, curl and every text parser read).
@@ -608,7 +608,7 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::Details;
+    use crate::check::verdict::Details;
 
     fn labels() -> TargetLabels {
         TargetLabels::new(

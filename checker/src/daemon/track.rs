@@ -25,7 +25,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::config::AuditTarget;
+use crate::probe::AuditTarget;
 
 /// Prefix of every file and track name, so vipcheck's files are
 /// recognisable in a shared directory.
@@ -478,7 +478,7 @@ mod tests {
             vs_port: 80,
             rs_ip: "198.18.0.11".parse().unwrap(),
             rs_port: 80,
-            check: crate::config::CheckSpec::Tcp,
+            check: crate::probe::CheckSpec::Tcp,
             timeout: std::time::Duration::from_secs(1),
             reply_timeout: None,
             interval: None,

@@ -1,11 +1,6 @@
-//! `vipcheck audit`: every target of a targets file or a keepalived.conf
-//! ([`crate::config`]) checked once through the VIP path, from one
-//! process, a bounded number at a time; what the input holds that cannot
-//! be checked is listed with the reason.
-//!
-//! Each target runs the one-shot check's own code ([`check::tcp::check`],
-//! [`check::http::run_async`]) on one [`Engine`]: one thread, one capture
-//! slot and one AF_PACKET socket per interface, one neighbour cache.
+//! One target checked on an engine: a spec (a real server through a VIP,
+//! and what to check) in, a verdict (or why the check could not run) out.
+//! The audit and the daemon run every target through here.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -15,14 +10,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::check;
-use crate::check::http::{Expect, HttpCheck, Method, TlsSetup};
-use crate::config::{self, AuditTarget, CheckSpec, HttpSpec, TlsSpec, Verify};
-use crate::engine::trace::Trace;
-use crate::engine::{self, Engine};
+use crate::check::verdict::Verdict;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::output::Subject;
-use crate::target::{Capture, CloseMode, Target};
-use crate::verdict::Verdict;
+use crate::probe::Subject;
+use crate::probe::{
+    AuditTarget, Capture, CheckSpec, CloseMode, Expect, HttpCheck, HttpSpec, Target, TlsSetup,
+    TlsSpec, Trace, Verify,
+};
 use crate::wire::http::Limits;
 use crate::xdp::XdpMode;
 
@@ -85,9 +80,9 @@ impl TlsConfigs {
     fn trust(&self, spec: &TlsSpec) -> Trust {
         let options = &self.options;
         match &spec.verify {
-            _ if options.insecure => Trust::Nothing(crate::tls::NOT_VERIFIED_INSECURE),
+            _ if options.insecure => Trust::Nothing(crate::check::tls::NOT_VERIFIED_INSECURE),
             Verify::KeepalivedSslGet if !options.verify_tls => {
-                Trust::Nothing(crate::tls::NOT_VERIFIED_SSL_GET)
+                Trust::Nothing(crate::check::tls::NOT_VERIFIED_SSL_GET)
             }
             Verify::Ca(ca) => Trust::Roots(Some(ca.clone())),
             Verify::KeepalivedSslGet | Verify::Roots => Trust::Roots(options.ca.clone()),
@@ -109,14 +104,14 @@ impl TlsConfigs {
         if let Some(config) = self.built.borrow().get(&key) {
             return Ok((config.clone(), unverified));
         }
-        let config = crate::tls::config(&crate::tls::TlsOptions {
+        let config = crate::check::tls::config(&crate::check::tls::TlsOptions {
             ca: match &key.0 {
                 Trust::Roots(ca) => ca.clone(),
                 Trust::Nothing(_) => None,
             },
             insecure: unverified.is_some(),
             no_sni,
-            ..crate::tls::TlsOptions::default()
+            ..crate::check::tls::TlsOptions::default()
         })?;
         self.built.borrow_mut().insert(key, config.clone());
         Ok((config, unverified))
@@ -135,45 +130,6 @@ impl TlsConfigs {
         }
         Ok(())
     }
-}
-
-/// The outcome of one target: its verdict, or why it could not run.
-pub struct Outcome {
-    pub target: AuditTarget,
-    pub subject: Subject,
-    pub result: std::result::Result<Verdict, Error>,
-}
-
-/// Checks every target once; the outcomes in the targets' order.
-pub fn run(targets: Vec<AuditTarget>, options: &AuditOptions) -> Result<Vec<Outcome>> {
-    let tls = TlsConfigs::new(options);
-    tls.prepare(&targets)?;
-    let parallel = options.parallel.max(1);
-    engine::block_on(async |engine| {
-        let permits = Rc::new(tokio::sync::Semaphore::new(parallel));
-        let handles: Vec<_> = targets
-            .into_iter()
-            .map(|target| {
-                let (engine, permits, tls) = (engine.clone(), permits.clone(), tls.clone());
-                tokio::task::spawn_local(async move {
-                    let _permit = permits.acquire().await;
-                    let (subject, result) = check_one(&engine, &target, &tls).await;
-                    Outcome {
-                        target,
-                        subject,
-                        result,
-                    }
-                })
-            })
-            .collect();
-        let mut outcomes = Vec::with_capacity(handles.len());
-        for handle in handles {
-            if let Ok(outcome) = handle.await {
-                outcomes.push(outcome);
-            }
-        }
-        Ok(outcomes)
-    })
 }
 
 /// Checks `target` once on `engine`: what was checked, and the verdict or
@@ -255,8 +211,8 @@ fn http_check(
     };
     Ok(HttpCheck {
         method: match spec.method {
-            config::Method::Get => Method::Get,
-            config::Method::Head => Method::Head,
+            crate::probe::Method::Get => crate::probe::Method::Get,
+            crate::probe::Method::Head => crate::probe::Method::Head,
         },
         host: host.clone(),
         path: spec.path.clone(),
@@ -285,7 +241,7 @@ fn http_check(
                 let sni = configs.options.sni.as_deref().or(tls_spec.sni.as_deref());
                 Some(TlsSetup {
                     config,
-                    name: crate::tls::server_name(sni, &host)
+                    name: crate::check::tls::server_name(sni, &host)
                         .map_err(|e| Error::Usage(format!("{}: {e}", target.origin)))?,
                     unverified,
                     cert_days: None,
@@ -296,124 +252,15 @@ fn http_check(
     })
 }
 
-/// What an HTTP(S) check requests: the Host it sends (the given one, else
-/// the real server's address, as keepalived) and the path.
-fn request(target: &AuditTarget) -> Option<(String, &str)> {
-    let spec = target.check.http()?;
-    Some((host_of(spec, target), spec.path.as_str()))
-}
-
 /// The Host header of `spec`: keepalived sends the address it connects to
 /// when no virtualhost is given, the real server's.
-fn host_of(spec: &HttpSpec, target: &AuditTarget) -> String {
+pub(crate) fn host_of(spec: &HttpSpec, target: &AuditTarget) -> String {
     spec.host
         .clone()
         .unwrap_or_else(|| match target.real_server {
             IpAddr::V4(ip) => ip.to_string(),
             IpAddr::V6(ip) => format!("[{ip}]"),
         })
-}
-
-/// The text table of an audit: one line per target, then the skipped.
-/// REQUEST tells the checks of one real server apart: HOST/PATH of an
-/// HTTP(S) check, `-` for TCP.
-pub fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
-    let mut out = format!(
-        "{:<26} {:<32} {:<5} {:<24} {:<9} {:>9}  {}\n",
-        "REAL_SERVER", "VIP:PORT", "CHECK", "REQUEST", "VERDICT", "TIME", "REASON"
-    );
-    for o in outcomes {
-        let vip_port = std::net::SocketAddr::new(o.target.vip, o.target.port).to_string();
-        let (verdict, time, reason) = match &o.result {
-            Ok(v) => (
-                if v.healthy { "healthy" } else { "unhealthy" },
-                format!("{:.1} ms", v.elapsed.as_secs_f64() * 1000.0),
-                v.reason.clone(),
-            ),
-            Err(e) => ("error", String::from("-"), e.to_string()),
-        };
-        let request = match request(&o.target) {
-            Some((host, path)) => format!("{host}{path}"),
-            None => "-".to_string(),
-        };
-        out += &format!(
-            "{:<26} {:<32} {:<5} {:<24} {:<9} {:>9}  {reason} ({})\n",
-            o.target.real_server.to_string(),
-            vip_port,
-            o.target.check.kind(),
-            request,
-            verdict,
-            time,
-            o.target.origin
-        );
-    }
-    for s in skipped {
-        out += &format!("skipped: {}: {}: {}\n", s.origin, s.what, s.reason);
-    }
-    out
-}
-
-/// JSON Lines: each target's object as `--format json` prints it, with
-/// its `origin`; then one `{"skipped": ...}` object per skipped construct.
-pub fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
-    let mut out = String::new();
-    for o in outcomes {
-        let kind = o.target.check.kind();
-        let line = match &o.result {
-            Ok(v) => {
-                crate::output::verdict(
-                    v,
-                    &o.subject,
-                    kind,
-                    crate::output::Format::Json,
-                    Default::default(),
-                )
-                .0
-            }
-            Err(e) => {
-                crate::output::error(
-                    &e.to_string(),
-                    e.exit_code(),
-                    Some(&o.subject),
-                    kind,
-                    crate::output::Format::Json,
-                )
-                .0
-            }
-        };
-        let mut value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        value["origin"] = serde_json::Value::from(o.target.origin.clone());
-        if let Some((host, path)) = request(&o.target) {
-            value["request"] = serde_json::json!({ "host": host, "path": path });
-        }
-        out += &value.to_string();
-        out.push('\n');
-    }
-    for s in skipped {
-        let value = serde_json::json!({
-            "skipped": { "origin": s.origin, "what": s.what, "reason": s.reason }
-        });
-        out += &value.to_string();
-        out.push('\n');
-    }
-    out
-}
-
-/// 1 when a real server failed its check; else 3 when a check could not
-/// run here (not root, no such interface, BPF refused: as the daemon,
-/// which stops with 3 rather than report real servers down); else 0,
-/// every target healthy.
-pub fn exit_code(outcomes: &[Outcome]) -> i32 {
-    if outcomes
-        .iter()
-        .any(|o| matches!(&o.result, Ok(v) if !v.healthy))
-    {
-        1
-    } else if outcomes.iter().any(|o| o.result.is_err()) {
-        crate::exit::EXIT_CANNOT_RUN
-    } else {
-        0
-    }
 }
 
 #[cfg(test)]
@@ -429,7 +276,7 @@ mod tests {
         let ssl_get = spec(Verify::KeepalivedSslGet);
         let ca = spec(Verify::Ca("t.pem".into()));
         let trust = |options: AuditOptions, spec: &TlsSpec| TlsConfigs::new(&options).trust(spec);
-        let keepalived = Trust::Nothing(crate::tls::NOT_VERIFIED_SSL_GET);
+        let keepalived = Trust::Nothing(crate::check::tls::NOT_VERIFIED_SSL_GET);
         // keepalived's SSL_GET verifies nothing unless asked to.
         assert_eq!(trust(AuditOptions::default(), &ssl_get), keepalived);
         let verify = AuditOptions {
@@ -454,7 +301,7 @@ mod tests {
         };
         assert_eq!(
             trust(insecure, &ca),
-            Trust::Nothing(crate::tls::NOT_VERIFIED_INSECURE)
+            Trust::Nothing(crate::check::tls::NOT_VERIFIED_INSECURE)
         );
         // Configurations are built once per trust; an unreadable CA is an
         // error.
@@ -462,7 +309,7 @@ mod tests {
         let (a, why) = configs.get(&ssl_get).unwrap();
         let (b, _) = configs.get(&ssl_get).unwrap();
         assert!(Arc::ptr_eq(&a, &b));
-        assert_eq!(why, Some(crate::tls::NOT_VERIFIED_SSL_GET));
+        assert_eq!(why, Some(crate::check::tls::NOT_VERIFIED_SSL_GET));
         assert!(
             configs
                 .get(&spec(Verify::Ca("/nonexistent.pem".into())))

@@ -24,12 +24,14 @@ macro_rules! note {
 }
 
 use std::ffi::OsString;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::verdict::Verdict;
+use crate::check::verdict::Verdict;
+use crate::probe::Subject;
+use crate::probe::args::{Format, Thresholds};
 
 /// vipcheck's own diagnostics (`log::debug!`: attach time, fallbacks,
 /// dead checks' slots freed) on stderr, from now on; not the BPF loader's,
@@ -52,30 +54,6 @@ pub fn log_to_stderr() {
     }
 }
 
-/// Writes the man pages into `dir`: vipcheck, each subcommand
-/// (`vipcheck-tcp.1`, ...) and the three C names; returns their paths.
-pub fn man_pages(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
-    use clap::CommandFactory;
-    let top = crate::cli::Cli::command();
-    let mut pages: Vec<(String, clap::Command)> = vec![("vipcheck".to_string(), top.clone())];
-    for sub in top.get_subcommands() {
-        let name = format!("vipcheck-{}", sub.get_name());
-        pages.push((name.clone(), sub.clone().name(name)));
-    }
-    for name in crate::compat::NAMES {
-        pages.push((name.to_string(), crate::compat::command(name)));
-    }
-    let mut written = Vec::new();
-    for (name, command) in pages {
-        let path = dir.join(format!("{name}.1"));
-        let mut page = Vec::new();
-        clap_mangen::Man::new(command).render(&mut page)?;
-        std::fs::write(&path, page)?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
 /// The `--format` a command line asks for, read before it is parsed, so
 /// that a usage error is reported in that format too.
 pub fn requested_format(args: &[OsString]) -> Format {
@@ -93,46 +71,6 @@ pub fn requested_format(args: &[OsString]) -> Format {
         }
     }
     Format::Text
-}
-
-/// How the verdict is printed (`--format`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// One line: `OK: ...` or `FAIL: ...` (exit 0/1/2/3).
-    #[default]
-    Text,
-    /// One JSON object (exit 0/1/2/3).
-    Json,
-    /// A monitoring plugin's line with perfdata (exit 0 OK, 1 WARNING,
-    /// 2 CRITICAL, 3 UNKNOWN).
-    Nagios,
-}
-
-/// Response-time thresholds of the Nagios format (`-w`, `-c`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Thresholds {
-    pub warning: Option<Duration>,
-    pub critical: Option<Duration>,
-}
-
-/// What was checked, as the JSON output names it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Subject {
-    pub iface: String,
-    pub real_server: IpAddr,
-    pub vip: IpAddr,
-    pub port: u16,
-}
-
-impl From<&crate::target::Target> for Subject {
-    fn from(target: &crate::target::Target) -> Subject {
-        Subject {
-            iface: target.iface.clone(),
-            real_server: target.real_server,
-            vip: target.vip,
-            port: target.port,
-        }
-    }
 }
 
 /// The JSON object of one check. Field names are stable: documented in
@@ -336,7 +274,7 @@ fn json(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::Details;
+    use crate::check::verdict::Details;
 
     fn subject() -> Subject {
         Subject {

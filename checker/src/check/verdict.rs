@@ -35,7 +35,7 @@ pub struct Details {
     /// Lowercase hex.
     pub sha256: Option<String>,
     /// HTTPS: the session and the server's certificate.
-    pub tls: Option<crate::tls::TlsFacts>,
+    pub tls: Option<crate::check::tls::TlsFacts>,
     /// HTTPS: failed only because the certificate expires within
     /// `--cert-days` (Nagios: WARNING, not CRITICAL).
     pub cert_expiring: bool,

@@ -1,0 +1,165 @@
+//! `vipcheck audit`: every target of a targets file or a keepalived.conf
+//! ([`crate::config`]) checked once through the VIP path, from one
+//! process, a bounded number at a time; what the input holds that cannot
+//! be checked is listed with the reason.
+//!
+//! Each target runs the one-shot check's own code ([`check::tcp::check`],
+//! [`check::http::run_async`]) on one [`Engine`]: one thread, one capture
+//! slot and one AF_PACKET socket per interface, one neighbour cache.
+
+use std::rc::Rc;
+
+use crate::check::dispatch::{AuditOptions, TlsConfigs, check_one, host_of};
+use crate::check::verdict::Verdict;
+use crate::config;
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::probe::{AuditTarget, Subject};
+
+/// The outcome of one target: its verdict, or why it could not run.
+pub struct Outcome {
+    pub target: AuditTarget,
+    pub subject: Subject,
+    pub result: std::result::Result<Verdict, Error>,
+}
+
+/// Checks every target once; the outcomes in the targets' order.
+pub fn run(targets: Vec<AuditTarget>, options: &AuditOptions) -> Result<Vec<Outcome>> {
+    let tls = TlsConfigs::new(options);
+    tls.prepare(&targets)?;
+    let parallel = options.parallel.max(1);
+    engine::block_on(async |engine| {
+        let permits = Rc::new(tokio::sync::Semaphore::new(parallel));
+        let handles: Vec<_> = targets
+            .into_iter()
+            .map(|target| {
+                let (engine, permits, tls) = (engine.clone(), permits.clone(), tls.clone());
+                tokio::task::spawn_local(async move {
+                    let _permit = permits.acquire().await;
+                    let (subject, result) = check_one(&engine, &target, &tls).await;
+                    Outcome {
+                        target,
+                        subject,
+                        result,
+                    }
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::with_capacity(handles.len());
+        for handle in handles {
+            if let Ok(outcome) = handle.await {
+                outcomes.push(outcome);
+            }
+        }
+        Ok(outcomes)
+    })
+}
+
+/// What an HTTP(S) check requests: the Host it sends (the given one, else
+/// the real server's address, as keepalived) and the path.
+fn request(target: &AuditTarget) -> Option<(String, &str)> {
+    let spec = target.check.http()?;
+    Some((host_of(spec, target), spec.path.as_str()))
+}
+
+/// The text table of an audit: one line per target, then the skipped.
+/// REQUEST tells the checks of one real server apart: HOST/PATH of an
+/// HTTP(S) check, `-` for TCP.
+pub fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
+    let mut out = format!(
+        "{:<26} {:<32} {:<5} {:<24} {:<9} {:>9}  {}\n",
+        "REAL_SERVER", "VIP:PORT", "CHECK", "REQUEST", "VERDICT", "TIME", "REASON"
+    );
+    for o in outcomes {
+        let vip_port = std::net::SocketAddr::new(o.target.vip, o.target.port).to_string();
+        let (verdict, time, reason) = match &o.result {
+            Ok(v) => (
+                if v.healthy { "healthy" } else { "unhealthy" },
+                format!("{:.1} ms", v.elapsed.as_secs_f64() * 1000.0),
+                v.reason.clone(),
+            ),
+            Err(e) => ("error", String::from("-"), e.to_string()),
+        };
+        let request = match request(&o.target) {
+            Some((host, path)) => format!("{host}{path}"),
+            None => "-".to_string(),
+        };
+        out += &format!(
+            "{:<26} {:<32} {:<5} {:<24} {:<9} {:>9}  {reason} ({})\n",
+            o.target.real_server.to_string(),
+            vip_port,
+            o.target.check.kind(),
+            request,
+            verdict,
+            time,
+            o.target.origin
+        );
+    }
+    for s in skipped {
+        out += &format!("skipped: {}: {}: {}\n", s.origin, s.what, s.reason);
+    }
+    out
+}
+
+/// JSON Lines: each target's object as `--format json` prints it, with
+/// its `origin`; then one `{"skipped": ...}` object per skipped construct.
+pub fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
+    let mut out = String::new();
+    for o in outcomes {
+        let kind = o.target.check.kind();
+        let line = match &o.result {
+            Ok(v) => {
+                crate::front::output::verdict(
+                    v,
+                    &o.subject,
+                    kind,
+                    crate::probe::args::Format::Json,
+                    Default::default(),
+                )
+                .0
+            }
+            Err(e) => {
+                crate::front::output::error(
+                    &e.to_string(),
+                    e.exit_code(),
+                    Some(&o.subject),
+                    kind,
+                    crate::probe::args::Format::Json,
+                )
+                .0
+            }
+        };
+        let mut value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        value["origin"] = serde_json::Value::from(o.target.origin.clone());
+        if let Some((host, path)) = request(&o.target) {
+            value["request"] = serde_json::json!({ "host": host, "path": path });
+        }
+        out += &value.to_string();
+        out.push('\n');
+    }
+    for s in skipped {
+        let value = serde_json::json!({
+            "skipped": { "origin": s.origin, "what": s.what, "reason": s.reason }
+        });
+        out += &value.to_string();
+        out.push('\n');
+    }
+    out
+}
+
+/// 1 when a real server failed its check; else 3 when a check could not
+/// run here (not root, no such interface, BPF refused: as the daemon,
+/// which stops with 3 rather than report real servers down); else 0,
+/// every target healthy.
+pub fn exit_code(outcomes: &[Outcome]) -> i32 {
+    if outcomes
+        .iter()
+        .any(|o| matches!(&o.result, Ok(v) if !v.healthy))
+    {
+        1
+    } else if outcomes.iter().any(|o| o.result.is_err()) {
+        crate::exit::EXIT_CANNOT_RUN
+    } else {
+        0
+    }
+}

@@ -1,0 +1,321 @@
+//! What to check: plain data that every input produces (the command
+//! line, the C checkers' command lines, keepalived.conf, a targets file),
+//! and the parsers of its values. Nothing here touches the network.
+
+use std::net::IpAddr;
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::bytes::Regex;
+use serde::Serialize;
+
+use crate::wire::http::Limits;
+use crate::xdp::XdpMode;
+
+pub mod args;
+pub mod c_line;
+pub mod parse;
+
+/// How the check's TCP connection ends once it has done its job.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum CloseMode {
+    /// RST: nothing is left in TIME-WAIT (as the C checkers do).
+    #[default]
+    Rst,
+    /// FIN handshake, for servers that log abrupt closes.
+    Fin,
+}
+
+/// How replies are captured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Capture {
+    /// The shared XDP program takes our replies before the kernel sees them;
+    /// the check fails (exit 3) if it cannot be used.
+    #[default]
+    Require,
+    /// No BPF: an AF_PACKET socket copies replies, and the kernel still sees
+    /// them. On a backup LB (VIP not local) the kernel answers them with RSTs.
+    Off,
+}
+
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub iface: String,
+    /// IPv4 or IPv6, the same family as `vip` (the preflight checks).
+    pub real_server: IpAddr,
+    pub vip: IpAddr,
+    pub port: u16,
+    /// Source address; the interface's own when `None`.
+    pub source: Option<IpAddr>,
+    /// Deadline of the whole check.
+    pub timeout: Duration,
+    /// Each reply of the server (ARP reply, SYN-ACK, each next piece of
+    /// the response) must come within this of the one before, as the C
+    /// checkers' `-t`; `timeout` still bounds the whole check.
+    pub reply_timeout: Option<Duration>,
+    pub close: CloseMode,
+    pub capture: Capture,
+    pub xdp_mode: XdpMode,
+    /// Which frames to show on stderr (and vipcheck's diagnostics when any).
+    pub trace: Trace,
+    /// Write every frame sent and received to this pcap file.
+    pub pcap: Option<PathBuf>,
+}
+
+/// Which frames are shown on stderr, and how.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Trace {
+    /// TCP segments.
+    pub tcp: bool,
+    /// ARP requests and replies.
+    pub arp: bool,
+    /// The C checkers' line format.
+    pub c_format: bool,
+}
+
+impl Trace {
+    /// Every frame, native format.
+    pub const ALL: Trace = Trace {
+        tcp: true,
+        arp: true,
+        c_format: false,
+    };
+
+    pub fn any(self) -> bool {
+        self.tcp || self.arp
+    }
+}
+
+/// One check to run: a real server through a VIP.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AuditTarget {
+    /// Interface to send from; `None`: the interface of the route to the
+    /// real server.
+    pub iface: Option<String>,
+    pub real_server: IpAddr,
+    pub vip: IpAddr,
+    /// The port the check connects to (keepalived's `connect_port`, else
+    /// the real server's port).
+    pub port: u16,
+    /// The virtual server's address and port, as the input writes them:
+    /// the LVS service the check stands for (track files, labels and the
+    /// snippet are keyed by them, and by the real server's below). A
+    /// MISC_CHECK's command line may check another address or port.
+    pub vs_vip: IpAddr,
+    pub vs_port: u16,
+    /// The real server's address and port, as the input writes them (the
+    /// virtual server's port when it gives none).
+    pub rs_ip: IpAddr,
+    pub rs_port: u16,
+    pub check: CheckSpec,
+    /// Deadline of the whole check.
+    pub timeout: Duration,
+    /// Each reply must come within this of the one before (the C
+    /// checkers' `-t`); `None`: only `timeout` applies.
+    pub reply_timeout: Option<Duration>,
+    /// How often the source checks it (keepalived's `delay_loop`).
+    pub interval: Option<Duration>,
+    /// Failures before the source declares it down (keepalived's `retry`).
+    pub retry: Option<u32>,
+    /// `file:line` the target comes from, for messages.
+    pub origin: String,
+}
+
+/// What to check.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum CheckSpec {
+    Tcp,
+    Http(HttpSpec),
+    /// The request over TLS, and how the certificate is judged.
+    Https(HttpSpec, TlsSpec),
+}
+
+impl CheckSpec {
+    /// `tcp`, `http` or `https`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CheckSpec::Tcp => "tcp",
+            CheckSpec::Http(_) => "http",
+            CheckSpec::Https(..) => "https",
+        }
+    }
+
+    /// The HTTP request of an http or https check.
+    pub fn http(&self) -> Option<&HttpSpec> {
+        match self {
+            CheckSpec::Tcp => None,
+            CheckSpec::Http(spec) | CheckSpec::Https(spec, _) => Some(spec),
+        }
+    }
+}
+
+/// How an HTTPS check judges the server's certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TlsSpec {
+    pub verify: Verify,
+    /// The TLS server name: sent as SNI (unless `no_sni`) and, when
+    /// verifying, looked for in the certificate. `None`: the Host's name
+    /// (the request's `host`, else the real server's address, which sends
+    /// no SNI).
+    pub sni: Option<String>,
+    /// Send no SNI (keepalived's `SSL_GET` without `enable_sni`).
+    pub no_sni: bool,
+}
+
+/// Whether and against what the certificate is verified.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Verify {
+    /// Against the command line's `--ca`, else the system's roots.
+    #[default]
+    Roots,
+    /// Against this CA (PEM).
+    Ca(PathBuf),
+    /// Not at all, as keepalived's `SSL_GET` (check_ssl.c never sets
+    /// SSL_VERIFY_PEER): the handshake must succeed, the certificate's
+    /// facts are reported.
+    KeepalivedSslGet,
+}
+
+/// An HTTP(S) request and what its response must satisfy (every field
+/// given must hold).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HttpSpec {
+    /// Host header; `None`: the source gave none (keepalived then sends
+    /// the address it connects to).
+    pub host: Option<String>,
+    /// Starts with `/`.
+    pub path: String,
+    pub method: Method,
+    /// Extra request headers.
+    pub headers: Vec<(String, String)>,
+    /// The status must be in one of these; empty: no status check.
+    pub statuses: Vec<RangeInclusive<u16>>,
+    /// Response headers that must be present (with this value when given).
+    pub response_headers: Vec<(String, Option<String>)>,
+    /// The exact expected body.
+    pub body: Option<String>,
+    /// MD5 of the body, lowercase hex.
+    pub md5: Option<String>,
+    /// Regular expressions the body must match.
+    pub regex: Vec<String>,
+    /// Regular expressions the body must not match.
+    pub regex_absent: Vec<String>,
+}
+
+/// Request method of an HTTP check.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Method {
+    #[default]
+    Get,
+    Head,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+        }
+    }
+}
+
+/// What the response must satisfy: every field given must hold.
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    /// The status must be in one of these (default 200-399 when no
+    /// validation at all is given).
+    pub statuses: Vec<RangeInclusive<u16>>,
+    /// Headers (or chunked trailers) that must be present, with exactly
+    /// this value when one is given (names case-insensitive).
+    pub headers: Vec<(String, Option<String>)>,
+    pub body: Option<Vec<u8>>,
+    /// Lowercase hex.
+    pub md5: Option<String>,
+    /// Lowercase hex.
+    pub sha256: Option<String>,
+    /// Each must match the body.
+    pub regex: Vec<Regex>,
+    /// None may match the body.
+    pub regex_absent: Vec<Regex>,
+}
+
+impl Expect {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.statuses.is_empty()
+            && self.headers.is_empty()
+            && self.body.is_none()
+            && self.md5.is_none()
+            && self.sha256.is_none()
+            && self.regex.is_empty()
+            && self.regex_absent.is_empty()
+    }
+
+    /// Whether the whole body must be kept for a match.
+    pub(crate) fn needs_body(&self) -> bool {
+        self.body.is_some() || !self.regex.is_empty() || !self.regex_absent.is_empty()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpCheck {
+    pub method: Method,
+    pub host: String,
+    pub path: String,
+    /// Extra request headers; each replaces a default of the same name.
+    pub headers: Vec<(String, String)>,
+    pub expect: Expect,
+    pub limits: Limits,
+    /// `-v`: request and response heads on stderr.
+    pub trace_heads: bool,
+    /// `-vv`: the body too (its first 4 KiB).
+    pub trace_body: bool,
+    /// With the heads, the C checkers' `* ` lines (connected, body MD5, closed).
+    pub trace_c: bool,
+    /// HTTPS: the TLS session's setup.
+    pub tls: Option<TlsSetup>,
+}
+
+/// What an HTTPS check needs of TLS.
+#[derive(Clone, Debug)]
+pub struct TlsSetup {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    /// SNI (unless disabled in the config) and the name verified.
+    pub name: String,
+    /// The config verifies nothing, and why (`not verified: --insecure`).
+    pub unverified: Option<&'static str>,
+    /// Fail when the certificate expires within this many days.
+    pub cert_days: Option<u32>,
+}
+
+impl HttpCheck {
+    /// The Host header the request carries: HOST, or a `-H Host:` that
+    /// replaces it.
+    pub fn sent_host(&self) -> &str {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(name, _)| name.eq_ignore_ascii_case("host"))
+            .map_or(&self.host, |(_, value)| value)
+    }
+}
+
+/// What was checked, as the JSON output names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Subject {
+    pub iface: String,
+    pub real_server: IpAddr,
+    pub vip: IpAddr,
+    pub port: u16,
+}
+
+impl From<&Target> for Subject {
+    fn from(target: &Target) -> Subject {
+        Subject {
+            iface: target.iface.clone(),
+            real_server: target.real_server,
+            vip: target.vip,
+            port: target.port,
+        }
+    }
+}
