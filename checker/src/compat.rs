@@ -385,7 +385,7 @@ pub fn main(name: &str, args: &[OsString], invoked: Invoked) -> i32 {
     match run(&plan, common) {
         Ok(verdict) => {
             say!("{verdict}");
-            if verdict.healthy { HEALTHY } else { FAILED }
+            if verdict.healthy() { HEALTHY } else { FAILED }
         }
         Err(e) => {
             note!("{speaker}: {e}");

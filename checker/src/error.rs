@@ -10,6 +10,7 @@
 use std::io;
 
 use crate::exit::{EXIT_CANNOT_RUN, EXIT_UNHEALTHY, EXIT_USAGE};
+use crate::verdict::Failure;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -80,6 +81,20 @@ impl Error {
             Error::Usage(_) => EXIT_USAGE,
             Error::Interrupted(_) => EXIT_UNHEALTHY,
             _ => EXIT_CANNOT_RUN,
+        }
+    }
+
+    /// Why the check could not run, as a code: the JSON output's
+    /// `failure` and the daemon's `reason` label.
+    pub fn failure(&self) -> Failure {
+        match self {
+            Error::Interrupted(_) => Failure::Interrupted,
+            Error::Busy(_) => Failure::Busy,
+            Error::Bpf(_) | Error::ForeignXdp { .. } => Failure::Xdp,
+            Error::NoInterface(_) | Error::Interface(_) => Failure::Interface,
+            Error::Usage(_) | Error::Privilege { .. } | Error::Refused(_) | Error::Io { .. } => {
+                Failure::Error
+            }
         }
     }
 

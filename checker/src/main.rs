@@ -19,7 +19,7 @@ use vipcheck::exit::{EXIT_CANNOT_RUN, EXIT_USAGE};
 use vipcheck::output::{self, Format, Subject, Thresholds};
 use vipcheck::sys::netdev::NetDev;
 use vipcheck::target::Target;
-use vipcheck::verdict::Verdict;
+use vipcheck::verdict::{Failure, Verdict};
 use vipcheck::{check, compat, note, say, xdp};
 
 /// Called by the C runtime (glibc gives std the arguments before, through
@@ -92,8 +92,14 @@ fn run() -> i32 {
             }),
             Err(e) => {
                 let (format, _) = args.http.flow.output();
-                let (line, code) =
-                    output::error(&e.to_string(), e.exit_code(), None, "https", format);
+                let (line, code) = output::error(
+                    &e.to_string(),
+                    e.exit_code(),
+                    e.failure(),
+                    None,
+                    "https",
+                    format,
+                );
                 if format == Format::Text {
                     note!("{line}");
                 } else {
@@ -185,8 +191,14 @@ fn checked(
     let (line, code) = match run(target) {
         Ok(verdict) => output::verdict(&verdict, &subject, kind, format, thresholds),
         Err(e) => {
-            let (line, code) =
-                output::error(&e.to_string(), e.exit_code(), Some(&subject), kind, format);
+            let (line, code) = output::error(
+                &e.to_string(),
+                e.exit_code(),
+                e.failure(),
+                Some(&subject),
+                kind,
+                format,
+            );
             if format == Format::Text {
                 note!("{line}");
                 return code;
@@ -256,7 +268,7 @@ fn usage(e: clap::Error, args: &[OsString]) -> i32 {
     }
     let message = vipcheck::cli::usage_line(&e, args);
     let format = output::requested_format(args);
-    let (line, code) = output::error(&message, EXIT_USAGE, None, "", format);
+    let (line, code) = output::error(&message, EXIT_USAGE, Failure::Error, None, "", format);
     if format == Format::Text {
         note!("{line}");
     } else {

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::verdict::Verdict;
+use crate::verdict::{Failure, Verdict};
 
 /// vipcheck's own diagnostics (`log::debug!`: attach time, fallbacks,
 /// dead checks' slots freed) on stderr, from now on; not the BPF loader's,
@@ -143,6 +143,9 @@ struct Report<'a> {
     check: &'a str,
     /// "healthy", "unhealthy", or "error" (the check could not run).
     verdict: &'a str,
+    /// Why it failed or could not run, as a code (the daemon's metrics
+    /// `reason` label); `null` when healthy.
+    failure: Option<Failure>,
     reason: &'a str,
     exit: i32,
     timings: Timings,
@@ -192,11 +195,12 @@ pub fn verdict(
             let report = Report {
                 target: subject,
                 check,
-                verdict: if verdict.healthy {
+                verdict: if verdict.healthy() {
                     "healthy"
                 } else {
                     "unhealthy"
                 },
+                failure: verdict.failure,
                 reason: &verdict.reason,
                 exit,
                 timings: Timings {
@@ -221,23 +225,23 @@ pub fn verdict(
             (json(&report), exit)
         }
         Format::Nagios => {
-            let state = match (verdict.healthy, thresholds) {
+            let state = match (verdict.failure, thresholds) {
                 // Only the certificate's near expiry failed: a warning.
-                (false, _) if verdict.details.cert_expiring => Nagios::Warning,
-                (false, _) => Nagios::Critical,
+                (Some(Failure::CertExpiring), _) => Nagios::Warning,
+                (Some(_), _) => Nagios::Critical,
                 (
-                    true,
+                    None,
                     Thresholds {
                         critical: Some(c), ..
                     },
                 ) if verdict.elapsed > c => Nagios::Critical,
                 (
-                    true,
+                    None,
                     Thresholds {
                         warning: Some(w), ..
                     },
                 ) if verdict.elapsed > w => Nagios::Warning,
-                (true, _) => Nagios::Ok,
+                (None, _) => Nagios::Ok,
             };
             let text = format!("{}: {}", verdict.what, verdict.reason);
             let mut perfdata = format!(
@@ -255,10 +259,11 @@ pub fn verdict(
 }
 
 /// An error that kept the check from running (exit 2 or 3), in `format`,
-/// and the exit status.
+/// and the exit status; `failure` its code (`Error::failure`).
 pub fn error(
     message: &str,
     exit: i32,
+    failure: Failure,
     subject: Option<&Subject>,
     check: &str,
     format: Format,
@@ -276,6 +281,7 @@ pub fn error(
                 target: subject.unwrap_or(&unknown),
                 check,
                 verdict: "error",
+                failure: Some(failure),
                 reason: message,
                 exit,
                 timings: Timings {
@@ -349,7 +355,7 @@ mod tests {
 
     fn healthy(ms: u64) -> Verdict {
         Verdict {
-            healthy: true,
+            failure: None,
             what: "http GET h/ via 198.18.0.11 (198.18.0.100:80)".into(),
             reason: "200 OK | piped".into(),
             elapsed: Duration::from_millis(ms),
@@ -378,15 +384,39 @@ mod tests {
         assert_eq!(v["target"]["port"], 80);
         assert_eq!(v["check"], "http");
         assert_eq!(v["verdict"], "healthy");
+        assert!(v["failure"].is_null(), "{line}");
         assert_eq!(v["exit"], 0);
         assert_eq!(v["timings"]["total_ms"], 2.0);
         assert!(v["timings"]["attach_ms"].is_null());
         assert_eq!(v["status"], 200);
         assert_eq!(v["body_bytes"], 612);
         assert!(v["sha256"].is_null());
-        let (line, exit) = error("eth9: no such interface", 3, None, "tcp", Format::Json);
+        let failed = Verdict {
+            failure: Some(Failure::Status),
+            reason: "status 503, expected 200-399 (503 Service Unavailable)".into(),
+            ..healthy(2)
+        };
+        let (line, exit) = verdict(
+            &failed,
+            &subject(),
+            "http",
+            Format::Json,
+            Thresholds::default(),
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!((v["verdict"].as_str(), exit), (Some("unhealthy"), 1));
+        assert_eq!(v["failure"], "status");
+        let (line, exit) = error(
+            "eth9: no such interface",
+            3,
+            Failure::Interface,
+            None,
+            "tcp",
+            Format::Json,
+        );
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!((v["verdict"].as_str(), exit), (Some("error"), 3));
+        assert_eq!(v["failure"], "interface");
     }
 
     #[test]
@@ -411,7 +441,7 @@ mod tests {
             2
         );
         let failed = Verdict {
-            healthy: false,
+            failure: Some(Failure::Status),
             ..healthy(1)
         };
         let (line, exit) = verdict(
@@ -423,8 +453,16 @@ mod tests {
         );
         assert!(line.starts_with("VIPCHECK CRITICAL - ") && line.contains("| time=0.001000s;;;0"));
         assert_eq!(exit, 2);
+        // Only the certificate's near expiry: a warning, whatever the time.
+        let expiring = Verdict {
+            failure: Some(Failure::CertExpiring),
+            ..healthy(11)
+        };
+        let (line, exit) = verdict(&expiring, &subject(), "https", Format::Nagios, t);
+        assert!(line.starts_with("VIPCHECK WARNING - "), "{line}");
+        assert_eq!(exit, 1);
         assert_eq!(
-            error("not root", 3, None, "tcp", Format::Nagios),
+            error("not root", 3, Failure::Error, None, "tcp", Format::Nagios),
             ("VIPCHECK UNKNOWN - not root".to_string(), 3)
         );
     }

@@ -22,7 +22,7 @@ use crate::engine::stop::Stop;
 use crate::error::{Error, Result};
 use crate::sys::netdev::Mac;
 use crate::target::{CloseMode, Target};
-use crate::verdict::{Details, Verdict};
+use crate::verdict::{Details, Failure, Verdict};
 use crate::wire::egress::Egress;
 
 /// What a check keeps back from its timeout to end its process in time.
@@ -99,7 +99,7 @@ impl Flow {
         .await?;
         let Some(real_server_mac) = resolved else {
             return Ok(Opened::Failed(Box::new(Verdict {
-                healthy: false,
+                failure: Some(Failure::NoNeighbour),
                 what: what.to_string(),
                 reason: format!(
                     "no {} from {} on {} within {}",
@@ -235,10 +235,11 @@ impl Flow {
         self.started.elapsed()
     }
 
-    /// The verdict of this flow's check, timed now.
-    pub fn verdict(&self, healthy: bool, what: &str, reason: String) -> Verdict {
+    /// The verdict of this flow's check, timed now: healthy when
+    /// `failure` is `None`.
+    pub fn verdict(&self, failure: Option<Failure>, what: &str, reason: String) -> Verdict {
         Verdict {
-            healthy,
+            failure,
             what: what.to_string(),
             reason,
             elapsed: self.elapsed(),
@@ -338,9 +339,9 @@ async fn neighbour(
     }
 }
 
-/// Drives the handshake: `Ok(Ok(()))` on SYN-ACK, `Ok(Err(reason))` when
-/// the server refused or did not answer.
-pub async fn connect(flow: &mut Flow) -> Result<Result<(), String>> {
+/// Drives the handshake: `Ok(Ok(()))` on SYN-ACK, `Ok(Err((failure,
+/// reason)))` when the server refused or did not answer.
+pub async fn connect(flow: &mut Flow) -> Result<Result<(), (Failure, String)>> {
     use smoltcp::socket::tcp::State;
     let answer = flow
         .drive(|stack| match stack.state() {
@@ -354,18 +355,21 @@ pub async fn connect(flow: &mut Flow) -> Result<Result<(), String>> {
             flow.connected = Some(flow.elapsed());
             Ok(())
         }
-        Some(false) => Err("connection refused (RST)".to_string()),
+        Some(false) => Err((Failure::Refused, "connection refused (RST)".to_string())),
         None => {
             flow.unanswered();
-            Err(format!(
-                "no answer within {} (the real server answers {} at {}; does it carry the VIP on its loopback?)",
-                flow.window(),
-                if flow.real_server.is_ipv4() {
-                    "ARP"
-                } else {
-                    "neighbour solicitations"
-                },
-                flow.real_server_mac
+            Err((
+                Failure::NoAnswer,
+                format!(
+                    "no answer within {} (the real server answers {} at {}; does it carry the VIP on its loopback?)",
+                    flow.window(),
+                    if flow.real_server.is_ipv4() {
+                        "ARP"
+                    } else {
+                        "neighbour solicitations"
+                    },
+                    flow.real_server_mac
+                ),
             ))
         }
     })
@@ -449,7 +453,7 @@ pub async fn run(
     .await;
     match result {
         Err(Error::Interrupted(signal)) => Ok(Verdict {
-            healthy: false,
+            failure: Some(Failure::Interrupted),
             what: what.to_string(),
             reason: format!("interrupted by {signal} before a verdict"),
             elapsed: begun.elapsed(),
