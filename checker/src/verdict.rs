@@ -261,7 +261,19 @@ mod tests {
             .map(|f| f.as_str())
             .collect();
         assert_eq!(ran, ["busy", "xdp", "interface", "error"]);
+        // The README's table documents each, and whether the check ran.
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
         for failure in Failure::ALL {
+            let row = format!("| `{failure}` | ");
+            let line = readme
+                .lines()
+                .find(|l| l.starts_with(&row))
+                .unwrap_or_else(|| panic!("no README row for {failure}"));
+            assert_eq!(
+                line.ends_with(" | no |") || line.contains(" | no ("),
+                !failure.ran(),
+                "{line}"
+            );
             assert_eq!(
                 serde_json::to_string(&failure).unwrap(),
                 format!("\"{failure}\"")
