@@ -680,7 +680,7 @@ fn run(plan: &Plan, common: &Common) -> Result<Verdict, Error> {
         ));
     }
     match check_once(plan, &plan.target) {
-        Err(e @ (Error::ForeignXdp { .. } | Error::Bpf(_))) => {
+        Err(e @ (Error::ForeignXdp { .. } | Error::Bpf { .. })) => {
             if role == Some(Role::Backup) {
                 say_path(format!(
                     "the XDP capture cannot be used ({e}); as a BACKUP per the role file, \

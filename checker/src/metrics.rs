@@ -673,7 +673,7 @@ mod tests {
         );
         let errors = [
             (Error::Busy("all 256 slots busy".into()), "busy"),
-            (Error::Bpf("load failed".into()), "xdp"),
+            (Error::bpf_found("load failed"), "xdp"),
             (Error::NoInterface("eth9".into()), "interface"),
             (
                 Error::Interface("eth0 is down (sending)".into()),
@@ -748,7 +748,7 @@ mod tests {
         }
         for e in [
             Error::Busy("all 256 slots busy".into()),
-            Error::Bpf("load failed".into()),
+            Error::bpf_found("load failed"),
             Error::NoInterface("eth9".into()),
             Error::Usage("bad".into()),
         ] {

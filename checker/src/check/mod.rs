@@ -132,7 +132,7 @@ impl Flow {
             ),
         };
         let Some(registration) = port.register(key)? else {
-            return Err(Error::Bpf(format!(
+            return Err(Error::bpf_found(format!(
                 "flow {source}:{local_port} is registered by another process"
             )));
         };
