@@ -10,7 +10,7 @@
 use std::io;
 
 use crate::exit::{EXIT_CANNOT_RUN, EXIT_UNHEALTHY, EXIT_USAGE};
-use crate::verdict::Failure;
+use crate::failure::Failure;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod exit;
+pub mod failure;
 pub mod metrics;
 pub mod output;
 #[cfg(test)]
