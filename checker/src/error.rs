@@ -10,6 +10,7 @@
 use std::io;
 
 use crate::exit::{EXIT_CANNOT_RUN, EXIT_UNHEALTHY, EXIT_USAGE};
+use crate::failure::Failure;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -50,9 +51,15 @@ pub enum Error {
     /// Every capture slot is taken by running checks (exit 3).
     #[error("{0}")]
     Busy(String),
-    /// Loading, attaching or using the XDP program failed (exit 3).
-    #[error("XDP: {0}")]
-    Bpf(String),
+    /// Loading, attaching or using the XDP program failed (exit 3): what
+    /// failed and, when aya or the kernel said why, its error (the
+    /// message: `XDP: what: cause`).
+    #[error("XDP: {what}{}", caused(.source.as_deref()))]
+    Bpf {
+        what: String,
+        #[source]
+        source: Option<BoxedError>,
+    },
     /// A frame broke the rule of what vipcheck may send, and was not sent
     /// (exit 3). The checks' preflight makes this unreachable; it stays as
     /// the last guard.
@@ -73,6 +80,14 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// The cause of an [`Error::Bpf`]: aya's error, or the kernel's.
+pub type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `: cause`, or nothing.
+fn caused(source: Option<&(dyn std::error::Error + Send + Sync)>) -> String {
+    source.map_or_else(String::new, |e| format!(": {e}"))
+}
+
 impl Error {
     /// The documented exit status for this error.
     pub fn exit_code(&self) -> i32 {
@@ -80,6 +95,37 @@ impl Error {
             Error::Usage(_) => EXIT_USAGE,
             Error::Interrupted(_) => EXIT_UNHEALTHY,
             _ => EXIT_CANNOT_RUN,
+        }
+    }
+
+    /// Why the check could not run, as a code: the JSON output's
+    /// `failure` and the daemon's `reason` label.
+    pub fn failure(&self) -> Failure {
+        match self {
+            Error::Interrupted(_) => Failure::Interrupted,
+            Error::Busy(_) => Failure::Busy,
+            Error::Bpf { .. } | Error::ForeignXdp { .. } => Failure::Xdp,
+            Error::NoInterface(_) | Error::Interface(_) => Failure::Interface,
+            Error::Usage(_) | Error::Privilege { .. } | Error::Refused(_) | Error::Io { .. } => {
+                Failure::Error
+            }
+        }
+    }
+
+    /// [`Error::Bpf`]: `what` failed, because of `source` (aya's error or
+    /// the kernel's).
+    pub fn bpf(what: impl Into<String>, source: impl Into<BoxedError>) -> Self {
+        Error::Bpf {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// [`Error::Bpf`] that vipcheck found itself (no underlying error).
+    pub fn bpf_found(what: impl Into<String>) -> Self {
+        Error::Bpf {
+            what: what.into(),
+            source: None,
         }
     }
 
@@ -119,6 +165,26 @@ impl Error {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// An XDP error keeps aya's (or the kernel's) error as its source, and
+    /// says it in its one line as before: `XDP: what: cause`.
+    #[test]
+    fn bpf_errors_keep_their_cause() {
+        let e = Error::bpf("loading the program", io::Error::other("no BTF"));
+        assert_eq!(e.to_string(), "XDP: loading the program: no BTF");
+        let source = std::error::Error::source(&e).expect("a source");
+        assert_eq!(source.to_string(), "no BTF");
+        assert!(source.downcast_ref::<io::Error>().is_some());
+        let e = Error::bpf_found("program missing from the object");
+        assert_eq!(e.to_string(), "XDP: program missing from the object");
+        assert!(std::error::Error::source(&e).is_none());
+        assert_eq!(
+            (e.failure(), e.exit_code()),
+            (Failure::Xdp, EXIT_CANNOT_RUN)
+        );
+    }
+
     /// `main` turns a panic into one line and [`EXIT_CANNOT_RUN`](crate::exit::EXIT_CANNOT_RUN)
     /// by catching it: the unwinder linked in statically (build.rs) must
     /// walk the frames, or the process aborts instead.

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod exit;
+pub mod failure;
 pub mod front;
 pub mod probe;
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::raw::{c_char, c_int};
 
+use vipcheck::check::verdict::Failure;
 use vipcheck::check::verdict::Verdict;
 use vipcheck::error::Error;
 use vipcheck::exit::{EXIT_CANNOT_RUN, EXIT_USAGE};
@@ -96,8 +97,14 @@ fn run() -> i32 {
             }),
             Err(e) => {
                 let (format, _) = args.http.flow.output();
-                let (line, code) =
-                    output::error(&e.to_string(), e.exit_code(), None, "https", format);
+                let (line, code) = output::error(
+                    &e.to_string(),
+                    e.exit_code(),
+                    e.failure(),
+                    None,
+                    "https",
+                    format,
+                );
                 if format == Format::Text {
                     note!("{line}");
                 } else {
@@ -192,8 +199,14 @@ fn checked(
     let (line, code) = match run(target) {
         Ok(verdict) => output::verdict(&verdict, &subject, kind, format, thresholds),
         Err(e) => {
-            let (line, code) =
-                output::error(&e.to_string(), e.exit_code(), Some(&subject), kind, format);
+            let (line, code) = output::error(
+                &e.to_string(),
+                e.exit_code(),
+                e.failure(),
+                Some(&subject),
+                kind,
+                format,
+            );
             if format == Format::Text {
                 note!("{line}");
                 return code;
@@ -263,7 +276,7 @@ fn usage(e: clap::Error, args: &[OsString]) -> i32 {
     }
     let message = vipcheck::front::cli::usage_line(&e, args);
     let format = output::requested_format(args);
-    let (line, code) = output::error(&message, EXIT_USAGE, None, "", format);
+    let (line, code) = output::error(&message, EXIT_USAGE, Failure::Error, None, "", format);
     if format == Format::Text {
         note!("{line}");
     } else {

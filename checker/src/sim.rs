@@ -39,6 +39,7 @@ use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr};
 use crate::check::http::{Body, judge};
 use crate::check::tls;
 use crate::check::verdict::Details;
+use crate::check::verdict::Failure;
 use crate::engine::stack::{FlowParams, Stack};
 use crate::probe::{Expect, HttpCheck, Method, TlsSetup};
 use crate::sys::netdev::Mac;
@@ -263,7 +264,9 @@ fn size(n: usize) -> String {
 /// How a simulated check ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
-    pub healthy: bool,
+    /// Why the check failed (as the real check's verdict would say);
+    /// `None` when healthy.
+    pub failure: Option<Failure>,
     /// Simulated time from the start to the verdict.
     pub at: Duration,
     /// Short: "ok", "no answer", "refused", "reset", "tls", "http",
@@ -348,8 +351,15 @@ pub fn run(kind: Kind, faults: Faults, seed: u64) -> Outcome {
         match &mut phase {
             Phase::Connect => match client.state() {
                 State::SynSent => {}
-                State::Closed => return outcome(t, false, "refused", "connection refused (RST)"),
-                _ if kind == Kind::Tcp => return outcome(t, true, "ok", "SYN-ACK"),
+                State::Closed => {
+                    return outcome(
+                        t,
+                        Some(Failure::Refused),
+                        "refused",
+                        "connection refused (RST)",
+                    );
+                }
+                _ if kind == Kind::Tcp => return outcome(t, None, "ok", "SYN-ACK"),
                 _ => {
                     // The exchange's drive starts at once, at this instant.
                     phase = Phase::Exchange(Box::new(Exchange::new(kind)));
@@ -371,7 +381,12 @@ pub fn run(kind: Kind, faults: Faults, seed: u64) -> Outcome {
         }
         if t >= DEADLINE {
             return match &phase {
-                Phase::Connect => outcome(t, false, "no answer", "no answer within the deadline"),
+                Phase::Connect => outcome(
+                    t,
+                    Some(Failure::NoAnswer),
+                    "no answer",
+                    "no answer within the deadline",
+                ),
                 Phase::Exchange(exchange) => exchange.deadline(t),
             };
         }
@@ -397,9 +412,9 @@ pub fn run(kind: Kind, faults: Faults, seed: u64) -> Outcome {
     }
 }
 
-fn outcome(at: Duration, healthy: bool, class: &'static str, reason: &str) -> Outcome {
+fn outcome(at: Duration, failure: Option<Failure>, class: &'static str, reason: &str) -> Outcome {
     Outcome {
-        healthy,
+        failure,
         at,
         class,
         reason: reason.to_string(),
@@ -537,29 +552,38 @@ impl Exchange {
                     ..Details::default()
                 };
                 let body = self.body.take().expect("the body until the verdict");
-                let (healthy, reason) = judge(&self.check, &self.parser, body, &mut details);
+                let (failure, reason) = judge(&self.check, &self.parser, body, &mut details);
                 Outcome {
-                    healthy,
+                    failure,
                     at,
-                    class: if healthy { "ok" } else { "validation" },
+                    class: if failure.is_none() {
+                        "ok"
+                    } else {
+                        "validation"
+                    },
                     reason,
                 }
             }
-            Err(Ended::Reset) => outcome(at, false, "reset", "connection reset by the server"),
-            Err(Ended::Http(e)) => outcome(at, false, "http", &e.to_string()),
-            Err(Ended::Tls(reason)) => outcome(at, false, "tls", &reason),
+            Err(Ended::Reset) => outcome(
+                at,
+                Some(Failure::Reset),
+                "reset",
+                "connection reset by the server",
+            ),
+            Err(Ended::Http(e)) => outcome(at, Some(Failure::Http), "http", &e.to_string()),
+            Err(Ended::Tls(reason)) => outcome(at, Some(Failure::Tls), "tls", &reason),
         }
     }
 
     fn deadline(&self, at: Duration) -> Outcome {
-        let reason = if self.tls.as_ref().is_some_and(tls::Session::is_handshaking) {
-            "TLS handshake incomplete at the deadline"
+        let (failure, reason) = if self.tls.as_ref().is_some_and(tls::Session::is_handshaking) {
+            (Failure::Tls, "TLS handshake incomplete at the deadline")
         } else if self.parser.head().is_none() {
-            "no response at the deadline"
+            (Failure::Timeout, "no response at the deadline")
         } else {
-            "body incomplete at the deadline"
+            (Failure::Timeout, "body incomplete at the deadline")
         };
-        outcome(at, false, "deadline", reason)
+        outcome(at, Some(failure), "deadline", reason)
     }
 }
 
@@ -891,7 +915,7 @@ pub fn cell(kind: Kind, faults: Faults, runs: usize) -> Tally {
     };
     for seed in 1..=runs as u64 {
         let outcome = run(kind, faults, seed);
-        if outcome.healthy {
+        if outcome.failure.is_none() {
             cell.passed += 1;
             cell.times.push(outcome.at);
         } else {
@@ -1075,7 +1099,7 @@ mod tests {
     fn clean_checks_pass_at_once() {
         for kind in TABLE_KINDS {
             let outcome = run(kind, Faults::default(), 1);
-            assert!(outcome.healthy, "{kind:?}: {}", outcome.reason);
+            assert!(outcome.failure.is_none(), "{kind:?}: {}", outcome.reason);
             assert!(
                 outcome.at < Duration::from_millis(50),
                 "{kind:?}: {outcome:?}"

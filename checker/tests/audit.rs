@@ -173,6 +173,20 @@ fn audit_of_a_keepalived_conf() {
         .collect();
     assert_eq!((targets.len(), skipped.len()), (9, 2), "{}", json.stdout);
     assert!(targets.iter().all(|t| t["origin"].is_string()));
+    // `failure`: null exactly when healthy, else a code.
+    assert!(
+        targets
+            .iter()
+            .all(|t| (t["verdict"] == "healthy") == t["failure"].is_null()
+                && (t["failure"].is_null() || t["failure"].is_string())),
+        "{}",
+        json.stdout
+    );
+    let absent = targets
+        .iter()
+        .find(|t| t["target"]["real_server"] == ABSENT_IP.to_string() && t["check"] == "tcp")
+        .expect("the absent real server's tcp check");
+    assert_eq!(absent["failure"], "no_neighbour", "{absent}");
     assert_eq!(
         targets.iter().filter(|t| t["verdict"] == "healthy").count(),
         3,

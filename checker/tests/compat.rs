@@ -373,10 +373,12 @@ fn pcap_holds_the_whole_exchange() {
 #[test]
 fn json_and_nagios_outputs() {
     let lab = lab(Role::Backup);
-    for (rs, verdict, exit) in [
-        (OK_IP, "healthy", 0),
-        (NOVIP_IP, "unhealthy", 1),
-        (CLOSED_IP, "unhealthy", 1),
+    // `failure`: null when healthy, else the code the daemon's metrics
+    // `reason` label uses for the same failure.
+    for (rs, verdict, exit, failure) in [
+        (OK_IP, "healthy", 0, None),
+        (NOVIP_IP, "unhealthy", 1, Some("no_answer")),
+        (CLOSED_IP, "unhealthy", 1, Some("refused")),
     ] {
         let out = http(&lab, rs, 80, "/", &["--format", "json", "-t", "500"]);
         assert_eq!(out.code, exit, "{out:?}");
@@ -389,6 +391,11 @@ fn json_and_nagios_outputs() {
         assert_eq!(v["check"], "http");
         assert_eq!(v["verdict"], verdict);
         assert_eq!(v["exit"], exit);
+        assert_eq!(v["failure"].as_str(), failure, "{v}");
+        assert!(
+            v.get("failure").is_some(),
+            "present, null when healthy: {v}"
+        );
         assert!(v["reason"].is_string());
         assert!(v["timings"]["total_ms"].is_number());
         for field in ["attach_ms", "connect_ms", "first_byte_ms"] {
@@ -402,7 +409,37 @@ fn json_and_nagios_outputs() {
             assert_eq!(v["md5"], index_md5());
             assert_eq!(v["body_bytes"], INDEX_HTML.len());
         }
+        // The TCP check of the same real server: the same failure.
+        let out = tcp(&lab, rs, &["--format", "json", "-t", "500"]);
+        assert_eq!(out.code, exit, "{out:?}");
+        let v: serde_json::Value =
+            serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+        assert_eq!(
+            (v["check"].as_str(), v["verdict"].as_str()),
+            (Some("tcp"), Some(verdict))
+        );
+        assert_eq!(v["failure"].as_str(), failure, "{v}");
     }
+    // A check that could not run (no such interface): its code too.
+    let out = run(vipcheck(
+        &lab,
+        &[
+            "tcp",
+            "--format",
+            "json",
+            "eth9",
+            &OK_IP.to_string(),
+            &VIP.to_string(),
+            "80",
+        ],
+    ));
+    assert_eq!(out.code, 3, "{out:?}");
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("one JSON object");
+    assert_eq!(
+        (v["verdict"].as_str(), v["failure"].as_str()),
+        (Some("error"), Some("interface")),
+        "{v}"
+    );
     let grammar = regex::Regex::new(
         r"^VIPCHECK (OK|WARNING|CRITICAL|UNKNOWN) - [^|\n]+( \| ([A-Za-z_]+=[0-9.]+(s|B)?;[0-9.]*;[0-9.]*;[0-9.]*;?[0-9.]*( |$))+)?$",
     )

@@ -103,6 +103,17 @@ fn https_through_the_vip_path() {
         warning.stdout.starts_with("VIPCHECK WARNING - "),
         "{warning:?}"
     );
+    // The same failure in JSON: its code, as the metrics label.
+    let json = https(
+        &lab,
+        OK_IP,
+        HTTPS_SOON_PORT,
+        "/",
+        &["--ca", ca, "--cert-days", "10", "--format", "json"],
+    );
+    assert_eq!(json.code, 1, "{json:?}");
+    let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
+    assert_eq!(v["failure"], "cert_expiring", "{json:?}");
     expect(
         &https(&lab, NOVIP_IP, HTTPS_PORT, "/", &["--ca", ca, "-t", "500"]),
         1,
@@ -209,6 +220,7 @@ fn https_through_the_vip_path() {
     assert_eq!(json.code, 0, "{json:?}");
     let v: serde_json::Value = serde_json::from_str(json.stdout.trim()).unwrap();
     assert_eq!(v["check"], "https");
+    assert!(v["failure"].is_null(), "{json:?}");
     assert_eq!(v["tls"]["subject"], "CN=lab.example");
     assert_eq!(v["tls"]["issuer"], "CN=vipcheck lab CA");
     assert_eq!(v["tls"]["days_left"], 365);

@@ -9,6 +9,7 @@ use sha2::Sha256;
 use smoltcp::socket::tcp::State;
 
 use crate::check::tls;
+use crate::check::verdict::Failure;
 use crate::check::verdict::{Details, Verdict};
 use crate::check::{Flow, connect, run as run_flow};
 use crate::engine::{self, Engine};
@@ -81,8 +82,8 @@ pub async fn run_async(engine: &Engine, target: &Target, check: &HttpCheck) -> R
         &check.headers,
     );
     run_flow(engine, target, &what, async |flow| {
-        if let Err(reason) = connect(flow).await? {
-            return Ok(flow.verdict(false, &what, reason));
+        if let Err((failure, reason)) = connect(flow).await? {
+            return Ok(flow.verdict(Some(failure), &what, reason));
         }
         let c_lines = check.trace_heads && check.trace_c;
         if c_lines {
@@ -101,9 +102,9 @@ pub async fn run_async(engine: &Engine, target: &Target, check: &HttpCheck) -> R
         let sent_at = Instant::now();
         let (exchange, mut details) = exchange(flow, check, &request, sent_at).await?;
         flow.close(target.close).await?;
-        let (healthy, reason) = match exchange {
+        let (failure, reason) = match exchange {
             Exchange::Response { parser, body } => judge(check, &parser, *body, &mut details),
-            Exchange::Failed(reason) => (false, reason),
+            Exchange::Failed(failure, reason) => (Some(failure), reason),
         };
         if c_lines {
             if let Some(md5) = &details.md5 {
@@ -111,7 +112,7 @@ pub async fn run_async(engine: &Engine, target: &Target, check: &HttpCheck) -> R
             }
             crate::note!("* Closed connection to {}", target.vip);
         }
-        let mut verdict = flow.verdict(healthy, &what, reason);
+        let mut verdict = flow.verdict(failure, &what, reason);
         details.connect = verdict.details.connect;
         verdict.details = details;
         Ok(verdict)
@@ -124,7 +125,8 @@ enum Exchange {
         parser: ResponseParser,
         body: Box<Body>,
     },
-    Failed(String),
+    /// Why, and what happened.
+    Failed(Failure, String),
 }
 
 /// Sends the request and reads the response until it is complete, the
@@ -256,28 +258,36 @@ async fn exchange(
             parser,
             body: Box::new(body),
         },
-        Some(Err(Ended::Reset)) => Exchange::Failed(match parser.head() {
-            None => "connection reset by the server before a response".to_string(),
-            Some(_) => format!(
-                "connection reset by the server after {} body bytes",
-                parser.body_len()
-            ),
-        }),
-        Some(Err(Ended::Tls(reason))) => Exchange::Failed(reason),
-        None if tls.as_ref().is_some_and(tls::Session::is_handshaking) => {
-            Exchange::Failed(format!("TLS handshake incomplete within {}", flow.window()))
-        }
-        Some(Err(Ended::Http(e))) => {
-            Exchange::Failed(format!("{e}{}", so_far(&parser).unwrap_or_default()))
-        }
-        None => Exchange::Failed(match parser.head() {
-            None if first_byte.is_none() => format!("no response within {}", flow.window()),
-            None => "response head incomplete at the deadline".to_string(),
-            Some(_) => format!(
-                "body incomplete at the deadline{}",
-                so_far(&parser).unwrap_or_default()
-            ),
-        }),
+        Some(Err(Ended::Reset)) => Exchange::Failed(
+            Failure::Reset,
+            match parser.head() {
+                None => "connection reset by the server before a response".to_string(),
+                Some(_) => format!(
+                    "connection reset by the server after {} body bytes",
+                    parser.body_len()
+                ),
+            },
+        ),
+        Some(Err(Ended::Tls(reason))) => Exchange::Failed(Failure::Tls, reason),
+        None if tls.as_ref().is_some_and(tls::Session::is_handshaking) => Exchange::Failed(
+            Failure::Tls,
+            format!("TLS handshake incomplete within {}", flow.window()),
+        ),
+        Some(Err(Ended::Http(e))) => Exchange::Failed(
+            Failure::Http,
+            format!("{e}{}", so_far(&parser).unwrap_or_default()),
+        ),
+        None => Exchange::Failed(
+            Failure::Timeout,
+            match parser.head() {
+                None if first_byte.is_none() => format!("no response within {}", flow.window()),
+                None => "response head incomplete at the deadline".to_string(),
+                Some(_) => format!(
+                    "body incomplete at the deadline{}",
+                    so_far(&parser).unwrap_or_default()
+                ),
+            },
+        ),
     };
     Ok((exchange, details))
 }
@@ -307,15 +317,16 @@ fn trace_head(parser: &ResponseParser) -> bool {
 
 /// Applies every validation to a complete response, and fills in its
 /// digests. The reason names the first that failed (expected and got),
-/// followed by what the response was.
+/// followed by what the response was; the failure is `None` when every
+/// validation passed.
 pub(crate) fn judge(
     check: &HttpCheck,
     parser: &ResponseParser,
     body: Body,
     details: &mut Details,
-) -> (bool, String) {
+) -> (Option<Failure>, String) {
     let Some(head) = parser.head() else {
-        return (false, "no response head".to_string());
+        return (Some(Failure::Http), "no response head".to_string());
     };
     let md5 = hex::encode(body.md5.finalize());
     let summary = format!(
@@ -345,9 +356,8 @@ pub(crate) fn judge(
         if let Some(days) = check.tls.as_ref().and_then(|t| t.cert_days)
             && facts.days_left < i64::from(days)
         {
-            details.cert_expiring = true;
             return (
-                false,
+                Some(Failure::CertExpiring),
                 format!(
                     "certificate expires in {} days, within --cert-days {days} ({summary})",
                     facts.days_left
@@ -364,8 +374,8 @@ pub(crate) fn judge(
         sha256.as_deref(),
         &kept,
     ) {
-        None => (true, summary),
-        Some(failure) => (false, format!("{failure} ({summary})")),
+        None => (None, summary),
+        Some((failure, reason)) => (Some(failure), format!("{reason} ({summary})")),
     }
 }
 
@@ -376,7 +386,7 @@ fn first_failure(
     md5: &str,
     sha256: Option<&str>,
     body: &[u8],
-) -> Option<String> {
+) -> Option<(Failure, String)> {
     let default_status = [200..=399];
     let statuses: &[RangeInclusive<u16>] = if expect.is_empty() {
         &default_status
@@ -385,10 +395,9 @@ fn first_failure(
     };
     if !statuses.is_empty() && !statuses.iter().any(|r| r.contains(&head.status)) {
         let wanted: Vec<String> = statuses.iter().map(range_text).collect();
-        return Some(format!(
-            "status {}, expected {}",
-            head.status,
-            wanted.join(" or ")
+        return Some((
+            Failure::Status,
+            format!("status {}, expected {}", head.status, wanted.join(" or ")),
         ));
     }
     for (name, value) in &expect.headers {
@@ -409,38 +418,53 @@ fn first_failure(
             let want = value
                 .as_ref()
                 .map_or_else(|| "present".to_string(), |v| format!("{v:?}"));
-            return Some(match got.as_slice() {
-                [] => format!("header {name} missing, expected {want}"),
-                _ => format!("header {name}: {:?}, expected {want}", got.join(", ")),
-            });
+            return Some((
+                Failure::Header,
+                match got.as_slice() {
+                    [] => format!("header {name} missing, expected {want}"),
+                    _ => format!("header {name}: {:?}, expected {want}", got.join(", ")),
+                },
+            ));
         }
     }
     if let Some(want) = &expect.md5
         && want != md5
     {
-        return Some(format!("body MD5 {md5}, expected {want}"));
+        return Some((Failure::Body, format!("body MD5 {md5}, expected {want}")));
     }
     if let (Some(want), Some(got)) = (&expect.sha256, sha256)
         && want != got
     {
-        return Some(format!("body SHA-256 {got}, expected {want}"));
+        return Some((
+            Failure::Body,
+            format!("body SHA-256 {got}, expected {want}"),
+        ));
     }
     if let Some(want) = &expect.body
         && want != body
     {
-        return Some(format!(
-            "body differs from --body: expected {} bytes '{}', got {} bytes '{}'",
-            want.len(),
-            http::escape(want, http::PREVIEW),
-            body.len(),
-            http::escape(body, http::PREVIEW)
+        return Some((
+            Failure::Body,
+            format!(
+                "body differs from --body: expected {} bytes '{}', got {} bytes '{}'",
+                want.len(),
+                http::escape(want, http::PREVIEW),
+                body.len(),
+                http::escape(body, http::PREVIEW)
+            ),
         ));
     }
     if let Some(re) = expect.regex.iter().find(|re| !re.is_match(body)) {
-        return Some(format!("body does not match --regex {:?}", re.as_str()));
+        return Some((
+            Failure::Body,
+            format!("body does not match --regex {:?}", re.as_str()),
+        ));
     }
     if let Some(re) = expect.regex_absent.iter().find(|re| re.is_match(body)) {
-        return Some(format!("body matches --regex-absent {:?}", re.as_str()));
+        return Some((
+            Failure::Body,
+            format!("body matches --regex-absent {:?}", re.as_str()),
+        ));
     }
     None
 }

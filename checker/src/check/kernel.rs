@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::check::http::{Body, judge};
+use crate::check::verdict::Failure;
 use crate::check::verdict::{Details, Verdict};
 use crate::error::{Error, Result};
 use crate::probe::{CloseMode, Target};
@@ -35,8 +36,8 @@ pub fn run(target: &Target, http: Option<&HttpCheck>) -> Result<Verdict> {
         ),
         None => format!("tcp {}:{}", target.real_server, target.port),
     };
-    let verdict = |healthy: bool, reason: String, details: Details| Verdict {
-        healthy,
+    let verdict = |failure: Option<Failure>, reason: String, details: Details| Verdict {
+        failure,
         what: what.clone(),
         reason: format!("{reason} ({CAVEAT})"),
         elapsed: started.elapsed(),
@@ -47,22 +48,25 @@ pub fn run(target: &Target, http: Option<&HttpCheck>) -> Result<Verdict> {
     let mut stream = match TcpStream::connect_timeout(&addr, wait) {
         Ok(stream) => stream,
         Err(e) => {
-            let reason = match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => "connection refused (RST)".to_string(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-                    format!("no answer within {} ms", wait.as_millis())
+            let (failure, reason) = match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => {
+                    (Failure::Refused, "connection refused (RST)".to_string())
                 }
-                _ => format!("connecting failed: {e}"),
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => (
+                    Failure::NoAnswer,
+                    format!("no answer within {} ms", wait.as_millis()),
+                ),
+                _ => (Failure::Other, format!("connecting failed: {e}")),
             };
-            return Ok(verdict(false, reason, Details::default()));
+            return Ok(verdict(Some(failure), reason, Details::default()));
         }
     };
     let mut details = Details {
         connect: Some(started.elapsed()),
         ..Details::default()
     };
-    let (healthy, reason) = match http {
-        None => (true, "SYN-ACK".to_string()),
+    let (failure, reason) = match http {
+        None => (None, "SYN-ACK".to_string()),
         Some(check) => exchange(&mut stream, check, wait, &mut details)?,
     };
     if target.close == CloseMode::Rst {
@@ -70,16 +74,17 @@ pub fn run(target: &Target, http: Option<&HttpCheck>) -> Result<Verdict> {
         let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     }
     drop(stream);
-    Ok(verdict(healthy, reason, details))
+    Ok(verdict(failure, reason, details))
 }
 
-/// Sends the request and reads the response, each read within `wait`.
+/// Sends the request and reads the response, each read within `wait`:
+/// the failure (`None` when healthy) and the reason.
 fn exchange(
     stream: &mut TcpStream,
     check: &HttpCheck,
     wait: Duration,
     details: &mut Details,
-) -> Result<(bool, String)> {
+) -> Result<(Option<Failure>, String)> {
     let set = |r: std::io::Result<()>| r.map_err(|e| Error::io("setting a socket timeout", e));
     set(stream.set_read_timeout(Some(wait)))?;
     set(stream.set_write_timeout(Some(wait)))?;
@@ -91,7 +96,10 @@ fn exchange(
     );
     let sent_at = Instant::now();
     if let Err(e) = stream.write_all(&request) {
-        return Ok((false, format!("sending the request failed: {e}")));
+        return Ok((
+            Some(Failure::Other),
+            format!("sending the request failed: {e}"),
+        ));
     }
     let mut parser = ResponseParser::new(check.method == Method::Head, check.limits);
     let mut body = Body::new(check);
@@ -105,9 +113,17 @@ fn exchange(
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                return Ok((false, format!("no reply within {} ms", wait.as_millis())));
+                return Ok((
+                    Some(Failure::Timeout),
+                    format!("no reply within {} ms", wait.as_millis()),
+                ));
             }
-            Err(e) => return Ok((false, format!("reading the response failed: {e}"))),
+            Err(e) => {
+                return Ok((
+                    Some(Failure::Other),
+                    format!("reading the response failed: {e}"),
+                ));
+            }
         };
         details.first_byte.get_or_insert_with(|| sent_at.elapsed());
         let fed = if n == 0 {
@@ -120,7 +136,7 @@ fn exchange(
         match fed {
             Ok(true) => break,
             Ok(false) => {}
-            Err(e) => return Ok((false, e.to_string())),
+            Err(e) => return Ok((Some(Failure::Http), e.to_string())),
         }
     }
     Ok(judge(check, &parser, body, details))

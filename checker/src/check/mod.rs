@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use checker_common::FlowKey;
 
+use crate::check::verdict::Failure;
 use crate::check::verdict::{Details, Verdict};
 use crate::engine::Engine;
 use crate::engine::neighbour::Lookup;
@@ -102,7 +103,7 @@ impl Flow {
         .await?;
         let Some(real_server_mac) = resolved else {
             return Ok(Opened::Failed(Box::new(Verdict {
-                healthy: false,
+                failure: Some(Failure::NoNeighbour),
                 what: what.to_string(),
                 reason: format!(
                     "no {} from {} on {} within {}",
@@ -135,7 +136,7 @@ impl Flow {
             ),
         };
         let Some(registration) = port.register(key)? else {
-            return Err(Error::Bpf(format!(
+            return Err(Error::bpf_found(format!(
                 "flow {source}:{local_port} is registered by another process"
             )));
         };
@@ -238,10 +239,11 @@ impl Flow {
         self.started.elapsed()
     }
 
-    /// The verdict of this flow's check, timed now.
-    pub fn verdict(&self, healthy: bool, what: &str, reason: String) -> Verdict {
+    /// The verdict of this flow's check, timed now: healthy when
+    /// `failure` is `None`.
+    pub fn verdict(&self, failure: Option<Failure>, what: &str, reason: String) -> Verdict {
         Verdict {
-            healthy,
+            failure,
             what: what.to_string(),
             reason,
             elapsed: self.elapsed(),
@@ -341,9 +343,9 @@ async fn neighbour(
     }
 }
 
-/// Drives the handshake: `Ok(Ok(()))` on SYN-ACK, `Ok(Err(reason))` when
-/// the server refused or did not answer.
-pub async fn connect(flow: &mut Flow) -> Result<Result<(), String>> {
+/// Drives the handshake: `Ok(Ok(()))` on SYN-ACK, `Ok(Err((failure,
+/// reason)))` when the server refused or did not answer.
+pub async fn connect(flow: &mut Flow) -> Result<Result<(), (Failure, String)>> {
     use smoltcp::socket::tcp::State;
     let answer = flow
         .drive(|stack| match stack.state() {
@@ -357,18 +359,21 @@ pub async fn connect(flow: &mut Flow) -> Result<Result<(), String>> {
             flow.connected = Some(flow.elapsed());
             Ok(())
         }
-        Some(false) => Err("connection refused (RST)".to_string()),
+        Some(false) => Err((Failure::Refused, "connection refused (RST)".to_string())),
         None => {
             flow.unanswered();
-            Err(format!(
-                "no answer within {} (the real server answers {} at {}; does it carry the VIP on its loopback?)",
-                flow.window(),
-                if flow.real_server.is_ipv4() {
-                    "ARP"
-                } else {
-                    "neighbour solicitations"
-                },
-                flow.real_server_mac
+            Err((
+                Failure::NoAnswer,
+                format!(
+                    "no answer within {} (the real server answers {} at {}; does it carry the VIP on its loopback?)",
+                    flow.window(),
+                    if flow.real_server.is_ipv4() {
+                        "ARP"
+                    } else {
+                        "neighbour solicitations"
+                    },
+                    flow.real_server_mac
+                ),
             ))
         }
     })
@@ -452,7 +457,7 @@ pub async fn run(
     .await;
     match result {
         Err(Error::Interrupted(signal)) => Ok(Verdict {
-            healthy: false,
+            failure: Some(Failure::Interrupted),
             what: what.to_string(),
             reason: format!("interrupted by {signal} before a verdict"),
             elapsed: begun.elapsed(),

@@ -26,11 +26,11 @@ pub async fn check(engine: &Engine, target: &Target) -> Result<Verdict> {
         if answer.is_ok() {
             flow.close(target.close).await?;
         }
-        let (healthy, reason) = match answer {
-            Ok(()) => (true, "SYN-ACK".to_string()),
-            Err(reason) => (false, reason),
+        let (failure, reason) = match answer {
+            Ok(()) => (None, "SYN-ACK".to_string()),
+            Err((failure, reason)) => (Some(failure), reason),
         };
-        Ok(flow.verdict(healthy, &what, reason))
+        Ok(flow.verdict(failure, &what, reason))
     })
     .await
 }

@@ -4,10 +4,14 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::exit::{EXIT_HEALTHY, EXIT_UNHEALTHY};
+/// The code of a failing verdict, at the bottom with the exit statuses
+/// (an [`Error`](crate::error::Error) has one too).
+pub use crate::failure::Failure;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
-    pub healthy: bool,
+    /// Why the server failed the check; `None` when it passed.
+    pub failure: Option<Failure>,
     /// What was checked, e.g. "tcp 198.18.0.100:80 via 198.18.0.11".
     pub what: String,
     /// Why: what the server did (or did not do).
@@ -36,14 +40,16 @@ pub struct Details {
     pub sha256: Option<String>,
     /// HTTPS: the session and the server's certificate.
     pub tls: Option<crate::check::tls::TlsFacts>,
-    /// HTTPS: failed only because the certificate expires within
-    /// `--cert-days` (Nagios: WARNING, not CRITICAL).
-    pub cert_expiring: bool,
 }
 
 impl Verdict {
+    /// The server passed the check.
+    pub fn healthy(&self) -> bool {
+        self.failure.is_none()
+    }
+
     pub fn exit_code(&self) -> i32 {
-        if self.healthy {
+        if self.healthy() {
             EXIT_HEALTHY
         } else {
             EXIT_UNHEALTHY
@@ -59,7 +65,7 @@ impl fmt::Display for Verdict {
         write!(
             f,
             "{}: {}: {} ({:.1} ms",
-            if self.healthy { "OK" } else { "FAIL" },
+            if self.healthy() { "OK" } else { "FAIL" },
             self.what,
             self.reason,
             self.elapsed.as_secs_f64() * 1000.0
@@ -82,7 +88,7 @@ mod tests {
     #[test]
     fn one_line() {
         let v = Verdict {
-            healthy: false,
+            failure: Some(Failure::NoAnswer),
             what: "tcp 198.18.0.100:80 via 198.18.0.12".into(),
             reason: "no answer".into(),
             elapsed: Duration::from_micros(1500),
@@ -95,7 +101,7 @@ mod tests {
         );
         assert_eq!(v.exit_code(), 1);
         let cold = Verdict {
-            healthy: true,
+            failure: None,
             reason: "SYN-ACK".into(),
             attached: Some(Duration::from_micros(41_020)),
             ..v
@@ -104,5 +110,6 @@ mod tests {
             cold.to_string(),
             "OK: tcp 198.18.0.100:80 via 198.18.0.12: SYN-ACK (1.5 ms, after 41.0 ms to attach the XDP program)"
         );
+        assert_eq!(cold.exit_code(), 0);
     }
 }

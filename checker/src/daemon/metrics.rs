@@ -5,7 +5,8 @@
 //! the last raw result and the count of state changes. Per check kind
 //! only (bounded cardinality whatever the number of targets): durations,
 //! results and failure reasons, the reasons a small closed set
-//! ([`FAILURE_REASONS`]) derived from a verdict's text or an error's kind.
+//! ([`FAILURE_REASONS`]): the code of the verdict's or the error's
+//! [`Failure`], the same as the JSON output's `failure`.
 //!
 //! Every method takes `&self`: the metric types are atomics behind the
 //! registry, so the daemon shares one [`Metrics`] as an `Arc` with
@@ -29,6 +30,7 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::check::verdict::Failure;
 use crate::check::verdict::Verdict;
 use crate::error::Error;
 use crate::probe::AuditTarget;
@@ -105,20 +107,21 @@ struct XdpLabels {
 pub enum Outcome {
     /// The server passed the check.
     Healthy,
-    /// The server failed it; why, one of [`FAILURE_REASONS`].
-    Unhealthy(&'static str),
-    /// The check could not run (no verdict); why, one of
-    /// [`FAILURE_REASONS`].
-    Error(&'static str),
+    /// The server failed it; why.
+    Unhealthy(Failure),
+    /// The check could not run (no verdict); why.
+    Error(Failure),
 }
 
 impl Outcome {
     /// The outcome of a check's result.
     pub fn of(result: &Result<Verdict, Error>) -> Outcome {
         match result {
-            Ok(v) if v.healthy => Outcome::Healthy,
-            Ok(v) => Outcome::Unhealthy(verdict_reason(&v.reason)),
-            Err(e) => Outcome::Error(error_reason(e)),
+            Ok(v) => match v.failure {
+                None => Outcome::Healthy,
+                Some(failure) => Outcome::Unhealthy(failure),
+            },
+            Err(e) => Outcome::Error(e.failure()),
         }
     }
 
@@ -132,11 +135,16 @@ impl Outcome {
     }
 
     /// Why it failed; `None` when healthy.
-    pub fn reason(self) -> Option<&'static str> {
+    pub fn failure(self) -> Option<Failure> {
         match self {
             Outcome::Healthy => None,
-            Outcome::Unhealthy(reason) | Outcome::Error(reason) => Some(reason),
+            Outcome::Unhealthy(failure) | Outcome::Error(failure) => Some(failure),
         }
+    }
+
+    /// The `reason` label, one of [`FAILURE_REASONS`]; `None` when healthy.
+    pub fn reason(self) -> Option<&'static str> {
+        self.failure().map(Failure::as_str)
     }
 }
 
@@ -150,92 +158,23 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// Every value of the `reason` label.
-pub const FAILURE_REASONS: [&str; 17] = [
-    // Verdicts: the server failed the check.
-    "no_neighbour",
-    "no_answer",
-    "refused",
-    "reset",
-    "timeout",
-    "tls",
-    "cert_expiring",
-    "status",
-    "header",
-    "body",
-    "http",
-    "interrupted",
-    "other",
-    // Errors: the check could not run.
-    "busy",
-    "xdp",
-    "interface",
-    "error",
-];
+/// Every value of the `reason` label: the codes of [`Failure::ALL`]
+/// (verdicts: the server failed the check; then errors: the check could
+/// not run).
+pub const FAILURE_REASONS: [&str; Failure::ALL.len()] = {
+    let mut codes = [""; Failure::ALL.len()];
+    let mut i = 0;
+    while i < codes.len() {
+        codes[i] = Failure::ALL[i].as_str();
+        i += 1;
+    }
+    codes
+};
 
-/// Why a check failed, from its result: `None` when healthy.
+/// Why a check failed, from its result: the `reason` label, `None` when
+/// healthy.
 pub fn failure_reason(result: &Result<Verdict, Error>) -> Option<&'static str> {
     Outcome::of(result).reason()
-}
-
-/// The class of a failing verdict's reason. The reasons are the checks'
-/// own sentences (check/{mod,tcp,http,kernel}.rs, http.rs, tls.rs); each
-/// class is recognised by how its sentences start.
-pub fn verdict_reason(reason: &str) -> &'static str {
-    let starts = |prefixes: &[&str]| prefixes.iter().any(|p| reason.starts_with(p));
-    if starts(&["no ARP reply", "no neighbour advertisement"]) {
-        "no_neighbour"
-    } else if starts(&["no answer within"]) {
-        // No SYN-ACK (the VIP path), or no connection (the kernel path).
-        "no_answer"
-    } else if starts(&["connection refused"]) {
-        "refused"
-    } else if starts(&["connection reset"]) {
-        "reset"
-    } else if starts(&[
-        "no response within",
-        "no reply within",
-        "response head incomplete at the deadline",
-        "body incomplete at the deadline",
-    ]) {
-        // Connected, then the response did not come (whole) in time.
-        "timeout"
-    } else if starts(&["TLS"]) {
-        "tls"
-    } else if starts(&["certificate expires"]) {
-        "cert_expiring"
-    } else if starts(&["status "]) {
-        "status"
-    } else if starts(&["header "]) {
-        "header"
-    } else if starts(&["body "]) {
-        "body"
-    } else if starts(&[
-        "response head larger",
-        "response body larger",
-        "malformed response",
-        "the server answered",
-        "connection ended",
-        "no response head",
-    ]) {
-        // Not an acceptable HTTP response.
-        "http"
-    } else if starts(&["interrupted by"]) {
-        "interrupted"
-    } else {
-        "other"
-    }
-}
-
-/// The class of an error (a check that could not run).
-pub fn error_reason(e: &Error) -> &'static str {
-    match e {
-        Error::Interrupted(_) => "interrupted",
-        Error::Busy(_) => "busy",
-        Error::Bpf(_) | Error::ForeignXdp { .. } => "xdp",
-        Error::NoInterface(_) | Error::Interface(_) => "interface",
-        Error::Usage(_) | Error::Privilege { .. } | Error::Refused(_) | Error::Io { .. } => "error",
-    }
 }
 
 type DurationFamily = Family<CheckLabels, Histogram, fn() -> Histogram>;
@@ -621,9 +560,9 @@ mod tests {
 
     const SERIES: &str = r#"{vip="198.18.0.100",port="80",real="198.18.0.11",check="tcp"}"#;
 
-    fn verdict(healthy: bool, reason: &str) -> Result<Verdict, Error> {
+    fn verdict(failure: Option<Failure>, reason: &str) -> Result<Verdict, Error> {
         Ok(Verdict {
-            healthy,
+            failure,
             what: "tcp 198.18.0.100:80 via 198.18.0.11".into(),
             reason: reason.into(),
             elapsed: Duration::from_millis(3),
@@ -641,10 +580,10 @@ mod tests {
         m.state_changed(&t);
         m.observe(
             &t,
-            Outcome::Unhealthy("no_answer"),
+            Outcome::Unhealthy(Failure::NoAnswer),
             Duration::from_millis(970),
         );
-        m.observe(&t, Outcome::Error("busy"), Duration::from_millis(1));
+        m.observe(&t, Outcome::Error(Failure::Busy), Duration::from_millis(1));
         m.set_targets(1);
         m.set_overdue(0);
         m.set_last_cycle(Duration::from_millis(1500));
@@ -728,79 +667,19 @@ mod tests {
 
     #[test]
     fn failure_reasons() {
-        let cases = [
-            ("SYN-ACK", None),
-            (
-                "no ARP reply from 198.18.0.11 on eth0 within 970 ms (-t 1000 less 30 ms to end in time)",
-                Some("no_neighbour"),
-            ),
-            (
-                "no neighbour advertisement from fd00::11 on eth0 within 970 ms",
-                Some("no_neighbour"),
-            ),
-            (
-                "no answer within 970 ms (the real server answers ARP at 02:00:00:00:00:11; does it carry the VIP on its loopback?)",
-                Some("no_answer"),
-            ),
-            ("connection refused (RST)", Some("refused")),
-            (
-                "connection refused (RST) (kernel connection to the real server's own address; the VIP path was not checked)",
-                Some("refused"),
-            ),
-            (
-                "connection reset by the server before a response",
-                Some("reset"),
-            ),
-            ("no response within 970 ms (-t 1000)", Some("timeout")),
-            ("no reply within 1000 ms", Some("timeout")),
-            ("response head incomplete at the deadline", Some("timeout")),
-            (
-                "body incomplete at the deadline (200 OK, 10 body bytes so far)",
-                Some("timeout"),
-            ),
-            (
-                "TLS: certificate from an unknown issuer (give its CA with --ca, or --insecure)",
-                Some("tls"),
-            ),
-            ("TLS handshake incomplete within 970 ms", Some("tls")),
-            (
-                "certificate expires in 3 days, within --cert-days 14 (200 OK)",
-                Some("cert_expiring"),
-            ),
-            (
-                "status 503, expected 200-399 (503 Service Unavailable)",
-                Some("status"),
-            ),
-            (
-                "header X-Ok missing, expected present (200 OK)",
-                Some("header"),
-            ),
-            ("body MD5 0123, expected 4567 (200 OK)", Some("body")),
-            ("body does not match --regex \"ok\" (200 OK)", Some("body")),
-            ("malformed response: bad status line", Some("http")),
-            (
-                "the server answered 'SSH-2.0', which is not HTTP",
-                Some("http"),
-            ),
-            ("connection ended before any response", Some("http")),
-            (
-                "response body larger than --max-body 1048576 bytes",
-                Some("http"),
-            ),
-            (
-                "interrupted by SIGTERM before a verdict",
-                Some("interrupted"),
-            ),
-            ("connecting failed: network unreachable", Some("other")),
-        ];
-        for (reason, want) in cases {
-            let healthy = want.is_none();
-            assert_eq!(failure_reason(&verdict(healthy, reason)), want, "{reason}");
-        }
+        assert_eq!(failure_reason(&verdict(None, "SYN-ACK")), None);
+        assert_eq!(
+            Outcome::of(&verdict(Some(Failure::Refused), "connection refused (RST)")),
+            Outcome::Unhealthy(Failure::Refused)
+        );
         let errors = [
             (Error::Busy("all 256 slots busy".into()), "busy"),
-            (Error::Bpf("load failed".into()), "xdp"),
+            (Error::bpf_found("load failed"), "xdp"),
             (Error::NoInterface("eth9".into()), "interface"),
+            (
+                Error::Interface("eth0 is down (sending)".into()),
+                "interface",
+            ),
             (Error::Interrupted("SIGTERM"), "interrupted"),
             (Error::Usage("bad".into()), "error"),
             (Error::io("socket", io::Error::other("x")), "error"),
@@ -808,14 +687,13 @@ mod tests {
         for (e, want) in errors {
             assert_eq!(failure_reason(&Err(e)), Some(want));
         }
-        // Every reason given is a documented one.
-        for (reason, want) in cases {
-            if let Some(got) = want {
-                assert!(FAILURE_REASONS.contains(&got), "{reason}");
-            }
+        // The label set is the enum's codes, nothing else.
+        assert_eq!(FAILURE_REASONS.len(), Failure::ALL.len());
+        for (label, failure) in FAILURE_REASONS.iter().zip(Failure::ALL) {
+            assert_eq!(*label, failure.as_str());
         }
         assert_eq!(
-            Outcome::of(&verdict(false, "connection refused (RST)")).to_string(),
+            Outcome::of(&verdict(Some(Failure::Refused), "connection refused (RST)")).to_string(),
             "unhealthy (refused)"
         );
     }

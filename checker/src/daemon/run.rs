@@ -233,7 +233,7 @@ impl Daemon {
         let Some(tracked) = self.targets.get_mut(&done.id) else {
             return;
         };
-        let healthy = matches!(&done.result, Ok(v) if v.healthy);
+        let healthy = matches!(&done.result, Ok(v) if v.healthy());
         tracked.last_reason = match &done.result {
             Ok(v) => v.reason.clone(),
             Err(e) => e.to_string(),

@@ -74,7 +74,7 @@ pub fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
         let vip_port = std::net::SocketAddr::new(o.target.vip, o.target.port).to_string();
         let (verdict, time, reason) = match &o.result {
             Ok(v) => (
-                if v.healthy { "healthy" } else { "unhealthy" },
+                if v.healthy() { "healthy" } else { "unhealthy" },
                 format!("{:.1} ms", v.elapsed.as_secs_f64() * 1000.0),
                 v.reason.clone(),
             ),
@@ -122,6 +122,7 @@ pub fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
                 crate::front::output::error(
                     &e.to_string(),
                     e.exit_code(),
+                    e.failure(),
                     Some(&o.subject),
                     kind,
                     crate::probe::args::Format::Json,
@@ -154,7 +155,7 @@ pub fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
 pub fn exit_code(outcomes: &[Outcome]) -> i32 {
     if outcomes
         .iter()
-        .any(|o| matches!(&o.result, Ok(v) if !v.healthy))
+        .any(|o| matches!(&o.result, Ok(v) if !v.healthy()))
     {
         1
     } else if outcomes.iter().any(|o| o.result.is_err()) {

@@ -87,7 +87,7 @@ pub fn main(name: &str, args: &[OsString], invoked: Invoked) -> i32 {
     match run(&plan, common) {
         Ok(verdict) => {
             say!("{verdict}");
-            if verdict.healthy { HEALTHY } else { FAILED }
+            if verdict.healthy() { HEALTHY } else { FAILED }
         }
         Err(e) => {
             note!("{speaker}: {e}");
@@ -181,7 +181,7 @@ fn run(plan: &Plan, common: &Common) -> Result<Verdict, Error> {
         ));
     }
     match check_once(plan, &plan.target) {
-        Err(e @ (Error::ForeignXdp { .. } | Error::Bpf(_))) => {
+        Err(e @ (Error::ForeignXdp { .. } | Error::Bpf { .. })) => {
             if role == Some(Role::Backup) {
                 say_path(format!(
                     "the XDP capture cannot be used ({e}); as a BACKUP per the role file, \

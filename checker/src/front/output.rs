@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::check::verdict::Failure;
 use crate::check::verdict::Verdict;
 use crate::probe::Subject;
 use crate::probe::args::{Format, Thresholds};
@@ -81,6 +82,9 @@ struct Report<'a> {
     check: &'a str,
     /// "healthy", "unhealthy", or "error" (the check could not run).
     verdict: &'a str,
+    /// Why it failed or could not run, as a code (the daemon's metrics
+    /// `reason` label); `null` when healthy.
+    failure: Option<Failure>,
     reason: &'a str,
     exit: i32,
     timings: Timings,
@@ -130,11 +134,12 @@ pub fn verdict(
             let report = Report {
                 target: subject,
                 check,
-                verdict: if verdict.healthy {
+                verdict: if verdict.healthy() {
                     "healthy"
                 } else {
                     "unhealthy"
                 },
+                failure: verdict.failure,
                 reason: &verdict.reason,
                 exit,
                 timings: Timings {
@@ -159,23 +164,23 @@ pub fn verdict(
             (json(&report), exit)
         }
         Format::Nagios => {
-            let state = match (verdict.healthy, thresholds) {
+            let state = match (verdict.failure, thresholds) {
                 // Only the certificate's near expiry failed: a warning.
-                (false, _) if verdict.details.cert_expiring => Nagios::Warning,
-                (false, _) => Nagios::Critical,
+                (Some(Failure::CertExpiring), _) => Nagios::Warning,
+                (Some(_), _) => Nagios::Critical,
                 (
-                    true,
+                    None,
                     Thresholds {
                         critical: Some(c), ..
                     },
                 ) if verdict.elapsed > c => Nagios::Critical,
                 (
-                    true,
+                    None,
                     Thresholds {
                         warning: Some(w), ..
                     },
                 ) if verdict.elapsed > w => Nagios::Warning,
-                (true, _) => Nagios::Ok,
+                (None, _) => Nagios::Ok,
             };
             let text = format!("{}: {}", verdict.what, verdict.reason);
             let mut perfdata = format!(
@@ -193,10 +198,11 @@ pub fn verdict(
 }
 
 /// An error that kept the check from running (exit 2 or 3), in `format`,
-/// and the exit status.
+/// and the exit status; `failure` its code (`Error::failure`).
 pub fn error(
     message: &str,
     exit: i32,
+    failure: Failure,
     subject: Option<&Subject>,
     check: &str,
     format: Format,
@@ -214,6 +220,7 @@ pub fn error(
                 target: subject.unwrap_or(&unknown),
                 check,
                 verdict: "error",
+                failure: Some(failure),
                 reason: message,
                 exit,
                 timings: Timings {
@@ -276,6 +283,95 @@ mod tests {
     use super::*;
     use crate::check::verdict::Details;
 
+    /// The JSON output's `failure` and the daemon's `reason` label are the
+    /// same code for the same failure: of a failing verdict, of an error.
+    #[test]
+    fn json_failure_is_the_metrics_reason() {
+        use crate::daemon::metrics::{Metrics, Outcome, TargetLabels};
+        use crate::error::Error;
+        use std::time::Duration;
+        let labels = || {
+            TargetLabels::new(
+                "198.18.0.100".parse().unwrap(),
+                80,
+                "198.18.0.11".parse().unwrap(),
+                "tcp",
+            )
+        };
+        let checked = |failure: Option<Failure>, reason: &str| -> Result<Verdict, Error> {
+            Ok(Verdict {
+                failure,
+                what: "tcp 198.18.0.100:80 via 198.18.0.11".into(),
+                reason: reason.into(),
+                elapsed: Duration::from_millis(3),
+                attached: None,
+                details: Details::default(),
+            })
+        };
+        let subject = Subject {
+            iface: "eth0".into(),
+            real_server: "198.18.0.11".parse().unwrap(),
+            vip: "198.18.0.100".parse().unwrap(),
+            port: 80,
+        };
+        let json_failure = |line: &str| -> Option<String> {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            v["failure"].as_str().map(str::to_string)
+        };
+        let label = |result: &Result<Verdict, Error>| {
+            let m = Metrics::new();
+            m.observe(&labels(), Outcome::of(result), Duration::from_millis(3));
+            let text = m.encode();
+            text.lines()
+                .filter_map(|l| {
+                    l.strip_prefix(r#"vipcheck_check_failures_total{check="tcp",reason=""#)
+                })
+                .map(|rest| rest.split('"').next().unwrap_or_default().to_string())
+                .next()
+        };
+        let verdicts = [
+            (None, "SYN-ACK"),
+            (
+                Some(Failure::NoNeighbour),
+                "no ARP reply from 198.18.0.11 on eth0 within 970 ms",
+            ),
+            (Some(Failure::NoAnswer), "no answer within 970 ms"),
+            (Some(Failure::Refused), "connection refused (RST)"),
+            (Some(Failure::Timeout), "no response within 970 ms"),
+            (Some(Failure::CertExpiring), "certificate expires in 3 days"),
+            (
+                Some(Failure::Interrupted),
+                "interrupted by SIGTERM before a verdict",
+            ),
+        ];
+        for (failure, reason) in verdicts {
+            let result = checked(failure, reason);
+            let Ok(v) = &result else { unreachable!() };
+            let (line, _) = verdict(v, &subject, "tcp", Format::Json, Default::default());
+            let got = json_failure(&line);
+            assert_eq!(got.as_deref(), failure.map(Failure::as_str), "{line}");
+            assert_eq!(got, label(&result), "{reason}");
+        }
+        for e in [
+            Error::Busy("all 256 slots busy".into()),
+            Error::bpf_found("load failed"),
+            Error::NoInterface("eth9".into()),
+            Error::Usage("bad".into()),
+        ] {
+            let (line, _) = error(
+                &e.to_string(),
+                e.exit_code(),
+                e.failure(),
+                Some(&subject),
+                "tcp",
+                Format::Json,
+            );
+            let got = json_failure(&line);
+            assert!(got.is_some(), "{line}");
+            assert_eq!(got, label(&Err(e)), "{line}");
+        }
+    }
+
     fn subject() -> Subject {
         Subject {
             iface: "eth0".into(),
@@ -287,7 +383,7 @@ mod tests {
 
     fn healthy(ms: u64) -> Verdict {
         Verdict {
-            healthy: true,
+            failure: None,
             what: "http GET h/ via 198.18.0.11 (198.18.0.100:80)".into(),
             reason: "200 OK | piped".into(),
             elapsed: Duration::from_millis(ms),
@@ -316,15 +412,39 @@ mod tests {
         assert_eq!(v["target"]["port"], 80);
         assert_eq!(v["check"], "http");
         assert_eq!(v["verdict"], "healthy");
+        assert!(v["failure"].is_null(), "{line}");
         assert_eq!(v["exit"], 0);
         assert_eq!(v["timings"]["total_ms"], 2.0);
         assert!(v["timings"]["attach_ms"].is_null());
         assert_eq!(v["status"], 200);
         assert_eq!(v["body_bytes"], 612);
         assert!(v["sha256"].is_null());
-        let (line, exit) = error("eth9: no such interface", 3, None, "tcp", Format::Json);
+        let failed = Verdict {
+            failure: Some(Failure::Status),
+            reason: "status 503, expected 200-399 (503 Service Unavailable)".into(),
+            ..healthy(2)
+        };
+        let (line, exit) = verdict(
+            &failed,
+            &subject(),
+            "http",
+            Format::Json,
+            Thresholds::default(),
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!((v["verdict"].as_str(), exit), (Some("unhealthy"), 1));
+        assert_eq!(v["failure"], "status");
+        let (line, exit) = error(
+            "eth9: no such interface",
+            3,
+            Failure::Interface,
+            None,
+            "tcp",
+            Format::Json,
+        );
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!((v["verdict"].as_str(), exit), (Some("error"), 3));
+        assert_eq!(v["failure"], "interface");
     }
 
     #[test]
@@ -349,7 +469,7 @@ mod tests {
             2
         );
         let failed = Verdict {
-            healthy: false,
+            failure: Some(Failure::Status),
             ..healthy(1)
         };
         let (line, exit) = verdict(
@@ -361,8 +481,16 @@ mod tests {
         );
         assert!(line.starts_with("VIPCHECK CRITICAL - ") && line.contains("| time=0.001000s;;;0"));
         assert_eq!(exit, 2);
+        // Only the certificate's near expiry: a warning, whatever the time.
+        let expiring = Verdict {
+            failure: Some(Failure::CertExpiring),
+            ..healthy(11)
+        };
+        let (line, exit) = verdict(&expiring, &subject(), "https", Format::Nagios, t);
+        assert!(line.starts_with("VIPCHECK WARNING - "), "{line}");
+        assert_eq!(exit, 1);
         assert_eq!(
-            error("not root", 3, None, "tcp", Format::Nagios),
+            error("not root", 3, Failure::Error, None, "tcp", Format::Nagios),
             ("VIPCHECK UNKNOWN - not root".to_string(), 3)
         );
     }

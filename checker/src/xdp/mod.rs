@@ -338,7 +338,7 @@ impl Slot {
                         return Ok(false);
                     }
                 }
-                Err(e) => return Err(Error::Bpf(format!("registering a flow: {e}"))),
+                Err(e) => return Err(Error::bpf("registering a flow", e)),
             }
         }
         Ok(false)
@@ -521,8 +521,8 @@ pub fn record_frame(record: &[u8]) -> Option<&[u8]> {
 }
 
 /// Maps an aya error to [`Error::Bpf`] with what we were doing.
-fn bpf<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> Error {
-    move |e| Error::Bpf(format!("{what}: {e}"))
+fn bpf<E: std::error::Error + Send + Sync + 'static>(what: &'static str) -> impl Fn(E) -> Error {
+    move |e| Error::bpf(what, e)
 }
 
 #[cfg(test)]

@@ -44,6 +44,9 @@ impl fmt::Display for SetError {
     }
 }
 
+/// Its message holds the errno's: no further source.
+impl std::error::Error for SetError {}
+
 impl From<io::Error> for SetError {
     fn from(error: io::Error) -> Self {
         SetError {

@@ -104,7 +104,7 @@ pub(super) fn find_from(dev: &NetDev, mut seen: Option<Option<XdpProgram>>) -> R
         };
         return identify(attached, mode, prog);
     }
-    Err(Error::Bpf(format!(
+    Err(Error::bpf_found(format!(
         "the XDP program of {} keeps changing",
         dev.name
     )))
@@ -273,7 +273,7 @@ pub(super) fn attach(dev: &NetDev, mode: XdpMode) -> Result<(Box<Program>, bool)
             match find(dev)? {
                 Found::Ours(program) => Ok((program, true)),
                 Found::Foreign(program) => Err(foreign(&dev.name, program)),
-                Found::None => Err(Error::Bpf(format!(
+                Found::None => Err(Error::bpf_found(format!(
                     "the program attached to {} was detached at once",
                     dev.name
                 ))),
@@ -286,14 +286,14 @@ pub(super) fn attach(dev: &NetDev, mode: XdpMode) -> Result<(Box<Program>, bool)
             match find(dev)? {
                 Found::Ours(program) => Ok((program, false)),
                 Found::Foreign(program) => Err(foreign(&dev.name, program)),
-                Found::None => Err(attach_error(dev, mode, &e)),
+                Found::None => Err(attach_error(dev, mode, e)),
             }
         }
-        Err(e) => Err(attach_error(dev, mode, &e)),
+        Err(e) => Err(attach_error(dev, mode, e)),
     }
 }
 
-fn attach_error(dev: &NetDev, mode: XdpMode, e: &SetError) -> Error {
+fn attach_error(dev: &NetDev, mode: XdpMode, e: SetError) -> Error {
     if e.errno() == Some(libc::EPERM) {
         return Error::Privilege {
             what: "attaching the XDP program",
@@ -301,11 +301,10 @@ fn attach_error(dev: &NetDev, mode: XdpMode, e: &SetError) -> Error {
             source: std::io::Error::from_raw_os_error(libc::EPERM),
         };
     }
-    Error::Bpf(format!(
-        "attaching to {} in {} mode: {e}",
-        dev.name,
-        mode.name()
-    ))
+    Error::bpf(
+        format!("attaching to {} in {} mode", dev.name, mode.name()),
+        e,
+    )
 }
 
 /// Loads the object and the program, and binds SLOTS to the program.
@@ -319,11 +318,11 @@ fn load() -> Result<aya::Ebpf> {
             aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. }) => {
                 Error::privileged("creating BPF maps", "CAP_SYS_ADMIN (or CAP_BPF)", io_error)
             }
-            e => Error::Bpf(format!("loading the program: {e}")),
+            e => Error::bpf("loading the program", e),
         })?;
     let program: &mut Xdp = ebpf
         .program_mut(PROGRAM_NAME)
-        .ok_or_else(|| Error::Bpf("program missing from the object".into()))?
+        .ok_or_else(|| Error::bpf_found("program missing from the object"))?
         .try_into()
         .map_err(bpf("program type"))?;
     program.load().map_err(|e| match e {
@@ -332,19 +331,20 @@ fn load() -> Result<aya::Ebpf> {
             "CAP_SYS_ADMIN (or CAP_BPF)",
             s.io_error,
         ),
-        e => Error::Bpf(format!("the kernel refused the program: {e}")),
+        e => Error::bpf("the kernel refused the program", e),
     })?;
     let program = xdp_of(&ebpf)?;
     let prog_fd = program.fd().map_err(bpf("program fd"))?.as_fd();
     let slots = ebpf
         .map(SLOTS_MAP)
-        .ok_or_else(|| Error::Bpf("map SLOTS missing from the object".into()))?;
+        .ok_or_else(|| Error::bpf_found("map SLOTS missing from the object"))?;
     let slots =
         aya::maps::HashMap::<_, u32, FlowOwner>::try_from(slots).map_err(bpf("SLOTS map"))?;
     sys::prog_bind_map(prog_fd, slots.map().fd().as_fd()).map_err(|e| {
-        Error::Bpf(format!(
-            "binding the SLOTS map to the program (needs Linux 5.10+): {e}"
-        ))
+        Error::bpf(
+            "binding the SLOTS map to the program (needs Linux 5.10+)",
+            e,
+        )
     })?;
     Ok(ebpf)
 }
@@ -374,11 +374,11 @@ pub fn detach(dev: &NetDev) -> Result<bool> {
         // Held by a bpf_link (an earlier version attached it so).
         Err(e) if e.errno() == Some(libc::EBUSY) => {
             if !detach_link(dev.ifindex, program.id)? {
-                return Err(Error::Bpf(format!("detaching from {}: {e}", dev.name)));
+                return Err(Error::bpf(format!("detaching from {}", dev.name), e));
             }
         }
         Err(e) if e.errno() == Some(libc::EEXIST) => {
-            return Err(Error::Bpf(format!(
+            return Err(Error::bpf_found(format!(
                 "the XDP program of {} changed while vipcheck was detaching its own: \
                  nothing detached",
                 dev.name
@@ -391,7 +391,7 @@ pub fn detach(dev: &NetDev) -> Result<bool> {
                 source: std::io::Error::from_raw_os_error(libc::EPERM),
             });
         }
-        Err(e) => return Err(Error::Bpf(format!("detaching from {}: {e}", dev.name))),
+        Err(e) => return Err(Error::bpf(format!("detaching from {}", dev.name), e)),
     }
     Ok(true)
 }
@@ -422,7 +422,7 @@ fn detach_link(ifindex: u32, prog_id: u32) -> Result<bool> {
 /// The XDP program of the loaded object.
 fn xdp_of(ebpf: &aya::Ebpf) -> Result<&Xdp> {
     ebpf.program(PROGRAM_NAME)
-        .ok_or_else(|| Error::Bpf("program missing from the object".into()))?
+        .ok_or_else(|| Error::bpf_found("program missing from the object"))?
         .try_into()
         .map_err(bpf("program type"))
 }
