@@ -2,6 +2,11 @@
 //! path in one `vipcheck audit`, on one capture slot and one AF_PACKET
 //! socket. Counts are asserted; times and memory are printed, not asserted
 //! (they are measured side by side in `cargo xtask bench`).
+//!
+//! A test binary of its own, unlike the other lab tests (`checks`,
+//! `operate`, `host`): each of its two tests takes both cores, so they run
+//! one at a time ([`ALONE`]) and, as cargo runs test binaries one after
+//! another, beside no other test.
 
 mod common;
 

@@ -760,8 +760,9 @@ fn set_loss(lab: &Lab, percent: u32) -> Result<()> {
 
 /// The XDP program's cost per frame (BPF_PROG_TEST_RUN, measured by the
 /// kernel) beside an empty program, with 0, 100 and 10,000 flows in the
-/// map: the `per_frame_costs` test of checker/tests/xdp.rs, which builds
-/// frames and fills the map with the tests' own helpers.
+/// map: the `xdp::per_frame_costs` test of the `host` test binary
+/// (checker/tests/host/xdp.rs), which builds frames and fills the map with
+/// the tests' own helpers.
 fn xdp_costs() -> Result<Vec<String>> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let out = Command::new(cargo)
@@ -770,8 +771,8 @@ fn xdp_costs() -> Result<Vec<String>> {
             "-p",
             "checker",
             "--test",
-            "xdp",
-            "per_frame_costs",
+            "host",
+            "xdp::per_frame_costs",
             "--",
             "--ignored",
             "--nocapture",

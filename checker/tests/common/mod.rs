@@ -1,6 +1,6 @@
 //! Helpers of the lab tests: run vipcheck in a lab's LB namespace and read
 //! what it and the XDP program report.
-#![allow(dead_code, unused_imports)] // each test crate uses its own subset
+#![allow(dead_code, unused_imports)] // each test binary uses its own subset
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

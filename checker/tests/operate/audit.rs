@@ -2,11 +2,9 @@
 //! whose real servers are the lab's, checked through the VIP path from one
 //! process.
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use xtask::lab::VIP6;
 
 /// A scratch directory for the input files, removed on drop.

@@ -3,15 +3,13 @@
 //! (including every truncated or odd variant of a registered frame), copies
 //! what it drops to the owner's ring, and counts its verdicts.
 
-mod common;
-
 use aya::maps::{ArrayOfMaps, HashMap, Map, MapData, PerCpuArray, RingBuf};
 use aya::programs::{TestRun, TestRunOptions, Xdp, loaded_programs};
 use aya_obj::programs::XdpAttachType;
 use std::net::Ipv6Addr;
 
+use crate::common::*;
 use checker_common::{Counter, FlowKey, RING_SIZE, SLOT_COUNT, SMALL_RING_FIRST, SMALL_RING_SIZE};
-use common::*;
 use vipcheck::sys::netdev::Mac;
 use vipcheck::wire::ndp;
 

@@ -7,15 +7,13 @@
 //! in its log; of a deleted interface nothing lingers (program, maps,
 //! flows), and `vipcheck xdp status` on the new one is clean.
 
-mod common;
-
 use std::fs;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use xtask::lab::{Background, PREFIX_LEN, PREFIX6_LEN};
 
 /// The one-shot checks' -t: long enough to be in flight at the event.

@@ -3,9 +3,7 @@
 //! for a year, one that expires in five days), rustls over the userspace
 //! stack, the real XDP program.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use xtask::lab::{

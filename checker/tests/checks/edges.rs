@@ -3,12 +3,10 @@
 //! first check is not charged for the attach, `xdp` subcommands tell the
 //! truth, and every error is one line that says everything. Real labs.
 
-mod common;
-
 use std::io::Write;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use xtask::lab::{CHUNKED_BODY, FIXTURE_PORT, TEXT_BODY};
 
 /// Counts, on the lab's bridge, the ARP and IPv4 frames whose source MAC is

@@ -1,12 +1,10 @@
 //! `vipcheck http` in real labs: nginx and the project's fixture server on
 //! real servers, the real XDP program, real loss made by nftables.
 
-mod common;
-
 use std::io::Write;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use md5::{Digest, Md5};
 use sha2::Sha256;
 use xtask::lab::{BYTEWISE_BODY, CHUNKED_BODY, FIXTURE_PORT, TEXT_BODY, pseudo_random};

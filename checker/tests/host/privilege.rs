@@ -8,14 +8,12 @@
 //! [`NEEDS`]; a run that lacks one of them must exit 3 with one line that
 //! names what failed, and one that has them must pass.
 
-mod common;
-
 use std::fs;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// The unit's capabilities, as setpriv names them.
 const UNIT: [&str; 5] = ["net_raw", "net_admin", "bpf", "perfmon", "sys_admin"];

@@ -2,14 +2,12 @@
 //! and SIGTERM, and a real keepalived following one of its track files;
 //! `vipcheck keepalived snippet` read by keepalived's own config test.
 
-mod common;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use md5::{Digest, Md5};
 use prometheus_parse::{Scrape, Value};
 use xtask::lab::{Background, Keepalived, KeepalivedConfig, log_message};

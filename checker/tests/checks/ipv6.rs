@@ -2,11 +2,9 @@
 //! real server's advertisement and its TCP replies captured by the XDP
 //! program, tcp, http and https against the lab's IPv6 VIP.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use xtask::lab::{ABSENT_IP6, HTTPS_PORT, VIP6};
 
 /// `vipcheck CHECK [extra...] eth0 RS VIP6 PORT [lab.example /]`.

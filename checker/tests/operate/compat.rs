@@ -3,13 +3,11 @@
 //! signals, pcap, JSON and Nagios output, an empty environment, host
 //! names. Real labs, real nginx, the real XDP program.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use md5::{Digest, Md5};
 use xtask::lab::INDEX_HTML;
 

@@ -1,11 +1,9 @@
 //! `vipcheck tcp` in real labs: network namespaces, real nginx, the real
 //! XDP program. Nothing on the network path is mocked.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn assert_verdicts(role: Role) {
     let lab = lab(role);

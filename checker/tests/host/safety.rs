@@ -4,8 +4,6 @@
 //! processes killed at any moment leave nothing that changes a later
 //! verdict. Counts are asserted; times are only printed.
 
-mod common;
-
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -14,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use xtask::lab::{Background, HTTPS_PORT, VIP6};
 
 /// Where the daemons of these tests serve /metrics, in the LB's namespace

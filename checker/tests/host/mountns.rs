@@ -5,12 +5,10 @@
 //! interface never has two programs, and the program stays after the
 //! processes that attached it end. Real labs.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// How a check is started in the LB namespace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
