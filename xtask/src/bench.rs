@@ -4,6 +4,14 @@
 //! `bench/results.json`, `bench/results.md` and `bench/latency.svg`
 //! (`--quick`: a dry run with few repetitions, into `target/bench-quick/`,
 //! which the test command runs to prove the harness works).
+//!
+//! `VIPCHECK_BENCH_C=DIR` adds the rows of the C checkers in DIR.
+//! `VIPCHECK_BENCH_BASELINE=PATH` adds an older vipcheck binary (e.g. one
+//! built by `cargo xtask dist` at the commit before a refactor) beside the
+//! current build, interleaved with it in the same rounds: rows "… (baseline)"
+//! in the warm tcp/http/https and memory, one-shot CPU, cold and scale
+//! (audit) groups, and in the LB traffic modes (the program attached by
+//! it). Unset, the output is as without it.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -27,6 +35,9 @@ pub struct Options {
     pub out: PathBuf,
     /// The C checkers' binaries (`VIPCHECK_BENCH_C`), for their rows.
     pub c_checkers: Option<PathBuf>,
+    /// An older vipcheck binary (`VIPCHECK_BENCH_BASELINE`), measured
+    /// beside the current one in rows of its own.
+    pub baseline: Option<PathBuf>,
     /// This xtask binary, whose hidden `floor` command gives the floors
     /// (an empty process; one that opens and closes an AF_PACKET socket;
     /// a kernel TCP connect).
@@ -76,7 +87,7 @@ struct Contender {
     /// Parse the verdict's own time from stdout.
     verdict_time: bool,
     /// The ratio is to this row of the group (default: its reference).
-    against: Option<&'static str>,
+    against: Option<String>,
     wall: Vec<Duration>,
     cpu: Vec<Duration>,
     in_process: Vec<Duration>,
@@ -120,8 +131,8 @@ impl Contender {
         self
     }
 
-    fn against(mut self, name: &'static str) -> Contender {
-        self.against = Some(name);
+    fn against(mut self, name: impl Into<String>) -> Contender {
+        self.against = Some(name.into());
         self
     }
 
@@ -173,6 +184,35 @@ impl Contender {
             }
         }
         Ok(())
+    }
+}
+
+/// A vipcheck binary the bench measures: the current build, then the
+/// baseline if there is one (`VIPCHECK_BENCH_BASELINE`).
+#[derive(Clone, Copy, Debug)]
+struct Build<'a> {
+    path: &'a Path,
+    /// Appended to the names of its rows: empty for the current build.
+    suffix: &'static str,
+}
+
+impl Build<'_> {
+    /// The current build, and the baseline's if there is one.
+    fn all<'a>(vipcheck: &'a Path, options: &'a Options) -> Vec<Build<'a>> {
+        let current = Build {
+            path: vipcheck,
+            suffix: "",
+        };
+        let baseline = options.baseline.as_deref().map(|path| Build {
+            path,
+            suffix: " (baseline)",
+        });
+        std::iter::once(current).chain(baseline).collect()
+    }
+
+    /// `name` of a row of this build.
+    fn name(&self, name: &str) -> String {
+        format!("{name}{}", self.suffix)
     }
 }
 
@@ -238,20 +278,21 @@ fn verdict_time(stdout: &str) -> Option<Duration> {
 
 /// Runs every measurement and writes the results.
 pub fn run(vipcheck: &Path, options: &Options) -> Result<()> {
+    let builds = Build::all(vipcheck, options);
     let lab = Lab::up(Role::Backup)?;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    rows.extend(warm(&lab, vipcheck, options)?);
-    let (cpu_rows, cpu_note) = one_shot_cpu(&lab, vipcheck, options)?;
+    rows.extend(warm(&lab, &builds, options)?);
+    let (cpu_rows, cpu_note) = one_shot_cpu(&lab, &builds, options)?;
     rows.extend(cpu_rows);
     notes.push(cpu_note);
-    rows.extend(cold(&lab, vipcheck, options)?);
+    rows.extend(cold(&lab, &builds, options)?);
     rows.extend(loss(&lab, vipcheck, options)?);
     if !options.quick {
-        notes.extend(lb_traffic(&lab, vipcheck)?);
+        notes.extend(lb_traffic(&lab, &builds)?);
     }
     if options.scale > 0 {
-        let (scale_rows, scale_notes) = scale(&lab, vipcheck, options)?;
+        let (scale_rows, scale_notes) = scale(&lab, &builds, options)?;
         rows.extend(scale_rows);
         notes.extend(scale_notes);
     }
@@ -272,7 +313,7 @@ pub fn run(vipcheck: &Path, options: &Options) -> Result<()> {
 }
 
 /// Warm checks, each beside the kernel doing the same, interleaved.
-fn warm(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<Vec<Row>> {
+fn warm(lab: &Lab, builds: &[Build], options: &Options) -> Result<Vec<Row>> {
     let rs = OK_IP.to_string();
     let vip = VIP.to_string();
     let port = HTTP_PORT.to_string();
@@ -289,55 +330,47 @@ fn warm(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<Vec<Row>> {
             &["floor", "af-packet"],
         )
         .against("xtask doing nothing"),
-        Contender::new(
+    ];
+    // Each group: the kernel's (or curl's) row, then vipcheck's of each build.
+    let groups: [(&'static str, Contender, Vec<&str>); 3] = [
+        (
             "tcp",
-            "kernel TCP connect (own IP)",
-            floor,
-            &["floor", "connect", &format!("{rs}:{port}")],
-        )
-        .reference(),
-        Contender::new(
-            "tcp",
-            "vipcheck tcp",
-            vipcheck,
-            &["tcp", LB_IFACE, &rs, &vip, &port],
-        )
-        .vipcheck(),
-        Contender::new(
+            Contender::new(
+                "tcp",
+                "kernel TCP connect (own IP)",
+                floor,
+                &["floor", "connect", &format!("{rs}:{port}")],
+            ),
+            vec!["tcp", LB_IFACE, &rs, &vip, &port],
+        ),
+        (
             "http",
-            "curl http (own IP)",
-            "curl",
-            &["-sf", "-o", "/dev/null", &format!("http://{rs}/")],
-        )
-        .reference(),
-        Contender::new(
-            "http",
-            "vipcheck http",
-            vipcheck,
-            &["http", LB_IFACE, &rs, &vip, &port, "lab.example", "/"],
-        )
-        .vipcheck(),
-        Contender::new(
+            Contender::new(
+                "http",
+                "curl http (own IP)",
+                "curl",
+                &["-sf", "-o", "/dev/null", &format!("http://{rs}/")],
+            ),
+            vec!["http", LB_IFACE, &rs, &vip, &port, "lab.example", "/"],
+        ),
+        (
             "https",
-            "curl https (own IP)",
-            "curl",
-            &[
-                "-sf",
-                "-o",
-                "/dev/null",
-                "--cacert",
-                &ca,
-                "--resolve",
-                &format!("lab.example:{tls_port}:{rs}"),
-                &format!("https://lab.example:{tls_port}/"),
-            ],
-        )
-        .reference(),
-        Contender::new(
-            "https",
-            "vipcheck https",
-            vipcheck,
-            &[
+            Contender::new(
+                "https",
+                "curl https (own IP)",
+                "curl",
+                &[
+                    "-sf",
+                    "-o",
+                    "/dev/null",
+                    "--cacert",
+                    &ca,
+                    "--resolve",
+                    &format!("lab.example:{tls_port}:{rs}"),
+                    &format!("https://lab.example:{tls_port}/"),
+                ],
+            ),
+            vec![
                 "https",
                 "--ca",
                 &ca,
@@ -348,9 +381,22 @@ fn warm(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<Vec<Row>> {
                 "lab.example",
                 "/",
             ],
-        )
-        .vipcheck(),
+        ),
     ];
+    for (group, reference, args) in groups {
+        c.push(reference.reference());
+        for build in builds {
+            c.push(
+                Contender::new(
+                    group,
+                    build.name(&format!("vipcheck {group}")),
+                    build.path,
+                    &args,
+                )
+                .vipcheck(),
+            );
+        }
+    }
     if let Some(dir) = &options.c_checkers {
         c.push(Contender::new(
             "tcp",
@@ -370,25 +416,28 @@ fn warm(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<Vec<Row>> {
         contender.peak_rss(lab)?;
     }
     // Memory: one run each of the big ones, beside the 20 KiB of a warm run.
-    let mut memory = vec![
-        Contender::new(
-            "memory",
-            "vipcheck http of 5 MiB",
-            vipcheck,
-            &[
-                "http",
-                "--max-body",
-                "8388608",
-                LB_IFACE,
-                &rs,
-                &vip,
-                &port,
-                "lab.example",
-                "/5m.bin",
-            ],
-        )
-        .vipcheck(),
-    ];
+    let mut memory: Vec<Contender> = builds
+        .iter()
+        .map(|build| {
+            Contender::new(
+                "memory",
+                build.name("vipcheck http of 5 MiB"),
+                build.path,
+                &[
+                    "http",
+                    "--max-body",
+                    "8388608",
+                    LB_IFACE,
+                    &rs,
+                    &vip,
+                    &port,
+                    "lab.example",
+                    "/5m.bin",
+                ],
+            )
+            .vipcheck()
+        })
+        .collect();
     interleave(lab, &mut memory, if options.quick { 1 } else { 5 })?;
     for contender in &mut memory {
         contender.peak_rss(lab)?;
@@ -399,29 +448,40 @@ fn warm(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<Vec<Row>> {
 /// The CPU of a warm one-shot tcp check beside an empty process's, the
 /// two interleaved over many rounds (300; a check's median CPU moves by
 /// 0.05 ms between runs of 50): what keepalived pays at every start.
-fn one_shot_cpu(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<(Vec<Row>, String)> {
+fn one_shot_cpu(lab: &Lab, builds: &[Build], options: &Options) -> Result<(Vec<Row>, String)> {
     let group = "one-shot CPU";
     let (rs, vip, port) = (OK_IP.to_string(), VIP.to_string(), HTTP_PORT.to_string());
-    let mut c = vec![
-        Contender::new(group, "empty process (/bin/true)", "/bin/true", &[]).reference(),
-        Contender::new(
-            group,
-            "vipcheck tcp",
-            vipcheck,
-            &["tcp", LB_IFACE, &rs, &vip, &port],
-        )
-        .vipcheck(),
-    ];
+    let mut c =
+        vec![Contender::new(group, "empty process (/bin/true)", "/bin/true", &[]).reference()];
+    for build in builds {
+        c.push(
+            Contender::new(
+                group,
+                build.name("vipcheck tcp"),
+                build.path,
+                &["tcp", LB_IFACE, &rs, &vip, &port],
+            )
+            .vipcheck(),
+        );
+    }
     let runs = if options.quick { 3 } else { 300 };
     interleave(lab, &mut c, runs)?;
     let rows = rows_of(c);
     let cpu = |row: &Row| row.cpu_ms.unwrap_or_default();
-    let note = format!(
+    let mut note = format!(
         "One-shot CPU ({runs} interleaved runs each): vipcheck tcp {:.2} ms, /bin/true {:.2} ms: {:+.2} ms above the empty process (medians)",
         cpu(&rows[1]),
         cpu(&rows[0]),
         cpu(&rows[1]) - cpu(&rows[0])
     );
+    if let Some(baseline) = rows.get(2) {
+        note += &format!(
+            "; baseline vipcheck tcp {:.2} ms: {:+.2} ms above the empty process; current - baseline: {:+.2} ms",
+            cpu(baseline),
+            cpu(baseline) - cpu(&rows[0]),
+            cpu(&rows[1]) - cpu(baseline)
+        );
+    }
     Ok((rows, note))
 }
 
@@ -442,8 +502,8 @@ fn rows_of(contenders: impl IntoIterator<Item = Contender>) -> Vec<Row> {
             .iter()
             .find(|r| {
                 r.group == c.group
-                    && match c.against {
-                        Some(name) => r.name == name,
+                    && match &c.against {
+                        Some(name) => &r.name == name,
                         None => r.reference,
                     }
             })
@@ -473,40 +533,48 @@ fn rows_of(contenders: impl IntoIterator<Item = Contender>) -> Vec<Row> {
 }
 
 /// The first check on an interface without the program (load, verify,
-/// attach, check) beside a warm one.
-fn cold(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<Vec<Row>> {
+/// attach, check) beside a warm one, for each build.
+fn cold(lab: &Lab, builds: &[Build], options: &Options) -> Result<Vec<Row>> {
     let rs = OK_IP.to_string();
     let vip = VIP.to_string();
     let port = HTTP_PORT.to_string();
-    let mut warm = Contender::new(
-        "cold",
-        "warm vipcheck tcp",
-        vipcheck,
-        &["tcp", LB_IFACE, &rs, &vip, &port],
-    )
-    .vipcheck()
-    .reference();
-    let mut cold = Contender::new(
-        "cold",
-        "cold vipcheck tcp (load + attach)",
-        vipcheck,
-        &["tcp", LB_IFACE, &rs, &vip, &port],
-    )
-    .vipcheck();
+    let tcp = ["tcp", LB_IFACE, &rs, &vip, &port];
+    // Per build: its warm row, and its cold one (ratio to its warm one).
+    let mut pairs = Vec::new();
+    for build in builds {
+        let warm_name = build.name("warm vipcheck tcp");
+        let mut warm = Contender::new("cold", warm_name.clone(), build.path, &tcp).vipcheck();
+        warm.reference = pairs.is_empty();
+        let cold = Contender::new(
+            "cold",
+            build.name("cold vipcheck tcp (load + attach)"),
+            build.path,
+            &tcp,
+        )
+        .vipcheck()
+        .against(warm_name);
+        pairs.push((warm, cold));
+    }
     let runs = if options.quick { 2 } else { 10 };
     for round in 0..runs + 1 {
-        warm.run(lab, round >= 1)?;
-        let status = lab
-            .command(lab.lb_ns(), vipcheck)
-            .args(["xdp", "detach", LB_IFACE])
-            .stdout(Stdio::null())
-            .status()?;
-        if !status.success() {
-            bail!("vipcheck xdp detach failed");
+        // The current build last: its program stays attached for what
+        // follows.
+        for (build, (warm, cold)) in builds.iter().zip(&mut pairs).rev() {
+            warm.run(lab, round >= 1)?;
+            let status = lab
+                .command(lab.lb_ns(), build.path)
+                .args(["xdp", "detach", LB_IFACE])
+                .stdout(Stdio::null())
+                .status()?;
+            if !status.success() {
+                bail!("{} failed", build.name("vipcheck xdp detach"));
+            }
+            cold.run(lab, round >= 1)?;
         }
-        cold.run(lab, round >= 1)?;
     }
-    Ok(rows_of([warm, cold]))
+    Ok(rows_of(
+        pairs.into_iter().flat_map(|(warm, cold)| [warm, cold]),
+    ))
 }
 
 /// Checks under loss (both directions, on the real server), beside the
@@ -591,8 +659,9 @@ fn loss(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<Vec<Row>> {
 /// The cost to the LB's own traffic: iperf3 from `ok` to the LB (a TCP
 /// stream, and 64-byte UDP), without the program, with it in skb mode, and
 /// in native mode (veth supports it), interleaved 5 times; medians,
-/// spreads and ratios to "without".
-fn lb_traffic(lab: &Lab, vipcheck: &Path) -> Result<Vec<String>> {
+/// spreads and ratios to "without". With a baseline, its program in both
+/// modes too (attached by it), in the same rounds.
+fn lb_traffic(lab: &Lab, builds: &[Build]) -> Result<Vec<String>> {
     let lb = crate::lab::LB_IP.to_string();
     let mut server = lab
         .command(lab.lb_ns(), "iperf3")
@@ -602,48 +671,53 @@ fn lb_traffic(lab: &Lab, vipcheck: &Path) -> Result<Vec<String>> {
         .spawn()
         .context("cannot start iperf3 (Debian package iperf3)")?;
     std::thread::sleep(Duration::from_millis(300));
-    let result = lb_traffic_runs(lab, vipcheck, &lb);
+    let result = lb_traffic_runs(lab, builds, &lb);
     // SAFETY: a signal to our own child (nsenter execs iperf3).
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let _ = server.wait();
-    // Leave the program attached in skb mode, the default, for what follows.
-    for args in [
-        &["xdp", "detach", LB_IFACE][..],
-        &["xdp", "attach", LB_IFACE],
-    ] {
+    // Leave the current build's program attached in skb mode, the
+    // default, for what follows.
+    detach_xdp(lab, builds);
+    let _ = lab
+        .command(lab.lb_ns(), builds[0].path)
+        .args(["xdp", "attach", LB_IFACE])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    result
+}
+
+/// Detaches the program from the LB's interface with each build (a
+/// build's program might not be another's), whatever the outcome.
+fn detach_xdp(lab: &Lab, builds: &[Build]) {
+    for build in builds {
         let _ = lab
-            .command(lab.lb_ns(), vipcheck)
-            .args(args)
+            .command(lab.lb_ns(), build.path)
+            .args(["xdp", "detach", LB_IFACE])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
     }
-    result
 }
 
-fn lb_traffic_runs(lab: &Lab, vipcheck: &Path, lb: &str) -> Result<Vec<String>> {
-    let modes = ["without the program", "skb mode", "native mode"];
+fn lb_traffic_runs(lab: &Lab, builds: &[Build], lb: &str) -> Result<Vec<String>> {
+    // (name, the build that attaches and in which mode; none: without).
+    let mut modes = vec![("without the program".to_string(), None)];
+    for build in builds {
+        for mode in ["skb", "native"] {
+            modes.push((build.name(&format!("{mode} mode")), Some((build, mode))));
+        }
+    }
     let mut tcp: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut udp: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     let mut native_ok = true;
     for _ in 0..5 {
-        for (i, mode) in modes.iter().enumerate() {
-            let _ = lab
-                .command(lab.lb_ns(), vipcheck)
-                .args(["xdp", "detach", LB_IFACE])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            if i > 0 {
+        for (i, (_, attach)) in modes.iter().enumerate() {
+            detach_xdp(lab, builds);
+            if let Some((build, mode)) = attach {
                 let attach = lab
-                    .command(lab.lb_ns(), vipcheck)
-                    .args([
-                        "xdp",
-                        "attach",
-                        "--xdp-mode",
-                        mode.split(' ').next().unwrap_or("skb"),
-                        LB_IFACE,
-                    ])
+                    .command(lab.lb_ns(), build.path)
+                    .args(["xdp", "attach", "--xdp-mode", mode, LB_IFACE])
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .status()?;
@@ -692,7 +766,7 @@ fn lb_traffic_runs(lab: &Lab, vipcheck: &Path, lb: &str) -> Result<Vec<String>> 
             .iter()
             .zip(series.iter())
             .filter(|(_, v)| !v.is_empty())
-            .map(|(mode, v)| {
+            .map(|((mode, _), v)| {
                 let (median, lo, hi) = stat(v);
                 format!(
                     "{mode} {median:.2} {unit} ({lo:.2}-{hi:.2}, ratio {:.3})",
@@ -951,9 +1025,10 @@ fn scale_targets(n: u32) -> Vec<(std::net::Ipv4Addr, u16)> {
 }
 
 /// Many checks from one process against as many one-shot processes: `n`
-/// TCP checks as one `vipcheck audit`, then as `n` `vipcheck tcp`
-/// processes 32 at a time; then a daemon with the `n` targets every 5 s.
-fn scale(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<(Vec<Row>, Vec<String>)> {
+/// TCP checks as one `vipcheck audit` (and one of the baseline's), then as
+/// `n` `vipcheck tcp` processes 32 at a time; then a daemon with the `n`
+/// targets every 5 s.
+fn scale(lab: &Lab, builds: &[Build], options: &Options) -> Result<(Vec<Row>, Vec<String>)> {
     let n = options.scale;
     let status = lab
         .command(lab.ns(Host::Ok), "ip")
@@ -975,7 +1050,7 @@ fn scale(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<(Vec<Row>, Vec
         );
     }
     std::fs::write(&file, toml)?;
-    let result = scale_runs(lab, vipcheck, &file, &targets, options.quick);
+    let result = scale_runs(lab, builds, &file, &targets, options.quick);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -991,25 +1066,31 @@ struct Used {
 
 fn scale_runs(
     lab: &Lab,
-    vipcheck: &Path,
+    builds: &[Build],
     file: &Path,
     targets: &[(std::net::Ipv4Addr, u16)],
     quick: bool,
 ) -> Result<(Vec<Row>, Vec<String>)> {
     let n = targets.len();
     let rs = OK_IP.to_string();
-    // One audit.
-    let audit = crate::lab::netns::run_in(lab.lb_ns(), || {
-        let mut used = Used::start();
-        let child = Command::new(vipcheck)
-            .args(["audit", "--targets"])
-            .arg(file)
-            .args(["--parallel", "256"])
-            .stdout(Stdio::null())
-            .spawn()?;
-        used.wait(child)?;
-        Ok(used.end())
-    })?;
+    let vipcheck = builds[0].path;
+    // One audit of each build.
+    let mut audits = Vec::new();
+    for build in builds {
+        let used = crate::lab::netns::run_in(lab.lb_ns(), || {
+            let mut used = Used::start();
+            let child = Command::new(build.path)
+                .args(["audit", "--targets"])
+                .arg(file)
+                .args(["--parallel", "256"])
+                .stdout(Stdio::null())
+                .spawn()?;
+            used.wait(child)?;
+            Ok(used.end())
+        })?;
+        audits.push((build.name("one vipcheck audit (--parallel 256)"), used));
+    }
+    let audit = &audits[0].1;
     // The same checks as one-shot processes, 32 at a time.
     let one_shots = crate::lab::netns::run_in(lab.lb_ns(), || {
         let mut used = Used::start();
@@ -1042,10 +1123,11 @@ fn scale_runs(
     );
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    for (name, used) in [
-        ("one vipcheck audit (--parallel 256)", &audit),
-        ("one-shot vipcheck tcp, 32 at once", &one_shots),
-    ] {
+    let measured = audits
+        .iter()
+        .map(|(name, used)| (name.as_str(), used))
+        .chain([("one-shot vipcheck tcp, 32 at once", &one_shots)]);
+    for (name, used) in measured {
         let wall = ms(used.wall);
         rows.push(Row {
             group: group.clone(),
@@ -1068,6 +1150,14 @@ fn scale_runs(
             used.cpu.as_secs_f64() * 1e6 / n as f64,
             used.max_rss_kib / 1024,
             used.failed
+        ));
+    }
+    if let Some((_, baseline)) = audits.get(1) {
+        let per_check = |used: &Used| used.cpu.as_secs_f64() * 1e6 / n as f64;
+        notes.push(format!(
+            "audit CPU per check, current - baseline: {:+.1} µs ({:.3}x)",
+            per_check(audit) - per_check(baseline),
+            audit.cpu.as_secs_f64() / baseline.cpu.as_secs_f64()
         ));
     }
     notes.push(format!(

@@ -414,6 +414,15 @@ fn demo_audit(lab: &Lab, vipcheck: &std::path::Path) -> Result<bool> {
 
 fn bench(runs: usize, scale: u32, quick: bool) -> Result<ExitCode> {
     xtask::require_root("`cargo xtask bench` (apt-get, the lab)")?;
+    // An older vipcheck measured beside this one (before a refactor).
+    let baseline = std::env::var_os("VIPCHECK_BENCH_BASELINE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    if let Some(path) = &baseline
+        && !path.is_file()
+    {
+        bail!("VIPCHECK_BENCH_BASELINE: {} is not a file", path.display());
+    }
     let vipcheck = match release_build(!quick)? {
         Ok(path) => path,
         Err(code) => return Ok(code),
@@ -433,6 +442,7 @@ fn bench(runs: usize, scale: u32, quick: bool) -> Result<ExitCode> {
             workspace_root().join("bench")
         },
         c_checkers: std::env::var_os("VIPCHECK_BENCH_C").map(PathBuf::from),
+        baseline,
         xtask: std::env::current_exe().context("this xtask's path")?,
     };
     xtask::bench::run(&vipcheck, &options)?;
