@@ -79,6 +79,8 @@ struct Daemon {
     schedule: Schedule<u64>,
     metrics: Arc<Metrics>,
     track: Option<TrackDir>,
+    /// The interfaces whose XDP counters the metrics show.
+    xdp_ifaces: HashSet<String>,
     /// Targets not yet checked in the current cycle, and when it began.
     cycle: (HashSet<u64>, Instant),
     /// Why the daemon cannot check at all (missing privilege): it stops
@@ -121,6 +123,7 @@ pub fn run(options: DaemonOptions) -> Result<i32> {
             next_id: 0,
             metrics,
             track,
+            xdp_ifaces: HashSet::new(),
             cycle: (HashSet::new(), Instant::now()),
             fatal: None,
         };
@@ -292,11 +295,19 @@ impl Daemon {
         }
         self.metrics.set_targets(self.targets.len());
         self.metrics.set_overdue(self.schedule.overdue(now));
+        let mut shown = HashSet::new();
         for port in engine.ports() {
             if let Some(counters) = port.counters() {
                 self.metrics.set_xdp(&port.dev.name, &counters);
+                shown.insert(port.dev.name.clone());
             }
         }
+        // An interface gone (its port closed) or no longer captured on:
+        // its series go too, rather than stay at their last values.
+        for gone in self.xdp_ifaces.difference(&shown) {
+            self.metrics.remove_xdp(gone);
+        }
+        self.xdp_ifaces = shown;
     }
 
     /// SIGHUP: the input again. A target whose [`identity`] is unchanged
