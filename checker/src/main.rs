@@ -128,7 +128,7 @@ fn run() -> i32 {
             action: KeepalivedAction::Snippet { input, track_dir },
         } => match input.input().load() {
             Ok(loaded) => {
-                let keys = vipcheck::daemon::run::track_keys(&loaded.targets);
+                let keys = vipcheck::daemon::track::track_keys(&loaded.targets);
                 say!(
                     "{}",
                     vipcheck::daemon::track::snippet(&track_dir, &keys).trim_end()

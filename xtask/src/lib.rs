@@ -6,6 +6,7 @@ pub mod bench;
 pub mod dist;
 pub mod fuzz;
 pub mod lab;
+pub mod layers;
 pub mod release;
 pub mod setup;
 

@@ -35,6 +35,9 @@ enum Task {
     },
     /// Build the release binary and check the lab's real servers with it.
     Demo,
+    /// The checker's modules against its layers (ARCHITECTURE.md): every
+    /// cycle between modules, every import of a higher layer.
+    Layers,
     /// The release binary, the C checkers' names linked to it, man pages and
     /// shell completions in target/dist/.
     Dist {
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Task::Lab { action } => lab_task(action).map(|()| ExitCode::SUCCESS),
         Task::Test { args } => test(&args),
         Task::Demo => demo(),
+        Task::Layers => layers(),
         Task::Dist { deb, out } => dist(deb, out),
         Task::Fuzz { seconds, target } => fuzz(seconds, target.as_deref()),
         Task::Bench { runs, scale, quick } => bench(runs, scale, quick),
@@ -410,6 +414,15 @@ fn demo_audit(lab: &Lab, vipcheck: &std::path::Path) -> Result<bool> {
     );
     eprint!("{}", String::from_utf8_lossy(&out.stderr));
     Ok(out.status.code() == Some(1))
+}
+
+fn layers() -> Result<ExitCode> {
+    let holds = xtask::layers::run(&workspace_root().join("checker/src"))?;
+    Ok(if holds {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn bench(runs: usize, scale: u32, quick: bool) -> Result<ExitCode> {

@@ -73,7 +73,7 @@ struct Done {
 struct Daemon {
     options: DaemonOptions,
     targets: HashMap<u64, Tracked>,
-    /// A target's [`identity`] → its id.
+    /// A target's [`AuditTarget::identity`] → its id.
     ids: HashMap<AuditTarget, u64>,
     next_id: u64,
     schedule: Schedule<u64>,
@@ -310,7 +310,7 @@ impl Daemon {
         self.xdp_ifaces = shown;
     }
 
-    /// SIGHUP: the input again. A target whose [`identity`] is unchanged
+    /// SIGHUP: the input again. A target whose [`AuditTarget::identity`] is unchanged
     /// keeps its state, schedule, metrics and track file whatever else
     /// changed (timeouts, interval, retry: taken from its next check on);
     /// a file that no longer loads changes nothing.
@@ -345,7 +345,7 @@ impl Daemon {
             .targets
             .into_iter()
             .filter_map(|target| {
-                let identity = identity(&target);
+                let identity = target.identity();
                 seen.insert(identity.clone()).then_some((identity, target))
             })
             .collect();
@@ -440,38 +440,6 @@ fn checking_elsewhere(target: &AuditTarget) -> String {
     } else {
         String::new()
     }
-}
-
-/// What makes a target the same one across a reload: its VIP, virtual
-/// and real server ports, real server, checked port and check. Where it
-/// was read, its interface, timeouts, interval and retry are not part of
-/// it.
-fn identity(target: &AuditTarget) -> AuditTarget {
-    AuditTarget {
-        iface: None,
-        timeout: Duration::ZERO,
-        reply_timeout: None,
-        interval: None,
-        retry: None,
-        origin: String::new(),
-        ..target.clone()
-    }
-}
-
-/// The track keys of `targets` as the daemon names them (in input order;
-/// see [`TrackKey`] for the labels of look-alike checks). Targets of one
-/// [`identity`] are one target, as the daemon follows them.
-pub fn track_keys(targets: &[AuditTarget]) -> Vec<TrackKey> {
-    let mut taken = HashSet::new();
-    let mut seen = HashMap::new();
-    targets
-        .iter()
-        .map(|t| {
-            seen.entry(identity(t))
-                .or_insert_with(|| track::distinct(TrackKey::from(t), t, &mut taken))
-                .clone()
-        })
-        .collect()
 }
 
 /// The schedule's jitter differs from one daemon to the next.

@@ -17,7 +17,7 @@
 //! an event it acts on) and happen only when a target's value changes, so
 //! keepalived is not woken every check.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write as _};
@@ -401,6 +401,22 @@ fn quoted(path: &Path) -> String {
         .replace('"', "\\\"")
 }
 
+/// The track keys of `targets` as the daemon names them (in input order;
+/// see [`TrackKey`] for the labels of look-alike checks). Targets of one
+/// [`AuditTarget::identity`] are one target, as the daemon follows them.
+pub fn track_keys(targets: &[AuditTarget]) -> Vec<TrackKey> {
+    let mut taken = HashSet::new();
+    let mut seen = HashMap::new();
+    targets
+        .iter()
+        .map(|t| {
+            seen.entry(t.identity())
+                .or_insert_with(|| distinct(TrackKey::from(t), t, &mut taken))
+                .clone()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,7 +604,7 @@ mod tests {
     /// A keepalived.conf's targets as the daemon keys them.
     fn keys_of(conf: &str) -> Vec<TrackKey> {
         let loaded = crate::config::keepalived::load_str(conf, Path::new("k.conf")).unwrap();
-        crate::daemon::run::track_keys(&loaded.targets)
+        track_keys(&loaded.targets)
     }
 
     #[test]
