@@ -9,7 +9,6 @@
 
 use std::io;
 
-use crate::exit::{EXIT_CANNOT_RUN, EXIT_UNHEALTHY, EXIT_USAGE};
 use crate::failure::Failure;
 
 #[derive(Debug, thiserror::Error)]
@@ -89,15 +88,6 @@ fn caused(source: Option<&(dyn std::error::Error + Send + Sync)>) -> String {
 }
 
 impl Error {
-    /// The documented exit status for this error.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Usage(_) => EXIT_USAGE,
-            Error::Interrupted(_) => EXIT_UNHEALTHY,
-            _ => EXIT_CANNOT_RUN,
-        }
-    }
-
     /// Why the check could not run, as a code: the JSON output's
     /// `failure` and the daemon's `reason` label.
     pub fn failure(&self) -> Failure {
@@ -179,13 +169,10 @@ mod tests {
         let e = Error::bpf_found("program missing from the object");
         assert_eq!(e.to_string(), "XDP: program missing from the object");
         assert!(std::error::Error::source(&e).is_none());
-        assert_eq!(
-            (e.failure(), e.exit_code()),
-            (Failure::Xdp, EXIT_CANNOT_RUN)
-        );
+        assert_eq!(e.failure(), Failure::Xdp);
     }
 
-    /// `main` turns a panic into one line and [`EXIT_CANNOT_RUN`](crate::exit::EXIT_CANNOT_RUN)
+    /// `main` turns a panic into one line and exit status 3
     /// by catching it: the unwinder linked in statically (build.rs) must
     /// walk the frames, or the process aborts instead.
     #[test]

@@ -99,7 +99,7 @@ fn run() -> i32 {
                 let (format, _) = args.http.flow.output();
                 let (line, code) = output::error(
                     &e.to_string(),
-                    e.exit_code(),
+                    vipcheck::exit::of_error(&e),
                     e.failure(),
                     None,
                     "https",
@@ -201,7 +201,7 @@ fn checked(
         Err(e) => {
             let (line, code) = output::error(
                 &e.to_string(),
-                e.exit_code(),
+                vipcheck::exit::of_error(&e),
                 e.failure(),
                 Some(&subject),
                 kind,
@@ -263,7 +263,7 @@ fn daemon(args: &vipcheck::front::cli::DaemonArgs) -> i32 {
 
 fn fail(e: Error) -> i32 {
     note!("vipcheck: {e}");
-    e.exit_code()
+    vipcheck::exit::of_error(&e)
 }
 
 /// clap's errors in one line, in the asked format; help and version as

@@ -338,7 +338,7 @@ mod tests {
             "lab.example"
         );
         let e = server_name(Some("not a name"), "h").unwrap_err();
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(crate::exit::of_error(&e), 2);
         assert!(server_name(None, "a b").is_err());
     }
 }
