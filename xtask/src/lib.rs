@@ -12,6 +12,7 @@ pub mod setup;
 
 /// Fails, naming `what` (and why it needs root), unless this process runs
 /// as root.
+#[allow(unsafe_code)] // geteuid(2)
 pub fn require_root(what: &str) -> anyhow::Result<()> {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {

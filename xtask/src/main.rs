@@ -315,8 +315,7 @@ fn run_fuzz(seconds: u64, target: Option<&str>) -> Result<ExitCode> {
 fn release_build(pgo: bool) -> Result<Result<PathBuf, ExitCode>> {
     xtask::setup::run()?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
     let plan = xtask::release::Plan::new(target, pgo)?;
     if plan.pgo() {
         let built = run_steps(vec![plan.instrumented_build(&workspace_root())])?;
@@ -347,17 +346,16 @@ fn dist(deb: bool, out: Option<PathBuf>) -> Result<ExitCode> {
         Ok(path) => path,
         Err(code) => return Ok(code),
     };
-    let dist = match out {
-        Some(dir) => dir,
-        None => {
-            let dist = vipcheck
-                .parent()
-                .and_then(|release| release.parent())
-                .context("the release binary has no target directory")?
-                .join("dist");
-            let _ = std::fs::remove_dir_all(&dist);
-            dist
-        }
+    let dist = if let Some(dir) = out {
+        dir
+    } else {
+        let dist = vipcheck
+            .parent()
+            .and_then(|release| release.parent())
+            .context("the release binary has no target directory")?
+            .join("dist");
+        let _ = std::fs::remove_dir_all(&dist);
+        dist
     };
     xtask::dist::stage(&vipcheck, &dist)?;
     println!("{}", dist.display());
@@ -465,6 +463,7 @@ fn bench(runs: usize, scale: u32, quick: bool) -> Result<ExitCode> {
 /// The bench's floors: what a process costs that does nothing, that opens
 /// and closes an AF_PACKET socket (the kernel then waits for an RCU grace
 /// period), or that makes a kernel TCP connection.
+#[allow(unsafe_code)] // socket(2) and close(2), for the AF_PACKET floor
 fn floor(what: &str, addr: Option<&str>) -> Result<ExitCode> {
     match what {
         "empty" => {}
