@@ -34,7 +34,7 @@ pub fn request(check: &HttpCheck) -> Vec<u8> {
 }
 
 /// What happened on the connection, for the exchange to take in.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub enum Input<'a> {
     /// Bytes from the server (ciphertext over TLS), at this time.
     Received(&'a [u8], Instant),
@@ -538,5 +538,102 @@ fn range_text(r: &RangeInclusive<u16>) -> String {
         r.start().to_string()
     } else {
         format!("{}-{}", r.start(), r.end())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::http::Limits;
+
+    fn check() -> HttpCheck {
+        HttpCheck {
+            method: Method::Get,
+            host: "www.example".to_string(),
+            path: "/health".to_string(),
+            headers: Vec::new(),
+            expect: Expect::default(),
+            limits: Limits::default(),
+            trace_heads: false,
+            trace_body: false,
+            trace_c: false,
+            tls: None,
+        }
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+
+    #[test]
+    fn a_response_in_pieces_is_judged_once_whole() {
+        let check = check();
+        let t0 = Instant::now();
+        let mut exchange = Exchange::new(&check, request(&check), t0).unwrap();
+        let out = exchange.outgoing().to_vec();
+        assert_eq!(out, request(&check));
+        assert!(out.starts_with(b"GET /health HTTP/1.1\r\n"));
+        exchange.sent(4);
+        assert_eq!(exchange.outgoing(), &out[4..]);
+        exchange.sent(out.len() - 4);
+        assert!(exchange.outgoing().is_empty());
+        let at = t0 + Duration::from_millis(2);
+        assert!(!exchange.input(Input::Received(&OK[..20], at)));
+        assert_eq!(exchange.end(), None);
+        let later = at + Duration::from_millis(5);
+        assert!(exchange.input(Input::Received(&OK[20..], later)));
+        assert_eq!(exchange.end(), Some(&End::Complete));
+        // Over: nothing more is taken in.
+        assert!(exchange.input(Input::Reset));
+        let c = exchange.conclude();
+        assert_eq!(c.failure, None);
+        assert_eq!(
+            c.reason,
+            "200 OK, 5 body bytes, MD5 5d41402abc4b2a76b9719d911017c592, first byte after 2.0 ms"
+        );
+        assert_eq!(c.details.first_byte, Some(Duration::from_millis(2)));
+        assert_eq!(
+            (c.details.status, c.details.body_bytes),
+            (Some(200), Some(5))
+        );
+    }
+
+    #[test]
+    fn how_it_ended_words_the_failure() {
+        let check = check();
+        let t0 = Instant::now();
+        let at = t0 + Duration::from_millis(1);
+        let run = |inputs: &[Input<'_>]| {
+            let mut exchange = Exchange::plain(&check, request(&check), t0);
+            for input in inputs {
+                exchange.input(*input);
+            }
+            let end = exchange.end().cloned();
+            let c = exchange.conclude();
+            (end, c.failure, c.reason)
+        };
+        let (end, failure, reason) = run(&[Input::Closed]);
+        assert!(matches!(end, Some(End::Http(_))));
+        assert_eq!(failure, Some(Failure::Http));
+        assert_eq!(reason, "connection ended before any response");
+        let (end, failure, reason) = run(&[Input::Received(&OK[..41], at), Input::Reset]);
+        assert_eq!((end, failure), (Some(End::Reset), Some(Failure::Reset)));
+        assert_eq!(reason, "connection reset by the server after 3 body bytes");
+        let (_, failure, reason) = run(&[Input::Deadline("970 ms (W)")]);
+        assert_eq!(failure, Some(Failure::Timeout));
+        assert_eq!(reason, "no response within 970 ms (W)");
+        let (_, failure, reason) = run(&[Input::Received(&OK[..10], at), Input::Deadline("W")]);
+        assert_eq!(failure, Some(Failure::Timeout));
+        assert_eq!(reason, "response head incomplete at the deadline");
+        let (_, failure, reason) = run(&[Input::Received(&OK[..40], at), Input::Deadline("W")]);
+        assert_eq!(failure, Some(Failure::Timeout));
+        assert_eq!(
+            reason,
+            "body incomplete at the deadline (200 OK, 2 body bytes so far, first byte after 1.0 ms)"
+        );
+        let (_, failure, reason) = run(&[Input::Received(
+            b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n",
+            at,
+        )]);
+        assert_eq!(failure, Some(Failure::Status));
+        assert!(reason.starts_with("status 503, expected 200-399 (503 Busy, 0 body bytes"));
     }
 }

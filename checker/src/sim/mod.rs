@@ -1,16 +1,18 @@
 //! Checks over a simulated wire: the check's own stack ([`Stack`]), a
 //! seeded [`FaultInjector`] in each direction (drop, duplicate, reorder,
-//! delay, corrupt, as smoltcp's `FaultInjector` does for a device), and a
-//! simulated real server (a second smoltcp interface that carries the VIP,
-//! with the real server's MAC, serving an HTTP response, over TLS for
-//! https), driven over simulated time: no namespace, no XDP, no wall clock.
+//! delay, corrupt, as smoltcp's `FaultInjector` does for a device;
+//! [`faults`]), and a simulated real server (a second smoltcp interface
+//! that carries the VIP, with the real server's MAC, serving an HTTP
+//! response, over TLS for https; [`server`] on its device, [`wire`]),
+//! driven over simulated time: no namespace, no XDP, no wall clock.
 //!
 //! The client side is the real one: [`Stack`] (with its early
 //! retransmission and egress filter), driven as `Flow::drive` drives it;
-//! the goals of `check::connect` and `check::http::exchange`, with the
-//! real [`ResponseParser`], [`tls::Session`] and verdict (`judge`). Time
-//! advances to the next event (a stack's timer, a frame's arrival), so a
-//! run of ten simulated seconds takes milliseconds.
+//! the goal of `check::connect`, then the real exchange ([`Exchange`],
+//! the sans-IO state machine of `check::exchange`) moved by the real
+//! check's wake-up ([`step`]), with the real TLS session and verdict.
+//! Time advances to the next event (a stack's timer, a frame's arrival),
+//! so a run of ten simulated seconds takes milliseconds.
 //!
 //! Deterministic: the seed fixes every fault, both stacks' initial
 //! sequence numbers and the TCP timestamp clocks; TLS's own randomness
