@@ -386,7 +386,7 @@ pub fn table() -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "# vipcheck checks over a simulated wire with seeded faults (src/sim.rs).\n\
+        "# vipcheck checks over a simulated wire with seeded faults (src/sim/).\n\
          # Each cell: {TABLE_RUNS} runs, seeds 1..={TABLE_RUNS}; faults in both directions, per frame;\n\
          # one-way latency {} us; delay {}-{} ms; reorder holds a frame until the next (at most {} ms);\n\
          # the client is vipcheck's stack (early resend from 200 ms); the server is smoltcp: its RTO is\n\
