@@ -3,6 +3,7 @@
 //! userspace stack until the check's goal or its deadline.
 
 pub mod dispatch;
+pub mod exchange;
 pub mod http;
 pub mod kernel;
 pub mod tcp;
