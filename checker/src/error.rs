@@ -132,7 +132,7 @@ impl Error {
     pub fn on_interface(iface: &str, what: &str, source: io::Error) -> Self {
         match source.raw_os_error() {
             Some(libc::ENETDOWN) => Error::Interface(format!("{iface} is down ({what})")),
-            Some(libc::ENXIO) | Some(libc::ENODEV) => {
+            Some(libc::ENXIO | libc::ENODEV) => {
                 Error::Interface(format!("{iface} is gone ({what})"))
             }
             _ => Error::io(format!("{what} on {iface}"), source),
@@ -143,7 +143,7 @@ impl Error {
     /// [`Error::Privilege`] naming what the call `needs`.
     pub fn privileged(what: &'static str, needs: &'static str, source: io::Error) -> Self {
         match source.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) => Error::Privilege {
+            Some(libc::EPERM | libc::EACCES) => Error::Privilege {
                 what,
                 needs,
                 source,

@@ -309,8 +309,8 @@ async fn neighbour(
                 let done = done.notified();
                 tokio::select! {
                     e = stop.stopped() => return Err(e),
-                    _ = done => {}
-                    _ = tokio::time::sleep_until(due.into()) => return Ok(None),
+                    () = done => {}
+                    () = tokio::time::sleep_until(due.into()) => return Ok(None),
                 }
             }
             Lookup::Ask(turn) => {

@@ -193,7 +193,7 @@ impl Daemon {
                         break;
                     }
                 },
-                _ = tokio::time::sleep_until(wake.into()) => {}
+                () = tokio::time::sleep_until(wake.into()) => {}
                 _ = hangup.recv() => self.reload(&tls, Instant::now()),
                 _ = housekeeping.tick() => self.housekeeping(engine, Instant::now()),
                 _ = engine.stop.stopped() => break,
@@ -208,7 +208,7 @@ impl Daemon {
                     Some(done) => { self.schedule.finish(&done.id, Instant::now()); }
                     None => break,
                 },
-                _ = tokio::time::sleep_until(grace.into()) => break,
+                () = tokio::time::sleep_until(grace.into()) => break,
             }
         }
         if let Some(why) = &self.fatal {
@@ -329,7 +329,7 @@ impl Daemon {
         match loaded {
             Ok(loaded) => self.apply(loaded, now),
             Err(e) => {
-                note!("vipcheck daemon: reload failed, still checking the previous targets: {e}")
+                note!("vipcheck daemon: reload failed, still checking the previous targets: {e}");
             }
         }
     }

@@ -727,7 +727,7 @@ virtual_server 198.18.0.100 22 {
     #[test]
     fn snippet_keeps_the_virtual_and_real_servers() {
         let keys = keys_of(
-            r#"
+            r"
 virtual_server 198.18.0.100 443 {
   protocol TCP
   lb_kind DR
@@ -735,7 +735,7 @@ virtual_server 198.18.0.100 443 {
     TCP_CHECK { connect_port 80 }
   }
 }
-"#,
+",
         );
         let text = snippet(Path::new("/run/vipcheck"), &keys);
         assert!(text.contains("virtual_server 198.18.0.100 443 {"), "{text}");

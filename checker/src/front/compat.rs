@@ -142,7 +142,7 @@ impl Common {
         );
         match parsed {
             Parsed::HttpGet(a) => {
-                params += &format!(", host: {}, path: {}, value: {}", a.host, a.path, a.value)
+                params += &format!(", host: {}, path: {}, value: {}", a.host, a.path, a.value);
             }
             Parsed::Http(a) => params += &format!(", host: {}, path: {}", a.host, a.path),
             Parsed::Tcp(_) => {}
