@@ -3,9 +3,10 @@
 //! process, a bounded number at a time; what the input holds that cannot
 //! be checked is listed with the reason.
 //!
-//! Each target runs the one-shot check's own code ([`check::tcp::check`],
-//! [`check::http::run_async`]) on one [`Engine`]: one thread, one capture
-//! slot and one AF_PACKET socket per interface, one neighbour cache.
+//! Each target runs the one-shot check's own code
+//! ([`crate::check::dispatch`]) on one [`crate::engine::Engine`]: one
+//! thread, one capture slot and one AF_PACKET socket per interface, one
+//! neighbour cache.
 
 use std::rc::Rc;
 

@@ -227,7 +227,7 @@ pub enum Installed {
 /// replaced, and then nothing is changed. A hard link where DIR is on
 /// vipcheck's file system (keepalived with `enable_script_security` runs a
 /// symlinked script under its resolved path, and vipcheck then knows the C
-/// line by its shape, see [`by_shape`]); a symlink otherwise, with a
+/// line by its shape, see [`by_shape`](crate::probe::c_line::by_shape)); a symlink otherwise, with a
 /// warning (the second value).
 pub fn install(dir: &Path) -> Result<(Vec<Installed>, Option<String>), Error> {
     let exe = std::env::current_exe()

@@ -265,7 +265,8 @@ pub struct Thresholds {
     pub critical: Option<Duration>,
 }
 
-/// What a clap error says, in one line (see [`usage_line`]).
+/// What a clap error says, in one line (the front end's `usage_line`
+/// adds which help to read).
 pub fn usage_message(e: &clap::Error) -> String {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     let context = |kind| match e.get(kind) {
