@@ -12,11 +12,10 @@ use crate::check::tls;
 use crate::check::verdict::Failure;
 use crate::check::verdict::{Details, Verdict};
 use crate::check::{Flow, connect, run as run_flow};
-use crate::engine::{self, Engine};
+use crate::engine::Engine;
 use crate::error::Result;
-use crate::probe::{Expect, HttpCheck, Method, Target};
+use crate::probe::{Expect, HttpCheck, Method, Probe};
 use crate::wire::http::{self, ResponseParser};
-use crate::xdp::Rings;
 
 /// How much of the body `-vv` shows.
 const TRACE_BODY: usize = 4096;
@@ -57,15 +56,8 @@ impl Body {
     }
 }
 
-/// One check, in a runtime of its own.
-pub fn run(target: &Target, check: &HttpCheck) -> Result<Verdict> {
-    engine::one_shot(Rings::Large, async |engine| {
-        run_async(&engine, target, check).await
-    })
-}
-
 /// One check on `engine` (several may run at once).
-pub async fn run_async(engine: &Engine, target: &Target, check: &HttpCheck) -> Result<Verdict> {
+pub async fn run_async(engine: &Engine, target: &Probe, check: &HttpCheck) -> Result<Verdict> {
     let what = format!(
         "{} {} {}{} via {} ({})",
         if check.tls.is_some() { "https" } else { "http" },

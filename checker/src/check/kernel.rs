@@ -12,7 +12,7 @@ use crate::check::http::{Body, judge};
 use crate::check::verdict::Failure;
 use crate::check::verdict::{Details, Verdict};
 use crate::error::{Error, Result};
-use crate::probe::{CloseMode, Target};
+use crate::probe::{CloseMode, Probe};
 use crate::probe::{HttpCheck, Method};
 use crate::wire::http::{self, ResponseParser};
 
@@ -22,7 +22,7 @@ const CAVEAT: &str =
 
 /// Checks `target`'s real server at its own address: a TCP connection,
 /// and the HTTP exchange when `http` is given.
-pub fn run(target: &Target, http: Option<&HttpCheck>) -> Result<Verdict> {
+pub fn run(target: &Probe, http: Option<&HttpCheck>) -> Result<Verdict> {
     let started = Instant::now();
     let wait = target.reply_timeout.unwrap_or(target.timeout);
     let what = match http {

@@ -92,11 +92,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{ConfigError, Loaded, Skipped, Warning};
-use crate::probe::c_line::CompatLine;
 use crate::probe::parse::{
     check_host, check_path, check_unicast, parse_ip, parse_md5, parse_port, parse_status,
 };
-use crate::probe::{AuditTarget, CheckSpec, HttpSpec, TlsSpec, Verify};
+use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Pattern, Probe, TlsSpec, Verify};
 
 #[cfg(test)]
 mod cases;
@@ -869,17 +868,14 @@ impl Base<'_> {
             port = parse_port(s.arg()?).map_err(|m| s.error(format!("connect_port: {m}")))?;
         }
         Ok(AuditTarget {
-            iface: None,
-            real_server: self.real_server,
-            vip: self.vip,
-            port,
+            probe: Probe {
+                timeout: inherit.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                ..Probe::new(self.real_server, self.vip, port, check)
+            },
             vs_vip: self.vip,
             vs_port: self.vs_port,
             rs_ip: self.real_server,
             rs_port: self.port,
-            check,
-            timeout: inherit.timeout.unwrap_or(DEFAULT_TIMEOUT),
-            reply_timeout: None,
             interval: inherit.interval,
             retry: inherit.retry,
             origin: c.origin.clone(),
@@ -910,6 +906,7 @@ fn map_http(
         };
         let mut path = None;
         let mut no_match = false;
+        let mut invalid_regex = None;
         for s in url.children() {
             match s.key.as_str() {
                 "path" => {
@@ -928,7 +925,15 @@ fn map_http(
                         );
                     }
                 }
-                "regex" => spec.regex.push(s.arg()?.to_string()),
+                "regex" => {
+                    let re = s.arg()?;
+                    match regex::bytes::Regex::new(re) {
+                        Ok(re) => spec.regex.push(Pattern(re)),
+                        Err(e) => invalid_regex = Some(format!(
+                            "invalid regular expression {re:?}: {e}"
+                        )),
+                    }
+                }
                 "regex_no_match" => no_match = true,
                 _ => {}
             }
@@ -936,6 +941,14 @@ fn map_http(
         let Some(path) = path else {
             return Err(url.error("url without a path"));
         };
+        if let Some(reason) = invalid_regex {
+            loaded.skipped.push(Skipped {
+                origin: url.origin.clone(),
+                what: format!("{} of {}", c.key, base.name),
+                reason,
+            });
+            continue;
+        }
         spec.path = path;
         if no_match {
             spec.regex_absent = std::mem::take(&mut spec.regex);
@@ -984,6 +997,7 @@ fn ssl_get_tls(c: &Stmt, url: &Stmt, base: &Base) -> Result<TlsSpec, ConfigError
         verify: Verify::KeepalivedSslGet,
         no_sni: !enable || name.is_none(),
         sni: name.filter(|_| enable),
+        ..TlsSpec::default()
     })
 }
 
@@ -1065,18 +1079,19 @@ fn map_misc(
             return Ok(());
         }
     };
+    // What the line checks, run as an audit target: its trace, close,
+    // pcap and capture are the command line's, not the audit's.
     loaded.targets.push(AuditTarget {
-        iface: Some(line.iface),
-        real_server: line.real_server,
-        vip: line.vip,
-        port: line.port,
+        probe: Probe {
+            iface: line.iface,
+            timeout,
+            reply_timeout: line.reply_timeout,
+            ..Probe::new(line.real_server, line.vip, line.port, line.check)
+        },
         vs_vip: base.vip,
         vs_port: base.vs_port,
         rs_ip: base.real_server,
         rs_port: base.port,
-        check: line.check,
-        timeout,
-        reply_timeout: line.reply_timeout,
         interval: inherit.interval,
         retry: inherit.retry,
         origin: path_stmt.origin.clone(),
@@ -1088,7 +1103,7 @@ fn map_misc(
 /// command line parses them, and its `-t` (the whole check's deadline:
 /// keepalived's misc_timeout also ends it). Addresses must be literal:
 /// reading a configuration resolves no host name.
-fn native_line(words: &[String]) -> Result<(CompatLine, Duration), String> {
+fn native_line(words: &[String]) -> Result<(Probe, Duration), String> {
     use crate::probe::args::{CheckArgs, HttpArgs, HttpsArgs, TcpArgs, usage_message};
     use clap::Args;
     // `-v` before the subcommand, as the command line takes it.
@@ -1182,6 +1197,7 @@ fn native_line(words: &[String]) -> Result<(CompatLine, Duration), String> {
                 verify,
                 sni: a.sni.clone(),
                 no_sni: a.no_sni,
+                ..TlsSpec::default()
             };
             let spec = native_http(&a.http)?;
             (a.http.flow, CheckSpec::Https(spec, tls))
@@ -1193,13 +1209,9 @@ fn native_line(words: &[String]) -> Result<(CompatLine, Duration), String> {
         return Err("the real server and the VIP are of different families".into());
     }
     let timeout = Duration::from_millis(flow.timeout);
-    let line = CompatLine {
-        iface: flow.iface,
-        real_server: flow.real_server,
-        vip: flow.vip,
-        port: flow.port,
-        reply_timeout: None,
-        check,
+    let line = Probe {
+        iface: Some(flow.iface),
+        ..Probe::new(flow.real_server, flow.vip, flow.port, check)
     };
     Ok((line, timeout))
 }
@@ -1222,12 +1234,10 @@ fn native_http(a: &crate::probe::args::HttpArgs) -> Result<HttpSpec, String> {
         response_headers: a.response_headers.clone(),
         body: a.body.clone(),
         md5: a.md5.clone(),
-        regex: a.regex.iter().map(|r| r.as_str().to_string()).collect(),
-        regex_absent: a
-            .regex_absent
-            .iter()
-            .map(|r| r.as_str().to_string())
-            .collect(),
+        regex: a.regex.iter().cloned().map(Pattern).collect(),
+        regex_absent: a.regex_absent.iter().cloned().map(Pattern).collect(),
+        // --max-body is not an audit target's setting: the default.
+        ..HttpSpec::default()
     })
 }
 

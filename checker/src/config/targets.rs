@@ -60,7 +60,7 @@ use super::{ConfigError, Loaded};
 use crate::probe::parse::{
     check_host, check_path, check_unicast, parse_ip, parse_md5, parse_status,
 };
-use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Method, TlsSpec, Verify};
+use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Method, Probe, TlsSpec, Verify};
 
 /// Default `timeout_ms`.
 pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
@@ -294,17 +294,15 @@ fn target(
         }
     };
     Ok(AuditTarget {
-        iface: s.iface.clone(),
-        real_server,
-        vip,
-        port,
+        probe: Probe {
+            iface: s.iface.clone(),
+            timeout: Duration::from_millis(timeout_ms),
+            ..Probe::new(real_server, vip, port, check)
+        },
         vs_vip: vip,
         vs_port: port,
         rs_ip: real_server,
         rs_port: port,
-        check,
-        timeout: Duration::from_millis(timeout_ms),
-        reply_timeout: None,
         interval: s.interval_ms.map(Duration::from_millis),
         retry: s.retry,
         origin,
@@ -341,7 +339,7 @@ fn tls_spec(
     Ok(TlsSpec {
         verify,
         sni,
-        no_sni: false,
+        ..TlsSpec::default()
     })
 }
 
@@ -603,7 +601,7 @@ real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c",
             TlsSpec {
                 verify: Verify::Ca("/etc/ssl/lab.pem".into()),
                 sni: Some("lab.example".into()),
-                no_sni: false,
+                ..TlsSpec::default()
             }
         );
         let e = tls("verify = false\nca = \"x.pem\"\n").unwrap_err();

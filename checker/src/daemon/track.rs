@@ -98,9 +98,9 @@ impl From<&AuditTarget> for TrackKey {
     fn from(target: &AuditTarget) -> TrackKey {
         // Keyed by the virtual and real server the check comes from; the
         // label says when it connects to another port.
-        let mut check = target.check.kind().to_string();
-        if target.port != target.vs_port {
-            check += &format!("-port{}", target.port);
+        let mut check = target.probe.check.kind().to_string();
+        if target.probe.port != target.vs_port {
+            check += &format!("-port{}", target.probe.port);
         }
         TrackKey {
             vip: target.vs_vip,
@@ -121,7 +121,7 @@ pub fn distinct(
     taken: &mut std::collections::HashSet<String>,
 ) -> TrackKey {
     let base = key.check.clone();
-    if let Some(spec) = target.check.http() {
+    if let Some(spec) = target.probe.check.http() {
         let path = path_label(&spec.path);
         let mut tries = vec![format!("{base}-{path}")];
         if let Some(host) = &spec.host {

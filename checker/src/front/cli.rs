@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::probe::HttpCheck;
 use crate::probe::args::{CheckArgs, Format, HttpArgs, HttpsArgs, TcpArgs, usage_message};
 use crate::xdp::XdpMode;
 
@@ -352,32 +351,6 @@ fn subcommand_path(args: &[std::ffi::OsString]) -> (String, Vec<String>) {
         .map(|c| c.get_name().to_string())
         .collect();
     (path.join(" "), subcommands)
-}
-
-/// The HTTP check over TLS of `vipcheck https`; reading the CA or client
-/// files can fail (a usage error).
-pub fn https_check(args: &HttpsArgs) -> Result<HttpCheck, crate::error::Error> {
-    let options = crate::check::tls::TlsOptions {
-        sni: args.sni.clone(),
-        no_sni: args.no_sni,
-        ca: args.ca.clone(),
-        insecure: args.insecure,
-        cert_days: args.cert_days,
-        client_cert: args.client_cert.clone(),
-        client_key: args.client_key.clone(),
-    };
-    let name = crate::check::tls::server_name(args.sni.as_deref(), &args.http.host)?;
-    Ok(HttpCheck {
-        tls: Some(crate::probe::TlsSetup {
-            config: crate::check::tls::config(&options)?,
-            name,
-            unverified: args
-                .insecure
-                .then_some(crate::check::tls::NOT_VERIFIED_INSECURE),
-            cert_days: args.cert_days,
-        }),
-        ..args.http.check()
-    })
 }
 
 #[cfg(test)]

@@ -19,10 +19,9 @@ use clap::Parser;
 
 use crate::check::verdict::Verdict;
 use crate::error::Error;
-use crate::probe::c_line::{
-    Common, HttpGetRaw, HttpRaw, Invoked, NAMES, Parsed, Plan, TcpRaw, command,
-};
-use crate::probe::{Capture, Target};
+use crate::check::dispatch::{self, AuditOptions, TlsConfigs};
+use crate::probe::c_line::{Common, HttpGetRaw, HttpRaw, Invoked, NAMES, Parsed, TcpRaw, command};
+use crate::probe::{Capture, Probe};
 use crate::{check, note, say};
 
 /// Exit status of a healthy check.
@@ -72,8 +71,8 @@ pub fn main(name: &str, args: &[OsString], invoked: Invoked) -> i32 {
             return FAILED;
         }
     };
-    let (plan, common) = match parsed.plan() {
-        Ok(plan) => plan,
+    let (probe, common) = match parsed.probe() {
+        Ok(probe) => probe,
         Err(message) => {
             note!("{speaker}: {message} (see '{name} --help')");
             return FAILED;
@@ -84,7 +83,7 @@ pub fn main(name: &str, args: &[OsString], invoked: Invoked) -> i32 {
         // vipcheck's own diagnostics (attach, fallback) go with the trace.
         crate::front::output::log_to_stderr();
     }
-    match run(&plan, common) {
+    match run(&probe, common) {
         Ok(verdict) => {
             say!("{verdict}");
             if verdict.healthy() { HEALTHY } else { FAILED }
@@ -168,7 +167,9 @@ impl Common {
 
 /// Runs the check through the VIP path; when the XDP capture cannot be
 /// used here, as the C checkers would.
-fn run(plan: &Plan, common: &Common) -> Result<Verdict, Error> {
+fn run(probe: &Probe, common: &Common) -> Result<Verdict, Error> {
+    let http = dispatch::http_check(probe, &TlsConfigs::new(&AuditOptions::default()))?;
+    let http = http.as_ref();
     let role = common.role();
     let say_path = |text: String| {
         if common.verbose > 0 {
@@ -180,33 +181,26 @@ fn run(plan: &Plan, common: &Common) -> Result<Verdict, Error> {
             "role file says {role:?}; with the XDP capture both roles check through the VIP path"
         ));
     }
-    match check_once(plan, &plan.target) {
+    match dispatch::once(probe, http) {
         Err(e @ (Error::ForeignXdp { .. } | Error::Bpf { .. })) => {
             if role == Some(Role::Backup) {
                 say_path(format!(
                     "the XDP capture cannot be used ({e}); as a BACKUP per the role file, \
                      checking the real server's own address with a kernel TCP connection"
                 ));
-                return check::kernel::run(&plan.target, plan.http.as_ref());
+                return check::kernel::run(probe, http);
             }
             say_path(format!(
                 "the XDP capture cannot be used ({e}); checking through the VIP path with an \
                  AF_PACKET capture (a backup LB's kernel answers the replies with RSTs)"
             ));
-            let target = Target {
+            let probe = Probe {
                 capture: Capture::Off,
-                ..plan.target.clone()
+                ..probe.clone()
             };
-            check_once(plan, &target)
+            dispatch::once(&probe, http)
         }
         other => other,
-    }
-}
-
-fn check_once(plan: &Plan, target: &Target) -> Result<Verdict, Error> {
-    match &plan.http {
-        Some(http) => check::http::run(target, http),
-        None => check::tcp::run(target),
     }
 }
 
