@@ -429,28 +429,28 @@ real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c",
         assert_eq!(loaded.skipped, vec![]);
         let t = &loaded.targets;
         assert_eq!(t.len(), 4);
-        assert_eq!(t[0].iface.as_deref(), Some("eth0"));
-        assert_eq!((t[0].vip.to_string(), t[0].port), ("10.0.0.100".into(), 80));
-        assert_eq!(t[0].real_server.to_string(), "10.0.0.42");
-        assert_eq!(t[0].timeout, Duration::from_millis(1000));
+        assert_eq!(t[0].probe.iface.as_deref(), Some("eth0"));
+        assert_eq!((t[0].probe.vip.to_string(), t[0].probe.port), ("10.0.0.100".into(), 80));
+        assert_eq!(t[0].probe.real_server.to_string(), "10.0.0.42");
+        assert_eq!(t[0].probe.timeout, Duration::from_millis(1000));
         assert_eq!(t[0].origin, "targets.toml:14");
-        let CheckSpec::Http(h) = &t[0].check else {
-            panic!("{:?}", t[0].check)
+        let CheckSpec::Http(h) = &t[0].probe.check else {
+            panic!("{:?}", t[0].probe.check)
         };
         assert_eq!(h.host.as_deref(), Some("www.example.com"));
         assert_eq!(h.path, "/healthcheck");
         assert_eq!(h.statuses, vec![200..=399]);
-        let CheckSpec::Http(h) = &t[1].check else {
+        let CheckSpec::Http(h) = &t[1].probe.check else {
             panic!()
         };
         assert_eq!(h.statuses, vec![200..=200, 300..=399]);
         // The second VIP takes the global check (tcp) and iface.
-        assert_eq!(t[2].check, CheckSpec::Tcp);
-        assert_eq!(t[2].iface.as_deref(), Some("eth0"));
-        assert_eq!(t[2].vip.to_string(), "fd98:c612:0:1::100");
-        assert_eq!(t[2].real_server.to_string(), "fd98:c612:0:1::b");
-        assert_eq!(t[3].iface.as_deref(), Some("eth1"));
-        assert_eq!(t[3].timeout, Duration::from_millis(300));
+        assert_eq!(t[2].probe.check, CheckSpec::Tcp);
+        assert_eq!(t[2].probe.iface.as_deref(), Some("eth0"));
+        assert_eq!(t[2].probe.vip.to_string(), "fd98:c612:0:1::100");
+        assert_eq!(t[2].probe.real_server.to_string(), "fd98:c612:0:1::b");
+        assert_eq!(t[3].probe.iface.as_deref(), Some("eth1"));
+        assert_eq!(t[3].probe.timeout, Duration::from_millis(300));
     }
 
     #[test]
@@ -460,13 +460,13 @@ real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c",
         )
         .unwrap();
         let t = &loaded.targets[0];
-        assert_eq!(t.iface, None);
-        assert_eq!(t.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));
+        assert_eq!(t.probe.iface, None);
+        assert_eq!(t.probe.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));
         assert_eq!(
             (t.interval, t.retry),
             (Some(Duration::from_secs(2)), Some(3))
         );
-        let CheckSpec::Https(h, _) = &t.check else {
+        let CheckSpec::Https(h, _) = &t.probe.check else {
             panic!()
         };
         assert_eq!(h.method, Method::Head);
@@ -584,8 +584,8 @@ real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c",
                 "t.toml",
             )?;
             let t = &loaded.targets[0];
-            assert_eq!((t.port, t.vs_port, t.rs_port), (443, 443, 443));
-            match &t.check {
+            assert_eq!((t.probe.port, t.vs_port, t.rs_port), (443, 443, 443));
+            match &t.probe.check {
                 CheckSpec::Https(_, tls) => Ok(tls.clone()),
                 other => panic!("{other:?}"),
             }

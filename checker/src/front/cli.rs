@@ -360,6 +360,14 @@ mod tests {
     use crate::probe::{Capture, CloseMode, Method};
     use std::time::Duration;
 
+    /// The runtime form of `probe`'s HTTP check.
+    fn built(probe: &crate::probe::Probe) -> crate::probe::HttpCheck {
+        use crate::check::dispatch::{AuditOptions, TlsConfigs, http_check};
+        http_check(probe, &TlsConfigs::new(&AuditOptions::default()))
+            .unwrap()
+            .unwrap()
+    }
+
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_args(std::iter::once("vipcheck").chain(args.iter().copied()))
     }
@@ -617,7 +625,7 @@ mod tests {
         let Command::Tcp(args) = cli.command else {
             panic!("not tcp")
         };
-        let t = args.target();
+        let t = args.probe();
         assert_eq!(t.timeout, Duration::from_millis(1000));
         assert_eq!(t.close, CloseMode::Rst);
         assert_eq!(t.capture, Capture::Require);
@@ -644,7 +652,7 @@ mod tests {
         let Command::Tcp(args) = cli.command else {
             panic!("not tcp")
         };
-        let t = args.target();
+        let t = args.probe();
         assert_eq!(
             (t.trace.any(), t.port, t.close),
             (true, 443, CloseMode::Fin)
@@ -682,7 +690,7 @@ mod tests {
         let Command::Http(args) = cli.command else {
             panic!("not http")
         };
-        let check = args.check();
+        let check = built(&args.probe());
         assert_eq!(check.method, Method::Head);
         assert_eq!(check.expect.statuses, vec![200..=200, 300..=399]);
         assert_eq!(check.headers, vec![("X-A".to_string(), "1".to_string())]);
@@ -697,7 +705,7 @@ mod tests {
         assert_eq!(check.limits.max_body, 1 << 20);
         assert!(check.trace_heads && check.trace_body);
         assert!(
-            !args.target().trace.any(),
+            !args.probe().trace.any(),
             "-vv does not trace frames for http"
         );
     }
@@ -719,12 +727,12 @@ mod tests {
         let Command::Http(args) = cli.command else {
             panic!("not http")
         };
-        assert!(args.check().trace_body && !args.target().trace.any());
+        assert!(built(&args.probe()).trace_body && !args.probe().trace.any());
         let cli = parse(&["-v", "tcp", "eth0", "198.18.0.11", "198.18.0.100", "80"]).unwrap();
         let Command::Tcp(args) = cli.command else {
             panic!("not tcp")
         };
-        assert!(args.target().trace.any());
+        assert!(args.probe().trace.any());
     }
 
     #[test]

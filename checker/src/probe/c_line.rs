@@ -561,9 +561,9 @@ mod tests {
     fn http_raw_needs_a_validation_and_a_known_method() {
         let tail = ["eth0", "198.18.0.11", "198.18.0.100", "80", "h", "/"];
         let none = parse("check_http_raw", &tail).unwrap();
-        assert!(none.plan().is_err());
+        assert!(none.probe().is_err());
         let with: Vec<&str> = ["-S", "200"].iter().chain(tail.iter()).copied().collect();
-        assert!(parse("check_http_raw", &with).unwrap().plan().is_ok());
+        assert!(parse("check_http_raw", &with).unwrap().probe().is_ok());
         let post: Vec<&str> = ["-M", "POST", "-S", "200"]
             .iter()
             .chain(tail.iter())
@@ -582,7 +582,7 @@ mod tests {
         assert!(
             parse("check_http_get_raw", &get_raw)
                 .unwrap()
-                .plan()
+                .probe()
                 .is_err()
         );
     }
@@ -596,16 +596,16 @@ mod tests {
         .unwrap() else {
             unreachable!()
         };
-        let (plan, _) = Parsed::Tcp(a).plan().unwrap();
-        assert_eq!(plan.target.reply_timeout, Some(Duration::from_millis(250)));
-        let (plan, _) = parse(
+        let (probe, _) = Parsed::Tcp(a).probe().unwrap();
+        assert_eq!(probe.reply_timeout, Some(Duration::from_millis(250)));
+        let (probe, _) = parse(
             "check_tcp_raw",
             &["-t", "0", "eth0", "198.18.0.11", "198.18.0.100", "80"],
         )
         .unwrap()
-        .plan()
+        .probe()
         .unwrap();
-        assert_eq!(plan.target.reply_timeout, None);
-        assert_eq!(plan.target.timeout, Duration::from_millis(MAX_TIMEOUT_MS));
+        assert_eq!(probe.reply_timeout, None);
+        assert_eq!(probe.timeout, Duration::from_millis(MAX_TIMEOUT_MS));
     }
 }
