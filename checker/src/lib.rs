@@ -1,10 +1,12 @@
 //! vipcheck: health checks of LVS-DR real servers through the path real
 //! traffic takes (destination IP = VIP, destination MAC = the real server's).
 //!
-//! Data flows one way: [`cli`] builds a [`target::Target`]; [`check`] opens
-//! a flow on the [`engine`] ([`netdev`], [`xdp`], [`packet`], [`resolve`]), drives
-//! the userspace stack ([`stack`]), speaks [`http`] over it where asked, and
-//! ends in a [`verdict::Verdict`].
+//! Data flows one way: every input (the command line, the C checkers'
+//! names, a targets file, keepalived.conf) builds a [`probe::Probe`], what
+//! to check; [`check::dispatch`] runs it: it opens a flow on the
+//! [`engine`] ([`sys`], [`xdp`]), drives the userspace stack, speaks HTTP
+//! ([`wire`]) over it where asked, and ends in a
+//! [`check::verdict::Verdict`].
 
 pub mod check;
 pub mod config;

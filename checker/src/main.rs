@@ -13,16 +13,16 @@ use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::raw::{c_char, c_int};
 
+use vipcheck::check::dispatch::{self, AuditOptions, TlsConfigs};
 use vipcheck::check::verdict::Failure;
 use vipcheck::error::Error;
 use vipcheck::exit::{EXIT_CANNOT_RUN, EXIT_USAGE};
 use vipcheck::front::cli::{Cli, Command, CompatAction, KeepalivedAction, XdpAction};
 use vipcheck::front::compat;
 use vipcheck::front::output;
-use vipcheck::check::dispatch::{self, AuditOptions, TlsConfigs};
-use vipcheck::probe::{Probe, Subject};
 use vipcheck::probe::args::{Format, Thresholds};
 use vipcheck::probe::c_line::{self, Invoked};
+use vipcheck::probe::{Probe, Subject};
 use vipcheck::sys::netdev::NetDev;
 use vipcheck::{note, say, xdp};
 
@@ -166,8 +166,14 @@ fn checked(target: &Probe, (format, thresholds): (Format, Thresholds)) -> i32 {
     let http = match dispatch::http_check(target, &TlsConfigs::new(&AuditOptions::default())) {
         Ok(http) => http,
         Err(e) => {
-            let (line, code) =
-                output::error(&e.to_string(), e.exit_code(), e.failure(), None, kind, format);
+            let (line, code) = output::error(
+                &e.to_string(),
+                e.exit_code(),
+                e.failure(),
+                None,
+                kind,
+                format,
+            );
             if format == Format::Text {
                 note!("{line}");
             } else {

@@ -316,4 +316,56 @@ mod tests {
                 .is_err()
         );
     }
+
+    #[test]
+    fn the_http_check_is_built_from_the_spec() {
+        use crate::probe::{Pattern, Probe};
+        let pattern = |re: &str| Pattern(regex::bytes::Regex::new(re).unwrap());
+        let spec = HttpSpec {
+            path: "/health".into(),
+            sha256: Some("ab".repeat(32)),
+            regex: vec![pattern("ok|fine")],
+            max_body: 7,
+            ..HttpSpec::default()
+        };
+        let tls = TlsSpec {
+            verify: Verify::Insecure,
+            cert_days: Some(9),
+            ..TlsSpec::default()
+        };
+        let mut probe = Probe::new(
+            "198.18.0.11".parse().unwrap(),
+            "198.18.0.100".parse().unwrap(),
+            443,
+            CheckSpec::Https(spec.clone(), tls),
+        );
+        probe.trace.heads = true;
+        let configs = TlsConfigs::new(&AuditOptions::default());
+        let built = http_check(&probe, &configs).unwrap().unwrap();
+        // No Host given: the real server's address, as keepalived sends.
+        assert_eq!(
+            (built.host.as_str(), built.path.as_str()),
+            ("198.18.0.11", "/health")
+        );
+        assert_eq!(built.expect.sha256, spec.sha256);
+        assert_eq!(built.expect.regex[0].as_str(), "ok|fine");
+        assert_eq!(built.limits.max_body, 7);
+        assert!(built.trace_heads && !built.trace_body && !built.trace_c);
+        let setup = built.tls.unwrap();
+        assert_eq!(setup.cert_days, Some(9));
+        assert_eq!(
+            setup.unverified,
+            Some(crate::check::tls::NOT_VERIFIED_INSECURE)
+        );
+        let tcp = Probe {
+            check: CheckSpec::Tcp,
+            ..probe
+        };
+        assert!(http_check(&tcp, &configs).unwrap().is_none());
+        // A spec is the same (the daemon's identity) by its patterns' text.
+        assert_eq!(pattern("ok|fine"), spec.regex[0]);
+        assert_ne!(pattern("ok"), spec.regex[0]);
+        let set: std::collections::HashSet<_> = [pattern("a"), pattern("a")].into();
+        assert_eq!(set.len(), 1);
+    }
 }

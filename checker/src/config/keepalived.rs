@@ -929,9 +929,9 @@ fn map_http(
                     let re = s.arg()?;
                     match regex::bytes::Regex::new(re) {
                         Ok(re) => spec.regex.push(Pattern(re)),
-                        Err(e) => invalid_regex = Some(format!(
-                            "invalid regular expression {re:?}: {e}"
-                        )),
+                        Err(e) => {
+                            invalid_regex = Some(format!("invalid regular expression {re:?}: {e}"))
+                        }
                     }
                 }
                 "regex_no_match" => no_match = true,
@@ -1528,7 +1528,10 @@ virtual_server 10.0.0.100 80 {
         assert_eq!(loaded.targets[0].probe.vip.to_string(), "10.0.0.100");
         assert!(loaded.targets[0].origin.ends_with("conf.d/a.conf:5"));
         assert_eq!(loaded.targets[1].probe.vip.to_string(), "10.0.0.101");
-        assert!(matches!(loaded.targets[1].probe.check, CheckSpec::Https(..)));
+        assert!(matches!(
+            loaded.targets[1].probe.check,
+            CheckSpec::Https(..)
+        ));
         assert!(
             loaded.targets[1].origin.ends_with("rs/../rs/one.inc:3")
                 || loaded.targets[1].origin.ends_with("rs/one.inc:3")
@@ -1947,7 +1950,8 @@ virtual_server 10.0.0.100 25 {
                 Some(7)
             )
         );
-        let (CheckSpec::Http(a), CheckSpec::Http(b)) = (&t[0].probe.check, &t[1].probe.check) else {
+        let (CheckSpec::Http(a), CheckSpec::Http(b)) = (&t[0].probe.check, &t[1].probe.check)
+        else {
             panic!()
         };
         assert_eq!(
@@ -1955,9 +1959,21 @@ virtual_server 10.0.0.100 25 {
             (Some("rs.example.com"), "/a")
         );
         assert_eq!(b.host.as_deref(), Some("url.example.com"));
-        assert_eq!(
-            (b.regex.len(), b.regex_absent[0].as_str()),
-            (0, "ok|fine")
+        assert_eq!((b.regex.len(), b.regex_absent[0].as_str()), (0, "ok|fine"));
+    }
+
+    #[test]
+    fn an_invalid_regex_skips_its_url() {
+        let conf = "virtual_server 10.0.0.100 80 {\n protocol TCP\n lb_kind DR\n real_server 10.0.0.42 80 {\n\
+                    HTTP_GET {\n url { path /a }\n url {\n path /b\n regex \"(\"\n }\n }}}\n";
+        let loaded = load_text(conf).unwrap();
+        assert_eq!(loaded.targets.len(), 1, "{loaded:#?}");
+        assert_eq!(loaded.skipped.len(), 1, "{loaded:#?}");
+        assert!(
+            loaded.skipped[0]
+                .reason
+                .starts_with("invalid regular expression \"(\""),
+            "{loaded:#?}"
         );
     }
 
@@ -2018,7 +2034,10 @@ virtual_server 10.0.0.100 22 {
             (Some("www.example.com"), &keepalived)
         );
         // (checked port, virtual server's, real server's)
-        let ports: Vec<_> = t.iter().map(|t| (t.probe.port, t.vs_port, t.rs_port)).collect();
+        let ports: Vec<_> = t
+            .iter()
+            .map(|t| (t.probe.port, t.vs_port, t.rs_port))
+            .collect();
         assert_eq!(
             ports,
             [

@@ -77,14 +77,6 @@ enum Kind {
     Https,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-enum MethodName {
-    #[serde(rename = "GET", alias = "get")]
-    Get,
-    #[serde(rename = "HEAD", alias = "head")]
-    Head,
-}
-
 #[derive(Clone, Debug, Deserialize)]
 #[serde(untagged)]
 enum Status {
@@ -107,7 +99,7 @@ macro_rules! with_settings {
             retry: Option<u32>,
             host: Option<Spanned<String>>,
             path: Option<Spanned<String>>,
-            method: Option<MethodName>,
+            method: Option<Method>,
             status: Option<Spanned<Vec<Status>>>,
             md5: Option<Spanned<String>>,
             verify: Option<bool>,
@@ -379,10 +371,7 @@ fn http_spec(
     Ok(HttpSpec {
         host: s.host.as_ref().map(|h| h.get_ref().clone()),
         path: path.get_ref().clone(),
-        method: match s.method {
-            Some(MethodName::Head) => Method::Head,
-            _ => Method::Get,
-        },
+        method: s.method.unwrap_or_default(),
         statuses,
         md5,
         ..HttpSpec::default()
@@ -430,7 +419,10 @@ real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c",
         let t = &loaded.targets;
         assert_eq!(t.len(), 4);
         assert_eq!(t[0].probe.iface.as_deref(), Some("eth0"));
-        assert_eq!((t[0].probe.vip.to_string(), t[0].probe.port), ("10.0.0.100".into(), 80));
+        assert_eq!(
+            (t[0].probe.vip.to_string(), t[0].probe.port),
+            ("10.0.0.100".into(), 80)
+        );
         assert_eq!(t[0].probe.real_server.to_string(), "10.0.0.42");
         assert_eq!(t[0].probe.timeout, Duration::from_millis(1000));
         assert_eq!(t[0].origin, "targets.toml:14");

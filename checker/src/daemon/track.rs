@@ -663,7 +663,11 @@ virtual_server 198.18.0.100 22 {
         let loaded = crate::config::keepalived::load_str(conf, Path::new("k.conf")).unwrap();
         let t = &loaded.targets[0];
         assert_eq!(
-            (t.probe.real_server.to_string(), t.probe.vip.to_string(), t.probe.port),
+            (
+                t.probe.real_server.to_string(),
+                t.probe.vip.to_string(),
+                t.probe.port
+            ),
             ("198.18.0.12".into(), "198.18.0.200".into(), 80)
         );
         let keys = keys_of(conf);

@@ -72,7 +72,8 @@ pub fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
         "REAL_SERVER", "VIP:PORT", "CHECK", "REQUEST", "VERDICT", "TIME", "REASON"
     );
     for o in outcomes {
-        let vip_port = std::net::SocketAddr::new(o.target.probe.vip, o.target.probe.port).to_string();
+        let vip_port =
+            std::net::SocketAddr::new(o.target.probe.vip, o.target.probe.port).to_string();
         let (verdict, time, reason) = match &o.result {
             Ok(v) => (
                 if v.healthy() { "healthy" } else { "unhealthy" },

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
+use crate::check::dispatch::{self, AuditOptions, TlsConfigs};
 use crate::check::verdict::Verdict;
 use crate::error::Error;
-use crate::check::dispatch::{self, AuditOptions, TlsConfigs};
 use crate::probe::c_line::{Common, HttpGetRaw, HttpRaw, Invoked, NAMES, Parsed, TcpRaw, command};
 use crate::probe::{Capture, Probe};
 use crate::{check, note, say};

@@ -1,5 +1,5 @@
 //! The native command line of one check (`vipcheck tcp|http|https ...`):
-//! its arguments, and how they become a [`Target`] and a check. The front
+//! its arguments, and how they become a [`Probe`]. The front
 //! end's whole command line flattens these; keepalived.conf's MISC_CHECK
 //! lines are read with them too.
 

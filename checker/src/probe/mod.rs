@@ -298,11 +298,14 @@ impl std::hash::Hash for Pattern {
     }
 }
 
-/// Request method of an HTTP check.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+/// Request method of an HTTP check (a targets file's `method` spells it
+/// `GET` or `HEAD`, or in lowercase).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum, serde::Deserialize)]
 pub enum Method {
     #[default]
+    #[serde(rename = "GET", alias = "get")]
     Get,
+    #[serde(rename = "HEAD", alias = "head")]
     Head,
 }
 

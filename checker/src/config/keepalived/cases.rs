@@ -738,7 +738,10 @@ fn misc_check_runs_vipcheck() {
     let CheckSpec::Https(h, tls) = &t[2].probe.check else {
         panic!("{:?}", t[2].probe.check)
     };
-    assert_eq!((t[2].probe.port, h.method), (443, crate::probe::Method::Head));
+    assert_eq!(
+        (t[2].probe.port, h.method),
+        (443, crate::probe::Method::Head)
+    );
     assert_eq!(h.statuses, vec![200..=399]);
     // Native https verifies, as on its command line; --insecure does not.
     assert_eq!(tls.verify, crate::probe::Verify::Roots);
