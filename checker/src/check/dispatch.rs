@@ -126,7 +126,6 @@ impl TlsConfigs {
             no_sni,
             client_cert: key.2.clone(),
             client_key: key.3.clone(),
-            ..crate::check::tls::TlsOptions::default()
         })?;
         self.built.borrow_mut().insert(key, config.clone());
         Ok((config, unverified))
