@@ -3,6 +3,9 @@
 //! it with `include_bytes_aligned!`. `cargo xtask setup` installs both tools.
 //! Links the unwinder statically (see [`static_unwinder`]) and the binary
 //! at a fixed address (see [`fixed_address`]).
+
+// unsafe: setting the environment of this single-threaded build script.
+#![allow(unsafe_code)]
 fn main() -> anyhow::Result<()> {
     static_unwinder()?;
     fixed_address()?;

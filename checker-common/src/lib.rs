@@ -222,7 +222,9 @@ impl Counter {
     }
 }
 
+// unsafe: aya's Pod, a promise about the types' layout.
 #[cfg(feature = "user")]
+#[allow(unsafe_code)]
 mod pod {
     // SAFETY: plain #[repr(C)] data with explicit padding fields, no
     // references; every bit pattern is a valid value.

@@ -9,7 +9,6 @@
 
 use std::io;
 
-use crate::exit::{EXIT_CANNOT_RUN, EXIT_UNHEALTHY, EXIT_USAGE};
 use crate::failure::Failure;
 
 #[derive(Debug, thiserror::Error)]
@@ -89,15 +88,6 @@ fn caused(source: Option<&(dyn std::error::Error + Send + Sync)>) -> String {
 }
 
 impl Error {
-    /// The documented exit status for this error.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Usage(_) => EXIT_USAGE,
-            Error::Interrupted(_) => EXIT_UNHEALTHY,
-            _ => EXIT_CANNOT_RUN,
-        }
-    }
-
     /// Why the check could not run, as a code: the JSON output's
     /// `failure` and the daemon's `reason` label.
     pub fn failure(&self) -> Failure {
@@ -142,7 +132,7 @@ impl Error {
     pub fn on_interface(iface: &str, what: &str, source: io::Error) -> Self {
         match source.raw_os_error() {
             Some(libc::ENETDOWN) => Error::Interface(format!("{iface} is down ({what})")),
-            Some(libc::ENXIO) | Some(libc::ENODEV) => {
+            Some(libc::ENXIO | libc::ENODEV) => {
                 Error::Interface(format!("{iface} is gone ({what})"))
             }
             _ => Error::io(format!("{what} on {iface}"), source),
@@ -153,7 +143,7 @@ impl Error {
     /// [`Error::Privilege`] naming what the call `needs`.
     pub fn privileged(what: &'static str, needs: &'static str, source: io::Error) -> Self {
         match source.raw_os_error() {
-            Some(libc::EPERM) | Some(libc::EACCES) => Error::Privilege {
+            Some(libc::EPERM | libc::EACCES) => Error::Privilege {
                 what,
                 needs,
                 source,
@@ -179,13 +169,10 @@ mod tests {
         let e = Error::bpf_found("program missing from the object");
         assert_eq!(e.to_string(), "XDP: program missing from the object");
         assert!(std::error::Error::source(&e).is_none());
-        assert_eq!(
-            (e.failure(), e.exit_code()),
-            (Failure::Xdp, EXIT_CANNOT_RUN)
-        );
+        assert_eq!(e.failure(), Failure::Xdp);
     }
 
-    /// `main` turns a panic into one line and [`EXIT_CANNOT_RUN`](crate::exit::EXIT_CANNOT_RUN)
+    /// `main` turns a panic into one line and exit status 3
     /// by catching it: the unwinder linked in statically (build.rs) must
     /// walk the frames, or the process aborts instead.
     #[test]

@@ -7,6 +7,9 @@
 //! message (reading /proc/self/maps, an alternate signal stack, two
 //! signal handlers) was about 80 µs of every check's CPU. What of that
 //! wrapper matters here, [`main`] does itself.
+
+// unsafe: the process's own setup: SIGPIPE ignored, fds 0-2 opened, the panic hook.
+#![allow(unsafe_code)]
 #![no_main]
 
 use std::ffi::OsString;
@@ -101,7 +104,7 @@ fn run() -> i32 {
             action: KeepalivedAction::Snippet { input, track_dir },
         } => match input.input().load() {
             Ok(loaded) => {
-                let keys = vipcheck::daemon::run::track_keys(&loaded.targets);
+                let keys = vipcheck::daemon::track::track_keys(&loaded.targets);
                 say!(
                     "{}",
                     vipcheck::daemon::track::snippet(&track_dir, &keys).trim_end()
@@ -143,7 +146,7 @@ fn run() -> i32 {
                     match installed {
                         compat::Installed::Created(link) => say!("created {}", link.display()),
                         compat::Installed::Replaced(link) => {
-                            say!("replaced {} (a link to an older vipcheck)", link.display())
+                            say!("replaced {} (a link to an older vipcheck)", link.display());
                         }
                     }
                 }
@@ -168,7 +171,7 @@ fn checked(target: &Probe, (format, thresholds): (Format, Thresholds)) -> i32 {
         Err(e) => {
             let (line, code) = output::error(
                 &e.to_string(),
-                e.exit_code(),
+                vipcheck::exit::of_error(&e),
                 e.failure(),
                 None,
                 kind,
@@ -191,7 +194,7 @@ fn checked(target: &Probe, (format, thresholds): (Format, Thresholds)) -> i32 {
         Err(e) => {
             let (line, code) = output::error(
                 &e.to_string(),
-                e.exit_code(),
+                vipcheck::exit::of_error(&e),
                 e.failure(),
                 Some(&subject),
                 kind,
@@ -253,7 +256,7 @@ fn daemon(args: &vipcheck::front::cli::DaemonArgs) -> i32 {
 
 fn fail(e: Error) -> i32 {
     note!("vipcheck: {e}");
-    e.exit_code()
+    vipcheck::exit::of_error(&e)
 }
 
 /// clap's errors in one line, in the asked format; help and version as

@@ -8,6 +8,9 @@
 //! one at a time ([`ALONE`]) and, as cargo runs test binaries one after
 //! another, beside no other test.
 
+// unsafe: libc calls measuring the processes under test.
+#![allow(unsafe_code)]
+
 mod common;
 
 use std::fmt::Write as _;
@@ -84,7 +87,9 @@ static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 #[test]
 fn ten_thousand_targets_in_one_audit() {
-    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = ALONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let lab = scale_lab();
     let scratch = Scratch(std::env::temp_dir().join(format!("vck-scale-{}", std::process::id())));
     std::fs::create_dir_all(&scratch.0).unwrap();
@@ -194,7 +199,9 @@ fn ten_thousand_targets_in_the_daemon() {
     let lab = scale_lab();
     let scratch = Scratch(std::env::temp_dir().join(format!("vck-scaled-{}", std::process::id())));
     std::fs::create_dir_all(&scratch.0).unwrap();
-    let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = ALONE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // Every 5 s, as `cargo xtask bench` measures it (there, in a release
     // build, 20% of one core); this is the debug binary.
     let (healthy, unhealthy, interval_ms) = (9_950u32, 50u32, 5_000u32);

@@ -13,6 +13,9 @@
 //! (audit) groups, and in the LB traffic modes (the program attached by
 //! it). Unset, the output is as without it.
 
+// unsafe: libc calls (namespaces, signals, process accounting), each with a SAFETY line.
+#![allow(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -108,7 +111,7 @@ impl Contender {
             group,
             name: name.into(),
             program: program.into(),
-            args: args.iter().map(|s| s.to_string()).collect(),
+            args: args.iter().map(std::string::ToString::to_string).collect(),
             reference: false,
             verdict_time: false,
             against: None,
@@ -874,7 +877,7 @@ fn machine() -> String {
                 .map(|m| m.trim().to_string())
         })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cores} cores, {cpu}, Linux {}", kernel.trim())
 }

@@ -32,6 +32,9 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+// unsafe: libc calls (namespaces, signals, process accounting), each with a SAFETY line.
+#![allow(unsafe_code)]
+
 mod fixture;
 mod keepalived;
 mod naming;
@@ -285,7 +288,7 @@ impl Lab {
         server.wait_ready(self.lb_ns(), Instant::now() + READY_TIMEOUT)?;
         self.servers
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((host, server));
         Ok(())
     }
@@ -293,7 +296,10 @@ impl Lab {
     /// Stops `host`'s nginx (SIGTERM, by pid, and waits for it): its ports
     /// then answer with RSTs, as a real server whose service died.
     pub fn stop_nginx(&self, host: Host) -> Result<()> {
-        let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut servers = self
+            .servers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let Some(i) = servers.iter().position(|(h, _)| *h == host) else {
             bail!("{} runs no nginx", host.name());
         };
@@ -444,7 +450,10 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut servers = self
+            .servers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let servers = servers.iter_mut().map(|(_, s)| &mut s.child).collect();
         for status in process::terminate(servers) {
             warn_on_error(status.map(drop).context("cannot stop nginx"));
@@ -503,7 +512,9 @@ fn remove_labs(select: impl Fn(Owner) -> bool) -> Result<Vec<String>> {
     // Parallel tests would otherwise race to remove the same leftovers and
     // warn about what the other removed first.
     static REMOVING: Mutex<()> = Mutex::new(());
-    let _turn = REMOVING.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = REMOVING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut removed = Vec::new();
     let mut errors = Vec::new();
     for lab in list().into_iter().filter(|lab| select(lab.owner)) {

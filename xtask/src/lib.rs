@@ -6,11 +6,13 @@ pub mod bench;
 pub mod dist;
 pub mod fuzz;
 pub mod lab;
+pub mod layers;
 pub mod release;
 pub mod setup;
 
 /// Fails, naming `what` (and why it needs root), unless this process runs
 /// as root.
+#[allow(unsafe_code)] // geteuid(2)
 pub fn require_root(what: &str) -> anyhow::Result<()> {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } != 0 {

@@ -35,6 +35,9 @@ enum Task {
     },
     /// Build the release binary and check the lab's real servers with it.
     Demo,
+    /// The checker's modules against its layers (ARCHITECTURE.md): every
+    /// cycle between modules, every import of a higher layer.
+    Layers,
     /// The release binary, the C checkers' names linked to it, man pages and
     /// shell completions in target/dist/.
     Dist {
@@ -100,6 +103,7 @@ fn main() -> ExitCode {
         Task::Lab { action } => lab_task(action).map(|()| ExitCode::SUCCESS),
         Task::Test { args } => test(&args),
         Task::Demo => demo(),
+        Task::Layers => layers(),
         Task::Dist { deb, out } => dist(deb, out),
         Task::Fuzz { seconds, target } => fuzz(seconds, target.as_deref()),
         Task::Bench { runs, scale, quick } => bench(runs, scale, quick),
@@ -311,8 +315,7 @@ fn run_fuzz(seconds: u64, target: Option<&str>) -> Result<ExitCode> {
 fn release_build(pgo: bool) -> Result<Result<PathBuf, ExitCode>> {
     xtask::setup::run()?;
     let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from);
     let plan = xtask::release::Plan::new(target, pgo)?;
     if plan.pgo() {
         let built = run_steps(vec![plan.instrumented_build(&workspace_root())])?;
@@ -343,17 +346,16 @@ fn dist(deb: bool, out: Option<PathBuf>) -> Result<ExitCode> {
         Ok(path) => path,
         Err(code) => return Ok(code),
     };
-    let dist = match out {
-        Some(dir) => dir,
-        None => {
-            let dist = vipcheck
-                .parent()
-                .and_then(|release| release.parent())
-                .context("the release binary has no target directory")?
-                .join("dist");
-            let _ = std::fs::remove_dir_all(&dist);
-            dist
-        }
+    let dist = if let Some(dir) = out {
+        dir
+    } else {
+        let dist = vipcheck
+            .parent()
+            .and_then(|release| release.parent())
+            .context("the release binary has no target directory")?
+            .join("dist");
+        let _ = std::fs::remove_dir_all(&dist);
+        dist
     };
     xtask::dist::stage(&vipcheck, &dist)?;
     println!("{}", dist.display());
@@ -412,6 +414,15 @@ fn demo_audit(lab: &Lab, vipcheck: &std::path::Path) -> Result<bool> {
     Ok(out.status.code() == Some(1))
 }
 
+fn layers() -> Result<ExitCode> {
+    let holds = xtask::layers::run(&workspace_root().join("checker/src"))?;
+    Ok(if holds {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn bench(runs: usize, scale: u32, quick: bool) -> Result<ExitCode> {
     xtask::require_root("`cargo xtask bench` (apt-get, the lab)")?;
     // An older vipcheck measured beside this one (before a refactor).
@@ -452,6 +463,7 @@ fn bench(runs: usize, scale: u32, quick: bool) -> Result<ExitCode> {
 /// The bench's floors: what a process costs that does nothing, that opens
 /// and closes an AF_PACKET socket (the kernel then waits for an RCU grace
 /// period), or that makes a kernel TCP connection.
+#[allow(unsafe_code)] // socket(2) and close(2), for the AF_PACKET floor
 fn floor(what: &str, addr: Option<&str>) -> Result<ExitCode> {
     match what {
         "empty" => {}

@@ -8,13 +8,12 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::check::http::{Body, judge};
+use crate::check::exchange::{self, Conclusion, End, Exchange, Input};
 use crate::check::verdict::Failure;
 use crate::check::verdict::{Details, Verdict};
 use crate::error::{Error, Result};
+use crate::probe::HttpCheck;
 use crate::probe::{CloseMode, Probe};
-use crate::probe::{HttpCheck, Method};
-use crate::wire::http::{self, ResponseParser};
 
 /// What every verdict of this path says of itself.
 const CAVEAT: &str =
@@ -78,7 +77,8 @@ pub fn run(target: &Probe, http: Option<&HttpCheck>) -> Result<Verdict> {
 }
 
 /// Sends the request and reads the response, each read within `wait`:
-/// the failure (`None` when healthy) and the reason.
+/// the failure (`None` when healthy) and the reason. The exchange is
+/// [`Exchange::plain`]: no TLS, no trace, and an HTTP error said bare.
 fn exchange(
     stream: &mut TcpStream,
     check: &HttpCheck,
@@ -88,22 +88,22 @@ fn exchange(
     let set = |r: std::io::Result<()>| r.map_err(|e| Error::io("setting a socket timeout", e));
     set(stream.set_read_timeout(Some(wait)))?;
     set(stream.set_write_timeout(Some(wait)))?;
-    let request = http::request(
-        check.method.as_str(),
-        &check.path,
-        &check.host,
-        &check.headers,
-    );
+    let request = exchange::request(check);
     let sent_at = Instant::now();
-    if let Err(e) = stream.write_all(&request) {
+    let mut exchange = Exchange::plain(check, request, sent_at);
+    if let Err(e) = stream.write_all(exchange.outgoing()) {
         return Ok((
             Some(Failure::Other),
             format!("sending the request failed: {e}"),
         ));
     }
-    let mut parser = ResponseParser::new(check.method == Method::Head, check.limits);
-    let mut body = Body::new(check);
     let mut buf = vec![0u8; 16 * 1024];
+    // What has been measured, as it stands after each read.
+    let measured = |exchange: &Exchange<'_>, details: &mut Details| {
+        let now = exchange.details();
+        details.status = now.status;
+        details.body_bytes = now.body_bytes;
+    };
     loop {
         let n = match stream.read(&mut buf) {
             Ok(n) => n,
@@ -125,19 +125,30 @@ fn exchange(
                 ));
             }
         };
-        details.first_byte.get_or_insert_with(|| sent_at.elapsed());
-        let fed = if n == 0 {
-            parser.finish().map(|()| true)
+        let now = Instant::now();
+        // Here the first byte is the first read's return, an end included.
+        details
+            .first_byte
+            .get_or_insert_with(|| now.saturating_duration_since(sent_at));
+        let over = if n == 0 {
+            exchange.input(Input::Closed)
         } else {
-            parser.feed(&buf[..n], &mut |data| body.take(data))
+            exchange.input(Input::Received(&buf[..n], now))
         };
-        details.status = parser.head().map(|h| h.status);
-        details.body_bytes = parser.head().map(|_| parser.body_len());
-        match fed {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => return Ok((Some(Failure::Http), e.to_string())),
+        measured(&exchange, details);
+        if over {
+            break;
         }
     }
-    Ok(judge(check, &parser, body, details))
+    if let Some(End::Http(e)) = exchange.end() {
+        return Ok((Some(Failure::Http), e.to_string()));
+    }
+    let Conclusion {
+        failure,
+        reason,
+        details: judged,
+    } = exchange.conclude();
+    details.md5 = judged.md5;
+    details.sha256 = judged.sha256;
+    Ok((failure, reason))
 }

@@ -3,6 +3,7 @@
 //! userspace stack until the check's goal or its deadline.
 
 pub mod dispatch;
+pub mod exchange;
 pub mod http;
 pub mod kernel;
 pub mod tcp;
@@ -308,8 +309,8 @@ async fn neighbour(
                 let done = done.notified();
                 tokio::select! {
                     e = stop.stopped() => return Err(e),
-                    _ = done => {}
-                    _ = tokio::time::sleep_until(due.into()) => return Ok(None),
+                    () = done => {}
+                    () = tokio::time::sleep_until(due.into()) => return Ok(None),
                 }
             }
             Lookup::Ask(turn) => {

@@ -70,7 +70,7 @@ pub fn config(options: &TlsOptions) -> Result<Arc<ClientConfig>> {
     let mut config = match (&options.client_cert, &options.client_key) {
         (Some(cert), Some(key)) => {
             let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+                .and_then(std::iter::Iterator::collect::<std::result::Result<Vec<_>, _>>)
                 .map_err(|e| Error::Usage(format!("--client-cert {}: {e}", cert.display())))?;
             let key = PrivateKeyDer::from_pem_file(key)
                 .map_err(|e| Error::Usage(format!("--client-key {}: {e}", key.display())))?;
@@ -94,7 +94,7 @@ fn roots(options: &TlsOptions) -> Result<RootCertStore> {
     match &options.ca {
         Some(path) => {
             let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
+                .and_then(std::iter::Iterator::collect::<std::result::Result<Vec<_>, _>>)
                 .map_err(|e| Error::Usage(format!("--ca {}: {e}", path.display())))?;
             let (added, _) = roots.add_parsable_certificates(certs);
             if added == 0 {
@@ -336,7 +336,7 @@ mod tests {
             "lab.example"
         );
         let e = server_name(Some("not a name"), "h").unwrap_err();
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(crate::exit::of_error(&e), 2);
         assert!(server_name(None, "a b").is_err());
     }
 }

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::exit::{EXIT_HEALTHY, EXIT_UNHEALTHY};
 /// The code of a failing verdict, at the bottom with the exit statuses
 /// (an [`Error`](crate::error::Error) has one too).
 pub use crate::failure::Failure;
@@ -46,14 +45,6 @@ impl Verdict {
     /// The server passed the check.
     pub fn healthy(&self) -> bool {
         self.failure.is_none()
-    }
-
-    pub fn exit_code(&self) -> i32 {
-        if self.healthy() {
-            EXIT_HEALTHY
-        } else {
-            EXIT_UNHEALTHY
-        }
     }
 }
 
@@ -99,7 +90,7 @@ mod tests {
             v.to_string(),
             "FAIL: tcp 198.18.0.100:80 via 198.18.0.12: no answer (1.5 ms)"
         );
-        assert_eq!(v.exit_code(), 1);
+        assert_eq!(crate::exit::of_check(v.failure), 1);
         let cold = Verdict {
             failure: None,
             reason: "SYN-ACK".into(),
@@ -110,6 +101,6 @@ mod tests {
             cold.to_string(),
             "OK: tcp 198.18.0.100:80 via 198.18.0.12: SYN-ACK (1.5 ms, after 41.0 ms to attach the XDP program)"
         );
-        assert_eq!(cold.exit_code(), 0);
+        assert_eq!(crate::exit::of_check(cold.failure), 0);
     }
 }

@@ -273,7 +273,7 @@ impl Inherit {
                         s.arg()?
                             .parse()
                             .map_err(|_| s.error(format!("{} takes a count", s.key)))?,
-                    )
+                    );
                 }
                 "virtualhost" => {
                     let host = s.arg()?;
@@ -800,7 +800,7 @@ fn map_real_server(
                 origin: c.origin.clone(),
                 what: format!("{key} of {name}"),
                 reason,
-            })
+            });
         };
         if let Some(reason) = unmapped_reason(key) {
             checkers += 1;
@@ -930,7 +930,7 @@ fn map_http(
                     match regex::bytes::Regex::new(re) {
                         Ok(re) => spec.regex.push(Pattern(re)),
                         Err(e) => {
-                            invalid_regex = Some(format!("invalid regular expression {re:?}: {e}"))
+                            invalid_regex = Some(format!("invalid regular expression {re:?}: {e}"));
                         }
                     }
                 }
@@ -1013,7 +1013,7 @@ fn map_misc(
             origin: origin.to_string(),
             what: what.clone(),
             reason,
-        })
+        });
     };
     let Some(path_stmt) = c.children().iter().find(|s| s.key == "misc_path") else {
         skip(&c.origin, "no misc_path: nothing to run".into());
@@ -1605,7 +1605,7 @@ virtual_server 10.0.0.100 80 {
 
     #[test]
     fn only_direct_routing_is_checked() {
-        let conf = r#"
+        let conf = r"
 virtual_server 10.0.0.100 80 {
   protocol TCP
   lb_kind NAT
@@ -1635,7 +1635,7 @@ virtual_server 10.0.0.104 80 {
   }
   real_server 10.0.0.43 80 { TCP_CHECK { } }
 }
-"#;
+";
         let loaded = load_text(conf).unwrap();
         let vips: Vec<String> = loaded
             .targets
@@ -1662,7 +1662,7 @@ virtual_server 10.0.0.104 80 {
 
     #[test]
     fn every_skipped_kind() {
-        let conf = r#"
+        let conf = r"
 virtual_server_group G {
   fwmark 7
   10.0.0.100
@@ -1720,7 +1720,7 @@ virtual_server 10.0.0.100 25 {
   }
   real_server 10.0.0.44 25
 }
-"#;
+";
         let loaded = load_text(conf).unwrap();
         assert_eq!(loaded.targets, vec![]);
         let got: Vec<(usize, &str, &str)> = loaded

@@ -359,7 +359,7 @@ impl Metrics {
                 iface: iface.to_string(),
                 verdict: counter.name(),
             };
-            let current = self.xdp_frames.get(&labels).map(|c| c.get()).unwrap_or(0);
+            let current = self.xdp_frames.get(&labels).map_or(0, |c| c.get());
             if *value < current {
                 self.xdp_frames.remove(&labels);
             }
@@ -413,7 +413,7 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// current-thread runtime, inside or outside its LocalSet), bounded by
 /// [`MAX_REQUEST`], [`CONNECTION_TIMEOUT`] and [`MAX_CONNECTIONS`].
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    serve_within(listener, metrics, CONNECTION_TIMEOUT).await
+    serve_within(listener, metrics, CONNECTION_TIMEOUT).await;
 }
 
 /// [`serve`] with another connection timeout (the tests').

@@ -25,7 +25,7 @@ use crate::daemon::track::{self, TrackDir, TrackKey};
 use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
 use crate::note;
-use crate::probe::{AuditTarget, Probe};
+use crate::probe::AuditTarget;
 
 /// How long the running checks have to end after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_millis(600);
@@ -73,12 +73,14 @@ struct Done {
 struct Daemon {
     options: DaemonOptions,
     targets: HashMap<u64, Tracked>,
-    /// A target's [`identity`] → its id.
+    /// A target's [`AuditTarget::identity`] → its id.
     ids: HashMap<AuditTarget, u64>,
     next_id: u64,
     schedule: Schedule<u64>,
     metrics: Arc<Metrics>,
     track: Option<TrackDir>,
+    /// The interfaces whose XDP counters the metrics show.
+    xdp_ifaces: HashSet<String>,
     /// Targets not yet checked in the current cycle, and when it began.
     cycle: (HashSet<u64>, Instant),
     /// Why the daemon cannot check at all (missing privilege): it stops
@@ -121,6 +123,7 @@ pub fn run(options: DaemonOptions) -> Result<i32> {
             next_id: 0,
             metrics,
             track,
+            xdp_ifaces: HashSet::new(),
             cycle: (HashSet::new(), Instant::now()),
             fatal: None,
         };
@@ -191,7 +194,7 @@ impl Daemon {
                         break;
                     }
                 },
-                _ = tokio::time::sleep_until(wake.into()) => {}
+                () = tokio::time::sleep_until(wake.into()) => {}
                 _ = hangup.recv() => self.reload(&tls, Instant::now()),
                 _ = housekeeping.tick() => self.housekeeping(engine, Instant::now()),
                 _ = engine.stop.stopped() => break,
@@ -206,7 +209,7 @@ impl Daemon {
                     Some(done) => { self.schedule.finish(&done.id, Instant::now()); }
                     None => break,
                 },
-                _ = tokio::time::sleep_until(grace.into()) => break,
+                () = tokio::time::sleep_until(grace.into()) => break,
             }
         }
         if let Some(why) = &self.fatal {
@@ -293,14 +296,22 @@ impl Daemon {
         }
         self.metrics.set_targets(self.targets.len());
         self.metrics.set_overdue(self.schedule.overdue(now));
+        let mut shown = HashSet::new();
         for port in engine.ports() {
             if let Some(counters) = port.counters() {
                 self.metrics.set_xdp(&port.dev.name, &counters);
+                shown.insert(port.dev.name.clone());
             }
         }
+        // An interface gone (its port closed) or no longer captured on:
+        // its series go too, rather than stay at their last values.
+        for gone in self.xdp_ifaces.difference(&shown) {
+            self.metrics.remove_xdp(gone);
+        }
+        self.xdp_ifaces = shown;
     }
 
-    /// SIGHUP: the input again. A target whose [`identity`] is unchanged
+    /// SIGHUP: the input again. A target whose [`AuditTarget::identity`] is unchanged
     /// keeps its state, schedule, metrics and track file whatever else
     /// changed (timeouts, interval, retry: taken from its next check on);
     /// a file that no longer loads changes nothing.
@@ -319,7 +330,7 @@ impl Daemon {
         match loaded {
             Ok(loaded) => self.apply(loaded, now),
             Err(e) => {
-                note!("vipcheck daemon: reload failed, still checking the previous targets: {e}")
+                note!("vipcheck daemon: reload failed, still checking the previous targets: {e}");
             }
         }
     }
@@ -335,7 +346,7 @@ impl Daemon {
             .targets
             .into_iter()
             .filter_map(|target| {
-                let identity = identity(&target);
+                let identity = target.identity();
                 seen.insert(identity.clone()).then_some((identity, target))
             })
             .collect();
@@ -432,41 +443,6 @@ fn checking_elsewhere(target: &AuditTarget) -> String {
     } else {
         String::new()
     }
-}
-
-/// What makes a target the same one across a reload: its VIP, virtual
-/// and real server ports, real server, checked port and check. Where it
-/// was read, its interface, timeouts, interval and retry are not part of
-/// it.
-fn identity(target: &AuditTarget) -> AuditTarget {
-    AuditTarget {
-        probe: Probe {
-            iface: None,
-            timeout: Duration::ZERO,
-            reply_timeout: None,
-            ..target.probe.clone()
-        },
-        interval: None,
-        retry: None,
-        origin: String::new(),
-        ..target.clone()
-    }
-}
-
-/// The track keys of `targets` as the daemon names them (in input order;
-/// see [`TrackKey`] for the labels of look-alike checks). Targets of one
-/// [`identity`] are one target, as the daemon follows them.
-pub fn track_keys(targets: &[AuditTarget]) -> Vec<TrackKey> {
-    let mut taken = HashSet::new();
-    let mut seen = HashMap::new();
-    targets
-        .iter()
-        .map(|t| {
-            seen.entry(identity(t))
-                .or_insert_with(|| track::distinct(TrackKey::from(t), t, &mut taken))
-                .clone()
-        })
-        .collect()
 }
 
 /// The schedule's jitter differs from one daemon to the next.

@@ -17,7 +17,7 @@
 //! an event it acts on) and happen only when a target's value changes, so
 //! keepalived is not woken every check.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write as _};
@@ -401,6 +401,22 @@ fn quoted(path: &Path) -> String {
         .replace('"', "\\\"")
 }
 
+/// The track keys of `targets` as the daemon names them (in input order;
+/// see [`TrackKey`] for the labels of look-alike checks). Targets of one
+/// [`AuditTarget::identity`] are one target, as the daemon follows them.
+pub fn track_keys(targets: &[AuditTarget]) -> Vec<TrackKey> {
+    let mut taken = HashSet::new();
+    let mut seen = HashMap::new();
+    targets
+        .iter()
+        .map(|t| {
+            seen.entry(t.identity())
+                .or_insert_with(|| distinct(TrackKey::from(t), t, &mut taken))
+                .clone()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -587,7 +603,7 @@ mod tests {
     /// A keepalived.conf's targets as the daemon keys them.
     fn keys_of(conf: &str) -> Vec<TrackKey> {
         let loaded = crate::config::keepalived::load_str(conf, Path::new("k.conf")).unwrap();
-        crate::daemon::run::track_keys(&loaded.targets)
+        track_keys(&loaded.targets)
     }
 
     #[test]
@@ -714,7 +730,7 @@ virtual_server 198.18.0.100 22 {
     #[test]
     fn snippet_keeps_the_virtual_and_real_servers() {
         let keys = keys_of(
-            r#"
+            r"
 virtual_server 198.18.0.100 443 {
   protocol TCP
   lb_kind DR
@@ -722,7 +738,7 @@ virtual_server 198.18.0.100 443 {
     TCP_CHECK { connect_port 80 }
   }
 }
-"#,
+",
         );
         let text = snippet(Path::new("/run/vipcheck"), &keys);
         assert!(text.contains("virtual_server 198.18.0.100 443 {"), "{text}");

@@ -8,6 +8,9 @@
 //! that flow. Flows send through [`Port::send`], which enforces the
 //! [`Egress`] rule on every frame.
 
+// unsafe: the AF_PACKET socket's readiness (epoll on its fd).
+#![allow(unsafe_code)]
+
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::{AsRawFd, RawFd};
@@ -188,8 +191,8 @@ impl Port {
         }
         tokio::select! {
             e = stop.stopped() => return Err(e),
-            _ = inbox.ready.notified() => {}
-            _ = tokio::time::sleep_until(until.into()) => {}
+            () = inbox.ready.notified() => {}
+            () = tokio::time::sleep_until(until.into()) => {}
         }
         Ok(())
     }

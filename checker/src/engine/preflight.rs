@@ -235,7 +235,7 @@ mod tests {
             let ip: IpAddr = bad.parse().unwrap();
             for what in ["REAL_SERVER", "VIP"] {
                 let e = unicast(what, ip).unwrap_err();
-                assert_eq!(e.exit_code(), 2, "{bad}");
+                assert_eq!(crate::exit::of_error(&e), 2, "{bad}");
                 assert!(
                     e.to_string().starts_with(&format!("{what} {bad} is ")),
                     "{e}"

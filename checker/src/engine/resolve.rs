@@ -64,7 +64,7 @@ pub(crate) async fn ask(
         }
         tokio::select! {
             e = stop.stopped() => return Err(e),
-            _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+            () = tokio::time::sleep(Duration::from_millis(1)) => {}
         }
     };
     loop {

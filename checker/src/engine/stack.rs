@@ -11,6 +11,9 @@
 //! smoltcp's neighbour cache before the first SYN. The egress filter then
 //! lets only our flow's TCP segments out, with the real server's MAC.
 
+// unsafe: smoltcp is handed slices of a mapping the stack owns (see Stack).
+#![allow(unsafe_code)]
+
 use std::collections::VecDeque;
 
 use bytes::Bytes;

@@ -123,7 +123,7 @@ pub fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
             Err(e) => {
                 crate::front::output::error(
                     &e.to_string(),
-                    e.exit_code(),
+                    crate::exit::of_error(e),
                     e.failure(),
                     Some(&o.subject),
                     kind,
@@ -150,19 +150,12 @@ pub fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
     out
 }
 
-/// 1 when a real server failed its check; else 3 when a check could not
-/// run here (not root, no such interface, BPF refused: as the daemon,
-/// which stops with 3 rather than report real servers down); else 0,
-/// every target healthy.
+/// The audit's exit status ([`crate::exit::of_audit`]).
 pub fn exit_code(outcomes: &[Outcome]) -> i32 {
-    if outcomes
-        .iter()
-        .any(|o| matches!(&o.result, Ok(v) if !v.healthy()))
-    {
-        1
-    } else if outcomes.iter().any(|o| o.result.is_err()) {
-        crate::exit::EXIT_CANNOT_RUN
-    } else {
-        0
-    }
+    crate::exit::of_audit(
+        outcomes
+            .iter()
+            .any(|o| matches!(&o.result, Ok(v) if !v.healthy())),
+        outcomes.iter().any(|o| o.result.is_err()),
+    )
 }

@@ -383,7 +383,7 @@ mod tests {
         names.sort();
         let mut known: Vec<String> = crate::probe::c_line::SUBCOMMANDS
             .iter()
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect();
         known.sort();
         assert_eq!(names, known);

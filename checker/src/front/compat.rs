@@ -24,10 +24,11 @@ use crate::probe::c_line::{Common, HttpGetRaw, HttpRaw, Invoked, NAMES, Parsed, 
 use crate::probe::{Capture, Probe};
 use crate::{check, note, say};
 
-/// Exit status of a healthy check.
-const HEALTHY: i32 = 0;
-/// Exit status of everything else.
-const FAILED: i32 = 1;
+use crate::exit::of_c_checker;
+
+/// Exit status of a healthy check, and of everything else.
+const HEALTHY: bool = true;
+const FAILED: bool = false;
 
 /// Runs vipcheck as the C checker `name` with `args` (after argv[0]);
 /// returns the exit status, 0 or 1.
@@ -50,7 +51,7 @@ pub fn main(name: &str, args: &[OsString], invoked: Invoked) -> i32 {
     {
         let usage = command(name).render_usage().to_string();
         say!("{}", usage.trim_end());
-        return HEALTHY;
+        return of_c_checker(HEALTHY);
     }
     let parsed = match name {
         "check_http_get_raw" => HttpGetRaw::try_parse_from(words).map(Parsed::HttpGet),
@@ -61,21 +62,21 @@ pub fn main(name: &str, args: &[OsString], invoked: Invoked) -> i32 {
         Ok(parsed) => parsed,
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {
             let _ = e.print();
-            return HEALTHY;
+            return of_c_checker(HEALTHY);
         }
         Err(e) => {
             note!(
                 "{speaker}: {} (see '{name} --help')",
                 crate::probe::args::usage_message(&e)
             );
-            return FAILED;
+            return of_c_checker(FAILED);
         }
     };
     let (probe, common) = match parsed.probe() {
         Ok(probe) => probe,
         Err(message) => {
             note!("{speaker}: {message} (see '{name} --help')");
-            return FAILED;
+            return of_c_checker(FAILED);
         }
     };
     common.trace_params(&parsed);
@@ -83,16 +84,16 @@ pub fn main(name: &str, args: &[OsString], invoked: Invoked) -> i32 {
         // vipcheck's own diagnostics (attach, fallback) go with the trace.
         crate::front::output::log_to_stderr();
     }
-    match run(&probe, common) {
+    of_c_checker(match run(&probe, common) {
         Ok(verdict) => {
             say!("{verdict}");
-            if verdict.healthy() { HEALTHY } else { FAILED }
+            verdict.healthy()
         }
         Err(e) => {
             note!("{speaker}: {e}");
             FAILED
         }
-    }
+    })
 }
 
 /// The role the role file gives this LB.
@@ -140,7 +141,7 @@ impl Common {
         );
         match parsed {
             Parsed::HttpGet(a) => {
-                params += &format!(", host: {}, path: {}, value: {}", a.host, a.path, a.value)
+                params += &format!(", host: {}, path: {}, value: {}", a.host, a.path, a.value);
             }
             Parsed::Http(a) => params += &format!(", host: {}, path: {}", a.host, a.path),
             Parsed::Tcp(_) => {}

@@ -31,6 +31,7 @@ use serde::Serialize;
 
 use crate::check::verdict::Failure;
 use crate::check::verdict::Verdict;
+use crate::exit::Nagios;
 use crate::probe::Subject;
 use crate::probe::args::{Format, Thresholds};
 
@@ -126,7 +127,7 @@ pub fn verdict(
     format: Format,
     thresholds: Thresholds,
 ) -> (String, i32) {
-    let exit = verdict.exit_code();
+    let exit = crate::exit::of_check(verdict.failure);
     match format {
         Format::Text => (verdict.to_string(), exit),
         Format::Json => {
@@ -164,24 +165,12 @@ pub fn verdict(
             (json(&report), exit)
         }
         Format::Nagios => {
-            let state = match (verdict.failure, thresholds) {
-                // Only the certificate's near expiry failed: a warning.
-                (Some(Failure::CertExpiring), _) => Nagios::Warning,
-                (Some(_), _) => Nagios::Critical,
-                (
-                    None,
-                    Thresholds {
-                        critical: Some(c), ..
-                    },
-                ) if verdict.elapsed > c => Nagios::Critical,
-                (
-                    None,
-                    Thresholds {
-                        warning: Some(w), ..
-                    },
-                ) if verdict.elapsed > w => Nagios::Warning,
-                (None, _) => Nagios::Ok,
-            };
+            let state = crate::exit::nagios(
+                verdict.failure,
+                verdict.elapsed,
+                thresholds.warning,
+                thresholds.critical,
+            );
             let text = format!("{}: {}", verdict.what, verdict.reason);
             let mut perfdata = format!(
                 "time={:.6}s;{};{};0",
@@ -242,15 +231,6 @@ pub fn error(
             Nagios::Unknown as i32,
         ),
     }
-}
-
-/// The monitoring-plugins states, as exit statuses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Nagios {
-    Ok = 0,
-    Warning = 1,
-    Critical = 2,
-    Unknown = 3,
 }
 
 /// `VIPCHECK STATE - text | perfdata`; the text cannot contain `|`, which
@@ -360,7 +340,7 @@ mod tests {
         ] {
             let (line, _) = error(
                 &e.to_string(),
-                e.exit_code(),
+                crate::exit::of_error(&e),
                 e.failure(),
                 Some(&subject),
                 "tcp",

@@ -103,7 +103,7 @@ pub fn by_shape(args: &[OsString]) -> Option<&'static str> {
             };
             match name {
                 "method" | "header" | "status-code" | "response-header" | "body" | "hash" => {
-                    http_raw = true
+                    http_raw = true;
                 }
                 "clean-close" => tcp_raw = true,
                 _ => {}

@@ -153,6 +153,27 @@ pub struct AuditTarget {
     pub origin: String,
 }
 
+impl AuditTarget {
+    /// What makes a target the same one across a reload: its VIP, virtual
+    /// and real server ports, real server, checked port and check. Where it
+    /// was read, its interface, timeouts, interval and retry are not part of
+    /// it.
+    pub fn identity(&self) -> AuditTarget {
+        AuditTarget {
+            probe: Probe {
+                iface: None,
+                timeout: Duration::ZERO,
+                reply_timeout: None,
+                ..self.probe.clone()
+            },
+            interval: None,
+            retry: None,
+            origin: String::new(),
+            ..self.clone()
+        }
+    }
+}
+
 /// What to check.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CheckSpec {

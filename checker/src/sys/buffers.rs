@@ -9,6 +9,9 @@
 //! mappings of ended flows again: no system call and no zeroing a flow
 //! (smoltcp's ring buffers never read bytes they have not written).
 
+// unsafe: anonymous mappings (mmap, munmap) handed out as buffers.
+#![allow(unsafe_code)]
+
 use std::cell::RefCell;
 use std::ptr::NonNull;
 

@@ -2,6 +2,9 @@
 //! below the kernel's IP stack. This is how frames addressed to the VIP but
 //! to the real server's MAC leave the load balancer.
 
+// unsafe: AF_PACKET socket calls (socket, bind, setsockopt, sendto, recv).
+#![allow(unsafe_code)]
+
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 

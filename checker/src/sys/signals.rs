@@ -7,6 +7,9 @@
 //! each [`Signals`] waits on its own duplicate of that eventfd and takes the
 //! bits of its signals.
 
+// unsafe: signal handlers and their self-pipe (sigaction, write).
+#![allow(unsafe_code)]
+
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
@@ -52,7 +55,9 @@ impl Signals {
     /// I/O enabled.
     pub fn catch(signals: &[libc::c_int]) -> io::Result<Signals> {
         let wake = {
-            let _setup = SETUP.lock().unwrap_or_else(|e| e.into_inner());
+            let _setup = SETUP
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let mut fd = WAKE.load(Ordering::SeqCst);
             if fd < 0 {
                 // SAFETY: eventfd takes no pointers.

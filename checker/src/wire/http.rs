@@ -343,14 +343,11 @@ impl ResponseParser {
         // httparse wants CRLF; accept a bare LF as well.
         let mut line = line;
         line.extend_from_slice(b"\r\n");
-        let size = match httparse::parse_chunk_size(&line) {
-            Ok(httparse::Status::Complete((_, size))) => size,
-            _ => {
-                return Err(HttpError::Malformed(format!(
-                    "invalid chunk size {:?}",
-                    String::from_utf8_lossy(&line[..line.len() - 2])
-                )));
-            }
+        let Ok(httparse::Status::Complete((_, size))) = httparse::parse_chunk_size(&line) else {
+            return Err(HttpError::Malformed(format!(
+                "invalid chunk size {:?}",
+                String::from_utf8_lossy(&line[..line.len() - 2])
+            )));
         };
         self.state = if size == 0 {
             State::Trailers

@@ -16,6 +16,9 @@
 //! collector never freeing a slot that another process is taking at that
 //! moment.
 
+// unsafe: flock(2) and the lock file's mode.
+#![allow(unsafe_code)]
+
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;

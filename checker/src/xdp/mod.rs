@@ -243,7 +243,7 @@ impl XdpHandle {
         let dead: Vec<u32> = self
             .slots
             .iter()
-            .filter_map(|entry| entry.ok())
+            .filter_map(std::result::Result::ok)
             .filter(|(_, owner)| !is_alive(owner, now))
             .map(|(index, _)| index)
             .collect();
@@ -253,7 +253,7 @@ impl XdpHandle {
         let stale: Vec<FlowKey> = self
             .flows
             .iter()
-            .filter_map(|entry| entry.ok())
+            .filter_map(std::result::Result::ok)
             .filter(|(_, slot)| dead.contains(slot))
             .map(|(key, _)| key)
             .collect();
@@ -274,7 +274,7 @@ impl XdpHandle {
         let mut seen = std::collections::HashSet::new();
         self.flows
             .iter()
-            .filter_map(|entry| entry.ok())
+            .filter_map(std::result::Result::ok)
             .filter(|(key, _)| seen.insert(*key))
             .map(|(key, slot)| (key, slot, self.slots.get(&slot, 0).ok()))
             .collect()

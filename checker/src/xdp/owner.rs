@@ -1,5 +1,8 @@
 //! Who holds a capture slot, and whether that process still runs.
 
+// unsafe: reading a process's start time and pid namespace.
+#![allow(unsafe_code)]
+
 use std::io;
 use std::time::Duration;
 
@@ -58,9 +61,7 @@ fn start_time(pid: u32) -> Option<u64> {
 
 fn pid_ns() -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/pid")
-        .map(|m| m.ino())
-        .unwrap_or(0)
+    std::fs::metadata("/proc/self/ns/pid").map_or(0, |m| m.ino())
 }
 
 pub(super) fn boottime_ns() -> u64 {

@@ -2,6 +2,9 @@
 //! by id and read their info in one call, bind a map to a program, detach a
 //! link.
 
+// unsafe: the bpf(2) calls aya does not expose.
+#![allow(unsafe_code)]
+
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 

@@ -286,7 +286,7 @@ fn every_error_is_one_line_that_says_everything() {
     let ok = OK_IP.to_string();
     let tcp_args = |extra: &[&str]| -> Vec<String> {
         let mut args: Vec<String> = vec!["tcp".into()];
-        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(extra.iter().map(std::string::ToString::to_string));
         args.extend([LB_IFACE.into(), ok.clone(), vip.clone(), "80".into()]);
         args
     };

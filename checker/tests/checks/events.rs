@@ -7,6 +7,9 @@
 //! in its log; of a deleted interface nothing lingers (program, maps,
 //! flows), and `vipcheck xdp status` on the new one is clean.
 
+// unsafe: signals sent to the checks under test.
+#![allow(unsafe_code)]
+
 use std::fs;
 use std::io::Read;
 use std::path::PathBuf;

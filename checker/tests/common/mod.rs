@@ -1,5 +1,8 @@
 //! Helpers of the lab tests: run vipcheck in a lab's LB namespace and read
 //! what it and the XDP program report.
+
+// unsafe: libc calls of the lab harness (signals, getrusage, kill).
+#![allow(unsafe_code)]
 #![allow(dead_code, unused_imports)] // each test binary uses its own subset
 
 use std::process::{Command, Output};
@@ -14,11 +17,8 @@ pub const VIPCHECK: &str = env!("CARGO_BIN_EXE_vipcheck");
 /// A lab of `role`; these tests need root and fail (not skip) without it.
 pub fn lab(role: Role) -> Lab {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "the lab tests need root (network namespaces, XDP)"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "the lab tests need root (network namespaces, XDP)");
     Lab::up(role).expect("lab up")
 }
 
@@ -88,8 +88,7 @@ pub fn counter(counters: &[(String, u64)], name: &str) -> u64 {
     counters
         .iter()
         .find(|(n, _)| n == name)
-        .map(|(_, v)| *v)
-        .unwrap_or_else(|| panic!("no counter {name} in {counters:?}"))
+        .map_or_else(|| panic!("no counter {name} in {counters:?}"), |(_, v)| *v)
 }
 
 /// Exactly one line, and no sign of a panic.
@@ -191,7 +190,7 @@ pub fn http_args(
     extra: &[&str],
 ) -> Vec<String> {
     let mut args: Vec<String> = vec!["http".into()];
-    args.extend(extra.iter().map(|s| s.to_string()));
+    args.extend(extra.iter().map(std::string::ToString::to_string));
     args.extend([
         LB_IFACE.to_string(),
         real_server.to_string(),

@@ -4,6 +4,9 @@
 //! processes killed at any moment leave nothing that changes a later
 //! verdict. Counts are asserted; times are only printed.
 
+// unsafe: signals and rlimits of the processes under test.
+#![allow(unsafe_code)]
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -194,14 +197,14 @@ impl Metrics {
             .iter()
             .filter(|s| s.metric == name)
             .filter_map(|s| {
-                let value = match s.value {
-                    Value::Counter(v) | Value::Gauge(v) | Value::Untyped(v) => v,
-                    _ => return None,
+                let (Value::Counter(value) | Value::Gauge(value) | Value::Untyped(value)) = s.value
+                else {
+                    return None;
                 };
                 let labels = s
                     .labels
                     .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
                     .collect();
                 Some((labels, value))
             })

@@ -668,7 +668,7 @@ fn malformed_command_lines() {
             )),
             (Some(_), Some(_)) => {}
             (None, Some(bug)) => {
-                fixed.push(format!("{line}: known bug fixed ({bug}); unmark the row"))
+                fixed.push(format!("{line}: known bug fixed ({bug}); unmark the row"));
             }
         }
     }

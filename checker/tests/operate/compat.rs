@@ -3,6 +3,9 @@
 //! signals, pcap, JSON and Nagios output, an empty environment, host
 //! names. Real labs, real nginx, the real XDP program.
 
+// unsafe: signals sent to the checks under test.
+#![allow(unsafe_code)]
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -69,7 +72,11 @@ fn index_md5() -> String {
 /// The C manuals' sample lines, against `rs`, with role file `role`.
 fn sample_lines(rs: &str, role: &str, md5: &str) -> Vec<(&'static str, Vec<String>)> {
     let vip = VIP.to_string();
-    let s = |v: &[&str]| v.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    let s = |v: &[&str]| {
+        v.iter()
+            .map(std::string::ToString::to_string)
+            .collect::<Vec<_>>()
+    };
     vec![
         (
             "check_tcp_raw",
@@ -178,7 +185,7 @@ fn gnu_option_forms_and_usage_errors() {
         options
             .iter()
             .chain(tail.iter())
-            .map(|s| s.to_string())
+            .map(std::string::ToString::to_string)
             .collect()
     };
     for options in [

@@ -2,6 +2,9 @@
 //! and SIGTERM, and a real keepalived following one of its track files;
 //! `vipcheck keepalived snippet` read by keepalived's own config test.
 
+// unsafe: signals sent to the daemon under test.
+#![allow(unsafe_code)]
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

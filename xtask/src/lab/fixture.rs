@@ -7,6 +7,9 @@
 //! made inside the real server's namespace, which is enough for every
 //! connection it accepts to live there too.
 
+// unsafe: libc calls (namespaces, signals, process accounting), each with a SAFETY line.
+#![allow(unsafe_code)]
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -105,7 +108,9 @@ fn accept_loop(listener: &TcpListener, connections: &Arc<Connections>) {
 }
 
 fn lock(connections: &Connections) -> std::sync::MutexGuard<'_, HashMap<u64, TcpStream>> {
-    connections.lock().unwrap_or_else(|e| e.into_inner())
+    connections
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn shutdown_all(connections: &Connections) {

@@ -60,6 +60,9 @@
 //! nothing of its group is left, so its pid, the group's id, cannot be
 //! given to another process meanwhile.
 
+// unsafe: libc calls (namespaces, signals, process accounting), each with a SAFETY line.
+#![allow(unsafe_code)]
+
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -395,7 +398,9 @@ struct LogState {
 
 impl Log {
     fn lock(&self) -> MutexGuard<'_, LogState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn read(&self, pipe: std::io::PipeReader) {
@@ -434,7 +439,7 @@ impl Log {
             state = self
                 .changed
                 .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
     }
@@ -445,7 +450,7 @@ impl Log {
         let (state, _) = self
             .changed
             .wait_timeout_while(state, timeout, |s| !s.ended)
-            .unwrap_or_else(|e| e.into_inner());
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         state.ended
     }
 }

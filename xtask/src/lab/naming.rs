@@ -4,6 +4,9 @@
 //! process `pid`: the owner is in the name, so the leftovers of a process
 //! that died (a SIGKILLed test run) can be recognised and removed later.
 
+// unsafe: libc calls (namespaces, signals, process accounting), each with a SAFETY line.
+#![allow(unsafe_code)]
+
 /// Common prefix of every lab namespace and temporary directory.
 pub const PREFIX: &str = "vck-";
 

@@ -5,6 +5,9 @@
 //! namespace (`ip netns exec` also gives a new mount namespace with a fresh
 //! `/sys`; vipcheck works under both, and the tests use both).
 
+// unsafe: libc calls (namespaces, signals, process accounting), each with a SAFETY line.
+#![allow(unsafe_code)]
+
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -43,7 +46,9 @@ pub(crate) fn list() -> Vec<String> {
 
 pub(crate) fn create(names: &[String]) -> Result<()> {
     let lines: Vec<String> = names.iter().map(|n| format!("netns add {n}")).collect();
-    let _turn = CREATE.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = CREATE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     ip_batch(None, &lines, false)
 }
 

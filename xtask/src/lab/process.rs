@@ -1,6 +1,9 @@
 //! Processes a lab starts: stopped by pid, SIGTERM first so they can
 //! finish their output (a capture file), SIGKILL when they do not exit.
 
+// unsafe: libc calls (namespaces, signals, process accounting), each with a SAFETY line.
+#![allow(unsafe_code)]
+
 use std::marker::PhantomData;
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
@@ -21,7 +24,7 @@ pub(crate) fn signal(pid: u32, signal: libc::c_int) {
 /// Stops the children (all at once, so their grace periods overlap) and
 /// reaps them.
 pub(crate) fn terminate(mut children: Vec<&mut Child>) -> Vec<std::io::Result<ExitStatus>> {
-    for child in children.iter_mut() {
+    for child in &mut children {
         if let Ok(None) = child.try_wait() {
             signal(child.id(), libc::SIGTERM);
         }

@@ -172,8 +172,7 @@ fn read_pass(
 fn seed() -> u64 {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1);
+        .map_or(1, |d| d.as_nanos() as u64);
     t | 1
 }
 
@@ -518,7 +517,7 @@ impl Reader {
                 value: value.into(),
                 multiline: false,
                 std,
-            })
+            });
         };
         add("_PWD", "", Some(StdDef::Pwd));
         add("_INSTANCE", "", Some(StdDef::Instance));
