@@ -4,7 +4,7 @@
 //! be checked is listed with the reason.
 //!
 //! Each target runs through [`dispatch::run`], as every check does, on
-//! one [`Engine`]: one thread, one capture
+//! one [`Engine`](crate::engine::Engine): one thread, one capture
 //! slot and one AF_PACKET socket per interface, one neighbour cache.
 
 use std::rc::Rc;
