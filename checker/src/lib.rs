@@ -1,6 +1,13 @@
 //! vipcheck: health checks of LVS-DR real servers through the path real
 //! traffic takes (destination IP = VIP, destination MAC = the real server's).
 //!
+//! Data flows one way: every input (the command line, the C checkers'
+//! names, a targets file, keepalived.conf) builds a [`probe::Probe`], what
+//! to check; [`check::dispatch`] runs it: it opens a flow on the
+//! [`engine`] ([`sys`], [`xdp`]), drives the userspace stack, speaks HTTP
+//! ([`wire`]) over it where asked, and ends in a
+//! [`check::verdict::Verdict`].
+//!
 //! The modules are layers; each imports only from its own layer and those
 //! below it (ARCHITECTURE.md; `cargo xtask layers` checks it). From the
 //! bottom up, as one check flows through them:

@@ -16,19 +16,18 @@ use std::ffi::OsString;
 use std::io::Write as _;
 use std::os::raw::{c_char, c_int};
 
+use vipcheck::check::dispatch::{self, AuditOptions, TlsConfigs};
 use vipcheck::check::verdict::Failure;
-use vipcheck::check::verdict::Verdict;
 use vipcheck::error::Error;
 use vipcheck::exit::{EXIT_CANNOT_RUN, EXIT_USAGE};
 use vipcheck::front::cli::{Cli, Command, CompatAction, KeepalivedAction, XdpAction};
 use vipcheck::front::compat;
 use vipcheck::front::output;
-use vipcheck::probe::Subject;
-use vipcheck::probe::Target;
 use vipcheck::probe::args::{Format, Thresholds};
 use vipcheck::probe::c_line::{self, Invoked};
+use vipcheck::probe::{Probe, Subject};
 use vipcheck::sys::netdev::NetDev;
-use vipcheck::{check, note, say, xdp};
+use vipcheck::{note, say, xdp};
 
 /// Called by the C runtime (glibc gives std the arguments before, through
 /// `.init_array`, so `std::env::args_os` works as ever).
@@ -87,35 +86,9 @@ fn run() -> i32 {
         Err(e) => return usage(e, rest),
     };
     match cli.command {
-        Command::Tcp(args) => checked(&args.target(), "tcp", args.flow.output(), check::tcp::run),
-        Command::Http(args) => {
-            let http = args.check();
-            checked(&args.target(), "http", args.flow.output(), |target| {
-                check::http::run(target, &http)
-            })
-        }
-        Command::Https(args) => match vipcheck::front::cli::https_check(&args) {
-            Ok(https) => checked(&args.target(), "https", args.http.flow.output(), |target| {
-                check::http::run(target, &https)
-            }),
-            Err(e) => {
-                let (format, _) = args.http.flow.output();
-                let (line, code) = output::error(
-                    &e.to_string(),
-                    vipcheck::exit::of_error(&e),
-                    e.failure(),
-                    None,
-                    "https",
-                    format,
-                );
-                if format == Format::Text {
-                    note!("{line}");
-                } else {
-                    say!("{line}");
-                }
-                code
-            }
-        },
+        Command::Tcp(args) => checked(&args.probe(), args.flow.output()),
+        Command::Http(args) => checked(&args.probe(), args.flow.output()),
+        Command::Https(args) => checked(&args.probe(), args.http.flow.output()),
         Command::Xdp { verbose, action } => {
             if verbose > 0 {
                 output::log_to_stderr();
@@ -188,18 +161,35 @@ fn run() -> i32 {
 }
 
 /// Runs a check and prints its verdict in the asked format; the exit
-/// status is the format's.
-fn checked(
-    target: &Target,
-    kind: &str,
-    (format, thresholds): (Format, Thresholds),
-    run: impl FnOnce(&Target) -> Result<Verdict, Error>,
-) -> i32 {
+/// status is the format's. A check that cannot be built (a CA or client
+/// file that cannot be read, a TLS name rustls cannot use) is an error
+/// with no subject.
+fn checked(target: &Probe, (format, thresholds): (Format, Thresholds)) -> i32 {
+    let kind = target.check.kind();
+    let http = match dispatch::http_check(target, &TlsConfigs::new(&AuditOptions::default())) {
+        Ok(http) => http,
+        Err(e) => {
+            let (line, code) = output::error(
+                &e.to_string(),
+                vipcheck::exit::of_error(&e),
+                e.failure(),
+                None,
+                kind,
+                format,
+            );
+            if format == Format::Text {
+                note!("{line}");
+            } else {
+                say!("{line}");
+            }
+            return code;
+        }
+    };
     if target.trace.any() {
         output::log_to_stderr();
     }
     let subject = Subject::from(target);
-    let (line, code) = match run(target) {
+    let (line, code) = match dispatch::once(target, http.as_ref()) {
         Ok(verdict) => output::verdict(&verdict, &subject, kind, format, thresholds),
         Err(e) => {
             let (line, code) = output::error(

@@ -22,14 +22,14 @@ fuzz_target!(|data: &[u8]| {
         Ok(cli) => match &cli.command {
             _ if shape.is_some() => panic!("native line read as {shape:?}"),
             Command::Tcp(a) => {
-                assert_ne!(a.target().port, 0);
+                assert_ne!(a.probe().port, 0);
             }
             Command::Http(a) => {
-                assert_ne!(a.target().port, 0);
-                assert!(a.check().path.starts_with('/'));
+                assert_ne!(a.probe().port, 0);
+                assert!(a.spec().path.starts_with('/'));
             }
             Command::Https(a) => {
-                assert_ne!(a.target().port, 0);
+                assert_ne!(a.probe().port, 0);
             }
             _ => {}
         },

@@ -25,9 +25,12 @@ fuzz_target!(|data: &[u8]| {
         Ok(loaded) => {
             for target in &loaded.targets {
                 assert!(target.origin.starts_with(PATH), "{}", target.origin);
-                assert_ne!(target.port, 0);
-                assert_eq!(target.real_server.is_ipv4(), target.vip.is_ipv4());
-                if let CheckSpec::Http(spec) | CheckSpec::Https(spec, _) = &target.check {
+                assert_ne!(target.probe.port, 0);
+                assert_eq!(
+                    target.probe.real_server.is_ipv4(),
+                    target.probe.vip.is_ipv4()
+                );
+                if let CheckSpec::Http(spec) | CheckSpec::Https(spec, _) = &target.probe.check {
                     assert!(spec.path.starts_with('/'), "{:?}", spec.path);
                 }
             }

@@ -1,7 +1,11 @@
-//! One target checked on an engine: a spec (a real server through a VIP,
-//! and what to check) in, a verdict (or why the check could not run) out.
-//! The audit and the daemon run every target through here.
+//! The one way a [`Probe`] is checked: [`run`] on an engine (the audit
+//! and the daemon, several at once), [`once`] in a runtime of its own
+//! (`vipcheck tcp|http|https` and the C checkers' names). Either picks the
+//! tcp, http or https check; the HTTP(S) check's runtime form is built
+//! from the probe's spec in [`http_check`] only, its TLS client
+//! configuration in [`TlsConfigs`] only.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -11,15 +15,14 @@ use std::sync::Arc;
 
 use crate::check;
 use crate::check::verdict::Verdict;
-use crate::engine::Engine;
+use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
 use crate::probe::Subject;
 use crate::probe::{
-    AuditTarget, Capture, CheckSpec, CloseMode, Expect, HttpCheck, HttpSpec, Target, TlsSetup,
-    TlsSpec, Trace, Verify,
+    AuditTarget, CheckSpec, Expect, HttpCheck, HttpSpec, Probe, TlsSetup, TlsSpec, Verify,
 };
 use crate::wire::http::Limits;
-use crate::xdp::XdpMode;
+use crate::xdp::Rings;
 
 /// How an audit runs.
 #[derive(Clone, Debug)]
@@ -58,12 +61,16 @@ enum Trust {
     Roots(Option<PathBuf>),
 }
 
-/// The TLS client configurations of an audit or a daemon: one per way of
-/// verifying (a CA file is read once) and of sending SNI or not, built
-/// when first needed.
+/// A client configuration's key: what it trusts, whether it sends no SNI,
+/// and the client certificate and key of mutual TLS.
+type ConfigKey = (Trust, bool, Option<PathBuf>, Option<PathBuf>);
+
+/// The TLS client configurations of an audit, a daemon or a one-shot
+/// check: one per way of verifying (a CA file is read once), of sending
+/// SNI or not, and of client certificate, built when first needed.
 pub struct TlsConfigs {
     options: AuditOptions,
-    built: RefCell<HashMap<(Trust, bool), Arc<rustls::ClientConfig>>>,
+    built: RefCell<HashMap<ConfigKey, Arc<rustls::ClientConfig>>>,
 }
 
 impl TlsConfigs {
@@ -80,6 +87,7 @@ impl TlsConfigs {
     fn trust(&self, spec: &TlsSpec) -> Trust {
         let options = &self.options;
         match &spec.verify {
+            Verify::Insecure => Trust::Nothing(crate::check::tls::NOT_VERIFIED_INSECURE),
             _ if options.insecure => Trust::Nothing(crate::check::tls::NOT_VERIFIED_INSECURE),
             Verify::KeepalivedSslGet if !options.verify_tls => {
                 Trust::Nothing(crate::check::tls::NOT_VERIFIED_SSL_GET)
@@ -100,7 +108,12 @@ impl TlsConfigs {
         };
         // --sni is sent, whatever the target says.
         let no_sni = spec.no_sni && self.options.sni.is_none();
-        let key = (trust, no_sni);
+        let key = (
+            trust,
+            no_sni,
+            spec.client_cert.clone(),
+            spec.client_key.clone(),
+        );
         if let Some(config) = self.built.borrow().get(&key) {
             return Ok((config.clone(), unverified));
         }
@@ -111,7 +124,8 @@ impl TlsConfigs {
             },
             insecure: unverified.is_some(),
             no_sni,
-            ..crate::check::tls::TlsOptions::default()
+            client_cert: key.2.clone(),
+            client_key: key.3.clone(),
         })?;
         self.built.borrow_mut().insert(key, config.clone());
         Ok((config, unverified))
@@ -123,7 +137,7 @@ impl TlsConfigs {
     pub fn prepare(&self, targets: &[AuditTarget]) -> Result<()> {
         self.get(&TlsSpec::default())?;
         for target in targets {
-            if let CheckSpec::Https(_, tls) = &target.check {
+            if let CheckSpec::Https(_, tls) = &target.probe.check {
                 self.get(tls)
                     .map_err(|e| Error::Usage(format!("{}: {e}", target.origin)))?;
             }
@@ -132,89 +146,91 @@ impl TlsConfigs {
     }
 }
 
-/// Checks `target` once on `engine`: what was checked, and the verdict or
-/// why the check could not run.
-pub async fn check_one(
+/// Checks `probe` once on `engine`: what was checked (with the route's
+/// interface when the probe names none), and the verdict or why the check
+/// could not run. An error in building the check (a TLS server name
+/// rustls cannot use) is said to come from `origin` when given.
+pub async fn run(
     engine: &Engine,
-    target: &AuditTarget,
+    probe: &Probe,
     tls: &TlsConfigs,
+    origin: Option<&str>,
 ) -> (Subject, std::result::Result<Verdict, Error>) {
-    match prepare(engine, target, tls) {
-        Ok((plan, http)) => {
-            let result = match &http {
-                Some(http) => check::http::run_async(engine, &plan, http).await,
-                None => check::tcp::check(engine, &plan).await,
+    // Until the check runs, what was checked is as the probe says.
+    let given = probe;
+    let probe = match &given.iface {
+        Some(_) => Cow::Borrowed(given),
+        None => match engine.route_interface(given.real_server) {
+            Ok(iface) => Cow::Owned(Probe {
+                iface: Some(iface),
+                ..given.clone()
+            }),
+            Err(e) => return (Subject::from(given), Err(e)),
+        },
+    };
+    let http = match http_check(&probe, tls) {
+        Ok(http) => http,
+        Err(e) => {
+            let e = match origin {
+                Some(origin) => Error::Usage(format!("{origin}: {e}")),
+                None => e,
             };
-            (Subject::from(&plan), result)
+            return (Subject::from(given), Err(e));
         }
-        Err(e) => (
-            Subject {
-                iface: target.iface.clone().unwrap_or_default(),
-                real_server: target.real_server,
-                vip: target.vip,
-                port: target.port,
-            },
-            Err(e),
-        ),
+    };
+    let result = check(engine, &probe, http.as_ref()).await;
+    (Subject::from(&*probe), result)
+}
+
+/// Checks `probe` once, in a runtime of its own (`http`: its HTTP(S)
+/// check, as [`http_check`] built it).
+pub fn once(probe: &Probe, http: Option<&HttpCheck>) -> Result<Verdict> {
+    let rings = match http {
+        Some(_) => Rings::Large,
+        None => Rings::SmallFirst,
+    };
+    engine::one_shot(rings, async |engine| check(&engine, probe, http).await)
+}
+
+/// The tcp check of `probe`, or its HTTP(S) check `http`.
+async fn check(engine: &Engine, probe: &Probe, http: Option<&HttpCheck>) -> Result<Verdict> {
+    match http {
+        Some(http) => check::http::run_async(engine, probe, http).await,
+        None => check::tcp::check(engine, probe).await,
     }
 }
 
-/// The one-shot check's target (and HTTP check) of an audit target.
-fn prepare(
-    engine: &Engine,
-    target: &AuditTarget,
-    tls: &TlsConfigs,
-) -> Result<(Target, Option<HttpCheck>)> {
-    let iface = match &target.iface {
-        Some(iface) => iface.clone(),
-        None => engine.route_interface(target.real_server)?,
+/// The runtime form of `probe`'s HTTP(S) check (`None`: a tcp check), its
+/// TLS client configuration from `tls`. A TLS server name rustls cannot
+/// use, or a CA or client file that cannot be read, is a usage error.
+pub fn http_check(probe: &Probe, tls: &TlsConfigs) -> Result<Option<HttpCheck>> {
+    let (spec, tls_spec) = match &probe.check {
+        CheckSpec::Tcp => return Ok(None),
+        CheckSpec::Http(spec) => (spec, None),
+        CheckSpec::Https(spec, tls_spec) => (spec, Some(tls_spec)),
     };
-    let plan = Target {
-        iface,
-        real_server: target.real_server,
-        vip: target.vip,
-        port: target.port,
-        source: None,
-        timeout: target.timeout,
-        reply_timeout: target.reply_timeout,
-        close: CloseMode::Rst,
-        capture: Capture::Require,
-        xdp_mode: XdpMode::Skb,
-        trace: Trace::default(),
-        pcap: None,
-    };
-    let http = match &target.check {
-        CheckSpec::Tcp => None,
-        CheckSpec::Http(spec) => Some(http_check(spec, target, None)?),
-        CheckSpec::Https(spec, tls_spec) => Some(http_check(spec, target, Some((tls, tls_spec)))?),
-    };
-    Ok((plan, http))
-}
-
-fn http_check(
-    spec: &HttpSpec,
-    target: &AuditTarget,
-    tls: Option<(&TlsConfigs, &TlsSpec)>,
-) -> Result<HttpCheck> {
-    let host = host_of(spec, target);
-    let regexes = |list: &[String]| -> Result<Vec<regex::bytes::Regex>> {
-        list.iter()
-            .map(|re| {
-                regex::bytes::Regex::new(re).map_err(|e| {
-                    Error::Usage(format!(
-                        "{}: invalid regular expression {re:?}: {e}",
-                        target.origin
-                    ))
-                })
+    let host = host_of(spec, probe.real_server);
+    let regexes = |list: &[crate::probe::Pattern]| list.iter().map(|p| p.0.clone()).collect();
+    let tls = match tls_spec {
+        Some(tls_spec) => {
+            // SNI: --sni, the spec's, else the Host's name (none when
+            // that is an address, as keepalived sends none without a
+            // virtualhost).
+            let sni = tls.options.sni.as_deref().or(tls_spec.sni.as_deref());
+            let name = crate::check::tls::server_name(sni, &host)?;
+            let (config, unverified) = tls.get(tls_spec)?;
+            Some(TlsSetup {
+                config,
+                name,
+                unverified,
+                cert_days: tls_spec.cert_days,
             })
-            .collect()
+        }
+        None => None,
     };
-    Ok(HttpCheck {
-        method: match spec.method {
-            crate::probe::Method::Get => crate::probe::Method::Get,
-            crate::probe::Method::Head => crate::probe::Method::Head,
-        },
-        host: host.clone(),
+    Ok(Some(HttpCheck {
+        method: spec.method,
+        host,
         path: spec.path.clone(),
         headers: spec.headers.clone(),
         expect: Expect {
@@ -222,45 +238,28 @@ fn http_check(
             headers: spec.response_headers.clone(),
             body: spec.body.clone().map(String::into_bytes),
             md5: spec.md5.clone(),
-            sha256: None,
-            regex: regexes(&spec.regex)?,
-            regex_absent: regexes(&spec.regex_absent)?,
+            sha256: spec.sha256.clone(),
+            regex: regexes(&spec.regex),
+            regex_absent: regexes(&spec.regex_absent),
         },
-        limits: Limits::default(),
-        trace_heads: false,
-        trace_body: false,
-        trace_c: false,
-        tls: match tls {
-            Some((configs, tls_spec)) => {
-                let (config, unverified) = configs
-                    .get(tls_spec)
-                    .map_err(|e| Error::Usage(format!("{}: {e}", target.origin)))?;
-                // SNI: --sni, the target's, else the Host's name (none
-                // when that is an address, as keepalived sends none
-                // without a virtualhost).
-                let sni = configs.options.sni.as_deref().or(tls_spec.sni.as_deref());
-                Some(TlsSetup {
-                    config,
-                    name: crate::check::tls::server_name(sni, &host)
-                        .map_err(|e| Error::Usage(format!("{}: {e}", target.origin)))?,
-                    unverified,
-                    cert_days: None,
-                })
-            }
-            None => None,
+        limits: Limits {
+            max_body: spec.max_body,
+            ..Limits::default()
         },
-    })
+        trace_heads: probe.trace.heads,
+        trace_body: probe.trace.body,
+        trace_c: probe.trace.c_format,
+        tls,
+    }))
 }
 
 /// The Host header of `spec`: keepalived sends the address it connects to
 /// when no virtualhost is given, the real server's.
-pub(crate) fn host_of(spec: &HttpSpec, target: &AuditTarget) -> String {
-    spec.host
-        .clone()
-        .unwrap_or_else(|| match target.real_server {
-            IpAddr::V4(ip) => ip.to_string(),
-            IpAddr::V6(ip) => format!("[{ip}]"),
-        })
+pub(crate) fn host_of(spec: &HttpSpec, real_server: IpAddr) -> String {
+    spec.host.clone().unwrap_or_else(|| match real_server {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    })
 }
 
 #[cfg(test)]
@@ -315,5 +314,57 @@ mod tests {
                 .get(&spec(Verify::Ca("/nonexistent.pem".into())))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_http_check_is_built_from_the_spec() {
+        use crate::probe::{Pattern, Probe};
+        let pattern = |re: &str| Pattern(regex::bytes::Regex::new(re).unwrap());
+        let spec = HttpSpec {
+            path: "/health".into(),
+            sha256: Some("ab".repeat(32)),
+            regex: vec![pattern("ok|fine")],
+            max_body: 7,
+            ..HttpSpec::default()
+        };
+        let tls = TlsSpec {
+            verify: Verify::Insecure,
+            cert_days: Some(9),
+            ..TlsSpec::default()
+        };
+        let mut probe = Probe::new(
+            "198.18.0.11".parse().unwrap(),
+            "198.18.0.100".parse().unwrap(),
+            443,
+            CheckSpec::Https(spec.clone(), tls),
+        );
+        probe.trace.heads = true;
+        let configs = TlsConfigs::new(&AuditOptions::default());
+        let built = http_check(&probe, &configs).unwrap().unwrap();
+        // No Host given: the real server's address, as keepalived sends.
+        assert_eq!(
+            (built.host.as_str(), built.path.as_str()),
+            ("198.18.0.11", "/health")
+        );
+        assert_eq!(built.expect.sha256, spec.sha256);
+        assert_eq!(built.expect.regex[0].as_str(), "ok|fine");
+        assert_eq!(built.limits.max_body, 7);
+        assert!(built.trace_heads && !built.trace_body && !built.trace_c);
+        let setup = built.tls.unwrap();
+        assert_eq!(setup.cert_days, Some(9));
+        assert_eq!(
+            setup.unverified,
+            Some(crate::check::tls::NOT_VERIFIED_INSECURE)
+        );
+        let tcp = Probe {
+            check: CheckSpec::Tcp,
+            ..probe
+        };
+        assert!(http_check(&tcp, &configs).unwrap().is_none());
+        // A spec is the same (the daemon's identity) by its patterns' text.
+        assert_eq!(pattern("ok|fine"), spec.regex[0]);
+        assert_ne!(pattern("ok"), spec.regex[0]);
+        let set: std::collections::HashSet<_> = [pattern("a"), pattern("a")].into();
+        assert_eq!(set.len(), 1);
     }
 }

@@ -9,21 +9,13 @@ use smoltcp::socket::tcp::State;
 use crate::check::exchange::{self, Exchange, Input};
 use crate::check::verdict::Verdict;
 use crate::check::{connect, run as run_flow};
+use crate::engine::Engine;
 use crate::engine::stack::Stack;
-use crate::engine::{self, Engine};
 use crate::error::Result;
-use crate::probe::{HttpCheck, Target};
-use crate::xdp::Rings;
-
-/// One check, in a runtime of its own.
-pub fn run(target: &Target, check: &HttpCheck) -> Result<Verdict> {
-    engine::one_shot(Rings::Large, async |engine| {
-        run_async(&engine, target, check).await
-    })
-}
+use crate::probe::{HttpCheck, Probe};
 
 /// One check on `engine` (several may run at once).
-pub async fn run_async(engine: &Engine, target: &Target, check: &HttpCheck) -> Result<Verdict> {
+pub async fn run_async(engine: &Engine, target: &Probe, check: &HttpCheck) -> Result<Verdict> {
     let what = format!(
         "{} {} {}{} via {} ({})",
         if check.tls.is_some() { "https" } else { "http" },

@@ -13,7 +13,7 @@ use crate::check::verdict::Failure;
 use crate::check::verdict::{Details, Verdict};
 use crate::error::{Error, Result};
 use crate::probe::HttpCheck;
-use crate::probe::{CloseMode, Target};
+use crate::probe::{CloseMode, Probe};
 
 /// What every verdict of this path says of itself.
 const CAVEAT: &str =
@@ -21,7 +21,7 @@ const CAVEAT: &str =
 
 /// Checks `target`'s real server at its own address: a TCP connection,
 /// and the HTTP exchange when `http` is given.
-pub fn run(target: &Target, http: Option<&HttpCheck>) -> Result<Verdict> {
+pub fn run(target: &Probe, http: Option<&HttpCheck>) -> Result<Verdict> {
     let started = Instant::now();
     let wait = target.reply_timeout.unwrap_or(target.timeout);
     let what = match http {

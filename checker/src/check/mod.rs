@@ -26,7 +26,7 @@ use crate::engine::resolve;
 use crate::engine::stack::{FlowParams, Stack};
 use crate::engine::stop::Stop;
 use crate::error::{Error, Result};
-use crate::probe::{CloseMode, Target};
+use crate::probe::{CloseMode, Probe};
 use crate::sys::netdev::Mac;
 use crate::wire::egress::Egress;
 
@@ -67,7 +67,7 @@ impl Flow {
     /// Prepares the flow of `target` on `engine`; `what` names the check in
     /// a verdict. Nothing is sent or attached before the preflight has
     /// accepted the target.
-    pub async fn open(engine: &Engine, target: &Target, what: &str) -> Result<Opened> {
+    pub async fn open(engine: &Engine, target: &Probe, what: &str) -> Result<Opened> {
         engine.stop.check()?;
         let Plan {
             dev,
@@ -398,7 +398,7 @@ struct Deadline {
 }
 
 impl Deadline {
-    fn new(started: Instant, target: &Target) -> Deadline {
+    fn new(started: Instant, target: &Probe) -> Deadline {
         let last = started + target.timeout - reserve(target.timeout);
         Deadline {
             last,
@@ -444,7 +444,7 @@ impl Deadline {
 /// entry removed). Several may run at once on one engine.
 pub async fn run(
     engine: &Engine,
-    target: &Target,
+    target: &Probe,
     what: &str,
     body: impl AsyncFnOnce(&mut Flow) -> Result<Verdict>,
 ) -> Result<Verdict> {

@@ -2,20 +2,12 @@
 
 use crate::check::verdict::Verdict;
 use crate::check::{connect, run as run_flow};
-use crate::engine::{self, Engine};
+use crate::engine::Engine;
 use crate::error::Result;
-use crate::probe::Target;
-use crate::xdp::Rings;
-
-/// One check, in a runtime of its own.
-pub fn run(target: &Target) -> Result<Verdict> {
-    engine::one_shot(Rings::SmallFirst, async |engine| {
-        check(&engine, target).await
-    })
-}
+use crate::probe::Probe;
 
 /// One check on `engine` (several may run at once).
-pub async fn check(engine: &Engine, target: &Target) -> Result<Verdict> {
+pub async fn check(engine: &Engine, target: &Probe) -> Result<Verdict> {
     let what = format!(
         "tcp {} via {}",
         std::net::SocketAddr::new(target.vip, target.port),

@@ -23,19 +23,17 @@ pub const NOT_VERIFIED_INSECURE: &str = "not verified: --insecure";
 /// verifies no certificate).
 pub const NOT_VERIFIED_SSL_GET: &str = "not verified, as keepalived's SSL_GET";
 
-/// How to set up and judge the TLS session (`vipcheck https` options).
+/// How a TLS client configuration is set up (built from a check's
+/// [`TlsSpec`](crate::probe::TlsSpec) by
+/// [`TlsConfigs`](crate::check::dispatch::TlsConfigs)).
 #[derive(Clone, Debug, Default)]
 pub struct TlsOptions {
-    /// The name sent as SNI and verified in the certificate (default: HOST).
-    pub sni: Option<String>,
     /// Send no SNI (the certificate is still verified against the name).
     pub no_sni: bool,
     /// Trust this CA (PEM) instead of the system roots.
     pub ca: Option<PathBuf>,
     /// Verify nothing.
     pub insecure: bool,
-    /// Fail when the certificate expires within this many days.
-    pub cert_days: Option<u32>,
     /// Mutual TLS: our certificate chain and key (PEM).
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,

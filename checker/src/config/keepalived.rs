@@ -92,11 +92,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{ConfigError, Loaded, Skipped, Warning};
-use crate::probe::c_line::CompatLine;
 use crate::probe::parse::{
     check_host, check_path, check_unicast, parse_ip, parse_md5, parse_port, parse_status,
 };
-use crate::probe::{AuditTarget, CheckSpec, HttpSpec, TlsSpec, Verify};
+use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Pattern, Probe, TlsSpec, Verify};
 
 #[cfg(test)]
 mod cases;
@@ -869,17 +868,14 @@ impl Base<'_> {
             port = parse_port(s.arg()?).map_err(|m| s.error(format!("connect_port: {m}")))?;
         }
         Ok(AuditTarget {
-            iface: None,
-            real_server: self.real_server,
-            vip: self.vip,
-            port,
+            probe: Probe {
+                timeout: inherit.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                ..Probe::new(self.real_server, self.vip, port, check)
+            },
             vs_vip: self.vip,
             vs_port: self.vs_port,
             rs_ip: self.real_server,
             rs_port: self.port,
-            check,
-            timeout: inherit.timeout.unwrap_or(DEFAULT_TIMEOUT),
-            reply_timeout: None,
             interval: inherit.interval,
             retry: inherit.retry,
             origin: c.origin.clone(),
@@ -910,6 +906,7 @@ fn map_http(
         };
         let mut path = None;
         let mut no_match = false;
+        let mut invalid_regex = None;
         for s in url.children() {
             match s.key.as_str() {
                 "path" => {
@@ -928,7 +925,15 @@ fn map_http(
                         );
                     }
                 }
-                "regex" => spec.regex.push(s.arg()?.to_string()),
+                "regex" => {
+                    let re = s.arg()?;
+                    match regex::bytes::Regex::new(re) {
+                        Ok(re) => spec.regex.push(Pattern(re)),
+                        Err(e) => {
+                            invalid_regex = Some(format!("invalid regular expression {re:?}: {e}"));
+                        }
+                    }
+                }
                 "regex_no_match" => no_match = true,
                 _ => {}
             }
@@ -936,6 +941,14 @@ fn map_http(
         let Some(path) = path else {
             return Err(url.error("url without a path"));
         };
+        if let Some(reason) = invalid_regex {
+            loaded.skipped.push(Skipped {
+                origin: url.origin.clone(),
+                what: format!("{} of {}", c.key, base.name),
+                reason,
+            });
+            continue;
+        }
         spec.path = path;
         if no_match {
             spec.regex_absent = std::mem::take(&mut spec.regex);
@@ -984,6 +997,7 @@ fn ssl_get_tls(c: &Stmt, url: &Stmt, base: &Base) -> Result<TlsSpec, ConfigError
         verify: Verify::KeepalivedSslGet,
         no_sni: !enable || name.is_none(),
         sni: name.filter(|_| enable),
+        ..TlsSpec::default()
     })
 }
 
@@ -1065,18 +1079,19 @@ fn map_misc(
             return Ok(());
         }
     };
+    // What the line checks, run as an audit target: its trace, close,
+    // pcap and capture are the command line's, not the audit's.
     loaded.targets.push(AuditTarget {
-        iface: Some(line.iface),
-        real_server: line.real_server,
-        vip: line.vip,
-        port: line.port,
+        probe: Probe {
+            iface: line.iface,
+            timeout,
+            reply_timeout: line.reply_timeout,
+            ..Probe::new(line.real_server, line.vip, line.port, line.check)
+        },
         vs_vip: base.vip,
         vs_port: base.vs_port,
         rs_ip: base.real_server,
         rs_port: base.port,
-        check: line.check,
-        timeout,
-        reply_timeout: line.reply_timeout,
         interval: inherit.interval,
         retry: inherit.retry,
         origin: path_stmt.origin.clone(),
@@ -1088,7 +1103,7 @@ fn map_misc(
 /// command line parses them, and its `-t` (the whole check's deadline:
 /// keepalived's misc_timeout also ends it). Addresses must be literal:
 /// reading a configuration resolves no host name.
-fn native_line(words: &[String]) -> Result<(CompatLine, Duration), String> {
+fn native_line(words: &[String]) -> Result<(Probe, Duration), String> {
     use crate::probe::args::{CheckArgs, HttpArgs, HttpsArgs, TcpArgs, usage_message};
     use clap::Args;
     // `-v` before the subcommand, as the command line takes it.
@@ -1182,6 +1197,7 @@ fn native_line(words: &[String]) -> Result<(CompatLine, Duration), String> {
                 verify,
                 sni: a.sni.clone(),
                 no_sni: a.no_sni,
+                ..TlsSpec::default()
             };
             let spec = native_http(&a.http)?;
             (a.http.flow, CheckSpec::Https(spec, tls))
@@ -1193,13 +1209,9 @@ fn native_line(words: &[String]) -> Result<(CompatLine, Duration), String> {
         return Err("the real server and the VIP are of different families".into());
     }
     let timeout = Duration::from_millis(flow.timeout);
-    let line = CompatLine {
-        iface: flow.iface,
-        real_server: flow.real_server,
-        vip: flow.vip,
-        port: flow.port,
-        reply_timeout: None,
-        check,
+    let line = Probe {
+        iface: Some(flow.iface),
+        ..Probe::new(flow.real_server, flow.vip, flow.port, check)
     };
     Ok((line, timeout))
 }
@@ -1222,12 +1234,10 @@ fn native_http(a: &crate::probe::args::HttpArgs) -> Result<HttpSpec, String> {
         response_headers: a.response_headers.clone(),
         body: a.body.clone(),
         md5: a.md5.clone(),
-        regex: a.regex.iter().map(|r| r.as_str().to_string()).collect(),
-        regex_absent: a
-            .regex_absent
-            .iter()
-            .map(|r| r.as_str().to_string())
-            .collect(),
+        regex: a.regex.iter().cloned().map(Pattern).collect(),
+        regex_absent: a.regex_absent.iter().cloned().map(Pattern).collect(),
+        // --max-body is not an audit target's setting: the default.
+        ..HttpSpec::default()
     })
 }
 
@@ -1384,37 +1394,37 @@ virtual_server 10.0.0.100 80 {
         assert_eq!(t.len(), 5, "{t:#?}");
         let vip: IpAddr = "10.0.0.100".parse().unwrap();
 
-        assert_eq!(t[0].real_server.to_string(), "10.0.0.42");
-        assert_eq!((t[0].vip, t[0].port), (vip, 80));
-        assert_eq!(t[0].check, CheckSpec::Tcp);
-        assert_eq!(t[0].timeout, Duration::from_secs(3));
+        assert_eq!(t[0].probe.real_server.to_string(), "10.0.0.42");
+        assert_eq!((t[0].probe.vip, t[0].probe.port), (vip, 80));
+        assert_eq!(t[0].probe.check, CheckSpec::Tcp);
+        assert_eq!(t[0].probe.timeout, Duration::from_secs(3));
         assert_eq!(t[0].interval, Some(Duration::from_secs(6)));
         assert_eq!(t[0].retry, Some(2));
-        assert_eq!(t[0].iface, None);
+        assert_eq!(t[0].probe.iface, None);
         assert_eq!(t[0].origin, "/etc/keepalived/keepalived.conf:24");
 
-        let CheckSpec::Http(h) = &t[1].check else {
-            panic!("{:?}", t[1].check)
+        let CheckSpec::Http(h) = &t[1].probe.check else {
+            panic!("{:?}", t[1].probe.check)
         };
-        assert_eq!(t[1].port, 8080);
+        assert_eq!(t[1].probe.port, 8080);
         assert_eq!(h.host.as_deref(), Some("www.example.com"));
         assert_eq!(h.path, "/healthcheck");
         assert_eq!(h.md5.as_deref(), Some("d36f8f9425c4a8000ad9c4a97185aca5"));
         assert_eq!(h.statuses, vec![200..=299]);
-        assert_eq!(t[1].timeout, DEFAULT_TIMEOUT);
+        assert_eq!(t[1].probe.timeout, DEFAULT_TIMEOUT);
         assert_eq!(t[1].origin, "/etc/keepalived/keepalived.conf:32");
-        let CheckSpec::Http(h) = &t[2].check else {
+        let CheckSpec::Http(h) = &t[2].probe.check else {
             panic!()
         };
         assert_eq!(h.path, "/status");
         assert_eq!(h.statuses, vec![200..=200, 300..=399]);
         assert_eq!(h.md5, None);
 
-        assert_eq!(t[3].iface.as_deref(), Some("eth1"));
-        assert_eq!(t[3].real_server.to_string(), "10.0.0.44");
-        assert_eq!(t[3].timeout, Duration::from_secs(2));
-        assert_eq!(t[3].reply_timeout, Some(Duration::from_millis(500)));
-        let CheckSpec::Http(h) = &t[3].check else {
+        assert_eq!(t[3].probe.iface.as_deref(), Some("eth1"));
+        assert_eq!(t[3].probe.real_server.to_string(), "10.0.0.44");
+        assert_eq!(t[3].probe.timeout, Duration::from_secs(2));
+        assert_eq!(t[3].probe.reply_timeout, Some(Duration::from_millis(500)));
+        let CheckSpec::Http(h) = &t[3].probe.check else {
             panic!()
         };
         assert_eq!(h.statuses, vec![200..=200]);
@@ -1427,8 +1437,8 @@ virtual_server 10.0.0.100 80 {
             (Some("www.example.com"), "/hc")
         );
 
-        assert_eq!(t[4].port, 80);
-        let CheckSpec::Https(h, _) = &t[4].check else {
+        assert_eq!(t[4].probe.port, 80);
+        let CheckSpec::Https(h, _) = &t[4].probe.check else {
             panic!()
         };
         assert_eq!(h.host.as_deref(), Some("secure.example.com"));
@@ -1461,12 +1471,12 @@ virtual_server 10.0.0.100 80 {
 "#;
         let loaded = load_text(conf).unwrap();
         assert_eq!(loaded.targets.len(), 2, "{loaded:#?}");
-        assert_eq!(loaded.targets[0].check, CheckSpec::Tcp);
+        assert_eq!(loaded.targets[0].probe.check, CheckSpec::Tcp);
         assert_eq!(
-            loaded.targets[0].reply_timeout,
+            loaded.targets[0].probe.reply_timeout,
             Some(Duration::from_millis(250))
         );
-        let CheckSpec::Http(h) = &loaded.targets[1].check else {
+        let CheckSpec::Http(h) = &loaded.targets[1].probe.check else {
             panic!()
         };
         assert_eq!(h.md5.as_deref(), Some("d36f8f9425c4a8000ad9c4a97185aca5"));
@@ -1515,10 +1525,13 @@ virtual_server 10.0.0.100 80 {
         ]);
         let loaded = load(&dir.join("keepalived.conf")).unwrap();
         assert_eq!(loaded.targets.len(), 2, "{loaded:#?}");
-        assert_eq!(loaded.targets[0].vip.to_string(), "10.0.0.100");
+        assert_eq!(loaded.targets[0].probe.vip.to_string(), "10.0.0.100");
         assert!(loaded.targets[0].origin.ends_with("conf.d/a.conf:5"));
-        assert_eq!(loaded.targets[1].vip.to_string(), "10.0.0.101");
-        assert!(matches!(loaded.targets[1].check, CheckSpec::Https(..)));
+        assert_eq!(loaded.targets[1].probe.vip.to_string(), "10.0.0.101");
+        assert!(matches!(
+            loaded.targets[1].probe.check,
+            CheckSpec::Https(..)
+        ));
         assert!(
             loaded.targets[1].origin.ends_with("rs/../rs/one.inc:3")
                 || loaded.targets[1].origin.ends_with("rs/one.inc:3")
@@ -1576,10 +1589,10 @@ virtual_server 10.0.0.100 80 {
         let loaded = load_text(conf).unwrap();
         assert_eq!(loaded.targets.len(), 1);
         let t = &loaded.targets[0];
-        assert_eq!(t.vip.to_string(), "fd98:c612:0:1::100");
-        assert_eq!(t.real_server.to_string(), "fd98:c612:0:1::b");
-        assert_eq!(t.timeout, Duration::from_millis(1500));
-        let CheckSpec::Https(h, _) = &t.check else {
+        assert_eq!(t.probe.vip.to_string(), "fd98:c612:0:1::100");
+        assert_eq!(t.probe.real_server.to_string(), "fd98:c612:0:1::b");
+        assert_eq!(t.probe.timeout, Duration::from_millis(1500));
+        let CheckSpec::Https(h, _) = &t.probe.check else {
             panic!()
         };
         assert_eq!(
@@ -1627,7 +1640,7 @@ virtual_server 10.0.0.104 80 {
         let vips: Vec<String> = loaded
             .targets
             .iter()
-            .map(|t| format!("{} {}", t.vip, t.real_server))
+            .map(|t| format!("{} {}", t.probe.vip, t.probe.real_server))
             .collect();
         assert_eq!(vips, ["10.0.0.102 10.0.0.42", "10.0.0.104 10.0.0.42"]);
         let reasons: Vec<&str> = loaded.skipped.iter().map(|s| s.reason.as_str()).collect();
@@ -1930,14 +1943,15 @@ virtual_server 10.0.0.100 25 {
         let t = &loaded.targets;
         assert_eq!(t.len(), 2, "{loaded:#?}");
         assert_eq!(
-            (t[0].timeout, t[0].interval, t[0].retry),
+            (t[0].probe.timeout, t[0].interval, t[0].retry),
             (
                 Duration::from_secs(2),
                 Some(Duration::from_secs(9)),
                 Some(7)
             )
         );
-        let (CheckSpec::Http(a), CheckSpec::Http(b)) = (&t[0].check, &t[1].check) else {
+        let (CheckSpec::Http(a), CheckSpec::Http(b)) = (&t[0].probe.check, &t[1].probe.check)
+        else {
             panic!()
         };
         assert_eq!(
@@ -1945,9 +1959,21 @@ virtual_server 10.0.0.100 25 {
             (Some("rs.example.com"), "/a")
         );
         assert_eq!(b.host.as_deref(), Some("url.example.com"));
-        assert_eq!(
-            (b.regex.clone(), b.regex_absent.clone()),
-            (vec![], vec!["ok|fine".to_string()])
+        assert_eq!((b.regex.len(), b.regex_absent[0].as_str()), (0, "ok|fine"));
+    }
+
+    #[test]
+    fn an_invalid_regex_skips_its_url() {
+        let conf = "virtual_server 10.0.0.100 80 {\n protocol TCP\n lb_kind DR\n real_server 10.0.0.42 80 {\n\
+                    HTTP_GET {\n url { path /a }\n url {\n path /b\n regex \"(\"\n }\n }}}\n";
+        let loaded = load_text(conf).unwrap();
+        assert_eq!(loaded.targets.len(), 1, "{loaded:#?}");
+        assert_eq!(loaded.skipped.len(), 1, "{loaded:#?}");
+        assert!(
+            loaded.skipped[0]
+                .reason
+                .starts_with("invalid regular expression \"(\""),
+            "{loaded:#?}"
         );
     }
 
@@ -1992,22 +2018,26 @@ virtual_server 10.0.0.100 22 {
             verify: Verify::KeepalivedSslGet,
             sni: None,
             no_sni: true,
+            ..TlsSpec::default()
         };
-        let CheckSpec::Https(h, tls) = &t[0].check else {
-            panic!("{:?}", t[0].check)
+        let CheckSpec::Https(h, tls) = &t[0].probe.check else {
+            panic!("{:?}", t[0].probe.check)
         };
         assert_eq!((h.host.as_deref(), tls), (None, &keepalived));
         // The virtualhost is the Host; without enable_sni, no SNI (and
         // still no verification).
-        let CheckSpec::Https(h, tls) = &t[2].check else {
-            panic!("{:?}", t[2].check)
+        let CheckSpec::Https(h, tls) = &t[2].probe.check else {
+            panic!("{:?}", t[2].probe.check)
         };
         assert_eq!(
             (h.host.as_deref(), tls),
             (Some("www.example.com"), &keepalived)
         );
         // (checked port, virtual server's, real server's)
-        let ports: Vec<_> = t.iter().map(|t| (t.port, t.vs_port, t.rs_port)).collect();
+        let ports: Vec<_> = t
+            .iter()
+            .map(|t| (t.probe.port, t.vs_port, t.rs_port))
+            .collect();
         assert_eq!(
             ports,
             [
@@ -2029,8 +2059,8 @@ virtual_server 10.0.0.100 22 {
                  url {{\n path /\n }}\n }}\n }}\n}}\n"
             );
             let t = load_text(&conf).unwrap().targets;
-            let CheckSpec::Https(_, tls) = &t[0].check else {
-                panic!("{:?}", t[0].check)
+            let CheckSpec::Https(_, tls) = &t[0].probe.check else {
+                panic!("{:?}", t[0].probe.check)
             };
             assert_eq!(tls.verify, Verify::KeepalivedSslGet);
             (tls.sni.clone(), tls.no_sni)

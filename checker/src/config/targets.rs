@@ -60,7 +60,7 @@ use super::{ConfigError, Loaded};
 use crate::probe::parse::{
     check_host, check_path, check_unicast, parse_ip, parse_md5, parse_status,
 };
-use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Method, TlsSpec, Verify};
+use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Method, Probe, TlsSpec, Verify};
 
 /// Default `timeout_ms`.
 pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
@@ -75,14 +75,6 @@ enum Kind {
     Tcp,
     Http,
     Https,
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-enum MethodName {
-    #[serde(rename = "GET", alias = "get")]
-    Get,
-    #[serde(rename = "HEAD", alias = "head")]
-    Head,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -107,7 +99,7 @@ macro_rules! with_settings {
             retry: Option<u32>,
             host: Option<Spanned<String>>,
             path: Option<Spanned<String>>,
-            method: Option<MethodName>,
+            method: Option<Method>,
             status: Option<Spanned<Vec<Status>>>,
             md5: Option<Spanned<String>>,
             verify: Option<bool>,
@@ -294,17 +286,15 @@ fn target(
         }
     };
     Ok(AuditTarget {
-        iface: s.iface.clone(),
-        real_server,
-        vip,
-        port,
+        probe: Probe {
+            iface: s.iface.clone(),
+            timeout: Duration::from_millis(timeout_ms),
+            ..Probe::new(real_server, vip, port, check)
+        },
         vs_vip: vip,
         vs_port: port,
         rs_ip: real_server,
         rs_port: port,
-        check,
-        timeout: Duration::from_millis(timeout_ms),
-        reply_timeout: None,
         interval: s.interval_ms.map(Duration::from_millis),
         retry: s.retry,
         origin,
@@ -341,7 +331,7 @@ fn tls_spec(
     Ok(TlsSpec {
         verify,
         sni,
-        no_sni: false,
+        ..TlsSpec::default()
     })
 }
 
@@ -381,10 +371,7 @@ fn http_spec(
     Ok(HttpSpec {
         host: s.host.as_ref().map(|h| h.get_ref().clone()),
         path: path.get_ref().clone(),
-        method: match s.method {
-            Some(MethodName::Head) => Method::Head,
-            _ => Method::Get,
-        },
+        method: s.method.unwrap_or_default(),
         statuses,
         md5,
         ..HttpSpec::default()
@@ -431,28 +418,31 @@ real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c",
         assert_eq!(loaded.skipped, vec![]);
         let t = &loaded.targets;
         assert_eq!(t.len(), 4);
-        assert_eq!(t[0].iface.as_deref(), Some("eth0"));
-        assert_eq!((t[0].vip.to_string(), t[0].port), ("10.0.0.100".into(), 80));
-        assert_eq!(t[0].real_server.to_string(), "10.0.0.42");
-        assert_eq!(t[0].timeout, Duration::from_millis(1000));
+        assert_eq!(t[0].probe.iface.as_deref(), Some("eth0"));
+        assert_eq!(
+            (t[0].probe.vip.to_string(), t[0].probe.port),
+            ("10.0.0.100".into(), 80)
+        );
+        assert_eq!(t[0].probe.real_server.to_string(), "10.0.0.42");
+        assert_eq!(t[0].probe.timeout, Duration::from_millis(1000));
         assert_eq!(t[0].origin, "targets.toml:14");
-        let CheckSpec::Http(h) = &t[0].check else {
-            panic!("{:?}", t[0].check)
+        let CheckSpec::Http(h) = &t[0].probe.check else {
+            panic!("{:?}", t[0].probe.check)
         };
         assert_eq!(h.host.as_deref(), Some("www.example.com"));
         assert_eq!(h.path, "/healthcheck");
         assert_eq!(h.statuses, vec![200..=399]);
-        let CheckSpec::Http(h) = &t[1].check else {
+        let CheckSpec::Http(h) = &t[1].probe.check else {
             panic!()
         };
         assert_eq!(h.statuses, vec![200..=200, 300..=399]);
         // The second VIP takes the global check (tcp) and iface.
-        assert_eq!(t[2].check, CheckSpec::Tcp);
-        assert_eq!(t[2].iface.as_deref(), Some("eth0"));
-        assert_eq!(t[2].vip.to_string(), "fd98:c612:0:1::100");
-        assert_eq!(t[2].real_server.to_string(), "fd98:c612:0:1::b");
-        assert_eq!(t[3].iface.as_deref(), Some("eth1"));
-        assert_eq!(t[3].timeout, Duration::from_millis(300));
+        assert_eq!(t[2].probe.check, CheckSpec::Tcp);
+        assert_eq!(t[2].probe.iface.as_deref(), Some("eth0"));
+        assert_eq!(t[2].probe.vip.to_string(), "fd98:c612:0:1::100");
+        assert_eq!(t[2].probe.real_server.to_string(), "fd98:c612:0:1::b");
+        assert_eq!(t[3].probe.iface.as_deref(), Some("eth1"));
+        assert_eq!(t[3].probe.timeout, Duration::from_millis(300));
     }
 
     #[test]
@@ -462,13 +452,13 @@ real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c",
         )
         .unwrap();
         let t = &loaded.targets[0];
-        assert_eq!(t.iface, None);
-        assert_eq!(t.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));
+        assert_eq!(t.probe.iface, None);
+        assert_eq!(t.probe.timeout, Duration::from_millis(DEFAULT_TIMEOUT_MS));
         assert_eq!(
             (t.interval, t.retry),
             (Some(Duration::from_secs(2)), Some(3))
         );
-        let CheckSpec::Https(h, _) = &t.check else {
+        let CheckSpec::Https(h, _) = &t.probe.check else {
             panic!()
         };
         assert_eq!(h.method, Method::Head);
@@ -586,8 +576,8 @@ real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c",
                 "t.toml",
             )?;
             let t = &loaded.targets[0];
-            assert_eq!((t.port, t.vs_port, t.rs_port), (443, 443, 443));
-            match &t.check {
+            assert_eq!((t.probe.port, t.vs_port, t.rs_port), (443, 443, 443));
+            match &t.probe.check {
                 CheckSpec::Https(_, tls) => Ok(tls.clone()),
                 other => panic!("{other:?}"),
             }
@@ -603,7 +593,7 @@ real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c",
             TlsSpec {
                 verify: Verify::Ca("/etc/ssl/lab.pem".into()),
                 sni: Some("lab.example".into()),
-                no_sni: false,
+                ..TlsSpec::default()
             }
         );
         let e = tls("verify = false\nca = \"x.pem\"\n").unwrap_err();

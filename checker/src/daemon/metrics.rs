@@ -74,7 +74,7 @@ impl From<&AuditTarget> for TargetLabels {
             target.vs_vip,
             target.vs_port,
             target.rs_ip,
-            target.check.kind(),
+            target.probe.check.kind(),
         )
     }
 }

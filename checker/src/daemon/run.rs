@@ -173,7 +173,8 @@ impl Daemon {
                 );
                 tokio::task::spawn_local(async move {
                     let begun = Instant::now();
-                    let (_, result) = audit::check_one(&engine, &target, &tls).await;
+                    let (_, result) =
+                        audit::run(&engine, &target.probe, &tls, Some(&target.origin)).await;
                     let _ = tx.send(Done {
                         id,
                         result,
@@ -429,13 +430,15 @@ impl Daemon {
 /// `connect_port`), `, checking 10.0.0.5 via 10.0.0.200:80` (a MISC_CHECK's
 /// command line).
 fn checking_elsewhere(target: &AuditTarget) -> String {
-    if (target.real_server, target.vip) != (target.rs_ip, target.vs_vip) {
+    let (vs_vip, vs_port, rs_ip) = (target.vs_vip, target.vs_port, target.rs_ip);
+    let target = &target.probe;
+    if (target.real_server, target.vip) != (rs_ip, vs_vip) {
         format!(
             ", checking {} via {}",
             target.real_server,
             std::net::SocketAddr::new(target.vip, target.port)
         )
-    } else if target.port != target.vs_port {
+    } else if target.port != vs_port {
         format!(", checking port {}", target.port)
     } else {
         String::new()

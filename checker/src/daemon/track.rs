@@ -98,9 +98,9 @@ impl From<&AuditTarget> for TrackKey {
     fn from(target: &AuditTarget) -> TrackKey {
         // Keyed by the virtual and real server the check comes from; the
         // label says when it connects to another port.
-        let mut check = target.check.kind().to_string();
-        if target.port != target.vs_port {
-            check += &format!("-port{}", target.port);
+        let mut check = target.probe.check.kind().to_string();
+        if target.probe.port != target.vs_port {
+            check += &format!("-port{}", target.probe.port);
         }
         TrackKey {
             vip: target.vs_vip,
@@ -121,7 +121,7 @@ pub fn distinct(
     taken: &mut std::collections::HashSet<String>,
 ) -> TrackKey {
     let base = key.check.clone();
-    if let Some(spec) = target.check.http() {
+    if let Some(spec) = target.probe.check.http() {
         let path = path_label(&spec.path);
         let mut tries = vec![format!("{base}-{path}")];
         if let Some(host) = &spec.host {
@@ -486,17 +486,16 @@ mod tests {
     #[test]
     fn names_from_an_audit_target() {
         let target = AuditTarget {
-            iface: None,
-            real_server: "198.18.0.11".parse().unwrap(),
-            vip: "198.18.0.100".parse().unwrap(),
-            port: 80,
+            probe: crate::probe::Probe::new(
+                "198.18.0.11".parse().unwrap(),
+                "198.18.0.100".parse().unwrap(),
+                80,
+                crate::probe::CheckSpec::Tcp,
+            ),
             vs_vip: "198.18.0.100".parse().unwrap(),
             vs_port: 80,
             rs_ip: "198.18.0.11".parse().unwrap(),
             rs_port: 80,
-            check: crate::probe::CheckSpec::Tcp,
-            timeout: std::time::Duration::from_secs(1),
-            reply_timeout: None,
             interval: None,
             retry: None,
             origin: "t:1".into(),
@@ -680,7 +679,11 @@ virtual_server 198.18.0.100 22 {
         let loaded = crate::config::keepalived::load_str(conf, Path::new("k.conf")).unwrap();
         let t = &loaded.targets[0];
         assert_eq!(
-            (t.real_server.to_string(), t.vip.to_string(), t.port),
+            (
+                t.probe.real_server.to_string(),
+                t.probe.vip.to_string(),
+                t.probe.port
+            ),
             ("198.18.0.12".into(), "198.18.0.200".into(), 80)
         );
         let keys = keys_of(conf);

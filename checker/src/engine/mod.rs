@@ -2,7 +2,7 @@
 //! [`Port`] per interface (one capture slot, one AF_PACKET socket, one
 //! neighbour cache), on one thread.
 //!
-//! Data flows one way: a [`Target`] (from the CLI, the C command lines or a
+//! Data flows one way: a [`Probe`] (from the CLI, the C command lines or a
 //! config file) is checked by `check::{tcp,http}` as a [`Flow`](crate::check::Flow),
 //! which the engine gives a port ([`Engine::port`]); each port's task sorts
 //! captured frames into the flows' inboxes; a flow ends in a verdict that
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::trace::Tracer;
 use crate::error::{Error, Result};
-use crate::probe::{self, Target};
+use crate::probe::{self, Probe};
 use crate::sys::netdev::NetDev;
 use crate::sys::packet::{ETH_P_ALL, PacketSocket};
 use crate::xdp::{Attach, Rings, XdpHandle};
@@ -135,7 +135,7 @@ impl Engine {
 
     /// What `target` sends from, once the preflight accepted it: nothing
     /// is sent or attached before.
-    pub fn preflight(&self, target: &Target) -> Result<Plan> {
+    pub fn preflight(&self, target: &Probe) -> Result<Plan> {
         preflight::check_on(&mut *self.host.borrow_mut(), target)
     }
 
@@ -162,7 +162,7 @@ impl Engine {
     pub fn port(
         &self,
         dev: &NetDev,
-        target: &Target,
+        target: &Probe,
         claim_by: Instant,
     ) -> Result<(Rc<Port>, Option<Duration>)> {
         // A port is kept for the engine's lifetime, but only while it is

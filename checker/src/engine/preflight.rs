@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use netlink_packet_route::route::RouteType;
 
 use crate::error::{Error, Result};
-use crate::probe::Target;
+use crate::probe::Probe;
 use crate::sys::netdev::NetDev;
 use crate::sys::rtnl;
 use crate::wire::egress::Egress;
@@ -29,7 +29,7 @@ pub struct Plan {
 /// Validates `target` against this host: every refusal is an [`Error`]
 /// with the documented exit status (2 for the arguments, 3 for the
 /// interface).
-pub fn check(target: &Target) -> Result<Plan> {
+pub fn check(target: &Probe) -> Result<Plan> {
     check_on(&mut Kernel, target)
 }
 
@@ -54,7 +54,7 @@ impl Host for Kernel {
 }
 
 /// [`check`] against `host`.
-pub fn check_on(host: &mut impl Host, target: &Target) -> Result<Plan> {
+pub fn check_on(host: &mut impl Host, target: &Probe) -> Result<Plan> {
     unicast("REAL_SERVER", target.real_server)?;
     unicast("VIP", target.vip)?;
     if target.real_server.is_ipv4() != target.vip.is_ipv4() {
@@ -63,7 +63,11 @@ pub fn check_on(host: &mut impl Host, target: &Target) -> Result<Plan> {
             target.real_server, target.vip
         )));
     }
-    let dev = host.netdev(&target.iface)?;
+    // The check layer gives the route's interface to a probe naming none.
+    let Some(iface) = target.iface.as_deref() else {
+        return Err(Error::Usage("no interface to send from".into()));
+    };
+    let dev = host.netdev(iface)?;
     if !dev.ethernet {
         return Err(Error::Interface(format!(
             "{} is not an Ethernet interface, so no frame can be addressed to a real server's MAC \

@@ -3,14 +3,13 @@
 //! process, a bounded number at a time; what the input holds that cannot
 //! be checked is listed with the reason.
 //!
-//! Each target runs the one-shot check's own code
-//! ([`crate::check::dispatch`]) on one [`crate::engine::Engine`]: one
-//! thread, one capture slot and one AF_PACKET socket per interface, one
-//! neighbour cache.
+//! Each target runs through [`dispatch::run`], as every check does, on
+//! one [`Engine`](crate::engine::Engine): one thread, one capture
+//! slot and one AF_PACKET socket per interface, one neighbour cache.
 
 use std::rc::Rc;
 
-use crate::check::dispatch::{AuditOptions, TlsConfigs, check_one, host_of};
+use crate::check::dispatch::{self, AuditOptions, TlsConfigs, host_of};
 use crate::check::verdict::Verdict;
 use crate::config;
 use crate::engine;
@@ -37,7 +36,8 @@ pub fn run(targets: Vec<AuditTarget>, options: &AuditOptions) -> Result<Vec<Outc
                 let (engine, permits, tls) = (engine.clone(), permits.clone(), tls.clone());
                 tokio::task::spawn_local(async move {
                     let _permit = permits.acquire().await;
-                    let (subject, result) = check_one(&engine, &target, &tls).await;
+                    let (subject, result) =
+                        dispatch::run(&engine, &target.probe, &tls, Some(&target.origin)).await;
                     Outcome {
                         target,
                         subject,
@@ -59,8 +59,8 @@ pub fn run(targets: Vec<AuditTarget>, options: &AuditOptions) -> Result<Vec<Outc
 /// What an HTTP(S) check requests: the Host it sends (the given one, else
 /// the real server's address, as keepalived) and the path.
 fn request(target: &AuditTarget) -> Option<(String, &str)> {
-    let spec = target.check.http()?;
-    Some((host_of(spec, target), spec.path.as_str()))
+    let spec = target.probe.check.http()?;
+    Some((host_of(spec, target.probe.real_server), spec.path.as_str()))
 }
 
 /// The text table of an audit: one line per target, then the skipped.
@@ -72,7 +72,8 @@ pub fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
         "REAL_SERVER", "VIP:PORT", "CHECK", "REQUEST", "VERDICT", "TIME", "REASON"
     );
     for o in outcomes {
-        let vip_port = std::net::SocketAddr::new(o.target.vip, o.target.port).to_string();
+        let vip_port =
+            std::net::SocketAddr::new(o.target.probe.vip, o.target.probe.port).to_string();
         let (verdict, time, reason) = match &o.result {
             Ok(v) => (
                 if v.healthy() { "healthy" } else { "unhealthy" },
@@ -87,9 +88,9 @@ pub fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
         };
         out += &format!(
             "{:<26} {:<32} {:<5} {:<24} {:<9} {:>9}  {reason} ({})\n",
-            o.target.real_server.to_string(),
+            o.target.probe.real_server.to_string(),
             vip_port,
-            o.target.check.kind(),
+            o.target.probe.check.kind(),
             request,
             verdict,
             time,
@@ -107,7 +108,7 @@ pub fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
 pub fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
     let mut out = String::new();
     for o in outcomes {
-        let kind = o.target.check.kind();
+        let kind = o.target.probe.check.kind();
         let line = match &o.result {
             Ok(v) => {
                 crate::front::output::verdict(

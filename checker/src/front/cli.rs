@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::probe::HttpCheck;
 use crate::probe::args::{CheckArgs, Format, HttpArgs, HttpsArgs, TcpArgs, usage_message};
 use crate::xdp::XdpMode;
 
@@ -354,38 +353,20 @@ fn subcommand_path(args: &[std::ffi::OsString]) -> (String, Vec<String>) {
     (path.join(" "), subcommands)
 }
 
-/// The HTTP check over TLS of `vipcheck https`; reading the CA or client
-/// files can fail (a usage error).
-pub fn https_check(args: &HttpsArgs) -> Result<HttpCheck, crate::error::Error> {
-    let options = crate::check::tls::TlsOptions {
-        sni: args.sni.clone(),
-        no_sni: args.no_sni,
-        ca: args.ca.clone(),
-        insecure: args.insecure,
-        cert_days: args.cert_days,
-        client_cert: args.client_cert.clone(),
-        client_key: args.client_key.clone(),
-    };
-    let name = crate::check::tls::server_name(args.sni.as_deref(), &args.http.host)?;
-    Ok(HttpCheck {
-        tls: Some(crate::probe::TlsSetup {
-            config: crate::check::tls::config(&options)?,
-            name,
-            unverified: args
-                .insecure
-                .then_some(crate::check::tls::NOT_VERIFIED_INSECURE),
-            cert_days: args.cert_days,
-        }),
-        ..args.http.check()
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::probe::parse::*;
     use crate::probe::{Capture, CloseMode, Method};
     use std::time::Duration;
+
+    /// The runtime form of `probe`'s HTTP check.
+    fn built(probe: &crate::probe::Probe) -> crate::probe::HttpCheck {
+        use crate::check::dispatch::{AuditOptions, TlsConfigs, http_check};
+        http_check(probe, &TlsConfigs::new(&AuditOptions::default()))
+            .unwrap()
+            .unwrap()
+    }
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_args(std::iter::once("vipcheck").chain(args.iter().copied()))
@@ -644,7 +625,7 @@ mod tests {
         let Command::Tcp(args) = cli.command else {
             panic!("not tcp")
         };
-        let t = args.target();
+        let t = args.probe();
         assert_eq!(t.timeout, Duration::from_millis(1000));
         assert_eq!(t.close, CloseMode::Rst);
         assert_eq!(t.capture, Capture::Require);
@@ -671,7 +652,7 @@ mod tests {
         let Command::Tcp(args) = cli.command else {
             panic!("not tcp")
         };
-        let t = args.target();
+        let t = args.probe();
         assert_eq!(
             (t.trace.any(), t.port, t.close),
             (true, 443, CloseMode::Fin)
@@ -709,7 +690,7 @@ mod tests {
         let Command::Http(args) = cli.command else {
             panic!("not http")
         };
-        let check = args.check();
+        let check = built(&args.probe());
         assert_eq!(check.method, Method::Head);
         assert_eq!(check.expect.statuses, vec![200..=200, 300..=399]);
         assert_eq!(check.headers, vec![("X-A".to_string(), "1".to_string())]);
@@ -724,7 +705,7 @@ mod tests {
         assert_eq!(check.limits.max_body, 1 << 20);
         assert!(check.trace_heads && check.trace_body);
         assert!(
-            !args.target().trace.any(),
+            !args.probe().trace.any(),
             "-vv does not trace frames for http"
         );
     }
@@ -746,12 +727,12 @@ mod tests {
         let Command::Http(args) = cli.command else {
             panic!("not http")
         };
-        assert!(args.check().trace_body && !args.target().trace.any());
+        assert!(built(&args.probe()).trace_body && !args.probe().trace.any());
         let cli = parse(&["-v", "tcp", "eth0", "198.18.0.11", "198.18.0.100", "80"]).unwrap();
         let Command::Tcp(args) = cli.command else {
             panic!("not tcp")
         };
-        assert!(args.target().trace.any());
+        assert!(args.probe().trace.any());
     }
 
     #[test]

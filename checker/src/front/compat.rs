@@ -17,12 +17,11 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
+use crate::check::dispatch::{self, AuditOptions, TlsConfigs};
 use crate::check::verdict::Verdict;
 use crate::error::Error;
-use crate::probe::c_line::{
-    Common, HttpGetRaw, HttpRaw, Invoked, NAMES, Parsed, Plan, TcpRaw, command,
-};
-use crate::probe::{Capture, Target};
+use crate::probe::c_line::{Common, HttpGetRaw, HttpRaw, Invoked, NAMES, Parsed, TcpRaw, command};
+use crate::probe::{Capture, Probe};
 use crate::{check, note, say};
 
 use crate::exit::of_c_checker;
@@ -73,8 +72,8 @@ pub fn main(name: &str, args: &[OsString], invoked: Invoked) -> i32 {
             return of_c_checker(FAILED);
         }
     };
-    let (plan, common) = match parsed.plan() {
-        Ok(plan) => plan,
+    let (probe, common) = match parsed.probe() {
+        Ok(probe) => probe,
         Err(message) => {
             note!("{speaker}: {message} (see '{name} --help')");
             return of_c_checker(FAILED);
@@ -85,7 +84,7 @@ pub fn main(name: &str, args: &[OsString], invoked: Invoked) -> i32 {
         // vipcheck's own diagnostics (attach, fallback) go with the trace.
         crate::front::output::log_to_stderr();
     }
-    of_c_checker(match run(&plan, common) {
+    of_c_checker(match run(&probe, common) {
         Ok(verdict) => {
             say!("{verdict}");
             verdict.healthy()
@@ -169,7 +168,9 @@ impl Common {
 
 /// Runs the check through the VIP path; when the XDP capture cannot be
 /// used here, as the C checkers would.
-fn run(plan: &Plan, common: &Common) -> Result<Verdict, Error> {
+fn run(probe: &Probe, common: &Common) -> Result<Verdict, Error> {
+    let http = dispatch::http_check(probe, &TlsConfigs::new(&AuditOptions::default()))?;
+    let http = http.as_ref();
     let role = common.role();
     let say_path = |text: String| {
         if common.verbose > 0 {
@@ -181,33 +182,26 @@ fn run(plan: &Plan, common: &Common) -> Result<Verdict, Error> {
             "role file says {role:?}; with the XDP capture both roles check through the VIP path"
         ));
     }
-    match check_once(plan, &plan.target) {
+    match dispatch::once(probe, http) {
         Err(e @ (Error::ForeignXdp { .. } | Error::Bpf { .. })) => {
             if role == Some(Role::Backup) {
                 say_path(format!(
                     "the XDP capture cannot be used ({e}); as a BACKUP per the role file, \
                      checking the real server's own address with a kernel TCP connection"
                 ));
-                return check::kernel::run(&plan.target, plan.http.as_ref());
+                return check::kernel::run(probe, http);
             }
             say_path(format!(
                 "the XDP capture cannot be used ({e}); checking through the VIP path with an \
                  AF_PACKET capture (a backup LB's kernel answers the replies with RSTs)"
             ));
-            let target = Target {
+            let probe = Probe {
                 capture: Capture::Off,
-                ..plan.target.clone()
+                ..probe.clone()
             };
-            check_once(plan, &target)
+            dispatch::once(&probe, http)
         }
         other => other,
-    }
-}
-
-fn check_once(plan: &Plan, target: &Target) -> Result<Verdict, Error> {
-    match &plan.http {
-        Some(http) => check::http::run(target, http),
-        None => check::tcp::run(target),
     }
 }
 

@@ -1,5 +1,5 @@
 //! The native command line of one check (`vipcheck tcp|http|https ...`):
-//! its arguments, and how they become a [`Target`] and a check. The front
+//! its arguments, and how they become a [`Probe`]. The front
 //! end's whole command line flattens these; keepalived.conf's MISC_CHECK
 //! lines are read with them too.
 
@@ -11,8 +11,9 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::probe::parse::*;
-use crate::probe::{Capture, CloseMode, Expect, HttpCheck, Method, Target, Trace};
-use crate::wire::http::Limits;
+use crate::probe::{
+    Capture, CheckSpec, CloseMode, HttpSpec, Method, Pattern, Probe, TlsSpec, Trace, Verify,
+};
 use crate::xdp::XdpMode;
 
 #[derive(Debug, Args)]
@@ -153,21 +154,22 @@ pub struct FlowArgs {
 }
 
 impl FlowArgs {
-    /// The target; `trace`: which frames go to stderr.
-    pub fn target(&self, trace: Trace) -> Target {
-        Target {
-            iface: self.iface.clone(),
+    /// The probe of `check`; `trace`: what goes to stderr.
+    pub fn probe(&self, trace: Trace, close: CloseMode, check: CheckSpec) -> Probe {
+        Probe {
+            iface: Some(self.iface.clone()),
             real_server: self.real_server,
             vip: self.vip,
             port: self.port,
             source: self.source,
             timeout: Duration::from_millis(self.timeout),
             reply_timeout: None,
-            close: CloseMode::default(),
+            close,
             capture: self.xdp,
             xdp_mode: self.xdp_mode,
             trace,
             pcap: self.pcap.clone(),
+            check,
         }
     }
 
@@ -195,53 +197,64 @@ fn frames_from(verbose: u8, level: u8) -> Trace {
 
 impl TcpArgs {
     /// `-v` traces frames.
-    pub fn target(&self) -> Target {
-        Target {
-            close: self.close,
-            ..self.flow.target(frames_from(self.verbose, 1))
-        }
+    pub fn probe(&self) -> Probe {
+        self.flow
+            .probe(frames_from(self.verbose, 1), self.close, CheckSpec::Tcp)
     }
 }
 
 impl HttpArgs {
     /// `-v` heads, `-vv` body, `-vvv` frames.
-    pub fn target(&self) -> Target {
-        Target {
-            close: self.close,
-            ..self.flow.target(frames_from(self.verbose, 3))
+    pub fn probe(&self) -> Probe {
+        self.flow
+            .probe(self.trace(), self.close, CheckSpec::Http(self.spec()))
+    }
+
+    fn trace(&self) -> Trace {
+        Trace {
+            heads: self.verbose >= 1,
+            body: self.verbose >= 2,
+            ..frames_from(self.verbose, 3)
         }
     }
 
-    pub fn check(&self) -> HttpCheck {
-        HttpCheck {
-            method: self.method,
-            host: self.host.clone(),
+    /// The request and what its response must satisfy.
+    pub fn spec(&self) -> HttpSpec {
+        let patterns = |list: &[regex::bytes::Regex]| list.iter().cloned().map(Pattern).collect();
+        HttpSpec {
+            host: Some(self.host.clone()),
             path: self.path.clone(),
+            method: self.method,
             headers: self.headers.clone(),
-            expect: Expect {
-                statuses: self.statuses.clone(),
-                headers: self.response_headers.clone(),
-                body: self.body.clone().map(String::into_bytes),
-                md5: self.md5.clone(),
-                sha256: self.sha256.clone(),
-                regex: self.regex.clone(),
-                regex_absent: self.regex_absent.clone(),
-            },
-            limits: Limits {
-                max_body: self.max_body,
-                ..Limits::default()
-            },
-            trace_heads: self.verbose >= 1,
-            trace_body: self.verbose >= 2,
-            trace_c: false,
-            tls: None,
+            statuses: self.statuses.clone(),
+            response_headers: self.response_headers.clone(),
+            body: self.body.clone(),
+            md5: self.md5.clone(),
+            sha256: self.sha256.clone(),
+            regex: patterns(&self.regex),
+            regex_absent: patterns(&self.regex_absent),
+            max_body: self.max_body,
         }
     }
 }
 
 impl HttpsArgs {
-    pub fn target(&self) -> Target {
-        self.http.target()
+    pub fn probe(&self) -> Probe {
+        let http = &self.http;
+        let tls = TlsSpec {
+            verify: match (&self.ca, self.insecure) {
+                (_, true) => Verify::Insecure,
+                (Some(ca), false) => Verify::Ca(ca.clone()),
+                (None, false) => Verify::Roots,
+            },
+            sni: self.sni.clone(),
+            no_sni: self.no_sni,
+            cert_days: self.cert_days,
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
+        };
+        http.flow
+            .probe(http.trace(), http.close, CheckSpec::Https(http.spec(), tls))
     }
 }
 

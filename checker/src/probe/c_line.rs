@@ -12,11 +12,7 @@ use clap::{ArgAction, Args, CommandFactory, Parser};
 
 use crate::probe::args::usage_message;
 use crate::probe::parse::{MAX_TIMEOUT_MS, parse_expected_header, parse_header, parse_ip_host};
-use crate::probe::{
-    Capture, CheckSpec, CloseMode, Expect, HttpCheck, HttpSpec, Method, Target, Trace,
-};
-use crate::wire::http::Limits;
-use crate::xdp::XdpMode;
+use crate::probe::{CheckSpec, CloseMode, HttpSpec, Method, Probe, Trace};
 
 /// The names vipcheck answers to as a C checker.
 pub const NAMES: [&str; 3] = ["check_tcp_raw", "check_http_get_raw", "check_http_raw"];
@@ -318,12 +314,6 @@ pub(crate) enum Parsed {
     Http(HttpRaw),
 }
 
-/// What to run: the check and its target.
-pub(crate) struct Plan {
-    pub(crate) target: Target,
-    pub(crate) http: Option<HttpCheck>,
-}
-
 impl Parsed {
     pub(crate) fn common(&self) -> &Common {
         match self {
@@ -333,41 +323,39 @@ impl Parsed {
         }
     }
 
-    /// The target and check, or why the line cannot be one (the checks
-    /// clap cannot express).
-    pub(crate) fn plan(&self) -> Result<(Plan, &Common), String> {
+    /// What the line asks to check, or why it cannot be a check (the
+    /// checks clap cannot express).
+    pub(crate) fn probe(&self) -> Result<(Probe, &Common), String> {
         let common = self.common();
         let v = common.verbose;
-        let (trace, close, http) = match self {
+        let (trace, close, check) = match self {
             Parsed::Tcp(a) => (
                 Trace {
                     tcp: v >= 1,
                     arp: v >= 2,
                     c_format: true,
+                    ..Trace::default()
                 },
                 if a.clean_close {
                     CloseMode::Fin
                 } else {
                     CloseMode::Rst
                 },
-                None,
+                CheckSpec::Tcp,
             ),
             Parsed::HttpGet(a) => {
-                let expect = Expect {
-                    md5: Some(crate::wire::http::parse_md5(&a.value)?),
-                    ..Expect::default()
-                };
+                let md5 = Some(crate::wire::http::parse_md5(&a.value)?);
                 (
                     http_trace(v),
                     CloseMode::Rst,
-                    Some(http_check(
-                        Method::Get,
+                    http_check(
+                        HttpSpec {
+                            md5,
+                            ..HttpSpec::default()
+                        },
                         &a.host,
                         &a.path,
-                        vec![],
-                        expect,
-                        v,
-                    )?),
+                    )?,
                 )
             }
             Parsed::Http(a) => {
@@ -378,90 +366,68 @@ impl Parsed {
                 {
                     return Err("give at least one validation: -S, -R, -B or -A".into());
                 }
-                let expect = Expect {
+                let spec = HttpSpec {
+                    method: a.method,
+                    headers: a.headers.clone(),
                     statuses: a.status.map(|s| s..=s).into_iter().collect(),
-                    headers: a.response_headers.clone(),
-                    body: a.body.clone().map(String::into_bytes),
+                    response_headers: a.response_headers.clone(),
+                    body: a.body.clone(),
                     md5: a
                         .hash
                         .as_deref()
                         .map(crate::wire::http::parse_md5)
                         .transpose()?,
-                    ..Expect::default()
+                    ..HttpSpec::default()
                 };
                 (
                     http_trace(v),
                     CloseMode::Rst,
-                    Some(http_check(
-                        a.method,
-                        &a.host,
-                        &a.path,
-                        a.headers.clone(),
-                        expect,
-                        v,
-                    )?),
+                    http_check(spec, &a.host, &a.path)?,
                 )
             }
         };
-        let reply_timeout = (common.timeout > 0).then(|| Duration::from_millis(common.timeout));
-        let target = Target {
-            iface: common.iface.clone(),
-            real_server: common.real_server,
-            vip: common.vip,
-            port: common.port,
-            source: None,
+        let probe = Probe {
+            iface: Some(common.iface.clone()),
             // The per-reply timeout governs; the whole check is bounded
             // all the same, and keepalived stops it at its own timeout.
             timeout: Duration::from_millis(MAX_TIMEOUT_MS),
-            reply_timeout,
+            reply_timeout: (common.timeout > 0).then(|| Duration::from_millis(common.timeout)),
             close,
-            capture: Capture::Require,
-            xdp_mode: XdpMode::Skb,
             trace,
             pcap: common.pcap.clone(),
+            ..Probe::new(common.real_server, common.vip, common.port, check)
         };
-        Ok((Plan { target, http }, common))
+        Ok((probe, common))
     }
 }
 
-/// HTTP levels: -vvv TCP frames, -vvvv ARP frames.
+/// HTTP levels: -v heads, -vv body, -vvv TCP frames, -vvvv ARP frames.
 fn http_trace(v: u8) -> Trace {
     Trace {
         tcp: v >= 3,
         arp: v >= 4,
         c_format: true,
+        heads: v >= 1,
+        body: v >= 2,
     }
 }
 
-fn http_check(
-    method: Method,
-    host: &str,
-    path: &str,
-    headers: Vec<(String, String)>,
-    expect: Expect,
-    v: u8,
-) -> Result<HttpCheck, String> {
+/// `spec` requesting `path` of `host`, both checked as the C checkers do.
+fn http_check(spec: HttpSpec, host: &str, path: &str) -> Result<CheckSpec, String> {
     crate::wire::http::check_host(host)?;
     crate::wire::http::check_path(path)?;
-    Ok(HttpCheck {
-        method,
-        host: host.to_string(),
+    Ok(CheckSpec::Http(HttpSpec {
+        host: Some(host.to_string()),
         path: path.to_string(),
-        headers,
-        expect,
-        limits: Limits::default(),
-        trace_heads: v >= 1,
-        trace_body: v >= 2,
-        trace_c: true,
-        tls: None,
-    })
+        ..spec
+    }))
 }
 
 /// The C checker command line `name ARGS` (as a keepalived MISC_CHECK
-/// runs it) as the pieces of an audit target, validated as the checker
-/// itself validates it; the error says what is wrong, in one line. Runs
-/// nothing (public for the fuzz targets).
-pub fn parse_line(name: &str, args: &[String]) -> Result<CompatLine, String> {
+/// runs it) as what it checks, validated as the checker itself validates
+/// it; the error says what is wrong, in one line. Runs nothing (public
+/// for the fuzz targets).
+pub fn parse_line(name: &str, args: &[String]) -> Result<Probe, String> {
     let words = std::iter::once(name.to_string()).chain(args.iter().cloned());
     let parsed = match name {
         "check_tcp_raw" => TcpRaw::try_parse_from(words).map(Parsed::Tcp),
@@ -470,51 +436,7 @@ pub fn parse_line(name: &str, args: &[String]) -> Result<CompatLine, String> {
         _ => return Err(format!("{name} is not one of {}", NAMES.join(", "))),
     }
     .map_err(|e| usage_message(&e))?;
-    parsed.plan()?;
-    let check = match &parsed {
-        Parsed::Tcp(_) => CheckSpec::Tcp,
-        Parsed::HttpGet(a) => CheckSpec::Http(HttpSpec {
-            host: Some(a.host.clone()),
-            path: a.path.clone(),
-            md5: Some(crate::wire::http::parse_md5(&a.value)?),
-            ..HttpSpec::default()
-        }),
-        Parsed::Http(a) => CheckSpec::Http(HttpSpec {
-            host: Some(a.host.clone()),
-            path: a.path.clone(),
-            method: a.method,
-            headers: a.headers.clone(),
-            statuses: a.status.map(|s| s..=s).into_iter().collect(),
-            response_headers: a.response_headers.clone(),
-            body: a.body.clone(),
-            md5: a
-                .hash
-                .as_deref()
-                .map(crate::wire::http::parse_md5)
-                .transpose()?,
-            ..HttpSpec::default()
-        }),
-    };
-    let common = parsed.common();
-    Ok(CompatLine {
-        iface: common.iface.clone(),
-        real_server: common.real_server,
-        vip: common.vip,
-        port: common.port,
-        reply_timeout: (common.timeout > 0).then(|| Duration::from_millis(common.timeout)),
-        check,
-    })
-}
-
-/// What a C checker's command line gives.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CompatLine {
-    pub iface: String,
-    pub real_server: IpAddr,
-    pub vip: IpAddr,
-    pub port: u16,
-    pub reply_timeout: Option<Duration>,
-    pub check: CheckSpec,
+    Ok(parsed.probe()?.0)
 }
 
 #[cfg(test)]
@@ -639,9 +561,9 @@ mod tests {
     fn http_raw_needs_a_validation_and_a_known_method() {
         let tail = ["eth0", "198.18.0.11", "198.18.0.100", "80", "h", "/"];
         let none = parse("check_http_raw", &tail).unwrap();
-        assert!(none.plan().is_err());
+        assert!(none.probe().is_err());
         let with: Vec<&str> = ["-S", "200"].iter().chain(tail.iter()).copied().collect();
-        assert!(parse("check_http_raw", &with).unwrap().plan().is_ok());
+        assert!(parse("check_http_raw", &with).unwrap().probe().is_ok());
         let post: Vec<&str> = ["-M", "POST", "-S", "200"]
             .iter()
             .chain(tail.iter())
@@ -660,7 +582,7 @@ mod tests {
         assert!(
             parse("check_http_get_raw", &get_raw)
                 .unwrap()
-                .plan()
+                .probe()
                 .is_err()
         );
     }
@@ -674,16 +596,16 @@ mod tests {
         .unwrap() else {
             unreachable!()
         };
-        let (plan, _) = Parsed::Tcp(a).plan().unwrap();
-        assert_eq!(plan.target.reply_timeout, Some(Duration::from_millis(250)));
-        let (plan, _) = parse(
+        let (probe, _) = Parsed::Tcp(a).probe().unwrap();
+        assert_eq!(probe.reply_timeout, Some(Duration::from_millis(250)));
+        let (probe, _) = parse(
             "check_tcp_raw",
             &["-t", "0", "eth0", "198.18.0.11", "198.18.0.100", "80"],
         )
         .unwrap()
-        .plan()
+        .probe()
         .unwrap();
-        assert_eq!(plan.target.reply_timeout, None);
-        assert_eq!(plan.target.timeout, Duration::from_millis(MAX_TIMEOUT_MS));
+        assert_eq!(probe.reply_timeout, None);
+        assert_eq!(probe.timeout, Duration::from_millis(MAX_TIMEOUT_MS));
     }
 }

@@ -18,7 +18,7 @@ pub mod c_line;
 pub mod parse;
 
 /// How the check's TCP connection ends once it has done its job.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum CloseMode {
     /// RST: nothing is left in TIME-WAIT (as the C checkers do).
     #[default]
@@ -28,7 +28,7 @@ pub enum CloseMode {
 }
 
 /// How replies are captured.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Capture {
     /// The shared XDP program takes our replies before the kernel sees them;
     /// the check fails (exit 3) if it cannot be used.
@@ -39,12 +39,22 @@ pub enum Capture {
     Off,
 }
 
-#[derive(Clone, Debug)]
-pub struct Target {
-    pub iface: String,
+/// What to check, from every input (the command line, the C checkers'
+/// command lines, keepalived.conf, a targets file): a real server through
+/// a VIP, how the flow is run, and the check ([`CheckSpec`]). The check
+/// layer runs it ([`crate::check::dispatch`]); what a targets file or
+/// keepalived.conf adds around it is an [`AuditTarget`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Probe {
+    /// Interface to send from; `None`: the interface of the route to the
+    /// real server (a targets file or keepalived.conf may name none; the
+    /// check layer looks it up).
+    pub iface: Option<String>,
     /// IPv4 or IPv6, the same family as `vip` (the preflight checks).
     pub real_server: IpAddr,
     pub vip: IpAddr,
+    /// The port the check connects to (keepalived's `connect_port`, else
+    /// the real server's port).
     pub port: u16,
     /// Source address; the interface's own when `None`.
     pub source: Option<IpAddr>,
@@ -57,21 +67,51 @@ pub struct Target {
     pub close: CloseMode,
     pub capture: Capture,
     pub xdp_mode: XdpMode,
-    /// Which frames to show on stderr (and vipcheck's diagnostics when any).
+    /// What to show on stderr (and vipcheck's diagnostics when frames are).
     pub trace: Trace,
     /// Write every frame sent and received to this pcap file.
     pub pcap: Option<PathBuf>,
+    /// What to check over the flow.
+    pub check: CheckSpec,
 }
 
-/// Which frames are shown on stderr, and how.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+impl Probe {
+    /// A check of `real_server` through `vip:port` with the defaults of
+    /// an audit target: the route's interface, a 1 s deadline, RST close,
+    /// the XDP capture, no trace.
+    pub fn new(real_server: IpAddr, vip: IpAddr, port: u16, check: CheckSpec) -> Probe {
+        Probe {
+            iface: None,
+            real_server,
+            vip,
+            port,
+            source: None,
+            timeout: Duration::from_millis(1000),
+            reply_timeout: None,
+            close: CloseMode::Rst,
+            capture: Capture::Require,
+            xdp_mode: XdpMode::Skb,
+            trace: Trace::default(),
+            pcap: None,
+            check,
+        }
+    }
+}
+
+/// What is shown on stderr, and how.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Trace {
     /// TCP segments.
     pub tcp: bool,
     /// ARP requests and replies.
     pub arp: bool,
-    /// The C checkers' line format.
+    /// The C checkers' line format (frames, and with `heads` their `* `
+    /// lines: connected, body MD5, closed).
     pub c_format: bool,
+    /// HTTP: the request and response heads.
+    pub heads: bool,
+    /// HTTP: the body too (its first 4 KiB).
+    pub body: bool,
 }
 
 impl Trace {
@@ -80,24 +120,21 @@ impl Trace {
         tcp: true,
         arp: true,
         c_format: false,
+        heads: false,
+        body: false,
     };
 
+    /// Whether any frames are shown.
     pub fn any(self) -> bool {
         self.tcp || self.arp
     }
 }
 
-/// One check to run: a real server through a VIP.
+/// One target of a targets file or keepalived.conf: the [`Probe`], and
+/// what the input says around it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AuditTarget {
-    /// Interface to send from; `None`: the interface of the route to the
-    /// real server.
-    pub iface: Option<String>,
-    pub real_server: IpAddr,
-    pub vip: IpAddr,
-    /// The port the check connects to (keepalived's `connect_port`, else
-    /// the real server's port).
-    pub port: u16,
+    pub probe: Probe,
     /// The virtual server's address and port, as the input writes them:
     /// the LVS service the check stands for (track files, labels and the
     /// snippet are keyed by them, and by the real server's below). A
@@ -108,12 +145,6 @@ pub struct AuditTarget {
     /// virtual server's port when it gives none).
     pub rs_ip: IpAddr,
     pub rs_port: u16,
-    pub check: CheckSpec,
-    /// Deadline of the whole check.
-    pub timeout: Duration,
-    /// Each reply must come within this of the one before (the C
-    /// checkers' `-t`); `None`: only `timeout` applies.
-    pub reply_timeout: Option<Duration>,
     /// How often the source checks it (keepalived's `delay_loop`).
     pub interval: Option<Duration>,
     /// Failures before the source declares it down (keepalived's `retry`).
@@ -129,9 +160,12 @@ impl AuditTarget {
     /// it.
     pub fn identity(&self) -> AuditTarget {
         AuditTarget {
-            iface: None,
-            timeout: Duration::ZERO,
-            reply_timeout: None,
+            probe: Probe {
+                iface: None,
+                timeout: Duration::ZERO,
+                reply_timeout: None,
+                ..self.probe.clone()
+            },
             interval: None,
             retry: None,
             origin: String::new(),
@@ -179,6 +213,12 @@ pub struct TlsSpec {
     pub sni: Option<String>,
     /// Send no SNI (keepalived's `SSL_GET` without `enable_sni`).
     pub no_sni: bool,
+    /// Fail when the certificate expires within this many days.
+    pub cert_days: Option<u32>,
+    /// Mutual TLS: our certificate chain and key (PEM files; both or
+    /// neither).
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
 }
 
 /// Whether and against what the certificate is verified.
@@ -189,6 +229,8 @@ pub enum Verify {
     Roots,
     /// Against this CA (PEM).
     Ca(PathBuf),
+    /// Not at all (`--insecure`; the verdict says so).
+    Insecure,
     /// Not at all, as keepalived's `SSL_GET` (check_ssl.c never sets
     /// SSL_VERIFY_PEER): the handshake must succeed, the certificate's
     /// facts are reported.
@@ -197,7 +239,7 @@ pub enum Verify {
 
 /// An HTTP(S) request and what its response must satisfy (every field
 /// given must hold).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct HttpSpec {
     /// Host header; `None`: the source gave none (keepalived then sends
     /// the address it connects to).
@@ -215,17 +257,76 @@ pub struct HttpSpec {
     pub body: Option<String>,
     /// MD5 of the body, lowercase hex.
     pub md5: Option<String>,
+    /// SHA-256 of the body, lowercase hex.
+    pub sha256: Option<String>,
     /// Regular expressions the body must match.
-    pub regex: Vec<String>,
+    pub regex: Vec<Pattern>,
     /// Regular expressions the body must not match.
-    pub regex_absent: Vec<String>,
+    pub regex_absent: Vec<Pattern>,
+    /// Largest acceptable body (bytes); a larger one fails the check.
+    pub max_body: u64,
 }
 
-/// Request method of an HTTP check.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+impl Default for HttpSpec {
+    fn default() -> Self {
+        HttpSpec {
+            host: None,
+            path: String::new(),
+            method: Method::default(),
+            headers: Vec::new(),
+            statuses: Vec::new(),
+            response_headers: Vec::new(),
+            body: None,
+            md5: None,
+            sha256: None,
+            regex: Vec::new(),
+            regex_absent: Vec::new(),
+            max_body: Limits::default().max_body,
+        }
+    }
+}
+
+/// A compiled regular expression, equal to (and hashed as) another of the
+/// same pattern text: a spec's identity (the daemon's, across a reload)
+/// is its text.
+#[derive(Clone, Debug)]
+pub struct Pattern(pub Regex);
+
+impl Pattern {
+    /// The pattern's text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl From<Regex> for Pattern {
+    fn from(regex: Regex) -> Pattern {
+        Pattern(regex)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Pattern {}
+
+impl std::hash::Hash for Pattern {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+/// Request method of an HTTP check (a targets file's `method` spells it
+/// `GET` or `HEAD`, or in lowercase).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum, serde::Deserialize)]
 pub enum Method {
     #[default]
+    #[serde(rename = "GET", alias = "get")]
     Get,
+    #[serde(rename = "HEAD", alias = "head")]
     Head,
 }
 
@@ -275,6 +376,8 @@ impl Expect {
     }
 }
 
+/// The runtime form of an HTTP(S) check, built from a [`Probe`]'s
+/// [`HttpSpec`] (and [`TlsSpec`]) by `check::dispatch::http_check` only.
 #[derive(Clone, Debug)]
 pub struct HttpCheck {
     pub method: Method,
@@ -327,10 +430,11 @@ pub struct Subject {
     pub port: u16,
 }
 
-impl From<&Target> for Subject {
-    fn from(target: &Target) -> Subject {
+impl From<&Probe> for Subject {
+    /// An interface not yet known (the route's) is empty.
+    fn from(target: &Probe) -> Subject {
         Subject {
-            iface: target.iface.clone(),
+            iface: target.iface.clone().unwrap_or_default(),
             real_server: target.real_server,
             vip: target.vip,
             port: target.port,

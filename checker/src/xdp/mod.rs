@@ -38,7 +38,7 @@ use program::{Found, Program, foreign};
 const BPF_NOEXIST: u64 = 1;
 
 /// Attach mode of the XDP program.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum XdpMode {
     /// Generic XDP: works on every device (veth, VLAN, bond) and never resets a NIC.
     #[default]

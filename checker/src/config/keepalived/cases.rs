@@ -512,15 +512,15 @@ fn parameters_are_substituted() {
     assert_eq!(loaded.warnings, vec![], "{loaded:#?}");
     let t = &loaded.targets;
     assert_eq!(t.len(), 2, "{loaded:#?}");
-    assert_eq!((t[0].vip, t[0].port), (ip("10.0.0.100"), 80));
-    assert_eq!(t[0].real_server, ip("10.0.0.42"));
-    assert_eq!(t[0].check, CheckSpec::Tcp);
+    assert_eq!((t[0].probe.vip, t[0].probe.port), (ip("10.0.0.100"), 80));
+    assert_eq!(t[0].probe.real_server, ip("10.0.0.42"));
+    assert_eq!(t[0].probe.check, CheckSpec::Tcp);
     // From the multi-line $CHECK.
-    assert_eq!(t[0].timeout, Duration::from_secs(3));
+    assert_eq!(t[0].probe.timeout, Duration::from_secs(3));
     assert!(t[0].origin.ends_with(":13"), "{}", t[0].origin);
     // An unknown parameter stays as it is, as in keepalived.
-    let CheckSpec::Http(h) = &t[1].check else {
-        panic!("{:?}", t[1].check)
+    let CheckSpec::Http(h) = &t[1].probe.check else {
+        panic!("{:?}", t[1].probe.check)
     };
     assert_eq!(h.path, "/$UNKNOWN");
 }
@@ -568,7 +568,7 @@ fn conditional_lines_match_the_host_name() {
     assert_eq!(loaded.warnings, vec![], "{loaded:#?}");
     let t = &loaded.targets;
     assert_eq!(t.len(), 1, "{loaded:#?}");
-    assert_eq!(t[0].real_server, ip("10.0.0.42"));
+    assert_eq!(t[0].probe.real_server, ip("10.0.0.42"));
     assert_eq!(loaded.skipped, vec![]);
 }
 
@@ -578,7 +578,7 @@ fn sequences_expand() {
     let rs: Vec<String> = loaded
         .targets
         .iter()
-        .map(|t| t.real_server.to_string())
+        .map(|t| t.probe.real_server.to_string())
         .collect();
     assert_eq!(
         rs,
@@ -605,7 +605,7 @@ fn sequences_expand() {
 fn include_variants() {
     let loaded = load_case("includes").unwrap();
     assert_eq!(loaded.targets.len(), 1, "{loaded:#?}");
-    assert_eq!(loaded.targets[0].real_server, ip("10.0.0.42"));
+    assert_eq!(loaded.targets[0].probe.real_server, ip("10.0.0.42"));
     assert!(loaded.targets[0].origin.ends_with("rs/b.inc:2"));
     let got: Vec<(String, &str)> = loaded
         .skipped
@@ -644,7 +644,7 @@ fn bytes_that_are_not_utf8() {
     let loaded = load_case("latin1").unwrap();
     assert_eq!(loaded.warnings, vec![], "{loaded:#?}");
     assert_eq!(loaded.targets.len(), 1);
-    let CheckSpec::Http(h) = &loaded.targets[0].check else {
+    let CheckSpec::Http(h) = &loaded.targets[0].probe.check else {
         panic!()
     };
     // Kept lossily.
@@ -675,7 +675,7 @@ fn virtual_server_groups() {
     let got: Vec<String> = loaded
         .targets
         .iter()
-        .map(|t| format!("{} {} {}", t.vip, t.port, t.real_server))
+        .map(|t| format!("{} {} {}", t.probe.vip, t.probe.port, t.probe.real_server))
         .collect();
     assert_eq!(
         got,
@@ -715,14 +715,14 @@ fn misc_check_runs_vipcheck() {
     let loaded = load_case("misc_native").unwrap();
     let t = &loaded.targets;
     assert_eq!(t.len(), 5, "{loaded:#?}");
-    assert_eq!(t[0].check, CheckSpec::Tcp);
-    assert_eq!(t[0].iface.as_deref(), Some("eth0"));
-    assert_eq!(t[0].timeout, Duration::from_millis(800));
-    let CheckSpec::Http(h) = &t[1].check else {
-        panic!("{:?}", t[1].check)
+    assert_eq!(t[0].probe.check, CheckSpec::Tcp);
+    assert_eq!(t[0].probe.iface.as_deref(), Some("eth0"));
+    assert_eq!(t[0].probe.timeout, Duration::from_millis(800));
+    let CheckSpec::Http(h) = &t[1].probe.check else {
+        panic!("{:?}", t[1].probe.check)
     };
     assert_eq!(
-        t[1].timeout,
+        t[1].probe.timeout,
         Duration::from_secs(1),
         "vipcheck's default -t"
     );
@@ -735,21 +735,24 @@ fn misc_check_runs_vipcheck() {
         (h.host.as_deref(), h.path.as_str()),
         (Some("www.example.com"), "/hc")
     );
-    let CheckSpec::Https(h, tls) = &t[2].check else {
-        panic!("{:?}", t[2].check)
+    let CheckSpec::Https(h, tls) = &t[2].probe.check else {
+        panic!("{:?}", t[2].probe.check)
     };
-    assert_eq!((t[2].port, h.method), (443, crate::probe::Method::Head));
+    assert_eq!(
+        (t[2].probe.port, h.method),
+        (443, crate::probe::Method::Head)
+    );
     assert_eq!(h.statuses, vec![200..=399]);
     // Native https verifies, as on its command line; --insecure does not.
     assert_eq!(tls.verify, crate::probe::Verify::Roots);
-    let CheckSpec::Https(_, tls) = &t[3].check else {
-        panic!("{:?}", t[3].check)
+    let CheckSpec::Https(_, tls) = &t[3].probe.check else {
+        panic!("{:?}", t[3].probe.check)
     };
     assert_eq!(tls.verify, crate::probe::Verify::KeepalivedSslGet);
     // A C line under vipcheck's own name (a symlink resolved by
     // keepalived's script security) is known by its shape.
-    assert_eq!(t[4].check, CheckSpec::Tcp);
-    assert_eq!(t[4].reply_timeout, Some(Duration::from_millis(500)));
+    assert_eq!(t[4].probe.check, CheckSpec::Tcp);
+    assert_eq!(t[4].probe.reply_timeout, Some(Duration::from_millis(500)));
     let reasons: Vec<&str> = loaded.skipped.iter().map(|s| s.reason.as_str()).collect();
     assert_eq!(reasons.len(), 2, "{reasons:#?}");
     assert!(reasons[0].contains("names are not resolved"), "{reasons:?}");
@@ -792,10 +795,10 @@ fn unknown_keywords_are_reported_and_reading_goes_on() {
     assert_eq!(t.len(), 2, "{loaded:#?}");
     // conect_timeout is no timeout: keepalived's default applies.
     assert_eq!(
-        (t[0].real_server, t[0].timeout),
+        (t[0].probe.real_server, t[0].probe.timeout),
         (ip("10.0.0.42"), DEFAULT_TIMEOUT)
     );
-    assert_eq!(t[1].real_server, ip("10.0.0.44"));
+    assert_eq!(t[1].probe.real_server, ip("10.0.0.44"));
     assert!(loaded.warnings[0].origin.ends_with("keepalived.conf:7"));
 }
 
@@ -803,7 +806,7 @@ fn unknown_keywords_are_reported_and_reading_goes_on() {
 fn a_direct_routing_real_server_on_another_port() {
     let loaded = load_case("dr_port").unwrap();
     assert_eq!(loaded.targets.len(), 1);
-    assert_eq!(loaded.targets[0].port, 8080);
+    assert_eq!(loaded.targets[0].probe.port, 8080);
     let w = lines(&loaded);
     assert_eq!(w.len(), 1);
     assert!(
@@ -816,7 +819,7 @@ fn a_direct_routing_real_server_on_another_port() {
 fn forwarding_methods_as_keepalived_spells_them() {
     let loaded = load_case("methods").unwrap();
     assert_eq!(loaded.targets.len(), 1, "{loaded:#?}");
-    assert_eq!(loaded.targets[0].vip, ip("10.0.0.104"));
+    assert_eq!(loaded.targets[0].probe.vip, ip("10.0.0.104"));
     assert_eq!(
         lines(&loaded),
         [
@@ -846,7 +849,7 @@ fn values_keepalived_reads_past_are_warned_and_not_checked() {
     let loaded = load_case("bad_values").unwrap();
     let t = &loaded.targets;
     assert_eq!(t.len(), 1, "{loaded:#?}");
-    assert_eq!(t[0].real_server, ip("10.0.0.44"));
+    assert_eq!(t[0].probe.real_server, ip("10.0.0.44"));
     let at: Vec<String> = lines(&loaded)
         .iter()
         .map(|l| l.split(':').next().unwrap().to_string())
