@@ -7,3 +7,4 @@ pub mod cli;
 pub mod compat;
 pub mod man;
 pub mod output;
+pub mod run;

@@ -1,0 +1,311 @@
+//! What the `vipcheck` binary does once started: the command line read
+//! (a C checker's name or shape, else vipcheck's own), the command run,
+//! its one line printed, its exit status returned.
+
+use std::ffi::OsString;
+
+use crate::check::dispatch::{self, AuditOptions, TlsConfigs};
+use crate::check::verdict::Failure;
+use crate::error::Error;
+use crate::exit::EXIT_USAGE;
+use crate::front::cli::{Cli, Command, CompatAction, KeepalivedAction, XdpAction};
+use crate::front::compat;
+use crate::front::output;
+use crate::probe::args::{Format, Thresholds};
+use crate::probe::c_line::{self, Invoked};
+use crate::probe::{Probe, Subject};
+use crate::sys::netdev::NetDev;
+use crate::{note, say, xdp};
+
+pub fn run() -> i32 {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let rest = args.get(1..).unwrap_or_default();
+    if let Some(name) = args.first().and_then(|a| c_line::invoked_as(a)) {
+        return compat::main(name, rest, Invoked::ByName);
+    }
+    if let Some(name) = c_line::by_shape(rest) {
+        return compat::main(name, rest, Invoked::ByShape);
+    }
+    let cli = match Cli::try_parse_args(&args) {
+        Ok(cli) => cli,
+        Err(e) => return usage(e, rest),
+    };
+    match cli.command {
+        Command::Tcp(args) => checked(&args.probe(), args.flow.output()),
+        Command::Http(args) => checked(&args.probe(), args.flow.output()),
+        Command::Https(args) => checked(&args.probe(), args.http.flow.output()),
+        Command::Xdp { verbose, action } => {
+            if verbose > 0 {
+                output::log_to_stderr();
+            }
+            match xdp_command(action) {
+                Ok(()) => 0,
+                Err(e) => fail(e),
+            }
+        }
+        Command::Audit(args) => audit(&args),
+        Command::Daemon(args) => daemon(&args),
+        Command::Keepalived {
+            action: KeepalivedAction::Snippet { input, track_dir },
+        } => match input.input().load() {
+            Ok(loaded) => {
+                let keys = crate::daemon::track::track_keys(&loaded.targets);
+                say!(
+                    "{}",
+                    crate::daemon::track::snippet(&track_dir, &keys).trim_end()
+                );
+                0
+            }
+            Err(e) => {
+                note!("vipcheck: {e}");
+                EXIT_USAGE
+            }
+        },
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            // Into a buffer: clap_complete panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "vipcheck", &mut script);
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&script);
+            0
+        }
+        Command::Man { dir } => match crate::front::man::man_pages(&dir) {
+            Ok(pages) => {
+                for page in pages {
+                    say!("wrote {}", page.display());
+                }
+                0
+            }
+            Err(e) => fail(Error::io(
+                format!("writing man pages into {}", dir.display()),
+                e,
+            )),
+        },
+        Command::Compat {
+            action: CompatAction::Install { dir },
+        } => match compat::install(&dir) {
+            Ok((done, warning)) => {
+                for installed in done {
+                    match installed {
+                        compat::Installed::Created(link) => say!("created {}", link.display()),
+                        compat::Installed::Replaced(link) => {
+                            say!("replaced {} (a link to an older vipcheck)", link.display());
+                        }
+                    }
+                }
+                if let Some(warning) = warning {
+                    note!("vipcheck: {warning}");
+                }
+                0
+            }
+            Err(e) => fail(e),
+        },
+    }
+}
+
+/// Runs a check and prints its verdict in the asked format; the exit
+/// status is the format's. A check that cannot be built (a CA or client
+/// file that cannot be read, a TLS name rustls cannot use) is an error
+/// with no subject.
+fn checked(target: &Probe, (format, thresholds): (Format, Thresholds)) -> i32 {
+    let kind = target.check.kind();
+    let http = match dispatch::http_check(target, &TlsConfigs::new(&AuditOptions::default())) {
+        Ok(http) => http,
+        Err(e) => {
+            let (line, code) = output::error(
+                &e.to_string(),
+                crate::exit::of_error(&e),
+                e.failure(),
+                None,
+                kind,
+                format,
+            );
+            if format == Format::Text {
+                note!("{line}");
+            } else {
+                say!("{line}");
+            }
+            return code;
+        }
+    };
+    if target.trace.any() {
+        output::log_to_stderr();
+    }
+    let subject = Subject::from(target);
+    let (line, code) = match dispatch::once(target, http.as_ref()) {
+        Ok(verdict) => output::verdict(&verdict, &subject, kind, format, thresholds),
+        Err(e) => {
+            let (line, code) = output::error(
+                &e.to_string(),
+                crate::exit::of_error(&e),
+                e.failure(),
+                Some(&subject),
+                kind,
+                format,
+            );
+            if format == Format::Text {
+                note!("{line}");
+                return code;
+            }
+            (line, code)
+        }
+    };
+    say!("{line}");
+    code
+}
+
+fn audit(args: &crate::front::cli::AuditArgs) -> i32 {
+    use crate::front::audit;
+    let loaded = match args.input.input().load_checkable() {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            note!("vipcheck: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let options = args.tls.options(usize::from(args.parallel));
+    let outcomes = match audit::run(loaded.targets, &options) {
+        Ok(outcomes) => outcomes,
+        Err(e) => return fail(e),
+    };
+    let text = match args.format {
+        Format::Json => audit::json_lines(&outcomes, &loaded.skipped),
+        _ => audit::table(&outcomes, &loaded.skipped),
+    };
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(text.as_bytes());
+    }
+    audit::exit_code(&outcomes)
+}
+
+fn daemon(args: &crate::front::cli::DaemonArgs) -> i32 {
+    use crate::daemon::run::{self, DaemonOptions};
+    let options = DaemonOptions {
+        input: args.input.input(),
+        metrics: args.metrics,
+        track_dir: args.track_dir.clone(),
+        rise: args.rise,
+        fall: args.fall,
+        parallel: usize::from(args.parallel),
+        interval: std::time::Duration::from_millis(args.interval),
+        tls: args.tls.options(usize::from(args.parallel)),
+    };
+    match run::run(options) {
+        Ok(code) => code,
+        Err(e) => fail(e),
+    }
+}
+
+fn fail(e: Error) -> i32 {
+    note!("vipcheck: {e}");
+    crate::exit::of_error(&e)
+}
+
+/// clap's errors in one line, in the asked format; help and version as
+/// clap prints them.
+fn usage(e: clap::Error, args: &[OsString]) -> i32 {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return 0;
+    }
+    let message = crate::front::cli::usage_line(&e, args);
+    let format = output::requested_format(args);
+    let (line, code) = output::error(&message, EXIT_USAGE, Failure::Error, None, "", format);
+    if format == Format::Text {
+        note!("{line}");
+    } else {
+        say!("{line}");
+    }
+    code
+}
+
+fn xdp_command(action: XdpAction) -> Result<(), Error> {
+    match action {
+        XdpAction::Attach { iface, xdp_mode } => {
+            let dev = NetDev::lookup(&iface)?;
+            let (_, attach) = xdp::XdpHandle::open_or_attach(&dev, xdp_mode)?;
+            if let xdp::Attach::Found(mode) = attach
+                && mode != xdp_mode
+            {
+                return Err(Error::Interface(format!(
+                    "vipcheck's XDP program is already attached to {iface} in {} mode, not {}; \
+                     to change it: vipcheck xdp detach {iface}, then vipcheck xdp attach \
+                     --xdp-mode {} {iface} (checks running on {iface} meanwhile fail)",
+                    mode.name(),
+                    xdp_mode.name(),
+                    xdp_mode.name()
+                )));
+            }
+            print_status(&dev)
+        }
+        XdpAction::Detach { iface } => {
+            let dev = NetDev::lookup(&iface)?;
+            if xdp::detach(&dev)? {
+                say!("{iface}: vipcheck XDP program detached");
+            } else {
+                say!("{iface}: no vipcheck XDP program attached");
+            }
+            Ok(())
+        }
+        XdpAction::Status { iface: Some(iface) } => print_status(&NetDev::lookup(&iface)?),
+        XdpAction::Status { iface: None } => {
+            let devs = xdp::attached_here()?;
+            if devs.is_empty() {
+                say!("no XDP program attached in this network namespace");
+            }
+            for dev in devs {
+                print_status(&dev)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_status(dev: &NetDev) -> Result<(), Error> {
+    let report = match xdp::status(dev)? {
+        xdp::Status::None => {
+            say!("{}: no vipcheck XDP program attached", dev.name);
+            return Ok(());
+        }
+        xdp::Status::Foreign(program) => {
+            say!(
+                "{}: no vipcheck XDP program attached; XDP program {} ({} mode) is another's, \
+                 and vipcheck leaves it alone",
+                dev.name,
+                program.id,
+                program.mode
+            );
+            return Ok(());
+        }
+        xdp::Status::Ours(report) => report,
+    };
+    say!(
+        "{}: vipcheck XDP program {} attached in {} mode (maps {})",
+        dev.name,
+        report.program_id,
+        report.mode,
+        xdp::map_list(&report.maps)
+    );
+    for (counter, value) in &report.counters {
+        say!("  {:<16} {value}", counter.name());
+    }
+    say!("  flows: {}", report.flows.len());
+    for (key, slot, owner) in &report.flows {
+        let (remote, local) = xdp::endpoints(key);
+        let kind = match key.family {
+            checker_common::FAMILY_ARP => "arp ",
+            checker_common::FAMILY_NDP => "ndp ",
+            _ => "",
+        };
+        let owner = owner.map_or("no owner".to_string(), |o| format!("pid {}", o.pid));
+        say!("    {kind}{remote} > {local} (slot {slot}, {owner})");
+    }
+    for event in &report.events {
+        say!("  event: {event}");
+    }
+    Ok(())
+}
