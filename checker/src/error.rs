@@ -77,10 +77,10 @@ pub enum Error {
     },
 }
 
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The cause of an [`Error::Bpf`]: aya's error, or the kernel's.
-pub type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxedError = Box<dyn std::error::Error + Send + Sync>;
 
 /// `: cause`, or nothing.
 fn caused(source: Option<&(dyn std::error::Error + Send + Sync)>) -> String {
@@ -90,7 +90,7 @@ fn caused(source: Option<&(dyn std::error::Error + Send + Sync)>) -> String {
 impl Error {
     /// Why the check could not run, as a code: the JSON output's
     /// `failure` and the daemon's `reason` label.
-    pub fn failure(&self) -> Failure {
+    pub(crate) fn failure(&self) -> Failure {
         match self {
             Error::Interrupted(_) => Failure::Interrupted,
             Error::Busy(_) => Failure::Busy,
@@ -104,7 +104,7 @@ impl Error {
 
     /// [`Error::Bpf`]: `what` failed, because of `source` (aya's error or
     /// the kernel's).
-    pub fn bpf(what: impl Into<String>, source: impl Into<BoxedError>) -> Self {
+    pub(crate) fn bpf(what: impl Into<String>, source: impl Into<BoxedError>) -> Self {
         Error::Bpf {
             what: what.into(),
             source: Some(source.into()),
@@ -112,7 +112,7 @@ impl Error {
     }
 
     /// [`Error::Bpf`] that vipcheck found itself (no underlying error).
-    pub fn bpf_found(what: impl Into<String>) -> Self {
+    pub(crate) fn bpf_found(what: impl Into<String>) -> Self {
         Error::Bpf {
             what: what.into(),
             source: None,
@@ -120,7 +120,7 @@ impl Error {
     }
 
     /// Wraps an I/O error, classifying missing privilege separately.
-    pub fn io(what: impl Into<String>, source: io::Error) -> Self {
+    pub(crate) fn io(what: impl Into<String>, source: io::Error) -> Self {
         Error::Io {
             what: what.into(),
             source,
@@ -129,7 +129,7 @@ impl Error {
 
     /// A system call on interface `iface` failed: errors that mean the
     /// interface is down or gone say so by name.
-    pub fn on_interface(iface: &str, what: &str, source: io::Error) -> Self {
+    pub(crate) fn on_interface(iface: &str, what: &str, source: io::Error) -> Self {
         match source.raw_os_error() {
             Some(libc::ENETDOWN) => Error::Interface(format!("{iface} is down ({what})")),
             Some(libc::ENXIO | libc::ENODEV) => {
@@ -141,7 +141,7 @@ impl Error {
 
     /// For system calls that need privilege: EPERM/EACCES become
     /// [`Error::Privilege`] naming what the call `needs`.
-    pub fn privileged(what: &'static str, needs: &'static str, source: io::Error) -> Self {
+    pub(crate) fn privileged(what: &'static str, needs: &'static str, source: io::Error) -> Self {
         match source.raw_os_error() {
             Some(libc::EPERM | libc::EACCES) => Error::Privilege {
                 what,

@@ -9,16 +9,16 @@ use crate::error::Error;
 use crate::failure::Failure;
 
 /// The server passed the check (every target, for an audit).
-pub const EXIT_HEALTHY: i32 = 0;
+pub(crate) const EXIT_HEALTHY: i32 = 0;
 /// The check ran and the server failed it.
-pub const EXIT_UNHEALTHY: i32 = 1;
+pub(crate) const EXIT_UNHEALTHY: i32 = 1;
 /// The command line is wrong, or its input file unreadable.
-pub const EXIT_USAGE: i32 = 2;
+pub(crate) const EXIT_USAGE: i32 = 2;
 /// The check could not run here (privilege, interface, BPF).
 pub const EXIT_CANNOT_RUN: i32 = 3;
 
 /// A check that ran: healthy, or the server failed it.
-pub fn of_check(failure: Option<Failure>) -> i32 {
+pub(crate) fn of_check(failure: Option<Failure>) -> i32 {
     match failure {
         None => EXIT_HEALTHY,
         Some(_) => EXIT_UNHEALTHY,
@@ -27,7 +27,7 @@ pub fn of_check(failure: Option<Failure>) -> i32 {
 
 /// A check that could not run: a usage error (2), interrupted by a signal
 /// (a failing verdict, 1), anything else (3).
-pub fn of_error(e: &Error) -> i32 {
+pub(crate) fn of_error(e: &Error) -> i32 {
     match e {
         Error::Usage(_) => EXIT_USAGE,
         Error::Interrupted(_) => EXIT_UNHEALTHY,
@@ -38,7 +38,7 @@ pub fn of_error(e: &Error) -> i32 {
 /// Under a C checker's name: 0 healthy, 1 anything else (usage errors,
 /// checks that could not run), as the C checkers: keepalived's
 /// `misc_dynamic` reads 2-255 as "healthy, with weight status - 2".
-pub fn of_c_checker(healthy: bool) -> i32 {
+pub(crate) fn of_c_checker(healthy: bool) -> i32 {
     if healthy {
         EXIT_HEALTHY
     } else {
@@ -50,7 +50,7 @@ pub fn of_c_checker(healthy: bool) -> i32 {
 /// its check; else 3 when a check could not run here (not root, no such
 /// interface, BPF refused: the daemon stops with 3 rather than report real
 /// servers down); else 0, every target healthy.
-pub fn of_audit(any_unhealthy: bool, any_not_run: bool) -> i32 {
+pub(crate) fn of_audit(any_unhealthy: bool, any_not_run: bool) -> i32 {
     if any_unhealthy {
         EXIT_UNHEALTHY
     } else if any_not_run {
@@ -62,7 +62,7 @@ pub fn of_audit(any_unhealthy: bool, any_not_run: bool) -> i32 {
 
 /// The monitoring-plugins states, as exit statuses (`--format nagios`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Nagios {
+pub(crate) enum Nagios {
     Ok = 0,
     Warning = 1,
     Critical = 2,
@@ -72,7 +72,7 @@ pub enum Nagios {
 /// The Nagios state of a check that ran: CRITICAL when it failed, WARNING
 /// when only the certificate's near expiry failed; a healthy check slower
 /// than `critical` (else `warning`) is CRITICAL (WARNING).
-pub fn nagios(
+pub(crate) fn nagios(
     failure: Option<Failure>,
     elapsed: Duration,
     warning: Option<Duration>,

@@ -13,7 +13,7 @@ use std::fmt;
 /// decides the failure; the verdict's `reason` says the same in words,
 /// which may change without moving a code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// No ARP reply (IPv4) or neighbour advertisement (IPv6) from the
     /// real server.
     NoNeighbour,
@@ -55,8 +55,9 @@ pub enum Failure {
 }
 
 impl Failure {
+    #[cfg(test)]
     /// Every code, verdicts first, then errors.
-    pub const ALL: [Failure; 17] = [
+    pub(crate) const ALL: [Failure; 17] = [
         Failure::NoNeighbour,
         Failure::NoAnswer,
         Failure::Refused,
@@ -77,7 +78,7 @@ impl Failure {
     ];
 
     /// The snake_case code: the JSON `failure` and the metrics `reason`.
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Failure::NoNeighbour => "no_neighbour",
             Failure::NoAnswer => "no_answer",
@@ -99,10 +100,11 @@ impl Failure {
         }
     }
 
+    #[cfg(test)]
     /// Whether the check ran (a failing verdict) rather than could not
     /// run (an error). `interrupted` is a verdict: the one-shot checks
     /// and the daemon turn the signal into one.
-    pub const fn ran(self) -> bool {
+    pub(crate) const fn ran(self) -> bool {
         !matches!(
             self,
             Failure::Busy | Failure::Xdp | Failure::Interface | Failure::Error

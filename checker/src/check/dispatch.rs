@@ -26,19 +26,19 @@ use crate::xdp::Rings;
 
 /// How an audit runs.
 #[derive(Clone, Debug)]
-pub struct AuditOptions {
+pub(crate) struct AuditOptions {
     /// Checks at once.
-    pub parallel: usize,
+    pub(crate) parallel: usize,
     /// HTTPS: trust this CA instead of the system's roots (when
     /// verifying).
-    pub ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
     /// HTTPS: verify every certificate, also where the input says not to
     /// (keepalived's `SSL_GET`, a targets file's `verify = false`).
-    pub verify_tls: bool,
+    pub(crate) verify_tls: bool,
     /// HTTPS: the name sent as SNI and verified, for every target.
-    pub sni: Option<String>,
+    pub(crate) sni: Option<String>,
     /// HTTPS: verify no certificate.
-    pub insecure: bool,
+    pub(crate) insecure: bool,
 }
 
 impl Default for AuditOptions {
@@ -68,13 +68,13 @@ type ConfigKey = (Trust, bool, Option<PathBuf>, Option<PathBuf>);
 /// The TLS client configurations of an audit, a daemon or a one-shot
 /// check: one per way of verifying (a CA file is read once), of sending
 /// SNI or not, and of client certificate, built when first needed.
-pub struct TlsConfigs {
+pub(crate) struct TlsConfigs {
     options: AuditOptions,
     built: RefCell<HashMap<ConfigKey, Arc<rustls::ClientConfig>>>,
 }
 
 impl TlsConfigs {
-    pub fn new(options: &AuditOptions) -> Rc<TlsConfigs> {
+    pub(crate) fn new(options: &AuditOptions) -> Rc<TlsConfigs> {
         Rc::new(TlsConfigs {
             options: options.clone(),
             built: RefCell::new(HashMap::new()),
@@ -100,7 +100,10 @@ impl TlsConfigs {
     /// The configuration of a check of `spec`, and why it verifies
     /// nothing (`None`: it verifies). A CA that cannot be read is a usage
     /// error.
-    pub fn get(&self, spec: &TlsSpec) -> Result<(Arc<rustls::ClientConfig>, Option<&'static str>)> {
+    pub(crate) fn get(
+        &self,
+        spec: &TlsSpec,
+    ) -> Result<(Arc<rustls::ClientConfig>, Option<&'static str>)> {
         let trust = self.trust(spec);
         let unverified = match &trust {
             Trust::Nothing(why) => Some(*why),
@@ -134,7 +137,7 @@ impl TlsConfigs {
     /// Builds what the command line gives (`--ca`, whatever the targets)
     /// and what the HTTPS targets of `targets` need: a CA file that cannot
     /// be read is an error before any check runs.
-    pub fn prepare(&self, targets: &[AuditTarget]) -> Result<()> {
+    pub(crate) fn prepare(&self, targets: &[AuditTarget]) -> Result<()> {
         self.get(&TlsSpec::default())?;
         for target in targets {
             if let CheckSpec::Https(_, tls) = &target.probe.check {
@@ -150,7 +153,7 @@ impl TlsConfigs {
 /// interface when the probe names none), and the verdict or why the check
 /// could not run. An error in building the check (a TLS server name
 /// rustls cannot use) is said to come from `origin` when given.
-pub async fn run(
+pub(crate) async fn run(
     engine: &Engine,
     probe: &Probe,
     tls: &TlsConfigs,
@@ -184,7 +187,7 @@ pub async fn run(
 
 /// Checks `probe` once, in a runtime of its own (`http`: its HTTP(S)
 /// check, as [`http_check`] built it).
-pub fn once(probe: &Probe, http: Option<&HttpCheck>) -> Result<Verdict> {
+pub(crate) fn once(probe: &Probe, http: Option<&HttpCheck>) -> Result<Verdict> {
     let rings = match http {
         Some(_) => Rings::Large,
         None => Rings::SmallFirst,
@@ -203,7 +206,7 @@ async fn check(engine: &Engine, probe: &Probe, http: Option<&HttpCheck>) -> Resu
 /// The runtime form of `probe`'s HTTP(S) check (`None`: a tcp check), its
 /// TLS client configuration from `tls`. A TLS server name rustls cannot
 /// use, or a CA or client file that cannot be read, is a usage error.
-pub fn http_check(probe: &Probe, tls: &TlsConfigs) -> Result<Option<HttpCheck>> {
+pub(crate) fn http_check(probe: &Probe, tls: &TlsConfigs) -> Result<Option<HttpCheck>> {
     let (spec, tls_spec) = match &probe.check {
         CheckSpec::Tcp => return Ok(None),
         CheckSpec::Http(spec) => (spec, None),

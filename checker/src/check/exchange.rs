@@ -24,7 +24,7 @@ use crate::wire::http::{self, HttpError, ResponseParser};
 const TRACE_BODY: usize = 4096;
 
 /// The request of `check`, in plain text.
-pub fn request(check: &HttpCheck) -> Vec<u8> {
+pub(crate) fn request(check: &HttpCheck) -> Vec<u8> {
     http::request(
         check.method.as_str(),
         &check.path,
@@ -35,7 +35,7 @@ pub fn request(check: &HttpCheck) -> Vec<u8> {
 
 /// What happened on the connection, for the exchange to take in.
 #[derive(Clone, Copy, Debug)]
-pub enum Input<'a> {
+pub(crate) enum Input<'a> {
     /// Bytes from the server (ciphertext over TLS), at this time.
     Received(&'a [u8], Instant),
     /// The server ended its side (FIN): no more bytes will come.
@@ -48,7 +48,7 @@ pub enum Input<'a> {
 
 /// How the exchange ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum End {
+pub(crate) enum End {
     /// A whole response came (it has yet to pass the validations).
     Complete,
     /// The server reset the connection.
@@ -64,10 +64,10 @@ pub enum End {
 /// The verdict's parts: the failure (`None`: every validation passed),
 /// the reason, and what was measured.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Conclusion {
-    pub failure: Option<Failure>,
-    pub reason: String,
-    pub details: Details,
+pub(crate) struct Conclusion {
+    pub(crate) failure: Option<Failure>,
+    pub(crate) reason: String,
+    pub(crate) details: Details,
 }
 
 /// The body as it streams: hashes, length, and (only when a validation
@@ -107,7 +107,7 @@ impl Body {
 }
 
 /// One HTTP(S) request and its response.
-pub struct Exchange<'c> {
+pub(crate) struct Exchange<'c> {
     check: &'c HttpCheck,
     parser: ResponseParser,
     body: Body,
@@ -132,7 +132,11 @@ impl<'c> Exchange<'c> {
     /// The exchange of `check` as the VIP path has it: over TLS when the
     /// check says so, traced as it asks. `request` is [`request`]'s, sent
     /// at `sent_at` (the time to first byte counts from it).
-    pub fn new(check: &'c HttpCheck, request: Vec<u8>, sent_at: Instant) -> Result<Exchange<'c>> {
+    pub(crate) fn new(
+        check: &'c HttpCheck,
+        request: Vec<u8>,
+        sent_at: Instant,
+    ) -> Result<Exchange<'c>> {
         let tls = match &check.tls {
             Some(setup) => Some(tls::Session::new(
                 setup.config.clone(),
@@ -152,7 +156,7 @@ impl<'c> Exchange<'c> {
     }
 
     /// The exchange as the kernel fallback has it: plain HTTP, untraced.
-    pub fn plain(check: &'c HttpCheck, request: Vec<u8>, sent_at: Instant) -> Exchange<'c> {
+    pub(crate) fn plain(check: &'c HttpCheck, request: Vec<u8>, sent_at: Instant) -> Exchange<'c> {
         Exchange::with(check, request, sent_at, None, false, false)
     }
 
@@ -190,7 +194,7 @@ impl<'c> Exchange<'c> {
 
     /// What is to be sent now (the request, or the TLS records the
     /// session wants out); say how much went with [`Exchange::sent`].
-    pub fn outgoing(&mut self) -> &[u8] {
+    pub(crate) fn outgoing(&mut self) -> &[u8] {
         if let Some(session) = &mut self.tls {
             session.take_outgoing(&mut self.outbox);
         }
@@ -198,18 +202,18 @@ impl<'c> Exchange<'c> {
     }
 
     /// The first `n` bytes of [`Exchange::outgoing`] went out.
-    pub fn sent(&mut self, n: usize) {
+    pub(crate) fn sent(&mut self, n: usize) {
         self.outbox.drain(..n.min(self.outbox.len()));
     }
 
     /// How the exchange ended; `None` while it goes on.
-    pub fn end(&self) -> Option<&End> {
+    pub(crate) fn end(&self) -> Option<&End> {
         self.end.as_ref().map(|(end, _)| end)
     }
 
     /// Takes in what happened; `true` once the exchange is over (then
     /// nothing more is taken in).
-    pub fn input(&mut self, input: Input<'_>) -> bool {
+    pub(crate) fn input(&mut self, input: Input<'_>) -> bool {
         if self.end.is_some() {
             return true;
         }
@@ -278,7 +282,7 @@ impl<'c> Exchange<'c> {
 
     /// What has been measured so far: time to first byte, status, body
     /// bytes, the TLS session.
-    pub fn details(&self) -> Details {
+    pub(crate) fn details(&self) -> Details {
         Details {
             first_byte: self.first_byte,
             status: self.parser.head().map(|h| h.status),
@@ -292,7 +296,7 @@ impl<'c> Exchange<'c> {
     /// is judged by every validation (and its digests filled in). An
     /// exchange still going on counts as ended by its deadline, with no
     /// window said.
-    pub fn conclude(mut self) -> Conclusion {
+    pub(crate) fn conclude(mut self) -> Conclusion {
         if self.end.is_none() {
             self.input(Input::Deadline(""));
         }

@@ -15,7 +15,11 @@ use crate::error::Result;
 use crate::probe::{HttpCheck, Probe};
 
 /// One check on `engine` (several may run at once).
-pub async fn run_async(engine: &Engine, target: &Probe, check: &HttpCheck) -> Result<Verdict> {
+pub(crate) async fn run_async(
+    engine: &Engine,
+    target: &Probe,
+    check: &HttpCheck,
+) -> Result<Verdict> {
     let what = format!(
         "{} {} {}{} via {} ({})",
         if check.tls.is_some() { "https" } else { "http" },

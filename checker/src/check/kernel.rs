@@ -21,7 +21,7 @@ const CAVEAT: &str =
 
 /// Checks `target`'s real server at its own address: a TCP connection,
 /// and the HTTP exchange when `http` is given.
-pub fn run(target: &Probe, http: Option<&HttpCheck>) -> Result<Verdict> {
+pub(crate) fn run(target: &Probe, http: Option<&HttpCheck>) -> Result<Verdict> {
     let started = Instant::now();
     let wait = target.reply_timeout.unwrap_or(target.timeout);
     let what = match http {

@@ -2,13 +2,13 @@
 //! server, reserve a port, register the flow for capture, and drive the
 //! userspace stack until the check's goal or its deadline.
 
-pub mod dispatch;
-pub mod exchange;
-pub mod http;
-pub mod kernel;
-pub mod tcp;
-pub mod tls;
-pub mod verdict;
+pub(crate) mod dispatch;
+pub(crate) mod exchange;
+pub(crate) mod http;
+pub(crate) mod kernel;
+pub(crate) mod tcp;
+pub(crate) mod tls;
+pub(crate) mod verdict;
 
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
@@ -34,20 +34,20 @@ use crate::wire::egress::Egress;
 const TEARDOWN: Duration = Duration::from_millis(30);
 
 /// A check flow, ready to exchange frames with the real server through the VIP.
-pub struct Flow {
-    pub stack: Stack,
+pub(crate) struct Flow {
+    pub(crate) stack: Stack,
     port: Rc<Port>,
     stop: Rc<Stop>,
     egress: Egress,
     deadline: Deadline,
-    pub started: Instant,
+    pub(crate) started: Instant,
     /// How long this check took to load and attach the XDP program, when
     /// it had to (not counted in `started`).
-    pub attached: Option<Duration>,
+    pub(crate) attached: Option<Duration>,
     /// Time from the start to the SYN-ACK, once it came.
-    pub connected: Option<Duration>,
-    pub real_server: IpAddr,
-    pub real_server_mac: Mac,
+    pub(crate) connected: Option<Duration>,
+    pub(crate) real_server: IpAddr,
+    pub(crate) real_server_mac: Mac,
     /// The flow's frames come here; dropping it removes the flow's entry.
     registration: Registration,
     /// Keeps our source port reserved in the kernel while the check runs.
@@ -57,7 +57,7 @@ pub struct Flow {
 }
 
 /// How opening a flow ended.
-pub enum Opened {
+pub(crate) enum Opened {
     Ready(Box<Flow>),
     /// The check ran and failed before any TCP (no ARP reply).
     Failed(Box<Verdict>),
@@ -67,7 +67,7 @@ impl Flow {
     /// Prepares the flow of `target` on `engine`; `what` names the check in
     /// a verdict. Nothing is sent or attached before the preflight has
     /// accepted the target.
-    pub async fn open(engine: &Engine, target: &Probe, what: &str) -> Result<Opened> {
+    pub(crate) async fn open(engine: &Engine, target: &Probe, what: &str) -> Result<Opened> {
         engine.stop.check()?;
         let Plan {
             dev,
@@ -171,7 +171,7 @@ impl Flow {
 
     /// Runs the stack until `goal` returns `Some` or the deadline passes
     /// (`None`). Sleeps on the flow's inbox and the stack's next timer.
-    pub async fn drive<T>(
+    pub(crate) async fn drive<T>(
         &mut self,
         mut goal: impl FnMut(&mut Stack) -> Option<T>,
     ) -> Result<Option<T>> {
@@ -217,7 +217,7 @@ impl Flow {
 
     /// Ends the connection as asked, within the deadline. A FIN close that
     /// does not complete in time is ended with an RST.
-    pub async fn close(&mut self, mode: CloseMode) -> Result<()> {
+    pub(crate) async fn close(&mut self, mode: CloseMode) -> Result<()> {
         use smoltcp::socket::tcp::State;
         if mode == CloseMode::Fin {
             self.stack.socket().close();
@@ -236,13 +236,13 @@ impl Flow {
     }
 
     /// Time since the check started.
-    pub fn elapsed(&self) -> Duration {
+    pub(crate) fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
 
     /// The verdict of this flow's check, timed now: healthy when
     /// `failure` is `None`.
-    pub fn verdict(&self, failure: Option<Failure>, what: &str, reason: String) -> Verdict {
+    pub(crate) fn verdict(&self, failure: Option<Failure>, what: &str, reason: String) -> Verdict {
         Verdict {
             failure,
             what: what.to_string(),
@@ -257,7 +257,7 @@ impl Flow {
     }
 
     /// How long the server had, for a verdict: see [`Deadline::window`].
-    pub fn window(&self) -> String {
+    pub(crate) fn window(&self) -> String {
         self.deadline.window()
     }
 
@@ -346,7 +346,7 @@ async fn neighbour(
 
 /// Drives the handshake: `Ok(Ok(()))` on SYN-ACK, `Ok(Err((failure,
 /// reason)))` when the server refused or did not answer.
-pub async fn connect(flow: &mut Flow) -> Result<Result<(), (Failure, String)>> {
+pub(crate) async fn connect(flow: &mut Flow) -> Result<Result<(), (Failure, String)>> {
     use smoltcp::socket::tcp::State;
     let answer = flow
         .drive(|stack| match stack.state() {
@@ -442,7 +442,7 @@ impl Deadline {
 /// resolve the real server is a verdict already), runs `body` on it, and
 /// turns a stop signal into a failing verdict once the flow is gone (its
 /// entry removed). Several may run at once on one engine.
-pub async fn run(
+pub(crate) async fn run(
     engine: &Engine,
     target: &Probe,
     what: &str,

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::probe::Probe;
 
 /// One check on `engine` (several may run at once).
-pub async fn check(engine: &Engine, target: &Probe) -> Result<Verdict> {
+pub(crate) async fn check(engine: &Engine, target: &Probe) -> Result<Verdict> {
     let what = format!(
         "tcp {} via {}",
         std::net::SocketAddr::new(target.vip, target.port),

@@ -18,44 +18,44 @@ use rustls::{CertificateError, ClientConfig, ClientConnection, RootCertStore};
 use crate::error::{Error, Result};
 
 /// What the verdict says of a session `--insecure` verified nothing in.
-pub const NOT_VERIFIED_INSECURE: &str = "not verified: --insecure";
+pub(crate) const NOT_VERIFIED_INSECURE: &str = "not verified: --insecure";
 /// What the verdict says of a keepalived `SSL_GET`'s session (keepalived
 /// verifies no certificate).
-pub const NOT_VERIFIED_SSL_GET: &str = "not verified, as keepalived's SSL_GET";
+pub(crate) const NOT_VERIFIED_SSL_GET: &str = "not verified, as keepalived's SSL_GET";
 
 /// How a TLS client configuration is set up (built from a check's
 /// [`TlsSpec`](crate::probe::TlsSpec) by
 /// [`TlsConfigs`](crate::check::dispatch::TlsConfigs)).
 #[derive(Clone, Debug, Default)]
-pub struct TlsOptions {
+pub(crate) struct TlsOptions {
     /// Send no SNI (the certificate is still verified against the name).
-    pub no_sni: bool,
+    pub(crate) no_sni: bool,
     /// Trust this CA (PEM) instead of the system roots.
-    pub ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
     /// Verify nothing.
-    pub insecure: bool,
+    pub(crate) insecure: bool,
     /// Mutual TLS: our certificate chain and key (PEM).
-    pub client_cert: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
 }
 
 /// What the session was, for the verdict and the JSON output.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsFacts {
+pub(crate) struct TlsFacts {
     /// "TLSv1.3", "TLSv1.2".
-    pub version: String,
-    pub cipher_suite: String,
-    pub subject: String,
-    pub issuer: String,
+    pub(crate) version: String,
+    pub(crate) cipher_suite: String,
+    pub(crate) subject: String,
+    pub(crate) issuer: String,
     /// Whole days until the certificate expires (negative once expired).
-    pub days_left: i64,
+    pub(crate) days_left: i64,
     /// Nothing was verified, and why (`not verified: --insecure`, `not
     /// verified, as keepalived's SSL_GET`); `None`: verified.
-    pub unverified: Option<&'static str>,
+    pub(crate) unverified: Option<&'static str>,
 }
 
 /// A client configuration built once per check.
-pub fn config(options: &TlsOptions) -> Result<Arc<ClientConfig>> {
+pub(crate) fn config(options: &TlsOptions) -> Result<Arc<ClientConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -116,7 +116,7 @@ fn roots(options: &TlsOptions) -> Result<RootCertStore> {
 /// else the Host without its `:port` (an IPv6 literal without brackets).
 /// Checked before anything is sent: a name rustls cannot use is a usage
 /// error, not a failure after the handshake.
-pub fn server_name(sni: Option<&str>, host: &str) -> Result<String> {
+pub(crate) fn server_name(sni: Option<&str>, host: &str) -> Result<String> {
     let name = match sni {
         Some(sni) => sni.to_string(),
         None => match host.strip_prefix('[').and_then(|h| h.split_once(']')) {
@@ -138,7 +138,7 @@ pub fn server_name(sni: Option<&str>, host: &str) -> Result<String> {
 }
 
 /// One TLS session over the check's byte stream.
-pub struct Session {
+pub(crate) struct Session {
     conn: ClientConnection,
     unverified: Option<&'static str>,
 }
@@ -146,7 +146,7 @@ pub struct Session {
 impl Session {
     /// A client session for `name` (SNI and verification); `unverified`:
     /// the config verifies nothing, and why (said in the facts).
-    pub fn new(
+    pub(crate) fn new(
         config: Arc<ClientConfig>,
         name: &str,
         unverified: Option<&'static str>,
@@ -159,13 +159,13 @@ impl Session {
     }
 
     /// Queues plaintext (sent once the handshake is done).
-    pub fn write(&mut self, plain: &[u8]) {
+    pub(crate) fn write(&mut self, plain: &[u8]) {
         // Into rustls's own buffer: cannot fail short of memory.
         let _ = self.conn.writer().write_all(plain);
     }
 
     /// Moves the ciphertext rustls wants to send into `out`.
-    pub fn take_outgoing(&mut self, out: &mut Vec<u8>) {
+    pub(crate) fn take_outgoing(&mut self, out: &mut Vec<u8>) {
         while self.conn.wants_write() {
             if self.conn.write_tls(out).is_err() {
                 break;
@@ -175,7 +175,7 @@ impl Session {
 
     /// Feeds ciphertext from the server; appends the plaintext it yields
     /// to `plain`. `Err` names why the session failed.
-    pub fn feed(
+    pub(crate) fn feed(
         &mut self,
         mut cipher: &[u8],
         plain: &mut Vec<u8>,
@@ -200,13 +200,13 @@ impl Session {
         Ok(())
     }
 
-    pub fn is_handshaking(&self) -> bool {
+    pub(crate) fn is_handshaking(&self) -> bool {
         self.conn.is_handshaking()
     }
 
     /// The negotiated session and the server's certificate, once the
     /// handshake is done.
-    pub fn facts(&self) -> Option<TlsFacts> {
+    pub(crate) fn facts(&self) -> Option<TlsFacts> {
         if self.conn.is_handshaking() {
             return None;
         }

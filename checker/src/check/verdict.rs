@@ -5,45 +5,45 @@ use std::time::Duration;
 
 /// The code of a failing verdict, at the bottom with the exit statuses
 /// (an [`Error`](crate::error::Error) has one too).
-pub use crate::failure::Failure;
+pub(crate) use crate::failure::Failure;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// Why the server failed the check; `None` when it passed.
-    pub failure: Option<Failure>,
+    pub(crate) failure: Option<Failure>,
     /// What was checked, e.g. "tcp 198.18.0.100:80 via 198.18.0.11".
-    pub what: String,
+    pub(crate) what: String,
     /// Why: what the server did (or did not do).
-    pub reason: String,
-    pub elapsed: Duration,
+    pub(crate) reason: String,
+    pub(crate) elapsed: Duration,
     /// Time this check spent loading and attaching the XDP program before
     /// it started (the first check on a bare interface); not in `elapsed`.
-    pub attached: Option<Duration>,
+    pub(crate) attached: Option<Duration>,
     /// What the check measured on the way, for the JSON and Nagios outputs.
-    pub details: Details,
+    pub(crate) details: Details,
 }
 
 /// The facts a check gathered besides its verdict (each where computed).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Details {
+pub(crate) struct Details {
     /// From the start to the SYN-ACK.
-    pub connect: Option<Duration>,
+    pub(crate) connect: Option<Duration>,
     /// From sending the request to the first byte of the response.
-    pub first_byte: Option<Duration>,
+    pub(crate) first_byte: Option<Duration>,
     /// HTTP status code.
-    pub status: Option<u16>,
-    pub body_bytes: Option<u64>,
+    pub(crate) status: Option<u16>,
+    pub(crate) body_bytes: Option<u64>,
     /// Lowercase hex.
-    pub md5: Option<String>,
+    pub(crate) md5: Option<String>,
     /// Lowercase hex.
-    pub sha256: Option<String>,
+    pub(crate) sha256: Option<String>,
     /// HTTPS: the session and the server's certificate.
-    pub tls: Option<crate::check::tls::TlsFacts>,
+    pub(crate) tls: Option<crate::check::tls::TlsFacts>,
 }
 
 impl Verdict {
     /// The server passed the check.
-    pub fn healthy(&self) -> bool {
+    pub(crate) fn healthy(&self) -> bool {
         self.failure.is_none()
     }
 }

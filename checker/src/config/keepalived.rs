@@ -43,10 +43,10 @@
 //! number, MD5, path...) is a [`Warning`] with `file:line`, and the virtual
 //! server or real server it belongs to is [`Skipped`] with the reason.
 //!
-//! Bounded: include depth [`MAX_INCLUDE_DEPTH`], [`MAX_FILES`] files,
-//! [`MAX_LINES`] lines after expansion, [`MAX_SEQ_LINES`] a `~SEQ`,
-//! [`MAX_SUBSTITUTIONS`] and [`MAX_LINE_LEN`] bytes a line, [`MAX_WORDS`]
-//! words, [`MAX_WARNINGS`] warnings, [`MAX_GROUP_ADDRESSES`] addresses a
+//! Bounded: include depth [`MAX_INCLUDE_DEPTH`](reader::MAX_INCLUDE_DEPTH), [`MAX_FILES`](reader::MAX_FILES) files,
+//! [`MAX_LINES`](reader::MAX_LINES) lines after expansion, [`MAX_SEQ_LINES`](reader::MAX_SEQ_LINES) a `~SEQ`,
+//! [`MAX_SUBSTITUTIONS`](reader::MAX_SUBSTITUTIONS) and [`MAX_LINE_LEN`](reader::MAX_LINE_LEN) bytes a line, [`MAX_WORDS`](reader::MAX_WORDS)
+//! words, [`MAX_WARNINGS`](reader::MAX_WARNINGS) warnings, [`MAX_GROUP_ADDRESSES`] addresses a
 //! group; an include loop, or a parameter that expands to itself (which
 //! keepalived loops on), is an error with `file:line`.
 //!
@@ -103,20 +103,18 @@ mod keywords;
 mod reader;
 
 use reader::Stmt;
-pub use reader::{
-    MAX_FILES, MAX_INCLUDE_DEPTH, MAX_LINE_LEN, MAX_LINES, MAX_SEQ_LINES, MAX_SUBSTITUTIONS,
-    MAX_WARNINGS, MAX_WORDS,
-};
+#[cfg(test)]
+use reader::{MAX_INCLUDE_DEPTH, MAX_WARNINGS};
 
 /// keepalived's default `connect_timeout`.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest timeout taken (one hour, as `vipcheck -t`).
 const MAX_TIMEOUT_S: f64 = 3600.0;
 /// Most addresses one `virtual_server_group` gives (ranges expanded).
-pub const MAX_GROUP_ADDRESSES: u128 = 4096;
+pub(crate) const MAX_GROUP_ADDRESSES: u128 = 4096;
 
 /// Reads keepalived.conf at `path` (and what it includes) into targets.
-pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+pub(crate) fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let read = reader::read(path, None, reader::host_config_id())?;
     map(read)
 }

@@ -16,7 +16,7 @@ use crate::probe::AuditTarget;
 
 /// Where the targets come from; a daemon reads it again on SIGHUP.
 #[derive(Clone, Debug)]
-pub enum Input {
+pub(crate) enum Input {
     Keepalived(PathBuf),
     Targets(PathBuf),
 }
@@ -24,7 +24,7 @@ pub enum Input {
 impl Input {
     /// The file read, its warnings (keepalived's reports, `file:line`) said
     /// on stderr.
-    pub fn load(&self) -> std::result::Result<Loaded, ConfigError> {
+    pub(crate) fn load(&self) -> std::result::Result<Loaded, ConfigError> {
         let loaded = match self {
             Input::Keepalived(path) => keepalived::load(path),
             Input::Targets(path) => targets::load(path),
@@ -35,7 +35,7 @@ impl Input {
 
     /// [`Input::load`], and an error when it gives nothing to check (after
     /// the warnings, which often say why).
-    pub fn load_checkable(&self) -> std::result::Result<Loaded, ConfigError> {
+    pub(crate) fn load_checkable(&self) -> std::result::Result<Loaded, ConfigError> {
         let loaded = self.load()?;
         match loaded.nothing_to_check(self.path()) {
             Some(e) => Err(e),
@@ -43,7 +43,7 @@ impl Input {
         }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         match self {
             Input::Keepalived(path) | Input::Targets(path) => path,
         }
@@ -52,32 +52,32 @@ impl Input {
 
 /// Something of the input that is not checked, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Skipped {
+pub(crate) struct Skipped {
     /// `file:line`.
-    pub origin: String,
+    pub(crate) origin: String,
     /// What it is, e.g. `virtual_server fwmark 1` or `DNS_CHECK of
     /// real_server 10.0.0.42 80`.
-    pub what: String,
-    pub reason: String,
+    pub(crate) what: String,
+    pub(crate) reason: String,
 }
 
 /// What an input file gives.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Loaded {
     pub targets: Vec<AuditTarget>,
-    pub skipped: Vec<Skipped>,
+    pub(crate) skipped: Vec<Skipped>,
     /// What the reader noticed and read past (what `keepalived -t`
     /// reports, and meanings worth a look); print each one.
-    pub warnings: Vec<Warning>,
+    pub(crate) warnings: Vec<Warning>,
 }
 
 /// Something of the input that is read, but maybe not as its author
 /// meant: `file:line` and what.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Warning {
+pub(crate) struct Warning {
     /// `file:line`.
-    pub origin: String,
-    pub message: String,
+    pub(crate) origin: String,
+    pub(crate) message: String,
 }
 
 impl fmt::Display for Warning {
@@ -98,7 +98,7 @@ impl fmt::Display for Warning {
 
 /// Prints each warning as one line on stderr: `vipcheck: FILE:LINE:
 /// warning: ...` (a closed stderr is ignored, as by every `note!`).
-pub fn print_warnings(loaded: &Loaded) {
+pub(crate) fn print_warnings(loaded: &Loaded) {
     for w in &loaded.warnings {
         crate::note!("vipcheck: {w}");
     }
@@ -107,7 +107,7 @@ pub fn print_warnings(loaded: &Loaded) {
 impl Loaded {
     /// Why `path` gives nothing to check, when it gives no target: a
     /// daemon or an audit of it would check nothing and say all is well.
-    pub fn nothing_to_check(&self, path: &Path) -> Option<ConfigError> {
+    pub(crate) fn nothing_to_check(&self, path: &Path) -> Option<ConfigError> {
         if !self.targets.is_empty() {
             return None;
         }
@@ -132,12 +132,12 @@ impl Loaded {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConfigError {
     /// `file:line`, or `file` when no line applies.
-    pub origin: String,
-    pub message: String,
+    pub(crate) origin: String,
+    pub(crate) message: String,
 }
 
 impl ConfigError {
-    pub fn new(origin: impl Into<String>, message: impl Into<String>) -> Self {
+    pub(crate) fn new(origin: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             origin: origin.into(),
             message: message.into(),
@@ -154,7 +154,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Largest input file read (bytes).
-pub const MAX_FILE_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// Reads a whole UTF-8 file, bounded by [`MAX_FILE_BYTES`].
 pub(crate) fn read_file(path: &Path, origin: &str) -> Result<String, ConfigError> {

@@ -63,11 +63,11 @@ use crate::probe::parse::{
 use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Method, Probe, TlsSpec, Verify};
 
 /// Default `timeout_ms`.
-pub const DEFAULT_TIMEOUT_MS: u64 = 1000;
+pub(crate) const DEFAULT_TIMEOUT_MS: u64 = 1000;
 /// Largest `timeout_ms` (as `vipcheck -t`).
 const MAX_TIMEOUT_MS: u64 = crate::probe::parse::MAX_TIMEOUT_MS;
 /// Most targets in one file.
-pub const MAX_TARGETS: usize = 100_000;
+pub(crate) const MAX_TARGETS: usize = 100_000;
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -179,7 +179,7 @@ impl Settings {
 }
 
 /// Reads the targets file at `path`.
-pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+pub(crate) fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let name = path.display().to_string();
     let text = super::read_file(path, &name)?;
     load_str(&text, &name)

@@ -37,26 +37,26 @@ use crate::probe::AuditTarget;
 
 /// `Content-Type` of [`Metrics::encode`]'s text (Prometheus text format
 /// 0.0.4, which Prometheus, curl and every text parser read).
-pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Upper bounds of the check duration buckets (seconds): 1 ms to 10 s, the
 /// range of a check's timeout.
-pub const DURATION_BUCKETS: [f64; 13] = [
+pub(crate) const DURATION_BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// Labels of a target's series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct TargetLabels {
-    pub vip: String,
-    pub port: u16,
-    pub real: String,
+pub(crate) struct TargetLabels {
+    pub(crate) vip: String,
+    pub(crate) port: u16,
+    pub(crate) real: String,
     /// `tcp`, `http`, `https`.
-    pub check: String,
+    pub(crate) check: String,
 }
 
 impl TargetLabels {
-    pub fn new(vip: IpAddr, port: u16, real: IpAddr, check: &str) -> TargetLabels {
+    pub(crate) fn new(vip: IpAddr, port: u16, real: IpAddr, check: &str) -> TargetLabels {
         TargetLabels {
             vip: vip.to_string(),
             port,
@@ -104,7 +104,7 @@ struct XdpLabels {
 
 /// How one check ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// The server passed the check.
     Healthy,
     /// The server failed it; why.
@@ -115,7 +115,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// The outcome of a check's result.
-    pub fn of(result: &Result<Verdict, Error>) -> Outcome {
+    pub(crate) fn of(result: &Result<Verdict, Error>) -> Outcome {
         match result {
             Ok(v) => match v.failure {
                 None => Outcome::Healthy,
@@ -126,7 +126,7 @@ impl Outcome {
     }
 
     /// The `result` label: `healthy`, `unhealthy` or `error`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Healthy => "healthy",
             Outcome::Unhealthy(_) => "unhealthy",
@@ -135,7 +135,7 @@ impl Outcome {
     }
 
     /// Why it failed; `None` when healthy.
-    pub fn failure(self) -> Option<Failure> {
+    pub(crate) fn failure(self) -> Option<Failure> {
         match self {
             Outcome::Healthy => None,
             Outcome::Unhealthy(failure) | Outcome::Error(failure) => Some(failure),
@@ -143,7 +143,7 @@ impl Outcome {
     }
 
     /// The `reason` label, one of [`FAILURE_REASONS`]; `None` when healthy.
-    pub fn reason(self) -> Option<&'static str> {
+    pub(crate) fn reason(self) -> Option<&'static str> {
         self.failure().map(Failure::as_str)
     }
 }
@@ -158,10 +158,11 @@ impl fmt::Display for Outcome {
     }
 }
 
+#[cfg(test)]
 /// Every value of the `reason` label: the codes of [`Failure::ALL`]
 /// (verdicts: the server failed the check; then errors: the check could
 /// not run).
-pub const FAILURE_REASONS: [&str; Failure::ALL.len()] = {
+pub(crate) const FAILURE_REASONS: [&str; Failure::ALL.len()] = {
     let mut codes = [""; Failure::ALL.len()];
     let mut i = 0;
     while i < codes.len() {
@@ -171,9 +172,10 @@ pub const FAILURE_REASONS: [&str; Failure::ALL.len()] = {
     codes
 };
 
+#[cfg(test)]
 /// Why a check failed, from its result: the `reason` label, `None` when
 /// healthy.
-pub fn failure_reason(result: &Result<Verdict, Error>) -> Option<&'static str> {
+pub(crate) fn failure_reason(result: &Result<Verdict, Error>) -> Option<&'static str> {
     Outcome::of(result).reason()
 }
 
@@ -185,7 +187,7 @@ fn duration_histogram() -> Histogram {
 
 /// The daemon's metrics and their registry.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     target_up: Family<TargetLabels, Gauge>,
     target_check_ok: Family<TargetLabels, Gauge>,
@@ -206,7 +208,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let mut registry = Registry::default();
         let target_up = Family::<TargetLabels, Gauge>::default();
         let target_check_ok = Family::<TargetLabels, Gauge>::default();
@@ -289,7 +291,7 @@ impl Metrics {
     /// Records one check of `target` that took `duration`: its raw result,
     /// its count by result and reason, and (when it reached a verdict) its
     /// duration. An error sets the raw result to 0: the check did not pass.
-    pub fn observe(&self, target: &TargetLabels, outcome: Outcome, duration: Duration) {
+    pub(crate) fn observe(&self, target: &TargetLabels, outcome: Outcome, duration: Duration) {
         let check = &target.check;
         self.target_check_ok
             .get_or_create(target)
@@ -319,7 +321,7 @@ impl Metrics {
 
     /// Sets a target's damped state: `Some(true)` up, `Some(false)` down,
     /// `None` unknown (the series is removed).
-    pub fn set_state(&self, target: &TargetLabels, up: Option<bool>) {
+    pub(crate) fn set_state(&self, target: &TargetLabels, up: Option<bool>) {
         match up {
             Some(up) => {
                 self.target_up.get_or_create(target).set(i64::from(up));
@@ -331,19 +333,19 @@ impl Metrics {
     }
 
     /// Counts a change of a target's damped state.
-    pub fn state_changed(&self, target: &TargetLabels) {
+    pub(crate) fn state_changed(&self, target: &TargetLabels) {
         self.state_changes.get_or_create(target).inc();
     }
 
     /// A target's first result set its state: its change count starts at
     /// 0, so a target that never changed still has the series.
-    pub fn state_known(&self, target: &TargetLabels) {
+    pub(crate) fn state_known(&self, target: &TargetLabels) {
         let _ = self.state_changes.get_or_create(target);
     }
 
     /// Forgets a target (removed by a reload): its series leave /metrics.
     /// The per-kind counts keep what it contributed.
-    pub fn remove_target(&self, target: &TargetLabels) {
+    pub(crate) fn remove_target(&self, target: &TargetLabels) {
         self.target_up.remove(target);
         self.target_check_ok.remove(target);
         self.state_changes.remove(target);
@@ -353,7 +355,7 @@ impl Metrics {
     /// each cycle). They are cumulative in the program; a value lower than
     /// the last one means the program was loaded again, and the series
     /// restarts from it, as Prometheus expects of a counter reset.
-    pub fn set_xdp(&self, iface: &str, counters: &[(XdpCounter, u64)]) {
+    pub(crate) fn set_xdp(&self, iface: &str, counters: &[(XdpCounter, u64)]) {
         for (counter, value) in counters {
             let labels = XdpLabels {
                 iface: iface.to_string(),
@@ -369,7 +371,7 @@ impl Metrics {
     }
 
     /// Forgets an interface's XDP counters (no target uses it any more).
-    pub fn remove_xdp(&self, iface: &str) {
+    pub(crate) fn remove_xdp(&self, iface: &str) {
         for counter in XdpCounter::ALL {
             self.xdp_frames.remove(&XdpLabels {
                 iface: iface.to_string(),
@@ -378,20 +380,20 @@ impl Metrics {
         }
     }
 
-    pub fn set_targets(&self, n: usize) {
+    pub(crate) fn set_targets(&self, n: usize) {
         self.targets.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    pub fn set_overdue(&self, n: usize) {
+    pub(crate) fn set_overdue(&self, n: usize) {
         self.overdue.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
-    pub fn set_last_cycle(&self, took: Duration) {
+    pub(crate) fn set_last_cycle(&self, took: Duration) {
         self.last_cycle.set(took.as_secs_f64());
     }
 
     /// Every metric, in the Prometheus text format ([`CONTENT_TYPE`]).
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut text = String::new();
         // Writing to a String cannot fail, nor can encoding these labels.
         let _ = prometheus_client::encoding::prometheus_text::encode(&mut text, &self.registry);
@@ -400,11 +402,11 @@ impl Metrics {
 }
 
 /// Largest request read (head included).
-pub const MAX_REQUEST: usize = 8 * 1024;
+pub(crate) const MAX_REQUEST: usize = 8 * 1024;
 /// Time a connection has to send its request and take the response.
-pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once; more wait in the listen backlog.
-pub const MAX_CONNECTIONS: usize = 64;
+pub(crate) const MAX_CONNECTIONS: usize = 64;
 
 /// Serves `metrics` on `listener` until the task is dropped: `GET` (or
 /// `HEAD`) `/metrics` answers 200 with [`Metrics::encode`], any other path
@@ -412,7 +414,7 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// each connection in its own task (`tokio::spawn`: runs on the daemon's
 /// current-thread runtime, inside or outside its LocalSet), bounded by
 /// [`MAX_REQUEST`], [`CONNECTION_TIMEOUT`] and [`MAX_CONNECTIONS`].
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     serve_within(listener, metrics, CONNECTION_TIMEOUT).await;
 }
 

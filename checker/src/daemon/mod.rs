@@ -3,8 +3,8 @@
 //! target is checked next ([`schedule`]). The loop owns the clock and the
 //! checks; these only decide.
 
-pub mod metrics;
-pub mod run;
-pub mod schedule;
-pub mod state;
-pub mod track;
+pub(crate) mod metrics;
+pub(crate) mod run;
+pub(crate) mod schedule;
+pub(crate) mod state;
+pub(crate) mod track;

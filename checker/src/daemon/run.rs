@@ -34,23 +34,23 @@ const STOP_GRACE: Duration = Duration::from_millis(600);
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
-pub struct DaemonOptions {
-    pub input: Input,
+pub(crate) struct DaemonOptions {
+    pub(crate) input: Input,
     /// Serve /metrics here.
-    pub metrics: Option<SocketAddr>,
+    pub(crate) metrics: Option<SocketAddr>,
     /// Write one keepalived track file per target here.
-    pub track_dir: Option<PathBuf>,
+    pub(crate) track_dir: Option<PathBuf>,
     /// Successes in a row that bring a down target up.
-    pub rise: u32,
+    pub(crate) rise: u32,
     /// Failures in a row that take an up target down, unless the input
     /// gives `retry` (then retry + 1, as keepalived counts).
-    pub fall: u32,
+    pub(crate) fall: u32,
     /// Checks at once.
-    pub parallel: usize,
+    pub(crate) parallel: usize,
     /// Interval of targets whose input gives none.
-    pub interval: Duration,
+    pub(crate) interval: Duration,
     /// HTTPS: trust this CA instead of the system's roots, or verify nothing.
-    pub tls: AuditOptions,
+    pub(crate) tls: AuditOptions,
 }
 
 /// One target as the daemon follows it.
@@ -90,7 +90,7 @@ struct Daemon {
 }
 
 /// Runs the daemon until SIGTERM or SIGINT; its exit status.
-pub fn run(options: DaemonOptions) -> Result<i32> {
+pub(crate) fn run(options: DaemonOptions) -> Result<i32> {
     let loaded = options
         .input
         .load_checkable()

@@ -29,11 +29,11 @@ use std::time::{Duration, Instant};
 
 /// The shortest interval: a zero interval would make a target due again
 /// the moment it finishes, forever.
-pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
 /// The schedule of a set of targets, each known by an `Id`.
 #[derive(Debug)]
-pub struct Schedule<Id> {
+pub(crate) struct Schedule<Id> {
     /// Checks at most running at once (at least 1).
     limit: usize,
     rng: SplitMix64,
@@ -74,7 +74,7 @@ enum Run {
 impl<Id: Clone + Eq + Hash + Ord> Schedule<Id> {
     /// An empty schedule running at most `limit` checks at once (0 is read
     /// as 1); `seed` makes the spreading and jitter reproducible.
-    pub fn new(limit: usize, seed: u64) -> Schedule<Id> {
+    pub(crate) fn new(limit: usize, seed: u64) -> Schedule<Id> {
         Schedule {
             limit: limit.max(1),
             rng: SplitMix64(seed),
@@ -97,7 +97,7 @@ impl<Id: Clone + Eq + Hash + Ord> Schedule<Id> {
     /// out the old one). A target removed while its check still
     /// runs comes back as running: its next check is scheduled when that
     /// one finishes, whose result [`Schedule::finish`] disowns.
-    pub fn add(&mut self, id: Id, interval: Duration, now: Instant) -> bool {
+    pub(crate) fn add(&mut self, id: Id, interval: Duration, now: Instant) -> bool {
         let interval = interval.max(MIN_INTERVAL);
         let first = now + self.rng.below(interval);
         match self.targets.entry(id.clone()) {
@@ -140,7 +140,7 @@ impl<Id: Clone + Eq + Hash + Ord> Schedule<Id> {
     /// Removes a target; returns whether it was here. If its check is
     /// running, that check keeps its slot until [`Schedule::finish`], which
     /// then disowns its result.
-    pub fn remove(&mut self, id: &Id) -> bool {
+    pub(crate) fn remove(&mut self, id: &Id) -> bool {
         let Some(target) = self.targets.remove(id) else {
             return false;
         };
@@ -157,7 +157,7 @@ impl<Id: Clone + Eq + Hash + Ord> Schedule<Id> {
     /// The targets due by `now`, earliest first, at most as many as there
     /// are free slots; each is marked running until its
     /// [`Schedule::finish`].
-    pub fn start_due(&mut self, now: Instant) -> Vec<Id> {
+    pub(crate) fn start_due(&mut self, now: Instant) -> Vec<Id> {
         let mut started = Vec::new();
         while self.running < self.limit {
             let Some(Reverse((due, _, _))) = self.queue.peek() else {
@@ -191,7 +191,7 @@ impl<Id: Clone + Eq + Hash + Ord> Schedule<Id> {
     /// loop, a check slower than its interval) is spread again over the
     /// next interval, as when added, so that targets held up together do
     /// not all run together from then on.
-    pub fn finish(&mut self, id: &Id, now: Instant) -> bool {
+    pub(crate) fn finish(&mut self, id: &Id, now: Instant) -> bool {
         if self.orphans.remove(id) {
             self.running -= 1;
             return false;
@@ -229,7 +229,7 @@ impl<Id: Clone + Eq + Hash + Ord> Schedule<Id> {
     /// When the next waiting target is due; `None` when none waits or every
     /// slot is taken (then the next wake is a check finishing). May be in
     /// the past: call [`Schedule::start_due`] at once.
-    pub fn next_wake(&self) -> Option<Instant> {
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
         if self.running >= self.limit {
             return None;
         }
@@ -239,38 +239,37 @@ impl<Id: Clone + Eq + Hash + Ord> Schedule<Id> {
     /// Targets waiting more than one whole interval past their due time:
     /// each has missed a check (the slots are all taken for too long, or
     /// the loop stalled). O(n).
-    pub fn overdue(&self, now: Instant) -> usize {
+    pub(crate) fn overdue(&self, now: Instant) -> usize {
         self.targets
             .values()
             .filter(|t| t.run == Run::Waiting && now.saturating_duration_since(t.due) > t.interval)
             .count()
     }
 
+    #[cfg(test)]
     /// Targets in the schedule (not counting removed ones still running).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.targets.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.targets.is_empty()
-    }
-
     /// Checks running, including those of removed targets.
-    pub fn running(&self) -> usize {
+    pub(crate) fn running(&self) -> usize {
         self.running
     }
 
-    pub fn limit(&self) -> usize {
+    pub(crate) fn limit(&self) -> usize {
         self.limit
     }
 
+    #[cfg(test)]
     /// Whether `id` is here.
-    pub fn contains(&self, id: &Id) -> bool {
+    pub(crate) fn contains(&self, id: &Id) -> bool {
         self.targets.contains_key(id)
     }
 
+    #[cfg(test)]
     /// When `id` is next due (while waiting) or was due (while running).
-    pub fn due(&self, id: &Id) -> Option<Instant> {
+    pub(crate) fn due(&self, id: &Id) -> Option<Instant> {
         self.targets.get(id).map(|t| t.due)
     }
 

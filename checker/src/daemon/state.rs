@@ -10,7 +10,7 @@ use std::fmt;
 
 /// What the daemon says of a target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum State {
+pub(crate) enum State {
     /// No result yet.
     Unknown,
     Up,
@@ -19,7 +19,7 @@ pub enum State {
 
 impl State {
     /// `unknown`, `up` or `down`, for logs and JSON.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             State::Unknown => "unknown",
             State::Up => "up",
@@ -37,9 +37,9 @@ impl fmt::Display for State {
 /// A change of state, for the caller to act on (write the track file, log
 /// a line, count it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Change {
-    pub from: State,
-    pub to: State,
+pub(crate) struct Change {
+    pub(crate) from: State,
+    pub(crate) to: State,
 }
 
 impl fmt::Display for Change {
@@ -50,7 +50,7 @@ impl fmt::Display for Change {
 
 /// The damped health of one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Health {
+pub(crate) struct Health {
     rise: u32,
     fall: u32,
     state: State,
@@ -63,7 +63,7 @@ impl Health {
     /// `rise`: successes in a row that bring a down target up; `fall`:
     /// failures in a row that take an up target down. Both at least 1 (0
     /// is read as 1: a change needs at least the result that makes it).
-    pub fn new(rise: u32, fall: u32) -> Health {
+    pub(crate) fn new(rise: u32, fall: u32) -> Health {
         Health {
             rise: rise.max(1),
             fall: fall.max(1),
@@ -74,7 +74,7 @@ impl Health {
     }
 
     /// Takes one check's result; returns the change it makes, if any.
-    pub fn observe(&mut self, ok: bool) -> Option<Change> {
+    pub(crate) fn observe(&mut self, ok: bool) -> Option<Change> {
         self.raw = Some(ok);
         let from = self.state;
         let (agrees, needed, to) = match from {
@@ -101,33 +101,35 @@ impl Health {
     }
 
     /// The damped state.
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         self.state
     }
 
+    #[cfg(test)]
     /// The last result, undamped; `None` before the first.
-    pub fn raw(&self) -> Option<bool> {
+    pub(crate) fn raw(&self) -> Option<bool> {
         self.raw
     }
 
+    #[cfg(test)]
     /// Results in a row, up to the last, that disagree with the state: how
     /// far the target is on its way to a change (e.g. 2 of `fall` 3).
-    pub fn streak(&self) -> u32 {
+    pub(crate) fn streak(&self) -> u32 {
         self.streak
     }
 
-    pub fn rise(&self) -> u32 {
+    pub(crate) fn rise(&self) -> u32 {
         self.rise
     }
 
-    pub fn fall(&self) -> u32 {
+    pub(crate) fn fall(&self) -> u32 {
         self.fall
     }
 
     /// New thresholds (a reload), keeping the state and the streak: a
     /// target that was up stays up. A streak already at or past a lowered
     /// threshold changes the state at the next result that disagrees.
-    pub fn set_thresholds(&mut self, rise: u32, fall: u32) {
+    pub(crate) fn set_thresholds(&mut self, rise: u32, fall: u32) {
         self.rise = rise.max(1);
         self.fall = fall.max(1);
     }

@@ -29,12 +29,12 @@ use crate::probe::AuditTarget;
 
 /// Prefix of every file and track name, so vipcheck's files are
 /// recognisable in a shared directory.
-pub const PREFIX: &str = "vipcheck";
+pub(crate) const PREFIX: &str = "vipcheck";
 
 /// The value of a healthy target (keepalived: OK).
-pub const HEALTHY: &str = "0\n";
+pub(crate) const HEALTHY: &str = "0\n";
 /// The value of a target that is down (keepalived, with weight 0: failure).
-pub const DOWN: &str = "1\n";
+pub(crate) const DOWN: &str = "1\n";
 
 /// What a track file stands for: a check of a real server of a virtual
 /// server, keyed by the `virtual_server` and `real_server` it comes from.
@@ -50,17 +50,17 @@ pub const DOWN: &str = "1\n";
 ///   the Host too if that is still taken, and `-2`, `-3`... last (see
 ///   [`distinct`]). The first in file order keeps the bare label.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TrackKey {
-    pub vip: IpAddr,
+pub(crate) struct TrackKey {
+    pub(crate) vip: IpAddr,
     /// The virtual server's port.
-    pub port: u16,
-    pub real_server: IpAddr,
+    pub(crate) port: u16,
+    pub(crate) real_server: IpAddr,
     /// The real server's port as the input writes it (the snippet's
     /// `real_server` line); not part of the names.
-    pub rs_port: u16,
+    pub(crate) rs_port: u16,
     /// The check's label (above). Characters other than ASCII letters and
     /// digits become `-` in names.
-    pub check: String,
+    pub(crate) check: String,
 }
 
 impl TrackKey {
@@ -70,7 +70,7 @@ impl TrackKey {
     /// keys of distinct VIP, port, real server and label have distinct
     /// names ([`distinct`] gives a real server written twice with two
     /// ports distinct labels).
-    pub fn file_name(&self) -> String {
+    pub(crate) fn file_name(&self) -> String {
         self.name(false)
     }
 
@@ -79,7 +79,7 @@ impl TrackKey {
     /// (`vipcheck_198_18_0_100_80_198_18_0_11_tcp`), a plain identifier.
     /// Still distinct: an IPv4 address is four decimal fields, an IPv6
     /// one field holding `-`.
-    pub fn track_name(&self) -> String {
+    pub(crate) fn track_name(&self) -> String {
         self.name(true)
     }
 
@@ -115,7 +115,7 @@ impl From<&AuditTarget> for TrackKey {
 /// The key of `target` made distinct from the names in `taken` (file
 /// names), which it joins: a second check with the same label adds its
 /// path, then its Host, then a number (see [`TrackKey`]).
-pub fn distinct(
+pub(crate) fn distinct(
     mut key: TrackKey,
     target: &AuditTarget,
     taken: &mut std::collections::HashSet<String>,
@@ -186,7 +186,7 @@ fn safe(s: &str) -> String {
 /// The directory of the track files, and what this process last wrote in
 /// each (so that unchanged values are not written again).
 #[derive(Debug)]
-pub struct TrackDir {
+pub(crate) struct TrackDir {
     dir: PathBuf,
     /// File name → last value written (true: healthy).
     written: HashMap<String, bool>,
@@ -195,7 +195,7 @@ pub struct TrackDir {
 impl TrackDir {
     /// Uses `path`, creating it (and its parents) with mode 0755 if
     /// missing: keepalived, often another user, must read the files.
-    pub fn new(path: impl Into<PathBuf>) -> io::Result<TrackDir> {
+    pub(crate) fn new(path: impl Into<PathBuf>) -> io::Result<TrackDir> {
         let dir = path.into();
         fs::DirBuilder::new()
             .recursive(true)
@@ -213,12 +213,13 @@ impl TrackDir {
         })
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.dir
     }
 
+    #[cfg(test)]
     /// Where the file `name` is.
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 
@@ -229,7 +230,7 @@ impl TrackDir {
     ///
     /// Not fsynced: track files belong on a tmpfs (`/run`), and after a
     /// crash the daemon writes every file again with its first results.
-    pub fn set(&mut self, name: &str, healthy: bool) -> io::Result<bool> {
+    pub(crate) fn set(&mut self, name: &str, healthy: bool) -> io::Result<bool> {
         check_name(name)?;
         if self.written.get(name) == Some(&healthy) {
             return Ok(false);
@@ -259,7 +260,7 @@ impl TrackDir {
     /// Deletes the file `name` (a target removed from the configuration);
     /// a file already gone is not an error. keepalived reads a missing
     /// file as 0 (OK): remove what tracks it from keepalived.conf too.
-    pub fn remove(&mut self, name: &str) -> io::Result<()> {
+    pub(crate) fn remove(&mut self, name: &str) -> io::Result<()> {
         check_name(name)?;
         self.written.remove(name);
         match fs::remove_file(self.dir.join(name)) {
@@ -286,7 +287,7 @@ fn check_name(name: &str) -> io::Result<()> {
 /// `vrrp_instance` (commented out), and each virtual server's real servers
 /// with a `FILE_CHECK` per check. Keys are grouped by virtual server in
 /// their first order; duplicates are printed once.
-pub fn snippet(dir: &Path, keys: &[TrackKey]) -> String {
+pub(crate) fn snippet(dir: &Path, keys: &[TrackKey]) -> String {
     let mut unique: Vec<&TrackKey> = Vec::new();
     for key in keys {
         if !unique.contains(&key) {
@@ -404,7 +405,7 @@ fn quoted(path: &Path) -> String {
 /// The track keys of `targets` as the daemon names them (in input order;
 /// see [`TrackKey`] for the labels of look-alike checks). Targets of one
 /// [`AuditTarget::identity`] are one target, as the daemon follows them.
-pub fn track_keys(targets: &[AuditTarget]) -> Vec<TrackKey> {
+pub(crate) fn track_keys(targets: &[AuditTarget]) -> Vec<TrackKey> {
     let mut taken = HashSet::new();
     let mut seen = HashMap::new();
     targets

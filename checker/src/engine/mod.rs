@@ -10,13 +10,13 @@
 //! target ([`one_shot`]); `audit` and `daemon` are the engine with many
 //! ([`block_on`]). There is no second code path.
 
-pub mod neighbour;
-pub mod port;
-pub mod preflight;
-pub mod resolve;
-pub mod stack;
-pub mod stop;
-pub mod trace;
+pub(crate) mod neighbour;
+pub(crate) mod port;
+pub(crate) mod preflight;
+pub(crate) mod resolve;
+pub(crate) mod stack;
+pub(crate) mod stop;
+pub(crate) mod trace;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -38,7 +38,7 @@ use stop::Stop;
 /// free once its owner is gone, or at the latest this long after.
 const LEASE: Duration = Duration::from_secs(60);
 
-pub struct Engine {
+pub(crate) struct Engine {
     ports: RefCell<HashMap<String, Open>>,
     /// What happened to the ports since [`Engine::port_events`] was last
     /// asked (a long-running engine's log), and the interfaces whose port
@@ -46,7 +46,7 @@ pub struct Engine {
     events: RefCell<Vec<String>>,
     gone: RefCell<HashMap<String, u32>>,
     host: RefCell<HostCache>,
-    pub stop: Rc<Stop>,
+    pub(crate) stop: Rc<Stop>,
     tasks: RefCell<Vec<tokio::task::JoinHandle<()>>>,
     /// `None`: one check, whose slot lease is its timeout. `Some`: the
     /// slot lease, renewed by a task.
@@ -58,13 +58,13 @@ pub struct Engine {
 /// Runs `f` on an engine for many checks: a runtime on this thread, the
 /// ports' tasks beside it. Every port is closed (its flows and slot freed)
 /// before this returns.
-pub fn block_on<T>(f: impl AsyncFnOnce(Rc<Engine>) -> Result<T>) -> Result<T> {
+pub(crate) fn block_on<T>(f: impl AsyncFnOnce(Rc<Engine>) -> Result<T>) -> Result<T> {
     run(Some(LEASE), Rings::Large, f)
 }
 
 /// Runs one check on an engine of its own, whose port takes a capture
 /// slot of `rings` (a handshake alone fits a small ring).
-pub fn one_shot<T>(rings: Rings, f: impl AsyncFnOnce(Rc<Engine>) -> Result<T>) -> Result<T> {
+pub(crate) fn one_shot<T>(rings: Rings, f: impl AsyncFnOnce(Rc<Engine>) -> Result<T>) -> Result<T> {
     run(None, rings, f)
 }
 
@@ -135,13 +135,13 @@ impl Engine {
 
     /// What `target` sends from, once the preflight accepted it: nothing
     /// is sent or attached before.
-    pub fn preflight(&self, target: &Probe) -> Result<Plan> {
+    pub(crate) fn preflight(&self, target: &Probe) -> Result<Plan> {
         preflight::check_on(&mut *self.host.borrow_mut(), target)
     }
 
     /// The interface of the kernel's route to `real_server`: a target's
     /// interface when its file gives none.
-    pub fn route_interface(&self, real_server: std::net::IpAddr) -> Result<String> {
+    pub(crate) fn route_interface(&self, real_server: std::net::IpAddr) -> Result<String> {
         use preflight::Host;
         let mut host = self.host.borrow_mut();
         let route = host
@@ -159,7 +159,7 @@ impl Engine {
     /// attaching the XDP program if the interface has none). With the time
     /// that loading and attaching took, when this call did it. A slot not
     /// claimed by `claim_by` (all taken by other processes) is an error.
-    pub fn port(
+    pub(crate) fn port(
         &self,
         dev: &NetDev,
         target: &Probe,
@@ -276,7 +276,7 @@ impl Engine {
     /// capture failed), so that nothing of a gone interface lingers and
     /// the next check through it opens a new port; says what happened to
     /// the ports since the last call (one line each, for a log).
-    pub fn port_events(&self) -> Vec<String> {
+    pub(crate) fn port_events(&self) -> Vec<String> {
         let names: Vec<String> = self.ports.borrow().keys().cloned().collect();
         for name in names {
             let Some((ifindex, program, failed)) = self
@@ -309,17 +309,12 @@ impl Engine {
     }
 
     /// The open ports.
-    pub fn ports(&self) -> Vec<Rc<Port>> {
+    pub(crate) fn ports(&self) -> Vec<Rc<Port>> {
         self.ports
             .borrow()
             .values()
             .map(|open| open.port.clone())
             .collect()
-    }
-
-    /// Flows registered now, over every port.
-    pub fn flows(&self) -> usize {
-        self.ports.borrow().values().map(|o| o.port.flows()).sum()
     }
 
     /// Ends the ports' tasks and closes the ports (their flows' entries

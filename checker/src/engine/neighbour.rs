@@ -19,10 +19,10 @@ use crate::sys::netdev::Mac;
 /// How long a learned MAC is used without asking again. A check that gets
 /// no answer forgets the MAC it used at once (see [`Neighbours::forget`]),
 /// so a real server whose MAC changed is found again at its next check.
-pub const FRESH: Duration = Duration::from_secs(60);
+pub(crate) const FRESH: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
-pub struct Neighbours {
+pub(crate) struct Neighbours {
     entries: HashMap<IpAddr, Entry>,
 }
 
@@ -36,7 +36,7 @@ enum Entry {
 }
 
 /// What a flow does about a real server's MAC.
-pub enum Lookup {
+pub(crate) enum Lookup {
     Known(Mac),
     /// Ask the network; report the answer through the turn (dropping it
     /// without an answer lets the next flow ask).
@@ -46,13 +46,13 @@ pub enum Lookup {
 }
 
 /// The turn of the flow that asks for `ip`.
-pub struct Asking {
-    pub ip: IpAddr,
+pub(crate) struct Asking {
+    pub(crate) ip: IpAddr,
     done: Rc<Notify>,
 }
 
 impl Neighbours {
-    pub fn lookup(&mut self, ip: IpAddr, now: Instant) -> Lookup {
+    pub(crate) fn lookup(&mut self, ip: IpAddr, now: Instant) -> Lookup {
         match self.entries.get(&ip) {
             Some(Entry::Known { mac, learned }) if now.duration_since(*learned) < FRESH => {
                 return Lookup::Known(*mac);
@@ -67,7 +67,7 @@ impl Neighbours {
 
     /// The asking flow's answer: `Some(mac)` is kept for [`FRESH`]; `None`
     /// (nobody answered) is not kept, the next flow asks again.
-    pub fn learned(&mut self, turn: Asking, mac: Option<Mac>, now: Instant) {
+    pub(crate) fn learned(&mut self, turn: Asking, mac: Option<Mac>, now: Instant) {
         match mac {
             Some(mac) => {
                 self.entries
@@ -81,7 +81,7 @@ impl Neighbours {
     }
 
     /// A turn given up (the asking flow failed or was cancelled).
-    pub fn abandon(&mut self, turn: &Asking) {
+    pub(crate) fn abandon(&mut self, turn: &Asking) {
         if matches!(self.entries.get(&turn.ip), Some(Entry::Asking(done)) if Rc::ptr_eq(done, &turn.done))
         {
             self.entries.remove(&turn.ip);
@@ -90,17 +90,14 @@ impl Neighbours {
     }
 
     /// `ip` did not answer a flow that used `mac`: ask again next time.
-    pub fn forget(&mut self, ip: IpAddr, mac: Mac) {
+    pub(crate) fn forget(&mut self, ip: IpAddr, mac: Mac) {
         if matches!(self.entries.get(&ip), Some(Entry::Known { mac: known, .. }) if *known == mac) {
             self.entries.remove(&ip);
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 }

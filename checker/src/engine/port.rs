@@ -34,7 +34,7 @@ use crate::wire::egress::Egress;
 use crate::xdp::Slot;
 
 /// Where our replies come from.
-pub enum Capture {
+pub(crate) enum Capture {
     /// The XDP program copies our flows' frames into the slot's ring; the
     /// kernel never sees our TCP replies.
     Xdp(Box<Slot>),
@@ -52,16 +52,16 @@ impl Capture {
     }
 }
 
-pub struct Port {
+pub(crate) struct Port {
     // Declared before `capture`: deregistered from the reactor before the
     // fd it watches is closed.
     watch: AsyncFd<Watch>,
     capture: RefCell<Capture>,
     tx: PacketSocket,
-    pub dev: NetDev,
+    pub(crate) dev: NetDev,
     tracer: RefCell<Tracer>,
     inboxes: RefCell<HashMap<FlowKey, Rc<Inbox>>>,
-    pub neighbours: RefCell<Neighbours>,
+    pub(crate) neighbours: RefCell<Neighbours>,
     /// Why the port stopped working (its capture failed, or its interface
     /// went away), once it has: every wait of its flows fails with this,
     /// and the engine opens a new port for the next flow.
@@ -70,19 +70,19 @@ pub struct Port {
     buf: RefCell<Vec<u8>>,
     /// Frames captured that no flow of ours owned (late replies of ended
     /// flows, or anything with `--xdp off`).
-    pub strays: std::cell::Cell<u64>,
+    pub(crate) strays: std::cell::Cell<u64>,
 }
 
 /// The frames captured for one flow, waiting for it.
 #[derive(Default)]
-pub struct Inbox {
+pub(crate) struct Inbox {
     frames: RefCell<VecDeque<Bytes>>,
     ready: Notify,
 }
 
 impl Inbox {
     /// The frames received so far, oldest first.
-    pub fn take(&self) -> VecDeque<Bytes> {
+    pub(crate) fn take(&self) -> VecDeque<Bytes> {
         std::mem::take(&mut *self.frames.borrow_mut())
     }
 
@@ -95,10 +95,10 @@ impl Inbox {
 
 /// A flow key routed to this process: its frames go to `inbox` until this
 /// is dropped, which removes the entry (map and inbox).
-pub struct Registration {
+pub(crate) struct Registration {
     port: Rc<Port>,
     key: FlowKey,
-    pub inbox: Rc<Inbox>,
+    pub(crate) inbox: Rc<Inbox>,
 }
 
 impl Drop for Registration {
@@ -112,7 +112,12 @@ impl Drop for Registration {
 
 impl Port {
     /// Must be called inside the runtime.
-    pub fn new(dev: NetDev, capture: Capture, tx: PacketSocket, tracer: Tracer) -> Result<Port> {
+    pub(crate) fn new(
+        dev: NetDev,
+        capture: Capture,
+        tx: PacketSocket,
+        tracer: Tracer,
+    ) -> Result<Port> {
         // SAFETY: the fd belongs to `capture`, which is stored beside the
         // AsyncFd, outlives it (field order) and is never replaced.
         let watch =
@@ -134,7 +139,7 @@ impl Port {
 
     /// Routes the frames of `key` to a new inbox. `None` if the key is
     /// taken: by another live process (XDP), or by another flow here.
-    pub fn register(self: &Rc<Port>, key: FlowKey) -> Result<Option<Registration>> {
+    pub(crate) fn register(self: &Rc<Port>, key: FlowKey) -> Result<Option<Registration>> {
         if self.inboxes.borrow().contains_key(&key) {
             return Ok(None);
         }
@@ -153,7 +158,7 @@ impl Port {
     }
 
     /// Sends one frame, if it obeys `egress`.
-    pub fn send(&self, frame: &[u8], egress: &Egress) -> Result<()> {
+    pub(crate) fn send(&self, frame: &[u8], egress: &Egress) -> Result<()> {
         if let Err(why) = egress.check(frame) {
             return Err(Error::Refused(format!(
                 "refused to send a frame on {}: {why}",
@@ -175,13 +180,13 @@ impl Port {
     }
 
     /// Why this port stopped working, if it has.
-    pub fn failed(&self) -> Option<String> {
+    pub(crate) fn failed(&self) -> Option<String> {
         self.failed.borrow().clone()
     }
 
     /// Waits until `inbox` has frames, `until`, or a stop; an error if the
     /// capture failed.
-    pub async fn wait(&self, inbox: &Inbox, stop: &Stop, until: Instant) -> Result<()> {
+    pub(crate) async fn wait(&self, inbox: &Inbox, stop: &Stop, until: Instant) -> Result<()> {
         stop.check()?;
         if let Some(why) = &*self.failed.borrow() {
             return Err(Error::Interface(why.clone()));
@@ -199,7 +204,7 @@ impl Port {
 
     /// The port's task: sorts captured frames into the inboxes until the
     /// engine ends it.
-    pub async fn dispatch(self: Rc<Port>) {
+    pub(crate) async fn dispatch(self: Rc<Port>) {
         loop {
             match self.watch.readable().await {
                 // Cleared before draining: a frame arriving after this
@@ -260,7 +265,7 @@ impl Port {
 
     /// Keeps the capture slot ours for `lease` more (a long-running engine
     /// renews it; a one-shot check's lease covers its timeout).
-    pub fn renew(&self, lease: Duration) -> Result<()> {
+    pub(crate) fn renew(&self, lease: Duration) -> Result<()> {
         match &mut *self.capture.borrow_mut() {
             Capture::Xdp(slot) => slot.renew(lease),
             Capture::Packet(_) => Ok(()),
@@ -269,20 +274,15 @@ impl Port {
 
     /// Frees the entries of processes that ended since this port claimed
     /// its slot (see [`Slot::collect_dead`]).
-    pub fn collect_dead(&self) -> Result<usize> {
+    pub(crate) fn collect_dead(&self) -> Result<usize> {
         match &mut *self.capture.borrow_mut() {
             Capture::Xdp(slot) => slot.collect_dead(),
             Capture::Packet(_) => Ok(0),
         }
     }
 
-    /// How many flows are registered now.
-    pub fn flows(&self) -> usize {
-        self.inboxes.borrow().len()
-    }
-
     /// The XDP program's counters, when the capture is XDP.
-    pub fn counters(&self) -> Option<Vec<(checker_common::Counter, u64)>> {
+    pub(crate) fn counters(&self) -> Option<Vec<(checker_common::Counter, u64)>> {
         match &*self.capture.borrow() {
             Capture::Xdp(slot) => slot.counters().ok(),
             Capture::Packet(_) => None,

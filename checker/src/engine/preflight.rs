@@ -19,42 +19,24 @@ use crate::wire::egress::Egress;
 
 /// What a check that passed the preflight sends from.
 #[derive(Clone, Debug)]
-pub struct Plan {
-    pub dev: NetDev,
+pub(crate) struct Plan {
+    pub(crate) dev: NetDev,
     /// Sender and source address of every frame.
-    pub source: IpAddr,
-    pub egress: Egress,
+    pub(crate) source: IpAddr,
+    pub(crate) egress: Egress,
 }
 
-/// Validates `target` against this host: every refusal is an [`Error`]
-/// with the documented exit status (2 for the arguments, 3 for the
-/// interface).
-pub fn check(target: &Probe) -> Result<Plan> {
-    check_on(&mut Kernel, target)
-}
-
-/// Where the preflight reads the host's state: the kernel on every call
-/// ([`Kernel`]), or a cache of it (the engine's, for many targets).
-pub trait Host {
+/// Where the preflight reads the host's state: the engine's cache of
+/// it (or a test's own host).
+pub(crate) trait Host {
     fn netdev(&mut self, name: &str) -> Result<NetDev>;
     fn route_to(&mut self, ip: IpAddr) -> std::io::Result<rtnl::Route>;
 }
 
-/// The kernel, asked every time.
-pub struct Kernel;
-
-impl Host for Kernel {
-    fn netdev(&mut self, name: &str) -> Result<NetDev> {
-        NetDev::lookup(name)
-    }
-
-    fn route_to(&mut self, ip: IpAddr) -> std::io::Result<rtnl::Route> {
-        rtnl::route_to(ip)
-    }
-}
-
-/// [`check`] against `host`.
-pub fn check_on(host: &mut impl Host, target: &Probe) -> Result<Plan> {
+/// Validates `target` against `host`: every refusal is an [`Error`]
+/// with the documented exit status (2 for the arguments, 3 for the
+/// interface).
+pub(crate) fn check_on(host: &mut impl Host, target: &Probe) -> Result<Plan> {
     unicast("REAL_SERVER", target.real_server)?;
     unicast("VIP", target.vip)?;
     if target.real_server.is_ipv4() != target.vip.is_ipv4() {
@@ -95,7 +77,7 @@ pub fn check_on(host: &mut impl Host, target: &Probe) -> Result<Plan> {
 }
 
 /// REAL_SERVER and VIP name one other host each.
-pub fn unicast(what: &str, ip: IpAddr) -> Result<()> {
+pub(crate) fn unicast(what: &str, ip: IpAddr) -> Result<()> {
     let why = if ip.is_unspecified() {
         "unspecified"
     } else if ip == IpAddr::V4(Ipv4Addr::BROADCAST) {

@@ -25,7 +25,7 @@ const RETRY: Duration = Duration::from_millis(200);
 /// Asks for `target`'s MAC from `source` until `deadline`; `None` if nobody
 /// answered. The reply is captured like our TCP frames (the XDP program
 /// copies registered ARP replies and still passes them to the kernel).
-pub async fn arp(
+pub(crate) async fn arp(
     port: &Rc<Port>,
     stop: &Stop,
     egress: &Egress,
@@ -95,7 +95,7 @@ pub(crate) async fn ask(
 /// interface's own unicast addresses, never the VIP: a solicitation's
 /// source link-layer option updates the neighbour entry of `source` on the
 /// real server.
-pub async fn solicit(
+pub(crate) async fn solicit(
     port: &Rc<Port>,
     stop: &Stop,
     egress: &Egress,

@@ -33,18 +33,18 @@ use crate::wire::segment::Segment;
 
 /// Everything that defines one check flow on the wire.
 #[derive(Clone, Copy, Debug)]
-pub struct FlowParams {
-    pub local_mac: Mac,
+pub(crate) struct FlowParams {
+    pub(crate) local_mac: Mac,
     /// IPv4 or IPv6, the family of `vip`.
-    pub local_ip: IpAddr,
-    pub local_port: u16,
-    pub vip: IpAddr,
-    pub port: u16,
-    pub real_server_mac: Mac,
-    pub mtu: usize,
+    pub(crate) local_ip: IpAddr,
+    pub(crate) local_port: u16,
+    pub(crate) vip: IpAddr,
+    pub(crate) port: u16,
+    pub(crate) real_server_mac: Mac,
+    pub(crate) mtu: usize,
 }
 
-pub struct Stack {
+pub(crate) struct Stack {
     iface: Interface,
     device: FrameQueue,
     /// Its socket's buffers are slices of `_buffers`, which is dropped
@@ -58,7 +58,7 @@ pub struct Stack {
 
 impl Stack {
     /// A stack with one TCP socket connecting to `params.vip:params.port`.
-    pub fn connect(params: FlowParams, now: std::time::Instant) -> Stack {
+    pub(crate) fn connect(params: FlowParams, now: std::time::Instant) -> Stack {
         Stack::connect_seeded(params, now, random_seed(), tsval)
     }
 
@@ -133,7 +133,7 @@ impl Stack {
     }
 
     /// Queues a frame captured for our flow.
-    pub fn receive(&mut self, frame: Bytes) {
+    pub(crate) fn receive(&mut self, frame: Bytes) {
         if let Some(segment) = Segment::parse(&frame) {
             self.resend.received(&segment);
         }
@@ -141,13 +141,13 @@ impl Stack {
     }
 
     /// Runs smoltcp: consumes received frames, produces frames to send.
-    pub fn poll(&mut self, now: std::time::Instant) {
+    pub(crate) fn poll(&mut self, now: std::time::Instant) {
         self.iface
             .poll(Instant::from(now), &mut self.device, &mut self.sockets);
     }
 
     /// How long smoltcp can sleep before its next timer (retransmission).
-    pub fn poll_delay(&mut self, now: std::time::Instant) -> Option<Duration> {
+    pub(crate) fn poll_delay(&mut self, now: std::time::Instant) -> Option<Duration> {
         let stack = self
             .iface
             .poll_delay(Instant::from(now), &self.sockets)
@@ -167,7 +167,7 @@ impl Stack {
     /// unknown flows) must not reach the LB's network.
     ///
     /// Also the early retransmissions that are due at `now` (see [`Resend`]).
-    pub fn take_outgoing(&mut self, now: std::time::Instant) -> Vec<Bytes> {
+    pub(crate) fn take_outgoing(&mut self, now: std::time::Instant) -> Vec<Bytes> {
         let params = self.params;
         let mut out: Vec<Bytes> = self
             .device
@@ -189,11 +189,11 @@ impl Stack {
         out
     }
 
-    pub fn socket(&mut self) -> &mut tcp::Socket<'static> {
+    pub(crate) fn socket(&mut self) -> &mut tcp::Socket<'static> {
         self.sockets.get_mut::<tcp::Socket>(self.handle)
     }
 
-    pub fn state(&self) -> tcp::State {
+    pub(crate) fn state(&self) -> tcp::State {
         self.sockets.get::<tcp::Socket>(self.handle).state()
     }
 }

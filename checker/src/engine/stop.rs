@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::sys::signals::Signals;
 
 #[derive(Default)]
-pub struct Stop {
+pub(crate) struct Stop {
     signal: Cell<Option<&'static str>>,
     notify: Notify,
 }
@@ -20,7 +20,7 @@ impl Stop {
     /// Catches the signals (from now on they no longer kill the process)
     /// and returns the future that turns them into a stop; the engine runs
     /// it as a task. Inside the runtime.
-    pub fn catch(stop: std::rc::Rc<Stop>) -> Result<impl Future<Output = ()>> {
+    pub(crate) fn catch(stop: std::rc::Rc<Stop>) -> Result<impl Future<Output = ()>> {
         let signals = Signals::catch(&[libc::SIGTERM, libc::SIGINT])
             .map_err(|e| Error::io("catching SIGTERM and SIGINT", e))?;
         Ok(async move {
@@ -33,7 +33,7 @@ impl Stop {
     }
 
     /// Ends every flow at its next wait, naming `why`.
-    pub fn raise(&self, why: &'static str) {
+    pub(crate) fn raise(&self, why: &'static str) {
         if self.signal.get().is_none() {
             self.signal.set(Some(why));
         }
@@ -41,7 +41,7 @@ impl Stop {
     }
 
     /// `Err(Interrupted)` once stopped.
-    pub fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         match self.signal.get() {
             Some(name) => Err(Error::Interrupted(name)),
             None => Ok(()),
@@ -49,13 +49,13 @@ impl Stop {
     }
 
     /// Whether a stop was raised, and why.
-    pub fn raised(&self) -> Option<&'static str> {
+    pub(crate) fn raised(&self) -> Option<&'static str> {
         self.signal.get()
     }
 
     /// Resolves with `Err(Interrupted)` when the stop is raised (at once if
     /// it was). The caller selects it beside what it waits for.
-    pub async fn stopped(&self) -> Error {
+    pub(crate) async fn stopped(&self) -> Error {
         let notified = self.notify.notified();
         if let Some(name) = self.signal.get() {
             return Error::Interrupted(name);

@@ -14,7 +14,7 @@ use crate::probe::Trace;
 /// Shows the frames of one check: lines on stderr as [`Trace`] asks, and
 /// every frame in the pcap file when there is one.
 #[derive(Default)]
-pub struct Tracer {
+pub(crate) struct Tracer {
     trace: Trace,
     pcap: Option<PcapWriter<BufWriter<File>>>,
 }
@@ -24,7 +24,7 @@ const PCAP_SNAPLEN: u32 = 262_144;
 
 impl Tracer {
     /// `pcap`: the file to write every frame to (created or truncated).
-    pub fn new(trace: Trace, pcap: Option<&Path>) -> Result<Tracer> {
+    pub(crate) fn new(trace: Trace, pcap: Option<&Path>) -> Result<Tracer> {
         let pcap = match pcap {
             None => None,
             Some(path) => {
@@ -47,11 +47,11 @@ impl Tracer {
         Ok(Tracer { trace, pcap })
     }
 
-    pub fn sent(&mut self, frame: &[u8]) {
+    pub(crate) fn sent(&mut self, frame: &[u8]) {
         self.frame('>', frame);
     }
 
-    pub fn received(&mut self, frame: &[u8]) {
+    pub(crate) fn received(&mut self, frame: &[u8]) {
         self.frame('<', frame);
     }
 

@@ -17,14 +17,14 @@ use crate::error::{Error, Result};
 use crate::probe::{AuditTarget, Subject};
 
 /// The outcome of one target: its verdict, or why it could not run.
-pub struct Outcome {
-    pub target: AuditTarget,
-    pub subject: Subject,
-    pub result: std::result::Result<Verdict, Error>,
+pub(crate) struct Outcome {
+    pub(crate) target: AuditTarget,
+    pub(crate) subject: Subject,
+    pub(crate) result: std::result::Result<Verdict, Error>,
 }
 
 /// Checks every target once; the outcomes in the targets' order.
-pub fn run(targets: Vec<AuditTarget>, options: &AuditOptions) -> Result<Vec<Outcome>> {
+pub(crate) fn run(targets: Vec<AuditTarget>, options: &AuditOptions) -> Result<Vec<Outcome>> {
     let tls = TlsConfigs::new(options);
     tls.prepare(&targets)?;
     let parallel = options.parallel.max(1);
@@ -66,7 +66,7 @@ fn request(target: &AuditTarget) -> Option<(String, &str)> {
 /// The text table of an audit: one line per target, then the skipped.
 /// REQUEST tells the checks of one real server apart: HOST/PATH of an
 /// HTTP(S) check, `-` for TCP.
-pub fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
+pub(crate) fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
     let mut out = format!(
         "{:<26} {:<32} {:<5} {:<24} {:<9} {:>9}  {}\n",
         "REAL_SERVER", "VIP:PORT", "CHECK", "REQUEST", "VERDICT", "TIME", "REASON"
@@ -105,7 +105,7 @@ pub fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
 
 /// JSON Lines: each target's object as `--format json` prints it, with
 /// its `origin`; then one `{"skipped": ...}` object per skipped construct.
-pub fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
+pub(crate) fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
     let mut out = String::new();
     for o in outcomes {
         let kind = o.target.probe.check.kind();
@@ -151,7 +151,7 @@ pub fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
 }
 
 /// The audit's exit status ([`crate::exit::of_audit`]).
-pub fn exit_code(outcomes: &[Outcome]) -> i32 {
+pub(crate) fn exit_code(outcomes: &[Outcome]) -> i32 {
     crate::exit::of_audit(
         outcomes
             .iter()

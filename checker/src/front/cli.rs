@@ -22,7 +22,7 @@ pub struct Cli {
     /// More detail on stderr; also accepted after the subcommand, whose
     /// help says what each level shows.
     #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -87,14 +87,14 @@ pub enum Command {
 pub struct InputArgs {
     /// keepalived.conf: its virtual_server / real_server checks (includes followed).
     #[arg(long, value_name = "FILE")]
-    pub keepalived: Option<PathBuf>,
+    pub(crate) keepalived: Option<PathBuf>,
     /// A targets file (TOML; see the README).
     #[arg(long, value_name = "FILE")]
-    pub targets: Option<PathBuf>,
+    pub(crate) targets: Option<PathBuf>,
 }
 
 impl InputArgs {
-    pub fn input(&self) -> crate::config::Input {
+    pub(crate) fn input(&self) -> crate::config::Input {
         use crate::config::Input;
         match (&self.keepalived, &self.targets) {
             (Some(file), _) => Input::Keepalived(file.clone()),
@@ -108,16 +108,16 @@ impl InputArgs {
 #[derive(Debug, Args)]
 pub struct AuditArgs {
     #[command(flatten)]
-    pub input: InputArgs,
+    pub(crate) input: InputArgs,
     /// Checks at once.
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub parallel: u16,
+    pub(crate) parallel: u16,
     /// A table (text) or one JSON object per line (json).
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
     #[command(flatten)]
-    pub tls: TlsTrust,
+    pub(crate) tls: TlsTrust,
 }
 
 /// How HTTPS targets of a file are verified.
@@ -127,25 +127,25 @@ pub struct TlsTrust {
     /// SSL_GET (which keepalived does not verify) and of a targets file's
     /// `verify = false`.
     #[arg(long)]
-    pub verify_tls: bool,
+    pub(crate) verify_tls: bool,
     /// HTTPS targets: trust this CA (PEM) instead of the system's roots
     /// when verifying (implies --verify-tls).
     #[arg(long, value_name = "FILE")]
-    pub ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
     /// HTTPS targets: the name sent as SNI and verified in the
     /// certificate, for every target (default: each target's own;
     /// keepalived's SSL_GET sends one only with enable_sni,
     /// a targets file its `sni`, else the Host's name, none for an address).
     #[arg(long, value_name = "NAME", value_parser = parse_sni)]
-    pub sni: Option<String>,
+    pub(crate) sni: Option<String>,
     /// HTTPS targets: verify no certificate.
     #[arg(long, conflicts_with_all = ["ca", "verify_tls"])]
-    pub insecure: bool,
+    pub(crate) insecure: bool,
 }
 
 impl TlsTrust {
     /// The audit's options of these flags.
-    pub fn options(&self, parallel: usize) -> crate::check::dispatch::AuditOptions {
+    pub(crate) fn options(&self, parallel: usize) -> crate::check::dispatch::AuditOptions {
         crate::check::dispatch::AuditOptions {
             parallel,
             ca: self.ca.clone(),
@@ -164,36 +164,36 @@ fn parse_sni(s: &str) -> Result<String, String> {
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
     #[command(flatten)]
-    pub input: InputArgs,
+    pub(crate) input: InputArgs,
     /// Serve Prometheus metrics at http://ADDR/metrics: HOST:PORT, or a
     /// PORT alone for 127.0.0.1:PORT (keep them on this machine unless a
     /// scraper elsewhere needs them).
     #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
-    pub metrics: Option<std::net::SocketAddr>,
+    pub(crate) metrics: Option<std::net::SocketAddr>,
     /// Write one keepalived track file per target in DIR (0 healthy, 1
     /// down; atomically, on change); see `vipcheck keepalived snippet`.
     #[arg(long, value_name = "DIR")]
-    pub track_dir: Option<PathBuf>,
+    pub(crate) track_dir: Option<PathBuf>,
     /// Successes in a row that bring a down target up.
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub rise: u32,
+    pub(crate) rise: u32,
     /// Failures in a row that take an up target down (a target with
     /// keepalived's `retry R` takes R + 1).
     #[arg(long, value_name = "N", default_value_t = 3,
           value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub fall: u32,
+    pub(crate) fall: u32,
     /// Checks at once.
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub parallel: u16,
+    pub(crate) parallel: u16,
     /// Interval of the targets whose file gives none (keepalived's
     /// delay_loop, a targets file's interval_ms), in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
-    pub interval: u64,
+    pub(crate) interval: u64,
     #[command(flatten)]
-    pub tls: TlsTrust,
+    pub(crate) tls: TlsTrust,
 }
 
 /// `--metrics`: `HOST:PORT`, `[V6]:PORT`, or a port alone (127.0.0.1).

@@ -32,7 +32,7 @@ const FAILED: bool = false;
 
 /// Runs vipcheck as the C checker `name` with `args` (after argv[0]);
 /// returns the exit status, 0 or 1.
-pub fn main(name: &str, args: &[OsString], invoked: Invoked) -> i32 {
+pub(crate) fn main(name: &str, args: &[OsString], invoked: Invoked) -> i32 {
     // Who speaks in errors: the C name, or vipcheck saying how it read
     // a line that named no subcommand.
     let speaker = match invoked {
@@ -207,7 +207,7 @@ fn run(probe: &Probe, common: &Common) -> Result<Verdict, Error> {
 
 /// What `vipcheck compat install` did with one C name.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Installed {
+pub(crate) enum Installed {
     Created(PathBuf),
     /// A link to an older vipcheck binary (one a package upgrade left
     /// behind) now links to this one.
@@ -223,7 +223,7 @@ pub enum Installed {
 /// symlinked script under its resolved path, and vipcheck then knows the C
 /// line by its shape, see [`by_shape`](crate::probe::c_line::by_shape)); a symlink otherwise, with a
 /// warning (the second value).
-pub fn install(dir: &Path) -> Result<(Vec<Installed>, Option<String>), Error> {
+pub(crate) fn install(dir: &Path) -> Result<(Vec<Installed>, Option<String>), Error> {
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .map_err(|e| Error::io("finding the vipcheck binary", e))?;

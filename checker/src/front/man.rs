@@ -3,7 +3,7 @@
 
 /// Writes the man pages into `dir`: vipcheck, each subcommand
 /// (`vipcheck-tcp.1`, ...) and the three C names; returns their paths.
-pub fn man_pages(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+pub(crate) fn man_pages(dir: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     use clap::CommandFactory;
     let top = crate::front::cli::Cli::command();
     let mut pages: Vec<(String, clap::Command)> = vec![("vipcheck".to_string(), top.clone())];

@@ -2,9 +2,9 @@
 //! checkers' names ([`compat`]), the audit's table ([`audit`]), the
 //! output formats ([`output`]) and the man pages ([`man`]).
 
-pub mod audit;
+pub(crate) mod audit;
 pub mod cli;
-pub mod compat;
-pub mod man;
-pub mod output;
+pub(crate) mod compat;
+pub(crate) mod man;
+pub(crate) mod output;
 pub mod run;

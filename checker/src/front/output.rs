@@ -38,7 +38,7 @@ use crate::probe::args::{Format, Thresholds};
 /// vipcheck's own diagnostics (`log::debug!`: attach time, fallbacks,
 /// dead checks' slots freed) on stderr, from now on; not the BPF loader's,
 /// which would bury them.
-pub fn log_to_stderr() {
+pub(crate) fn log_to_stderr() {
     struct Stderr;
     impl log::Log for Stderr {
         fn enabled(&self, metadata: &log::Metadata) -> bool {
@@ -58,7 +58,7 @@ pub fn log_to_stderr() {
 
 /// The `--format` a command line asks for, read before it is parsed, so
 /// that a usage error is reported in that format too.
-pub fn requested_format(args: &[OsString]) -> Format {
+pub(crate) fn requested_format(args: &[OsString]) -> Format {
     let mut words = args.iter().filter_map(|a| a.to_str());
     while let Some(word) = words.next() {
         let value = match word {
@@ -120,7 +120,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// The verdict of a check that ran, in `format`, and its exit status.
-pub fn verdict(
+pub(crate) fn verdict(
     verdict: &Verdict,
     subject: &Subject,
     check: &str,
@@ -188,7 +188,7 @@ pub fn verdict(
 
 /// An error that kept the check from running (exit 2 or 3), in `format`,
 /// and the exit status; `failure` its code (`Error::failure`).
-pub fn error(
+pub(crate) fn error(
     message: &str,
     exit: i32,
     failure: Failure,

@@ -19,138 +19,138 @@ use crate::xdp::XdpMode;
 #[derive(Debug, Args)]
 pub struct TcpArgs {
     #[command(flatten)]
-    pub flow: FlowArgs,
+    pub(crate) flow: FlowArgs,
     /// -v: every frame sent and received on stderr (ARP and TCP, one line each).
     #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
     /// How to end the connection after the handshake.
     #[arg(long, value_enum, default_value_t = CloseMode::Rst)]
-    pub close: CloseMode,
+    pub(crate) close: CloseMode,
 }
 
 #[derive(Debug, Args)]
 pub struct HttpArgs {
     #[command(flatten)]
-    pub flow: FlowArgs,
+    pub(crate) flow: FlowArgs,
     /// -v: request and response heads on stderr; -vv: also the body (its first
     /// 4 KiB), or the raw bytes when no HTTP head came; -vvv: also every frame.
     #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
     /// Host header of the request.
     #[arg(value_name = "HOST", value_parser = parse_host)]
-    pub host: String,
+    pub(crate) host: String,
     /// Path of the request (starts with /).
     #[arg(value_name = "PATH", value_parser = parse_path)]
-    pub path: String,
+    pub(crate) path: String,
     /// Request method.
     #[arg(short = 'M', long, value_enum, ignore_case = true, default_value_t = Method::Get)]
-    pub method: Method,
+    pub(crate) method: Method,
     /// Extra request header "Name: Value" (repeatable; replaces a default of the same name).
     #[arg(short = 'H', long = "header", value_name = "HEADER", value_parser = parse_header)]
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// Expected status: a code (200) or a range (200-299); repeatable, any may match.
     #[arg(short = 'S', long = "status", value_name = "CODE|RANGE", value_parser = parse_status)]
-    pub statuses: Vec<RangeInclusive<u16>>,
+    pub(crate) statuses: Vec<RangeInclusive<u16>>,
     /// Response header (or chunked trailer) that must be present: "Name: Value" (name
     /// case-insensitive, value exact), or "Name" for any value; repeatable.
     #[arg(short = 'R', long = "response-header", value_name = "HEADER", value_parser = parse_expected_header)]
-    pub response_headers: Vec<(String, Option<String>)>,
+    pub(crate) response_headers: Vec<(String, Option<String>)>,
     /// The exact expected body.
     #[arg(short = 'B', long, value_name = "BODY")]
-    pub body: Option<String>,
+    pub(crate) body: Option<String>,
     /// MD5 of the expected body (hex), as the C checkers and keepalived's digest.
     #[arg(short = 'A', long = "hash", value_name = "MD5", value_parser = crate::wire::http::parse_md5)]
-    pub md5: Option<String>,
+    pub(crate) md5: Option<String>,
     /// SHA-256 of the expected body (hex).
     #[arg(long, value_name = "HEX", value_parser = parse_hex::<32>)]
-    pub sha256: Option<String>,
+    pub(crate) sha256: Option<String>,
     /// Regular expression the body must match (repeatable: each must).
     #[arg(long, value_name = "RE", value_parser = parse_regex)]
-    pub regex: Vec<regex::bytes::Regex>,
+    pub(crate) regex: Vec<regex::bytes::Regex>,
     /// Regular expression the body must not match (repeatable: none may).
     #[arg(long, value_name = "RE", value_parser = parse_regex)]
-    pub regex_absent: Vec<regex::bytes::Regex>,
+    pub(crate) regex_absent: Vec<regex::bytes::Regex>,
     /// Largest acceptable body (bytes; suffixes K, M, G); a larger one fails the check.
     #[arg(long, value_name = "BYTES", default_value = "4M", value_parser = parse_size)]
-    pub max_body: u64,
+    pub(crate) max_body: u64,
     /// How to end the connection after the response.
     #[arg(long, value_enum, default_value_t = CloseMode::Rst)]
-    pub close: CloseMode,
+    pub(crate) close: CloseMode,
 }
 
 #[derive(Debug, Args)]
 pub struct HttpsArgs {
     #[command(flatten)]
-    pub http: HttpArgs,
+    pub(crate) http: HttpArgs,
     /// TLS server name to send (SNI) and to verify in the certificate (default: HOST).
     #[arg(long, value_name = "NAME")]
-    pub sni: Option<String>,
+    pub(crate) sni: Option<String>,
     /// Send no SNI (the certificate is still verified against the name).
     #[arg(long)]
-    pub no_sni: bool,
+    pub(crate) no_sni: bool,
     /// Trust this CA (PEM file) instead of the system's roots.
     #[arg(long, value_name = "FILE")]
-    pub ca: Option<PathBuf>,
+    pub(crate) ca: Option<PathBuf>,
     /// Verify no certificate (the verdict says so).
     #[arg(long, conflicts_with = "ca")]
-    pub insecure: bool,
+    pub(crate) insecure: bool,
     /// Fail (Nagios: WARNING) when the certificate expires within N days.
     #[arg(long, value_name = "N")]
-    pub cert_days: Option<u32>,
+    pub(crate) cert_days: Option<u32>,
     /// Client certificate chain for mutual TLS (PEM file; with --client-key).
     #[arg(long, value_name = "FILE", requires = "client_key")]
-    pub client_cert: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
     /// Client private key for mutual TLS (PEM file; with --client-cert).
     #[arg(long, value_name = "FILE", requires = "client_cert")]
-    pub client_key: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
 }
 
 /// What every check of a real server through a VIP takes.
 #[derive(Debug, Args)]
-pub struct FlowArgs {
+pub(crate) struct FlowArgs {
     /// Interface of the load balancer to send from (the one facing the real servers).
     #[arg(value_name = "IFACE")]
-    pub iface: String,
+    pub(crate) iface: String,
     /// The real server's own address (IPv4, IPv6 or a host name), used only to learn its MAC
     /// (ARP or neighbour discovery).
     #[arg(value_name = "REAL_SERVER", value_parser = parse_ip_host)]
-    pub real_server: IpAddr,
+    pub(crate) real_server: IpAddr,
     /// The virtual IP (IPv4, IPv6 or a host name): destination address of every packet.
     #[arg(value_name = "VIP", value_parser = parse_ip_host)]
-    pub vip: IpAddr,
+    pub(crate) vip: IpAddr,
     /// The service's TCP port.
     #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: u16,
+    pub(crate) port: u16,
     /// Deadline of the whole check, in milliseconds (1 to 3600000); the process has
     /// ended by then, except that a check that must first attach the XDP program
     /// (or wait for another's attach) is given that time on top.
     #[arg(short, long, value_name = "MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=MAX_TIMEOUT_MS))]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
     /// Source address: one of IFACE's own, never the VIP (default: IFACE's address in
     /// the real server's subnet).
     #[arg(long, value_name = "IP", value_parser = parse_ip_host)]
-    pub source: Option<IpAddr>,
+    pub(crate) source: Option<IpAddr>,
     /// Capture replies with the shared XDP program (require) or an AF_PACKET socket (off;
     /// a backup LB's kernel will answer the real server with RSTs).
     #[arg(long, value_enum, default_value_t = Capture::Require)]
-    pub xdp: Capture,
+    pub(crate) xdp: Capture,
     /// Attach mode when this check loads the XDP program.
     #[arg(long, value_enum, default_value_t = XdpMode::Skb)]
-    pub xdp_mode: XdpMode,
+    pub(crate) xdp_mode: XdpMode,
     /// Write every frame the check sends and receives (ARP included) to FILE, in pcap format.
     #[arg(long, value_name = "FILE")]
-    pub pcap: Option<PathBuf>,
+    pub(crate) pcap: Option<PathBuf>,
     /// Output: one text line, a JSON object, or a Nagios plugin line (exit 0/1/2/3 as
     /// OK/WARNING/CRITICAL/UNKNOWN).
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
     /// Nagios: WARNING when the check takes longer than MS (a healthy check).
     #[arg(short = 'w', long, value_name = "MS")]
-    pub warning: Option<u64>,
+    pub(crate) warning: Option<u64>,
     /// Nagios: CRITICAL when the check takes longer than MS.
     #[arg(short = 'c', long, value_name = "MS")]
-    pub critical: Option<u64>,
+    pub(crate) critical: Option<u64>,
 }
 
 impl FlowArgs {
@@ -174,7 +174,7 @@ impl FlowArgs {
     }
 
     /// How the verdict is printed.
-    pub fn output(&self) -> (Format, Thresholds) {
+    pub(crate) fn output(&self) -> (Format, Thresholds) {
         let ms = |v: Option<u64>| v.map(Duration::from_millis);
         (
             self.format,
@@ -260,7 +260,7 @@ impl HttpsArgs {
 
 /// How the verdict is printed (`--format`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// One line: `OK: ...` or `FAIL: ...` (exit 0/1/2/3).
     #[default]
     Text,
@@ -273,14 +273,14 @@ pub enum Format {
 
 /// Response-time thresholds of the Nagios format (`-w`, `-c`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Thresholds {
-    pub warning: Option<Duration>,
-    pub critical: Option<Duration>,
+pub(crate) struct Thresholds {
+    pub(crate) warning: Option<Duration>,
+    pub(crate) critical: Option<Duration>,
 }
 
 /// What a clap error says, in one line (the front end's `usage_line`
 /// adds which help to read).
-pub fn usage_message(e: &clap::Error) -> String {
+pub(crate) fn usage_message(e: &clap::Error) -> String {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     let context = |kind| match e.get(kind) {
         Some(ContextValue::String(s)) => Some(s.clone()),
@@ -317,7 +317,7 @@ pub fn usage_message(e: &clap::Error) -> String {
 
 /// One check's command line, `vipcheck tcp|http|https ARGS`.
 #[derive(Debug)]
-pub enum CheckArgs {
+pub(crate) enum CheckArgs {
     Tcp(TcpArgs),
     Http(Box<HttpArgs>),
     Https(Box<HttpsArgs>),
@@ -329,7 +329,7 @@ impl CheckArgs {
     /// word names none. Building every subcommand's arguments (audit,
     /// daemon, xdp, ...) was a tenth of a warm one-shot check's CPU, and
     /// keepalived runs these hundreds of times a second.
-    pub fn try_parse(args: &[std::ffi::OsString]) -> Option<Result<CheckArgs, clap::Error>> {
+    pub(crate) fn try_parse(args: &[std::ffi::OsString]) -> Option<Result<CheckArgs, clap::Error>> {
         use clap::{Command as Cmd, FromArgMatches};
         let name = args.get(1)?.to_str()?;
         let sub = match name {
@@ -351,14 +351,5 @@ impl CheckArgs {
             "http" => HttpArgs::from_arg_matches(m).map(|a| CheckArgs::Http(Box::new(a))),
             _ => HttpsArgs::from_arg_matches(m).map(|a| CheckArgs::Https(Box::new(a))),
         })
-    }
-
-    /// What every check takes.
-    pub fn flow(&self) -> &FlowArgs {
-        match self {
-            CheckArgs::Tcp(a) => &a.flow,
-            CheckArgs::Http(a) => &a.flow,
-            CheckArgs::Https(a) => &a.http.flow,
-        }
     }
 }

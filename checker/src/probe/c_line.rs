@@ -15,18 +15,18 @@ use crate::probe::parse::{MAX_TIMEOUT_MS, parse_expected_header, parse_header, p
 use crate::probe::{CheckSpec, CloseMode, HttpSpec, Method, Probe, Trace};
 
 /// The names vipcheck answers to as a C checker.
-pub const NAMES: [&str; 3] = ["check_tcp_raw", "check_http_get_raw", "check_http_raw"];
+pub(crate) const NAMES: [&str; 3] = ["check_tcp_raw", "check_http_get_raw", "check_http_raw"];
 
 /// The C checker `argv0` names, if it names one (its file name, whatever
 /// the directory).
-pub fn invoked_as(argv0: &OsStr) -> Option<&'static str> {
+pub(crate) fn invoked_as(argv0: &OsStr) -> Option<&'static str> {
     let name = Path::new(argv0).file_name()?;
     NAMES.iter().copied().find(|n| OsStr::new(n) == name)
 }
 
 /// The native subcommands (and clap's `help`): a command line whose first
 /// positional word is one of them is vipcheck's own.
-pub const SUBCOMMANDS: [&str; 11] = [
+pub(crate) const SUBCOMMANDS: [&str; 11] = [
     "tcp",
     "http",
     "https",
@@ -42,7 +42,7 @@ pub const SUBCOMMANDS: [&str; 11] = [
 
 /// How vipcheck came to read a command line as a C checker's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Invoked {
+pub(crate) enum Invoked {
     /// argv[0] names the checker (a hard link, a copy, a symlink run
     /// under its own path).
     ByName,
@@ -300,7 +300,7 @@ pub(crate) struct HttpRaw {
 }
 
 /// The clap command of a C name, for help, man pages and completions.
-pub fn command(name: &str) -> clap::Command {
+pub(crate) fn command(name: &str) -> clap::Command {
     match name {
         "check_http_get_raw" => HttpGetRaw::command(),
         "check_http_raw" => HttpRaw::command(),
@@ -325,7 +325,7 @@ impl Parsed {
 
     /// What the line asks to check, or why it cannot be a check (the
     /// checks clap cannot express).
-    pub(crate) fn probe(&self) -> Result<(Probe, &Common), String> {
+    pub fn probe(&self) -> Result<(Probe, &Common), String> {
         let common = self.common();
         let v = common.verbose;
         let (trace, close, check) = match self {

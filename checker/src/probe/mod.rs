@@ -13,13 +13,13 @@ use serde::Serialize;
 use crate::wire::http::Limits;
 use crate::xdp::XdpMode;
 
-pub mod args;
+pub(crate) mod args;
 pub mod c_line;
-pub mod parse;
+pub(crate) mod parse;
 
 /// How the check's TCP connection ends once it has done its job.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum CloseMode {
+pub(crate) enum CloseMode {
     /// RST: nothing is left in TIME-WAIT (as the C checkers do).
     #[default]
     Rst,
@@ -29,7 +29,7 @@ pub enum CloseMode {
 
 /// How replies are captured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum Capture {
+pub(crate) enum Capture {
     /// The shared XDP program takes our replies before the kernel sees them;
     /// the check fails (exit 3) if it cannot be used.
     #[default]
@@ -49,7 +49,7 @@ pub struct Probe {
     /// Interface to send from; `None`: the interface of the route to the
     /// real server (a targets file or keepalived.conf may name none; the
     /// check layer looks it up).
-    pub iface: Option<String>,
+    pub(crate) iface: Option<String>,
     /// IPv4 or IPv6, the same family as `vip` (the preflight checks).
     pub real_server: IpAddr,
     pub vip: IpAddr,
@@ -57,20 +57,20 @@ pub struct Probe {
     /// the real server's port).
     pub port: u16,
     /// Source address; the interface's own when `None`.
-    pub source: Option<IpAddr>,
+    pub(crate) source: Option<IpAddr>,
     /// Deadline of the whole check.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Each reply of the server (ARP reply, SYN-ACK, each next piece of
     /// the response) must come within this of the one before, as the C
     /// checkers' `-t`; `timeout` still bounds the whole check.
-    pub reply_timeout: Option<Duration>,
-    pub close: CloseMode,
-    pub capture: Capture,
-    pub xdp_mode: XdpMode,
+    pub(crate) reply_timeout: Option<Duration>,
+    pub(crate) close: CloseMode,
+    pub(crate) capture: Capture,
+    pub(crate) xdp_mode: XdpMode,
     /// What to show on stderr (and vipcheck's diagnostics when frames are).
-    pub trace: Trace,
+    pub(crate) trace: Trace,
     /// Write every frame sent and received to this pcap file.
-    pub pcap: Option<PathBuf>,
+    pub(crate) pcap: Option<PathBuf>,
     /// What to check over the flow.
     pub check: CheckSpec,
 }
@@ -79,7 +79,7 @@ impl Probe {
     /// A check of `real_server` through `vip:port` with the defaults of
     /// an audit target: the route's interface, a 1 s deadline, RST close,
     /// the XDP capture, no trace.
-    pub fn new(real_server: IpAddr, vip: IpAddr, port: u16, check: CheckSpec) -> Probe {
+    pub(crate) fn new(real_server: IpAddr, vip: IpAddr, port: u16, check: CheckSpec) -> Probe {
         Probe {
             iface: None,
             real_server,
@@ -100,23 +100,23 @@ impl Probe {
 
 /// What is shown on stderr, and how.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Trace {
+pub(crate) struct Trace {
     /// TCP segments.
-    pub tcp: bool,
+    pub(crate) tcp: bool,
     /// ARP requests and replies.
-    pub arp: bool,
+    pub(crate) arp: bool,
     /// The C checkers' line format (frames, and with `heads` their `* `
     /// lines: connected, body MD5, closed).
-    pub c_format: bool,
+    pub(crate) c_format: bool,
     /// HTTP: the request and response heads.
-    pub heads: bool,
+    pub(crate) heads: bool,
     /// HTTP: the body too (its first 4 KiB).
-    pub body: bool,
+    pub(crate) body: bool,
 }
 
 impl Trace {
     /// Every frame, native format.
-    pub const ALL: Trace = Trace {
+    pub(crate) const ALL: Trace = Trace {
         tcp: true,
         arp: true,
         c_format: false,
@@ -125,7 +125,7 @@ impl Trace {
     };
 
     /// Whether any frames are shown.
-    pub fn any(self) -> bool {
+    pub(crate) fn any(self) -> bool {
         self.tcp || self.arp
     }
 }
@@ -139,16 +139,16 @@ pub struct AuditTarget {
     /// the LVS service the check stands for (track files, labels and the
     /// snippet are keyed by them, and by the real server's below). A
     /// MISC_CHECK's command line may check another address or port.
-    pub vs_vip: IpAddr,
-    pub vs_port: u16,
+    pub(crate) vs_vip: IpAddr,
+    pub(crate) vs_port: u16,
     /// The real server's address and port, as the input writes them (the
     /// virtual server's port when it gives none).
-    pub rs_ip: IpAddr,
-    pub rs_port: u16,
+    pub(crate) rs_ip: IpAddr,
+    pub(crate) rs_port: u16,
     /// How often the source checks it (keepalived's `delay_loop`).
-    pub interval: Option<Duration>,
+    pub(crate) interval: Option<Duration>,
     /// Failures before the source declares it down (keepalived's `retry`).
-    pub retry: Option<u32>,
+    pub(crate) retry: Option<u32>,
     /// `file:line` the target comes from, for messages.
     pub origin: String,
 }
@@ -158,7 +158,7 @@ impl AuditTarget {
     /// and real server ports, real server, checked port and check. Where it
     /// was read, its interface, timeouts, interval and retry are not part of
     /// it.
-    pub fn identity(&self) -> AuditTarget {
+    pub(crate) fn identity(&self) -> AuditTarget {
         AuditTarget {
             probe: Probe {
                 iface: None,
@@ -185,7 +185,7 @@ pub enum CheckSpec {
 
 impl CheckSpec {
     /// `tcp`, `http` or `https`.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             CheckSpec::Tcp => "tcp",
             CheckSpec::Http(_) => "http",
@@ -194,7 +194,7 @@ impl CheckSpec {
     }
 
     /// The HTTP request of an http or https check.
-    pub fn http(&self) -> Option<&HttpSpec> {
+    pub(crate) fn http(&self) -> Option<&HttpSpec> {
         match self {
             CheckSpec::Tcp => None,
             CheckSpec::Http(spec) | CheckSpec::Https(spec, _) => Some(spec),
@@ -205,25 +205,25 @@ impl CheckSpec {
 /// How an HTTPS check judges the server's certificate.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TlsSpec {
-    pub verify: Verify,
+    pub(crate) verify: Verify,
     /// The TLS server name: sent as SNI (unless `no_sni`) and, when
     /// verifying, looked for in the certificate. `None`: the Host's name
     /// (the request's `host`, else the real server's address, which sends
     /// no SNI).
-    pub sni: Option<String>,
+    pub(crate) sni: Option<String>,
     /// Send no SNI (keepalived's `SSL_GET` without `enable_sni`).
-    pub no_sni: bool,
+    pub(crate) no_sni: bool,
     /// Fail when the certificate expires within this many days.
-    pub cert_days: Option<u32>,
+    pub(crate) cert_days: Option<u32>,
     /// Mutual TLS: our certificate chain and key (PEM files; both or
     /// neither).
-    pub client_cert: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
+    pub(crate) client_cert: Option<PathBuf>,
+    pub(crate) client_key: Option<PathBuf>,
 }
 
 /// Whether and against what the certificate is verified.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Verify {
+pub(crate) enum Verify {
     /// Against the command line's `--ca`, else the system's roots.
     #[default]
     Roots,
@@ -243,28 +243,28 @@ pub enum Verify {
 pub struct HttpSpec {
     /// Host header; `None`: the source gave none (keepalived then sends
     /// the address it connects to).
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     /// Starts with `/`.
     pub path: String,
-    pub method: Method,
+    pub(crate) method: Method,
     /// Extra request headers.
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
     /// The status must be in one of these; empty: no status check.
-    pub statuses: Vec<RangeInclusive<u16>>,
+    pub(crate) statuses: Vec<RangeInclusive<u16>>,
     /// Response headers that must be present (with this value when given).
-    pub response_headers: Vec<(String, Option<String>)>,
+    pub(crate) response_headers: Vec<(String, Option<String>)>,
     /// The exact expected body.
-    pub body: Option<String>,
+    pub(crate) body: Option<String>,
     /// MD5 of the body, lowercase hex.
-    pub md5: Option<String>,
+    pub(crate) md5: Option<String>,
     /// SHA-256 of the body, lowercase hex.
-    pub sha256: Option<String>,
+    pub(crate) sha256: Option<String>,
     /// Regular expressions the body must match.
-    pub regex: Vec<Pattern>,
+    pub(crate) regex: Vec<Pattern>,
     /// Regular expressions the body must not match.
-    pub regex_absent: Vec<Pattern>,
+    pub(crate) regex_absent: Vec<Pattern>,
     /// Largest acceptable body (bytes); a larger one fails the check.
-    pub max_body: u64,
+    pub(crate) max_body: u64,
 }
 
 impl Default for HttpSpec {
@@ -290,11 +290,11 @@ impl Default for HttpSpec {
 /// same pattern text: a spec's identity (the daemon's, across a reload)
 /// is its text.
 #[derive(Clone, Debug)]
-pub struct Pattern(pub Regex);
+pub(crate) struct Pattern(pub Regex);
 
 impl Pattern {
     /// The pattern's text.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         self.0.as_str()
     }
 }
@@ -322,7 +322,7 @@ impl std::hash::Hash for Pattern {
 /// Request method of an HTTP check (a targets file's `method` spells it
 /// `GET` or `HEAD`, or in lowercase).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum, serde::Deserialize)]
-pub enum Method {
+pub(crate) enum Method {
     #[default]
     #[serde(rename = "GET", alias = "get")]
     Get,
@@ -331,7 +331,7 @@ pub enum Method {
 }
 
 impl Method {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Method::Get => "GET",
             Method::Head => "HEAD",
@@ -341,22 +341,22 @@ impl Method {
 
 /// What the response must satisfy: every field given must hold.
 #[derive(Clone, Debug, Default)]
-pub struct Expect {
+pub(crate) struct Expect {
     /// The status must be in one of these (default 200-399 when no
     /// validation at all is given).
-    pub statuses: Vec<RangeInclusive<u16>>,
+    pub(crate) statuses: Vec<RangeInclusive<u16>>,
     /// Headers (or chunked trailers) that must be present, with exactly
     /// this value when one is given (names case-insensitive).
-    pub headers: Vec<(String, Option<String>)>,
-    pub body: Option<Vec<u8>>,
+    pub(crate) headers: Vec<(String, Option<String>)>,
+    pub(crate) body: Option<Vec<u8>>,
     /// Lowercase hex.
-    pub md5: Option<String>,
+    pub(crate) md5: Option<String>,
     /// Lowercase hex.
-    pub sha256: Option<String>,
+    pub(crate) sha256: Option<String>,
     /// Each must match the body.
-    pub regex: Vec<Regex>,
+    pub(crate) regex: Vec<Regex>,
     /// None may match the body.
-    pub regex_absent: Vec<Regex>,
+    pub(crate) regex_absent: Vec<Regex>,
 }
 
 impl Expect {
@@ -379,40 +379,40 @@ impl Expect {
 /// The runtime form of an HTTP(S) check, built from a [`Probe`]'s
 /// [`HttpSpec`] (and [`TlsSpec`]) by `check::dispatch::http_check` only.
 #[derive(Clone, Debug)]
-pub struct HttpCheck {
-    pub method: Method,
-    pub host: String,
-    pub path: String,
+pub(crate) struct HttpCheck {
+    pub(crate) method: Method,
+    pub(crate) host: String,
+    pub(crate) path: String,
     /// Extra request headers; each replaces a default of the same name.
-    pub headers: Vec<(String, String)>,
-    pub expect: Expect,
-    pub limits: Limits,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) expect: Expect,
+    pub(crate) limits: Limits,
     /// `-v`: request and response heads on stderr.
-    pub trace_heads: bool,
+    pub(crate) trace_heads: bool,
     /// `-vv`: the body too (its first 4 KiB).
-    pub trace_body: bool,
+    pub(crate) trace_body: bool,
     /// With the heads, the C checkers' `* ` lines (connected, body MD5, closed).
-    pub trace_c: bool,
+    pub(crate) trace_c: bool,
     /// HTTPS: the TLS session's setup.
-    pub tls: Option<TlsSetup>,
+    pub(crate) tls: Option<TlsSetup>,
 }
 
 /// What an HTTPS check needs of TLS.
 #[derive(Clone, Debug)]
-pub struct TlsSetup {
-    pub config: std::sync::Arc<rustls::ClientConfig>,
+pub(crate) struct TlsSetup {
+    pub(crate) config: std::sync::Arc<rustls::ClientConfig>,
     /// SNI (unless disabled in the config) and the name verified.
-    pub name: String,
+    pub(crate) name: String,
     /// The config verifies nothing, and why (`not verified: --insecure`).
-    pub unverified: Option<&'static str>,
+    pub(crate) unverified: Option<&'static str>,
     /// Fail when the certificate expires within this many days.
-    pub cert_days: Option<u32>,
+    pub(crate) cert_days: Option<u32>,
 }
 
 impl HttpCheck {
     /// The Host header the request carries: HOST, or a `-H Host:` that
     /// replaces it.
-    pub fn sent_host(&self) -> &str {
+    pub(crate) fn sent_host(&self) -> &str {
         self.headers
             .iter()
             .rev()
@@ -423,11 +423,11 @@ impl HttpCheck {
 
 /// What was checked, as the JSON output names it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Subject {
-    pub iface: String,
-    pub real_server: IpAddr,
-    pub vip: IpAddr,
-    pub port: u16,
+pub(crate) struct Subject {
+    pub(crate) iface: String,
+    pub(crate) real_server: IpAddr,
+    pub(crate) vip: IpAddr,
+    pub(crate) port: u16,
 }
 
 impl From<&Probe> for Subject {

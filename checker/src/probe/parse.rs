@@ -6,10 +6,10 @@ use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
 /// Longest accepted `-t` (one hour): a check is a probe, not a wait.
-pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+pub(crate) const MAX_TIMEOUT_MS: u64 = 3_600_000;
 
 /// `200` or `200-299`.
-pub fn parse_status(s: &str) -> Result<RangeInclusive<u16>, String> {
+pub(crate) fn parse_status(s: &str) -> Result<RangeInclusive<u16>, String> {
     let code = |c: &str| -> Result<u16, String> {
         c.trim()
             .parse::<u16>()
@@ -28,7 +28,7 @@ pub fn parse_status(s: &str) -> Result<RangeInclusive<u16>, String> {
 }
 
 /// `Name: Value`, with a token name and no line breaks.
-pub fn parse_header(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_header(s: &str) -> Result<(String, String), String> {
     let (name, value) = s
         .split_once(':')
         .ok_or_else(|| format!("{s:?} is not \"Name: Value\""))?;
@@ -46,7 +46,7 @@ pub fn parse_header(s: &str) -> Result<(String, String), String> {
 /// An IPv4 or IPv6 address (plain or `[addr]`), or a host name resolved
 /// once through the system resolver (its first IPv4 address, else its
 /// first IPv6 one), as the C checkers accept.
-pub fn parse_ip_host(s: &str) -> Result<IpAddr, String> {
+pub(crate) fn parse_ip_host(s: &str) -> Result<IpAddr, String> {
     use std::net::ToSocketAddrs;
     let bare = s
         .strip_prefix('[')
@@ -79,23 +79,23 @@ pub fn parse_ip_host(s: &str) -> Result<IpAddr, String> {
 }
 
 /// `-R`: `Name: Value`, or `Name` alone for "present with any value".
-pub fn parse_expected_header(s: &str) -> Result<(String, Option<String>), String> {
+pub(crate) fn parse_expected_header(s: &str) -> Result<(String, Option<String>), String> {
     if s.contains(':') {
         return parse_header(s).map(|(name, value)| (name, Some(value)));
     }
     parse_header(&format!("{s}:")).map(|(name, _)| (name, None))
 }
 
-pub fn parse_host(s: &str) -> Result<String, String> {
+pub(crate) fn parse_host(s: &str) -> Result<String, String> {
     crate::wire::http::check_host(s).map(|()| s.to_string())
 }
 
-pub fn parse_path(s: &str) -> Result<String, String> {
+pub(crate) fn parse_path(s: &str) -> Result<String, String> {
     crate::wire::http::check_path(s).map(|()| s.to_string())
 }
 
 /// Hex of an `N`-byte digest, lowercased.
-pub fn parse_hex<const N: usize>(s: &str) -> Result<String, String> {
+pub(crate) fn parse_hex<const N: usize>(s: &str) -> Result<String, String> {
     if s.len() != 2 * N || !s.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(format!("{s:?} is not {} hex digits", 2 * N));
     }
@@ -104,7 +104,7 @@ pub fn parse_hex<const N: usize>(s: &str) -> Result<String, String> {
 
 /// A regular expression; its error in one line (the crate's message draws
 /// the pattern with a caret below it over several lines).
-pub fn parse_regex(s: &str) -> Result<regex::bytes::Regex, String> {
+pub(crate) fn parse_regex(s: &str) -> Result<regex::bytes::Regex, String> {
     regex::bytes::Regex::new(s).map_err(|e| {
         let text = e.to_string();
         let reason = text
@@ -117,7 +117,7 @@ pub fn parse_regex(s: &str) -> Result<regex::bytes::Regex, String> {
 }
 
 /// Bytes with an optional K, M or G suffix (powers of 1024).
-pub fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let (digits, unit) = match t.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => t.split_at(i),
@@ -139,7 +139,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// A literal IPv4 or IPv6 address (plain or `[addr]`); names are not
 /// resolved here.
-pub fn parse_ip(s: &str) -> Result<IpAddr, String> {
+pub(crate) fn parse_ip(s: &str) -> Result<IpAddr, String> {
     let bare = s
         .strip_prefix('[')
         .and_then(|v| v.strip_suffix(']'))
@@ -149,7 +149,7 @@ pub fn parse_ip(s: &str) -> Result<IpAddr, String> {
 }
 
 /// A TCP port, 1-65535.
-pub fn parse_port(s: &str) -> Result<u16, String> {
+pub(crate) fn parse_port(s: &str) -> Result<u16, String> {
     s.parse::<u16>()
         .ok()
         .filter(|p| *p != 0)
@@ -157,7 +157,7 @@ pub fn parse_port(s: &str) -> Result<u16, String> {
 }
 
 /// The validators of the request's parts, shared with the command lines.
-pub use crate::wire::http::{check_host, check_path, parse_md5};
+pub(crate) use crate::wire::http::{check_host, check_path, parse_md5};
 
 /// Whether the address can be a real server or VIP at all.
 pub(crate) fn check_unicast(ip: IpAddr, what: &str) -> Result<(), String> {

@@ -9,14 +9,14 @@ use bytes::Bytes;
 
 /// A small seeded generator (SplitMix64): the same seed, the same faults.
 #[derive(Clone, Debug)]
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
-    pub fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -25,12 +25,12 @@ impl Rng {
     }
 
     /// True with probability `p` (0 to 1).
-    pub fn chance(&mut self, p: f64) -> bool {
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
         ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64) < p
     }
 
     /// Uniform in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n
     }
 }
@@ -42,31 +42,31 @@ pub(super) fn derive(seed: u64, stream: u64) -> u64 {
 
 /// Per-frame probabilities (0 to 1) of each fault, in one direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Faults {
+pub(crate) struct Faults {
     /// The frame is lost.
-    pub drop: f64,
+    pub(crate) drop: f64,
     /// The frame arrives twice (the copy right after it).
-    pub duplicate: f64,
+    pub(crate) duplicate: f64,
     /// The frame is held back until the next frame of its direction has
     /// gone (at most [`REORDER_HOLD`]), then arrives right after that one.
-    pub reorder: f64,
+    pub(crate) reorder: f64,
     /// The frame arrives [`DELAY_MIN`] to [`DELAY_MAX`] late (uniform), so
     /// later frames overtake it.
-    pub delay: f64,
+    pub(crate) delay: f64,
     /// One byte of the frame, anywhere, is changed (XOR with 1 to 255).
-    pub corrupt: f64,
+    pub(crate) corrupt: f64,
 }
 
 /// One-way time on the simulated wire (a LAN hop).
-pub const LATENCY: Duration = Duration::from_micros(50);
-pub const REORDER_HOLD: Duration = Duration::from_millis(5);
-pub const DELAY_MIN: Duration = Duration::from_millis(1);
-pub const DELAY_MAX: Duration = Duration::from_millis(250);
+pub(crate) const LATENCY: Duration = Duration::from_micros(50);
+pub(crate) const REORDER_HOLD: Duration = Duration::from_millis(5);
+pub(crate) const DELAY_MIN: Duration = Duration::from_millis(1);
+pub(crate) const DELAY_MAX: Duration = Duration::from_millis(250);
 
 /// One direction of the wire: frames in flight, with the faults applied
 /// as they are sent. Times are simulated: a [`Duration`] since the start.
 #[derive(Debug)]
-pub struct FaultInjector {
+pub(crate) struct FaultInjector {
     faults: Faults,
     rng: Rng,
     /// (arrival, order sent) → frame.
@@ -76,21 +76,21 @@ pub struct FaultInjector {
     /// this time; with its copies (2 when duplicated).
     held: Option<(Duration, Bytes, u8)>,
     /// What happened, for the curious.
-    pub stats: FaultStats,
+    pub(crate) stats: FaultStats,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FaultStats {
-    pub sent: u64,
-    pub dropped: u64,
-    pub duplicated: u64,
-    pub reordered: u64,
-    pub delayed: u64,
-    pub corrupted: u64,
+pub(crate) struct FaultStats {
+    pub(crate) sent: u64,
+    pub(crate) dropped: u64,
+    pub(crate) duplicated: u64,
+    pub(crate) reordered: u64,
+    pub(crate) delayed: u64,
+    pub(crate) corrupted: u64,
 }
 
 impl FaultInjector {
-    pub fn new(faults: Faults, seed: u64) -> FaultInjector {
+    pub(crate) fn new(faults: Faults, seed: u64) -> FaultInjector {
         FaultInjector {
             faults,
             rng: Rng::new(seed),
@@ -102,7 +102,7 @@ impl FaultInjector {
     }
 
     /// `frame` goes on the wire at `now`.
-    pub fn send(&mut self, now: Duration, frame: Bytes) {
+    pub(crate) fn send(&mut self, now: Duration, frame: Bytes) {
         self.stats.sent += 1;
         // Every decision is drawn for every frame, so the draws of a seed
         // do not depend on the rates.
@@ -163,7 +163,7 @@ impl FaultInjector {
     }
 
     /// The frames that have arrived by `now`, in arrival order.
-    pub fn deliver(&mut self, now: Duration) -> Vec<Bytes> {
+    pub(crate) fn deliver(&mut self, now: Duration) -> Vec<Bytes> {
         if let Some((until, _, _)) = &self.held
             && *until <= now
         {
@@ -184,7 +184,7 @@ impl FaultInjector {
     }
 
     /// When something next happens on this wire.
-    pub fn next_at(&self) -> Option<Duration> {
+    pub(crate) fn next_at(&self) -> Option<Duration> {
         let arrival = self.in_flight.keys().next().map(|(at, _)| *at);
         let hold = self.held.as_ref().map(|(until, _, _)| *until);
         match (arrival, hold) {

@@ -38,7 +38,7 @@ use smoltcp::socket::tcp::State;
 use smoltcp::time::Instant as SmolInstant;
 
 use self::faults::derive;
-pub use self::faults::{DELAY_MAX, DELAY_MIN, FaultInjector, Faults, LATENCY, REORDER_HOLD};
+pub(crate) use self::faults::{DELAY_MAX, DELAY_MIN, FaultInjector, Faults, LATENCY, REORDER_HOLD};
 use self::server::{Server, body, client_tls};
 use crate::check::exchange::{self, End, Exchange, Input};
 use crate::check::http::step;
@@ -50,7 +50,7 @@ use crate::wire::http::Limits;
 
 /// What a simulated check checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// The handshake (healthy on SYN-ACK).
     Tcp,
     /// GET of a body of this many bytes (its MD5 must match).
@@ -110,21 +110,21 @@ fn size(n: usize) -> String {
 
 /// How a simulated check ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Why the check failed (as the real check's verdict would say);
     /// `None` when healthy.
-    pub failure: Option<Failure>,
+    pub(crate) failure: Option<Failure>,
     /// Simulated time from the start to the verdict.
-    pub at: Duration,
+    pub(crate) at: Duration,
     /// Short: "ok", "no answer", "refused", "reset", "tls", "http",
     /// "deadline", "validation".
-    pub class: &'static str,
+    pub(crate) class: &'static str,
     /// The verdict's reason, as the check words it.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// The check's deadline in the simulation.
-pub const DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(10);
 /// The deadline as a verdict says it.
 const WINDOW: &str = "10000 ms (the simulation's deadline)";
 
@@ -161,7 +161,7 @@ fn ceil_micros(d: Duration) -> Duration {
 }
 
 /// One simulated check of `kind` with `faults` in both directions.
-pub fn run(kind: Kind, faults: Faults, seed: u64) -> Outcome {
+pub(crate) fn run(kind: Kind, faults: Faults, seed: u64) -> Outcome {
     let base = base();
     CLOCK_MS.with(|c| c.set(0));
     let port = match kind {
@@ -311,16 +311,16 @@ fn concluded(at: Duration, phase: Phase<'_>) -> Outcome {
 }
 
 /// A cell of the table: `runs` seeded runs (seeds 1..=runs).
-pub struct Tally {
-    pub passed: usize,
-    pub runs: usize,
+pub(crate) struct Tally {
+    pub(crate) passed: usize,
+    pub(crate) runs: usize,
     /// Simulated times of the passing runs, sorted.
-    pub times: Vec<Duration>,
+    pub(crate) times: Vec<Duration>,
     /// Failures by class, in class order.
-    pub failures: BTreeMap<&'static str, usize>,
+    pub(crate) failures: BTreeMap<&'static str, usize>,
 }
 
-pub fn cell(kind: Kind, faults: Faults, runs: usize) -> Tally {
+pub(crate) fn cell(kind: Kind, faults: Faults, runs: usize) -> Tally {
     let mut cell = Tally {
         passed: 0,
         runs,
@@ -341,10 +341,10 @@ pub fn cell(kind: Kind, faults: Faults, runs: usize) -> Tally {
 }
 
 /// The default native check's budget: `-t 1000` less its teardown reserve.
-pub const DEFAULT_BUDGET: Duration = Duration::from_millis(970);
+pub(crate) const DEFAULT_BUDGET: Duration = Duration::from_millis(970);
 
 /// The rows of the fault table: a name and the faults (both directions).
-pub fn fault_rows() -> Vec<(&'static str, Faults)> {
+pub(crate) fn fault_rows() -> Vec<(&'static str, Faults)> {
     let f = Faults::default();
     vec![
         ("none", f),
@@ -374,15 +374,16 @@ pub fn fault_rows() -> Vec<(&'static str, Faults)> {
     ]
 }
 
-pub const TABLE_RUNS: usize = 50;
-pub const TABLE_KINDS: [Kind; 3] = [Kind::Tcp, Kind::Http(20 * 1024), Kind::Https(20 * 1024)];
+pub(crate) const TABLE_RUNS: usize = 50;
+pub(crate) const TABLE_KINDS: [Kind; 3] =
+    [Kind::Tcp, Kind::Http(20 * 1024), Kind::Https(20 * 1024)];
 
 fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
 /// The whole table, as the snapshot holds it.
-pub fn table() -> String {
+pub(crate) fn table() -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,

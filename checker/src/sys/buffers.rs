@@ -16,9 +16,9 @@ use std::cell::RefCell;
 use std::ptr::NonNull;
 
 /// Bytes of a flow's receive buffer (smoltcp advertises its window from it).
-pub const RX_BUFFER: usize = 64 * 1024;
+pub(crate) const RX_BUFFER: usize = 64 * 1024;
 /// Bytes of a flow's send buffer.
-pub const TX_BUFFER: usize = 16 * 1024;
+pub(crate) const TX_BUFFER: usize = 16 * 1024;
 
 const LEN: usize = RX_BUFFER + TX_BUFFER;
 
@@ -45,14 +45,14 @@ impl Drop for Kept {
 /// `RX_BUFFER + TX_BUFFER` bytes, readable and writable, owned by this
 /// value. Dropped, the mapping goes to this thread's kept ones (or is
 /// unmapped).
-pub struct Buffers {
+pub(crate) struct Buffers {
     region: NonNull<u8>,
 }
 
 impl Buffers {
     /// A kept mapping, or a new one. Out of memory aborts the process, as
     /// a failed heap allocation does.
-    pub fn take() -> Buffers {
+    pub(crate) fn take() -> Buffers {
         let kept = KEPT_REGIONS
             .try_with(|kept| kept.borrow_mut().0.pop())
             .ok()
@@ -69,7 +69,7 @@ impl Buffers {
     /// The slices say `'static` but live only as long as this value: the
     /// caller must drop everything holding them before it drops this
     /// [`Buffers`], and call this once.
-    pub unsafe fn slices(&mut self) -> (&'static mut [u8], &'static mut [u8]) {
+    pub(crate) unsafe fn slices(&mut self) -> (&'static mut [u8], &'static mut [u8]) {
         // SAFETY: the region is LEN bytes, mapped readable and writable and
         // owned by `self`; the two slices do not overlap; their lifetime is
         // the caller's promise (above).

@@ -2,8 +2,8 @@
 //! ([`packet`]), rtnetlink ([`rtnl`]), network interfaces ([`netdev`]),
 //! signals ([`signals`]) and the frame buffers ([`buffers`]).
 
-pub mod buffers;
+pub(crate) mod buffers;
 pub mod netdev;
 pub mod packet;
-pub mod rtnl;
-pub mod signals;
+pub(crate) mod rtnl;
+pub(crate) mod signals;

@@ -32,7 +32,7 @@ pub struct Ipv4Cidr {
 }
 
 impl Ipv4Cidr {
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+    pub(crate) fn contains(&self, ip: Ipv4Addr) -> bool {
         let mask = u32::MAX
             .checked_shl(32 - u32::from(self.prefix_len))
             .unwrap_or(0);
@@ -50,7 +50,7 @@ pub struct Ipv6Cidr {
 }
 
 impl Ipv6Cidr {
-    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+    pub(crate) fn contains(&self, ip: Ipv6Addr) -> bool {
         let mask = u128::MAX
             .checked_shl(128 - u32::from(self.prefix_len))
             .unwrap_or(0);
@@ -58,7 +58,7 @@ impl Ipv6Cidr {
     }
 
     /// Not link-local (fe80::/10).
-    pub fn is_global(&self) -> bool {
+    pub(crate) fn is_global(&self) -> bool {
         self.addr.segments()[0] & 0xffc0 != 0xfe80
     }
 
@@ -139,7 +139,7 @@ impl NetDev {
 
     /// The XDP program the interface had when it was read, if that was
     /// within `fresh`: a caller about to open it need not ask again.
-    pub fn xdp_seen_within(&self, fresh: Duration) -> Option<Option<XdpProgram>> {
+    pub(crate) fn xdp_seen_within(&self, fresh: Duration) -> Option<Option<XdpProgram>> {
         self.xdp_seen
             .filter(|seen| seen.at.elapsed() < fresh)
             .map(|seen| seen.program)
@@ -149,7 +149,7 @@ impl NetDev {
     /// address whose subnet holds the real server, else the first one; never
     /// the VIP itself (a master LB carries it on this interface too), and
     /// for IPv6 never a link-local address.
-    pub fn source_for(&self, real_server: IpAddr, vip: IpAddr) -> Result<IpAddr> {
+    pub(crate) fn source_for(&self, real_server: IpAddr, vip: IpAddr) -> Result<IpAddr> {
         let found = match real_server {
             IpAddr::V4(rs) => {
                 let candidates = || self.ipv4.iter().filter(|c| IpAddr::V4(c.addr) != vip);
@@ -182,19 +182,11 @@ impl NetDev {
             ))
         })
     }
-
-    /// Every address of the interface.
-    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
-        self.ipv4
-            .iter()
-            .map(|c| IpAddr::V4(c.addr))
-            .chain(self.ipv6.iter().map(|c| IpAddr::V6(c.addr)))
-    }
 }
 
 /// Inode of the current network namespace: with the ifindex it names an
 /// interface uniquely on this host (names and indexes repeat across namespaces).
-pub fn netns_inode() -> Result<u64> {
+pub(crate) fn netns_inode() -> Result<u64> {
     std::fs::metadata("/proc/self/ns/net")
         .map(|m| m.ino())
         .map_err(|e| Error::io("reading /proc/self/ns/net", e))

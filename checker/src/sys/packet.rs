@@ -10,7 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use crate::error::{Error, Result};
 
-pub const ETH_P_ALL: u16 = 0x0003;
+pub(crate) const ETH_P_ALL: u16 = 0x0003;
 
 /// A non-blocking AF_PACKET raw socket bound to one interface.
 #[derive(Debug)]
@@ -76,7 +76,7 @@ impl PacketSocket {
 
     /// Receives one frame of our protocol, or `WouldBlock`. Frames the
     /// interface itself sent (PACKET_OUTGOING) are skipped.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             // SAFETY: sockaddr_ll is plain data; zeroed is a valid value.
             let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };

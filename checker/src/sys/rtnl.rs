@@ -24,41 +24,41 @@ use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 /// One network interface as the kernel describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LinkState {
-    pub ifindex: u32,
-    pub name: String,
+pub(crate) struct LinkState {
+    pub(crate) ifindex: u32,
+    pub(crate) name: String,
     /// Ethernet framing (ARPHRD_ETHER): the only kind vipcheck can check through.
-    pub ethernet: bool,
+    pub(crate) ethernet: bool,
     /// Administratively up (IFF_UP).
-    pub up: bool,
+    pub(crate) up: bool,
     /// The carrier is there (IFF_LOWER_UP).
-    pub lower_up: bool,
-    pub mac: Option<[u8; 6]>,
-    pub mtu: u32,
+    pub(crate) lower_up: bool,
+    pub(crate) mac: Option<[u8; 6]>,
+    pub(crate) mtu: u32,
     /// The XDP program attached to it, if any (whoever attached it).
-    pub xdp: Option<XdpProgram>,
+    pub(crate) xdp: Option<XdpProgram>,
 }
 
 /// An XDP program attached to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct XdpProgram {
-    pub id: u32,
+    pub(crate) id: u32,
     /// "skb", "native", "offload" or "multi" (several at once).
-    pub mode: &'static str,
+    pub(crate) mode: &'static str,
 }
 
 /// How the kernel would send a packet to an address.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Route {
-    pub kind: RouteType,
+pub(crate) struct Route {
+    pub(crate) kind: RouteType,
     /// The interface it leaves through.
-    pub oif: Option<u32>,
+    pub(crate) oif: Option<u32>,
     /// The next hop, when the address is not on-link.
-    pub gateway: Option<IpAddr>,
+    pub(crate) gateway: Option<IpAddr>,
 }
 
 /// Every interface of this network namespace.
-pub fn links() -> io::Result<Vec<LinkState>> {
+pub(crate) fn links() -> io::Result<Vec<LinkState>> {
     let mut message = LinkMessage::default();
     skip_stats(&mut message);
     request(
@@ -72,14 +72,14 @@ pub fn links() -> io::Result<Vec<LinkState>> {
 }
 
 /// The interface with index `ifindex` (`NotFound` if there is none).
-pub fn link(ifindex: u32) -> io::Result<LinkState> {
+pub(crate) fn link(ifindex: u32) -> io::Result<LinkState> {
     let mut message = LinkMessage::default();
     message.header.index = ifindex;
     get_link(message)
 }
 
 /// The interface named `name` (`NotFound` if there is none).
-pub fn link_named(name: &str) -> io::Result<LinkState> {
+pub(crate) fn link_named(name: &str) -> io::Result<LinkState> {
     let mut message = LinkMessage::default();
     message
         .attributes
@@ -113,19 +113,19 @@ fn get_link(mut message: LinkMessage) -> io::Result<LinkState> {
 
 /// One address of an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Address {
-    pub ip: IpAddr,
-    pub prefix_len: u8,
+pub(crate) struct Address {
+    pub(crate) ip: IpAddr,
+    pub(crate) prefix_len: u8,
     /// Tentative (duplicate address detection still running) or
     /// dadfailed: it cannot source a check (yet).
-    pub unready: bool,
+    pub(crate) unready: bool,
 }
 
 /// The IPv4 and IPv6 addresses of interface `ifindex`, in the kernel's
 /// order: one dump, which the kernel limits to that interface where it
 /// can (strict checking, Linux 4.20), instead of getifaddrs' dump of
 /// every link and every address.
-pub fn addresses(ifindex: u32) -> io::Result<Vec<Address>> {
+pub(crate) fn addresses(ifindex: u32) -> io::Result<Vec<Address>> {
     let mut message = AddressMessage::default();
     message.header.index = ifindex;
     let answers = request(
@@ -166,7 +166,7 @@ pub fn addresses(ifindex: u32) -> io::Result<Vec<Address>> {
 
 /// The route the kernel would take to `dst` (as `ip route get`). An
 /// unreachable destination is an error (ENETUNREACH, EHOSTUNREACH).
-pub fn route_to(dst: IpAddr) -> io::Result<Route> {
+pub(crate) fn route_to(dst: IpAddr) -> io::Result<Route> {
     let mut message = RouteMessage::default();
     let (family, len) = match dst {
         IpAddr::V4(_) => (AddressFamily::Inet, 32),

@@ -45,7 +45,7 @@ extern "C" fn handler(signo: libc::c_int) {
 
 /// Some signals, caught from [`Signals::catch`] on (they no longer end the
 /// process) until the process ends.
-pub struct Signals {
+pub(crate) struct Signals {
     mask: u64,
     wake: AsyncFd<OwnedFd>,
 }
@@ -53,7 +53,7 @@ pub struct Signals {
 impl Signals {
     /// Catches `signals` (SIGTERM, SIGINT, SIGHUP); inside a runtime with
     /// I/O enabled.
-    pub fn catch(signals: &[libc::c_int]) -> io::Result<Signals> {
+    pub(crate) fn catch(signals: &[libc::c_int]) -> io::Result<Signals> {
         let wake = {
             let _setup = SETUP
                 .lock()
@@ -85,7 +85,7 @@ impl Signals {
     /// The next of its signals to arrive (at once if one came since the
     /// last call), taken: another [`Signals`] of the same signal does not
     /// see it.
-    pub async fn recv(&self) -> libc::c_int {
+    pub(crate) async fn recv(&self) -> libc::c_int {
         loop {
             let taken = PENDING.fetch_and(!self.mask, Ordering::SeqCst) & self.mask;
             if taken != 0 {

@@ -13,7 +13,7 @@ use smoltcp::wire::{
 use crate::sys::netdev::Mac;
 
 /// A broadcast ARP request "who has `target`, tell `source`".
-pub fn request_frame(mac: Mac, source: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+pub(crate) fn request_frame(mac: Mac, source: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
     arp_frame(
         mac,
         EthernetAddress::BROADCAST,
@@ -28,7 +28,7 @@ pub fn request_frame(mac: Mac, source: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
 }
 
 /// An ARP reply "`source` is at `source_mac`" to `target`.
-pub fn reply_frame(
+pub(crate) fn reply_frame(
     source_mac: Mac,
     source: Ipv4Addr,
     target_mac: Mac,

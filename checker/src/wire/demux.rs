@@ -25,7 +25,7 @@ const IPPROTO_DSTOPTS: u8 = 60;
 const ND_NEIGHBOR_ADVERT: u8 = 136;
 const ARP_REPLY: u16 = 2;
 /// As many as the XDP program skips.
-pub const MAX_EXT_HEADERS: usize = 4;
+pub(crate) const MAX_EXT_HEADERS: usize = 4;
 
 /// The key of the flow `frame` belongs to, if it is a frame a flow can own.
 pub fn key_of(frame: &[u8]) -> Option<FlowKey> {

@@ -19,14 +19,15 @@ use smoltcp::wire::{
 
 use crate::sys::netdev::Mac;
 
+#[cfg(test)]
 /// Describes one Ethernet frame in one line (native format).
-pub fn describe(frame: &[u8]) -> String {
+pub(crate) fn describe(frame: &[u8]) -> String {
     describe_as(frame, false)
 }
 
 /// Describes one Ethernet frame in one line, in the C checkers' format
 /// when `c_format`.
-pub fn describe_as(frame: &[u8], c_format: bool) -> String {
+pub(crate) fn describe_as(frame: &[u8], c_format: bool) -> String {
     let Ok(eth) = EthernetFrame::new_checked(frame) else {
         return format!("short frame of {} bytes", frame.len());
     };

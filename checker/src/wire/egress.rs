@@ -49,7 +49,7 @@ impl Egress {
     }
 
     /// Whether `ip` may be the sender or source address of our frames.
-    pub fn allows_source(&self, ip: IpAddr) -> bool {
+    pub(crate) fn allows_source(&self, ip: IpAddr) -> bool {
         self.sources.contains(&ip)
     }
 

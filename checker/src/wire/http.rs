@@ -16,7 +16,7 @@ const MAX_HEADERS: usize = 100;
 /// Longest chunk-size line (with extensions).
 const MAX_CHUNK_LINE: usize = 4096;
 /// How many bytes of a response an error message shows.
-pub const PREVIEW: usize = 48;
+pub(crate) const PREVIEW: usize = 48;
 
 /// Bounds on what a response may be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,15 +40,15 @@ impl Default for Limits {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Head {
     /// 0 for HTTP/1.0, 1 for HTTP/1.1.
-    pub version: u8,
-    pub status: u16,
-    pub reason: String,
-    pub headers: Vec<(String, String)>,
+    pub(crate) version: u8,
+    pub(crate) status: u16,
+    pub(crate) reason: String,
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 impl Head {
     /// Values of the headers named `name` (case-insensitive).
-    pub fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub(crate) fn values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
@@ -58,7 +58,7 @@ impl Head {
 
 /// How the body of a response ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
+pub(crate) enum Framing {
     /// No body (HEAD, 1xx, 204, 304).
     None,
     /// Exactly this many bytes.
@@ -189,10 +189,6 @@ impl ResponseParser {
     /// The trailer fields of a chunked body, once read.
     pub fn trailers(&self) -> &[(String, String)] {
         &self.trailers
-    }
-
-    pub fn framing(&self) -> Option<Framing> {
-        self.framing
     }
 
     /// Decoded body bytes so far.
@@ -429,7 +425,7 @@ impl ResponseParser {
 }
 
 /// A Host header value: no spaces or control characters.
-pub fn check_host(s: &str) -> Result<(), String> {
+pub(crate) fn check_host(s: &str) -> Result<(), String> {
     if s.is_empty() || s.contains(|c: char| c.is_ascii_control() || c.is_whitespace()) {
         return Err(format!("{s:?} is not a host name"));
     }
@@ -437,7 +433,7 @@ pub fn check_host(s: &str) -> Result<(), String> {
 }
 
 /// A request path: starts with `/`, no spaces or control characters.
-pub fn check_path(s: &str) -> Result<(), String> {
+pub(crate) fn check_path(s: &str) -> Result<(), String> {
     if !s.starts_with('/') || s.contains(|c: char| c.is_ascii_control() || c.is_whitespace()) {
         return Err(format!(
             "{s:?} is not a path (it starts with / and has no spaces)"
@@ -447,7 +443,7 @@ pub fn check_path(s: &str) -> Result<(), String> {
 }
 
 /// An MD5 in hex, returned lowercase.
-pub fn parse_md5(s: &str) -> Result<String, String> {
+pub(crate) fn parse_md5(s: &str) -> Result<String, String> {
     if s.len() != 32 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(format!("{s:?} is not an MD5 (32 hex digits)"));
     }
@@ -456,7 +452,7 @@ pub fn parse_md5(s: &str) -> Result<String, String> {
 
 /// `bytes` as printable ASCII with escapes (`\r`, `\n`, `\xNN`), at most
 /// `max` bytes of them, with `...` when there were more.
-pub fn escape(bytes: &[u8], max: usize) -> String {
+pub(crate) fn escape(bytes: &[u8], max: usize) -> String {
     let mut out: String = bytes[..bytes.len().min(max)]
         .iter()
         .flat_map(|&b| std::ascii::escape_default(b))
@@ -514,7 +510,7 @@ fn parse_head(bytes: &[u8]) -> Result<Head, HttpError> {
 }
 
 /// How the body of `head` is delimited (RFC 9112 §6.3).
-pub fn framing(head: &Head, head_request: bool) -> Result<Framing, HttpError> {
+pub(crate) fn framing(head: &Head, head_request: bool) -> Result<Framing, HttpError> {
     if head_request || (100..200).contains(&head.status) || head.status == 204 || head.status == 304
     {
         return Ok(Framing::None);
@@ -551,7 +547,7 @@ pub fn framing(head: &Head, head_request: bool) -> Result<Framing, HttpError> {
 /// An HTTP/1.1 request with `Host`, `User-Agent`, `Accept` and
 /// `Connection: close`; a header in `extra` replaces the default of the
 /// same name. The caller has validated the parts (no CR or LF).
-pub fn request(method: &str, path: &str, host: &str, extra: &[(String, String)]) -> Vec<u8> {
+pub(crate) fn request(method: &str, path: &str, host: &str, extra: &[(String, String)]) -> Vec<u8> {
     let user_agent = concat!("vipcheck/", env!("CARGO_PKG_VERSION"));
     let defaults = [
         ("Host", host),

@@ -6,7 +6,7 @@
 
 pub mod arp;
 pub mod demux;
-pub mod describe;
+pub(crate) mod describe;
 pub mod egress;
 pub mod http;
 pub mod ndp;

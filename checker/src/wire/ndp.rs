@@ -31,7 +31,7 @@ pub fn key(source: Ipv6Addr, target: Ipv6Addr) -> FlowKey {
 
 /// The solicited-node multicast group of `addr`: ff02::1:ffXX:XXXX with
 /// its last 24 bits. Every node joins that group for each of its addresses.
-pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
+pub(crate) fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
     let o = addr.octets();
     Ipv6Addr::from([
         0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, o[13], o[14], o[15],
@@ -40,7 +40,7 @@ pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
 
 /// The Ethernet address of the IPv6 multicast group `group`: 33:33 and
 /// its last 32 bits (RFC 2464 §7).
-pub fn multicast_mac(group: Ipv6Addr) -> Mac {
+pub(crate) fn multicast_mac(group: Ipv6Addr) -> Mac {
     let o = group.octets();
     Mac([0x33, 0x33, o[12], o[13], o[14], o[15]])
 }

@@ -11,13 +11,13 @@ use smoltcp::wire::{
 /// that the checker looks at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Segment {
-    pub src: SocketAddr,
-    pub dst: SocketAddr,
-    pub seq: u32,
+    pub(crate) src: SocketAddr,
+    pub(crate) dst: SocketAddr,
+    pub(crate) seq: u32,
     /// Sequence space it occupies (payload, plus one for SYN and FIN).
-    pub len: u32,
-    pub ack: Option<u32>,
-    pub rst: bool,
+    pub(crate) len: u32,
+    pub(crate) ack: Option<u32>,
+    pub(crate) rst: bool,
 }
 
 impl Segment {

@@ -31,7 +31,7 @@ mod sys;
 
 use lock::{Scope, lock};
 use owner::{boottime_ns, current_owner, is_alive};
-pub use program::detach;
+pub(crate) use program::detach;
 use program::{Found, Program, foreign};
 
 /// bpf_map_update_elem flag: fail if the key exists.
@@ -48,7 +48,7 @@ pub enum XdpMode {
 }
 
 impl XdpMode {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             XdpMode::Skb => "skb",
             XdpMode::Native => "native",
@@ -58,7 +58,7 @@ impl XdpMode {
 
 /// What [`XdpHandle::open_or_attach`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Attach {
+pub(crate) enum Attach {
     /// The program was attached already, in this mode.
     Found(XdpMode),
     /// This process loaded and attached it.
@@ -67,7 +67,7 @@ pub enum Attach {
 
 /// Which capture slots a claim takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rings {
+pub(crate) enum Rings {
     /// Slots with a ring of [`RING_SIZE`]: any check, many flows.
     Large,
     /// A slot with a small ring first (one handshake: a one-shot tcp
@@ -87,7 +87,7 @@ impl Rings {
 }
 
 /// Handles on the maps of one interface's program.
-pub struct XdpHandle {
+pub(crate) struct XdpHandle {
     /// The program's id: the scope of the slot lock.
     program_id: u32,
     flows: HashMap<MapData, FlowKey, u32>,
@@ -102,7 +102,7 @@ impl XdpHandle {
     /// attaching at once (from any mount namespace) end with one program,
     /// which both use. Says which it did. Another program on `dev` is
     /// [`Error::ForeignXdp`]: it is never replaced.
-    pub fn open_or_attach(dev: &NetDev, mode: XdpMode) -> Result<(XdpHandle, Attach)> {
+    pub(crate) fn open_or_attach(dev: &NetDev, mode: XdpMode) -> Result<(XdpHandle, Attach)> {
         // What `dev` says is attached, if it was read just now (a one-shot
         // check's preflight): one rtnetlink request less. A program gone
         // since is asked for again; one attached since is found by the
@@ -126,7 +126,7 @@ impl XdpHandle {
     }
 
     /// The id of the program whose maps these are.
-    pub fn program_id(&self) -> u32 {
+    pub(crate) fn program_id(&self) -> u32 {
         self.program_id
     }
 
@@ -146,7 +146,7 @@ impl XdpHandle {
     /// grace period) has passed, first freeing the slots of processes that
     /// ended. Its ring is created the first time the slot is used and kept
     /// for later processes, so a warm check changes no map-in-map entry.
-    pub fn claim_slot(
+    pub(crate) fn claim_slot(
         mut self,
         iface: &str,
         timeout: Duration,
@@ -238,7 +238,7 @@ impl XdpHandle {
     /// whose entry is long past its deadline. A dead owner's flow entries
     /// would keep eating those flows' frames, so this runs before every
     /// check. Returns how many slots were freed.
-    pub fn collect_dead(&mut self) -> usize {
+    pub(crate) fn collect_dead(&mut self) -> usize {
         let now = boottime_ns();
         let dead: Vec<u32> = self
             .slots
@@ -268,7 +268,7 @@ impl XdpHandle {
     }
 
     /// The registered flows with their slot and its owner.
-    pub fn flows(&self) -> Vec<(FlowKey, u32, Option<FlowOwner>)> {
+    pub(crate) fn flows(&self) -> Vec<(FlowKey, u32, Option<FlowOwner>)> {
         // Walking a hash map while entries are removed can restart from
         // its beginning and list a key twice: each key once.
         let mut seen = std::collections::HashSet::new();
@@ -281,7 +281,7 @@ impl XdpHandle {
     }
 
     /// The program's verdict counters, summed over CPUs.
-    pub fn counters(&self) -> Result<Vec<(Counter, u64)>> {
+    pub(crate) fn counters(&self) -> Result<Vec<(Counter, u64)>> {
         Counter::ALL
             .iter()
             .map(|&c| {
@@ -298,7 +298,7 @@ impl XdpHandle {
 /// A capture slot held by this process: the XDP program copies the frames
 /// of the flows registered on it into its ring. Dropping it removes those
 /// flows, then frees the slot.
-pub struct Slot {
+pub(crate) struct Slot {
     handle: XdpHandle,
     index: u32,
     ring: RingBuf<MapData>,
@@ -311,7 +311,7 @@ impl Slot {
     /// Sends the frames of `key` to this slot. False if another live
     /// process already registered the same key (two checks resolving the
     /// same real server from the same address share one ARP key).
-    pub fn register(&mut self, key: FlowKey) -> Result<bool> {
+    pub(crate) fn register(&mut self, key: FlowKey) -> Result<bool> {
         for attempt in 0..2 {
             match self.handle.flows.insert(key, self.index, BPF_NOEXIST) {
                 Ok(()) => {
@@ -347,13 +347,13 @@ impl Slot {
     /// Frees the slots and flows of processes that ended (under the slot
     /// lock, as a claim does); how many slots. A long-lived engine calls
     /// it now and then: otherwise only a claim collects.
-    pub fn collect_dead(&mut self) -> Result<usize> {
+    pub(crate) fn collect_dead(&mut self) -> Result<usize> {
         let _lock = lock(Scope::Slots(self.handle.program_id))?;
         Ok(self.handle.collect_dead())
     }
 
     /// Stops capturing `key`.
-    pub fn unregister(&mut self, key: &FlowKey) {
+    pub(crate) fn unregister(&mut self, key: &FlowKey) {
         if let Some(i) = self.keys.iter().position(|k| k == key) {
             let _ = self.handle.flows.remove(key);
             self.keys.swap_remove(i);
@@ -363,7 +363,7 @@ impl Slot {
     /// Keeps the slot this process's for `lease` more: a long-running
     /// engine renews it well before it expires, or a later check would
     /// judge it stale and free it.
-    pub fn renew(&mut self, lease: Duration) -> Result<()> {
+    pub(crate) fn renew(&mut self, lease: Duration) -> Result<()> {
         let owner = current_owner(lease)?;
         self.handle
             .slots
@@ -372,12 +372,12 @@ impl Slot {
     }
 
     /// The program's verdict counters, summed over CPUs.
-    pub fn counters(&self) -> Result<Vec<(Counter, u64)>> {
+    pub(crate) fn counters(&self) -> Result<Vec<(Counter, u64)>> {
         self.handle.counters()
     }
 
     /// Takes every record waiting in the ring, calling `f` with each frame.
-    pub fn drain(&mut self, mut f: impl FnMut(&[u8])) {
+    pub(crate) fn drain(&mut self, mut f: impl FnMut(&[u8])) {
         while let Some(item) = self.ring.next() {
             if let Some(frame) = record_frame(&item) {
                 f(frame);
@@ -402,7 +402,7 @@ impl Drop for Slot {
 }
 
 /// What `vipcheck xdp status` finds on an interface.
-pub enum Status {
+pub(crate) enum Status {
     /// No XDP program at all.
     None,
     /// An XDP program that is not vipcheck's.
@@ -412,20 +412,20 @@ pub enum Status {
 }
 
 /// What the program of an interface reports.
-pub struct Report {
-    pub mode: &'static str,
-    pub program_id: u32,
+pub(crate) struct Report {
+    pub(crate) mode: &'static str,
+    pub(crate) program_id: u32,
     /// The ids of its maps by name (FLOWS, RINGS, SLOTS, COUNTERS), for
     /// `bpftool map dump id N`.
-    pub maps: Vec<(&'static str, u32)>,
-    pub counters: Vec<(Counter, u64)>,
-    pub flows: Vec<(FlowKey, u32, Option<FlowOwner>)>,
+    pub(crate) maps: Vec<(&'static str, u32)>,
+    pub(crate) counters: Vec<(Counter, u64)>,
+    pub(crate) flows: Vec<(FlowKey, u32, Option<FlowOwner>)>,
     /// Rare events the program logged (aya-log) since the last status.
-    pub events: Vec<String>,
+    pub(crate) events: Vec<String>,
 }
 
 /// Map ids as `FLOWS id 12, RINGS id 13, ...`.
-pub fn map_list(maps: &[(&'static str, u32)]) -> String {
+pub(crate) fn map_list(maps: &[(&'static str, u32)]) -> String {
     maps.iter()
         .map(|(name, id)| format!("{name} id {id}"))
         .collect::<Vec<_>>()
@@ -435,7 +435,7 @@ pub fn map_list(maps: &[(&'static str, u32)]) -> String {
 /// The XDP state of `dev`. The kernel tells anyone whether a program is
 /// attached; whether it is vipcheck's needs root (to open it): without
 /// root that is an error (exit 3), never "nothing attached".
-pub fn status(dev: &NetDev) -> Result<Status> {
+pub(crate) fn status(dev: &NetDev) -> Result<Status> {
     let program = match program::find(dev)? {
         Found::None => return Ok(Status::None),
         Found::Foreign(program) => return Ok(Status::Foreign(program)),
@@ -483,7 +483,7 @@ fn program_events(program_id: u32) -> Vec<String> {
 
 /// The interfaces of this network namespace that have an XDP program
 /// attached (vipcheck's or another), as the kernel reports them.
-pub fn attached_here() -> Result<Vec<NetDev>> {
+pub(crate) fn attached_here() -> Result<Vec<NetDev>> {
     let links = crate::sys::rtnl::links()
         .map_err(|e| Error::io("listing the interfaces (rtnetlink)", e))?;
     links
@@ -494,7 +494,7 @@ pub fn attached_here() -> Result<Vec<NetDev>> {
 }
 
 /// The (remote, local) endpoints of a flow key (ports 0 for ARP and NDP).
-pub fn endpoints(key: &FlowKey) -> (SocketAddr, SocketAddr) {
+pub(crate) fn endpoints(key: &FlowKey) -> (SocketAddr, SocketAddr) {
     let v6 = matches!(
         key.family,
         checker_common::FAMILY_IPV6 | checker_common::FAMILY_NDP

@@ -358,7 +358,7 @@ fn mode_flag(mode: XdpMode) -> u32 {
 
 /// Removes vipcheck's program from `dev`, and only it. Returns false if
 /// it was not attached (nothing, or another program).
-pub fn detach(dev: &NetDev) -> Result<bool> {
+pub(crate) fn detach(dev: &NetDev) -> Result<bool> {
     // Without root this fails (an attached program cannot be opened),
     // before taking the lock.
     if !matches!(find(dev)?, Found::Ours(_)) {

@@ -41,8 +41,8 @@ pub(crate) const CHECKER_PASS: usize = 2;
 
 /// A keyword of a block.
 pub(crate) struct Kw {
-    pub name: &'static str,
-    pub block: Block,
+    pub(crate) name: &'static str,
+    pub(crate) block: Block,
 }
 
 /// What follows a keyword's line.

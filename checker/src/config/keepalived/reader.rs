@@ -15,22 +15,22 @@ use super::keywords::{Block, CHECKER_PASS, Group, Kw, PASSES, ROOT, group};
 use crate::config::{ConfigError, Skipped, Warning};
 
 /// Deepest chain of includes.
-pub const MAX_INCLUDE_DEPTH: usize = 8;
+pub(crate) const MAX_INCLUDE_DEPTH: usize = 8;
 /// Most files read, the main one included.
-pub const MAX_FILES: usize = 256;
+pub(crate) const MAX_FILES: usize = 256;
 /// Most words over all lines (after every expansion).
-pub const MAX_WORDS: usize = 1_000_000;
+pub(crate) const MAX_WORDS: usize = 1_000_000;
 /// Most lines handled, after `~SEQ`, `~LST`, includes and multi-line
 /// parameters (a definition that expands to itself ends here).
-pub const MAX_LINES: usize = 250_000;
+pub(crate) const MAX_LINES: usize = 250_000;
 /// Longest line after parameter substitution (bytes).
-pub const MAX_LINE_LEN: usize = 64 * 1024;
+pub(crate) const MAX_LINE_LEN: usize = 64 * 1024;
 /// Most parameter substitutions in one line.
-pub const MAX_SUBSTITUTIONS: usize = 10_000;
+pub(crate) const MAX_SUBSTITUTIONS: usize = 10_000;
 /// Most lines one `~SEQ` gives.
-pub const MAX_SEQ_LINES: i128 = 100_000;
+pub(crate) const MAX_SEQ_LINES: i128 = 100_000;
 /// Most warnings kept (the rest are counted in a last one).
-pub const MAX_WARNINGS: usize = 1_000;
+pub(crate) const MAX_WARNINGS: usize = 1_000;
 /// Most paths one include pattern gives (brace alternatives and matches).
 const MAX_GLOB: usize = MAX_FILES;
 /// keepalived reads a line with `fgets` into 1024 bytes: a longer line is
@@ -48,17 +48,17 @@ const INCLUDE_B: u8 = 0x08;
 /// line of values: its first word and the rest).
 #[derive(Clone, Debug)]
 pub(crate) struct Stmt {
-    pub key: String,
-    pub args: Vec<String>,
-    pub origin: String,
-    pub block: Option<Vec<Stmt>>,
+    pub(crate) key: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) origin: String,
+    pub(crate) block: Option<Vec<Stmt>>,
 }
 
 /// What reading gives.
 pub(crate) struct Read {
-    pub statements: Vec<Stmt>,
-    pub warnings: Vec<Warning>,
-    pub skipped: Vec<Skipped>,
+    pub(crate) statements: Vec<Stmt>,
+    pub(crate) warnings: Vec<Warning>,
+    pub(crate) skipped: Vec<Skipped>,
 }
 
 /// keepalived's config id without `-i`: the host name up to its first dot.
