@@ -121,10 +121,8 @@ pub(crate) fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> S
                 .0
             }
             Err(e) => {
-                crate::front::output::error(
-                    &e.to_string(),
-                    crate::exit::of_error(e),
-                    e.failure(),
+                crate::front::output::failed(
+                    e,
                     Some(&o.subject),
                     kind,
                     crate::probe::args::Format::Json,

@@ -186,6 +186,24 @@ pub(crate) fn verdict(
     }
 }
 
+/// The check could not run because of `e`: [`error`] with the message,
+/// exit status and failure code that `e` gives.
+pub(crate) fn failed(
+    e: &crate::error::Error,
+    subject: Option<&Subject>,
+    check: &str,
+    format: Format,
+) -> (String, i32) {
+    error(
+        &e.to_string(),
+        crate::exit::of_error(e),
+        e.failure(),
+        subject,
+        check,
+        format,
+    )
+}
+
 /// An error that kept the check from running (exit 2 or 3), in `format`,
 /// and the exit status; `failure` its code (`Error::failure`).
 pub(crate) fn error(
@@ -338,14 +356,7 @@ mod tests {
             Error::NoInterface("eth9".into()),
             Error::Usage("bad".into()),
         ] {
-            let (line, _) = error(
-                &e.to_string(),
-                crate::exit::of_error(&e),
-                e.failure(),
-                Some(&subject),
-                "tcp",
-                Format::Json,
-            );
+            let (line, _) = failed(&e, Some(&subject), "tcp", Format::Json);
             let got = json_failure(&line);
             assert!(got.is_some(), "{line}");
             assert_eq!(got, label(&Err(e)), "{line}");

@@ -111,49 +111,41 @@ pub fn run() -> i32 {
 /// with no subject.
 fn checked(target: &Probe, (format, thresholds): (Format, Thresholds)) -> i32 {
     let kind = target.check.kind();
-    let http = match dispatch::http_check(target, &TlsConfigs::new(&AuditOptions::default())) {
-        Ok(http) => http,
-        Err(e) => {
-            let (line, code) = output::error(
-                &e.to_string(),
-                crate::exit::of_error(&e),
-                e.failure(),
-                None,
-                kind,
-                format,
-            );
-            if format == Format::Text {
-                note!("{line}");
-            } else {
-                say!("{line}");
-            }
-            return code;
-        }
-    };
-    if target.trace.any() {
-        output::log_to_stderr();
-    }
     let subject = Subject::from(target);
-    let (line, code) = match dispatch::once(target, http.as_ref()) {
-        Ok(verdict) => output::verdict(&verdict, &subject, kind, format, thresholds),
-        Err(e) => {
-            let (line, code) = output::error(
-                &e.to_string(),
-                crate::exit::of_error(&e),
-                e.failure(),
-                Some(&subject),
-                kind,
-                format,
-            );
-            if format == Format::Text {
-                note!("{line}");
-                return code;
+    let (line, code, failed) =
+        match dispatch::http_check(target, &TlsConfigs::new(&AuditOptions::default())) {
+            Err(e) => with_error(output::failed(&e, None, kind, format)),
+            Ok(http) => {
+                if target.trace.any() {
+                    output::log_to_stderr();
+                }
+                match dispatch::once(target, http.as_ref()) {
+                    Ok(verdict) => {
+                        let (line, code) =
+                            output::verdict(&verdict, &subject, kind, format, thresholds);
+                        (line, code, false)
+                    }
+                    Err(e) => with_error(output::failed(&e, Some(&subject), kind, format)),
+                }
             }
-            (line, code)
-        }
-    };
-    say!("{line}");
+        };
+    print(&line, failed, format);
     code
+}
+
+/// A line of an error, marked so.
+fn with_error((line, code): (String, i32)) -> (String, i32, bool) {
+    (line, code, true)
+}
+
+/// A verdict's line on stdout; an error's on stderr as text, on stdout
+/// in the formats a program reads (JSON, Nagios).
+fn print(line: &str, error: bool, format: Format) {
+    if error && format == Format::Text {
+        note!("{line}");
+    } else {
+        say!("{line}");
+    }
 }
 
 fn audit(args: &crate::front::cli::AuditArgs) -> i32 {
@@ -215,11 +207,7 @@ fn usage(e: clap::Error, args: &[OsString]) -> i32 {
     let message = crate::front::cli::usage_line(&e, args);
     let format = output::requested_format(args);
     let (line, code) = output::error(&message, EXIT_USAGE, Failure::Error, None, "", format);
-    if format == Format::Text {
-        note!("{line}");
-    } else {
-        say!("{line}");
-    }
+    print(&line, true, format);
     code
 }
 
