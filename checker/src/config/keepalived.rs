@@ -1219,24 +1219,13 @@ fn native_http(a: &crate::probe::args::HttpArgs) -> Result<HttpSpec, String> {
     if a.sha256.is_some() {
         return Err("--sha256: an audit target checks a body by MD5 (-A) only".into());
     }
-    Ok(HttpSpec {
-        host: Some(a.host.clone()),
-        path: a.path.clone(),
-        method: a.method,
-        headers: a.headers.clone(),
-        statuses: if a.statuses.is_empty() {
-            vec![200..=399]
-        } else {
-            a.statuses.clone()
-        },
-        response_headers: a.response_headers.clone(),
-        body: a.body.clone(),
-        md5: a.md5.clone(),
-        regex: a.regex.iter().cloned().map(Pattern).collect(),
-        regex_absent: a.regex_absent.iter().cloned().map(Pattern).collect(),
-        // --max-body is not an audit target's setting: the default.
-        ..HttpSpec::default()
-    })
+    let mut spec = a.spec();
+    if spec.statuses.is_empty() {
+        spec.statuses = vec![200..=399];
+    }
+    // --max-body is not an audit target's setting: the default.
+    spec.max_body = HttpSpec::default().max_body;
+    Ok(spec)
 }
 
 /// A command line split as a shell would: whitespace between words,
