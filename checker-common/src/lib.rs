@@ -72,8 +72,24 @@ pub const FAMILY_IPV4: u8 = 4;
 /// Address family of a [`FlowKey`].
 pub const FAMILY_IPV6: u8 = 6;
 
+/// [`FlowKey::proto`] of a TCP flow.
+pub const PROTO_TCP: u8 = 6;
+/// [`FlowKey::proto`] of a UDP flow.
+pub const PROTO_UDP: u8 = 17;
+/// [`FlowKey::proto`] of an ICMP echo flow (IPv4): the local port is the
+/// echo identifier, the remote port zero.
+pub const PROTO_ICMP: u8 = 1;
+/// [`FlowKey::proto`] of an ICMPv6 echo flow, as [`PROTO_ICMP`].
+pub const PROTO_ICMPV6: u8 = 58;
+
 /// One check flow, as seen in the real server's reply: the remote end is the
-/// VIP and the service port, the local end our address and reserved port.
+/// VIP and the service port, the local end our address and reserved port
+/// (for an ICMP echo flow: the echo identifier), and the L4 protocol, so
+/// that a UDP flow and a TCP flow on the same ports never collide.
+///
+/// An ICMP or ICMPv6 error (destination unreachable, time exceeded, packet
+/// too big) has the key of the flow whose packet it quotes, read from the
+/// quoted header: it goes to that flow.
 ///
 /// IPv4 addresses occupy the first four bytes of the 16-byte fields, the rest
 /// is zero; IPv6 addresses fill them.
@@ -87,14 +103,18 @@ pub struct FlowKey {
     /// Network byte order.
     pub local_port: [u8; 2],
     pub family: u8,
-    pub _pad: [u8; 3],
+    /// [`PROTO_TCP`], [`PROTO_UDP`], [`PROTO_ICMP`] or [`PROTO_ICMPV6`];
+    /// zero for ARP and NDP keys.
+    pub proto: u8,
+    pub _pad: [u8; 2],
 }
 
 impl FlowKey {
-    /// Key of an IPv4 flow; addresses as octets, ports in host order.
+    /// Key of an IPv4 TCP flow; addresses as octets, ports in host order.
     pub fn ipv4(remote: [u8; 4], remote_port: u16, local: [u8; 4], local_port: u16) -> Self {
         let mut key = FlowKey {
             family: FAMILY_IPV4,
+            proto: PROTO_TCP,
             remote_port: remote_port.to_be_bytes(),
             local_port: local_port.to_be_bytes(),
             ..FlowKey::default()
@@ -104,7 +124,7 @@ impl FlowKey {
         key
     }
 
-    /// Key of an IPv6 flow; addresses as octets, ports in host order.
+    /// Key of an IPv6 TCP flow; addresses as octets, ports in host order.
     pub fn ipv6(remote: [u8; 16], remote_port: u16, local: [u8; 16], local_port: u16) -> Self {
         FlowKey {
             remote_addr: remote,
@@ -112,14 +132,22 @@ impl FlowKey {
             remote_port: remote_port.to_be_bytes(),
             local_port: local_port.to_be_bytes(),
             family: FAMILY_IPV6,
-            _pad: [0; 3],
+            proto: PROTO_TCP,
+            _pad: [0; 2],
         }
+    }
+
+    /// The same flow over another L4 protocol ([`PROTO_UDP`], ...).
+    #[must_use]
+    pub fn with_proto(self, proto: u8) -> Self {
+        FlowKey { proto, ..self }
     }
 
     /// Key of the ARP replies of `remote` to `local`.
     pub fn arp(remote: [u8; 4], local: [u8; 4]) -> Self {
         FlowKey {
             family: FAMILY_ARP,
+            proto: 0,
             ..FlowKey::ipv4(remote, 0, local, 0)
         }
     }
@@ -129,12 +157,13 @@ impl FlowKey {
     pub fn ndp(remote: [u8; 16], local: [u8; 16]) -> Self {
         FlowKey {
             family: FAMILY_NDP,
+            proto: 0,
             ..FlowKey::ipv6(remote, 0, local, 0)
         }
     }
 }
 
-// The layout both sides agree on: 16 + 16 + 2 + 2 + 1 + 3 bytes, no hidden padding.
+// The layout both sides agree on: 16 + 16 + 2 + 2 + 1 + 1 + 2 bytes, no hidden padding.
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 40);
 
 /// Who holds a capture slot, so that a later process can tell a live owner
@@ -171,13 +200,15 @@ pub const FRAME_HEADER_LEN: usize = core::mem::size_of::<FrameHeader>();
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
-    /// Neither TCP (IPv4 or IPv6) nor an ARP reply or a neighbour
-    /// advertisement (ARP requests, other ICMPv6 and NDP, UDP, ICMP,
-    /// fragments, IPv6 behind an extension header it does not skip,
-    /// anything malformed or truncated): passed to the kernel.
+    /// Nothing a flow can own: not TCP, UDP, an ICMP or ICMPv6 echo reply
+    /// or error, an ARP reply or a neighbour advertisement (ARP requests,
+    /// other ICMP, ICMPv6 and NDP, fragments, IPv6 behind an extension
+    /// header it does not skip, anything malformed or truncated): passed
+    /// to the kernel.
     PassOther = 0,
-    /// TCP (IPv4 or IPv6), an ARP reply or a neighbour advertisement, but
-    /// not of a registered flow: passed to the kernel.
+    /// TCP or UDP (IPv4 or IPv6), an echo reply, an ICMP error, an ARP
+    /// reply or a neighbour advertisement, but not of a registered flow:
+    /// passed to the kernel.
     PassMiss = 1,
     /// A registered flow's frame, copied to its owner and dropped.
     Delivered = 2,

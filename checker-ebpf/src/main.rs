@@ -2,14 +2,15 @@
 //!
 //! It sees every frame that reaches the load balancer's interface, so the
 //! path is short and bounded: Ethernet (+ one 802.1Q/802.1ad tag) → IPv4 →
-//! TCP, IPv6 (+ at most [`MAX_EXT_HEADERS`] hop-by-hop, routing or
-//! destination options headers) → TCP, an ARP reply or an IPv6 neighbour
-//! advertisement; one hash lookup. A TCP frame of a registered check flow
-//! is copied to the ring buffer of its owner's capture slot and dropped, so
-//! the kernel never answers it with an RST; a registered ARP reply or
+//! TCP, UDP or ICMP, IPv6 (+ at most [`MAX_EXT_HEADERS`] hop-by-hop,
+//! routing or destination options headers) → TCP, UDP or ICMPv6, an ARP
+//! reply; one hash lookup. A TCP or UDP frame, an echo reply, or an ICMP
+//! error quoting a packet of a registered check flow is copied to the ring
+//! buffer of its owner's capture slot and dropped, so the kernel never
+//! answers it (an RST, an ICMP port unreachable); a registered ARP reply or
 //! neighbour advertisement is copied and passed; every other frame
-//! (fragments, other ICMPv6 and NDP, anything it does not understand) is
-//! passed untouched.
+//! (fragments, other ICMP, ICMPv6 and NDP, anything it does not
+//! understand) is passed untouched.
 #![no_std]
 #![no_main]
 
@@ -23,7 +24,8 @@ use aya_ebpf::{
 use aya_log_ebpf::warn;
 use checker_common::{
     COUNTER_COUNT, Counter, FAMILY_ARP, FAMILY_IPV4, FAMILY_IPV6, FAMILY_NDP, FRAME_CLASSES,
-    FRAME_HEADER_LEN, FlowKey, FlowOwner, MAX_FLOWS, RING_SIZE, SLOT_COUNT,
+    FRAME_HEADER_LEN, FlowKey, FlowOwner, MAX_FLOWS, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP,
+    PROTO_UDP, RING_SIZE, SLOT_COUNT,
 };
 
 type SlotRing = RingBuf<u8, { RING_SIZE as usize }>;
@@ -48,14 +50,24 @@ const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
-const IPPROTO_TCP: u8 = 6;
 const ARP_REPLY: u16 = 2;
 const IPV6_HLEN: usize = 40;
 const IPPROTO_HOPOPTS: u8 = 0;
 const IPPROTO_ROUTING: u8 = 43;
 const IPPROTO_DSTOPTS: u8 = 60;
-const IPPROTO_ICMPV6: u8 = 58;
 const ND_NEIGHBOR_ADVERT: u8 = 136;
+const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_DEST_UNREACH: u8 = 3;
+const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMP_TIME_EXCEEDED: u8 = 11;
+const ICMPV6_DEST_UNREACH: u8 = 1;
+const ICMPV6_PACKET_TOO_BIG: u8 = 2;
+const ICMPV6_TIME_EXCEEDED: u8 = 3;
+const ICMPV6_ECHO_REQUEST: u8 = 128;
+const ICMPV6_ECHO_REPLY: u8 = 129;
+/// Type, code, checksum, and four bytes (echo identifier and sequence, or
+/// unused in an error): the ICMP and ICMPv6 header before what an error quotes.
+const ICMP_HLEN: usize = 8;
 /// Extension headers skipped before giving up (and passing the frame).
 /// Real traffic carries one or two at most; the loop is unrolled.
 const MAX_EXT_HEADERS: usize = 4;
@@ -172,29 +184,77 @@ fn flow_key(ctx: &XdpContext) -> Option<FlowKey> {
     }
 }
 
-/// The key of an IPv4 TCP segment (not a later fragment).
+/// The key of an IPv4 TCP segment or UDP datagram (not a later fragment),
+/// an echo reply, or an ICMP error quoting one of ours.
 #[inline(always)]
 fn ipv4_key(start: usize, end: usize, l3: usize) -> Option<FlowKey> {
     let ip = bytes::<20>(start, end, l3)?;
     let ihl = ((ip[0] & 0x0f) as usize) * 4;
-    // Later fragments carry no TCP header: leave them to the kernel.
+    // Later fragments carry no L4 header: leave them to the kernel.
     let fragment_offset = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff;
-    if ip[0] >> 4 != 4 || ihl < 20 || ip[9] != IPPROTO_TCP || fragment_offset != 0 {
+    if ip[0] >> 4 != 4 || ihl < 20 || fragment_offset != 0 {
         return None;
     }
-    let ports = bytes::<4>(start, end, l3 + ihl)?;
+    let l4 = l3 + ihl;
     let mut key = FlowKey {
         family: FAMILY_IPV4,
-        remote_port: [ports[0], ports[1]],
-        local_port: [ports[2], ports[3]],
+        proto: ip[9],
         ..FlowKey::default()
     };
+    match ip[9] {
+        PROTO_TCP | PROTO_UDP => {
+            let ports = bytes::<4>(start, end, l4)?;
+            key.remote_port = [ports[0], ports[1]];
+            key.local_port = [ports[2], ports[3]];
+        }
+        PROTO_ICMP => {
+            let icmp = bytes::<ICMP_HLEN>(start, end, l4)?;
+            match icmp[0] {
+                ICMP_ECHO_REPLY => key.local_port = [icmp[4], icmp[5]],
+                ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED => {
+                    return quoted_ipv4(start, end, l4 + ICMP_HLEN);
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    }
     key.remote_addr[..4].copy_from_slice(&ip[12..16]);
     key.local_addr[..4].copy_from_slice(&ip[16..20]);
     Some(key)
 }
 
-/// The key of an IPv6 TCP segment, or of a neighbour advertisement (target
+/// The key of the flow whose packet an ICMP error quotes at `l3`: ours
+/// went from the local end to the remote one, so the quoted source is
+/// local and the quoted destination remote.
+#[inline(always)]
+fn quoted_ipv4(start: usize, end: usize, l3: usize) -> Option<FlowKey> {
+    let ip = bytes::<20>(start, end, l3)?;
+    let ihl = ((ip[0] & 0x0f) as usize) * 4;
+    if ip[0] >> 4 != 4 || ihl < 20 {
+        return None;
+    }
+    let l4 = bytes::<ICMP_HLEN>(start, end, l3 + ihl)?;
+    let mut key = FlowKey {
+        family: FAMILY_IPV4,
+        proto: ip[9],
+        ..FlowKey::default()
+    };
+    match ip[9] {
+        PROTO_TCP | PROTO_UDP => {
+            key.local_port = [l4[0], l4[1]];
+            key.remote_port = [l4[2], l4[3]];
+        }
+        PROTO_ICMP if l4[0] == ICMP_ECHO_REQUEST => key.local_port = [l4[4], l4[5]],
+        _ => return None,
+    }
+    key.local_addr[..4].copy_from_slice(&ip[12..16]);
+    key.remote_addr[..4].copy_from_slice(&ip[16..20]);
+    Some(key)
+}
+
+/// The key of an IPv6 TCP segment or UDP datagram, an echo reply, an
+/// ICMPv6 error quoting one of ours, or a neighbour advertisement (target
 /// → destination), behind at most [`MAX_EXT_HEADERS`] hop-by-hop, routing
 /// or destination options headers. A fragment header (even a first
 /// fragment's), AH, ESP, no next header, anything else: `None`.
@@ -216,25 +276,72 @@ fn ipv6_key(start: usize, end: usize, l3: usize) -> Option<FlowKey> {
         next = ext[0];
         offset += (ext[1] as usize + 1) * 8;
     }
-    let mut key = FlowKey::default();
-    if next == IPPROTO_TCP {
-        let ports = bytes::<4>(start, end, offset)?;
-        key.family = FAMILY_IPV6;
-        key.remote_port = [ports[0], ports[1]];
-        key.local_port = [ports[2], ports[3]];
-        key.remote_addr = bytes::<16>(start, end, l3 + 8)?;
-    } else if next == IPPROTO_ICMPV6 {
-        // Type, code, checksum, flags, target address.
-        let icmp = bytes::<24>(start, end, offset)?;
-        if icmp[0] != ND_NEIGHBOR_ADVERT || icmp[1] != 0 {
-            return None;
+    let mut key = FlowKey {
+        family: FAMILY_IPV6,
+        proto: next,
+        ..FlowKey::default()
+    };
+    match next {
+        PROTO_TCP | PROTO_UDP => {
+            let ports = bytes::<4>(start, end, offset)?;
+            key.remote_port = [ports[0], ports[1]];
+            key.local_port = [ports[2], ports[3]];
+            key.remote_addr = bytes::<16>(start, end, l3 + 8)?;
         }
-        key.family = FAMILY_NDP;
-        key.remote_addr.copy_from_slice(&icmp[8..24]);
-    } else {
-        return None;
+        PROTO_ICMPV6 => {
+            let icmp = bytes::<ICMP_HLEN>(start, end, offset)?;
+            match icmp[0] {
+                ICMPV6_ECHO_REPLY => {
+                    key.local_port = [icmp[4], icmp[5]];
+                    key.remote_addr = bytes::<16>(start, end, l3 + 8)?;
+                }
+                ICMPV6_DEST_UNREACH | ICMPV6_PACKET_TOO_BIG | ICMPV6_TIME_EXCEEDED => {
+                    return quoted_ipv6(start, end, offset + ICMP_HLEN);
+                }
+                ND_NEIGHBOR_ADVERT if icmp[1] == 0 => {
+                    key.family = FAMILY_NDP;
+                    key.proto = 0;
+                    // The target address follows type, code, checksum, flags.
+                    key.remote_addr = bytes::<16>(start, end, offset + 8)?;
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
     }
     key.local_addr = bytes::<16>(start, end, l3 + 24)?;
+    Some(key)
+}
+
+/// The key of the flow whose packet an ICMPv6 error quotes at `l3` (see
+/// [`quoted_ipv4`]); the quoted packet's L4 header must follow its fixed
+/// header directly, as ours do.
+#[inline(always)]
+fn quoted_ipv6(start: usize, end: usize, l3: usize) -> Option<FlowKey> {
+    // The fixed header and the L4 header's first 8 bytes in one read: at a
+    // variable offset, a second read of bytes inside the first could be
+    // merged by LLVM into a pointer the verifier no longer knows is in
+    // bounds.
+    let q = bytes::<{ IPV6_HLEN + ICMP_HLEN }>(start, end, l3)?;
+    if q[0] >> 4 != 6 {
+        return None;
+    }
+    let l4 = IPV6_HLEN;
+    let mut key = FlowKey {
+        family: FAMILY_IPV6,
+        proto: q[6],
+        ..FlowKey::default()
+    };
+    match q[6] {
+        PROTO_TCP | PROTO_UDP => {
+            key.local_port = [q[l4], q[l4 + 1]];
+            key.remote_port = [q[l4 + 2], q[l4 + 3]];
+        }
+        PROTO_ICMPV6 if q[l4] == ICMPV6_ECHO_REQUEST => key.local_port = [q[l4 + 4], q[l4 + 5]],
+        _ => return None,
+    }
+    key.local_addr.copy_from_slice(&q[8..24]);
+    key.remote_addr.copy_from_slice(&q[24..40]);
     Some(key)
 }
 

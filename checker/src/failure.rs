@@ -38,6 +38,18 @@ pub(crate) enum Failure {
     Body,
     /// Not an acceptable HTTP response (malformed, too large, ended early).
     Http,
+    /// An ICMP port unreachable from the VIP: the real server carries the
+    /// VIP, but nothing listens on the port.
+    PortUnreachable,
+    /// Another ICMP error about our packet (host, network or protocol
+    /// unreachable, prohibited, time exceeded).
+    Unreachable,
+    /// A UDP reply from another address than the VIP (the real server's
+    /// own): clients drop it.
+    WrongSource,
+    /// The reply is not the one expected (UDP payload or length, TCP
+    /// `--expect`).
+    Reply,
     /// A signal (SIGTERM, SIGINT) ended the check before its verdict.
     Interrupted,
     /// Any other failure of a check that ran (the kernel path's socket
@@ -57,7 +69,7 @@ pub(crate) enum Failure {
 impl Failure {
     #[cfg(test)]
     /// Every code, verdicts first, then errors.
-    pub(crate) const ALL: [Failure; 17] = [
+    pub(crate) const ALL: [Failure; 21] = [
         Failure::NoNeighbour,
         Failure::NoAnswer,
         Failure::Refused,
@@ -69,6 +81,10 @@ impl Failure {
         Failure::Header,
         Failure::Body,
         Failure::Http,
+        Failure::PortUnreachable,
+        Failure::Unreachable,
+        Failure::WrongSource,
+        Failure::Reply,
         Failure::Interrupted,
         Failure::Other,
         Failure::Busy,
@@ -91,6 +107,10 @@ impl Failure {
             Failure::Header => "header",
             Failure::Body => "body",
             Failure::Http => "http",
+            Failure::PortUnreachable => "port_unreachable",
+            Failure::Unreachable => "unreachable",
+            Failure::WrongSource => "wrong_source",
+            Failure::Reply => "reply",
             Failure::Interrupted => "interrupted",
             Failure::Other => "other",
             Failure::Busy => "busy",
@@ -148,6 +168,10 @@ mod tests {
                 "header",
                 "body",
                 "http",
+                "port_unreachable",
+                "unreachable",
+                "wrong_source",
+                "reply",
                 "interrupted",
                 "other",
                 "busy",

@@ -197,9 +197,15 @@ pub(crate) fn once(probe: &Probe, http: Option<&HttpCheck>) -> Result<Verdict> {
 
 /// The tcp check of `probe`, or its HTTP(S) check `http`.
 async fn check(engine: &Engine, probe: &Probe, http: Option<&HttpCheck>) -> Result<Verdict> {
-    match http {
-        Some(http) => check::http::run_async(engine, probe, http).await,
-        None => check::tcp::check(engine, probe).await,
+    if let Some(http) = http {
+        return check::http::run_async(engine, probe, http).await;
+    }
+    match &probe.check {
+        CheckSpec::Ping => check::ping::check(engine, probe).await,
+        CheckSpec::Udp(spec) => check::udp::check(engine, probe, spec).await,
+        CheckSpec::Tcp | CheckSpec::Http(_) | CheckSpec::Https(..) => {
+            check::tcp::check(engine, probe).await
+        }
     }
 }
 
@@ -208,7 +214,7 @@ async fn check(engine: &Engine, probe: &Probe, http: Option<&HttpCheck>) -> Resu
 /// use, or a CA or client file that cannot be read, is a usage error.
 pub(crate) fn http_check(probe: &Probe, tls: &TlsConfigs) -> Result<Option<HttpCheck>> {
     let (spec, tls_spec) = match &probe.check {
-        CheckSpec::Tcp => return Ok(None),
+        CheckSpec::Tcp | CheckSpec::Ping | CheckSpec::Udp(_) => return Ok(None),
         CheckSpec::Http(spec) => (spec, None),
         CheckSpec::Https(spec, tls_spec) => (spec, Some(tls_spec)),
     };

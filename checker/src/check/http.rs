@@ -39,7 +39,7 @@ pub(crate) async fn run_async(
             crate::note!(
                 "* Connected to {} ({}) port {}",
                 target.vip,
-                flow.real_server_mac,
+                flow.path.real_server_mac,
                 target.port
             );
         }

@@ -2,19 +2,22 @@
 //! server, reserve a port, register the flow for capture, and drive the
 //! userspace stack until the check's goal or its deadline.
 
+pub(crate) mod datagram;
 pub(crate) mod dispatch;
 pub(crate) mod exchange;
 pub(crate) mod http;
 pub(crate) mod kernel;
+pub(crate) mod ping;
 pub(crate) mod tcp;
 pub(crate) mod tls;
+pub(crate) mod udp;
 pub(crate) mod verdict;
 
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use checker_common::FlowKey;
+use checker_common::{FlowKey, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP};
 
 use crate::check::verdict::Failure;
 use crate::check::verdict::{Details, Verdict};
@@ -33,9 +36,11 @@ use crate::wire::egress::Egress;
 /// What a check keeps back from its timeout to end its process in time.
 const TEARDOWN: Duration = Duration::from_millis(30);
 
-/// A check flow, ready to exchange frames with the real server through the VIP.
-pub(crate) struct Flow {
-    pub(crate) stack: Stack,
+/// The way to the real server through the VIP that every check flow
+/// opens first: the preflight's plan, the interface's port, the real
+/// server's MAC, and the deadline. A TCP check builds a [`Flow`] on it, a
+/// UDP or ICMP check a [`datagram::Datagram`].
+pub(crate) struct Path {
     port: Rc<Port>,
     stop: Rc<Stop>,
     egress: Egress,
@@ -44,10 +49,24 @@ pub(crate) struct Flow {
     /// How long this check took to load and attach the XDP program, when
     /// it had to (not counted in `started`).
     pub(crate) attached: Option<Duration>,
-    /// Time from the start to the SYN-ACK, once it came.
-    pub(crate) connected: Option<Duration>,
     pub(crate) real_server: IpAddr,
     pub(crate) real_server_mac: Mac,
+    pub(crate) local_mac: Mac,
+    /// Our source address (IPv4 or IPv6, the VIP's family).
+    pub(crate) source: IpAddr,
+    pub(crate) vip: IpAddr,
+    /// The service port (zero for ICMP).
+    pub(crate) remote_port: u16,
+    pub(crate) mtu: usize,
+}
+
+/// A TCP check flow, ready to exchange frames with the real server
+/// through the VIP.
+pub(crate) struct Flow {
+    pub(crate) path: Path,
+    pub(crate) stack: Stack,
+    /// Time from the start to the SYN-ACK, once it came.
+    pub(crate) connected: Option<Duration>,
     /// The flow's frames come here; dropping it removes the flow's entry.
     registration: Registration,
     /// Keeps our source port reserved in the kernel while the check runs.
@@ -57,17 +76,24 @@ pub(crate) struct Flow {
 }
 
 /// How opening a flow ended.
-pub(crate) enum Opened {
-    Ready(Box<Flow>),
-    /// The check ran and failed before any TCP (no ARP reply).
+pub(crate) enum Opened<T> {
+    Ready(Box<T>),
+    /// The check ran and failed before its first packet (no ARP reply).
     Failed(Box<Verdict>),
 }
 
-impl Flow {
-    /// Prepares the flow of `target` on `engine`; `what` names the check in
-    /// a verdict. Nothing is sent or attached before the preflight has
+/// A check flow: opened on a [`Path`] by [`run`].
+pub(crate) trait Open: Sized {
+    /// Prepares the flow of `target` on `engine`; `what` names the check
+    /// in a verdict. Nothing is sent or attached before the preflight has
     /// accepted the target.
-    pub(crate) async fn open(engine: &Engine, target: &Probe, what: &str) -> Result<Opened> {
+    async fn open(engine: &Engine, target: &Probe, what: &str) -> Result<Opened<Self>>;
+}
+
+impl Path {
+    /// Runs the preflight, opens the port and resolves the real server's
+    /// MAC; a failure to resolve it is a verdict already.
+    pub(crate) async fn open(engine: &Engine, target: &Probe, what: &str) -> Result<Opened<Path>> {
         engine.stop.check()?;
         let Plan {
             dev,
@@ -122,53 +148,172 @@ impl Flow {
                 details: Details::default(),
             })));
         };
-
         deadline.replied(Instant::now());
-        let (port_socket, local_port) = reserve_port(source)?;
-        let key = match (target.vip, source) {
-            (IpAddr::V4(vip), IpAddr::V4(local)) => {
-                FlowKey::ipv4(vip.octets(), target.port, local.octets(), local_port)
-            }
-            (vip, local) => FlowKey::ipv6(
-                v6(vip).octets(),
-                target.port,
-                v6(local).octets(),
-                local_port,
-            ),
-        };
-        let Some(registration) = port.register(key)? else {
-            return Err(Error::bpf_found(format!(
-                "flow {source}:{local_port} is registered by another process"
-            )));
-        };
-        let stack = Stack::connect(
-            FlowParams {
-                local_mac: dev.mac,
-                local_ip: source,
-                local_port,
-                vip: target.vip,
-                port: target.port,
-                real_server_mac,
-                mtu: dev.mtu,
-            },
-            Instant::now(),
-        );
-        Ok(Opened::Ready(Box::new(Flow {
-            stack,
+        Ok(Opened::Ready(Box::new(Path {
             port,
             stop,
             egress,
             deadline,
             started,
             attached,
-            connected: None,
             real_server: target.real_server,
             real_server_mac,
+            local_mac: dev.mac,
+            source,
+            vip: target.vip,
+            remote_port: target.port,
+            mtu: dev.mtu,
+        })))
+    }
+
+    /// The key of this path's flow from `remote` (the VIP, or another
+    /// address a reply may come from) to our `local_port` over `proto`.
+    pub(crate) fn key(&self, remote: IpAddr, local_port: u16, proto: u8) -> FlowKey {
+        let remote_port = if proto == PROTO_ICMP || proto == PROTO_ICMPV6 {
+            0
+        } else {
+            self.remote_port
+        };
+        match (remote, self.source) {
+            (IpAddr::V4(remote), IpAddr::V4(local)) => {
+                FlowKey::ipv4(remote.octets(), remote_port, local.octets(), local_port)
+            }
+            (remote, local) => FlowKey::ipv6(
+                v6(remote).octets(),
+                remote_port,
+                v6(local).octets(),
+                local_port,
+            ),
+        }
+        .with_proto(proto)
+    }
+
+    /// Routes the frames of `key` to a new inbox (`also`: to that inbox).
+    /// A key taken by another process is an error.
+    pub(crate) fn register(
+        &self,
+        key: FlowKey,
+        also: Option<&Registration>,
+    ) -> Result<Registration> {
+        let registered = match also {
+            None => self.port.register(key)?,
+            Some(first) => self.port.register_into(key, &first.inbox)?,
+        };
+        registered.ok_or_else(|| {
+            Error::bpf_found(format!(
+                "flow {} to {} is registered by another process",
+                self.source,
+                SocketAddr::new(self.vip, self.remote_port)
+            ))
+        })
+    }
+
+    /// Waits until `registration`'s inbox has frames, `until`, or a stop.
+    pub(crate) async fn wait(&self, registration: &Registration, until: Instant) -> Result<()> {
+        self.port.wait(&registration.inbox, &self.stop, until).await
+    }
+
+    /// The frames captured for `registration` so far; any moves the
+    /// per-reply deadline on.
+    pub(crate) fn received(
+        &mut self,
+        registration: &Registration,
+    ) -> std::collections::VecDeque<bytes::Bytes> {
+        let frames = registration.inbox.take();
+        if !frames.is_empty() {
+            self.deadline.replied(Instant::now());
+        }
+        frames
+    }
+
+    /// Sends one frame (the egress rule applies).
+    pub(crate) fn send(&self, frame: &[u8]) -> Result<()> {
+        self.port.send(frame, &self.egress)
+    }
+
+    /// When the wait for the server's next reply ends.
+    pub(crate) fn due(&self) -> Instant {
+        self.deadline.due
+    }
+
+    /// Time since the check started.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// How long the server had, for a verdict: see [`Deadline::window`].
+    pub(crate) fn window(&self) -> String {
+        self.deadline.window()
+    }
+
+    /// The verdict of this path's check, timed now: healthy when
+    /// `failure` is `None`.
+    pub(crate) fn verdict(&self, failure: Option<Failure>, what: &str, reason: String) -> Verdict {
+        Verdict {
+            failure,
+            what: what.to_string(),
+            reason,
+            elapsed: self.elapsed(),
+            attached: self.attached,
+            details: Details::default(),
+        }
+    }
+
+    /// The real server did not answer through the VIP: the MAC it was sent
+    /// to is asked again by the next check (it may have changed).
+    pub(crate) fn unanswered(&self) {
+        self.port
+            .neighbours
+            .borrow_mut()
+            .forget(self.real_server, self.real_server_mac);
+    }
+
+    /// "no answer within ..." with the hint that fits LVS-DR.
+    pub(crate) fn no_answer(&self) -> String {
+        format!(
+            "no answer within {} (the real server answers {} at {}; does it carry the VIP on its loopback?)",
+            self.window(),
+            if self.real_server.is_ipv4() {
+                "ARP"
+            } else {
+                "neighbour solicitations"
+            },
+            self.real_server_mac
+        )
+    }
+}
+
+impl Open for Flow {
+    async fn open(engine: &Engine, target: &Probe, what: &str) -> Result<Opened<Flow>> {
+        let path = match Path::open(engine, target, what).await? {
+            Opened::Ready(path) => *path,
+            Opened::Failed(verdict) => return Ok(Opened::Failed(verdict)),
+        };
+        let (port_socket, local_port) = reserve_port(path.source, socket2::Type::STREAM)?;
+        let registration = path.register(path.key(path.vip, local_port, PROTO_TCP), None)?;
+        let stack = Stack::connect(
+            FlowParams {
+                local_mac: path.local_mac,
+                local_ip: path.source,
+                local_port,
+                vip: path.vip,
+                port: path.remote_port,
+                real_server_mac: path.real_server_mac,
+                mtu: path.mtu,
+            },
+            Instant::now(),
+        );
+        Ok(Opened::Ready(Box::new(Flow {
+            path,
+            stack,
+            connected: None,
             registration,
             _port: port_socket,
         })))
     }
+}
 
+impl Flow {
     /// Runs the stack until `goal` returns `Some` or the deadline passes
     /// (`None`). Sleeps on the flow's inbox and the stack's next timer.
     pub(crate) async fn drive<T>(
@@ -177,13 +322,13 @@ impl Flow {
     ) -> Result<Option<T>> {
         loop {
             let now = Instant::now();
-            self.receive(now);
+            self.receive();
             self.stack.poll(now);
             self.transmit()?;
             if let Some(done) = goal(&mut self.stack) {
                 return Ok(Some(done));
             }
-            let due = self.deadline.due;
+            let due = self.path.due();
             if now >= due {
                 return Ok(None);
             }
@@ -191,26 +336,20 @@ impl Flow {
                 Some(delay) => (now + delay).min(due),
                 None => due,
             };
-            self.port
-                .wait(&self.registration.inbox, &self.stop, wake)
-                .await?;
+            self.path.wait(&self.registration, wake).await?;
         }
     }
 
     /// Feeds the frames captured for this flow to the stack.
-    fn receive(&mut self, now: Instant) {
-        let frames = self.registration.inbox.take();
-        if !frames.is_empty() {
-            self.deadline.replied(now);
-        }
-        for frame in frames {
+    fn receive(&mut self) {
+        for frame in self.path.received(&self.registration) {
             self.stack.receive(frame);
         }
     }
 
     fn transmit(&mut self) -> Result<()> {
         for frame in self.stack.take_outgoing(Instant::now()) {
-            self.port.send(&frame, &self.egress)?;
+            self.path.send(&frame)?;
         }
         Ok(())
     }
@@ -237,37 +376,20 @@ impl Flow {
 
     /// Time since the check started.
     pub(crate) fn elapsed(&self) -> Duration {
-        self.started.elapsed()
+        self.path.elapsed()
     }
 
     /// The verdict of this flow's check, timed now: healthy when
     /// `failure` is `None`.
     pub(crate) fn verdict(&self, failure: Option<Failure>, what: &str, reason: String) -> Verdict {
-        Verdict {
-            failure,
-            what: what.to_string(),
-            reason,
-            elapsed: self.elapsed(),
-            attached: self.attached,
-            details: Details {
-                connect: self.connected,
-                ..Details::default()
-            },
-        }
+        let mut verdict = self.path.verdict(failure, what, reason);
+        verdict.details.connect = self.connected;
+        verdict
     }
 
     /// How long the server had, for a verdict: see [`Deadline::window`].
     pub(crate) fn window(&self) -> String {
-        self.deadline.window()
-    }
-
-    /// The real server did not answer through the VIP: the MAC it was sent
-    /// to is asked again by the next check (it may have changed).
-    fn unanswered(&self) {
-        self.port
-            .neighbours
-            .borrow_mut()
-            .forget(self.real_server, self.real_server_mac);
+        self.path.window()
     }
 }
 
@@ -362,20 +484,8 @@ pub(crate) async fn connect(flow: &mut Flow) -> Result<Result<(), (Failure, Stri
         }
         Some(false) => Err((Failure::Refused, "connection refused (RST)".to_string())),
         None => {
-            flow.unanswered();
-            Err((
-                Failure::NoAnswer,
-                format!(
-                    "no answer within {} (the real server answers {} at {}; does it carry the VIP on its loopback?)",
-                    flow.window(),
-                    if flow.real_server.is_ipv4() {
-                        "ARP"
-                    } else {
-                        "neighbour solicitations"
-                    },
-                    flow.real_server_mac
-                ),
-            ))
+            flow.path.unanswered();
+            Err((Failure::NoAnswer, flow.path.no_answer()))
         }
     })
 }
@@ -442,15 +552,15 @@ impl Deadline {
 /// resolve the real server is a verdict already), runs `body` on it, and
 /// turns a stop signal into a failing verdict once the flow is gone (its
 /// entry removed). Several may run at once on one engine.
-pub(crate) async fn run(
+pub(crate) async fn run<F: Open>(
     engine: &Engine,
     target: &Probe,
     what: &str,
-    body: impl AsyncFnOnce(&mut Flow) -> Result<Verdict>,
+    body: impl AsyncFnOnce(&mut F) -> Result<Verdict>,
 ) -> Result<Verdict> {
     let begun = Instant::now();
     let result = async {
-        match Flow::open(engine, target, what).await? {
+        match F::open(engine, target, what).await? {
             Opened::Ready(mut flow) => body(&mut flow).await,
             Opened::Failed(verdict) => Ok(*verdict),
         }
@@ -469,16 +579,15 @@ pub(crate) async fn run(
     }
 }
 
-/// Binds a kernel TCP socket to `source:0`: the kernel picks a free port and
-/// keeps it ours, so no kernel connection can collide with the check flow.
-fn reserve_port(source: IpAddr) -> Result<(socket2::Socket, u16)> {
+/// Binds a kernel socket of `kind` (TCP or UDP) to `source:0`: the kernel
+/// picks a free port and keeps it ours, so no kernel socket can collide
+/// with the check flow. (With `--xdp off`, where the kernel sees our UDP
+/// replies too, the bound socket also keeps the kernel from answering
+/// them with an ICMP port unreachable: they queue on it unread.)
+pub(crate) fn reserve_port(source: IpAddr, kind: socket2::Type) -> Result<(socket2::Socket, u16)> {
     let addr = SocketAddr::new(source, 0);
-    let socket = socket2::Socket::new(
-        socket2::Domain::for_address(addr),
-        socket2::Type::STREAM,
-        None,
-    )
-    .map_err(|e| Error::io("creating a TCP socket", e))?;
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), kind, None)
+        .map_err(|e| Error::io("creating a socket", e))?;
     socket
         .bind(&addr.into())
         .map_err(|e| match e.raw_os_error() {

@@ -1164,18 +1164,23 @@ fn native_line(words: &[String]) -> Result<(Probe, Duration), String> {
         .map(Into::into)
         .collect();
     let parsed = CheckArgs::try_parse(&argv)
-        .ok_or("not a vipcheck tcp|http|https command line")?
+        .ok_or("not a vipcheck tcp|http|https|ping|udp command line")?
         .map_err(|e| {
             format!(
                 "invalid vipcheck command line: {} (see 'vipcheck {sub} --help')",
                 usage_message(&e)
             )
         })?;
-    let (flow, check) = match parsed {
-        CheckArgs::Tcp(a) => (a.flow, CheckSpec::Tcp),
+    let (to, port, run, check) = match parsed {
+        CheckArgs::Tcp(a) => (a.flow.to, a.flow.port, a.flow.run, CheckSpec::Tcp),
+        CheckArgs::Ping(a) => (a.to, 0, a.run, CheckSpec::Ping),
+        CheckArgs::Udp(a) => {
+            let check = a.probe().check;
+            (a.flow.to, a.flow.port, a.flow.run, check)
+        }
         CheckArgs::Http(a) => {
             let spec = native_http(&a)?;
-            (a.flow, CheckSpec::Http(spec))
+            (a.flow.to, a.flow.port, a.flow.run, CheckSpec::Http(spec))
         }
         CheckArgs::Https(a) => {
             let tls = [
@@ -1198,18 +1203,19 @@ fn native_line(words: &[String]) -> Result<(Probe, Duration), String> {
                 ..TlsSpec::default()
             };
             let spec = native_http(&a.http)?;
-            (a.http.flow, CheckSpec::Https(spec, tls))
+            let flow = a.http.flow;
+            (flow.to, flow.port, flow.run, CheckSpec::Https(spec, tls))
         }
     };
-    check_unicast(flow.real_server, "real server")?;
-    check_unicast(flow.vip, "VIP")?;
-    if flow.real_server.is_ipv4() != flow.vip.is_ipv4() {
+    check_unicast(to.real_server, "real server")?;
+    check_unicast(to.vip, "VIP")?;
+    if to.real_server.is_ipv4() != to.vip.is_ipv4() {
         return Err("the real server and the VIP are of different families".into());
     }
-    let timeout = Duration::from_millis(flow.timeout);
+    let timeout = Duration::from_millis(run.timeout);
     let line = Probe {
-        iface: Some(flow.iface),
-        ..Probe::new(flow.real_server, flow.vip, flow.port, check)
+        iface: Some(to.iface),
+        ..Probe::new(to.real_server, to.vip, port, check)
     };
     Ok((line, timeout))
 }

@@ -140,6 +140,17 @@ impl Port {
     /// Routes the frames of `key` to a new inbox. `None` if the key is
     /// taken: by another live process (XDP), or by another flow here.
     pub(crate) fn register(self: &Rc<Port>, key: FlowKey) -> Result<Option<Registration>> {
+        self.register_into(key, &Rc::new(Inbox::default()))
+    }
+
+    /// Routes the frames of `key` to `inbox` (a flow that takes replies
+    /// under two keys: a UDP check's from the VIP and from the real
+    /// server's own address). `None` if the key is taken.
+    pub(crate) fn register_into(
+        self: &Rc<Port>,
+        key: FlowKey,
+        inbox: &Rc<Inbox>,
+    ) -> Result<Option<Registration>> {
         if self.inboxes.borrow().contains_key(&key) {
             return Ok(None);
         }
@@ -148,12 +159,11 @@ impl Port {
         {
             return Ok(None);
         }
-        let inbox = Rc::new(Inbox::default());
         self.inboxes.borrow_mut().insert(key, inbox.clone());
         Ok(Some(Registration {
             port: self.clone(),
             key,
-            inbox,
+            inbox: inbox.clone(),
         }))
     }
 

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::probe::args::{CheckArgs, Format, HttpArgs, HttpsArgs, TcpArgs, usage_message};
+use crate::probe::args::{
+    CheckArgs, Format, HttpArgs, HttpsArgs, PingArgs, TcpArgs, UdpArgs, usage_message,
+};
 use crate::xdp::XdpMode;
 
 #[derive(Debug, Parser)]
@@ -70,6 +72,12 @@ pub enum Command {
     /// HTTPS: `http` over TLS (rustls) through the VIP path, with the certificate
     /// verified (system roots, or --ca) and its expiry checked.
     Https(Box<HttpsArgs>),
+    /// ICMP echo (ICMPv6 for IPv6) to the VIP through the real server's MAC
+    /// (healthy on an echo reply from the VIP): does it carry the VIP?
+    Ping(PingArgs),
+    /// One UDP datagram to VIP:PORT through the real server's MAC; healthy on a
+    /// reply from the VIP (one from another address, an ICMP error or silence fail).
+    Udp(Box<UdpArgs>),
     /// Manage the shared XDP program of an interface.
     Xdp {
         /// -v: what vipcheck does with the program on stderr (load and attach
@@ -278,6 +286,8 @@ impl Cli {
             Command::Tcp(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Http(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Https(args) => args.http.verbose = args.http.verbose.saturating_add(before),
+            Command::Ping(args) => args.verbose = args.verbose.saturating_add(before),
+            Command::Udp(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Xdp { verbose, .. } => *verbose = verbose.saturating_add(before),
             Command::Compat { .. }
             | Command::Audit(_)
@@ -306,6 +316,8 @@ impl Cli {
             Ok(CheckArgs::Tcp(a)) => Command::Tcp(a),
             Ok(CheckArgs::Http(a)) => Command::Http(a),
             Ok(CheckArgs::Https(a)) => Command::Https(a),
+            Ok(CheckArgs::Ping(a)) => Command::Ping(a),
+            Ok(CheckArgs::Udp(a)) => Command::Udp(a),
             Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => return Some(Err(e)),
             Err(_) => return None,
         };

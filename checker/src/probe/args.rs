@@ -12,7 +12,8 @@ use clap::Args;
 
 use crate::probe::parse::*;
 use crate::probe::{
-    Capture, CheckSpec, CloseMode, HttpSpec, Method, Pattern, Probe, TlsSpec, Trace, Verify,
+    Capture, CheckSpec, CloseMode, HttpSpec, Method, Pattern, Probe, Silence, TlsSpec, Trace,
+    UdpExpect, UdpSpec, Verify,
 };
 use crate::xdp::XdpMode;
 
@@ -26,6 +27,46 @@ pub struct TcpArgs {
     /// How to end the connection after the handshake.
     #[arg(long, value_enum, default_value_t = CloseMode::Rst)]
     pub(crate) close: CloseMode,
+}
+
+#[derive(Debug, Args)]
+pub struct PingArgs {
+    #[command(flatten)]
+    pub(crate) to: ToArgs,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+    /// -v: every frame sent and received on stderr (ARP and ICMP, one line each).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct UdpArgs {
+    #[command(flatten)]
+    pub(crate) flow: FlowArgs,
+    /// -v: every frame sent and received on stderr.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// The datagram's payload, with the escapes \r \n \t \\ \xNN (default: empty).
+    #[arg(long, value_name = "TEXT", value_parser = parse_escaped, conflicts_with = "payload")]
+    pub(crate) send: Option<Vec<u8>>,
+    /// The datagram's payload in hex (keepalived's UDP_CHECK `payload`).
+    #[arg(long, value_name = "HEX", value_parser = parse_hex_bytes)]
+    pub(crate) payload: Option<Vec<u8>>,
+    /// Text the reply must contain (escapes as --send).
+    #[arg(long, value_name = "TEXT", value_parser = parse_escaped)]
+    pub(crate) expect: Option<Vec<u8>>,
+    /// Shortest acceptable reply, in bytes.
+    #[arg(long, value_name = "N")]
+    pub(crate) min_length: Option<usize>,
+    /// Longest acceptable reply, in bytes.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_length: Option<usize>,
+    /// Healthy when nothing comes back and no ICMP error says why (as keepalived's
+    /// UDP_CHECK without require_reply). Real servers rate-limit ICMP errors, so
+    /// silence proves little: the verdict says so.
+    #[arg(long)]
+    pub(crate) no_reply_ok: bool,
 }
 
 #[derive(Debug, Args)]
@@ -105,9 +146,22 @@ pub struct HttpsArgs {
     pub(crate) client_key: Option<PathBuf>,
 }
 
-/// What every check of a real server through a VIP takes.
+/// What every check of a real server through a VIP takes: where to
+/// send, which port, and how to run and print the check.
 #[derive(Debug, Args)]
 pub(crate) struct FlowArgs {
+    #[command(flatten)]
+    pub(crate) to: ToArgs,
+    /// The service's port (TCP; UDP for udp, and for dns without --tcp).
+    #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) port: u16,
+    #[command(flatten)]
+    pub(crate) run: RunArgs,
+}
+
+/// The interface, the real server and the VIP.
+#[derive(Debug, Args)]
+pub(crate) struct ToArgs {
     /// Interface of the load balancer to send from (the one facing the real servers).
     #[arg(value_name = "IFACE")]
     pub(crate) iface: String,
@@ -118,9 +172,11 @@ pub(crate) struct FlowArgs {
     /// The virtual IP (IPv4, IPv6 or a host name): destination address of every packet.
     #[arg(value_name = "VIP", value_parser = parse_ip_host)]
     pub(crate) vip: IpAddr,
-    /// The service's TCP port.
-    #[arg(value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub(crate) port: u16,
+}
+
+/// How a check runs and how its verdict is printed.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
     /// Deadline of the whole check, in milliseconds (1 to 3600000); the process has
     /// ended by then, except that a check that must first attach the XDP program
     /// (or wait for another's attach) is given that time on top.
@@ -156,11 +212,30 @@ pub(crate) struct FlowArgs {
 impl FlowArgs {
     /// The probe of `check`; `trace`: what goes to stderr.
     pub fn probe(&self, trace: Trace, close: CloseMode, check: CheckSpec) -> Probe {
+        self.run.probe(&self.to, self.port, trace, close, check)
+    }
+
+    /// How the verdict is printed.
+    pub(crate) fn output(&self) -> (Format, Thresholds) {
+        self.run.output()
+    }
+}
+
+impl RunArgs {
+    /// The probe of `check` to `to` and `port`; `trace`: what goes to stderr.
+    pub(crate) fn probe(
+        &self,
+        to: &ToArgs,
+        port: u16,
+        trace: Trace,
+        close: CloseMode,
+        check: CheckSpec,
+    ) -> Probe {
         Probe {
-            iface: Some(self.iface.clone()),
-            real_server: self.real_server,
-            vip: self.vip,
-            port: self.port,
+            iface: Some(to.iface.clone()),
+            real_server: to.real_server,
+            vip: to.vip,
+            port,
             source: self.source,
             timeout: Duration::from_millis(self.timeout),
             reply_timeout: None,
@@ -200,6 +275,41 @@ impl TcpArgs {
     pub fn probe(&self) -> Probe {
         self.flow
             .probe(frames_from(self.verbose, 1), self.close, CheckSpec::Tcp)
+    }
+}
+
+impl PingArgs {
+    /// `-v` traces frames.
+    pub fn probe(&self) -> Probe {
+        let trace = frames_from(self.verbose, 1);
+        self.run
+            .probe(&self.to, 0, trace, CloseMode::Rst, CheckSpec::Ping)
+    }
+}
+
+impl UdpArgs {
+    /// `-v` traces frames.
+    pub fn probe(&self) -> Probe {
+        let spec = UdpSpec {
+            payload: self
+                .send
+                .clone()
+                .or_else(|| self.payload.clone())
+                .unwrap_or_default(),
+            expect: self.expect.clone().map(UdpExpect::Text),
+            min_length: self.min_length,
+            max_length: self.max_length,
+            silence: if self.no_reply_ok {
+                Silence::Healthy
+            } else {
+                Silence::Fails
+            },
+        };
+        self.flow.probe(
+            frames_from(self.verbose, 1),
+            CloseMode::Rst,
+            CheckSpec::Udp(spec),
+        )
     }
 }
 
@@ -319,6 +429,8 @@ pub(crate) fn usage_message(e: &clap::Error) -> String {
 #[derive(Debug)]
 pub(crate) enum CheckArgs {
     Tcp(TcpArgs),
+    Ping(PingArgs),
+    Udp(Box<UdpArgs>),
     Http(Box<HttpArgs>),
     Https(Box<HttpsArgs>),
 }
@@ -334,6 +446,8 @@ impl CheckArgs {
         let name = args.get(1)?.to_str()?;
         let sub = match name {
             "tcp" => TcpArgs::augment_args(Cmd::new("tcp")),
+            "ping" => PingArgs::augment_args(Cmd::new("ping")),
+            "udp" => UdpArgs::augment_args(Cmd::new("udp")),
             "http" => HttpArgs::augment_args(Cmd::new("http")),
             "https" => HttpsArgs::augment_args(Cmd::new("https")),
             _ => return None,
@@ -348,6 +462,8 @@ impl CheckArgs {
         let (_, m) = matches.subcommand()?;
         Some(match name {
             "tcp" => TcpArgs::from_arg_matches(m).map(CheckArgs::Tcp),
+            "ping" => PingArgs::from_arg_matches(m).map(CheckArgs::Ping),
+            "udp" => UdpArgs::from_arg_matches(m).map(|a| CheckArgs::Udp(Box::new(a))),
             "http" => HttpArgs::from_arg_matches(m).map(|a| CheckArgs::Http(Box::new(a))),
             _ => HttpsArgs::from_arg_matches(m).map(|a| CheckArgs::Https(Box::new(a))),
         })

@@ -26,10 +26,12 @@ pub(crate) fn invoked_as(argv0: &OsStr) -> Option<&'static str> {
 
 /// The native subcommands (and clap's `help`): a command line whose first
 /// positional word is one of them is vipcheck's own.
-pub(crate) const SUBCOMMANDS: [&str; 11] = [
+pub(crate) const SUBCOMMANDS: [&str; 13] = [
     "tcp",
     "http",
     "https",
+    "ping",
+    "udp",
     "audit",
     "daemon",
     "keepalived",

@@ -181,6 +181,46 @@ pub enum CheckSpec {
     Http(HttpSpec),
     /// The request over TLS, and how the certificate is judged.
     Https(HttpSpec, TlsSpec),
+    /// An ICMP (ICMPv6) echo to the VIP: does the real server carry it?
+    Ping,
+    /// One UDP datagram, and what its reply must be.
+    Udp(UdpSpec),
+}
+
+/// A UDP check: the datagram sent, and what the reply must satisfy.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct UdpSpec {
+    /// The datagram's payload (may be empty).
+    pub(crate) payload: Vec<u8>,
+    /// What the reply must contain.
+    pub(crate) expect: Option<UdpExpect>,
+    /// Shortest and longest acceptable reply, in bytes.
+    pub(crate) min_length: Option<usize>,
+    pub(crate) max_length: Option<usize>,
+    /// What no reply (and no ICMP error) means.
+    pub(crate) silence: Silence,
+}
+
+/// What a UDP reply must contain.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum UdpExpect {
+    /// These bytes, anywhere in the reply (`--expect TEXT`).
+    Text(Vec<u8>),
+}
+
+/// What a UDP check makes of silence: no reply and no ICMP error by the
+/// deadline. Real servers rate-limit ICMP errors (a burst of 6, then one
+/// a second per destination), so silence proves little.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) enum Silence {
+    /// A failure (the native commands' default).
+    #[default]
+    Fails,
+    /// Healthy, as `--no-reply-ok` asks.
+    Healthy,
+    /// Healthy, as keepalived's UDP_CHECK without `require_reply` judges.
+    #[allow(dead_code)] // read from keepalived.conf's UDP_CHECK: the config reader's next step
+    Keepalived,
 }
 
 impl CheckSpec {
@@ -190,13 +230,15 @@ impl CheckSpec {
             CheckSpec::Tcp => "tcp",
             CheckSpec::Http(_) => "http",
             CheckSpec::Https(..) => "https",
+            CheckSpec::Ping => "ping",
+            CheckSpec::Udp(_) => "udp",
         }
     }
 
     /// The HTTP request of an http or https check.
     pub(crate) fn http(&self) -> Option<&HttpSpec> {
         match self {
-            CheckSpec::Tcp => None,
+            CheckSpec::Tcp | CheckSpec::Ping | CheckSpec::Udp(_) => None,
             CheckSpec::Http(spec) | CheckSpec::Https(spec, _) => Some(spec),
         }
     }

@@ -5,11 +5,13 @@
 //! slot carries the frames of every flow of this process (and `--xdp off`
 //! captures every frame of the interface), so userspace sorts them again.
 //! The parsing mirrors the program's (`checker-ebpf`): Ethernet with at
-//! most one 802.1Q tag; IPv4 TCP; IPv6 TCP behind at most
-//! [`MAX_EXT_HEADERS`] extension headers; ARP replies; neighbour
-//! advertisements. Remote = the frame's source, local = its destination.
+//! most one 802.1Q tag; IPv4 TCP, UDP, echo replies and ICMP errors; the
+//! same over IPv6 behind at most [`MAX_EXT_HEADERS`] extension headers;
+//! ARP replies; neighbour advertisements. Remote = the frame's source,
+//! local = its destination; an ICMP error has the key of the packet it
+//! quotes (remote = the quoted destination).
 
-use checker_common::FlowKey;
+use checker_common::{FlowKey, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IPV4: u16 = 0x0800;
@@ -17,13 +19,22 @@ const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_ICMPV6: u8 = 58;
 const IPPROTO_HOPOPTS: u8 = 0;
 const IPPROTO_ROUTING: u8 = 43;
 const IPPROTO_DSTOPTS: u8 = 60;
 const ND_NEIGHBOR_ADVERT: u8 = 136;
 const ARP_REPLY: u16 = 2;
+pub(crate) const ICMP_ECHO_REPLY: u8 = 0;
+pub(crate) const ICMP_DEST_UNREACH: u8 = 3;
+pub(crate) const ICMP_ECHO_REQUEST: u8 = 8;
+pub(crate) const ICMP_TIME_EXCEEDED: u8 = 11;
+pub(crate) const ICMPV6_DEST_UNREACH: u8 = 1;
+pub(crate) const ICMPV6_PACKET_TOO_BIG: u8 = 2;
+pub(crate) const ICMPV6_TIME_EXCEEDED: u8 = 3;
+pub(crate) const ICMPV6_ECHO_REQUEST: u8 = 128;
+pub(crate) const ICMPV6_ECHO_REPLY: u8 = 129;
+/// The ICMP header before what an error quotes.
+const ICMP_HLEN: usize = 8;
 /// As many as the XDP program skips.
 pub(crate) const MAX_EXT_HEADERS: usize = 4;
 
@@ -46,19 +57,56 @@ pub fn key_of(frame: &[u8]) -> Option<FlowKey> {
 fn ipv4(frame: &[u8], l3: usize) -> Option<FlowKey> {
     let ip = take::<20>(frame, l3)?;
     let ihl = usize::from(ip[0] & 0x0f) * 4;
-    // A fragment other than the first carries no TCP header.
+    // A fragment other than the first carries no L4 header.
     let fragment_offset = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff;
-    if ip[0] >> 4 != 4 || ihl < 20 || ip[9] != IPPROTO_TCP || fragment_offset != 0 {
+    if ip[0] >> 4 != 4 || ihl < 20 || fragment_offset != 0 {
         return None;
     }
-    let ports = take::<4>(frame, l3 + ihl)?;
-    let addr = |at: usize| -> [u8; 4] { [ip[at], ip[at + 1], ip[at + 2], ip[at + 3]] };
-    Some(FlowKey::ipv4(
-        addr(12),
-        u16::from_be_bytes([ports[0], ports[1]]),
-        addr(16),
-        u16::from_be_bytes([ports[2], ports[3]]),
-    ))
+    let l4 = l3 + ihl;
+    let (remote_port, local_port) = match ip[9] {
+        PROTO_TCP | PROTO_UDP => {
+            let ports = take::<4>(frame, l4)?;
+            (
+                u16::from_be_bytes([ports[0], ports[1]]),
+                u16::from_be_bytes([ports[2], ports[3]]),
+            )
+        }
+        PROTO_ICMP => {
+            let icmp = take::<ICMP_HLEN>(frame, l4)?;
+            match icmp[0] {
+                ICMP_ECHO_REPLY => (0, u16::from_be_bytes([icmp[4], icmp[5]])),
+                ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED => {
+                    return quoted_ipv4(frame, l4 + ICMP_HLEN);
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    };
+    Some(FlowKey::ipv4(addr4(&ip, 12), remote_port, addr4(&ip, 16), local_port).with_proto(ip[9]))
+}
+
+/// The key of the flow whose packet an ICMP error quotes at `l3`.
+fn quoted_ipv4(frame: &[u8], l3: usize) -> Option<FlowKey> {
+    let ip = take::<20>(frame, l3)?;
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    if ip[0] >> 4 != 4 || ihl < 20 {
+        return None;
+    }
+    let l4 = take::<ICMP_HLEN>(frame, l3 + ihl)?;
+    let (local_port, remote_port) = match ip[9] {
+        PROTO_TCP | PROTO_UDP => (
+            u16::from_be_bytes([l4[0], l4[1]]),
+            u16::from_be_bytes([l4[2], l4[3]]),
+        ),
+        PROTO_ICMP if l4[0] == ICMP_ECHO_REQUEST => (u16::from_be_bytes([l4[4], l4[5]]), 0),
+        _ => return None,
+    };
+    Some(FlowKey::ipv4(addr4(&ip, 16), remote_port, addr4(&ip, 12), local_port).with_proto(ip[9]))
+}
+
+fn addr4(ip: &[u8; 20], at: usize) -> [u8; 4] {
+    [ip[at], ip[at + 1], ip[at + 2], ip[at + 3]]
 }
 
 fn ipv6(frame: &[u8], l3: usize) -> Option<FlowKey> {
@@ -79,24 +127,56 @@ fn ipv6(frame: &[u8], l3: usize) -> Option<FlowKey> {
     let src: [u8; 16] = fixed[8..24].try_into().ok()?;
     let dst: [u8; 16] = fixed[24..40].try_into().ok()?;
     match next {
-        IPPROTO_TCP => {
+        PROTO_TCP | PROTO_UDP => {
             let ports = take::<4>(frame, offset)?;
-            Some(FlowKey::ipv6(
-                src,
-                u16::from_be_bytes([ports[0], ports[1]]),
-                dst,
-                u16::from_be_bytes([ports[2], ports[3]]),
-            ))
+            Some(
+                FlowKey::ipv6(
+                    src,
+                    u16::from_be_bytes([ports[0], ports[1]]),
+                    dst,
+                    u16::from_be_bytes([ports[2], ports[3]]),
+                )
+                .with_proto(next),
+            )
         }
-        IPPROTO_ICMPV6 => {
-            let icmp = take::<24>(frame, offset)?;
-            if icmp[0] != ND_NEIGHBOR_ADVERT || icmp[1] != 0 {
-                return None;
+        PROTO_ICMPV6 => {
+            let icmp = take::<ICMP_HLEN>(frame, offset)?;
+            match icmp[0] {
+                ICMPV6_ECHO_REPLY => Some(
+                    FlowKey::ipv6(src, 0, dst, u16::from_be_bytes([icmp[4], icmp[5]]))
+                        .with_proto(PROTO_ICMPV6),
+                ),
+                ICMPV6_DEST_UNREACH | ICMPV6_PACKET_TOO_BIG | ICMPV6_TIME_EXCEEDED => {
+                    quoted_ipv6(frame, offset + ICMP_HLEN)
+                }
+                ND_NEIGHBOR_ADVERT if icmp[1] == 0 => {
+                    Some(FlowKey::ndp(take::<16>(frame, offset + 8)?, dst))
+                }
+                _ => None,
             }
-            Some(FlowKey::ndp(icmp[8..24].try_into().ok()?, dst))
         }
         _ => None,
     }
+}
+
+/// The key of the flow whose packet an ICMPv6 error quotes at `l3`.
+fn quoted_ipv6(frame: &[u8], l3: usize) -> Option<FlowKey> {
+    let fixed = take::<40>(frame, l3)?;
+    if fixed[0] >> 4 != 6 {
+        return None;
+    }
+    let l4 = take::<ICMP_HLEN>(frame, l3 + 40)?;
+    let (local_port, remote_port) = match fixed[6] {
+        PROTO_TCP | PROTO_UDP => (
+            u16::from_be_bytes([l4[0], l4[1]]),
+            u16::from_be_bytes([l4[2], l4[3]]),
+        ),
+        PROTO_ICMPV6 if l4[0] == ICMPV6_ECHO_REQUEST => (u16::from_be_bytes([l4[4], l4[5]]), 0),
+        _ => return None,
+    };
+    let src: [u8; 16] = fixed[8..24].try_into().ok()?;
+    let dst: [u8; 16] = fixed[24..40].try_into().ok()?;
+    Some(FlowKey::ipv6(dst, remote_port, src, local_port).with_proto(fixed[6]))
 }
 
 fn arp(frame: &[u8], l3: usize) -> Option<FlowKey> {
@@ -130,7 +210,7 @@ mod tests {
         let mut f = vec![0u8; 14 + 20 + 20];
         f[12..14].copy_from_slice(&ETH_P_IPV4.to_be_bytes());
         f[14] = 0x45;
-        f[23] = IPPROTO_TCP;
+        f[23] = PROTO_TCP;
         f[26..30].copy_from_slice(&vip);
         f[30..34].copy_from_slice(&local);
         f[34..36].copy_from_slice(&port.to_be_bytes());
@@ -200,17 +280,13 @@ mod tests {
             f[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
             let mut ip = vec![0u8; 40];
             ip[0] = 0x60;
-            ip[6] = if exts > 0 {
-                IPPROTO_DSTOPTS
-            } else {
-                IPPROTO_TCP
-            };
+            ip[6] = if exts > 0 { IPPROTO_DSTOPTS } else { PROTO_TCP };
             ip[8..24].copy_from_slice(&vip.octets());
             ip[24..40].copy_from_slice(&lb.octets());
             f.extend_from_slice(&ip);
             for i in 0..exts {
                 let next = if i + 1 == exts {
-                    IPPROTO_TCP
+                    PROTO_TCP
                 } else {
                     IPPROTO_DSTOPTS
                 };

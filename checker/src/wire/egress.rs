@@ -109,12 +109,12 @@ impl Egress {
 }
 
 impl Egress {
-    /// IPv6 carries only TCP and our neighbour solicitations, whose source
-    /// link-layer option (which updates the receiver's neighbour entry of
-    /// the source) is IFACE's MAC.
+    /// IPv6 carries only TCP, UDP, echo requests and our neighbour
+    /// solicitations, whose source link-layer option (which updates the
+    /// receiver's neighbour entry of the source) is IFACE's MAC.
     fn ipv6_kind(&self, ip: &Ipv6Packet<&[u8]>) -> Result<(), String> {
         match ip.next_header() {
-            IpProtocol::Tcp => Ok(()),
+            IpProtocol::Tcp | IpProtocol::Udp => Ok(()),
             IpProtocol::Icmpv6 => {
                 let icmp = Icmpv6Packet::new_checked(ip.payload())
                     .map_err(|_| "malformed ICMPv6 packet".to_string())?;
@@ -134,7 +134,11 @@ impl Egress {
                             _ => Ok(()),
                         }
                     }
-                    _ => Err("ICMPv6 other than a neighbour solicitation is never sent".into()),
+                    Ok(Icmpv6Repr::EchoRequest { .. }) => Ok(()),
+                    _ => Err(
+                        "ICMPv6 other than a neighbour solicitation or an echo request is never sent"
+                            .into(),
+                    ),
                 }
             }
             other => Err(format!("IPv6 {other} is never sent")),

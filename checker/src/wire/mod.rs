@@ -5,6 +5,7 @@
 //! here is pure: bytes in, bytes or facts out.
 
 pub mod arp;
+pub(crate) mod datagram;
 pub mod demux;
 pub(crate) mod describe;
 pub mod egress;
