@@ -7,6 +7,7 @@
 pub mod arp;
 pub mod demux;
 pub(crate) mod describe;
+pub mod dns;
 pub mod egress;
 pub mod http;
 pub mod ndp;
