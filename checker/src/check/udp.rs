@@ -139,7 +139,18 @@ fn judge(spec: &UdpSpec, payload: &[u8]) -> (Option<Failure>, String) {
                 shown(payload)
             ),
         ),
-        Some(_) => (None, format!("reply of {len} bytes as expected")),
+        Some(UdpExpect::Pattern(pattern)) => match pattern.mismatch(payload) {
+            Some(at) => (
+                Some(Failure::Reply),
+                format!(
+                    "reply byte {at} is {:02X}, not as in {pattern}: \"{}\"",
+                    payload[at],
+                    shown(payload)
+                ),
+            ),
+            None => (None, format!("reply of {len} bytes as expected")),
+        },
+        Some(UdpExpect::Text(_)) => (None, format!("reply of {len} bytes as expected")),
         None => (None, format!("reply of {len} bytes from the VIP")),
     }
 }

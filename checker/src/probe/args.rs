@@ -54,8 +54,12 @@ pub struct UdpArgs {
     #[arg(long, value_name = "HEX", value_parser = parse_hex_bytes)]
     pub(crate) payload: Option<Vec<u8>>,
     /// Text the reply must contain (escapes as --send).
-    #[arg(long, value_name = "TEXT", value_parser = parse_escaped)]
+    #[arg(long, value_name = "TEXT", value_parser = parse_escaped, conflicts_with = "expect_hex")]
     pub(crate) expect: Option<Vec<u8>>,
+    /// What the reply must start with, in hex with X for a nibble not compared
+    /// (keepalived's require_reply: only the first min(reply, pattern) bytes count).
+    #[arg(long, value_name = "HEX", value_parser = parse_reply_pattern)]
+    pub(crate) expect_hex: Option<crate::wire::payload::ReplyPattern>,
     /// Shortest acceptable reply, in bytes.
     #[arg(long, value_name = "N")]
     pub(crate) min_length: Option<usize>,
@@ -296,7 +300,11 @@ impl UdpArgs {
                 .clone()
                 .or_else(|| self.payload.clone())
                 .unwrap_or_default(),
-            expect: self.expect.clone().map(UdpExpect::Text),
+            expect: match (&self.expect, &self.expect_hex) {
+                (Some(text), _) => Some(UdpExpect::Text(text.clone())),
+                (None, Some(pattern)) => Some(UdpExpect::Pattern(pattern.clone())),
+                (None, None) => None,
+            },
             min_length: self.min_length,
             max_length: self.max_length,
             silence: if self.no_reply_ok {

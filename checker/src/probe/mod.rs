@@ -206,6 +206,9 @@ pub struct UdpSpec {
 pub(crate) enum UdpExpect {
     /// These bytes, anywhere in the reply (`--expect TEXT`).
     Text(Vec<u8>),
+    /// keepalived's `require_reply` comparison (`--expect-hex`): the
+    /// first min(reply, pattern) bytes, `X` nibbles not compared.
+    Pattern(crate::wire::payload::ReplyPattern),
 }
 
 /// What a UDP check makes of silence: no reply and no ICMP error by the

@@ -171,24 +171,17 @@ pub(crate) fn check_unicast(ip: IpAddr, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Text with escapes, as bytes (replaced by the wire module's parser at merge).
+/// Text with the escapes `\r \n \t \\ \xNN`, as bytes (`--send`).
 pub(crate) fn parse_escaped(s: &str) -> Result<Vec<u8>, String> {
-    Ok(s.as_bytes().to_vec())
+    crate::wire::payload::unescape(s)
 }
 
-/// Hex digits, as bytes.
+/// Hex digits, as bytes (keepalived's UDP_CHECK `payload` syntax).
 pub(crate) fn parse_hex_bytes(s: &str) -> Result<Vec<u8>, String> {
-    let digits: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if !digits.len().is_multiple_of(2) {
-        return Err("an odd number of hex digits".into());
-    }
-    digits
-        .chunks(2)
-        .map(|pair| {
-            std::str::from_utf8(pair)
-                .ok()
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-                .ok_or_else(|| format!("'{}' is not hex", String::from_utf8_lossy(pair)))
-        })
-        .collect()
+    crate::wire::payload::parse_payload(s)
+}
+
+/// Hex digits with `X` nibble wildcards (keepalived's `require_reply`).
+pub(crate) fn parse_reply_pattern(s: &str) -> Result<crate::wire::payload::ReplyPattern, String> {
+    crate::wire::payload::ReplyPattern::parse(s)
 }
