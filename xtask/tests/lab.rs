@@ -439,8 +439,12 @@ fn services_answer_dns_smtp_and_udp_and_stop_on_drop() {
     };
     let lab = Lab::up(Role::Backup).expect(NEEDS_ROOT);
     let start = Instant::now();
-    let services = lab.start_services().expect("services start");
-    let started = start.elapsed();
+    let dns = lab.start_dns().expect("dnsmasq starts");
+    let dns_up = start.elapsed();
+    let smtp = lab.start_smtp().expect("exim starts");
+    let smtp_up = start.elapsed() - dns_up;
+    let udp = lab.start_udp().expect("socat starts");
+    let udp_up = start.elapsed() - dns_up - smtp_up;
 
     // DNS, from both servers, UDP and TCP, IPv4 and IPv6.
     let ok = OK_IP.to_string();
@@ -575,16 +579,19 @@ fn services_answer_dns_smtp_and_udp_and_stop_on_drop() {
         assert!(status.success());
     }
 
-    let pids = services.pids();
+    let pids: Vec<u32> = [&dns, &smtp, &udp].iter().flat_map(|s| s.pids()).collect();
     let stop = Instant::now();
-    drop(services);
+    drop((dns, smtp, udp));
     let stopped = stop.elapsed();
     for &pid in &pids {
         assert!(!alive(pid), "service process {pid} still runs");
     }
     let out = smtp_dialogue_fails(&lab, &ok);
     assert!(out, "port 25 still open after the drop");
-    eprintln!("services ready after {started:?}, stopped in {stopped:?}; pids {pids:?}");
+    eprintln!(
+        "ready after: dns {dns_up:?}, smtp {smtp_up:?}, udp {udp_up:?}; \
+         stopped in {stopped:?}; pids {pids:?}"
+    );
 }
 
 fn smtp_dialogue_fails(lab: &Lab, ip: &str) -> bool {

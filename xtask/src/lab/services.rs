@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use super::tls::{CERT_FILE, KEY_FILE};
 use super::{Host, Lab, READY_TIMEOUT, VIP, VIP6, netns, process};
 
 const DNSMASQ: &str = "/usr/sbin/dnsmasq";
@@ -116,7 +117,13 @@ struct Running {
     what: String,
     child: Child,
     log: PathBuf,
+    ns: String,
+    /// Until it has answered once.
+    probe: Option<Probe>,
 }
+
+/// Whether a service answers, given how long one attempt may take.
+type Probe = Box<dyn Fn(Duration) -> std::io::Result<()> + Send + Sync>;
 
 impl Services<'_> {
     fn new() -> Self {
@@ -146,6 +153,8 @@ impl Services<'_> {
         Ok(())
     }
 
+    /// Starts `program` in `ns`, its output into `log`; `probe` (run in
+    /// `ns`, given how long one attempt may wait) tells when it is ready.
     fn start(
         &mut self,
         what: String,
@@ -153,6 +162,7 @@ impl Services<'_> {
         log: PathBuf,
         args: &[String],
         program: &str,
+        probe: Probe,
     ) -> Result<()> {
         let out =
             fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
@@ -163,38 +173,45 @@ impl Services<'_> {
             .stderr(out)
             .spawn()
             .with_context(|| format!("cannot start {program} in {ns}"))?;
-        self.running.push(Running { what, child, log });
+        self.running.push(Running {
+            what,
+            child,
+            log,
+            ns: ns.to_owned(),
+            probe: Some(probe),
+        });
         Ok(())
     }
 
-    /// Polls `probe` inside `ns` until it succeeds; fails early with the
-    /// server's own words if the last process started exits.
-    fn wait_ready(
-        &mut self,
-        ns: &str,
-        probe: impl Fn() -> std::io::Result<()> + Sync,
-    ) -> Result<()> {
+    /// Polls the probe of each process not known ready yet until it
+    /// succeeds (all were started before: their start-ups overlap); fails
+    /// early with the server's own words if one exits.
+    fn wait_ready(&mut self) -> Result<()> {
         let deadline = Instant::now() + READY_TIMEOUT;
-        let running = self.running.last_mut().expect("a service was started");
-        loop {
-            if let Some(status) = running.child.try_wait()? {
-                let log = fs::read_to_string(&running.log).unwrap_or_default();
-                bail!("{} exited ({status}): {}", running.what, log.trim());
-            }
-            let last = match netns::run_in(ns, &probe) {
-                Ok(()) => return Ok(()),
-                Err(e) => e,
+        for running in &mut self.running {
+            let Some(probe) = running.probe.take() else {
+                continue;
             };
-            if Instant::now() > deadline {
-                bail!("{} is not ready in time: {last}", running.what);
+            // Short first attempts (a datagram to a socket not bound yet
+            // gets no answer, only the wait), longer ones on a slow machine.
+            let mut attempt = Duration::from_millis(10);
+            loop {
+                if let Some(status) = running.child.try_wait()? {
+                    let log = fs::read_to_string(&running.log).unwrap_or_default();
+                    bail!("{} exited ({status}): {}", running.what, log.trim());
+                }
+                let last = match netns::run_in(&running.ns, || probe(attempt)) {
+                    Ok(()) => break,
+                    Err(e) => e,
+                };
+                if Instant::now() > deadline {
+                    bail!("{} is not ready in time: {last}", running.what);
+                }
+                attempt = (attempt * 2).min(Duration::from_millis(200));
+                std::thread::sleep(Duration::from_millis(2));
             }
-            std::thread::sleep(Duration::from_millis(5));
         }
-    }
-
-    /// Moves `other`'s processes into this guard.
-    fn absorb(&mut self, mut other: Services<'_>) {
-        self.running.append(&mut other.running);
+        Ok(())
     }
 }
 
@@ -226,6 +243,42 @@ impl Lab {
     /// address.
     pub fn start_dns(&self) -> Result<Services<'_>> {
         let mut services = Services::new();
+        self.spawn_dns(&mut services)?;
+        services.wait_ready()?;
+        Ok(services)
+    }
+
+    /// Starts exim on `ok` and `novip` ([`SMTP_PORT`] and
+    /// [`SMTP_MULTILINE_PORT`] on every address); returns once both greet.
+    pub fn start_smtp(&self) -> Result<Services<'_>> {
+        let mut services = Services::new();
+        self.spawn_smtp(&mut services)?;
+        services.wait_ready()?;
+        Ok(services)
+    }
+
+    /// Starts the UDP services of `ok` ([`UDP_ECHO_PORT`] on the VIPs,
+    /// [`UDP_WRONG_SOURCE_PORT`] on the wildcard); returns once each echoes.
+    pub fn start_udp(&self) -> Result<Services<'_>> {
+        let mut services = Services::new();
+        self.spawn_udp(&mut services)?;
+        services.wait_ready()?;
+        Ok(services)
+    }
+
+    /// All of [`Lab::start_dns`], [`Lab::start_smtp`] and
+    /// [`Lab::start_udp`], under one guard (started together: faster than
+    /// one after the other).
+    pub fn start_services(&self) -> Result<Services<'_>> {
+        let mut services = Services::new();
+        self.spawn_dns(&mut services)?;
+        self.spawn_smtp(&mut services)?;
+        self.spawn_udp(&mut services)?;
+        services.wait_ready()?;
+        Ok(services)
+    }
+
+    fn spawn_dns(&self, services: &mut Services<'_>) -> Result<()> {
         for host in DNS_SMTP_HOSTS {
             let dir = self.service_dir(host)?;
             let listen: Vec<String> = addresses(host).iter().map(IpAddr::to_string).collect();
@@ -235,37 +288,44 @@ impl Lab {
                 dir.join("dnsmasq.log"),
                 &dnsmasq_args(&listen),
                 DNSMASQ,
+                Box::new(move |attempt| {
+                    for ip in addresses(host) {
+                        dns_probe(SocketAddr::new(ip, DNS_PORT), attempt)?;
+                    }
+                    TcpStream::connect_timeout(
+                        &SocketAddr::new(IpAddr::V4(host.ip()), DNS_PORT),
+                        attempt,
+                    )
+                    .map(drop)
+                }),
             )?;
-            services.wait_ready(self.ns(host), || {
-                for ip in addresses(host) {
-                    dns_probe(SocketAddr::new(ip, DNS_PORT))?;
-                }
-                TcpStream::connect_timeout(
-                    &SocketAddr::new(IpAddr::V4(host.ip()), DNS_PORT),
-                    Duration::from_millis(200),
-                )
-                .map(drop)
-            })?;
         }
-        Ok(services)
+        Ok(())
     }
 
-    /// Starts exim on `ok` and `novip` ([`SMTP_PORT`] and
-    /// [`SMTP_MULTILINE_PORT`] on every address); returns once both greet.
-    pub fn start_smtp(&self) -> Result<Services<'_>> {
-        let mut services = Services::new();
+    fn spawn_smtp(&self, services: &mut Services<'_>) -> Result<()> {
+        // exim writes its logs and spool as its own user.
+        let (uid, gid) = user_ids(EXIM_USER)?;
         for host in DNS_SMTP_HOSTS {
             let dir = self.service_dir(host)?.join("exim");
             let spool = dir.join("spool");
             fs::create_dir_all(&spool)?;
-            // exim writes its logs and spool as its own user.
-            let (uid, gid) = user_ids(EXIM_USER)?;
             for d in [&dir, &spool] {
                 std::os::unix::fs::chown(d, Some(uid), Some(gid))
                     .with_context(|| format!("cannot chown {}", d.display()))?;
             }
+            // exim loads a certificate at start even with TLS off, and
+            // without one makes a self-signed RSA one (~0.2 s): give it the
+            // lab's, as its own user's copy.
+            for (from, to) in [(CERT_FILE, "tls.pem"), (KEY_FILE, "tls.key")] {
+                let to = dir.join(to);
+                fs::copy(self.tls_dir().join(from), &to)
+                    .with_context(|| format!("cannot copy {from} to {}", to.display()))?;
+                std::os::unix::fs::chown(&to, Some(uid), Some(gid))?;
+            }
             let conf = dir.join("exim.conf");
             fs::write(&conf, exim_config(host, &dir))?;
+            let greeting = smtp_greeting(host);
             services.start(
                 format!("exim on {host}"),
                 self.ns(host),
@@ -276,26 +336,23 @@ impl Lab {
                     "-bdf".to_owned(),
                 ],
                 EXIM,
-            )?;
-            let greeting = smtp_greeting(host);
-            services.wait_ready(self.ns(host), || {
-                for ip in addresses(host) {
-                    for port in [SMTP_PORT, SMTP_MULTILINE_PORT] {
-                        smtp_probe(SocketAddr::new(ip, port), port == SMTP_PORT, &greeting)?;
+                Box::new(move |attempt| {
+                    for ip in addresses(host) {
+                        for port in [SMTP_PORT, SMTP_MULTILINE_PORT] {
+                            let read = port == SMTP_PORT;
+                            smtp_probe(SocketAddr::new(ip, port), read, &greeting, attempt)?;
+                        }
                     }
-                }
-                Ok(())
-            })?;
+                    Ok(())
+                }),
+            )?;
         }
-        Ok(services)
+        Ok(())
     }
 
-    /// Starts the UDP services of `ok` ([`UDP_ECHO_PORT`] on the VIPs,
-    /// [`UDP_WRONG_SOURCE_PORT`] on the wildcard); returns once each echoes.
-    pub fn start_udp(&self) -> Result<Services<'_>> {
+    fn spawn_udp(&self, services: &mut Services<'_>) -> Result<()> {
         let host = Host::Ok;
         let dir = self.service_dir(host)?;
-        let mut services = Services::new();
         let instances = [
             (
                 "echo",
@@ -318,32 +375,23 @@ impl Lab {
                 SocketAddr::from((VIP6, UDP_WRONG_SOURCE_PORT)),
             ),
         ];
-        for (name, listen, probe) in instances {
+        for (name, listen, to) in instances {
             services.start(
                 format!("socat {name} on {host}"),
                 self.ns(host),
                 dir.join(format!("socat-{name}.log")),
                 &[listen, "PIPE".to_owned()],
                 SOCAT,
+                Box::new(move |attempt| {
+                    let (reply, _) = udp_exchange(to, b"ready?", attempt)?;
+                    if reply != b"ready?" {
+                        return Err(std::io::Error::other("wrong echo"));
+                    }
+                    Ok(())
+                }),
             )?;
-            services.wait_ready(self.ns(host), || {
-                let (reply, _) = udp_exchange(probe, b"ready?", Duration::from_millis(200))?;
-                if reply != b"ready?" {
-                    return Err(std::io::Error::other("wrong echo"));
-                }
-                Ok(())
-            })?;
         }
-        Ok(services)
-    }
-
-    /// All of [`Lab::start_dns`], [`Lab::start_smtp`] and
-    /// [`Lab::start_udp`], under one guard.
-    pub fn start_services(&self) -> Result<Services<'_>> {
-        let mut services = self.start_dns()?;
-        services.absorb(self.start_smtp()?);
-        services.absorb(self.start_udp()?);
-        Ok(services)
+        Ok(())
     }
 
     /// Sends `payload` from an unconnected UDP socket in `host`'s namespace
@@ -403,7 +451,8 @@ fn dnsmasq_args(listen: &[String]) -> Vec<String> {
     ]
 }
 
-/// exim as a receiver that refuses every recipient: no TLS, no DNS or
+/// exim as a receiver that refuses every recipient: no TLS (none offered;
+/// the certificate only spares exim making one), no DNS or
 /// ident lookups, no queue runs, listening on `[::]` (dual stack: IPv4
 /// too, the VIPs included), everything in `dir`.
 fn exim_config(host: Host, dir: &Path) -> String {
@@ -417,6 +466,9 @@ pid_file_path = DIR/exim.pid
 daemon_smtp_ports = SMTP_PORT : MULTILINE_PORT
 local_interfaces = <; ::
 tls_advertise_hosts =
+tls_certificate = DIR/tls.pem
+tls_privatekey = DIR/tls.key
+tls_verify_certificates =
 keep_environment =
 host_lookup =
 rfc1413_hosts =
@@ -471,9 +523,9 @@ fn udp_exchange(
 }
 
 /// A UDP query for [`DNS_NAME`] A gets a response with its id.
-fn dns_probe(to: SocketAddr) -> std::io::Result<()> {
+fn dns_probe(to: SocketAddr, timeout: Duration) -> std::io::Result<()> {
     let query = dns_query(0x4c61, DNS_NAME, 1);
-    let (reply, _) = udp_exchange(to, &query, Duration::from_millis(200))?;
+    let (reply, _) = udp_exchange(to, &query, timeout)?;
     if reply.len() < 12 || reply[..2] != query[..2] || reply[2] & 0x80 == 0 {
         return Err(std::io::Error::other("not a DNS response"));
     }
@@ -497,12 +549,17 @@ fn dns_query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
 
 /// Connects to `to`; with `read`, also reads the greeting line and checks
 /// it is `greeting`.
-fn smtp_probe(to: SocketAddr, read: bool, greeting: &str) -> std::io::Result<()> {
-    let stream = TcpStream::connect_timeout(&to, Duration::from_millis(200))?;
+fn smtp_probe(
+    to: SocketAddr,
+    read: bool,
+    greeting: &str,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    let stream = TcpStream::connect_timeout(&to, timeout)?;
     if !read {
         return Ok(());
     }
-    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+    stream.set_read_timeout(Some(timeout.max(Duration::from_millis(100))))?;
     let mut line = String::new();
     BufReader::new(stream).read_line(&mut line)?;
     if line.trim_end() != greeting {
