@@ -15,6 +15,10 @@
 //! only for their own address (`arp_ignore=1`, `arp_announce=2`), as in
 //! LVS-DR. No host has 198.18.0.99 ([`ABSENT_IP`]). nginx serves
 //! [`INDEX_HTML`] and the [`FILES`] and names itself in [`SERVER_HEADER`].
+//! On request, ok and novip also run DNS and SMTP servers, and ok UDP
+//! services ([`Lab::start_services`]; see the `services` module: dnsmasq,
+//! exim, socat). Real servers send ICMP errors (UDP port unreachable from
+//! `closed`'s VIP) without rate limit.
 //!
 //! A [`Lab`] is a guard: dropping it (also while a test panics) stops its
 //! processes and removes its namespaces, files and XDP pins. Labs are

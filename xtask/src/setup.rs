@@ -19,7 +19,8 @@ use anyhow::{Context, Result, bail};
 /// without a service), socat (UDP services) and exim4-daemon-light (SMTP),
 /// which the lab runs per namespace for the dns/udp/smtp checks, and
 /// bind9-dnsutils (dig) to ask the DNS servers. No service of these may
-/// start in the root namespace on install: see [`NoServiceStart`].
+/// start in the root namespace on install: apt-get runs under a
+/// `policy-rc.d` that forbids starting services.
 pub const PACKAGES: [&str; 17] = [
     "nginx-light",
     "iproute2",

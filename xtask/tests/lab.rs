@@ -602,3 +602,31 @@ fn smtp_dialogue_fails(lab: &Lab, ip: &str) -> bool {
         .unwrap()
         .success()
 }
+
+#[test]
+fn start_services_runs_each_server_in_its_host_and_the_lab_stops_them() {
+    let lab = Lab::up(Role::Backup).expect(NEEDS_ROOT);
+    let services = lab.start_services().expect("services start");
+    let pids = services.pids();
+    // dnsmasq and exim on ok and novip, four socats on ok.
+    assert_eq!(pids.len(), 8, "{pids:?}");
+    let ok = pids_in(&lab, lab.ns(Host::Ok));
+    let novip = pids_in(&lab, lab.ns(Host::NoVip));
+    assert_eq!(
+        pids.iter().filter(|p| ok.contains(p)).count(),
+        6,
+        "{pids:?} {ok:?}"
+    );
+    assert_eq!(
+        pids.iter().filter(|p| novip.contains(p)).count(),
+        2,
+        "{pids:?} {novip:?}"
+    );
+    assert!(pids_in(&lab, lab.ns(Host::Closed)).is_empty());
+    // Forgotten guard: the lab's drop still ends every process.
+    std::mem::forget(services);
+    drop(lab);
+    for &pid in &pids {
+        assert!(!alive(pid), "service process {pid} still runs");
+    }
+}
