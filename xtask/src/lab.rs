@@ -15,6 +15,10 @@
 //! only for their own address (`arp_ignore=1`, `arp_announce=2`), as in
 //! LVS-DR. No host has 198.18.0.99 ([`ABSENT_IP`]). nginx serves
 //! [`INDEX_HTML`] and the [`FILES`] and names itself in [`SERVER_HEADER`].
+//! On request, ok and novip also run DNS and SMTP servers, and ok UDP
+//! services ([`Lab::start_services`]; see the `services` module: dnsmasq,
+//! exim, socat). Real servers send ICMP errors (UDP port unreachable from
+//! `closed`'s VIP) without rate limit.
 //!
 //! A [`Lab`] is a guard: dropping it (also while a test panics) stops its
 //! processes and removes its namespaces, files and XDP pins. Labs are
@@ -41,6 +45,7 @@ mod naming;
 pub(crate) mod netns;
 mod nginx;
 mod process;
+mod services;
 mod tls;
 
 use std::ffi::OsStr;
@@ -64,6 +69,12 @@ pub use keepalived::{
 pub use naming::{Owner, PREFIX};
 pub use nginx::{FILES, INDEX_HTML, SERVER_HEADER, pseudo_random};
 pub use process::Background;
+pub use services::{
+    DNS_A, DNS_AAAA, DNS_ABSENT_NAME, DNS_NAME, DNS_PORT, DNS_REFUSED_NAME, DNS_SOA_MNAME,
+    DNS_SOA_NAME, DNS_SOA_RNAME, DNS_ZONE, SMTP_GREETING, SMTP_MULTILINE_LINES,
+    SMTP_MULTILINE_PORT, SMTP_PORT, Services, UDP_ECHO_PORT, UDP_WRONG_SOURCE_PORT, lab_host_name,
+    smtp_greeting,
+};
 pub use tls::{
     CLIENT_CERT_FILE, CLIENT_KEY_FILE, HTTPS_EXPIRED_PORT, HTTPS_MTLS_PORT, HTTPS_PORT,
     HTTPS_SOON_PORT, SOON_DAYS, TLS_NAME,
@@ -255,10 +266,15 @@ impl Lab {
 
     fn build(&mut self) -> Result<()> {
         netns::create(&self.namespaces())?;
-        for host in Host::ALL.into_iter().filter(|h| h.has_vip_on_lo()) {
+        for host in Host::REAL_SERVERS {
             // Set before eth0 exists, so that it inherits them from `default`.
-            netns::run_in(self.ns(host), set_lvs_dr_arp)
-                .with_context(|| format!("cannot set ARP sysctls in {}", self.ns(host)))?;
+            netns::run_in(self.ns(host), || {
+                if host.has_vip_on_lo() {
+                    set_lvs_dr_arp()?;
+                }
+                set_icmp_unlimited()
+            })
+            .with_context(|| format!("cannot set sysctls in {}", self.ns(host)))?;
         }
         netns::ip_batch(Some(&self.switch_ns), &self.switch_commands(), false)?;
         for host in Host::ALL {
@@ -403,6 +419,16 @@ impl Lab {
     /// `nsenter --net`: only the network namespace changes).
     pub fn command(&self, ns: &str, program: impl AsRef<OsStr>) -> Command {
         netns::command(ns, program)
+    }
+
+    /// Runs `f` on a thread that has entered namespace `ns`: the sockets it
+    /// opens are that namespace's (cheaper than a process).
+    pub fn run_in<T: Send>(
+        &self,
+        ns: &str,
+        f: impl FnOnce() -> std::io::Result<T> + Send,
+    ) -> std::io::Result<T> {
+        netns::run_in(ns, f)
     }
 
     /// Inode of namespace `ns`: what `/proc/self/ns/net` shows inside it.
@@ -615,6 +641,21 @@ fn set_lvs_dr_arp() -> std::io::Result<()> {
         std::fs::write(dir.join("arp_announce"), "2")?;
     }
     Ok(())
+}
+
+/// No rate limit on the ICMP errors a real server sends (port unreachable
+/// for UDP to a closed port, `closed` above all), so that tests are
+/// deterministic however many datagrams they send: `icmp_ratelimit` (per
+/// destination) alone is not enough, the global token bucket
+/// (`icmp_msgs_per_sec`, shared by every namespace of the machine) also
+/// limits the types in `icmp_ratemask`; an empty mask exempts every type
+/// from both. The IPv6 sysctls work the same way. All are per namespace.
+fn set_icmp_unlimited() -> std::io::Result<()> {
+    let sys = Path::new("/proc/sys/net");
+    std::fs::write(sys.join("ipv4/icmp_ratelimit"), "0")?;
+    std::fs::write(sys.join("ipv4/icmp_ratemask"), "0")?;
+    std::fs::write(sys.join("ipv6/icmp/ratelimit"), "0")?;
+    std::fs::write(sys.join("ipv6/icmp/ratemask"), "\n")
 }
 
 /// Cleanup goes on after an error; say what was left behind, never panic.

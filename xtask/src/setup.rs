@@ -15,8 +15,13 @@ use anyhow::{Context, Result, bail};
 /// keepalived, which lab tests run on the LB to see how it runs scripts,
 /// dpkg-dev for the `Depends` of `cargo xtask dist --deb`
 /// (dpkg-shlibdeps), iperf3 for the bench's cost to the LB's traffic and
-/// GNU time for its peak RSS of a check.
-pub const PACKAGES: [&str; 13] = [
+/// GNU time for its peak RSS of a check; dnsmasq-base (DNS, a binary
+/// without a service), socat (UDP services) and exim4-daemon-light (SMTP),
+/// which the lab runs per namespace for the dns/udp/smtp checks, and
+/// bind9-dnsutils (dig) to ask the DNS servers. No service of these may
+/// start in the root namespace on install: apt-get runs under a
+/// `policy-rc.d` that forbids starting services.
+pub const PACKAGES: [&str; 17] = [
     "nginx-light",
     "iproute2",
     "nftables",
@@ -30,6 +35,10 @@ pub const PACKAGES: [&str; 13] = [
     "dpkg-dev",
     "iperf3",
     "time",
+    "dnsmasq-base",
+    "socat",
+    "exim4-daemon-light",
+    "bind9-dnsutils",
 ];
 
 enum Outcome {
@@ -82,13 +91,78 @@ fn ensure_packages() -> Result<Outcome> {
     }
     println!("setup: installing {}", missing.join(" "));
     run_ok(Command::new("apt-get").arg("update"))?;
-    run_ok(
+    let no_start = NoServiceStart::new(Path::new(POLICY_RC_D))?;
+    let installed = run_ok(
         Command::new("apt-get")
             .env("DEBIAN_FRONTEND", "noninteractive")
             .args(["install", "-y"])
             .args(&missing),
-    )?;
+    );
+    // Removed also when the install failed.
+    let removed = no_start.remove();
+    installed?;
+    removed?;
     Ok(Outcome::Installed)
+}
+
+/// Where invoke-rc.d (and deb-systemd-invoke) ask whether a package's
+/// maintainer scripts may start its service.
+const POLICY_RC_D: &str = "/usr/sbin/policy-rc.d";
+
+/// A `policy-rc.d` that exits 101 ("action forbidden") while apt-get
+/// installs: packages such as exim4-daemon-light and keepalived would
+/// otherwise start their service (an MTA, a VRRP daemon) in the root
+/// namespace of the machine. One that was already there (containers
+/// often have one) is left as it is; ours is removed by
+/// [`NoServiceStart::remove`] or, on an early return, when dropped.
+struct NoServiceStart {
+    /// Ours to remove: it was not there before.
+    made: Option<PathBuf>,
+}
+
+impl NoServiceStart {
+    fn new(path: &Path) -> Result<NoServiceStart> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o755)
+            .open(path);
+        match file {
+            Ok(mut file) => {
+                let made = NoServiceStart {
+                    made: Some(path.to_owned()),
+                };
+                std::io::Write::write_all(
+                    &mut file,
+                    b"#!/bin/sh\n# Written by `cargo xtask setup` while apt-get installs; removed after.\nexit 101\n",
+                )
+                .with_context(|| format!("cannot write {}", path.display()))?;
+                Ok(made)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                println!("setup: {} exists already: left as it is", path.display());
+                Ok(NoServiceStart { made: None })
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+        }
+    }
+
+    fn remove(mut self) -> Result<()> {
+        match self.made.take() {
+            Some(path) => std::fs::remove_file(&path)
+                .with_context(|| format!("cannot remove {}", path.display())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for NoServiceStart {
+    fn drop(&mut self) {
+        if let Some(path) = self.made.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// The [`PACKAGES`] that `dpkg-query -f '${Package} ${Status}\n'` output
@@ -297,6 +371,27 @@ mod tests {
     }
 
     #[test]
+    fn policy_rc_d_is_removed_and_an_existing_one_kept() {
+        let dir = std::env::temp_dir().join(format!("xtask-policy-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("policy-rc.d");
+        let ours = NoServiceStart::new(&path).unwrap();
+        let script = std::fs::read_to_string(&path).unwrap();
+        assert!(script.starts_with("#!/bin/sh\n") && script.ends_with("exit 101\n"));
+        ours.remove().unwrap();
+        assert!(!path.exists());
+        // Dropped on an error path: removed too.
+        drop(NoServiceStart::new(&path).unwrap());
+        assert!(!path.exists());
+        // One there before is neither overwritten nor removed.
+        std::fs::write(&path, "theirs").unwrap();
+        NoServiceStart::new(&path).unwrap().remove().unwrap();
+        let kept = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(kept, "theirs");
+    }
+
+    #[test]
     fn missing_packages_from_dpkg_output() {
         let output = "nginx-light install ok installed\n\
                       iproute2 install ok installed\n\
@@ -314,7 +409,11 @@ mod tests {
                 "keepalived",
                 "dpkg-dev",
                 "iperf3",
-                "time"
+                "time",
+                "dnsmasq-base",
+                "socat",
+                "exim4-daemon-light",
+                "bind9-dnsutils"
             ]
         );
         let all: String = PACKAGES

@@ -401,3 +401,232 @@ fn lab_speaks_ipv6_and_hides_the_ipv6_vip_from_neighbour_discovery() {
         "a real server answered ND for the VIP6: {vip6:?}"
     );
 }
+
+/// Runs `program` in the LB's namespace; its stdout.
+fn lb_output(lab: &Lab, program: &str, args: &[&str]) -> String {
+    let out = lab
+        .command(lab.lb_ns(), program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    assert!(out.status.success(), "{program} {args:?}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn dig(lab: &Lab, args: &[&str]) -> String {
+    let mut all = vec!["+time=1", "+tries=1"];
+    all.extend_from_slice(args);
+    lb_output(lab, "dig", &all)
+}
+
+/// An SMTP dialogue through bash's /dev/tcp from the LB: what the server
+/// said to EHLO, RCPT and QUIT.
+fn smtp_dialogue(lab: &Lab, ip: &str, port: u16) -> String {
+    let script = format!(
+        "exec 3<>/dev/tcp/{ip}/{port} && \
+         printf 'EHLO lb\\r\\nMAIL FROM:<a@lb>\\r\\nRCPT TO:<b@ok>\\r\\nQUIT\\r\\n' >&3 && \
+         timeout 3 cat <&3"
+    );
+    lb_output(lab, "bash", &["-c", &script])
+}
+
+#[test]
+fn services_answer_dns_smtp_and_udp_and_stop_on_drop() {
+    use std::net::{IpAddr, SocketAddr};
+    use xtask::lab::{
+        DNS_AAAA, DNS_ABSENT_NAME, DNS_NAME, DNS_REFUSED_NAME, DNS_SOA_MNAME, SMTP_MULTILINE_LINES,
+        SMTP_MULTILINE_PORT, SMTP_PORT, UDP_ECHO_PORT, UDP_WRONG_SOURCE_PORT, smtp_greeting,
+    };
+    let lab = Lab::up(Role::Backup).expect(NEEDS_ROOT);
+    let start = Instant::now();
+    let dns = lab.start_dns().expect("dnsmasq starts");
+    let dns_up = start.elapsed();
+    let smtp = lab.start_smtp().expect("exim starts");
+    let smtp_up = start.elapsed() - dns_up;
+    let udp = lab.start_udp().expect("socat starts");
+    let udp_up = start.elapsed() - dns_up - smtp_up;
+
+    // DNS, from both servers, UDP and TCP, IPv4 and IPv6.
+    let ok = OK_IP.to_string();
+    let ok6 = Host::Ok.ip6().to_string();
+    let novip = NOVIP_IP.to_string();
+    let at = |ip: &str| format!("@{ip}");
+    assert_eq!(
+        dig(&lab, &[&at(&ok), DNS_NAME, "A", "+short"]).trim(),
+        VIP.to_string()
+    );
+    assert_eq!(
+        dig(&lab, &[&at(&ok6), DNS_NAME, "AAAA", "+short"]).trim(),
+        DNS_AAAA.to_string()
+    );
+    assert_eq!(
+        dig(&lab, &["+tcp", &at(&novip), DNS_NAME, "A", "+short"]).trim(),
+        VIP.to_string()
+    );
+    // keepalived's DNS_CHECK default: `. SOA`, NOERROR.
+    let soa = dig(&lab, &[&at(&ok), ".", "SOA"]);
+    assert!(
+        soa.contains("status: NOERROR") && soa.contains(" aa"),
+        "{soa}"
+    );
+    assert!(soa.contains(&format!("SOA\t{DNS_SOA_MNAME}.")), "{soa}");
+    let absent = dig(&lab, &[&at(&novip), DNS_ABSENT_NAME, "A"]);
+    assert!(
+        absent.contains("status: NXDOMAIN") && absent.contains(" aa"),
+        "{absent}"
+    );
+    let outside = dig(&lab, &["+tcp", &at(&ok6), DNS_REFUSED_NAME, "A"]);
+    assert!(outside.contains("status: REFUSED"), "{outside}");
+
+    // SMTP: greeting, EHLO, every RCPT refused, QUIT.
+    let said = smtp_dialogue(&lab, &ok, SMTP_PORT);
+    let lines: Vec<&str> = said.lines().map(str::trim_end).collect();
+    assert_eq!(lines[0], smtp_greeting(Host::Ok), "{said}");
+    assert!(lines[1].starts_with("250-ok.lab.test Hello lb"), "{said}");
+    assert!(lines.iter().any(|l| l.starts_with("550 ")), "{said}");
+    assert!(lines.last().unwrap().starts_with("221 "), "{said}");
+    let said = smtp_dialogue(&lab, &Host::NoVip.ip6().to_string(), SMTP_MULTILINE_PORT);
+    let banner: Vec<&str> = said.lines().take_while(|l| l.starts_with("220")).collect();
+    assert_eq!(banner.len(), SMTP_MULTILINE_LINES, "{said}");
+    assert!(banner[0].starts_with("220-novip.lab.test "), "{said}");
+    assert!(
+        banner[SMTP_MULTILINE_LINES - 1].starts_with("220 "),
+        "{said}"
+    );
+
+    // UDP to the VIP: the LB cannot reach it through its kernel, so a
+    // test-only route sends the VIPs to ok (removed with the lab, also on
+    // failure).
+    let route = |family: &str, dest: String, via: String| {
+        let status = Command::new("ip")
+            .args([
+                "-n",
+                lab.lb_ns(),
+                family,
+                "route",
+                "add",
+                &dest,
+                "via",
+                &via,
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success(), "route {dest} via {via}");
+    };
+    route("-4", format!("{VIP}/32"), ok.clone());
+    route("-6", format!("{VIP6}/128"), ok6.clone());
+    let timeout = Duration::from_secs(1);
+    for (vip, own) in [
+        (IpAddr::from(VIP), IpAddr::from(OK_IP)),
+        (IpAddr::from(VIP6), IpAddr::from(Host::Ok.ip6())),
+    ] {
+        let to = SocketAddr::new(vip, UDP_ECHO_PORT);
+        let (reply, from) = lab.udp_exchange(Host::Lb, to, b"echo", timeout).unwrap();
+        assert_eq!((reply.as_slice(), from), (&b"echo"[..], to));
+        // The wildcard-bound service answers from ok's own address.
+        let to = SocketAddr::new(vip, UDP_WRONG_SOURCE_PORT);
+        let (reply, from) = lab.udp_exchange(Host::Lb, to, b"who", timeout).unwrap();
+        assert_eq!(reply, b"who");
+        assert_eq!(from, SocketAddr::new(own, UDP_WRONG_SOURCE_PORT));
+    }
+    // `closed` answers every datagram to a closed port with ICMP port
+    // unreachable, also many in a row: no rate limit there.
+    for (family, dest) in [("-4", format!("{VIP}/32")), ("-6", format!("{VIP6}/128"))] {
+        let status = Command::new("ip")
+            .args(["-n", lab.lb_ns(), family, "route", "replace", &dest])
+            .args([
+                "via",
+                &if family == "-4" {
+                    CLOSED_IP.to_string()
+                } else {
+                    Host::Closed.ip6().to_string()
+                },
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    for vip in [IpAddr::from(VIP), IpAddr::from(VIP6)] {
+        let refused = lab
+            .run_in(lab.lb_ns(), || {
+                let any: SocketAddr = if vip.is_ipv4() {
+                    "0.0.0.0:0".parse().unwrap()
+                } else {
+                    "[::]:0".parse().unwrap()
+                };
+                let socket = std::net::UdpSocket::bind(any)?;
+                socket.connect(SocketAddr::new(vip, UDP_ECHO_PORT))?;
+                socket.set_read_timeout(Some(timeout))?;
+                let mut refused = 0;
+                for _ in 0..100 {
+                    socket.send(b"x")?;
+                    let mut buf = [0; 16];
+                    match socket.recv(&mut buf) {
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => refused += 1,
+                        other => panic!("{vip}: {other:?}"),
+                    }
+                }
+                Ok(refused)
+            })
+            .unwrap();
+        assert_eq!(refused, 100, "{vip}");
+    }
+    for (family, dest) in [("-4", format!("{VIP}/32")), ("-6", format!("{VIP6}/128"))] {
+        let status = Command::new("ip")
+            .args(["-n", lab.lb_ns(), family, "route", "del", &dest])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    let pids: Vec<u32> = [&dns, &smtp, &udp].iter().flat_map(|s| s.pids()).collect();
+    let stop = Instant::now();
+    drop((dns, smtp, udp));
+    let stopped = stop.elapsed();
+    for &pid in &pids {
+        assert!(!alive(pid), "service process {pid} still runs");
+    }
+    let out = smtp_dialogue_fails(&lab, &ok);
+    assert!(out, "port 25 still open after the drop");
+    eprintln!(
+        "ready after: dns {dns_up:?}, smtp {smtp_up:?}, udp {udp_up:?}; \
+         stopped in {stopped:?}; pids {pids:?}"
+    );
+}
+
+fn smtp_dialogue_fails(lab: &Lab, ip: &str) -> bool {
+    !lab.command(lab.lb_ns(), "bash")
+        .args(["-c", &format!("exec 3<>/dev/tcp/{ip}/25")])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn start_services_runs_each_server_in_its_host_and_the_lab_stops_them() {
+    let lab = Lab::up(Role::Backup).expect(NEEDS_ROOT);
+    let services = lab.start_services().expect("services start");
+    let pids = services.pids();
+    // dnsmasq and exim on ok and novip, four socats on ok.
+    assert_eq!(pids.len(), 8, "{pids:?}");
+    let ok = pids_in(&lab, lab.ns(Host::Ok));
+    let novip = pids_in(&lab, lab.ns(Host::NoVip));
+    assert_eq!(
+        pids.iter().filter(|p| ok.contains(p)).count(),
+        6,
+        "{pids:?} {ok:?}"
+    );
+    assert_eq!(
+        pids.iter().filter(|p| novip.contains(p)).count(),
+        2,
+        "{pids:?} {novip:?}"
+    );
+    assert!(pids_in(&lab, lab.ns(Host::Closed)).is_empty());
+    // Forgotten guard: the lab's drop still ends every process.
+    std::mem::forget(services);
+    drop(lab);
+    for &pid in &pids {
+        assert!(!alive(pid), "service process {pid} still runs");
+    }
+}
