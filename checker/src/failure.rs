@@ -50,6 +50,13 @@ pub(crate) enum Failure {
     /// The reply is not the one expected (UDP payload or length, TCP
     /// `--expect`).
     Reply,
+    /// Not an acceptable DNS reply (an RCODE other than NOERROR,
+    /// truncated, malformed, an expected address missing).
+    Dns,
+    /// The SMTP dialogue failed (greeting, EHLO/HELO or QUIT not answered
+    /// as it must be).
+    #[allow(dead_code)] // the smtp check, being added
+    Smtp,
     /// A signal (SIGTERM, SIGINT) ended the check before its verdict.
     Interrupted,
     /// Any other failure of a check that ran (the kernel path's socket
@@ -69,7 +76,7 @@ pub(crate) enum Failure {
 impl Failure {
     #[cfg(test)]
     /// Every code, verdicts first, then errors.
-    pub(crate) const ALL: [Failure; 21] = [
+    pub(crate) const ALL: [Failure; 23] = [
         Failure::NoNeighbour,
         Failure::NoAnswer,
         Failure::Refused,
@@ -85,6 +92,8 @@ impl Failure {
         Failure::Unreachable,
         Failure::WrongSource,
         Failure::Reply,
+        Failure::Dns,
+        Failure::Smtp,
         Failure::Interrupted,
         Failure::Other,
         Failure::Busy,
@@ -111,6 +120,8 @@ impl Failure {
             Failure::Unreachable => "unreachable",
             Failure::WrongSource => "wrong_source",
             Failure::Reply => "reply",
+            Failure::Dns => "dns",
+            Failure::Smtp => "smtp",
             Failure::Interrupted => "interrupted",
             Failure::Other => "other",
             Failure::Busy => "busy",
@@ -172,6 +183,8 @@ mod tests {
                 "unreachable",
                 "wrong_source",
                 "reply",
+                "dns",
+                "smtp",
                 "interrupted",
                 "other",
                 "busy",

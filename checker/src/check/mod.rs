@@ -4,10 +4,12 @@
 
 pub(crate) mod datagram;
 pub(crate) mod dispatch;
+pub(crate) mod dns;
 pub(crate) mod exchange;
 pub(crate) mod http;
 pub(crate) mod kernel;
 pub(crate) mod ping;
+pub(crate) mod stream;
 pub(crate) mod tcp;
 pub(crate) mod tls;
 pub(crate) mod udp;

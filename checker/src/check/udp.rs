@@ -24,19 +24,20 @@ pub(crate) async fn check(engine: &Engine, target: &Probe, spec: &UdpSpec) -> Re
     );
     run_flow(engine, target, &what, async |flow: &mut Datagram| {
         flow.send(&spec.payload)?;
-        let (failure, reason) = exchange(flow, spec, |reply| judge(spec, reply)).await?;
+        let (failure, reason) = exchange(flow, spec, |reply| Some(judge(spec, reply))).await?;
         Ok(flow.path.verdict(failure, &what, reason))
     })
     .await
 }
 
 /// Waits for the reply to the datagram sent on `flow` and judges it with
-/// `judge` (the payload of a reply from the VIP); an ICMP error, a reply
-/// from another address, or silence are judged here, as `spec` says.
+/// `judge` (the payload of a reply from the VIP; `None`: not a reply to
+/// ours, wait on); an ICMP error, a reply from another address, or
+/// silence are judged here, as `spec` says.
 pub(crate) async fn exchange(
     flow: &mut Datagram,
     spec: &UdpSpec,
-    mut judge: impl FnMut(&[u8]) -> (Option<Failure>, String),
+    mut judge: impl FnMut(&[u8]) -> Option<(Option<Failure>, String)>,
 ) -> Result<(Option<Failure>, String)> {
     let vip = flow.vip();
     loop {
@@ -47,8 +48,10 @@ pub(crate) async fn exchange(
         for frame in &frames {
             match parse(frame) {
                 Some(Reply::Udp { from, payload }) if from.ip() == vip => {
-                    flow.answered();
-                    return Ok(judge(payload));
+                    if let Some(verdict) = judge(payload) {
+                        flow.answered();
+                        return Ok(verdict);
+                    }
                 }
                 Some(Reply::Udp { from, .. }) => {
                     flow.answered();

@@ -1164,7 +1164,7 @@ fn native_line(words: &[String]) -> Result<(Probe, Duration), String> {
         .map(Into::into)
         .collect();
     let parsed = CheckArgs::try_parse(&argv)
-        .ok_or("not a vipcheck tcp|http|https|ping|udp command line")?
+        .ok_or("not a vipcheck tcp|http|https|ping|udp|dns command line")?
         .map_err(|e| {
             format!(
                 "invalid vipcheck command line: {} (see 'vipcheck {sub} --help')",
@@ -1175,6 +1175,10 @@ fn native_line(words: &[String]) -> Result<(Probe, Duration), String> {
         CheckArgs::Tcp(a) => (a.flow.to, a.flow.port, a.flow.run, CheckSpec::Tcp),
         CheckArgs::Ping(a) => (a.to, 0, a.run, CheckSpec::Ping),
         CheckArgs::Udp(a) => {
+            let check = a.probe().check;
+            (a.flow.to, a.flow.port, a.flow.run, check)
+        }
+        CheckArgs::Dns(a) => {
             let check = a.probe().check;
             (a.flow.to, a.flow.port, a.flow.run, check)
         }

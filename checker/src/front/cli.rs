@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::probe::args::{
-    CheckArgs, Format, HttpArgs, HttpsArgs, PingArgs, TcpArgs, UdpArgs, usage_message,
+    CheckArgs, DnsArgs, Format, HttpArgs, HttpsArgs, PingArgs, TcpArgs, UdpArgs, usage_message,
 };
 use crate::xdp::XdpMode;
 
@@ -78,6 +78,10 @@ pub enum Command {
     /// One UDP datagram to VIP:PORT through the real server's MAC; healthy on a
     /// reply from the VIP (one from another address, an ICMP error or silence fail).
     Udp(Box<UdpArgs>),
+    /// One DNS query to VIP:PORT through the real server's MAC (UDP, or --tcp);
+    /// healthy on a reply with the query's id and RCODE NOERROR (keepalived's
+    /// DNS_CHECK rule), and every --expect address in the answer.
+    Dns(Box<DnsArgs>),
     /// Manage the shared XDP program of an interface.
     Xdp {
         /// -v: what vipcheck does with the program on stderr (load and attach
@@ -288,6 +292,7 @@ impl Cli {
             Command::Https(args) => args.http.verbose = args.http.verbose.saturating_add(before),
             Command::Ping(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Udp(args) => args.verbose = args.verbose.saturating_add(before),
+            Command::Dns(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Xdp { verbose, .. } => *verbose = verbose.saturating_add(before),
             Command::Compat { .. }
             | Command::Audit(_)
@@ -318,6 +323,7 @@ impl Cli {
             Ok(CheckArgs::Https(a)) => Command::Https(a),
             Ok(CheckArgs::Ping(a)) => Command::Ping(a),
             Ok(CheckArgs::Udp(a)) => Command::Udp(a),
+            Ok(CheckArgs::Dns(a)) => Command::Dns(a),
             Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => return Some(Err(e)),
             Err(_) => return None,
         };

@@ -36,6 +36,7 @@ pub fn run() -> i32 {
         Command::Https(args) => checked(&args.probe(), args.http.flow.output()),
         Command::Ping(args) => checked(&args.probe(), args.run.output()),
         Command::Udp(args) => checked(&args.probe(), args.flow.output()),
+        Command::Dns(args) => checked(&args.probe(), args.flow.output()),
         Command::Xdp { verbose, action } => {
             if verbose > 0 {
                 output::log_to_stderr();

@@ -12,8 +12,8 @@ use clap::Args;
 
 use crate::probe::parse::*;
 use crate::probe::{
-    Capture, CheckSpec, CloseMode, HttpSpec, Method, Pattern, Probe, Silence, TlsSpec, Trace,
-    UdpExpect, UdpSpec, Verify,
+    Capture, CheckSpec, CloseMode, DnsSpec, HttpSpec, Method, Pattern, Probe, Silence, TlsSpec,
+    Trace, UdpExpect, UdpSpec, Verify,
 };
 use crate::xdp::XdpMode;
 
@@ -71,6 +71,31 @@ pub struct UdpArgs {
     /// silence proves little: the verdict says so.
     #[arg(long)]
     pub(crate) no_reply_ok: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DnsArgs {
+    #[command(flatten)]
+    pub(crate) flow: FlowArgs,
+    /// -v: every frame sent and received on stderr.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// The name to ask for (default: the root, as keepalived's DNS_CHECK).
+    #[arg(long, value_name = "NAME", default_value = ".")]
+    pub(crate) name: String,
+    /// The record type to ask for.
+    #[arg(long = "type", value_name = "TYPE", default_value = "SOA",
+          value_parser = parse_record_type)]
+    pub(crate) rtype: crate::wire::dns::RecordType,
+    /// An address that must be in the answer section (repeatable: each must).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) expect: Vec<IpAddr>,
+    /// Ask over TCP instead of UDP.
+    #[arg(long)]
+    pub(crate) tcp: bool,
+    /// How to end the TCP connection after the reply (with --tcp).
+    #[arg(long, value_enum, default_value_t = CloseMode::Rst)]
+    pub(crate) close: CloseMode,
 }
 
 #[derive(Debug, Args)]
@@ -321,6 +346,23 @@ impl UdpArgs {
     }
 }
 
+impl DnsArgs {
+    /// `-v` traces frames.
+    pub fn probe(&self) -> Probe {
+        let spec = DnsSpec {
+            name: self.name.clone(),
+            rtype: self.rtype,
+            expect: self.expect.clone(),
+            tcp: self.tcp,
+        };
+        self.flow.probe(
+            frames_from(self.verbose, 1),
+            self.close,
+            CheckSpec::Dns(spec),
+        )
+    }
+}
+
 impl HttpArgs {
     /// `-v` heads, `-vv` body, `-vvv` frames.
     pub fn probe(&self) -> Probe {
@@ -439,6 +481,7 @@ pub(crate) enum CheckArgs {
     Tcp(TcpArgs),
     Ping(PingArgs),
     Udp(Box<UdpArgs>),
+    Dns(Box<DnsArgs>),
     Http(Box<HttpArgs>),
     Https(Box<HttpsArgs>),
 }
@@ -456,6 +499,7 @@ impl CheckArgs {
             "tcp" => TcpArgs::augment_args(Cmd::new("tcp")),
             "ping" => PingArgs::augment_args(Cmd::new("ping")),
             "udp" => UdpArgs::augment_args(Cmd::new("udp")),
+            "dns" => DnsArgs::augment_args(Cmd::new("dns")),
             "http" => HttpArgs::augment_args(Cmd::new("http")),
             "https" => HttpsArgs::augment_args(Cmd::new("https")),
             _ => return None,
@@ -472,6 +516,7 @@ impl CheckArgs {
             "tcp" => TcpArgs::from_arg_matches(m).map(CheckArgs::Tcp),
             "ping" => PingArgs::from_arg_matches(m).map(CheckArgs::Ping),
             "udp" => UdpArgs::from_arg_matches(m).map(|a| CheckArgs::Udp(Box::new(a))),
+            "dns" => DnsArgs::from_arg_matches(m).map(|a| CheckArgs::Dns(Box::new(a))),
             "http" => HttpArgs::from_arg_matches(m).map(|a| CheckArgs::Http(Box::new(a))),
             _ => HttpsArgs::from_arg_matches(m).map(|a| CheckArgs::Https(Box::new(a))),
         })

@@ -185,6 +185,20 @@ pub enum CheckSpec {
     Ping,
     /// One UDP datagram, and what its reply must be.
     Udp(UdpSpec),
+    /// One DNS query, over UDP or TCP.
+    Dns(DnsSpec),
+}
+
+/// A DNS check: the query, and what the reply must hold besides NOERROR.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DnsSpec {
+    /// The name asked for; `.` is the root.
+    pub(crate) name: String,
+    pub(crate) rtype: crate::wire::dns::RecordType,
+    /// Addresses that must all be in the answer section.
+    pub(crate) expect: Vec<IpAddr>,
+    /// Over TCP instead of UDP.
+    pub(crate) tcp: bool,
 }
 
 /// A UDP check: the datagram sent, and what the reply must satisfy.
@@ -235,13 +249,14 @@ impl CheckSpec {
             CheckSpec::Https(..) => "https",
             CheckSpec::Ping => "ping",
             CheckSpec::Udp(_) => "udp",
+            CheckSpec::Dns(_) => "dns",
         }
     }
 
     /// The HTTP request of an http or https check.
     pub(crate) fn http(&self) -> Option<&HttpSpec> {
         match self {
-            CheckSpec::Tcp | CheckSpec::Ping | CheckSpec::Udp(_) => None,
+            CheckSpec::Tcp | CheckSpec::Ping | CheckSpec::Udp(_) | CheckSpec::Dns(_) => None,
             CheckSpec::Http(spec) | CheckSpec::Https(spec, _) => Some(spec),
         }
     }

@@ -185,3 +185,8 @@ pub(crate) fn parse_hex_bytes(s: &str) -> Result<Vec<u8>, String> {
 pub(crate) fn parse_reply_pattern(s: &str) -> Result<crate::wire::payload::ReplyPattern, String> {
     crate::wire::payload::ReplyPattern::parse(s)
 }
+
+/// A DNS record type: A, AAAA, NS, SOA, MX, TXT, CNAME, PTR (any case).
+pub(crate) fn parse_record_type(s: &str) -> Result<crate::wire::dns::RecordType, String> {
+    s.parse()
+}
