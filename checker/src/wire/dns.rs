@@ -157,10 +157,13 @@ impl Query {
         question.set_query_class(DNSClass::IN);
         message.add_query(question);
         // A valid name and one question always encode (at most 12 + 255 + 4
-        // bytes); the header alone would be a query the server refuses.
-        message
-            .to_vec()
-            .unwrap_or_else(|_| message.metadata.id.to_be_bytes().to_vec())
+        // bytes); were it not so, a bare header with no question goes out,
+        // which a server answers FORMERR: the check fails, nothing panics.
+        message.to_vec().unwrap_or_else(|_| {
+            let mut header = vec![0; HEADER_LEN];
+            header[..2].copy_from_slice(&self.id.to_be_bytes());
+            header
+        })
     }
 
     /// The query as sent over TCP: the payload after its 2-byte length.
