@@ -204,9 +204,11 @@ async fn check(engine: &Engine, probe: &Probe, http: Option<&HttpCheck>) -> Resu
         CheckSpec::Ping => check::ping::check(engine, probe).await,
         CheckSpec::Udp(spec) => check::udp::check(engine, probe, spec).await,
         CheckSpec::Dns(spec) => check::dns::check(engine, probe, spec).await,
-        CheckSpec::Tcp | CheckSpec::Http(_) | CheckSpec::Https(..) => {
-            check::tcp::check(engine, probe).await
-        }
+        CheckSpec::Tcp
+        | CheckSpec::TcpExpect(_)
+        | CheckSpec::Smtp(_)
+        | CheckSpec::Http(_)
+        | CheckSpec::Https(..) => check::tcp::check(engine, probe).await,
     }
 }
 
@@ -215,7 +217,12 @@ async fn check(engine: &Engine, probe: &Probe, http: Option<&HttpCheck>) -> Resu
 /// use, or a CA or client file that cannot be read, is a usage error.
 pub(crate) fn http_check(probe: &Probe, tls: &TlsConfigs) -> Result<Option<HttpCheck>> {
     let (spec, tls_spec) = match &probe.check {
-        CheckSpec::Tcp | CheckSpec::Ping | CheckSpec::Udp(_) | CheckSpec::Dns(_) => {
+        CheckSpec::Tcp
+        | CheckSpec::Ping
+        | CheckSpec::Udp(_)
+        | CheckSpec::Dns(_)
+        | CheckSpec::TcpExpect(_)
+        | CheckSpec::Smtp(_) => {
             return Ok(None);
         }
         CheckSpec::Http(spec) => (spec, None),

@@ -187,6 +187,31 @@ pub enum CheckSpec {
     Udp(UdpSpec),
     /// One DNS query, over UDP or TCP.
     Dns(DnsSpec),
+    /// `tcp --send/--expect`: after the handshake, send, then require a
+    /// pattern in what the server sends (kind `tcp`).
+    TcpExpect(ExpectSpec),
+    /// An SMTP dialogue: greeting, EHLO (or HELO), QUIT.
+    Smtp(SmtpSpec),
+}
+
+/// `tcp --send TEXT --expect REGEX`: what is sent after the handshake,
+/// and what the server's bytes must match (before it closes or the
+/// deadline); at least one of them is given.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ExpectSpec {
+    /// Sent once connected (may be empty: `--expect` alone reads a banner).
+    pub(crate) send: Vec<u8>,
+    pub(crate) expect: Option<Pattern>,
+}
+
+/// An SMTP check.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SmtpSpec {
+    /// The name given in EHLO/HELO.
+    pub(crate) helo: String,
+    /// Send HELO only, as keepalived's SMTP_CHECK does; else EHLO, and
+    /// HELO if the server refuses EHLO.
+    pub(crate) helo_only: bool,
 }
 
 /// A DNS check: the query, and what the reply must hold besides NOERROR.
@@ -250,13 +275,20 @@ impl CheckSpec {
             CheckSpec::Ping => "ping",
             CheckSpec::Udp(_) => "udp",
             CheckSpec::Dns(_) => "dns",
+            CheckSpec::TcpExpect(_) => "tcp",
+            CheckSpec::Smtp(_) => "smtp",
         }
     }
 
     /// The HTTP request of an http or https check.
     pub(crate) fn http(&self) -> Option<&HttpSpec> {
         match self {
-            CheckSpec::Tcp | CheckSpec::Ping | CheckSpec::Udp(_) | CheckSpec::Dns(_) => None,
+            CheckSpec::Tcp
+            | CheckSpec::Ping
+            | CheckSpec::Udp(_)
+            | CheckSpec::Dns(_)
+            | CheckSpec::TcpExpect(_)
+            | CheckSpec::Smtp(_) => None,
             CheckSpec::Http(spec) | CheckSpec::Https(spec, _) => Some(spec),
         }
     }
