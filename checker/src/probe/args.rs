@@ -49,13 +49,13 @@ pub struct UdpArgs {
     pub(crate) verbose: u8,
     /// The datagram's payload, with the escapes \r \n \t \\ \xNN (default: empty).
     #[arg(long, value_name = "TEXT", value_parser = parse_escaped, conflicts_with = "payload")]
-    pub(crate) send: Option<Vec<u8>>,
+    pub(crate) send: Option<Bytes>,
     /// The datagram's payload in hex (keepalived's UDP_CHECK `payload`).
     #[arg(long, value_name = "HEX", value_parser = parse_hex_bytes)]
-    pub(crate) payload: Option<Vec<u8>>,
+    pub(crate) payload: Option<Bytes>,
     /// Text the reply must contain (escapes as --send).
     #[arg(long, value_name = "TEXT", value_parser = parse_escaped, conflicts_with = "expect_hex")]
-    pub(crate) expect: Option<Vec<u8>>,
+    pub(crate) expect: Option<Bytes>,
     /// What the reply must start with, in hex with X for a nibble not compared
     /// (keepalived's require_reply: only the first min(reply, pattern) bytes count).
     #[arg(long, value_name = "HEX", value_parser = parse_reply_pattern)]
@@ -322,11 +322,12 @@ impl UdpArgs {
         let spec = UdpSpec {
             payload: self
                 .send
-                .clone()
-                .or_else(|| self.payload.clone())
+                .as_ref()
+                .or(self.payload.as_ref())
+                .map(|b| b.0.clone())
                 .unwrap_or_default(),
             expect: match (&self.expect, &self.expect_hex) {
-                (Some(text), _) => Some(UdpExpect::Text(text.clone())),
+                (Some(text), _) => Some(UdpExpect::Text(text.0.clone())),
                 (None, Some(pattern)) => Some(UdpExpect::Pattern(pattern.clone())),
                 (None, None) => None,
             },

@@ -171,14 +171,19 @@ pub(crate) fn check_unicast(ip: IpAddr, what: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Bytes given on the command line (a newtype: clap reads an
+/// `Option<Vec<u8>>` field as a list of `u8` values).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Bytes(pub(crate) Vec<u8>);
+
 /// Text with the escapes `\r \n \t \\ \xNN`, as bytes (`--send`).
-pub(crate) fn parse_escaped(s: &str) -> Result<Vec<u8>, String> {
-    crate::wire::payload::unescape(s)
+pub(crate) fn parse_escaped(s: &str) -> Result<Bytes, String> {
+    crate::wire::payload::unescape(s).map(Bytes)
 }
 
 /// Hex digits, as bytes (keepalived's UDP_CHECK `payload` syntax).
-pub(crate) fn parse_hex_bytes(s: &str) -> Result<Vec<u8>, String> {
-    crate::wire::payload::parse_payload(s)
+pub(crate) fn parse_hex_bytes(s: &str) -> Result<Bytes, String> {
+    crate::wire::payload::parse_payload(s).map(Bytes)
 }
 
 /// Hex digits with `X` nibble wildcards (keepalived's `require_reply`).

@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod datagram;
 mod edges;
 mod events;
 mod http;
