@@ -16,7 +16,7 @@
 //! | --- | --- |
 //! | [`exit`], [`failure`], [`error`] | exit statuses, failure codes, the error type |
 //! | [`sys`] | kernel objects: AF_PACKET, rtnetlink, interfaces, signals, buffers |
-//! | [`wire`] | frames and the HTTP parser, without I/O |
+//! | [`wire`] | frames, datagrams and the HTTP, DNS and SMTP parsers, without I/O |
 //! | [`xdp`] | the shared XDP program that captures our flows' replies |
 //! | [`probe`] | what to check, from any input, and its value parsers |
 //! | [`engine`] | one thread, many flows: ports, neighbours, the smoltcp stack |

@@ -501,19 +501,37 @@ fn demo() -> Result<ExitCode> {
         "server", "address", "check", "expected", "exit"
     );
     let mut as_expected = true;
-    // (server, check, over IPv6, expected exit)
-    let checks = [
-        (Host::Ok, "tcp", false, 0),
-        (Host::NoVip, "tcp", false, 1),
-        (Host::Closed, "tcp", false, 1),
-        (Host::Ok, "http", false, 0),
-        (Host::NoVip, "http", false, 1),
-        (Host::Ok, "https", false, 0),
-        (Host::Ok, "tcp", true, 0),
-        (Host::NoVip, "tcp", true, 1),
-        (Host::Ok, "https", true, 0),
+    let services = lab.start_services()?;
+    let http_args: &[&str] = &["lab.example", "/"];
+    let (http, https) = (Some(lab::HTTP_PORT), Some(lab::HTTPS_PORT));
+    let (dns, echo) = (Some(lab::DNS_PORT), Some(lab::UDP_ECHO_PORT));
+    // (server, check, over IPv6, port, arguments after the port, expected exit)
+    let checks: [(Host, &str, bool, Option<u16>, &[&str], i32); 16] = [
+        (Host::Ok, "tcp", false, http, &[], 0),
+        (Host::NoVip, "tcp", false, http, &[], 1),
+        (Host::Closed, "tcp", false, http, &[], 1),
+        (Host::Ok, "http", false, http, http_args, 0),
+        (Host::NoVip, "http", false, http, http_args, 1),
+        (Host::Ok, "https", false, https, http_args, 0),
+        (Host::Ok, "tcp", true, http, &[], 0),
+        (Host::NoVip, "tcp", true, http, &[], 1),
+        (Host::Ok, "https", true, https, http_args, 0),
+        (Host::Ok, "ping", false, None, &[], 0),
+        (Host::NoVip, "ping", false, None, &[], 1),
+        (Host::Ok, "dns", false, dns, &[], 0),
+        (Host::Closed, "dns", false, dns, &[], 1),
+        (Host::Ok, "dns", true, dns, &[], 0),
+        (Host::Ok, "udp", false, echo, &[], 0),
+        (
+            Host::Ok,
+            "udp",
+            false,
+            Some(lab::UDP_WRONG_SOURCE_PORT),
+            &[],
+            1,
+        ),
     ];
-    for (host, check, v6, expected) in checks {
+    for (host, check, v6, port, after, expected) in checks {
         let (rs, vip) = if v6 {
             (host.ip6().to_string(), lab::VIP6.to_string())
         } else {
@@ -521,18 +539,18 @@ fn demo() -> Result<ExitCode> {
         };
         let mut cmd = lab.command(lab.lb_ns(), &vipcheck);
         cmd.arg(check);
-        if check == "https" {
-            cmd.arg("--ca").arg(lab.ca_pem());
+        match check {
+            "https" => {
+                cmd.arg("--ca").arg(lab.ca_pem());
+            }
+            "udp" => {
+                cmd.args(["--send", "hello"]);
+            }
+            _ => {}
         }
-        let port = if check == "https" {
-            lab::HTTPS_PORT
-        } else {
-            lab::HTTP_PORT
-        };
-        cmd.args([LB_IFACE, &rs, &vip, &port.to_string()]);
-        if check != "tcp" {
-            cmd.args(["lab.example", "/"]);
-        }
+        cmd.args([LB_IFACE, &rs, &vip]);
+        cmd.args(port.map(|p| p.to_string()));
+        cmd.args(after);
         let out = cmd
             .output()
             .with_context(|| format!("cannot run {}", vipcheck.display()))?;
@@ -554,6 +572,7 @@ fn demo() -> Result<ExitCode> {
         );
     }
     as_expected &= demo_audit(&lab, &vipcheck)?;
+    drop(services);
     drop(lab);
     if !as_expected {
         eprintln!("demo: an exit status differs from the expected one");
