@@ -221,7 +221,7 @@ pub(crate) fn error(
                 iface: String::new(),
                 real_server: Ipv4Addr::UNSPECIFIED.into(),
                 vip: Ipv4Addr::UNSPECIFIED.into(),
-                port: 0,
+                port: None,
             };
             let report = Report {
                 target: subject.unwrap_or(&unknown),
@@ -310,7 +310,7 @@ mod tests {
             iface: "eth0".into(),
             real_server: "198.18.0.11".parse().unwrap(),
             vip: "198.18.0.100".parse().unwrap(),
-            port: 80,
+            port: Some(80),
         };
         let json_failure = |line: &str| -> Option<String> {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -368,7 +368,7 @@ mod tests {
             iface: "eth0".into(),
             real_server: Ipv4Addr::new(198, 18, 0, 11).into(),
             vip: Ipv4Addr::new(198, 18, 0, 100).into(),
-            port: 80,
+            port: Some(80),
         }
     }
 

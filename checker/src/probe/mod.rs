@@ -519,7 +519,8 @@ pub(crate) struct Subject {
     pub(crate) iface: String,
     pub(crate) real_server: IpAddr,
     pub(crate) vip: IpAddr,
-    pub(crate) port: u16,
+    /// `None` for ping (ICMP has no port): JSON `null`.
+    pub(crate) port: Option<u16>,
 }
 
 impl From<&Probe> for Subject {
@@ -529,7 +530,7 @@ impl From<&Probe> for Subject {
             iface: target.iface.clone().unwrap_or_default(),
             real_server: target.real_server,
             vip: target.vip,
-            port: target.port,
+            port: (target.check != CheckSpec::Ping).then_some(target.port),
         }
     }
 }
