@@ -213,78 +213,67 @@ pub(crate) fn parse(frame: &[u8]) -> Option<Reply<'_>> {
         }
         other => (other, eth.payload()),
     };
-    match ethertype {
+    let (from, protocol, l4) = match ethertype {
         EthernetProtocol::Ipv4 => {
             let ip = Ipv4Packet::new_checked(l3).ok()?;
-            let from = IpAddr::V4(ip.src_addr());
-            match ip.next_header() {
-                IpProtocol::Udp => udp(from, ip.payload()),
-                IpProtocol::Icmp => {
-                    let icmp = Icmpv4Packet::new_checked(ip.payload()).ok()?;
-                    match icmp.msg_type() {
-                        Icmpv4Message::EchoReply => Some(Reply::Echo {
-                            from,
-                            ident: icmp.echo_ident(),
-                            seq: icmp.echo_seq_no(),
-                        }),
-                        Icmpv4Message::DstUnreachable => Some(Reply::Error {
-                            from,
-                            error: match icmp.msg_code() {
-                                0 => IcmpError::NetUnreachable,
-                                1 => IcmpError::HostUnreachable,
-                                2 => IcmpError::ProtocolUnreachable,
-                                3 => IcmpError::PortUnreachable,
-                                4 => IcmpError::TooBig,
-                                9 | 10 | 13 => IcmpError::Prohibited,
-                                code => IcmpError::Unreachable(false, code),
-                            },
-                        }),
-                        Icmpv4Message::TimeExceeded => Some(Reply::Error {
-                            from,
-                            error: IcmpError::TimeExceeded,
-                        }),
-                        _ => None,
-                    }
-                }
-                _ => None,
-            }
+            let l4 = l3.get(ip.header_len().into()..usize::from(ip.total_len()))?;
+            (IpAddr::V4(ip.src_addr()), ip.next_header(), l4)
         }
         EthernetProtocol::Ipv6 => {
             let ip = Ipv6Packet::new_checked(l3).ok()?;
-            let from = IpAddr::V6(ip.src_addr());
-            match ip.next_header() {
-                IpProtocol::Udp => udp(from, ip.payload()),
-                IpProtocol::Icmpv6 => {
-                    let icmp = Icmpv6Packet::new_checked(ip.payload()).ok()?;
-                    match icmp.msg_type() {
-                        Icmpv6Message::EchoReply => Some(Reply::Echo {
-                            from,
-                            ident: icmp.echo_ident(),
-                            seq: icmp.echo_seq_no(),
-                        }),
-                        Icmpv6Message::DstUnreachable => Some(Reply::Error {
-                            from,
-                            error: match icmp.msg_code() {
-                                0 => IcmpError::NetUnreachable,
-                                1 | 5 | 6 => IcmpError::Prohibited,
-                                3 => IcmpError::HostUnreachable,
-                                4 => IcmpError::PortUnreachable,
-                                code => IcmpError::Unreachable(true, code),
-                            },
-                        }),
-                        Icmpv6Message::PktTooBig => Some(Reply::Error {
-                            from,
-                            error: IcmpError::TooBig,
-                        }),
-                        Icmpv6Message::TimeExceeded => Some(Reply::Error {
-                            from,
-                            error: IcmpError::TimeExceeded,
-                        }),
-                        _ => None,
-                    }
+            let l4 = l3.get(40..40 + usize::from(ip.payload_len()))?;
+            (IpAddr::V6(ip.src_addr()), ip.next_header(), l4)
+        }
+        _ => return None,
+    };
+    match protocol {
+        IpProtocol::Udp => udp(from, l4),
+        IpProtocol::Icmp => {
+            let icmp = Icmpv4Packet::new_checked(l4).ok()?;
+            let error = match icmp.msg_type() {
+                Icmpv4Message::EchoReply => {
+                    return Some(Reply::Echo {
+                        from,
+                        ident: icmp.echo_ident(),
+                        seq: icmp.echo_seq_no(),
+                    });
                 }
-                _ => None,
-            }
+                Icmpv4Message::DstUnreachable => match icmp.msg_code() {
+                    0 => IcmpError::NetUnreachable,
+                    1 => IcmpError::HostUnreachable,
+                    2 => IcmpError::ProtocolUnreachable,
+                    3 => IcmpError::PortUnreachable,
+                    4 => IcmpError::TooBig,
+                    9 | 10 | 13 => IcmpError::Prohibited,
+                    code => IcmpError::Unreachable(false, code),
+                },
+                Icmpv4Message::TimeExceeded => IcmpError::TimeExceeded,
+                _ => return None,
+            };
+            Some(Reply::Error { from, error })
+        }
+        IpProtocol::Icmpv6 => {
+            let icmp = Icmpv6Packet::new_checked(l4).ok()?;
+            let error = match icmp.msg_type() {
+                Icmpv6Message::EchoReply => {
+                    return Some(Reply::Echo {
+                        from,
+                        ident: icmp.echo_ident(),
+                        seq: icmp.echo_seq_no(),
+                    });
+                }
+                Icmpv6Message::DstUnreachable => match icmp.msg_code() {
+                    0 => IcmpError::NetUnreachable,
+                    1 | 5 | 6 => IcmpError::Prohibited,
+                    3 => IcmpError::HostUnreachable,
+                    4 => IcmpError::PortUnreachable,
+                    code => IcmpError::Unreachable(true, code),
+                },
+                Icmpv6Message::PktTooBig => IcmpError::TooBig,
+                Icmpv6Message::TimeExceeded => IcmpError::TimeExceeded,
+                _ => return None,
+            };
+            Some(Reply::Error { from, error })
         }
         _ => None,
     }

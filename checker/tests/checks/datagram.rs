@@ -275,7 +275,12 @@ fn verdicts(role: Role) {
         errors.packets(),
         0,
         "the LB's kernel answered a real server with ICMP errors or RSTs: {}",
-        sh(&lab, lab.ns(Host::Ok), "nft", &["list", "chain", "inet", "vckd", "in"])
+        sh(
+            &lab,
+            lab.ns(Host::Ok),
+            "nft",
+            &["list", "chain", "inet", "vckd", "in"]
+        )
     );
     // The count can fail: a datagram to a closed port of the LB itself
     // makes its kernel send a port unreachable, which `ok` counts.
