@@ -64,7 +64,7 @@
 //! | `TCP_CHECK` | tcp; `connect_port` overrides the port |
 //! | `HTTP_GET`, `SSL_GET` | http, https: one target per `url { path P digest D status_code C... regex R regex_no_match }`; status default 200-299; `virtualhost` (url, checker, real_server or virtual_server level, the innermost wins) is the Host; `SSL_GET` verifies no certificate, as keepalived's, and sends SNI only with `enable_sni` |
 //! | `MISC_CHECK` whose `misc_path` runs `check_tcp_raw`, `check_http_get_raw` or `check_http_raw` (any directory) | what that command line checks: IFACE, REAL_SERVER, VIP and PORT from its arguments, its `-t` as the per-reply timeout |
-//! | `MISC_CHECK` whose `misc_path` runs `vipcheck tcp\|http\|https ...` (any directory) | what that command line checks, parsed by vipcheck's own CLI; its `-t` (or 1 s) is the timeout when shorter than `misc_timeout`; literal addresses only (no name is resolved) |
+//! | `MISC_CHECK` whose `misc_path` runs `vipcheck tcp\|smtp\|http\|https ...` (any directory) | what that command line checks, parsed by vipcheck's own CLI; its `-t` (or 1 s) is the timeout when shorter than `misc_timeout`; literal addresses only (no name is resolved) |
 //!
 //! `connect_timeout` (seconds; checker, real_server or virtual_server
 //! level; default 5 as keepalived's) and `misc_timeout` are the timeout;
@@ -1048,14 +1048,14 @@ fn map_misc(
             }),
             // The native command line: `vipcheck tcp|http|https ...`.
             None => match words.iter().skip(1).find(|w| !w.starts_with('-')) {
-                Some(sub) if matches!(sub.as_str(), "tcp" | "http" | "https") => {
+                Some(sub) if matches!(sub.as_str(), "tcp" | "smtp" | "http" | "https") => {
                     native_line(&words[1..]).map(|(line, t)| {
                         timeout = timeout.min(t);
                         line
                     })
                 }
                 _ => Err(format!(
-                    "{}: not a `vipcheck tcp|http|https` command line, nor a C checker's",
+                    "{}: not a `vipcheck tcp|smtp|http|https` command line, nor a C checker's",
                     words.join(" ")
                 )),
             },
@@ -1097,12 +1097,15 @@ fn map_misc(
     Ok(())
 }
 
-/// `tcp|http|https ARGS...` (the words after `vipcheck`) as vipcheck's own
+/// `tcp|smtp|http|https ARGS...` (the words after `vipcheck`) as vipcheck's own
 /// command line parses them, and its `-t` (the whole check's deadline:
 /// keepalived's misc_timeout also ends it). Addresses must be literal:
 /// reading a configuration resolves no host name.
 fn native_line(words: &[String]) -> Result<(Probe, Duration), String> {
-    use crate::probe::args::{CheckArgs, HttpArgs, HttpsArgs, TcpArgs, usage_message};
+    use crate::probe::args::{
+        CheckArgs, DnsArgs, HttpArgs, HttpsArgs, PingArgs, SmtpArgs, TcpArgs, UdpArgs,
+        usage_message,
+    };
     use clap::Args;
     // `-v` before the subcommand, as the command line takes it.
     let verbose =
@@ -1114,6 +1117,10 @@ fn native_line(words: &[String]) -> Result<(Probe, Duration), String> {
     let sub = words[0].as_str();
     let cmd = match sub {
         "tcp" => TcpArgs::augment_args(clap::Command::new("tcp")),
+        "ping" => PingArgs::augment_args(clap::Command::new("ping")),
+        "udp" => UdpArgs::augment_args(clap::Command::new("udp")),
+        "dns" => DnsArgs::augment_args(clap::Command::new("dns")),
+        "smtp" => SmtpArgs::augment_args(clap::Command::new("smtp")),
         "http" => HttpArgs::augment_args(clap::Command::new("http")),
         _ => HttpsArgs::augment_args(clap::Command::new("https")),
     };
@@ -1172,13 +1179,21 @@ fn native_line(words: &[String]) -> Result<(Probe, Duration), String> {
             )
         })?;
     let (to, port, run, check) = match parsed {
-        CheckArgs::Tcp(a) => (a.flow.to, a.flow.port, a.flow.run, CheckSpec::Tcp),
+        // With --send/--expect, what the command line checks.
+        CheckArgs::Tcp(a) => {
+            let check = a.probe().check;
+            (a.flow.to, a.flow.port, a.flow.run, check)
+        }
         CheckArgs::Ping(a) => (a.to, 0, a.run, CheckSpec::Ping),
         CheckArgs::Udp(a) => {
             let check = a.probe().check;
             (a.flow.to, a.flow.port, a.flow.run, check)
         }
         CheckArgs::Dns(a) => {
+            let check = a.probe().check;
+            (a.flow.to, a.flow.port, a.flow.run, check)
+        }
+        CheckArgs::Smtp(a) => {
             let check = a.probe().check;
             (a.flow.to, a.flow.port, a.flow.run, check)
         }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::probe::args::{
-    CheckArgs, DnsArgs, Format, HttpArgs, HttpsArgs, PingArgs, TcpArgs, UdpArgs, usage_message,
+    CheckArgs, DnsArgs, Format, HttpArgs, HttpsArgs, PingArgs, SmtpArgs, TcpArgs, UdpArgs,
+    usage_message,
 };
 use crate::xdp::XdpMode;
 
@@ -31,8 +32,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// TCP handshake with REAL_SERVER for VIP:PORT (healthy on SYN-ACK).
-    Tcp(TcpArgs),
+    /// TCP handshake with REAL_SERVER for VIP:PORT (healthy on SYN-ACK); with
+    /// --send and --expect, what the server sends must match.
+    Tcp(Box<TcpArgs>),
     /// HTTP/1.1 request to REAL_SERVER for VIP:PORT; the response must pass
     /// every validation given (default: status 200-399).
     Http(Box<HttpArgs>),
@@ -82,6 +84,9 @@ pub enum Command {
     /// healthy on a reply with the query's id and RCODE NOERROR (keepalived's
     /// DNS_CHECK rule), and every --expect address in the answer.
     Dns(Box<DnsArgs>),
+    /// SMTP dialogue with REAL_SERVER for VIP:PORT: greeting 220 (multi-line
+    /// too), EHLO 250 (HELO if EHLO is refused with 5xx), QUIT 221 or the close.
+    Smtp(Box<SmtpArgs>),
     /// Manage the shared XDP program of an interface.
     Xdp {
         /// -v: what vipcheck does with the program on stderr (load and attach
@@ -293,6 +298,7 @@ impl Cli {
             Command::Ping(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Udp(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Dns(args) => args.verbose = args.verbose.saturating_add(before),
+            Command::Smtp(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Xdp { verbose, .. } => *verbose = verbose.saturating_add(before),
             Command::Compat { .. }
             | Command::Audit(_)
@@ -318,12 +324,13 @@ impl Cli {
     /// and help name every subcommand.
     fn try_parse_check(args: &[std::ffi::OsString]) -> Option<Result<Cli, clap::Error>> {
         let command = match CheckArgs::try_parse(args)? {
-            Ok(CheckArgs::Tcp(a)) => Command::Tcp(a),
+            Ok(CheckArgs::Tcp(a)) => Command::Tcp(Box::new(a)),
             Ok(CheckArgs::Http(a)) => Command::Http(a),
             Ok(CheckArgs::Https(a)) => Command::Https(a),
             Ok(CheckArgs::Ping(a)) => Command::Ping(a),
             Ok(CheckArgs::Udp(a)) => Command::Udp(a),
             Ok(CheckArgs::Dns(a)) => Command::Dns(a),
+            Ok(CheckArgs::Smtp(a)) => Command::Smtp(a),
             Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => return Some(Err(e)),
             Err(_) => return None,
         };

@@ -176,6 +176,11 @@ pub(crate) fn parse_escaped(s: &str) -> Result<Vec<u8>, String> {
     crate::wire::payload::unescape(s)
 }
 
+/// An EHLO/HELO name: printable ASCII without spaces (`--helo`).
+pub(crate) fn parse_helo(s: &str) -> Result<String, String> {
+    crate::wire::smtp::check_name(s).map(|()| s.to_string())
+}
+
 /// Hex digits, as bytes (keepalived's UDP_CHECK `payload` syntax).
 pub(crate) fn parse_hex_bytes(s: &str) -> Result<Vec<u8>, String> {
     crate::wire::payload::parse_payload(s)
