@@ -30,8 +30,10 @@ pub struct TcpArgs {
     /// Once connected, send TEXT (escapes \r \n \t \\ \xNN). Without --expect,
     /// healthy once the server has acknowledged every byte (as check_tcp -s
     /// without -e).
+    // `::std::vec::Vec`: one value of bytes, not many of u8 (clap's derive
+    // reads a plain `Vec` as a repeated option).
     #[arg(long, value_name = "TEXT", value_parser = parse_escaped)]
-    pub(crate) send: Option<Vec<u8>>,
+    pub(crate) send: Option<::std::vec::Vec<u8>>,
     /// A regular expression the server's bytes must match (after --send, if
     /// given; alone: a banner) before it closes, within the deadline and the
     /// first 64 KiB.
@@ -76,13 +78,13 @@ pub struct UdpArgs {
     pub(crate) verbose: u8,
     /// The datagram's payload, with the escapes \r \n \t \\ \xNN (default: empty).
     #[arg(long, value_name = "TEXT", value_parser = parse_escaped, conflicts_with = "payload")]
-    pub(crate) send: Option<Vec<u8>>,
+    pub(crate) send: Option<::std::vec::Vec<u8>>,
     /// The datagram's payload in hex (keepalived's UDP_CHECK `payload`).
     #[arg(long, value_name = "HEX", value_parser = parse_hex_bytes)]
-    pub(crate) payload: Option<Vec<u8>>,
+    pub(crate) payload: Option<::std::vec::Vec<u8>>,
     /// Text the reply must contain (escapes as --send).
     #[arg(long, value_name = "TEXT", value_parser = parse_escaped, conflicts_with = "expect_hex")]
-    pub(crate) expect: Option<Vec<u8>>,
+    pub(crate) expect: Option<::std::vec::Vec<u8>>,
     /// What the reply must start with, in hex with X for a nibble not compared
     /// (keepalived's require_reply: only the first min(reply, pattern) bytes count).
     #[arg(long, value_name = "HEX", value_parser = parse_reply_pattern)]

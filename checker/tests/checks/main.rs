@@ -13,4 +13,5 @@ mod events;
 mod http;
 mod https;
 mod ipv6;
+mod smtp;
 mod tcp;
