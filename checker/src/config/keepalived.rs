@@ -1515,6 +1515,51 @@ virtual_server 10.0.0.100 80 {
     }
 
     #[test]
+    fn misc_check_native_smtp_and_tcp_expect() {
+        let conf = r#"
+virtual_server 10.0.0.100 25 {
+  protocol TCP
+  lb_kind DR
+  real_server 10.0.0.42 25 {
+    MISC_CHECK {
+      misc_path "/usr/sbin/vipcheck smtp -t 500 --helo lb1.example eth0 10.0.0.42 10.0.0.100 25"
+    }
+    MISC_CHECK {
+      misc_path "/usr/sbin/vipcheck -v tcp --send 'QUIT\r\n' --expect 221 eth0 10.0.0.42 10.0.0.100 2525"
+    }
+    MISC_CHECK {
+      misc_path "/usr/sbin/vipcheck smtp --helo 'a b' eth0 10.0.0.42 10.0.0.100 25"
+    }
+  }
+}
+"#;
+        let loaded = load_text(conf).unwrap();
+        assert_eq!(loaded.targets.len(), 2, "{loaded:#?}");
+        let smtp = &loaded.targets[0].probe;
+        assert_eq!(
+            smtp.check,
+            CheckSpec::Smtp(crate::probe::SmtpSpec {
+                helo: "lb1.example".into(),
+                helo_only: false,
+            })
+        );
+        assert_eq!(smtp.timeout, Duration::from_millis(500));
+        let tcp = &loaded.targets[1].probe;
+        assert_eq!(tcp.port, 2525);
+        let CheckSpec::TcpExpect(spec) = &tcp.check else {
+            panic!("{:?}", tcp.check)
+        };
+        assert_eq!(spec.send, b"QUIT\r\n");
+        assert_eq!(
+            spec.expect.as_ref().map(crate::probe::Pattern::as_str),
+            Some("221")
+        );
+        let reasons: Vec<&str> = loaded.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].contains("is not an EHLO name"), "{reasons:?}");
+    }
+
+    #[test]
     fn nested_includes_with_a_glob() {
         let dir = dir_with(&[
             (

@@ -761,6 +761,71 @@ mod tests {
     }
 
     #[test]
+    fn smtp_and_tcp_expect_options() {
+        use crate::probe::{CheckSpec, DEFAULT_HELO, SmtpSpec};
+        let rs = ["eth0", "198.18.0.11", "198.18.0.100", "25"];
+        let with = |first: &[&str]| {
+            let args: Vec<&str> = first.iter().chain(rs.iter()).copied().collect();
+            parse(&args)
+        };
+        let Command::Smtp(args) = with(&["smtp"]).unwrap().command else {
+            panic!("not smtp")
+        };
+        let probe = args.probe();
+        assert_eq!(
+            probe.check,
+            CheckSpec::Smtp(SmtpSpec {
+                helo: DEFAULT_HELO.into(),
+                helo_only: false,
+            })
+        );
+        assert!(!probe.trace.heads && !probe.trace.any());
+        let Command::Smtp(args) = with(&["-v", "smtp", "-v", "--helo", "lb1"])
+            .unwrap()
+            .command
+        else {
+            panic!("not smtp")
+        };
+        let probe = args.probe();
+        assert!(probe.trace.heads && probe.trace.any());
+        assert!(with(&["smtp", "--helo", "a b"]).is_err());
+
+        let tcp = |first: &[&str]| match with(first).map(|c| c.command) {
+            Ok(Command::Tcp(args)) => args.probe().check,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(tcp(&["tcp"]), CheckSpec::Tcp);
+        let CheckSpec::TcpExpect(spec) = tcp(&["tcp", "--send", r"QUIT\r\n\x00"]) else {
+            panic!()
+        };
+        assert_eq!(
+            (spec.send.as_slice(), spec.expect),
+            (&b"QUIT\r\n\0"[..], None)
+        );
+        let CheckSpec::TcpExpect(spec) = tcp(&["tcp", "--expect", "^220"]) else {
+            panic!()
+        };
+        assert!(spec.send.is_empty());
+        assert_eq!(spec.expect.unwrap().as_str(), "^220");
+        assert!(with(&["tcp", "--send", r"\q"]).is_err());
+        assert!(with(&["tcp", "--expect", "("]).is_err());
+        // Parsed alone as in the whole command line.
+        for first in [
+            &["smtp", "--helo", "x"][..],
+            &["tcp", "--send", "a", "--expect", "b"],
+        ] {
+            let args: Vec<std::ffi::OsString> = std::iter::once("vipcheck")
+                .chain(first.iter().copied())
+                .chain(rs.iter().copied())
+                .map(Into::into)
+                .collect();
+            let alone = Cli::try_parse_check(&args).unwrap().unwrap();
+            let whole = Cli::try_parse_whole(args).unwrap();
+            assert_eq!(format!("{alone:?}"), format!("{whole:?}"));
+        }
+    }
+
+    #[test]
     fn cli_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
