@@ -62,6 +62,7 @@
 //! | keepalived | target |
 //! | --- | --- |
 //! | `TCP_CHECK` | tcp; `connect_port` overrides the port |
+//! | `SMTP_CHECK` | smtp as keepalived speaks it (HELO only, `helo_name` or keepalived's default); `connect_port` overrides the port; a deprecated `host` block is skipped |
 //! | `HTTP_GET`, `SSL_GET` | http, https: one target per `url { path P digest D status_code C... regex R regex_no_match }`; status default 200-299; `virtualhost` (url, checker, real_server or virtual_server level, the innermost wins) is the Host; `SSL_GET` verifies no certificate, as keepalived's, and sends SNI only with `enable_sni` |
 //! | `MISC_CHECK` whose `misc_path` runs `check_tcp_raw`, `check_http_get_raw` or `check_http_raw` (any directory) | what that command line checks: IFACE, REAL_SERVER, VIP and PORT from its arguments, its `-t` as the per-reply timeout |
 //! | `MISC_CHECK` whose `misc_path` runs `vipcheck tcp\|smtp\|http\|https ...` (any directory) | what that command line checks, parsed by vipcheck's own CLI; its `-t` (or 1 s) is the timeout when shorter than `misc_timeout`; literal addresses only (no name is resolved) |
@@ -77,7 +78,7 @@
 //! UDP, and warns: so does vipcheck), one of `lb_kind NAT` or `TUN` or
 //! without a forwarding method (keepalived's default is NAT: warned), a
 //! real server of another family than its VIP, a real server without a
-//! checker, `DNS_CHECK`, `SMTP_CHECK`, `UDP_CHECK`, `BFD_CHECK`,
+//! checker, `DNS_CHECK`, `UDP_CHECK`, `BFD_CHECK`,
 //! `PING_CHECK`, `FILE_CHECK`, a `MISC_CHECK` of another script or of an
 //! invalid command line, a checker with a `connect_ip` other than its real
 //! server, and an include that matches no file (or a file it passes over).
@@ -733,9 +734,6 @@ fn rs_address(rs: &Stmt) -> Result<(IpAddr, Option<u16>), ConfigError> {
 fn unmapped_reason(key: &str) -> Option<&'static str> {
     Some(match key {
         "DNS_CHECK" => "a DNS query is not a check vipcheck makes (TCP and HTTP(S) only)",
-        "SMTP_CHECK" => {
-            "an SMTP dialogue is not a check vipcheck makes (a TCP_CHECK of the port is)"
-        }
         "UDP_CHECK" => "vipcheck checks TCP services only",
         "BFD_CHECK" => "BFD follows a session, not the service through the VIP",
         "PING_CHECK" => {
@@ -792,7 +790,10 @@ fn map_real_server(
     let mut checkers = 0;
     for c in rs.children() {
         let key = c.key.as_str();
-        let known = matches!(key, "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK");
+        let known = matches!(
+            key,
+            "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "SMTP_CHECK" | "MISC_CHECK"
+        );
         let skip = |reason: String, loaded: &mut Loaded| {
             loaded.skipped.push(Skipped {
                 origin: c.origin.clone(),
@@ -824,6 +825,7 @@ fn map_real_server(
                     .targets
                     .push(base.target(c, &inherit, CheckSpec::Tcp)?),
                 "HTTP_GET" | "SSL_GET" => map_http(c, &base, &inherit, loaded)?,
+                "SMTP_CHECK" => map_smtp(c, &base, &inherit, loaded)?,
                 _ => map_misc(c, &base, &inherit, loaded)?,
             }
         } else if c.block.is_some() || key.ends_with("_CHECK") || key.ends_with("_GET") {
@@ -879,6 +881,53 @@ impl Base<'_> {
             origin: c.origin.clone(),
         })
     }
+}
+
+/// keepalived's SMTP_CHECK, as keepalived speaks it: HELO only (no
+/// EHLO), with `helo_name` (the last one given, as keepalived keeps) or
+/// keepalived's default. A deprecated `host` block (a further checker of
+/// its own address and port) is skipped.
+fn map_smtp(
+    c: &Stmt,
+    base: &Base,
+    inherit: &Inherit,
+    loaded: &mut Loaded,
+) -> Result<(), ConfigError> {
+    let what = format!("SMTP_CHECK of {}", base.name);
+    let mut skip = |origin: &str, reason: String| {
+        loaded.skipped.push(Skipped {
+            origin: origin.to_string(),
+            what: what.clone(),
+            reason,
+        });
+    };
+    for host in c.children().iter().filter(|s| s.key == "host") {
+        skip(
+            &host.origin,
+            "a `host` block (deprecated in keepalived: a further SMTP checker) is not read".into(),
+        );
+    }
+    let mut helo = crate::probe::DEFAULT_HELO.to_string();
+    for s in c.children().iter().filter(|s| s.key == "helo_name") {
+        let name = s.arg()?;
+        let bare = name
+            .strip_prefix('"')
+            .and_then(|n| n.strip_suffix('"'))
+            .unwrap_or(name);
+        helo = bare.to_string();
+    }
+    if let Err(m) = crate::wire::smtp::check_name(&helo) {
+        skip(&c.origin, format!("helo_name: {m}"));
+        return Ok(());
+    }
+    let spec = crate::probe::SmtpSpec {
+        helo,
+        helo_only: true,
+    };
+    loaded
+        .targets
+        .push(base.target(c, inherit, CheckSpec::Smtp(spec))?);
+    Ok(())
 }
 
 fn map_http(
@@ -1515,6 +1564,54 @@ virtual_server 10.0.0.100 80 {
     }
 
     #[test]
+    fn smtp_check_speaks_helo_as_keepalived() {
+        let conf = r#"
+virtual_server 10.0.0.100 25 {
+  protocol TCP
+  lb_kind DR
+  real_server 10.0.0.42 25 {
+    SMTP_CHECK {
+    }
+    SMTP_CHECK {
+      helo_name first.example
+      helo_name "lb1.example"
+      connect_port 2525
+      connect_timeout 2
+    }
+    SMTP_CHECK {
+      helo_name "a b"
+    }
+    SMTP_CHECK {
+      host {
+        connect_ip 10.0.0.43
+      }
+    }
+  }
+}
+"#;
+        let loaded = load_text(conf).unwrap();
+        let smtp = |helo: &str| {
+            CheckSpec::Smtp(crate::probe::SmtpSpec {
+                helo: helo.into(),
+                helo_only: true,
+            })
+        };
+        let t = &loaded.targets;
+        assert_eq!(t.len(), 3, "{loaded:#?}");
+        assert_eq!(t[0].probe.check, smtp(crate::probe::DEFAULT_HELO));
+        assert_eq!((t[0].probe.port, t[0].probe.timeout), (25, DEFAULT_TIMEOUT));
+        assert_eq!(t[1].probe.check, smtp("lb1.example"));
+        assert_eq!(t[1].probe.port, 2525);
+        assert_eq!(t[1].probe.timeout, Duration::from_secs(2));
+        // The host block is skipped; its checker checks the real server.
+        assert_eq!(t[2].probe.check, smtp(crate::probe::DEFAULT_HELO));
+        let reasons: Vec<&str> = loaded.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons[0].contains("is not an EHLO name"), "{reasons:?}");
+        assert!(reasons[1].contains("`host` block"), "{reasons:?}");
+    }
+
+    #[test]
     fn misc_check_native_smtp_and_tcp_expect() {
         let conf = r#"
 virtual_server 10.0.0.100 25 {
@@ -1755,7 +1852,7 @@ virtual_server 10.0.0.100 25 {
     DNS_CHECK {
       type A
     }
-    SMTP_CHECK {
+    SMTP_CHECK { connect_ip 10.0.0.9
     }
     UDP_CHECK {
     }
@@ -1805,7 +1902,7 @@ virtual_server 10.0.0.100 25 {
                 .1
                 .starts_with("DNS_CHECK of real_server 10.0.0.42 25")
         );
-        assert!(got[7].1.starts_with("SMTP_CHECK"));
+        assert!(got[7].1.starts_with("SMTP_CHECK") && got[7].2.contains("connect_ip 10.0.0.9"));
         assert!(got[12].2.contains("connect_ip 10.0.0.9"));
         assert!(got[13].2.contains("no url block"));
         assert!(got[14].1.starts_with("real_server 10.0.0.43") && got[14].2.contains("no checker"));
