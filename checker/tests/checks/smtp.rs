@@ -109,4 +109,38 @@ fn smtp_and_tcp_expect_verdicts() {
     assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(failure(&out), "reply", "{out:?}");
     assert!(out.stdout.contains("220 ok.lab.test"), "{out:?}");
+
+    // keepalived.conf's SMTP_CHECK (HELO only, also on the multi-line
+    // banner keepalived itself fails) and a MISC_CHECK of `vipcheck smtp`.
+    let dir = std::env::temp_dir().join(format!("vck-smtp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("keepalived.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "virtual_server {VIP} 25 {{\n  lb_kind DR\n  protocol TCP\n\
+               real_server {OK_IP} 25 {{\n    SMTP_CHECK {{\n      helo_name lb.lab.test\n      connect_timeout 1\n    }}\n\
+                 SMTP_CHECK {{\n      connect_port {SMTP_MULTILINE_PORT}\n      connect_timeout 1\n    }}\n  }}\n\
+               real_server {NOVIP_IP} 25 {{\n    MISC_CHECK {{\n      misc_path \"/usr/sbin/vipcheck smtp -t 300 {LB_IFACE} {NOVIP_IP} {VIP} 25\"\n    }}\n  }}\n\
+             }}\n"
+        ),
+    )
+    .unwrap();
+    assert_keepalived_reads(&conf);
+    let conf = conf.to_str().unwrap();
+    let out = run(vipcheck(
+        &lab,
+        &["audit", "--keepalived", conf, "--format", "json"],
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.code, 1, "novip fails: {out:?}");
+    let mut failures: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .filter(|o| o.get("verdict").is_some())
+        .map(|o| o["failure"].as_str().unwrap_or("healthy").to_string())
+        .collect();
+    failures.sort();
+    assert_eq!(failures, ["healthy", "healthy", "no_answer"], "{out:?}");
 }
