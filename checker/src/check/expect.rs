@@ -82,12 +82,12 @@ impl<'a> SendExpect<'a> {
         let sent = if self.out.is_empty() {
             String::new()
         } else {
-            format!("sent {} bytes; ", self.sent)
+            format!("sent {}; ", bytes(self.sent))
         };
         let received = if self.got.is_empty() {
             "nothing received".to_string()
         } else {
-            format!("received {} bytes '{}'", self.got.len(), shown(&self.got))
+            format!("received {} '{}'", bytes(self.got.len()), shown(&self.got))
         };
         let pattern = self.expect.map_or(String::new(), |re| format!("/{re}/"));
         match self.end {
@@ -122,12 +122,21 @@ impl<'a> SendExpect<'a> {
             None => (
                 Some(Failure::Timeout),
                 format!(
-                    "{} of {} bytes sent and acknowledged within {window}",
+                    "{} of {} sent and acknowledged within {window}",
                     self.sent.min(self.out.len()),
-                    self.out.len()
+                    bytes(self.out.len())
                 ),
             ),
         }
+    }
+}
+
+/// "1 byte", "6 bytes".
+fn bytes(n: usize) -> String {
+    if n == 1 {
+        "1 byte".to_string()
+    } else {
+        format!("{n} bytes")
     }
 }
 

@@ -97,6 +97,10 @@ fn smtp_and_tcp_expect_verdicts() {
         &["--send", r"QUIT\r\n", "--expect", "221"],
     );
     assert_eq!(out.code, 0, "{out:?}");
+    // --send alone: healthy once acknowledged.
+    let out = check(&lab, "tcp", &ok, &vip, SMTP_PORT, &["--send", "x"]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("sent 1 byte; acknowledged"), "{out:?}");
     // A pattern that nothing matches: a failed reply, with what came.
     let out = check(
         &lab,
