@@ -32,8 +32,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// TCP handshake with REAL_SERVER for VIP:PORT (healthy on SYN-ACK); with
-    /// --send and --expect, what the server sends must match.
+    /// TCP handshake with REAL_SERVER for VIP:PORT (healthy on SYN-ACK); then,
+    /// with --send, bytes sent (and acknowledged), with --expect, a pattern the
+    /// server's bytes must match.
     Tcp(Box<TcpArgs>),
     /// HTTP/1.1 request to REAL_SERVER for VIP:PORT; the response must pass
     /// every validation given (default: status 200-399).
