@@ -55,7 +55,6 @@ pub(crate) enum Failure {
     Dns,
     /// The SMTP dialogue failed (greeting, EHLO/HELO or QUIT not answered
     /// as it must be).
-    #[allow(dead_code)] // the smtp check, being added
     Smtp,
     /// A signal (SIGTERM, SIGINT) ended the check before its verdict.
     Interrupted,

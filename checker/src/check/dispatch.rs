@@ -195,7 +195,7 @@ pub(crate) fn once(probe: &Probe, http: Option<&HttpCheck>) -> Result<Verdict> {
     engine::one_shot(rings, async |engine| check(&engine, probe, http).await)
 }
 
-/// The tcp check of `probe`, or its HTTP(S) check `http`.
+/// The check of `probe`'s spec, or its HTTP(S) check `http`.
 async fn check(engine: &Engine, probe: &Probe, http: Option<&HttpCheck>) -> Result<Verdict> {
     if let Some(http) = http {
         return check::http::run_async(engine, probe, http).await;
@@ -204,11 +204,12 @@ async fn check(engine: &Engine, probe: &Probe, http: Option<&HttpCheck>) -> Resu
         CheckSpec::Ping => check::ping::check(engine, probe).await,
         CheckSpec::Udp(spec) => check::udp::check(engine, probe, spec).await,
         CheckSpec::Dns(spec) => check::dns::check(engine, probe, spec).await,
-        CheckSpec::Tcp
-        | CheckSpec::TcpExpect(_)
-        | CheckSpec::Smtp(_)
-        | CheckSpec::Http(_)
-        | CheckSpec::Https(..) => check::tcp::check(engine, probe).await,
+        CheckSpec::TcpExpect(spec) => check::expect::check(engine, probe, spec).await,
+        CheckSpec::Smtp(spec) => check::smtp::check(engine, probe, spec).await,
+        // An http(s) spec always comes with its `http` check, built above.
+        CheckSpec::Tcp | CheckSpec::Http(_) | CheckSpec::Https(..) => {
+            check::tcp::check(engine, probe).await
+        }
     }
 }
 

@@ -19,6 +19,11 @@ pub(crate) trait Dialogue {
     /// The server closed its side (a FIN), or reset the connection:
     /// `true` once the dialogue has its result (it always has by then).
     fn closed(&mut self, reset: bool) -> bool;
+    /// Everything sent is out and acknowledged by the server: `true` if
+    /// that is the dialogue's result (`tcp --send` without `--expect`).
+    fn acknowledged(&mut self) -> bool {
+        false
+    }
 }
 
 /// Runs `dialogue` over `flow` (connected) until it has its result:
@@ -39,6 +44,13 @@ pub(crate) async fn converse(flow: &mut Flow, dialogue: &mut impl Dialogue) -> R
                 }
             }
             flush(dialogue, socket);
+            if dialogue.outgoing().is_empty()
+                && socket.send_queue() == 0
+                && socket.may_send()
+                && dialogue.acknowledged()
+            {
+                return Some(());
+            }
             if stack.state() == State::Closed {
                 return dialogue.closed(true).then_some(());
             }

@@ -62,9 +62,10 @@
 //! | keepalived | target |
 //! | --- | --- |
 //! | `TCP_CHECK` | tcp; `connect_port` overrides the port |
+//! | `SMTP_CHECK` | smtp as keepalived speaks it (HELO only, `helo_name` or keepalived's default); `connect_port` overrides the port; a deprecated `host` block is skipped |
 //! | `HTTP_GET`, `SSL_GET` | http, https: one target per `url { path P digest D status_code C... regex R regex_no_match }`; status default 200-299; `virtualhost` (url, checker, real_server or virtual_server level, the innermost wins) is the Host; `SSL_GET` verifies no certificate, as keepalived's, and sends SNI only with `enable_sni` |
 //! | `MISC_CHECK` whose `misc_path` runs `check_tcp_raw`, `check_http_get_raw` or `check_http_raw` (any directory) | what that command line checks: IFACE, REAL_SERVER, VIP and PORT from its arguments, its `-t` as the per-reply timeout |
-//! | `MISC_CHECK` whose `misc_path` runs `vipcheck tcp\|http\|https ...` (any directory) | what that command line checks, parsed by vipcheck's own CLI; its `-t` (or 1 s) is the timeout when shorter than `misc_timeout`; literal addresses only (no name is resolved) |
+//! | `MISC_CHECK` whose `misc_path` runs `vipcheck tcp\|smtp\|http\|https ...` (any directory) | what that command line checks, parsed by vipcheck's own CLI; its `-t` (or 1 s) is the timeout when shorter than `misc_timeout`; literal addresses only (no name is resolved) |
 //!
 //! `connect_timeout` (seconds; checker, real_server or virtual_server
 //! level; default 5 as keepalived's) and `misc_timeout` are the timeout;
@@ -77,7 +78,7 @@
 //! UDP, and warns: so does vipcheck), one of `lb_kind NAT` or `TUN` or
 //! without a forwarding method (keepalived's default is NAT: warned), a
 //! real server of another family than its VIP, a real server without a
-//! checker, `DNS_CHECK`, `SMTP_CHECK`, `UDP_CHECK`, `BFD_CHECK`,
+//! checker, `DNS_CHECK`, `UDP_CHECK`, `BFD_CHECK`,
 //! `PING_CHECK`, `FILE_CHECK`, a `MISC_CHECK` of another script or of an
 //! invalid command line, a checker with a `connect_ip` other than its real
 //! server, and an include that matches no file (or a file it passes over).
@@ -733,9 +734,6 @@ fn rs_address(rs: &Stmt) -> Result<(IpAddr, Option<u16>), ConfigError> {
 fn unmapped_reason(key: &str) -> Option<&'static str> {
     Some(match key {
         "DNS_CHECK" => "a DNS query is not a check vipcheck makes (TCP and HTTP(S) only)",
-        "SMTP_CHECK" => {
-            "an SMTP dialogue is not a check vipcheck makes (a TCP_CHECK of the port is)"
-        }
         "UDP_CHECK" => "vipcheck checks TCP services only",
         "BFD_CHECK" => "BFD follows a session, not the service through the VIP",
         "PING_CHECK" => {
@@ -792,7 +790,10 @@ fn map_real_server(
     let mut checkers = 0;
     for c in rs.children() {
         let key = c.key.as_str();
-        let known = matches!(key, "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK");
+        let known = matches!(
+            key,
+            "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "SMTP_CHECK" | "MISC_CHECK"
+        );
         let skip = |reason: String, loaded: &mut Loaded| {
             loaded.skipped.push(Skipped {
                 origin: c.origin.clone(),
@@ -824,6 +825,7 @@ fn map_real_server(
                     .targets
                     .push(base.target(c, &inherit, CheckSpec::Tcp)?),
                 "HTTP_GET" | "SSL_GET" => map_http(c, &base, &inherit, loaded)?,
+                "SMTP_CHECK" => map_smtp(c, &base, &inherit, loaded)?,
                 _ => map_misc(c, &base, &inherit, loaded)?,
             }
         } else if c.block.is_some() || key.ends_with("_CHECK") || key.ends_with("_GET") {
@@ -879,6 +881,53 @@ impl Base<'_> {
             origin: c.origin.clone(),
         })
     }
+}
+
+/// keepalived's SMTP_CHECK, as keepalived speaks it: HELO only (no
+/// EHLO), with `helo_name` (the last one given, as keepalived keeps) or
+/// keepalived's default. A deprecated `host` block (a further checker of
+/// its own address and port) is skipped.
+fn map_smtp(
+    c: &Stmt,
+    base: &Base,
+    inherit: &Inherit,
+    loaded: &mut Loaded,
+) -> Result<(), ConfigError> {
+    let what = format!("SMTP_CHECK of {}", base.name);
+    let mut skip = |origin: &str, reason: String| {
+        loaded.skipped.push(Skipped {
+            origin: origin.to_string(),
+            what: what.clone(),
+            reason,
+        });
+    };
+    for host in c.children().iter().filter(|s| s.key == "host") {
+        skip(
+            &host.origin,
+            "a `host` block (deprecated in keepalived: a further SMTP checker) is not read".into(),
+        );
+    }
+    let mut helo = crate::probe::DEFAULT_HELO.to_string();
+    for s in c.children().iter().filter(|s| s.key == "helo_name") {
+        let name = s.arg()?;
+        let bare = name
+            .strip_prefix('"')
+            .and_then(|n| n.strip_suffix('"'))
+            .unwrap_or(name);
+        helo = bare.to_string();
+    }
+    if let Err(m) = crate::wire::smtp::check_name(&helo) {
+        skip(&c.origin, format!("helo_name: {m}"));
+        return Ok(());
+    }
+    let spec = crate::probe::SmtpSpec {
+        helo,
+        helo_only: true,
+    };
+    loaded
+        .targets
+        .push(base.target(c, inherit, CheckSpec::Smtp(spec))?);
+    Ok(())
 }
 
 fn map_http(
@@ -1048,14 +1097,14 @@ fn map_misc(
             }),
             // The native command line: `vipcheck tcp|http|https ...`.
             None => match words.iter().skip(1).find(|w| !w.starts_with('-')) {
-                Some(sub) if matches!(sub.as_str(), "tcp" | "http" | "https") => {
+                Some(sub) if matches!(sub.as_str(), "tcp" | "smtp" | "http" | "https") => {
                     native_line(&words[1..]).map(|(line, t)| {
                         timeout = timeout.min(t);
                         line
                     })
                 }
                 _ => Err(format!(
-                    "{}: not a `vipcheck tcp|http|https` command line, nor a C checker's",
+                    "{}: not a `vipcheck tcp|smtp|http|https` command line, nor a C checker's",
                     words.join(" ")
                 )),
             },
@@ -1097,12 +1146,15 @@ fn map_misc(
     Ok(())
 }
 
-/// `tcp|http|https ARGS...` (the words after `vipcheck`) as vipcheck's own
+/// `tcp|smtp|http|https ARGS...` (the words after `vipcheck`) as vipcheck's own
 /// command line parses them, and its `-t` (the whole check's deadline:
 /// keepalived's misc_timeout also ends it). Addresses must be literal:
 /// reading a configuration resolves no host name.
 fn native_line(words: &[String]) -> Result<(Probe, Duration), String> {
-    use crate::probe::args::{CheckArgs, HttpArgs, HttpsArgs, TcpArgs, usage_message};
+    use crate::probe::args::{
+        CheckArgs, DnsArgs, HttpArgs, HttpsArgs, PingArgs, SmtpArgs, TcpArgs, UdpArgs,
+        usage_message,
+    };
     use clap::Args;
     // `-v` before the subcommand, as the command line takes it.
     let verbose =
@@ -1114,6 +1166,10 @@ fn native_line(words: &[String]) -> Result<(Probe, Duration), String> {
     let sub = words[0].as_str();
     let cmd = match sub {
         "tcp" => TcpArgs::augment_args(clap::Command::new("tcp")),
+        "ping" => PingArgs::augment_args(clap::Command::new("ping")),
+        "udp" => UdpArgs::augment_args(clap::Command::new("udp")),
+        "dns" => DnsArgs::augment_args(clap::Command::new("dns")),
+        "smtp" => SmtpArgs::augment_args(clap::Command::new("smtp")),
         "http" => HttpArgs::augment_args(clap::Command::new("http")),
         _ => HttpsArgs::augment_args(clap::Command::new("https")),
     };
@@ -1172,13 +1228,21 @@ fn native_line(words: &[String]) -> Result<(Probe, Duration), String> {
             )
         })?;
     let (to, port, run, check) = match parsed {
-        CheckArgs::Tcp(a) => (a.flow.to, a.flow.port, a.flow.run, CheckSpec::Tcp),
+        // With --send/--expect, what the command line checks.
+        CheckArgs::Tcp(a) => {
+            let check = a.probe().check;
+            (a.flow.to, a.flow.port, a.flow.run, check)
+        }
         CheckArgs::Ping(a) => (a.to, 0, a.run, CheckSpec::Ping),
         CheckArgs::Udp(a) => {
             let check = a.probe().check;
             (a.flow.to, a.flow.port, a.flow.run, check)
         }
         CheckArgs::Dns(a) => {
+            let check = a.probe().check;
+            (a.flow.to, a.flow.port, a.flow.run, check)
+        }
+        CheckArgs::Smtp(a) => {
             let check = a.probe().check;
             (a.flow.to, a.flow.port, a.flow.run, check)
         }
@@ -1500,6 +1564,99 @@ virtual_server 10.0.0.100 80 {
     }
 
     #[test]
+    fn smtp_check_speaks_helo_as_keepalived() {
+        let conf = r#"
+virtual_server 10.0.0.100 25 {
+  protocol TCP
+  lb_kind DR
+  real_server 10.0.0.42 25 {
+    SMTP_CHECK {
+    }
+    SMTP_CHECK {
+      helo_name first.example
+      helo_name "lb1.example"
+      connect_port 2525
+      connect_timeout 2
+    }
+    SMTP_CHECK {
+      helo_name "a b"
+    }
+    SMTP_CHECK {
+      host {
+        connect_ip 10.0.0.43
+      }
+    }
+  }
+}
+"#;
+        let loaded = load_text(conf).unwrap();
+        let smtp = |helo: &str| {
+            CheckSpec::Smtp(crate::probe::SmtpSpec {
+                helo: helo.into(),
+                helo_only: true,
+            })
+        };
+        let t = &loaded.targets;
+        assert_eq!(t.len(), 3, "{loaded:#?}");
+        assert_eq!(t[0].probe.check, smtp(crate::probe::DEFAULT_HELO));
+        assert_eq!((t[0].probe.port, t[0].probe.timeout), (25, DEFAULT_TIMEOUT));
+        assert_eq!(t[1].probe.check, smtp("lb1.example"));
+        assert_eq!(t[1].probe.port, 2525);
+        assert_eq!(t[1].probe.timeout, Duration::from_secs(2));
+        // The host block is skipped; its checker checks the real server.
+        assert_eq!(t[2].probe.check, smtp(crate::probe::DEFAULT_HELO));
+        let reasons: Vec<&str> = loaded.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons[0].contains("is not an EHLO name"), "{reasons:?}");
+        assert!(reasons[1].contains("`host` block"), "{reasons:?}");
+    }
+
+    #[test]
+    fn misc_check_native_smtp_and_tcp_expect() {
+        let conf = r#"
+virtual_server 10.0.0.100 25 {
+  protocol TCP
+  lb_kind DR
+  real_server 10.0.0.42 25 {
+    MISC_CHECK {
+      misc_path "/usr/sbin/vipcheck smtp -t 500 --helo lb1.example eth0 10.0.0.42 10.0.0.100 25"
+    }
+    MISC_CHECK {
+      misc_path "/usr/sbin/vipcheck -v tcp --send 'QUIT\r\n' --expect 221 eth0 10.0.0.42 10.0.0.100 2525"
+    }
+    MISC_CHECK {
+      misc_path "/usr/sbin/vipcheck smtp --helo 'a b' eth0 10.0.0.42 10.0.0.100 25"
+    }
+  }
+}
+"#;
+        let loaded = load_text(conf).unwrap();
+        assert_eq!(loaded.targets.len(), 2, "{loaded:#?}");
+        let smtp = &loaded.targets[0].probe;
+        assert_eq!(
+            smtp.check,
+            CheckSpec::Smtp(crate::probe::SmtpSpec {
+                helo: "lb1.example".into(),
+                helo_only: false,
+            })
+        );
+        assert_eq!(smtp.timeout, Duration::from_millis(500));
+        let tcp = &loaded.targets[1].probe;
+        assert_eq!(tcp.port, 2525);
+        let CheckSpec::TcpExpect(spec) = &tcp.check else {
+            panic!("{:?}", tcp.check)
+        };
+        assert_eq!(spec.send, b"QUIT\r\n");
+        assert_eq!(
+            spec.expect.as_ref().map(crate::probe::Pattern::as_str),
+            Some("221")
+        );
+        let reasons: Vec<&str> = loaded.skipped.iter().map(|s| s.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].contains("is not an EHLO name"), "{reasons:?}");
+    }
+
+    #[test]
     fn nested_includes_with_a_glob() {
         let dir = dir_with(&[
             (
@@ -1695,7 +1852,7 @@ virtual_server 10.0.0.100 25 {
     DNS_CHECK {
       type A
     }
-    SMTP_CHECK {
+    SMTP_CHECK { connect_ip 10.0.0.9
     }
     UDP_CHECK {
     }
@@ -1745,7 +1902,7 @@ virtual_server 10.0.0.100 25 {
                 .1
                 .starts_with("DNS_CHECK of real_server 10.0.0.42 25")
         );
-        assert!(got[7].1.starts_with("SMTP_CHECK"));
+        assert!(got[7].1.starts_with("SMTP_CHECK") && got[7].2.contains("connect_ip 10.0.0.9"));
         assert!(got[12].2.contains("connect_ip 10.0.0.9"));
         assert!(got[13].2.contains("no url block"));
         assert!(got[14].1.starts_with("real_server 10.0.0.43") && got[14].2.contains("no checker"));

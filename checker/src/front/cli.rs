@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::probe::args::{
-    CheckArgs, DnsArgs, Format, HttpArgs, HttpsArgs, PingArgs, TcpArgs, UdpArgs, usage_message,
+    CheckArgs, DnsArgs, Format, HttpArgs, HttpsArgs, PingArgs, SmtpArgs, TcpArgs, UdpArgs,
+    usage_message,
 };
 use crate::xdp::XdpMode;
 
@@ -31,8 +32,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// TCP handshake with REAL_SERVER for VIP:PORT (healthy on SYN-ACK).
-    Tcp(TcpArgs),
+    /// TCP handshake with REAL_SERVER for VIP:PORT (healthy on SYN-ACK); then,
+    /// with --send, bytes sent (and acknowledged), with --expect, a pattern the
+    /// server's bytes must match.
+    Tcp(Box<TcpArgs>),
     /// HTTP/1.1 request to REAL_SERVER for VIP:PORT; the response must pass
     /// every validation given (default: status 200-399).
     Http(Box<HttpArgs>),
@@ -82,6 +85,9 @@ pub enum Command {
     /// healthy on a reply with the query's id and RCODE NOERROR (keepalived's
     /// DNS_CHECK rule), and every --expect address in the answer.
     Dns(Box<DnsArgs>),
+    /// SMTP dialogue with REAL_SERVER for VIP:PORT: greeting 220 (multi-line
+    /// too), EHLO 250 (HELO if EHLO is refused with 5xx), QUIT 221 or the close.
+    Smtp(Box<SmtpArgs>),
     /// Manage the shared XDP program of an interface.
     Xdp {
         /// -v: what vipcheck does with the program on stderr (load and attach
@@ -293,6 +299,7 @@ impl Cli {
             Command::Ping(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Udp(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Dns(args) => args.verbose = args.verbose.saturating_add(before),
+            Command::Smtp(args) => args.verbose = args.verbose.saturating_add(before),
             Command::Xdp { verbose, .. } => *verbose = verbose.saturating_add(before),
             Command::Compat { .. }
             | Command::Audit(_)
@@ -318,12 +325,13 @@ impl Cli {
     /// and help name every subcommand.
     fn try_parse_check(args: &[std::ffi::OsString]) -> Option<Result<Cli, clap::Error>> {
         let command = match CheckArgs::try_parse(args)? {
-            Ok(CheckArgs::Tcp(a)) => Command::Tcp(a),
+            Ok(CheckArgs::Tcp(a)) => Command::Tcp(Box::new(a)),
             Ok(CheckArgs::Http(a)) => Command::Http(a),
             Ok(CheckArgs::Https(a)) => Command::Https(a),
             Ok(CheckArgs::Ping(a)) => Command::Ping(a),
             Ok(CheckArgs::Udp(a)) => Command::Udp(a),
             Ok(CheckArgs::Dns(a)) => Command::Dns(a),
+            Ok(CheckArgs::Smtp(a)) => Command::Smtp(a),
             Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => return Some(Err(e)),
             Err(_) => return None,
         };
@@ -751,6 +759,71 @@ mod tests {
             panic!("not tcp")
         };
         assert!(args.probe().trace.any());
+    }
+
+    #[test]
+    fn smtp_and_tcp_expect_options() {
+        use crate::probe::{CheckSpec, DEFAULT_HELO, SmtpSpec};
+        let rs = ["eth0", "198.18.0.11", "198.18.0.100", "25"];
+        let with = |first: &[&str]| {
+            let args: Vec<&str> = first.iter().chain(rs.iter()).copied().collect();
+            parse(&args)
+        };
+        let Command::Smtp(args) = with(&["smtp"]).unwrap().command else {
+            panic!("not smtp")
+        };
+        let probe = args.probe();
+        assert_eq!(
+            probe.check,
+            CheckSpec::Smtp(SmtpSpec {
+                helo: DEFAULT_HELO.into(),
+                helo_only: false,
+            })
+        );
+        assert!(!probe.trace.heads && !probe.trace.any());
+        let Command::Smtp(args) = with(&["-v", "smtp", "-v", "--helo", "lb1"])
+            .unwrap()
+            .command
+        else {
+            panic!("not smtp")
+        };
+        let probe = args.probe();
+        assert!(probe.trace.heads && probe.trace.any());
+        assert!(with(&["smtp", "--helo", "a b"]).is_err());
+
+        let tcp = |first: &[&str]| match with(first).map(|c| c.command) {
+            Ok(Command::Tcp(args)) => args.probe().check,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(tcp(&["tcp"]), CheckSpec::Tcp);
+        let CheckSpec::TcpExpect(spec) = tcp(&["tcp", "--send", r"QUIT\r\n\x00"]) else {
+            panic!()
+        };
+        assert_eq!(
+            (spec.send.as_slice(), spec.expect),
+            (&b"QUIT\r\n\0"[..], None)
+        );
+        let CheckSpec::TcpExpect(spec) = tcp(&["tcp", "--expect", "^220"]) else {
+            panic!()
+        };
+        assert!(spec.send.is_empty());
+        assert_eq!(spec.expect.unwrap().as_str(), "^220");
+        assert!(with(&["tcp", "--send", r"\q"]).is_err());
+        assert!(with(&["tcp", "--expect", "("]).is_err());
+        // Parsed alone as in the whole command line.
+        for first in [
+            &["smtp", "--helo", "x"][..],
+            &["tcp", "--send", "a", "--expect", "b"],
+        ] {
+            let args: Vec<std::ffi::OsString> = std::iter::once("vipcheck")
+                .chain(first.iter().copied())
+                .chain(rs.iter().copied())
+                .map(Into::into)
+                .collect();
+            let alone = Cli::try_parse_check(&args).unwrap().unwrap();
+            let whole = Cli::try_parse_whole(args).unwrap();
+            assert_eq!(format!("{alone:?}"), format!("{whole:?}"));
+        }
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub fn run() -> i32 {
         Command::Ping(args) => checked(&args.probe(), args.run.output()),
         Command::Udp(args) => checked(&args.probe(), args.flow.output()),
         Command::Dns(args) => checked(&args.probe(), args.flow.output()),
+        Command::Smtp(args) => checked(&args.probe(), args.flow.output()),
         Command::Xdp { verbose, action } => {
             if verbose > 0 {
                 output::log_to_stderr();

@@ -12,8 +12,8 @@ use clap::Args;
 
 use crate::probe::parse::*;
 use crate::probe::{
-    Capture, CheckSpec, CloseMode, DnsSpec, HttpSpec, Method, Pattern, Probe, Silence, TlsSpec,
-    Trace, UdpExpect, UdpSpec, Verify,
+    Capture, CheckSpec, CloseMode, DEFAULT_HELO, DnsSpec, ExpectSpec, HttpSpec, Method, Pattern,
+    Probe, Silence, SmtpSpec, TlsSpec, Trace, UdpExpect, UdpSpec, Verify,
 };
 use crate::xdp::XdpMode;
 
@@ -25,6 +25,35 @@ pub struct TcpArgs {
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
     /// How to end the connection after the handshake.
+    #[arg(long, value_enum, default_value_t = CloseMode::Rst)]
+    pub(crate) close: CloseMode,
+    /// Once connected, send TEXT (escapes \r \n \t \\ \xNN). Without --expect,
+    /// healthy once the server has acknowledged every byte (as check_tcp -s
+    /// without -e).
+    // `::std::vec::Vec`: one value of bytes, not many of u8 (clap's derive
+    // reads a plain `Vec` as a repeated option).
+    #[arg(long, value_name = "TEXT", value_parser = parse_escaped)]
+    pub(crate) send: Option<Bytes>,
+    /// A regular expression the server's bytes must match (after --send, if
+    /// given; alone: a banner) before it closes, within the deadline and the
+    /// first 64 KiB.
+    #[arg(long, value_name = "RE", value_parser = parse_regex)]
+    pub(crate) expect: Option<regex::bytes::Regex>,
+}
+
+#[derive(Debug, Args)]
+pub struct SmtpArgs {
+    #[command(flatten)]
+    pub(crate) flow: FlowArgs,
+    /// -v: every line sent and received on stderr; -vv: also every frame.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// The name given in EHLO (and HELO). The default is keepalived's
+    /// SMTP_CHECK's, so that mail logs and filters that know keepalived's
+    /// checks know these.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_HELO, value_parser = parse_helo)]
+    pub(crate) helo: String,
+    /// How to end the connection after the dialogue.
     #[arg(long, value_enum, default_value_t = CloseMode::Rst)]
     pub(crate) close: CloseMode,
 }
@@ -300,10 +329,34 @@ fn frames_from(verbose: u8, level: u8) -> Trace {
 }
 
 impl TcpArgs {
-    /// `-v` traces frames.
+    /// `-v` traces frames. Without --send and --expect, the plain
+    /// handshake.
     pub fn probe(&self) -> Probe {
+        let check = if self.send.is_none() && self.expect.is_none() {
+            CheckSpec::Tcp
+        } else {
+            CheckSpec::TcpExpect(ExpectSpec {
+                send: self.send.as_ref().map(|b| b.0.clone()).unwrap_or_default(),
+                expect: self.expect.clone().map(Pattern),
+            })
+        };
         self.flow
-            .probe(frames_from(self.verbose, 1), self.close, CheckSpec::Tcp)
+            .probe(frames_from(self.verbose, 1), self.close, check)
+    }
+}
+
+impl SmtpArgs {
+    /// `-v` the dialogue's lines, `-vv` frames too.
+    pub fn probe(&self) -> Probe {
+        let trace = Trace {
+            heads: self.verbose >= 1,
+            ..frames_from(self.verbose, 2)
+        };
+        let spec = SmtpSpec {
+            helo: self.helo.clone(),
+            helo_only: false,
+        };
+        self.flow.probe(trace, self.close, CheckSpec::Smtp(spec))
     }
 }
 
@@ -476,13 +529,14 @@ pub(crate) fn usage_message(e: &clap::Error) -> String {
     }
 }
 
-/// One check's command line, `vipcheck tcp|http|https ARGS`.
+/// One check's command line, `vipcheck tcp|ping|udp|dns|smtp|http|https ARGS`.
 #[derive(Debug)]
 pub(crate) enum CheckArgs {
     Tcp(TcpArgs),
     Ping(PingArgs),
     Udp(Box<UdpArgs>),
     Dns(Box<DnsArgs>),
+    Smtp(Box<SmtpArgs>),
     Http(Box<HttpArgs>),
     Https(Box<HttpsArgs>),
 }
@@ -501,6 +555,7 @@ impl CheckArgs {
             "ping" => PingArgs::augment_args(Cmd::new("ping")),
             "udp" => UdpArgs::augment_args(Cmd::new("udp")),
             "dns" => DnsArgs::augment_args(Cmd::new("dns")),
+            "smtp" => SmtpArgs::augment_args(Cmd::new("smtp")),
             "http" => HttpArgs::augment_args(Cmd::new("http")),
             "https" => HttpsArgs::augment_args(Cmd::new("https")),
             _ => return None,
@@ -518,6 +573,7 @@ impl CheckArgs {
             "ping" => PingArgs::from_arg_matches(m).map(CheckArgs::Ping),
             "udp" => UdpArgs::from_arg_matches(m).map(|a| CheckArgs::Udp(Box::new(a))),
             "dns" => DnsArgs::from_arg_matches(m).map(|a| CheckArgs::Dns(Box::new(a))),
+            "smtp" => SmtpArgs::from_arg_matches(m).map(|a| CheckArgs::Smtp(Box::new(a))),
             "http" => HttpArgs::from_arg_matches(m).map(|a| CheckArgs::Http(Box::new(a))),
             _ => HttpsArgs::from_arg_matches(m).map(|a| CheckArgs::Https(Box::new(a))),
         })

@@ -26,13 +26,14 @@ pub(crate) fn invoked_as(argv0: &OsStr) -> Option<&'static str> {
 
 /// The native subcommands (and clap's `help`): a command line whose first
 /// positional word is one of them is vipcheck's own.
-pub(crate) const SUBCOMMANDS: [&str; 14] = [
+pub(crate) const SUBCOMMANDS: [&str; 15] = [
     "tcp",
     "http",
     "https",
     "ping",
     "udp",
     "dns",
+    "smtp",
     "audit",
     "daemon",
     "keepalived",

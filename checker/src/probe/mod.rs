@@ -108,7 +108,7 @@ pub(crate) struct Trace {
     /// The C checkers' line format (frames, and with `heads` their `* `
     /// lines: connected, body MD5, closed).
     pub(crate) c_format: bool,
-    /// HTTP: the request and response heads.
+    /// HTTP: the request and response heads; SMTP: the dialogue's lines.
     pub(crate) heads: bool,
     /// HTTP: the body too (its first 4 KiB).
     pub(crate) body: bool,
@@ -203,6 +203,10 @@ pub struct ExpectSpec {
     pub(crate) send: Vec<u8>,
     pub(crate) expect: Option<Pattern>,
 }
+
+/// The EHLO/HELO name of an SMTP check that names none: keepalived's
+/// SMTP_CHECK default (check_smtp.h `SMTP_DEFAULT_HELO`).
+pub(crate) const DEFAULT_HELO: &str = "smtpchecker.keepalived.org";
 
 /// An SMTP check.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -181,6 +181,11 @@ pub(crate) fn parse_escaped(s: &str) -> Result<Bytes, String> {
     crate::wire::payload::unescape(s).map(Bytes)
 }
 
+/// An EHLO/HELO name: printable ASCII without spaces (`--helo`).
+pub(crate) fn parse_helo(s: &str) -> Result<String, String> {
+    crate::wire::smtp::check_name(s).map(|()| s.to_string())
+}
+
 /// Hex digits, as bytes (keepalived's UDP_CHECK `payload` syntax).
 pub(crate) fn parse_hex_bytes(s: &str) -> Result<Bytes, String> {
     crate::wire::payload::parse_payload(s).map(Bytes)

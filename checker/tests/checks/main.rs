@@ -14,4 +14,5 @@ mod events;
 mod http;
 mod https;
 mod ipv6;
+mod smtp;
 mod tcp;

@@ -208,6 +208,23 @@ fn rows(s: &Scratch) -> Vec<Row> {
         tcp(&[], "", RS, VIP, "80", CANNOT_RUN),
         not_utf8(tcp(&[], NOSUCH, RS, VIP, "80", USAGE), 1),
         not_utf8(tcp(&[], NOSUCH, RS, VIP, "80", USAGE), 3),
+        // --send/--expect and smtp: bad values, then the preflight.
+        t(&["--send", r"\q"], "25", USAGE),
+        t(&["--send", r"\x4"], "25", USAGE),
+        t(&["--expect", "("], "25", USAGE),
+        t(&["--send", "", "--expect", "^220"], "25", CANNOT_RUN),
+        row(
+            "vipcheck",
+            &["smtp", "--helo", "a b", NOSUCH, RS, VIP, "25"],
+            USAGE,
+        ),
+        row(
+            "vipcheck",
+            &["smtp", "--helo", "", NOSUCH, RS, VIP, "25"],
+            USAGE,
+        ),
+        row("vipcheck", &["smtp", NOSUCH, RS, VIP], USAGE),
+        row("vipcheck", &["smtp", NOSUCH, RS, VIP, "25"], CANNOT_RUN),
         // The error in the asked format, on stdout.
         on_stdout(t(&["--format", "json"], "0", USAGE)),
         on_stdout(t(&["--format", "json"], "80", CANNOT_RUN)),
