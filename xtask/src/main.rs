@@ -485,6 +485,10 @@ fn floor(what: &str, addr: Option<&str>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// One check of the demo: server, check, over IPv6, port, the arguments
+/// after the port, the expected exit status.
+type DemoCheck<'a> = (Host, &'a str, bool, Option<u16>, &'a [&'a str], i32);
+
 fn demo() -> Result<ExitCode> {
     xtask::require_root("`cargo xtask demo` (apt-get, the lab)")?;
     let vipcheck = match release_build(true)? {
@@ -505,8 +509,7 @@ fn demo() -> Result<ExitCode> {
     let http_args: &[&str] = &["lab.example", "/"];
     let (http, https) = (Some(lab::HTTP_PORT), Some(lab::HTTPS_PORT));
     let (dns, echo) = (Some(lab::DNS_PORT), Some(lab::UDP_ECHO_PORT));
-    // (server, check, over IPv6, port, arguments after the port, expected exit)
-    let checks: [(Host, &str, bool, Option<u16>, &[&str], i32); 16] = [
+    let checks: [DemoCheck; 18] = [
         (Host::Ok, "tcp", false, http, &[], 0),
         (Host::NoVip, "tcp", false, http, &[], 1),
         (Host::Closed, "tcp", false, http, &[], 1),
@@ -522,6 +525,8 @@ fn demo() -> Result<ExitCode> {
         (Host::Closed, "dns", false, dns, &[], 1),
         (Host::Ok, "dns", true, dns, &[], 0),
         (Host::Ok, "udp", false, echo, &[], 0),
+        (Host::Ok, "smtp", false, Some(lab::SMTP_PORT), &[], 0),
+        (Host::NoVip, "smtp", false, Some(lab::SMTP_PORT), &[], 1),
         (
             Host::Ok,
             "udp",
