@@ -95,10 +95,11 @@ use super::{ConfigError, Loaded, Skipped, Warning};
 use crate::probe::parse::{
     check_host, check_path, check_unicast, parse_ip, parse_md5, parse_port, parse_status,
 };
-use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Pattern, Probe, TlsSpec, Verify};
+use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Pattern, Probe, Protocol, TlsSpec, Verify};
 
 #[cfg(test)]
 mod cases;
+mod checkers;
 mod keywords;
 mod reader;
 
@@ -399,8 +400,9 @@ fn map_virtual_server(vs: &Stmt, groups: &[&Stmt], loaded: &mut Loaded) -> Resul
     for rs in &real_servers {
         rs_methods.push(method(rs.children(), "real", loaded)?);
     }
-    match protocol(block, loaded)? {
+    let protocol = match protocol(block, loaded)? {
         None => {
+            // Read as keepalived reads it: a UDP service.
             warn(
                 loaded,
                 &vs.origin,
@@ -409,26 +411,20 @@ fn map_virtual_server(vs: &Stmt, groups: &[&Stmt], loaded: &mut Loaded) -> Resul
                      for a TCP service)"
                 ),
             );
+            Protocol::Udp
+        }
+        Some("TCP") => Protocol::Tcp,
+        Some("UDP") => Protocol::Udp,
+        Some(proto) => {
             skip(
                 loaded,
                 &vs.origin,
                 what,
-                "no protocol: keepalived makes it UDP, and vipcheck checks TCP services".into(),
+                format!("protocol {proto}: vipcheck checks TCP and UDP services"),
             );
             return Ok(());
         }
-        Some(proto) => {
-            if proto != "TCP" {
-                skip(
-                    loaded,
-                    &vs.origin,
-                    what,
-                    format!("protocol {proto}: vipcheck checks TCP services"),
-                );
-                return Ok(());
-            }
-        }
-    }
+    };
     // Only direct routing puts the VIP on the real servers: under NAT they
     // are reached at their own address, under TUN through a tunnel, and a
     // check through the VIP path would fail them all. keepalived's default
@@ -502,7 +498,8 @@ fn map_virtual_server(vs: &Stmt, groups: &[&Stmt], loaded: &mut Loaded) -> Resul
         }
         for (i, service) in services.iter().enumerate() {
             let before = loaded.targets.len();
-            if let Err(e) = map_real_server(rs, service, &inherit, i == 0, loaded) {
+            let first = i == 0;
+            if let Err(e) = map_real_server(rs, service, protocol, &inherit, first, loaded) {
                 loaded.targets.truncate(before);
                 let vs = format!("virtual_server {} {}", service.vip, service.port);
                 reject(
@@ -732,23 +729,28 @@ fn rs_address(rs: &Stmt) -> Result<(IpAddr, Option<u16>), ConfigError> {
 /// A checker of keepalived that is not mapped, and why.
 fn unmapped_reason(key: &str) -> Option<&'static str> {
     Some(match key {
-        "DNS_CHECK" => "a DNS query is not a check vipcheck makes (TCP and HTTP(S) only)",
-        "SMTP_CHECK" => {
-            "an SMTP dialogue is not a check vipcheck makes (a TCP_CHECK of the port is)"
-        }
-        "UDP_CHECK" => "vipcheck checks TCP services only",
         "BFD_CHECK" => "BFD follows a session, not the service through the VIP",
-        "PING_CHECK" => {
-            "an ICMP echo to the real server's own address is not a check through the VIP"
-        }
         "FILE_CHECK" => "reads a local file; nothing is checked on the wire",
         _ => return None,
     })
 }
 
+/// The checkers vipcheck maps.
+const MAPPED: [&str; 8] = [
+    "TCP_CHECK",
+    "HTTP_GET",
+    "SSL_GET",
+    "MISC_CHECK",
+    "DNS_CHECK",
+    "UDP_CHECK",
+    "SMTP_CHECK",
+    "PING_CHECK",
+];
+
 fn map_real_server(
     rs: &Stmt,
     service: &Service,
+    protocol: Protocol,
     inherit: &Inherit,
     first_service: bool,
     loaded: &mut Loaded,
@@ -786,13 +788,14 @@ fn map_real_server(
         vip,
         port,
         vs_port,
+        protocol,
         vs_host,
         name: &name,
     };
     let mut checkers = 0;
     for c in rs.children() {
         let key = c.key.as_str();
-        let known = matches!(key, "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "MISC_CHECK");
+        let known = MAPPED.contains(&key);
         let skip = |reason: String, loaded: &mut Loaded| {
             loaded.skipped.push(Skipped {
                 origin: c.origin.clone(),
@@ -805,26 +808,28 @@ fn map_real_server(
             skip(reason.into(), loaded);
         } else if known {
             checkers += 1;
-            let inherit = inherit.with(c.children())?;
-            let connect_ip = c.children().iter().find(|s| s.key == "connect_ip");
-            if let Some(s) = connect_ip {
-                let ip = parse_ip(s.arg()?).map_err(|m| s.error(format!("connect_ip: {m}")))?;
-                if ip != real_server {
-                    skip(
-                        format!(
+            // SMTP_CHECK's deprecated `host` blocks are further SMTP
+            // checkers of their own connection settings (check_smtp.c).
+            let hosts = c
+                .children()
+                .iter()
+                .filter(|s| key == "SMTP_CHECK" && s.key == "host");
+            // A host block's helo_name is its SMTP_CHECK's: the block
+            // takes none of its own.
+            let smtp = (key == "SMTP_CHECK").then(|| checkers::smtp(c, loaded));
+            for c in std::iter::once(c).chain(hosts) {
+                let inherit = inherit.with(c.children())?;
+                if let Some(ip) = other_connect_ip(c, real_server)? {
+                    loaded.skipped.push(Skipped {
+                        origin: c.origin.clone(),
+                        what: format!("{} of {name}", c.key),
+                        reason: format!(
                             "connect_ip {ip}: keepalived checks another address than the real server"
                         ),
-                        loaded,
-                    );
+                    });
                     continue;
                 }
-            }
-            match key {
-                "TCP_CHECK" => loaded
-                    .targets
-                    .push(base.target(c, &inherit, CheckSpec::Tcp)?),
-                "HTTP_GET" | "SSL_GET" => map_http(c, &base, &inherit, loaded)?,
-                _ => map_misc(c, &base, &inherit, loaded)?,
+                map_checker(key, c, smtp.as_ref(), &base, &inherit, loaded)?;
             }
         } else if c.block.is_some() || key.ends_with("_CHECK") || key.ends_with("_GET") {
             checkers += 1;
@@ -841,6 +846,48 @@ fn map_real_server(
     Ok(())
 }
 
+/// The address a checker's `connect_ip` names when it is not the real
+/// server's.
+fn other_connect_ip(c: &Stmt, real_server: IpAddr) -> Result<Option<IpAddr>, ConfigError> {
+    let Some(s) = c.children().iter().find(|s| s.key == "connect_ip") else {
+        return Ok(None);
+    };
+    let ip = parse_ip(s.arg()?).map_err(|m| s.error(format!("connect_ip: {m}")))?;
+    Ok((ip != real_server).then_some(ip))
+}
+
+/// The targets of checker `c` of kind `key` (an SMTP_CHECK's `host`
+/// block has its SMTP_CHECK's key, and `smtp` its dialogue).
+fn map_checker(
+    key: &str,
+    c: &Stmt,
+    smtp: Option<&crate::probe::SmtpSpec>,
+    base: &Base,
+    inherit: &Inherit,
+    loaded: &mut Loaded,
+) -> Result<(), ConfigError> {
+    let check = match key {
+        "HTTP_GET" | "SSL_GET" => return map_http(c, base, inherit, loaded),
+        "MISC_CHECK" => return map_misc(c, base, inherit, loaded),
+        "TCP_CHECK" => CheckSpec::Tcp,
+        "PING_CHECK" => CheckSpec::Ping,
+        "UDP_CHECK" => CheckSpec::Udp(checkers::udp(c, loaded)?),
+        "SMTP_CHECK" => CheckSpec::Smtp(smtp.expect("an SMTP_CHECK's dialogue").clone()),
+        "DNS_CHECK" => {
+            let inherit = Inherit {
+                retry: inherit.retry.or(Some(checkers::DNS_DEFAULT_RETRY)),
+                ..inherit.clone()
+            };
+            let check = CheckSpec::Dns(checkers::dns(c)?);
+            loaded.targets.push(base.target(c, &inherit, check)?);
+            return Ok(());
+        }
+        _ => unreachable!("{key} is not in MAPPED"),
+    };
+    loaded.targets.push(base.target(c, inherit, check)?);
+    Ok(())
+}
+
 /// What every target of a real server shares.
 struct Base<'a> {
     real_server: IpAddr,
@@ -848,6 +895,7 @@ struct Base<'a> {
     /// The real server's port (the virtual server's when it gives none).
     port: u16,
     vs_port: u16,
+    protocol: Protocol,
     /// The virtual server's `virtualhost` (SSL_GET's SNI).
     vs_host: Option<String>,
     name: &'a str,
@@ -865,6 +913,11 @@ impl Base<'_> {
         for s in c.children().iter().filter(|s| s.key == "connect_port") {
             port = parse_port(s.arg()?).map_err(|m| s.error(format!("connect_port: {m}")))?;
         }
+        if check == CheckSpec::Ping {
+            // An echo has no port: PING_CHECK takes connect_port and
+            // ignores it, and so does the target's label.
+            port = self.port;
+        }
         Ok(AuditTarget {
             probe: Probe {
                 timeout: inherit.timeout.unwrap_or(DEFAULT_TIMEOUT),
@@ -872,6 +925,7 @@ impl Base<'_> {
             },
             vs_vip: self.vip,
             vs_port: self.vs_port,
+            vs_protocol: self.protocol,
             rs_ip: self.real_server,
             rs_port: self.port,
             interval: inherit.interval,
@@ -1088,6 +1142,7 @@ fn map_misc(
         },
         vs_vip: base.vip,
         vs_port: base.vs_port,
+        vs_protocol: base.protocol,
         rs_ip: base.real_server,
         rs_port: base.port,
         interval: inherit.interval,

@@ -60,7 +60,9 @@ use super::{ConfigError, Loaded};
 use crate::probe::parse::{
     check_host, check_path, check_unicast, parse_ip, parse_md5, parse_status,
 };
-use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Method, Probe, TlsSpec, Verify};
+use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Method, Probe, Protocol, TlsSpec, Verify};
+
+mod kinds;
 
 /// Default `timeout_ms`.
 pub(crate) const DEFAULT_TIMEOUT_MS: u64 = 1000;
@@ -75,6 +77,33 @@ enum Kind {
     Tcp,
     Http,
     Https,
+    Ping,
+    Udp,
+    Dns,
+    Smtp,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Tcp => "tcp",
+            Kind::Http => "http",
+            Kind::Https => "https",
+            Kind::Ping => "ping",
+            Kind::Udp => "udp",
+            Kind::Dns => "dns",
+            Kind::Smtp => "smtp",
+        }
+    }
+}
+
+/// `expect`: text (udp), a regular expression (tcp), or addresses (dns:
+/// one or a list).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum ExpectValue {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -105,6 +134,17 @@ macro_rules! with_settings {
             verify: Option<bool>,
             ca: Option<Spanned<String>>,
             sni: Option<Spanned<String>>,
+            name: Option<Spanned<String>>,
+            r#type: Option<Spanned<String>>,
+            tcp: Option<bool>,
+            send: Option<Spanned<String>>,
+            payload: Option<Spanned<String>>,
+            expect: Option<Spanned<ExpectValue>>,
+            expect_hex: Option<Spanned<String>>,
+            min_length: Option<usize>,
+            max_length: Option<usize>,
+            no_reply_ok: Option<bool>,
+            helo: Option<Spanned<String>>,
         }
 
         impl $name {
@@ -125,6 +165,17 @@ macro_rules! with_settings {
                     verify: self.verify,
                     ca: self.ca.clone(),
                     sni: self.sni.clone(),
+                    name: self.name.clone(),
+                    r#type: self.r#type.clone(),
+                    tcp: self.tcp,
+                    send: self.send.clone(),
+                    payload: self.payload.clone(),
+                    expect: self.expect.clone(),
+                    expect_hex: self.expect_hex.clone(),
+                    min_length: self.min_length,
+                    max_length: self.max_length,
+                    no_reply_ok: self.no_reply_ok,
+                    helo: self.helo.clone(),
                 }
             }
         }
@@ -174,6 +225,17 @@ impl Settings {
             verify: inner.verify.or(self.verify),
             ca: inner.ca.or_else(|| self.ca.clone()),
             sni: inner.sni.or_else(|| self.sni.clone()),
+            name: inner.name.or_else(|| self.name.clone()),
+            r#type: inner.r#type.or_else(|| self.r#type.clone()),
+            tcp: inner.tcp.or(self.tcp),
+            send: inner.send.or_else(|| self.send.clone()),
+            payload: inner.payload.or_else(|| self.payload.clone()),
+            expect: inner.expect.or_else(|| self.expect.clone()),
+            expect_hex: inner.expect_hex.or_else(|| self.expect_hex.clone()),
+            min_length: inner.min_length.or(self.min_length),
+            max_length: inner.max_length.or(self.max_length),
+            no_reply_ok: inner.no_reply_ok.or(self.no_reply_ok),
+            helo: inner.helo.or_else(|| self.helo.clone()),
         }
     }
 }
@@ -274,16 +336,23 @@ fn target(
         Some(t) => *t.get_ref(),
         None => DEFAULT_TIMEOUT_MS,
     };
-    let check = match s.check.unwrap_or(Kind::Tcp) {
-        Kind::Tcp => CheckSpec::Tcp,
-        kind => {
-            let spec = http_spec(s, &origin, at)?;
-            if kind == Kind::Https {
-                CheckSpec::Https(spec, tls_spec(s, at)?)
-            } else {
-                CheckSpec::Http(spec)
-            }
-        }
+    let kind = s.check.unwrap_or(Kind::Tcp);
+    kinds::misplaced(s, kind, at)?;
+    let check = match kind {
+        Kind::Tcp => kinds::tcp(s, at)?,
+        Kind::Ping => CheckSpec::Ping,
+        Kind::Udp => CheckSpec::Udp(kinds::udp(s, at)?),
+        Kind::Dns => CheckSpec::Dns(kinds::dns(s, at)?),
+        Kind::Smtp => CheckSpec::Smtp(kinds::smtp(s, at)?),
+        Kind::Http => CheckSpec::Http(http_spec(s, &origin, at)?),
+        Kind::Https => CheckSpec::Https(http_spec(s, &origin, at)?, tls_spec(s, at)?),
+    };
+    // A datagram service is a UDP virtual server (its snippet and track
+    // files say so); the others are TCP ones.
+    let vs_protocol = match &check {
+        CheckSpec::Udp(_) => Protocol::Udp,
+        CheckSpec::Dns(dns) if !dns.tcp => Protocol::Udp,
+        _ => Protocol::Tcp,
     };
     Ok(AuditTarget {
         probe: Probe {
@@ -293,6 +362,7 @@ fn target(
         },
         vs_vip: vip,
         vs_port: port,
+        vs_protocol,
         rs_ip: real_server,
         rs_port: port,
         interval: s.interval_ms.map(Duration::from_millis),
