@@ -1728,7 +1728,7 @@ virtual_server group G {
   real_server 10.0.0.42 80 { TCP_CHECK { } }
 }
 virtual_server 10.0.0.100 53 {
-  protocol UDP
+  protocol SCTP
   real_server 10.0.0.42 53 {
     DNS_CHECK {
     }
@@ -1774,7 +1774,13 @@ virtual_server 10.0.0.100 25 {
 }
 ";
         let loaded = load_text(conf).unwrap();
-        assert_eq!(loaded.targets, vec![]);
+        // DNS_CHECK, SMTP_CHECK, UDP_CHECK, PING_CHECK of 10.0.0.42 25.
+        let kinds: Vec<&str> = loaded
+            .targets
+            .iter()
+            .map(|t| t.probe.check.kind())
+            .collect();
+        assert_eq!(kinds, ["dns", "smtp", "udp", "ping"]);
         let got: Vec<(usize, &str, &str)> = loaded
             .skipped
             .iter()
@@ -1786,25 +1792,26 @@ virtual_server 10.0.0.100 25 {
         let lines: Vec<usize> = got.iter().map(|g| g.0).collect();
         assert_eq!(
             lines,
-            vec![6, 3, 4, 14, 21, 24, 34, 37, 39, 41, 43, 45, 47, 50, 53, 57],
+            vec![6, 3, 4, 14, 21, 24, 41, 45, 47, 50, 53, 57],
             "{got:#?}"
         );
         assert!(got[0].1 == "virtual_server fwmark 1" && got[0].2.contains("firewall-mark"));
         assert!(got[1].1 == "fwmark 7 of virtual_server_group G");
         assert!(got[2].2.starts_with("no port"));
-        assert!(got[3].2.contains("protocol UDP"));
-        assert!(got[4].2.contains("keepalived makes it UDP"), "{got:?}");
+        assert!(got[3].2.contains("protocol SCTP"));
+        // No protocol is UDP, as keepalived: read, then skipped as NAT.
+        assert!(got[4].2.starts_with("no lb_kind"), "{got:?}");
         assert!(got[5].2.contains("NAT"), "{got:?}");
         assert!(
             got[6]
                 .1
-                .starts_with("DNS_CHECK of real_server 10.0.0.42 25")
+                .starts_with("BFD_CHECK of real_server 10.0.0.42 25")
         );
-        assert!(got[7].1.starts_with("SMTP_CHECK"));
-        assert!(got[12].2.contains("connect_ip 10.0.0.9"));
-        assert!(got[13].2.contains("no url block"));
-        assert!(got[14].1.starts_with("real_server 10.0.0.43") && got[14].2.contains("no checker"));
-        assert!(got[15].1.starts_with("real_server 10.0.0.44"));
+        assert!(got[7].1.starts_with("FILE_CHECK"));
+        assert!(got[8].2.contains("connect_ip 10.0.0.9"));
+        assert!(got[9].2.contains("no url block"));
+        assert!(got[10].1.starts_with("real_server 10.0.0.43") && got[10].2.contains("no checker"));
+        assert!(got[11].1.starts_with("real_server 10.0.0.44"));
         let warned: Vec<String> = warnings(conf);
         assert_eq!(
             warned,
@@ -1812,6 +1819,8 @@ virtual_server 10.0.0.100 25 {
                 "58: Missing '{' at beginning of configuration block",
                 "21: virtual_server 10.0.0.101 80: no protocol set - keepalived defaults to UDP \
                  (add `protocol TCP` for a TCP service)",
+                "21: virtual_server 10.0.0.101 80: no forwarding method set - keepalived uses NAT \
+                 (add `lb_kind DR` for direct routing)",
                 "24: virtual_server 10.0.0.102 80: no forwarding method set - keepalived uses NAT \
                  (add `lb_kind DR` for direct routing)",
             ]
