@@ -33,7 +33,7 @@
 //! | key | |
 //! | --- | --- |
 //! | `iface` | interface to send from |
-//! | `check` | `tcp` (default), `http` or `https` |
+//! | `check` | `tcp` (default), `http`, `https`, `ping`, `udp`, `dns` or `smtp` |
 //! | `timeout_ms` | deadline of each check (default 1000, at most 3600000) |
 //! | `interval_ms`, `retry` | how often, and how many failures make it down (for the report) |
 //! | `host` | HTTP Host header (default: none given; the check decides) |
@@ -44,6 +44,17 @@
 //! | `verify` | https: verify the certificate (default `true`; `false`: only the handshake, as keepalived's `SSL_GET`) |
 //! | `ca` | https: verify against this CA (PEM file) instead of `--ca` or the system's roots |
 //! | `sni` | https: the name sent as SNI and verified (default: the `host`'s name) |
+//! | `send` | tcp, udp: text sent (escapes `\r \n \t \\ \xNN`); tcp: after the handshake (`tcp --send`) |
+//! | `expect` | tcp: a regular expression the server's bytes must match (`tcp --expect`); udp: text the reply must contain; dns: an address or a list, each in the answer |
+//! | `payload`, `expect_hex` | udp: the datagram in hex, and what the reply must start with in hex with `X` nibbles (keepalived's `payload`, `require_reply`) |
+//! | `min_length`, `max_length` | udp: shortest and longest acceptable reply (bytes) |
+//! | `no_reply_ok` | udp: silence (no reply, no ICMP error) is healthy (default `false`) |
+//! | `name`, `type`, `tcp` | dns: the name asked (default `.`), its type (default `SOA`; A, AAAA, NS, SOA, MX, TXT, CNAME, PTR, RRSIG, DNSKEY), over TCP (default `false`) |
+//! | `helo` | smtp: the EHLO/HELO name (default `smtpchecker.keepalived.org`) |
+//!
+//! A key of another kind of check than the target's is an error. A udp
+//! target, or a dns one over UDP, stands for a UDP virtual server (its
+//! track files and snippet say so); the others for TCP ones.
 //!
 //! A `[[vip]]` needs `address` and `port`, a real server its `address`;
 //! addresses are literal IPv4 or IPv6 addresses. An unknown key is an

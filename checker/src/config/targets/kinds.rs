@@ -236,3 +236,163 @@ pub(super) fn smtp(
         helo_only: false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::load_str;
+    use crate::config::ConfigError;
+    use crate::probe::{CheckSpec, Protocol, Silence, UdpExpect};
+    use crate::wire::dns::RecordType;
+
+    /// The check of one target given `settings` (its VIP port 53).
+    fn check(settings: &str) -> Result<(CheckSpec, Protocol), ConfigError> {
+        let text = format!(
+            "[[vip]]\naddress = \"10.0.0.100\"\nport = 53\n{settings}\n\
+             [[vip.real_server]]\naddress = \"10.0.0.42\"\n"
+        );
+        let loaded = load_str(&text, "targets.toml")?;
+        let t = &loaded.targets[0];
+        Ok((t.probe.check.clone(), t.vs_protocol))
+    }
+
+    #[test]
+    fn dns_settings() {
+        let (CheckSpec::Dns(d), protocol) = check("check = \"dns\"").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (d.name.as_str(), d.rtype, d.tcp),
+            (".", RecordType::Soa, false)
+        );
+        assert_eq!(protocol, Protocol::Udp);
+        let (CheckSpec::Dns(d), protocol) = check(
+            "check = \"dns\"\nname = \"www.example.com\"\ntype = \"ptr\"\n\
+             expect = [\"192.0.2.1\", \"2001:db8::1\"]\ntcp = true",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!((d.rtype, d.tcp, d.expect.len()), (RecordType::Ptr, true, 2));
+        assert_eq!(protocol, Protocol::Tcp, "a DNS service over TCP");
+        let (CheckSpec::Dns(d), _) = check("check = \"dns\"\nexpect = \"192.0.2.1\"").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(d.expect, ["192.0.2.1".parse::<std::net::IpAddr>().unwrap()]);
+    }
+
+    #[test]
+    fn udp_settings() {
+        let (CheckSpec::Udp(u), protocol) = check("check = \"udp\"").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (u.payload.len(), u.expect, u.silence),
+            (0, None, Silence::Fails)
+        );
+        assert_eq!(protocol, Protocol::Udp);
+        let (CheckSpec::Udp(u), _) = check(
+            "check = \"udp\"\nsend = \"ping\\\\r\\\\n\"\nexpect = \"pong\"\nmin_length = 4\n\
+             max_length = 64\nno_reply_ok = true",
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(u.payload, b"ping\r\n");
+        assert_eq!(u.expect, Some(UdpExpect::Text(b"pong".to_vec())));
+        assert_eq!((u.min_length, u.max_length), (Some(4), Some(64)));
+        assert_eq!(u.silence, Silence::Healthy);
+        let (CheckSpec::Udp(u), _) =
+            check("check = \"udp\"\npayload = \"de ad\"\nexpect_hex = \"4f Xb\"").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(u.payload, [0xde, 0xad]);
+        assert!(matches!(u.expect, Some(UdpExpect::Pattern(_))));
+    }
+
+    #[test]
+    fn tcp_send_expect_smtp_and_ping() {
+        assert_eq!(check("").unwrap().0, CheckSpec::Tcp);
+        let (CheckSpec::TcpExpect(e), _) =
+            check("send = \"PING\\\\r\\\\n\"\nexpect = \"^\\\\+PONG\"").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(e.send, b"PING\r\n");
+        assert_eq!(e.expect.unwrap().as_str(), "^\\+PONG");
+        let (CheckSpec::TcpExpect(e), _) = check("expect = \"^220 \"").unwrap() else {
+            panic!()
+        };
+        assert!(e.send.is_empty());
+        let (CheckSpec::Smtp(s), _) = check("check = \"smtp\"").unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (s.helo.as_str(), s.helo_only),
+            (crate::probe::KEEPALIVED_HELO, false)
+        );
+        let (CheckSpec::Smtp(s), _) = check("check = \"smtp\"\nhelo = \"lb1.example\"").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(s.helo, "lb1.example");
+        assert_eq!(
+            check("check = \"ping\"").unwrap(),
+            (CheckSpec::Ping, Protocol::Tcp)
+        );
+    }
+
+    #[test]
+    fn errors_say_where() {
+        // (settings on lines 4.., where, what)
+        for (settings, line, message) in [
+            (
+                "check = \"tcp\"\nname = \"x\"",
+                5,
+                "name is a setting of dns checks, not of tcp",
+            ),
+            (
+                "check = \"http\"\npath = \"/\"\nsend = \"x\"",
+                6,
+                "send is a setting of tcp and udp",
+            ),
+            (
+                "check = \"udp\"\nhelo = \"x\"",
+                5,
+                "helo is a setting of smtp checks",
+            ),
+            (
+                "check = \"udp\"\npayload = \"0g\"",
+                5,
+                "payload: 'g' in \"0g\" is not a hex digit",
+            ),
+            (
+                "check = \"udp\"\nsend = \"a\"\npayload = \"00\"",
+                6,
+                "not both",
+            ),
+            (
+                "check = \"udp\"\nexpect = \"a\"\nexpect_hex = \"00\"",
+                6,
+                "not both",
+            ),
+            ("check = \"udp\"\nexpect = [\"a\"]", 5, "one string"),
+            ("check = \"udp\"\nsend = \"\\\\q\"", 5, "unknown escape"),
+            ("check = \"dns\"\ntype = \"BOGUS\"", 5, "type: "),
+            ("check = \"dns\"\nname = \"a..b\"", 5, "empty label"),
+            ("check = \"dns\"\nexpect = [\"x\"]", 5, "expect: "),
+            ("expect = \"(\"", 4, "invalid regular expression"),
+            ("check = \"smtp\"\nhelo = \"a b\"", 5, "one word"),
+            ("check = \"smtq\"", 4, "unknown variant `smtq`"),
+        ] {
+            let e = check(settings).unwrap_err();
+            assert_eq!(
+                e.origin,
+                format!("targets.toml:{line}"),
+                "{settings:?}: {e}"
+            );
+            assert!(e.message.contains(message), "{settings:?}: {e}");
+        }
+    }
+}
