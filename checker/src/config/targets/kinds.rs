@@ -78,8 +78,8 @@ fn parsed<T>(
 }
 
 /// `expect` as one string (tcp, udp).
-fn expect_text<'a>(
-    s: &'a Settings,
+fn expect_text(
+    s: &Settings,
     kind: &str,
     at: &impl Fn(Range<usize>) -> String,
 ) -> Result<Option<Spanned<String>>, ConfigError> {
