@@ -54,14 +54,19 @@
 //! `virtual_server group NAME` (each `VIP PORT`, `A.B.C.D-E PORT`,
 //! `A.B.C.D-A.B.C.F PORT` or `ADDR/PREFIX PORT` of the
 //! `virtual_server_group`, IPv6 alike, the range end in hex; at most
-//! [`MAX_GROUP_ADDRESSES`] addresses a group) of `protocol TCP` and
-//! direct routing (`lb_kind DR` or `lvs_method DR`; a real server's own
+//! [`MAX_GROUP_ADDRESSES`] addresses a group) of `protocol TCP` or `UDP`
+//! (none is UDP, as keepalived: warned) and direct routing (`lb_kind DR` or `lvs_method DR`; a real server's own
 //! `lvs_method` wins), and each `real_server IP [PORT]` in it (no port:
-//! the virtual server's, or the group entry's), each checker:
+//! the virtual server's, or the group entry's), each checker (a UDP
+//! virtual server's targets carry its protocol):
 //!
 //! | keepalived | target |
 //! | --- | --- |
-//! | `TCP_CHECK` | tcp; `connect_port` overrides the port |
+//! | `TCP_CHECK` | tcp; `connect_port` overrides the port (under a UDP virtual server too: keepalived connects over TCP) |
+//! | `DNS_CHECK` | dns over UDP: `type` (SOA; not PTR), `name` (the root); `retry` 3 unless given (`keepalived/checkers.rs`) |
+//! | `UDP_CHECK` | udp: `payload` (else keepalived's text), `require_reply [HEX]`, `min_reply_length`, `max_reply_length`, judged as keepalived (`keepalived/checkers.rs`) |
+//! | `SMTP_CHECK` | smtp, HELO only: `helo_name`; each `host { }` block a further one of its own connection settings |
+//! | `PING_CHECK` | ping (an echo to the VIP; `connect_port` ignored) |
 //! | `HTTP_GET`, `SSL_GET` | http, https: one target per `url { path P digest D status_code C... regex R regex_no_match }`; status default 200-299; `virtualhost` (url, checker, real_server or virtual_server level, the innermost wins) is the Host; `SSL_GET` verifies no certificate, as keepalived's, and sends SNI only with `enable_sni` |
 //! | `MISC_CHECK` whose `misc_path` runs `check_tcp_raw`, `check_http_get_raw` or `check_http_raw` (any directory) | what that command line checks: IFACE, REAL_SERVER, VIP and PORT from its arguments, its `-t` as the per-reply timeout |
 //! | `MISC_CHECK` whose `misc_path` runs `vipcheck tcp\|http\|https ...` (any directory) | what that command line checks, parsed by vipcheck's own CLI; its `-t` (or 1 s) is the timeout when shorter than `misc_timeout`; literal addresses only (no name is resolved) |
@@ -73,12 +78,10 @@
 //!
 //! Skipped, with the reason: `virtual_server fwmark N`, a group's
 //! `fwmark` entries and entries without a port, a virtual server of
-//! `protocol UDP` or `SCTP` or without `protocol` (keepalived makes it
-//! UDP, and warns: so does vipcheck), one of `lb_kind NAT` or `TUN` or
+//! `protocol SCTP`, one of `lb_kind NAT` or `TUN` or
 //! without a forwarding method (keepalived's default is NAT: warned), a
 //! real server of another family than its VIP, a real server without a
-//! checker, `DNS_CHECK`, `SMTP_CHECK`, `UDP_CHECK`, `BFD_CHECK`,
-//! `PING_CHECK`, `FILE_CHECK`, a `MISC_CHECK` of another script or of an
+//! checker, `BFD_CHECK`, `FILE_CHECK`, a `MISC_CHECK` of another script or of an
 //! invalid command line, a checker with a `connect_ip` other than its real
 //! server, and an include that matches no file (or a file it passes over).
 //! Warned: a direct-routing real server whose port is not its virtual
