@@ -163,16 +163,22 @@ mod tests {
     use crate::probe::CheckSpec;
     use std::path::Path;
 
-    /// The UdpSpec of a UDP_CHECK with `settings` (checked by keepalived
-    /// too: it reads every text these tests read).
-    fn udp_spec(settings: &str) -> UdpSpec {
+    /// A UDP virtual server whose real server has `checker` with
+    /// `settings`, read (and by keepalived too: it reads every text these
+    /// tests read).
+    fn read(checker: &str, settings: &str) -> Loaded {
         let text = format!(
             "virtual_server 10.0.0.100 53 {{\n protocol UDP\n lb_kind DR\n\
-             real_server 10.0.0.42 53 {{\n UDP_CHECK {{\n{settings}\n }}\n }}\n}}\n"
+             real_server 10.0.0.42 53 {{\n {checker} {{\n{settings}\n }}\n }}\n}}\n"
         );
         let loaded = load_str(&text, Path::new("/etc/keepalived/keepalived.conf"));
         super::super::cases::keepalived_agrees_on(&text, &loaded).unwrap();
-        let loaded = loaded.unwrap();
+        loaded.unwrap()
+    }
+
+    /// The UdpSpec of a UDP_CHECK with `settings`.
+    fn udp_spec(settings: &str) -> UdpSpec {
+        let loaded = read("UDP_CHECK", settings);
         let [target] = loaded.targets.as_slice() else {
             panic!("{loaded:#?}")
         };
@@ -242,13 +248,7 @@ mod tests {
     #[test]
     fn dns_defaults_and_types() {
         let spec = |settings: &str| {
-            let text = format!(
-                "virtual_server 10.0.0.100 53 {{\n protocol UDP\n lb_kind DR\n\
-                 real_server 10.0.0.42 53 {{\n DNS_CHECK {{\n{settings}\n }}\n }}\n}}\n"
-            );
-            let loaded = load_str(&text, Path::new("/etc/keepalived/keepalived.conf"));
-            super::super::cases::keepalived_agrees_on(&text, &loaded).unwrap();
-            let loaded = loaded.unwrap();
+            let loaded = read("DNS_CHECK", settings);
             match loaded.targets.as_slice() {
                 [t] => {
                     let CheckSpec::Dns(spec) = &t.probe.check else {
