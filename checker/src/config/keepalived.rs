@@ -163,9 +163,10 @@ fn map(read: reader::Read) -> Result<Loaded, ConfigError> {
 /// ("Configuration line starting `KEY` is missing a parameter after
 /// keyword `KEY`", exit 2; `status_code` crashes it). Measured with
 /// `keepalived -t`, each keyword of its tables for virtual_server,
-/// real_server, the four checkers and url given alone: these 33 stop it
-/// (the same in every block that has them); the others are read past.
-const PARAMETER_REQUIRED: [&str; 36] = [
+/// real_server, the checkers and url given alone: these stop it (the
+/// same in every block that has them); the others are read past
+/// (UDP_CHECK's `payload` and SMTP_CHECK's `helo_name` with a report).
+const PARAMETER_REQUIRED: [&str; 40] = [
     "virtual_server",
     "real_server",
     "status_code",
@@ -186,7 +187,10 @@ const PARAMETER_REQUIRED: [&str; 36] = [
     "lthreshold",
     "lvs_method",
     "lvs_sched",
+    "max_reply_length",
+    "min_reply_length",
     "misc_timeout",
+    "name",
     "nb_get_retry",
     "notify_down",
     "notify_up",
@@ -199,6 +203,7 @@ const PARAMETER_REQUIRED: [&str; 36] = [
     "quorum_up",
     "retry",
     "sorry_server",
+    "type",
     "uthreshold",
     "warmup",
     "weight",
@@ -1918,6 +1923,16 @@ virtual_server 10.0.0.100 25 {
             (
                 "virtual_server\n".to_string(),
                 ":1: virtual_server is missing",
+            ),
+            (
+                format!("{vs}real_server 10.0.0.42 {{\nDNS_CHECK {{\ntype\n}}\n}}\n}}\n"),
+                ":6: type is missing",
+            ),
+            (
+                format!(
+                    "{vs}real_server 10.0.0.42 {{\nUDP_CHECK {{\nmin_reply_length\n}}\n}}\n}}\n"
+                ),
+                ":6: min_reply_length is missing",
             ),
         ] {
             let e = load_text(&text).unwrap_err().to_string();

@@ -330,6 +330,7 @@ virtual_server 10.0.0.100 25 {
     lb_algo rr
     real_server 10.0.0.42 25 {
         SMTP_CHECK {
+            helo_name
             host {
                 connect_ip 10.0.0.42
                 connect_port 587
@@ -936,7 +937,9 @@ fn smtp_host_blocks_are_further_checkers() {
             .starts_with("host of real_server 10.0.0.42 25")
     );
     assert!(loaded.skipped[0].reason.contains("connect_ip 10.0.0.9"));
-    assert!(loaded.skipped[0].origin.ends_with(":11"));
+    assert!(loaded.skipped[0].origin.ends_with(":12"));
+    // keepalived: "SMTP_CHECK helo name missing", and its default.
+    assert_eq!(lines(&loaded), ["7: SMTP_CHECK helo name missing"]);
 }
 
 #[test]

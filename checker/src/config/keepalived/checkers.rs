@@ -144,8 +144,10 @@ pub(super) fn smtp(c: &Stmt, loaded: &mut Loaded) -> SmtpSpec {
                 "SMTP_CHECK: helo_name given twice - the later one is used".into(),
             );
         }
-        if let Some(name) = s.args.first() {
-            helo = Some(name);
+        match s.args.first() {
+            Some(name) => helo = Some(name),
+            // keepalived reports it and keeps its default.
+            None => warn(loaded, &s.origin, "SMTP_CHECK helo name missing".into()),
         }
     }
     SmtpSpec {
