@@ -41,7 +41,7 @@ pub(crate) const DOWN: &str = "1\n";
 ///
 /// The check's label ([`TrackKey::check`], also the metrics' `check`
 /// label), stable across reloads and readable:
-/// - the kind: `tcp`, `http`, `https`;
+/// - the kind: `tcp`, `http`, `https`, `ping`, `udp`, `dns`, `smtp`;
 /// - then `-portN` when the check connects to another port N than the
 ///   virtual server's (`connect_port`, a MISC_CHECK's port): `tcp-port80`;
 /// - a further check with the same label on the same real server (a
