@@ -101,7 +101,7 @@ use crate::probe::parse::{
 use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Pattern, Probe, Protocol, TlsSpec, Verify};
 
 #[cfg(test)]
-mod cases;
+pub(crate) mod cases;
 mod checkers;
 mod keywords;
 mod reader;

@@ -568,6 +568,12 @@ mod tests {
                 "    protocol UDP",
             ]
         );
+        // keepalived reads it (UDP virtual servers with FILE_CHECKs).
+        crate::config::keepalived::cases::keepalived_agrees_on(
+            &text,
+            &Ok(crate::config::Loaded::default()),
+        )
+        .unwrap();
         // The metrics' labels differ too.
         let labels: Vec<_> = loaded
             .targets

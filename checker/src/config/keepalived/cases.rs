@@ -1100,7 +1100,7 @@ fn keepalived_test(path: &Path) -> Option<(i32, String)> {
 /// 4 or 6 and does not), `ours` being vipcheck's reading of it; `Err`
 /// says how they differ. Without keepalived: `Ok` (SKIPPED said), unless
 /// CI is set. Every configuration the unit tests read goes through this.
-pub(super) fn keepalived_agrees_on(
+pub(crate) fn keepalived_agrees_on(
     text: &str,
     ours: &Result<Loaded, ConfigError>,
 ) -> Result<(), String> {
