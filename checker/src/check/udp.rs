@@ -115,7 +115,7 @@ pub(crate) fn wrong_source(from: IpAddr) -> String {
 }
 
 /// The verdict of a reply `payload` from the VIP.
-fn judge(spec: &UdpSpec, payload: &[u8]) -> (Option<Failure>, String) {
+pub(crate) fn judge(spec: &UdpSpec, payload: &[u8]) -> (Option<Failure>, String) {
     let len = payload.len();
     if let Some(min) = spec.min_length
         && len < min

@@ -54,15 +54,19 @@
 //! `virtual_server group NAME` (each `VIP PORT`, `A.B.C.D-E PORT`,
 //! `A.B.C.D-A.B.C.F PORT` or `ADDR/PREFIX PORT` of the
 //! `virtual_server_group`, IPv6 alike, the range end in hex; at most
-//! [`MAX_GROUP_ADDRESSES`] addresses a group) of `protocol TCP` and
-//! direct routing (`lb_kind DR` or `lvs_method DR`; a real server's own
+//! [`MAX_GROUP_ADDRESSES`] addresses a group) of `protocol TCP` or `UDP`
+//! (none is UDP, as keepalived: warned) and direct routing (`lb_kind DR` or `lvs_method DR`; a real server's own
 //! `lvs_method` wins), and each `real_server IP [PORT]` in it (no port:
-//! the virtual server's, or the group entry's), each checker:
+//! the virtual server's, or the group entry's), each checker (a UDP
+//! virtual server's targets carry its protocol):
 //!
 //! | keepalived | target |
 //! | --- | --- |
-//! | `TCP_CHECK` | tcp; `connect_port` overrides the port |
-//! | `SMTP_CHECK` | smtp as keepalived speaks it (HELO only, `helo_name` or keepalived's default); `connect_port` overrides the port; a deprecated `host` block is skipped |
+//! | `TCP_CHECK` | tcp; `connect_port` overrides the port (under a UDP virtual server too: keepalived connects over TCP) |
+//! | `DNS_CHECK` | dns over UDP: `type` (SOA; not PTR), `name` (the root); `retry` 3 unless given (`keepalived/checkers.rs`) |
+//! | `UDP_CHECK` | udp: `payload` (else keepalived's text), `require_reply [HEX]`, `min_reply_length`, `max_reply_length`, judged as keepalived (`keepalived/checkers.rs`) |
+//! | `SMTP_CHECK` | smtp, HELO only: `helo_name`; each `host { }` block a further one of its own connection settings |
+//! | `PING_CHECK` | ping (an echo to the VIP; `connect_port` ignored) |
 //! | `HTTP_GET`, `SSL_GET` | http, https: one target per `url { path P digest D status_code C... regex R regex_no_match }`; status default 200-299; `virtualhost` (url, checker, real_server or virtual_server level, the innermost wins) is the Host; `SSL_GET` verifies no certificate, as keepalived's, and sends SNI only with `enable_sni` |
 //! | `MISC_CHECK` whose `misc_path` runs `check_tcp_raw`, `check_http_get_raw` or `check_http_raw` (any directory) | what that command line checks: IFACE, REAL_SERVER, VIP and PORT from its arguments, its `-t` as the per-reply timeout |
 //! | `MISC_CHECK` whose `misc_path` runs `vipcheck tcp\|smtp\|http\|https ...` (any directory) | what that command line checks, parsed by vipcheck's own CLI; its `-t` (or 1 s) is the timeout when shorter than `misc_timeout`; literal addresses only (no name is resolved) |
@@ -74,12 +78,10 @@
 //!
 //! Skipped, with the reason: `virtual_server fwmark N`, a group's
 //! `fwmark` entries and entries without a port, a virtual server of
-//! `protocol UDP` or `SCTP` or without `protocol` (keepalived makes it
-//! UDP, and warns: so does vipcheck), one of `lb_kind NAT` or `TUN` or
+//! `protocol SCTP`, one of `lb_kind NAT` or `TUN` or
 //! without a forwarding method (keepalived's default is NAT: warned), a
 //! real server of another family than its VIP, a real server without a
-//! checker, `DNS_CHECK`, `UDP_CHECK`, `BFD_CHECK`,
-//! `PING_CHECK`, `FILE_CHECK`, a `MISC_CHECK` of another script or of an
+//! checker, `BFD_CHECK`, `FILE_CHECK`, a `MISC_CHECK` of another script or of an
 //! invalid command line, a checker with a `connect_ip` other than its real
 //! server, and an include that matches no file (or a file it passes over).
 //! Warned: a direct-routing real server whose port is not its virtual
@@ -96,10 +98,11 @@ use super::{ConfigError, Loaded, Skipped, Warning};
 use crate::probe::parse::{
     check_host, check_path, check_unicast, parse_ip, parse_md5, parse_port, parse_status,
 };
-use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Pattern, Probe, TlsSpec, Verify};
+use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Pattern, Probe, Protocol, TlsSpec, Verify};
 
 #[cfg(test)]
-mod cases;
+pub(crate) mod cases;
+mod checkers;
 mod keywords;
 mod reader;
 
@@ -160,9 +163,10 @@ fn map(read: reader::Read) -> Result<Loaded, ConfigError> {
 /// ("Configuration line starting `KEY` is missing a parameter after
 /// keyword `KEY`", exit 2; `status_code` crashes it). Measured with
 /// `keepalived -t`, each keyword of its tables for virtual_server,
-/// real_server, the four checkers and url given alone: these 33 stop it
-/// (the same in every block that has them); the others are read past.
-const PARAMETER_REQUIRED: [&str; 36] = [
+/// real_server, the checkers and url given alone: these stop it (the
+/// same in every block that has them); the others are read past
+/// (UDP_CHECK's `payload` and SMTP_CHECK's `helo_name` with a report).
+const PARAMETER_REQUIRED: [&str; 40] = [
     "virtual_server",
     "real_server",
     "status_code",
@@ -183,7 +187,10 @@ const PARAMETER_REQUIRED: [&str; 36] = [
     "lthreshold",
     "lvs_method",
     "lvs_sched",
+    "max_reply_length",
+    "min_reply_length",
     "misc_timeout",
+    "name",
     "nb_get_retry",
     "notify_down",
     "notify_up",
@@ -196,6 +203,7 @@ const PARAMETER_REQUIRED: [&str; 36] = [
     "quorum_up",
     "retry",
     "sorry_server",
+    "type",
     "uthreshold",
     "warmup",
     "weight",
@@ -400,8 +408,9 @@ fn map_virtual_server(vs: &Stmt, groups: &[&Stmt], loaded: &mut Loaded) -> Resul
     for rs in &real_servers {
         rs_methods.push(method(rs.children(), "real", loaded)?);
     }
-    match protocol(block, loaded)? {
+    let protocol = match protocol(block, loaded)? {
         None => {
+            // Read as keepalived reads it: a UDP service.
             warn(
                 loaded,
                 &vs.origin,
@@ -410,26 +419,20 @@ fn map_virtual_server(vs: &Stmt, groups: &[&Stmt], loaded: &mut Loaded) -> Resul
                      for a TCP service)"
                 ),
             );
+            Protocol::Udp
+        }
+        Some("TCP") => Protocol::Tcp,
+        Some("UDP") => Protocol::Udp,
+        Some(proto) => {
             skip(
                 loaded,
                 &vs.origin,
                 what,
-                "no protocol: keepalived makes it UDP, and vipcheck checks TCP services".into(),
+                format!("protocol {proto}: vipcheck checks TCP and UDP services"),
             );
             return Ok(());
         }
-        Some(proto) => {
-            if proto != "TCP" {
-                skip(
-                    loaded,
-                    &vs.origin,
-                    what,
-                    format!("protocol {proto}: vipcheck checks TCP services"),
-                );
-                return Ok(());
-            }
-        }
-    }
+    };
     // Only direct routing puts the VIP on the real servers: under NAT they
     // are reached at their own address, under TUN through a tunnel, and a
     // check through the VIP path would fail them all. keepalived's default
@@ -503,7 +506,8 @@ fn map_virtual_server(vs: &Stmt, groups: &[&Stmt], loaded: &mut Loaded) -> Resul
         }
         for (i, service) in services.iter().enumerate() {
             let before = loaded.targets.len();
-            if let Err(e) = map_real_server(rs, service, &inherit, i == 0, loaded) {
+            let first = i == 0;
+            if let Err(e) = map_real_server(rs, service, protocol, &inherit, first, loaded) {
                 loaded.targets.truncate(before);
                 let vs = format!("virtual_server {} {}", service.vip, service.port);
                 reject(
@@ -733,20 +737,28 @@ fn rs_address(rs: &Stmt) -> Result<(IpAddr, Option<u16>), ConfigError> {
 /// A checker of keepalived that is not mapped, and why.
 fn unmapped_reason(key: &str) -> Option<&'static str> {
     Some(match key {
-        "DNS_CHECK" => "a DNS query is not a check vipcheck makes (TCP and HTTP(S) only)",
-        "UDP_CHECK" => "vipcheck checks TCP services only",
         "BFD_CHECK" => "BFD follows a session, not the service through the VIP",
-        "PING_CHECK" => {
-            "an ICMP echo to the real server's own address is not a check through the VIP"
-        }
         "FILE_CHECK" => "reads a local file; nothing is checked on the wire",
         _ => return None,
     })
 }
 
+/// The checkers vipcheck maps.
+const MAPPED: [&str; 8] = [
+    "TCP_CHECK",
+    "HTTP_GET",
+    "SSL_GET",
+    "MISC_CHECK",
+    "DNS_CHECK",
+    "UDP_CHECK",
+    "SMTP_CHECK",
+    "PING_CHECK",
+];
+
 fn map_real_server(
     rs: &Stmt,
     service: &Service,
+    protocol: Protocol,
     inherit: &Inherit,
     first_service: bool,
     loaded: &mut Loaded,
@@ -784,16 +796,14 @@ fn map_real_server(
         vip,
         port,
         vs_port,
+        protocol,
         vs_host,
         name: &name,
     };
     let mut checkers = 0;
     for c in rs.children() {
         let key = c.key.as_str();
-        let known = matches!(
-            key,
-            "TCP_CHECK" | "HTTP_GET" | "SSL_GET" | "SMTP_CHECK" | "MISC_CHECK"
-        );
+        let known = MAPPED.contains(&key);
         let skip = |reason: String, loaded: &mut Loaded| {
             loaded.skipped.push(Skipped {
                 origin: c.origin.clone(),
@@ -806,27 +816,28 @@ fn map_real_server(
             skip(reason.into(), loaded);
         } else if known {
             checkers += 1;
-            let inherit = inherit.with(c.children())?;
-            let connect_ip = c.children().iter().find(|s| s.key == "connect_ip");
-            if let Some(s) = connect_ip {
-                let ip = parse_ip(s.arg()?).map_err(|m| s.error(format!("connect_ip: {m}")))?;
-                if ip != real_server {
-                    skip(
-                        format!(
+            // SMTP_CHECK's deprecated `host` blocks are further SMTP
+            // checkers of their own connection settings (check_smtp.c).
+            let hosts = c
+                .children()
+                .iter()
+                .filter(|s| key == "SMTP_CHECK" && s.key == "host");
+            // A host block's helo_name is its SMTP_CHECK's: the block
+            // takes none of its own.
+            let smtp = (key == "SMTP_CHECK").then(|| checkers::smtp(c, loaded));
+            for c in std::iter::once(c).chain(hosts) {
+                let inherit = inherit.with(c.children())?;
+                if let Some(ip) = other_connect_ip(c, real_server)? {
+                    loaded.skipped.push(Skipped {
+                        origin: c.origin.clone(),
+                        what: format!("{} of {name}", c.key),
+                        reason: format!(
                             "connect_ip {ip}: keepalived checks another address than the real server"
                         ),
-                        loaded,
-                    );
+                    });
                     continue;
                 }
-            }
-            match key {
-                "TCP_CHECK" => loaded
-                    .targets
-                    .push(base.target(c, &inherit, CheckSpec::Tcp)?),
-                "HTTP_GET" | "SSL_GET" => map_http(c, &base, &inherit, loaded)?,
-                "SMTP_CHECK" => map_smtp(c, &base, &inherit, loaded)?,
-                _ => map_misc(c, &base, &inherit, loaded)?,
+                map_checker(key, c, smtp.as_ref(), &base, &inherit, loaded)?;
             }
         } else if c.block.is_some() || key.ends_with("_CHECK") || key.ends_with("_GET") {
             checkers += 1;
@@ -843,6 +854,48 @@ fn map_real_server(
     Ok(())
 }
 
+/// The address a checker's `connect_ip` names when it is not the real
+/// server's.
+fn other_connect_ip(c: &Stmt, real_server: IpAddr) -> Result<Option<IpAddr>, ConfigError> {
+    let Some(s) = c.children().iter().find(|s| s.key == "connect_ip") else {
+        return Ok(None);
+    };
+    let ip = parse_ip(s.arg()?).map_err(|m| s.error(format!("connect_ip: {m}")))?;
+    Ok((ip != real_server).then_some(ip))
+}
+
+/// The targets of checker `c` of kind `key` (an SMTP_CHECK's `host`
+/// block has its SMTP_CHECK's key, and `smtp` its dialogue).
+fn map_checker(
+    key: &str,
+    c: &Stmt,
+    smtp: Option<&crate::probe::SmtpSpec>,
+    base: &Base,
+    inherit: &Inherit,
+    loaded: &mut Loaded,
+) -> Result<(), ConfigError> {
+    let check = match key {
+        "HTTP_GET" | "SSL_GET" => return map_http(c, base, inherit, loaded),
+        "MISC_CHECK" => return map_misc(c, base, inherit, loaded),
+        "TCP_CHECK" => CheckSpec::Tcp,
+        "PING_CHECK" => CheckSpec::Ping,
+        "UDP_CHECK" => CheckSpec::Udp(checkers::udp(c, loaded)?),
+        "SMTP_CHECK" => CheckSpec::Smtp(smtp.expect("an SMTP_CHECK's dialogue").clone()),
+        "DNS_CHECK" => {
+            let inherit = Inherit {
+                retry: inherit.retry.or(Some(checkers::DNS_DEFAULT_RETRY)),
+                ..inherit.clone()
+            };
+            let check = CheckSpec::Dns(checkers::dns(c)?);
+            loaded.targets.push(base.target(c, &inherit, check)?);
+            return Ok(());
+        }
+        _ => unreachable!("{key} is not in MAPPED"),
+    };
+    loaded.targets.push(base.target(c, inherit, check)?);
+    Ok(())
+}
+
 /// What every target of a real server shares.
 struct Base<'a> {
     real_server: IpAddr,
@@ -850,6 +903,7 @@ struct Base<'a> {
     /// The real server's port (the virtual server's when it gives none).
     port: u16,
     vs_port: u16,
+    protocol: Protocol,
     /// The virtual server's `virtualhost` (SSL_GET's SNI).
     vs_host: Option<String>,
     name: &'a str,
@@ -867,6 +921,11 @@ impl Base<'_> {
         for s in c.children().iter().filter(|s| s.key == "connect_port") {
             port = parse_port(s.arg()?).map_err(|m| s.error(format!("connect_port: {m}")))?;
         }
+        if check == CheckSpec::Ping {
+            // An echo has no port: PING_CHECK takes connect_port and
+            // ignores it, and so does the target's label.
+            port = self.port;
+        }
         Ok(AuditTarget {
             probe: Probe {
                 timeout: inherit.timeout.unwrap_or(DEFAULT_TIMEOUT),
@@ -874,6 +933,7 @@ impl Base<'_> {
             },
             vs_vip: self.vip,
             vs_port: self.vs_port,
+            vs_protocol: self.protocol,
             rs_ip: self.real_server,
             rs_port: self.port,
             interval: inherit.interval,
@@ -881,53 +941,6 @@ impl Base<'_> {
             origin: c.origin.clone(),
         })
     }
-}
-
-/// keepalived's SMTP_CHECK, as keepalived speaks it: HELO only (no
-/// EHLO), with `helo_name` (the last one given, as keepalived keeps) or
-/// keepalived's default. A deprecated `host` block (a further checker of
-/// its own address and port) is skipped.
-fn map_smtp(
-    c: &Stmt,
-    base: &Base,
-    inherit: &Inherit,
-    loaded: &mut Loaded,
-) -> Result<(), ConfigError> {
-    let what = format!("SMTP_CHECK of {}", base.name);
-    let mut skip = |origin: &str, reason: String| {
-        loaded.skipped.push(Skipped {
-            origin: origin.to_string(),
-            what: what.clone(),
-            reason,
-        });
-    };
-    for host in c.children().iter().filter(|s| s.key == "host") {
-        skip(
-            &host.origin,
-            "a `host` block (deprecated in keepalived: a further SMTP checker) is not read".into(),
-        );
-    }
-    let mut helo = crate::probe::DEFAULT_HELO.to_string();
-    for s in c.children().iter().filter(|s| s.key == "helo_name") {
-        let name = s.arg()?;
-        let bare = name
-            .strip_prefix('"')
-            .and_then(|n| n.strip_suffix('"'))
-            .unwrap_or(name);
-        helo = bare.to_string();
-    }
-    if let Err(m) = crate::wire::smtp::check_name(&helo) {
-        skip(&c.origin, format!("helo_name: {m}"));
-        return Ok(());
-    }
-    let spec = crate::probe::SmtpSpec {
-        helo,
-        helo_only: true,
-    };
-    loaded
-        .targets
-        .push(base.target(c, inherit, CheckSpec::Smtp(spec))?);
-    Ok(())
 }
 
 fn map_http(
@@ -1137,6 +1150,7 @@ fn map_misc(
         },
         vs_vip: base.vip,
         vs_port: base.vs_port,
+        vs_protocol: base.protocol,
         rs_ip: base.real_server,
         rs_port: base.port,
         interval: inherit.interval,
@@ -1597,18 +1611,21 @@ virtual_server 10.0.0.100 25 {
             })
         };
         let t = &loaded.targets;
-        assert_eq!(t.len(), 3, "{loaded:#?}");
-        assert_eq!(t[0].probe.check, smtp(crate::probe::DEFAULT_HELO));
+        assert_eq!(t.len(), 4, "{loaded:#?}");
+        assert_eq!(t[0].probe.check, smtp(crate::probe::KEEPALIVED_HELO));
         assert_eq!((t[0].probe.port, t[0].probe.timeout), (25, DEFAULT_TIMEOUT));
+        // helo_name given twice: the later one, as keepalived keeps.
         assert_eq!(t[1].probe.check, smtp("lb1.example"));
         assert_eq!(t[1].probe.port, 2525);
         assert_eq!(t[1].probe.timeout, Duration::from_secs(2));
-        // The host block is skipped; its checker checks the real server.
-        assert_eq!(t[2].probe.check, smtp(crate::probe::DEFAULT_HELO));
+        // Sent as written, as keepalived sends it.
+        assert_eq!(t[2].probe.check, smtp("a b"));
+        // A host block is a further checker of its own address: another
+        // address than the real server's is skipped; its SMTP_CHECK stays.
+        assert_eq!(t[3].probe.check, smtp(crate::probe::KEEPALIVED_HELO));
         let reasons: Vec<&str> = loaded.skipped.iter().map(|s| s.reason.as_str()).collect();
-        assert_eq!(reasons.len(), 2, "{reasons:?}");
-        assert!(reasons[0].contains("is not an EHLO name"), "{reasons:?}");
-        assert!(reasons[1].contains("`host` block"), "{reasons:?}");
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert!(reasons[0].contains("connect_ip 10.0.0.43"), "{reasons:?}");
     }
 
     #[test]
@@ -1830,7 +1847,7 @@ virtual_server group G {
   real_server 10.0.0.42 80 { TCP_CHECK { } }
 }
 virtual_server 10.0.0.100 53 {
-  protocol UDP
+  protocol SCTP
   real_server 10.0.0.42 53 {
     DNS_CHECK {
     }
@@ -1852,7 +1869,7 @@ virtual_server 10.0.0.100 25 {
     DNS_CHECK {
       type A
     }
-    SMTP_CHECK { connect_ip 10.0.0.9
+    SMTP_CHECK {
     }
     UDP_CHECK {
     }
@@ -1876,7 +1893,13 @@ virtual_server 10.0.0.100 25 {
 }
 ";
         let loaded = load_text(conf).unwrap();
-        assert_eq!(loaded.targets, vec![]);
+        // DNS_CHECK, SMTP_CHECK, UDP_CHECK, PING_CHECK of 10.0.0.42 25.
+        let kinds: Vec<&str> = loaded
+            .targets
+            .iter()
+            .map(|t| t.probe.check.kind())
+            .collect();
+        assert_eq!(kinds, ["dns", "smtp", "udp", "ping"]);
         let got: Vec<(usize, &str, &str)> = loaded
             .skipped
             .iter()
@@ -1888,25 +1911,26 @@ virtual_server 10.0.0.100 25 {
         let lines: Vec<usize> = got.iter().map(|g| g.0).collect();
         assert_eq!(
             lines,
-            vec![6, 3, 4, 14, 21, 24, 34, 37, 39, 41, 43, 45, 47, 50, 53, 57],
+            vec![6, 3, 4, 14, 21, 24, 41, 45, 47, 50, 53, 57],
             "{got:#?}"
         );
         assert!(got[0].1 == "virtual_server fwmark 1" && got[0].2.contains("firewall-mark"));
         assert!(got[1].1 == "fwmark 7 of virtual_server_group G");
         assert!(got[2].2.starts_with("no port"));
-        assert!(got[3].2.contains("protocol UDP"));
-        assert!(got[4].2.contains("keepalived makes it UDP"), "{got:?}");
+        assert!(got[3].2.contains("protocol SCTP"));
+        // No protocol is UDP, as keepalived: read, then skipped as NAT.
+        assert!(got[4].2.starts_with("no lb_kind"), "{got:?}");
         assert!(got[5].2.contains("NAT"), "{got:?}");
         assert!(
             got[6]
                 .1
-                .starts_with("DNS_CHECK of real_server 10.0.0.42 25")
+                .starts_with("BFD_CHECK of real_server 10.0.0.42 25")
         );
-        assert!(got[7].1.starts_with("SMTP_CHECK") && got[7].2.contains("connect_ip 10.0.0.9"));
-        assert!(got[12].2.contains("connect_ip 10.0.0.9"));
-        assert!(got[13].2.contains("no url block"));
-        assert!(got[14].1.starts_with("real_server 10.0.0.43") && got[14].2.contains("no checker"));
-        assert!(got[15].1.starts_with("real_server 10.0.0.44"));
+        assert!(got[7].1.starts_with("FILE_CHECK"));
+        assert!(got[8].2.contains("connect_ip 10.0.0.9"));
+        assert!(got[9].2.contains("no url block"));
+        assert!(got[10].1.starts_with("real_server 10.0.0.43") && got[10].2.contains("no checker"));
+        assert!(got[11].1.starts_with("real_server 10.0.0.44"));
         let warned: Vec<String> = warnings(conf);
         assert_eq!(
             warned,
@@ -1914,6 +1938,8 @@ virtual_server 10.0.0.100 25 {
                 "58: Missing '{' at beginning of configuration block",
                 "21: virtual_server 10.0.0.101 80: no protocol set - keepalived defaults to UDP \
                  (add `protocol TCP` for a TCP service)",
+                "21: virtual_server 10.0.0.101 80: no forwarding method set - keepalived uses NAT \
+                 (add `lb_kind DR` for direct routing)",
                 "24: virtual_server 10.0.0.102 80: no forwarding method set - keepalived uses NAT \
                  (add `lb_kind DR` for direct routing)",
             ]
@@ -2008,6 +2034,16 @@ virtual_server 10.0.0.100 25 {
             (
                 "virtual_server\n".to_string(),
                 ":1: virtual_server is missing",
+            ),
+            (
+                format!("{vs}real_server 10.0.0.42 {{\nDNS_CHECK {{\ntype\n}}\n}}\n}}\n"),
+                ":6: type is missing",
+            ),
+            (
+                format!(
+                    "{vs}real_server 10.0.0.42 {{\nUDP_CHECK {{\nmin_reply_length\n}}\n}}\n}}\n"
+                ),
+                ":6: min_reply_length is missing",
             ),
         ] {
             let e = load_text(&text).unwrap_err().to_string();

@@ -33,7 +33,7 @@
 //! | key | |
 //! | --- | --- |
 //! | `iface` | interface to send from |
-//! | `check` | `tcp` (default), `http` or `https` |
+//! | `check` | `tcp` (default), `http`, `https`, `ping`, `udp`, `dns` or `smtp` |
 //! | `timeout_ms` | deadline of each check (default 1000, at most 3600000) |
 //! | `interval_ms`, `retry` | how often, and how many failures make it down (for the report) |
 //! | `host` | HTTP Host header (default: none given; the check decides) |
@@ -44,6 +44,17 @@
 //! | `verify` | https: verify the certificate (default `true`; `false`: only the handshake, as keepalived's `SSL_GET`) |
 //! | `ca` | https: verify against this CA (PEM file) instead of `--ca` or the system's roots |
 //! | `sni` | https: the name sent as SNI and verified (default: the `host`'s name) |
+//! | `send` | tcp, udp: text sent (escapes `\r \n \t \\ \xNN`); tcp: after the handshake (`tcp --send`) |
+//! | `expect` | tcp: a regular expression the server's bytes must match (`tcp --expect`); udp: text the reply must contain; dns: an address or a list, each in the answer |
+//! | `payload`, `expect_hex` | udp: the datagram in hex, and what the reply must start with in hex with `X` nibbles (keepalived's `payload`, `require_reply`) |
+//! | `min_length`, `max_length` | udp: shortest and longest acceptable reply (bytes) |
+//! | `no_reply_ok` | udp: silence (no reply, no ICMP error) is healthy (default `false`) |
+//! | `name`, `type`, `tcp` | dns: the name asked (default `.`), its type (default `SOA`; A, AAAA, NS, SOA, MX, TXT, CNAME, PTR, RRSIG, DNSKEY), over TCP (default `false`) |
+//! | `helo` | smtp: the EHLO/HELO name (default `smtpchecker.keepalived.org`) |
+//!
+//! A key of another kind of check than the target's is an error. A udp
+//! target, or a dns one over UDP, stands for a UDP virtual server (its
+//! track files and snippet say so); the others for TCP ones.
 //!
 //! A `[[vip]]` needs `address` and `port`, a real server its `address`;
 //! addresses are literal IPv4 or IPv6 addresses. An unknown key is an
@@ -60,7 +71,9 @@ use super::{ConfigError, Loaded};
 use crate::probe::parse::{
     check_host, check_path, check_unicast, parse_ip, parse_md5, parse_status,
 };
-use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Method, Probe, TlsSpec, Verify};
+use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Method, Probe, Protocol, TlsSpec, Verify};
+
+mod kinds;
 
 /// Default `timeout_ms`.
 pub(crate) const DEFAULT_TIMEOUT_MS: u64 = 1000;
@@ -75,6 +88,33 @@ enum Kind {
     Tcp,
     Http,
     Https,
+    Ping,
+    Udp,
+    Dns,
+    Smtp,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Tcp => "tcp",
+            Kind::Http => "http",
+            Kind::Https => "https",
+            Kind::Ping => "ping",
+            Kind::Udp => "udp",
+            Kind::Dns => "dns",
+            Kind::Smtp => "smtp",
+        }
+    }
+}
+
+/// `expect`: text (udp), a regular expression (tcp), or addresses (dns:
+/// one or a list).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+enum ExpectValue {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -105,6 +145,17 @@ macro_rules! with_settings {
             verify: Option<bool>,
             ca: Option<Spanned<String>>,
             sni: Option<Spanned<String>>,
+            name: Option<Spanned<String>>,
+            r#type: Option<Spanned<String>>,
+            tcp: Option<bool>,
+            send: Option<Spanned<String>>,
+            payload: Option<Spanned<String>>,
+            expect: Option<Spanned<ExpectValue>>,
+            expect_hex: Option<Spanned<String>>,
+            min_length: Option<usize>,
+            max_length: Option<usize>,
+            no_reply_ok: Option<bool>,
+            helo: Option<Spanned<String>>,
         }
 
         impl $name {
@@ -125,6 +176,17 @@ macro_rules! with_settings {
                     verify: self.verify,
                     ca: self.ca.clone(),
                     sni: self.sni.clone(),
+                    name: self.name.clone(),
+                    r#type: self.r#type.clone(),
+                    tcp: self.tcp,
+                    send: self.send.clone(),
+                    payload: self.payload.clone(),
+                    expect: self.expect.clone(),
+                    expect_hex: self.expect_hex.clone(),
+                    min_length: self.min_length,
+                    max_length: self.max_length,
+                    no_reply_ok: self.no_reply_ok,
+                    helo: self.helo.clone(),
                 }
             }
         }
@@ -174,6 +236,17 @@ impl Settings {
             verify: inner.verify.or(self.verify),
             ca: inner.ca.or_else(|| self.ca.clone()),
             sni: inner.sni.or_else(|| self.sni.clone()),
+            name: inner.name.or_else(|| self.name.clone()),
+            r#type: inner.r#type.or_else(|| self.r#type.clone()),
+            tcp: inner.tcp.or(self.tcp),
+            send: inner.send.or_else(|| self.send.clone()),
+            payload: inner.payload.or_else(|| self.payload.clone()),
+            expect: inner.expect.or_else(|| self.expect.clone()),
+            expect_hex: inner.expect_hex.or_else(|| self.expect_hex.clone()),
+            min_length: inner.min_length.or(self.min_length),
+            max_length: inner.max_length.or(self.max_length),
+            no_reply_ok: inner.no_reply_ok.or(self.no_reply_ok),
+            helo: inner.helo.or_else(|| self.helo.clone()),
         }
     }
 }
@@ -274,16 +347,23 @@ fn target(
         Some(t) => *t.get_ref(),
         None => DEFAULT_TIMEOUT_MS,
     };
-    let check = match s.check.unwrap_or(Kind::Tcp) {
-        Kind::Tcp => CheckSpec::Tcp,
-        kind => {
-            let spec = http_spec(s, &origin, at)?;
-            if kind == Kind::Https {
-                CheckSpec::Https(spec, tls_spec(s, at)?)
-            } else {
-                CheckSpec::Http(spec)
-            }
-        }
+    let kind = s.check.unwrap_or(Kind::Tcp);
+    kinds::misplaced(s, kind, at)?;
+    let check = match kind {
+        Kind::Tcp => kinds::tcp(s, at)?,
+        Kind::Ping => CheckSpec::Ping,
+        Kind::Udp => CheckSpec::Udp(kinds::udp(s, at)?),
+        Kind::Dns => CheckSpec::Dns(kinds::dns(s, at)?),
+        Kind::Smtp => CheckSpec::Smtp(kinds::smtp(s, at)?),
+        Kind::Http => CheckSpec::Http(http_spec(s, &origin, at)?),
+        Kind::Https => CheckSpec::Https(http_spec(s, &origin, at)?, tls_spec(s, at)?),
+    };
+    // A datagram service is a UDP virtual server (its snippet and track
+    // files say so); the others are TCP ones.
+    let vs_protocol = match &check {
+        CheckSpec::Udp(_) => Protocol::Udp,
+        CheckSpec::Dns(dns) if !dns.tcp => Protocol::Udp,
+        _ => Protocol::Tcp,
     };
     Ok(AuditTarget {
         probe: Probe {
@@ -293,6 +373,7 @@ fn target(
         },
         vs_vip: vip,
         vs_port: port,
+        vs_protocol,
         rs_ip: real_server,
         rs_port: port,
         interval: s.interval_ms.map(Duration::from_millis),

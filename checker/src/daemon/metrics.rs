@@ -1,7 +1,8 @@
 //! Prometheus metrics of `vipcheck daemon`, and the small HTTP server that
 //! serves them (`GET /metrics`, text format 0.0.4).
 //!
-//! Per target (labels `vip`, `port`, `real`, `check`): the damped state,
+//! Per target (labels `vip`, `port`, `protocol`, `real`, `check`): the
+//! damped state,
 //! the last raw result and the count of state changes. Per check kind
 //! only (bounded cardinality whatever the number of targets): durations,
 //! results and failure reasons, the reasons a small closed set
@@ -50,16 +51,23 @@ pub(crate) const DURATION_BUCKETS: [f64; 13] = [
 pub(crate) struct TargetLabels {
     pub(crate) vip: String,
     pub(crate) port: u16,
+    /// The virtual server's: `tcp` or `udp` (a TCP and a UDP service on
+    /// one port are two virtual servers).
+    pub(crate) protocol: &'static str,
     pub(crate) real: String,
-    /// `tcp`, `http`, `https`.
+    /// The track label (see track::TrackKey): the kind, `tcp`, `http`,
+    /// `https`, `ping`, `udp`, `dns`, `smtp`, and what tells look-alikes
+    /// apart.
     pub(crate) check: String,
 }
 
 impl TargetLabels {
+    /// The labels of a check of a TCP virtual server.
     pub(crate) fn new(vip: IpAddr, port: u16, real: IpAddr, check: &str) -> TargetLabels {
         TargetLabels {
             vip: vip.to_string(),
             port,
+            protocol: "tcp",
             real: real.to_string(),
             check: check.to_string(),
         }
@@ -70,12 +78,15 @@ impl From<&AuditTarget> for TargetLabels {
     fn from(target: &AuditTarget) -> TargetLabels {
         // The virtual server's port; a check of another port says so in
         // its check label (`tcp-port80`, see track::TrackKey).
-        TargetLabels::new(
-            target.vs_vip,
-            target.vs_port,
-            target.rs_ip,
-            target.probe.check.kind(),
-        )
+        TargetLabels {
+            protocol: target.vs_protocol.label(),
+            ..TargetLabels::new(
+                target.vs_vip,
+                target.vs_port,
+                target.rs_ip,
+                target.probe.check.kind(),
+            )
+        }
     }
 }
 
@@ -560,7 +571,8 @@ mod tests {
         )
     }
 
-    const SERIES: &str = r#"{vip="198.18.0.100",port="80",real="198.18.0.11",check="tcp"}"#;
+    const SERIES: &str =
+        r#"{vip="198.18.0.100",port="80",protocol="tcp",real="198.18.0.11",check="tcp"}"#;
 
     fn verdict(failure: Option<Failure>, reason: &str) -> Result<Verdict, Error> {
         Ok(Verdict {

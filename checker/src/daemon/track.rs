@@ -25,7 +25,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::probe::AuditTarget;
+use crate::probe::{AuditTarget, Protocol};
 
 /// Prefix of every file and track name, so vipcheck's files are
 /// recognisable in a shared directory.
@@ -41,7 +41,7 @@ pub(crate) const DOWN: &str = "1\n";
 ///
 /// The check's label ([`TrackKey::check`], also the metrics' `check`
 /// label), stable across reloads and readable:
-/// - the kind: `tcp`, `http`, `https`;
+/// - the kind: `tcp`, `http`, `https`, `ping`, `udp`, `dns`, `smtp`;
 /// - then `-portN` when the check connects to another port N than the
 ///   virtual server's (`connect_port`, a MISC_CHECK's port): `tcp-port80`;
 /// - a further check with the same label on the same real server (a
@@ -54,6 +54,10 @@ pub(crate) struct TrackKey {
     pub(crate) vip: IpAddr,
     /// The virtual server's port.
     pub(crate) port: u16,
+    /// The virtual server's protocol: keepalived's virtual servers are
+    /// one per address, port and protocol, so a TCP and a UDP one on the
+    /// same port are two (`-udp` after the port in names).
+    pub(crate) protocol: Protocol,
     pub(crate) real_server: IpAddr,
     /// The real server's port as the input writes it (the snippet's
     /// `real_server` line); not part of the names.
@@ -65,7 +69,9 @@ pub(crate) struct TrackKey {
 
 impl TrackKey {
     /// The file's name: `vipcheck_198.18.0.100_80_198.18.0.11_tcp`; an
-    /// IPv6 address has its colons as `-` (`vipcheck_fd00--100_80_…`).
+    /// IPv6 address has its colons as `-` (`vipcheck_fd00--100_80_…`); a
+    /// UDP virtual server's port is followed by `-udp`
+    /// (`vipcheck_198.18.0.100_53-udp_198.18.0.11_dns`).
     /// Fields are separated by `_`, which no field but the last holds, so
     /// keys of distinct VIP, port, real server and label have distinct
     /// names ([`distinct`] gives a real server written twice with two
@@ -84,8 +90,12 @@ impl TrackKey {
     }
 
     fn name(&self, identifier: bool) -> String {
+        let protocol = match self.protocol {
+            Protocol::Tcp => "",
+            Protocol::Udp => "-udp",
+        };
         format!(
-            "{PREFIX}_{}_{}_{}_{}",
+            "{PREFIX}_{}_{}{protocol}_{}_{}",
             address(self.vip, identifier),
             self.port,
             address(self.real_server, identifier),
@@ -105,6 +115,7 @@ impl From<&AuditTarget> for TrackKey {
         TrackKey {
             vip: target.vs_vip,
             port: target.vs_port,
+            protocol: target.vs_protocol,
             real_server: target.rs_ip,
             rs_port: target.rs_port,
             check,
@@ -342,13 +353,14 @@ pub(crate) fn snippet(dir: &Path, keys: &[TrackKey]) -> String {
     for key in &unique {
         let at = match servers
             .iter()
-            .position(|v| (v.vip, v.port) == (key.vip, key.port))
+            .position(|v| (v.vip, v.port, v.protocol) == (key.vip, key.port, key.protocol))
         {
             Some(at) => at,
             None => {
                 servers.push(VirtualServer {
                     vip: key.vip,
                     port: key.port,
+                    protocol: key.protocol,
                     reals: Vec::new(),
                 });
                 servers.len() - 1
@@ -361,10 +373,17 @@ pub(crate) fn snippet(dir: &Path, keys: &[TrackKey]) -> String {
             None => reals.push((real, vec![key])),
         }
     }
-    for VirtualServer { vip, port, reals } in &servers {
+    for VirtualServer {
+        vip,
+        port,
+        protocol,
+        reals,
+    } in &servers
+    {
         let _ = writeln!(
             out,
-            "virtual_server {vip} {port} {{\n    protocol TCP\n    lb_kind DR\n    # ... your lb_algo, delay_loop and other settings"
+            "virtual_server {vip} {port} {{\n    protocol {}\n    lb_kind DR\n    # ... your lb_algo, delay_loop and other settings",
+            protocol.keyword()
         );
         for ((rs, rs_port), checks) in reals {
             // The virtual and real servers as the input writes them: the
@@ -391,6 +410,7 @@ pub(crate) fn snippet(dir: &Path, keys: &[TrackKey]) -> String {
 struct VirtualServer<'a> {
     vip: IpAddr,
     port: u16,
+    protocol: Protocol,
     reals: Vec<((IpAddr, u16), Vec<&'a TrackKey>)>,
 }
 
@@ -450,6 +470,7 @@ mod tests {
         TrackKey {
             vip: vip.parse().unwrap(),
             port,
+            protocol: Protocol::Tcp,
             real_server: rs.parse().unwrap(),
             rs_port: port,
             check: check.into(),
@@ -495,6 +516,7 @@ mod tests {
             ),
             vs_vip: "198.18.0.100".parse().unwrap(),
             vs_port: 80,
+            vs_protocol: Protocol::Tcp,
             rs_ip: "198.18.0.11".parse().unwrap(),
             rs_port: 80,
             interval: None,
@@ -505,6 +527,61 @@ mod tests {
             TrackKey::from(&target),
             key("198.18.0.100", 80, "198.18.0.11", "tcp")
         );
+    }
+
+    #[test]
+    fn a_udp_virtual_server_is_not_the_tcp_one_on_its_port() {
+        // keepalived.conf: a TCP_CHECK of the same real server under a
+        // TCP and a UDP virtual server on port 53, and a DNS_CHECK.
+        let conf = "virtual_server 10.0.0.100 53 {\n protocol TCP\n lb_kind DR\n\
+                    real_server 10.0.0.42 53 {\n TCP_CHECK {\n }\n }\n}\n\
+                    virtual_server 10.0.0.100 53 {\n protocol UDP\n lb_kind DR\n\
+                    real_server 10.0.0.42 53 {\n TCP_CHECK {\n }\n DNS_CHECK {\n }\n }\n}\n";
+        let loaded =
+            crate::config::keepalived::load_str(conf, Path::new("/etc/keepalived/keepalived.conf"))
+                .unwrap();
+        let keys = track_keys(&loaded.targets);
+        let names: Vec<String> = keys.iter().map(TrackKey::file_name).collect();
+        assert_eq!(
+            names,
+            [
+                "vipcheck_10.0.0.100_53_10.0.0.42_tcp",
+                "vipcheck_10.0.0.100_53-udp_10.0.0.42_tcp",
+                "vipcheck_10.0.0.100_53-udp_10.0.0.42_dns",
+            ]
+        );
+        assert_eq!(
+            keys[1].track_name(),
+            "vipcheck_10_0_0_100_53-udp_10_0_0_42_tcp"
+        );
+        let text = snippet(Path::new("/run/vipcheck"), &keys);
+        let servers: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("virtual_server") || l.trim_start().starts_with("protocol"))
+            .collect();
+        assert_eq!(
+            servers,
+            [
+                "virtual_server 10.0.0.100 53 {",
+                "    protocol TCP",
+                "virtual_server 10.0.0.100 53 {",
+                "    protocol UDP",
+            ]
+        );
+        // keepalived reads it (UDP virtual servers with FILE_CHECKs).
+        crate::config::keepalived::cases::keepalived_agrees_on(
+            &text,
+            &Ok(crate::config::Loaded::default()),
+        )
+        .unwrap();
+        // The metrics' labels differ too.
+        let labels: Vec<_> = loaded
+            .targets
+            .iter()
+            .map(crate::daemon::metrics::TargetLabels::from)
+            .collect();
+        assert_ne!(labels[0], labels[1]);
+        assert_eq!((labels[0].protocol, labels[1].protocol), ("tcp", "udp"));
     }
 
     #[test]

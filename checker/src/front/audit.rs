@@ -14,7 +14,7 @@ use crate::check::verdict::Verdict;
 use crate::config;
 use crate::engine;
 use crate::error::{Error, Result};
-use crate::probe::{AuditTarget, Subject};
+use crate::probe::{AuditTarget, CheckSpec, Protocol, Subject};
 
 /// The outcome of one target: its verdict, or why it could not run.
 pub(crate) struct Outcome {
@@ -63,17 +63,35 @@ fn request(target: &AuditTarget) -> Option<(String, &str)> {
     Some((host_of(spec, target.probe.real_server), spec.path.as_str()))
 }
 
+/// What a check asks, for REQUEST: HOST/PATH of an HTTP(S) check, the
+/// type and name of a DNS query, the HELO name of SMTP, `-` for the
+/// others.
+fn request_text(target: &AuditTarget) -> String {
+    if let Some((host, path)) = request(target) {
+        return format!("{host}{path}");
+    }
+    match &target.probe.check {
+        CheckSpec::Dns(dns) => format!("{} {}", dns.rtype, dns.name),
+        CheckSpec::Smtp(smtp) => format!("HELO {}", smtp.helo),
+        _ => "-".to_string(),
+    }
+}
+
 /// The text table of an audit: one line per target, then the skipped.
-/// REQUEST tells the checks of one real server apart: HOST/PATH of an
-/// HTTP(S) check, `-` for TCP.
+/// REQUEST tells the checks of one real server apart ([`request_text`]);
+/// VIP:PORT ends in `/udp` for a check of a UDP virtual server (a TCP one
+/// may share its address and port).
 pub(crate) fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String {
     let mut out = format!(
         "{:<26} {:<32} {:<5} {:<24} {:<9} {:>9}  {}\n",
         "REAL_SERVER", "VIP:PORT", "CHECK", "REQUEST", "VERDICT", "TIME", "REASON"
     );
     for o in outcomes {
-        let vip_port =
+        let mut vip_port =
             std::net::SocketAddr::new(o.target.probe.vip, o.target.probe.port).to_string();
+        if o.target.vs_protocol == Protocol::Udp {
+            vip_port += "/udp";
+        }
         let (verdict, time, reason) = match &o.result {
             Ok(v) => (
                 if v.healthy() { "healthy" } else { "unhealthy" },
@@ -82,10 +100,7 @@ pub(crate) fn table(outcomes: &[Outcome], skipped: &[config::Skipped]) -> String
             ),
             Err(e) => ("error", String::from("-"), e.to_string()),
         };
-        let request = match request(&o.target) {
-            Some((host, path)) => format!("{host}{path}"),
-            None => "-".to_string(),
-        };
+        let request = request_text(&o.target);
         out += &format!(
             "{:<26} {:<32} {:<5} {:<24} {:<9} {:>9}  {reason} ({})\n",
             o.target.probe.real_server.to_string(),
@@ -156,4 +171,52 @@ pub(crate) fn exit_code(outcomes: &[Outcome]) -> i32 {
             .any(|o| matches!(&o.result, Ok(v) if !v.healthy())),
         outcomes.iter().any(|o| o.result.is_err()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_names_udp_services_and_what_dns_and_smtp_ask() {
+        let conf = "virtual_server 10.0.0.100 53 {\n protocol UDP\n lb_kind DR\n\
+                    real_server 10.0.0.42 53 {\n DNS_CHECK {\n type A\n name example.com\n }\n\
+                    UDP_CHECK {\n }\n }\n}\n\
+                    virtual_server 10.0.0.100 25 {\n protocol TCP\n lb_kind DR\n\
+                    real_server 10.0.0.42 25 {\n SMTP_CHECK {\n }\n }\n}\n";
+        let loaded = config::keepalived::load_str(
+            conf,
+            std::path::Path::new("/etc/keepalived/keepalived.conf"),
+        )
+        .unwrap();
+        let outcomes: Vec<Outcome> = loaded
+            .targets
+            .into_iter()
+            .map(|target| Outcome {
+                subject: Subject::from(&target.probe),
+                target,
+                result: Err(Error::Usage("not run".into())),
+            })
+            .collect();
+        let text = table(&outcomes, &[]);
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().take(5).collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ["10.0.0.42", "10.0.0.100:53/udp", "dns", "A", "example.com"],
+                ["10.0.0.42", "10.0.0.100:53/udp", "udp", "-", "error"],
+                [
+                    "10.0.0.42",
+                    "10.0.0.100:25",
+                    "smtp",
+                    "HELO",
+                    "smtpchecker.keepalived.org"
+                ],
+            ]
+        );
+    }
 }

@@ -763,7 +763,7 @@ mod tests {
 
     #[test]
     fn smtp_and_tcp_expect_options() {
-        use crate::probe::{CheckSpec, DEFAULT_HELO, SmtpSpec};
+        use crate::probe::{CheckSpec, KEEPALIVED_HELO, SmtpSpec};
         let rs = ["eth0", "198.18.0.11", "198.18.0.100", "25"];
         let with = |first: &[&str]| {
             let args: Vec<&str> = first.iter().chain(rs.iter()).copied().collect();
@@ -776,7 +776,7 @@ mod tests {
         assert_eq!(
             probe.check,
             CheckSpec::Smtp(SmtpSpec {
-                helo: DEFAULT_HELO.into(),
+                helo: KEEPALIVED_HELO.into(),
                 helo_only: false,
             })
         );

@@ -12,7 +12,7 @@ use clap::Args;
 
 use crate::probe::parse::*;
 use crate::probe::{
-    Capture, CheckSpec, CloseMode, DEFAULT_HELO, DnsSpec, ExpectSpec, HttpSpec, Method, Pattern,
+    Capture, CheckSpec, CloseMode, DnsSpec, ExpectSpec, HttpSpec, KEEPALIVED_HELO, Method, Pattern,
     Probe, Silence, SmtpSpec, TlsSpec, Trace, UdpExpect, UdpSpec, Verify,
 };
 use crate::xdp::XdpMode;
@@ -51,7 +51,7 @@ pub struct SmtpArgs {
     /// The name given in EHLO (and HELO). The default is keepalived's
     /// SMTP_CHECK's, so that mail logs and filters that know keepalived's
     /// checks know these.
-    #[arg(long, value_name = "NAME", default_value = DEFAULT_HELO, value_parser = parse_helo)]
+    #[arg(long, value_name = "NAME", default_value = KEEPALIVED_HELO, value_parser = parse_helo)]
     pub(crate) helo: String,
     /// How to end the connection after the dialogue.
     #[arg(long, value_enum, default_value_t = CloseMode::Rst)]

@@ -141,6 +141,9 @@ pub struct AuditTarget {
     /// MISC_CHECK's command line may check another address or port.
     pub(crate) vs_vip: IpAddr,
     pub(crate) vs_port: u16,
+    /// The virtual server's protocol: LVS (and keepalived) tell a TCP and
+    /// a UDP service on one address and port apart by it.
+    pub(crate) vs_protocol: Protocol,
     /// The real server's address and port, as the input writes them (the
     /// virtual server's port when it gives none).
     pub(crate) rs_ip: IpAddr,
@@ -170,6 +173,33 @@ impl AuditTarget {
             retry: None,
             origin: String::new(),
             ..self.clone()
+        }
+    }
+}
+
+/// The protocol of a virtual server (keepalived's `protocol`; SCTP
+/// services are not read).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// `TCP` or `UDP`, as keepalived.conf spells it.
+    pub(crate) fn keyword(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        }
+    }
+
+    /// `tcp` or `udp`, as labels and names spell it.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
         }
     }
 }
@@ -204,9 +234,9 @@ pub struct ExpectSpec {
     pub(crate) expect: Option<Pattern>,
 }
 
-/// The EHLO/HELO name of an SMTP check that names none: keepalived's
-/// SMTP_CHECK default (check_smtp.h `SMTP_DEFAULT_HELO`).
-pub(crate) const DEFAULT_HELO: &str = "smtpchecker.keepalived.org";
+/// keepalived's SMTP_CHECK `helo_name` when it gives none, and a targets
+/// file's `helo` default.
+pub(crate) const KEEPALIVED_HELO: &str = "smtpchecker.keepalived.org";
 
 /// An SMTP check.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -265,7 +295,6 @@ pub(crate) enum Silence {
     /// Healthy, as `--no-reply-ok` asks.
     Healthy,
     /// Healthy, as keepalived's UDP_CHECK without `require_reply` judges.
-    #[allow(dead_code)] // read from keepalived.conf's UDP_CHECK: the config reader's next step
     Keepalived,
 }
 

@@ -1,11 +1,12 @@
-//! Payloads written as text, and the judgement of a UDP check's outcome,
-//! without I/O: keepalived's UDP_CHECK hex strings (`payload`,
-//! `require_reply` with `X` wildcards) and its reply rule, and
-//! monitoring-plugins check_tcp's `--escape` escapes for `--send`.
+//! Payloads written as text, without I/O: keepalived's UDP_CHECK hex
+//! strings (`payload`, `require_reply` with `X` wildcards) and its
+//! comparison of a reply with `require_reply`, and monitoring-plugins
+//! check_tcp's `--escape` escapes for `--send`. The rest of keepalived's
+//! UDP verdict (silence, lengths) is a `probe::UdpSpec` judged by
+//! `check::udp` (config::keepalived maps UDP_CHECK to it).
 //!
 //! keepalived: lib/parser.c `read_hex_str`, keepalived/check/check_udp.c
-//! `check_udp_reply` and `udp_check_thread`, keepalived/core/layer4.c
-//! `udp_socket_state`. check_tcp: lib/utils_base.c `np_escaped_string`.
+//! `check_udp_reply`. check_tcp: lib/utils_base.c `np_escaped_string`.
 
 use std::fmt;
 
@@ -13,8 +14,6 @@ use std::fmt;
 /// of its text `keepalived check - ` repeated (layer4.c `set_buf`,
 /// `UDP_BUFSIZE`). (keepalived.conf(5) says "a random payload": it is not.)
 pub(crate) const KEEPALIVED_DEFAULT_PAYLOAD: &[u8; 32] = b"keepalived check - keepalived ch";
-/// keepalived's `max_reply_length` when none is given.
-pub(crate) const KEEPALIVED_MAX_REPLY: u16 = 255;
 /// Longest hex string's bytes (keepalived counts them in a u16).
 const MAX_HEX_BYTES: usize = 65535;
 
@@ -88,8 +87,7 @@ impl ReplyPattern {
     /// keepalived's comparison: only the first min(reply, pattern) bytes
     /// are compared, so a reply shorter than the pattern matches if it is
     /// a prefix of it (even an empty one), and one longer matches if the
-    /// pattern is its prefix. Lengths are [`UdpRule`]'s. The first byte
-    /// that differs, if any.
+    /// pattern is its prefix. The first byte that differs, if any.
     pub(crate) fn mismatch(&self, reply: &[u8]) -> Option<usize> {
         reply
             .iter()
@@ -124,136 +122,6 @@ impl fmt::Display for ReplyPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bytes: Vec<String> = (0..self.data.len()).map(|i| self.byte_text(i)).collect();
         f.write_str(&bytes.join(" "))
-    }
-}
-
-/// What keepalived's UDP_CHECK counts as success.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct UdpRule {
-    /// `require_reply`: silence (the timeout) is a failure.
-    pub(crate) require_reply: bool,
-    /// `require_reply HEX`.
-    pub(crate) pattern: Option<ReplyPattern>,
-    /// `min_reply_length` (default 0), `max_reply_length` (default 255):
-    /// keepalived checks them only when there is a pattern.
-    pub(crate) min_reply_length: u16,
-    pub(crate) max_reply_length: u16,
-}
-
-impl Default for UdpRule {
-    fn default() -> Self {
-        UdpRule {
-            require_reply: false,
-            pattern: None,
-            min_reply_length: 0,
-            max_reply_length: KEEPALIVED_MAX_REPLY,
-        }
-    }
-}
-
-/// How a UDP check's wait ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum UdpOutcome<'a> {
-    /// The first datagram that came back.
-    Reply(&'a [u8]),
-    /// An ICMP or ICMPv6 destination unreachable (any code) for our datagram.
-    Unreachable,
-    /// Nothing until the timeout.
-    Timeout,
-}
-
-/// Why a UDP check failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum UdpProblem {
-    NoReply,
-    Unreachable,
-    TooShort {
-        len: usize,
-        min: u16,
-    },
-    TooLong {
-        len: usize,
-        max: u16,
-    },
-    /// Byte `offset` of the reply is `got`, the pattern wants `want`.
-    Mismatch {
-        offset: usize,
-        got: u8,
-        want: String,
-    },
-}
-
-impl fmt::Display for UdpProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UdpProblem::NoReply => write!(f, "no reply before the timeout (a reply is required)"),
-            UdpProblem::Unreachable => write!(f, "destination unreachable (ICMP)"),
-            UdpProblem::TooShort { len, min } => {
-                write!(
-                    f,
-                    "reply of {len} bytes, shorter than min_reply_length {min}"
-                )
-            }
-            UdpProblem::TooLong { len, max } => {
-                write!(
-                    f,
-                    "reply of {len} bytes, longer than max_reply_length {max}"
-                )
-            }
-            UdpProblem::Mismatch { offset, got, want } => {
-                write!(
-                    f,
-                    "reply byte {offset} is {got:02X}, the pattern wants {want}"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for UdpProblem {}
-
-impl UdpRule {
-    /// keepalived's verdict (check_udp.c `udp_check_thread`,
-    /// `check_udp_reply`; layer4.c `udp_socket_state`):
-    ///
-    /// - the timeout passes, unless `require_reply`;
-    /// - ICMP destination unreachable fails;
-    /// - any reply passes when there is no pattern (its length unchecked);
-    /// - with a pattern, the reply's length must lie within
-    ///   min..=max_reply_length, and it must match ([`ReplyPattern::matches`]).
-    ///
-    /// keepalived reads at most max_reply_length + 1 bytes of a datagram;
-    /// judging the whole datagram here gives the same verdict.
-    pub(crate) fn judge(&self, outcome: UdpOutcome<'_>) -> Result<(), UdpProblem> {
-        let reply = match outcome {
-            UdpOutcome::Timeout if self.require_reply => return Err(UdpProblem::NoReply),
-            UdpOutcome::Timeout => return Ok(()),
-            UdpOutcome::Unreachable => return Err(UdpProblem::Unreachable),
-            UdpOutcome::Reply(reply) => reply,
-        };
-        let Some(pattern) = &self.pattern else {
-            return Ok(());
-        };
-        if reply.len() < usize::from(self.min_reply_length) {
-            return Err(UdpProblem::TooShort {
-                len: reply.len(),
-                min: self.min_reply_length,
-            });
-        }
-        if reply.len() > usize::from(self.max_reply_length) {
-            return Err(UdpProblem::TooLong {
-                len: reply.len(),
-                max: self.max_reply_length,
-            });
-        }
-        match pattern.mismatch(reply) {
-            None => Ok(()),
-            Some(offset) => Err(UdpProblem::Mismatch {
-                offset,
-                got: reply[offset],
-                want: pattern.byte_text(offset),
-            }),
-        }
     }
 }
 
@@ -393,51 +261,6 @@ mod tests {
         assert!(p.matches(&[]), "even an empty one");
         assert!(p.matches(&[1, 2, 3, 4, 5]), "the pattern is its prefix");
         assert!(!p.matches(&[1, 3]));
-    }
-
-    #[test]
-    fn udp_rule_as_keepalived() {
-        let default = UdpRule::default();
-        assert_eq!(default.judge(UdpOutcome::Timeout), Ok(()));
-        assert_eq!(
-            default.judge(UdpOutcome::Unreachable),
-            Err(UdpProblem::Unreachable)
-        );
-        assert_eq!(default.judge(UdpOutcome::Reply(&[0; 1000])), Ok(()));
-
-        let required = UdpRule {
-            require_reply: true,
-            ..UdpRule::default()
-        };
-        assert_eq!(
-            required.judge(UdpOutcome::Timeout),
-            Err(UdpProblem::NoReply)
-        );
-        // No pattern: lengths unchecked, even past the default 255.
-        assert_eq!(required.judge(UdpOutcome::Reply(&[0; 1000])), Ok(()));
-        assert_eq!(required.judge(UdpOutcome::Reply(&[])), Ok(()));
-
-        let pattern = UdpRule {
-            require_reply: true,
-            pattern: Some(ReplyPattern::parse("4f 4b").unwrap()),
-            min_reply_length: 2,
-            ..UdpRule::default()
-        };
-        assert_eq!(pattern.judge(UdpOutcome::Reply(b"OK\n")), Ok(()));
-        assert_eq!(
-            pattern.judge(UdpOutcome::Reply(b"O")),
-            Err(UdpProblem::TooShort { len: 1, min: 2 })
-        );
-        assert_eq!(
-            pattern.judge(UdpOutcome::Reply(&[b'O'; 256])),
-            Err(UdpProblem::TooLong { len: 256, max: 255 })
-        );
-        let err = pattern.judge(UdpOutcome::Reply(b"NO")).unwrap_err();
-        assert_eq!(err.to_string(), "reply byte 0 is 4E, the pattern wants 4F");
-        assert_eq!(
-            UdpProblem::TooShort { len: 1, min: 2 }.to_string(),
-            "reply of 1 bytes, shorter than min_reply_length 2"
-        );
     }
 
     #[test]

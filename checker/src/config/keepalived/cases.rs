@@ -282,6 +282,112 @@ virtual_server group WEB6 {
         )],
     ),
     (
+        "checkers",
+        &[(
+            "keepalived.conf",
+            b"virtual_server 10.0.0.100 53 {
+    protocol UDP
+    lb_kind DR
+    lb_algo rr
+    real_server 10.0.0.42 53 {
+        DNS_CHECK {
+            type aaaa
+            name www.example.com
+        }
+        UDP_CHECK {
+            payload Ab12f 3 456
+            require_reply 4f Xb
+            min_reply_length 2
+            max_reply_length 512
+        }
+        PING_CHECK {
+        }
+        TCP_CHECK {
+        }
+    }
+}
+virtual_server 10.0.0.100 25 {
+    protocol TCP
+    lb_kind DR
+    lb_algo rr
+    real_server 10.0.0.42 25 {
+        SMTP_CHECK {
+            helo_name \"mail.example.com\"
+            connect_timeout 3
+        }
+    }
+}
+",
+        )],
+    ),
+    (
+        "smtp_hosts",
+        &[(
+            "keepalived.conf",
+            b"virtual_server 10.0.0.100 25 {
+    protocol TCP
+    lb_kind DR
+    lb_algo rr
+    real_server 10.0.0.42 25 {
+        SMTP_CHECK {
+            helo_name
+            host {
+                connect_ip 10.0.0.42
+                connect_port 587
+            }
+            host {
+                connect_ip 10.0.0.9
+            }
+        }
+    }
+}
+",
+        )],
+    ),
+    (
+        "checker_values",
+        &[(
+            "keepalived.conf",
+            b"virtual_server 10.0.0.100 53 {
+    protocol UDP
+    lb_kind DR
+    lb_algo rr
+    real_server 10.0.0.42 53 {
+        DNS_CHECK {
+            type PTR
+        }
+    }
+    real_server 10.0.0.43 53 {
+        DNS_CHECK {
+            type BOGUS
+        }
+    }
+    real_server 10.0.0.44 53 {
+        UDP_CHECK {
+            payload 0g
+        }
+    }
+    real_server 10.0.0.45 53 {
+        UDP_CHECK {
+            require_reply zz
+        }
+    }
+    real_server 10.0.0.46 53 {
+        UDP_CHECK {
+            min_reply_length 10
+            max_reply_length 5
+        }
+    }
+    real_server 10.0.0.47 53 {
+        DNS_CHECK {
+            name a..b
+        }
+    }
+}
+",
+        )],
+    ),
+    (
         "no_protocol",
         &[(
             "keepalived.conf",
@@ -763,9 +869,113 @@ fn misc_check_runs_vipcheck() {
 }
 
 #[test]
+fn dns_udp_ping_smtp_checkers() {
+    use crate::probe::{Protocol, Silence, UdpExpect};
+    let loaded = load_case("checkers").unwrap();
+    assert_eq!(
+        (loaded.warnings.len(), loaded.skipped.len()),
+        (0, 0),
+        "{loaded:#?}"
+    );
+    let t = &loaded.targets;
+    let kinds: Vec<&str> = t.iter().map(|t| t.probe.check.kind()).collect();
+    assert_eq!(kinds, ["dns", "udp", "ping", "tcp", "smtp"]);
+    // A UDP virtual server's checkers, TCP_CHECK included (keepalived
+    // connects over TCP whatever the service's protocol).
+    assert!(t[..4].iter().all(|t| t.vs_protocol == Protocol::Udp));
+    assert_eq!(t[4].vs_protocol, Protocol::Tcp);
+    let CheckSpec::Dns(dns) = &t[0].probe.check else {
+        panic!()
+    };
+    assert_eq!(
+        (dns.name.as_str(), dns.rtype, dns.tcp),
+        ("www.example.com", crate::wire::dns::RecordType::Aaaa, false)
+    );
+    assert_eq!((t[0].retry, t[0].probe.port), (Some(3), 53));
+    let CheckSpec::Udp(udp) = &t[1].probe.check else {
+        panic!()
+    };
+    assert_eq!(udp.payload, [0xab, 0x12, 0x0f, 0x03, 0x45, 0x06]);
+    let Some(UdpExpect::Pattern(p)) = &udp.expect else {
+        panic!("{udp:?}")
+    };
+    assert_eq!(p.to_string(), "4F XB");
+    assert_eq!((udp.min_length, udp.max_length), (Some(2), Some(512)));
+    assert_eq!(udp.silence, Silence::Fails);
+    assert_eq!((t[1].retry, t[2].retry), (None, None));
+    let CheckSpec::Smtp(smtp) = &t[4].probe.check else {
+        panic!()
+    };
+    assert_eq!(
+        (smtp.helo.as_str(), smtp.helo_only),
+        ("mail.example.com", true)
+    );
+    assert_eq!(
+        (t[4].probe.port, t[4].probe.timeout),
+        (25, Duration::from_secs(3))
+    );
+}
+
+#[test]
+fn smtp_host_blocks_are_further_checkers() {
+    let loaded = load_case("smtp_hosts").unwrap();
+    let t = &loaded.targets;
+    // The SMTP_CHECK itself and its first host (port 587); the second
+    // host connects to another address.
+    let ports: Vec<u16> = t.iter().map(|t| t.probe.port).collect();
+    assert_eq!(ports, [25, 587], "{loaded:#?}");
+    for t in t {
+        let CheckSpec::Smtp(smtp) = &t.probe.check else {
+            panic!()
+        };
+        assert_eq!(smtp.helo, crate::probe::KEEPALIVED_HELO);
+    }
+    assert_eq!(loaded.skipped.len(), 1);
+    assert!(
+        loaded.skipped[0]
+            .what
+            .starts_with("host of real_server 10.0.0.42 25")
+    );
+    assert!(loaded.skipped[0].reason.contains("connect_ip 10.0.0.9"));
+    assert!(loaded.skipped[0].origin.ends_with(":12"));
+    // keepalived: "SMTP_CHECK helo name missing", and its default.
+    assert_eq!(lines(&loaded), ["7: SMTP_CHECK helo name missing"]);
+}
+
+#[test]
+fn checker_values_keepalived_reports() {
+    // keepalived -t reports lines 7, 12, 17, 22, 29 and 33 and runs:
+    // vipcheck warns, and skips what it cannot check as meant.
+    let loaded = load_case("checker_values").unwrap();
+    let t = &loaded.targets;
+    assert_eq!(t.len(), 1, "{loaded:#?}");
+    assert_eq!(t[0].probe.real_server, ip("10.0.0.46"));
+    let CheckSpec::Udp(udp) = &t[0].probe.check else {
+        panic!()
+    };
+    assert_eq!(
+        (udp.min_length, udp.max_length),
+        (None, None),
+        "no require_reply HEX"
+    );
+    let w = lines(&loaded);
+    let at: Vec<&str> = w.iter().map(|l| l.split(':').next().unwrap()).collect();
+    assert_eq!(at, ["7", "12", "17", "22", "26", "33"], "{w:#?}");
+    assert!(w[0].contains("\"PTR\""), "{w:?}");
+    assert!(w[2].contains("Invalid hex string"), "{w:?}");
+    assert!(w[4].contains("will always fail"), "{w:?}");
+    assert!(w[5].contains("empty label"), "{w:?}");
+    assert_eq!(loaded.skipped.len(), 5);
+}
+
+#[test]
 fn no_protocol_is_udp() {
+    // keepalived makes it a UDP service, and warns: so does vipcheck,
+    // and checks it as one.
     let loaded = load_case("no_protocol").unwrap();
-    assert_eq!(loaded.targets, vec![]);
+    assert_eq!(loaded.targets.len(), 1, "{loaded:#?}");
+    assert_eq!(loaded.targets[0].vs_protocol, crate::probe::Protocol::Udp);
+    assert_eq!(loaded.targets[0].probe.check, CheckSpec::Tcp);
     assert_eq!(
         lines(&loaded),
         [
@@ -773,7 +983,7 @@ fn no_protocol_is_udp() {
           (add `protocol TCP` for a TCP service)"
         ]
     );
-    assert!(loaded.skipped[0].reason.contains("UDP"));
+    assert_eq!(loaded.skipped, vec![]);
 }
 
 #[test]
@@ -890,7 +1100,7 @@ fn keepalived_test(path: &Path) -> Option<(i32, String)> {
 /// 4 or 6 and does not), `ours` being vipcheck's reading of it; `Err`
 /// says how they differ. Without keepalived: `Ok` (SKIPPED said), unless
 /// CI is set. Every configuration the unit tests read goes through this.
-pub(super) fn keepalived_agrees_on(
+pub(crate) fn keepalived_agrees_on(
     text: &str,
     ours: &Result<Loaded, ConfigError>,
 ) -> Result<(), String> {
