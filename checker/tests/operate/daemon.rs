@@ -964,3 +964,178 @@ fn a_timing_only_reload_keeps_every_track_file() {
         after.text
     );
 }
+
+/// keepalived.conf with every checker of a non-HTTP service, each through
+/// the VIP path on real services (dnsmasq, socat, exim): `keepalived -t`
+/// reads it, `vipcheck audit` judges each as keepalived's checker would
+/// through the VIP, and the daemon's metrics and track files follow.
+#[test]
+fn every_checker_of_a_keepalived_conf() {
+    use xtask::lab::{DNS_NAME, SMTP_PORT, UDP_ECHO_PORT, UDP_WRONG_SOURCE_PORT};
+    let lab = lab(Role::Backup);
+    let _services = lab.start_services().expect("services");
+    let scratch = Scratch::new("checkers");
+    let vs = |port: u16, protocol: &str, reals: &[(std::net::Ipv4Addr, &str)]| {
+        let mut text = format!(
+            "virtual_server {VIP} {port} {{\n  delay_loop 1\n  lb_kind DR\n  protocol {protocol}\n"
+        );
+        for (ip, checker) in reals {
+            text += &format!("  real_server {ip} {port} {{\n    {checker}\n  }}\n");
+        }
+        text + "}\n"
+    };
+    let echo = "UDP_CHECK {\n      payload 68656c6c6f\n      require_reply 68656c6c6f\n      connect_timeout 1\n    }";
+    let silent = "UDP_CHECK {\n      connect_timeout 1\n    }";
+    let conf = scratch.file(
+        "keepalived.conf",
+        &[
+            vs(
+                53,
+                "UDP",
+                &[
+                    (
+                        OK_IP,
+                        &format!("DNS_CHECK {{\n      type A\n      name {DNS_NAME}\n      connect_timeout 1\n    }}"),
+                    ),
+                    (CLOSED_IP, "DNS_CHECK {\n      connect_timeout 1\n    }"),
+                ],
+            ),
+            vs(
+                UDP_ECHO_PORT,
+                "UDP",
+                &[(OK_IP, echo), (NOVIP_IP, silent), (CLOSED_IP, silent)],
+            ),
+            vs(
+                UDP_WRONG_SOURCE_PORT,
+                "UDP",
+                &[(OK_IP, "UDP_CHECK {\n      require_reply\n      connect_timeout 1\n    }")],
+            ),
+            vs(
+                SMTP_PORT,
+                "TCP",
+                &[
+                    (OK_IP, "SMTP_CHECK {\n      helo_name lb.lab.test\n      connect_timeout 1\n    }"),
+                    (NOVIP_IP, "PING_CHECK {\n      connect_timeout 1\n    }"),
+                    (CLOSED_IP, "PING_CHECK {\n      connect_timeout 1\n    }"),
+                ],
+            ),
+        ]
+        .concat(),
+    );
+    assert_keepalived_reads(&conf);
+
+    // (real server, VIP port, check, healthy, failure code or the reason's words)
+    let expected = [
+        (OK_IP, 53, "dns", true, "1 answer: 198.18.0.100"),
+        (CLOSED_IP, 53, "dns", false, "port_unreachable"),
+        (OK_IP, UDP_ECHO_PORT, "udp", true, "reply of 5 bytes"),
+        // keepalived's UDP_CHECK without require_reply: silence is up.
+        (
+            NOVIP_IP,
+            UDP_ECHO_PORT,
+            "udp",
+            true,
+            "keepalived's UDP_CHECK counts silence as up",
+        ),
+        (CLOSED_IP, UDP_ECHO_PORT, "udp", false, "port_unreachable"),
+        (OK_IP, UDP_WRONG_SOURCE_PORT, "udp", false, "wrong_source"),
+        (OK_IP, SMTP_PORT, "smtp", true, "HELO 250"),
+        (NOVIP_IP, SMTP_PORT, "ping", false, "no_answer"),
+        (
+            CLOSED_IP,
+            SMTP_PORT,
+            "ping",
+            true,
+            "echo reply from the VIP",
+        ),
+    ];
+    let audit = run(vipcheck(
+        &lab,
+        &["audit", "--keepalived", s(&conf), "--format", "json"],
+    ));
+    assert_eq!(audit.code, 1, "{audit:?}");
+    let objects: Vec<serde_json::Value> = audit
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(objects.len(), expected.len(), "{}", audit.stdout);
+    for (ip, port, check, healthy, words) in expected {
+        let object = objects
+            .iter()
+            .find(|o| {
+                // A ping's target has no port (JSON null).
+                let at = if check == "ping" { None } else { Some(port) };
+                o["target"]["real_server"] == ip.to_string()
+                    && o["target"]["port"].as_u64() == at.map(u64::from)
+                    && o["check"] == check
+            })
+            .unwrap_or_else(|| panic!("no {ip}:{port} {check} in {}", audit.stdout));
+        assert_eq!(object["verdict"] == "healthy", healthy, "{object}");
+        let text = format!("{} {}", object["failure"], object["reason"]);
+        assert!(text.contains(words), "{words:?} in {object}");
+    }
+
+    let track = scratch.path("track");
+    let daemon = Daemon::start(
+        &lab,
+        &[
+            "--keepalived",
+            s(&conf),
+            "--metrics",
+            METRICS_ADDR,
+            "--track-dir",
+            s(&track),
+            "--interval",
+            "1000",
+        ],
+        scratch.path("daemon.log"),
+    );
+    let up = |m: &Metrics, ip: std::net::Ipv4Addr, port: u16, check: &str| {
+        m.get(
+            "vipcheck_target_up",
+            &[
+                ("vip", &VIP.to_string()),
+                ("port", &port.to_string()),
+                ("real", &ip.to_string()),
+                ("check", check),
+            ],
+        )
+    };
+    let metrics = poll(Duration::from_secs(6), || {
+        scrape(&lab).filter(|m| {
+            expected
+                .iter()
+                .all(|(ip, port, check, ..)| up(m, *ip, *port, check).is_some())
+        })
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no first result of every target within 6 s; metrics:\n{}\nlog:\n{}",
+            scrape(&lab).map(|m| m.text).unwrap_or_default(),
+            daemon.log()
+        )
+    });
+    for (ip, port, check, healthy, _) in expected {
+        let value = if healthy { 1.0 } else { 0.0 };
+        assert_eq!(
+            up(&metrics, ip, port, check),
+            Some(value),
+            "{ip}:{port} {check}"
+        );
+        let udp = if port == SMTP_PORT { "" } else { "-udp" };
+        let name = format!("vipcheck_{VIP}_{port}{udp}_{ip}_{check}");
+        let contents = fs::read_to_string(track.join(&name))
+            .unwrap_or_else(|e| panic!("track file {name}: {e}"));
+        assert_eq!(contents, if healthy { "0\n" } else { "1\n" }, "{name}");
+    }
+    for reason in ["port_unreachable", "wrong_source", "no_answer"] {
+        assert!(
+            metrics.sum("vipcheck_check_failures_total", &[("reason", reason)]) >= 1.0,
+            "{reason}:\n{}",
+            metrics.text
+        );
+    }
+    let (status, _) = daemon.terminate(Duration::from_secs(3));
+    assert!(status.success(), "{status:?}");
+}
