@@ -35,6 +35,7 @@ use crate::engine::stop::Stop;
 use crate::error::{Error, Result};
 use crate::probe::{CloseMode, Probe};
 use crate::sys::netdev::Mac;
+use crate::wire::datagram::{IcmpError, Reply, parse as parse_datagram};
 use crate::wire::egress::Egress;
 
 /// What a check keeps back from its timeout to end its process in time.
@@ -71,6 +72,9 @@ pub(crate) struct Flow {
     pub(crate) stack: Stack,
     /// Time from the start to the SYN-ACK, once it came.
     pub(crate) connected: Option<Duration>,
+    /// The first ICMP error that quoted one of our segments, and who sent
+    /// it (the XDP program hands them to the flow they quote).
+    icmp_error: Option<(IcmpError, IpAddr)>,
     /// The flow's frames come here; dropping it removes the flow's entry.
     registration: Registration,
     /// Keeps our source port reserved in the kernel while the check runs.
@@ -311,6 +315,7 @@ impl Open for Flow {
             path,
             stack,
             connected: None,
+            icmp_error: None,
             registration,
             _port: port_socket,
         })))
@@ -319,7 +324,9 @@ impl Open for Flow {
 
 impl Flow {
     /// Runs the stack until `goal` returns `Some` or the deadline passes
-    /// (`None`). Sleeps on the flow's inbox and the stack's next timer.
+    /// (`None`), or, while the handshake is not done, an ICMP error about
+    /// our SYN comes (`None`: there will be no SYN-ACK). Sleeps on the
+    /// flow's inbox and the stack's next timer.
     pub(crate) async fn drive<T>(
         &mut self,
         mut goal: impl FnMut(&mut Stack) -> Option<T>,
@@ -333,7 +340,9 @@ impl Flow {
                 return Ok(Some(done));
             }
             let due = self.path.due();
-            if now >= due {
+            let refused = self.icmp_error.is_some()
+                && self.stack.state() == smoltcp::socket::tcp::State::SynSent;
+            if now >= due || refused {
                 return Ok(None);
             }
             let wake = match self.stack.poll_delay(now) {
@@ -347,6 +356,10 @@ impl Flow {
     /// Feeds the frames captured for this flow to the stack.
     fn receive(&mut self) {
         for frame in self.path.received(&self.registration) {
+            if let Some(Reply::Error { from, error }) = parse_datagram(&frame) {
+                self.icmp_error.get_or_insert((error, from));
+                continue;
+            }
             self.stack.receive(frame);
         }
     }
@@ -481,13 +494,15 @@ pub(crate) async fn connect(flow: &mut Flow) -> Result<Result<(), (Failure, Stri
             _ => Some(true),
         })
         .await?;
-    Ok(match answer {
-        Some(true) => {
+    Ok(match (answer, flow.icmp_error) {
+        (Some(true), _) => {
             flow.connected = Some(flow.elapsed());
             Ok(())
         }
-        Some(false) => Err((Failure::Refused, "connection refused (RST)".to_string())),
-        None => {
+        (Some(false), _) => Err((Failure::Refused, "connection refused (RST)".to_string())),
+        // No SYN-ACK, but an ICMP error about our SYN: it says why.
+        (None, Some((error, from))) => Err((Failure::Unreachable, ping::unreachable(error, from))),
+        (None, None) => {
             flow.path.unanswered();
             Err((Failure::NoAnswer, flow.path.no_answer()))
         }

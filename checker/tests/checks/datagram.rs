@@ -268,6 +268,28 @@ fn verdicts(role: Role) {
         );
     }
 
+    // TCP too: a firewall's reject (an ICMP error quoting our SYN) ends
+    // the handshake at once, and the verdict says what came.
+    nft(
+        &lab,
+        lab.ns(Host::Closed),
+        "table inet vckr {\n chain in {\n  type filter hook input priority 0;\n  \
+         tcp dport 81 reject with icmpx type admin-prohibited\n }\n}\n",
+    );
+    for (rs, vip) in [
+        (ip4(Host::Closed), IpAddr::from(VIP)),
+        (ip6(Host::Closed), IpAddr::from(VIP6)),
+    ] {
+        let out = check(&lab, "tcp", &["--format", "json"], rs, Some(81));
+        assert_eq!(failure(&out).as_deref(), Some("unreachable"), "{out:?}");
+        assert!(
+            out.stdout
+                .contains(&format!("administratively prohibited from {vip}")),
+            "{out:?}"
+        );
+        assert!(out.elapsed < Duration::from_millis(500), "{out:?}");
+    }
+
     // Nothing of the above made the LB's kernel send an error: every
     // reply (and the errors about our datagrams) was ours, taken and
     // dropped before the kernel saw it.
