@@ -23,7 +23,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
-use crate::lab::{HTTP_PORT, HTTPS_PORT, Host, LB_IFACE, Lab, OK_IP, Role, VIP};
+use crate::lab::{
+    DNS_NAME, DNS_PORT, HTTP_PORT, HTTPS_PORT, Host, LB_IFACE, Lab, OK_IP, Role, UDP_ECHO_PORT,
+    UDP_WRONG_SOURCE_PORT, VIP,
+};
 
 /// How a bench runs.
 #[derive(Clone, Debug)]
@@ -174,7 +177,13 @@ impl Contender {
             .stderr(Stdio::null());
         let (out, wall, usage) = measured(lab.lb_ns(), cmd)?;
         if !out.0 && !self.may_fail {
-            bail!("{} failed: {}", self.name, out.1.trim());
+            // Once more for its stderr (not read while measured).
+            let mut again = Command::new(&self.program);
+            again.args(&self.args);
+            let stderr = crate::lab::netns::run_in(lab.lb_ns(), || again.output())
+                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                .unwrap_or_default();
+            bail!("{} failed: {} {}", self.name, out.1.trim(), stderr.trim());
         }
         if keep {
             self.failed += usize::from(!out.0);
@@ -309,6 +318,11 @@ pub fn run(vipcheck: &Path, options: &Options) -> Result<()> {
         let (scale_rows, scale_notes) = scale(&lab, &builds, options)?;
         rows.extend(scale_rows);
         notes.extend(scale_notes);
+        // Fewer in a quick run: the bench's CI time.
+        let n = if options.quick { 200 } else { options.scale };
+        let (dns_rows, dns_notes) = dns_scale(&lab, vipcheck, n)?;
+        rows.extend(dns_rows);
+        notes.extend(dns_notes);
     }
     drop(lab);
     if !options.quick {
@@ -369,8 +383,19 @@ fn warm(lab: &Lab, builds: &[Build], options: &Options) -> Result<Vec<Row>> {
         )
         .against("xtask doing nothing"),
     ];
+    // The datagram checks' services: UDP echo on the VIP (socat), DNS
+    // (dnsmasq), both on `ok`; stopped when the guards drop.
+    let udp_services = lab.start_udp()?;
+    let dns_services = lab.start_dns()?;
+    let udp_port = UDP_ECHO_PORT.to_string();
+    // The echo answers from the VIP only: the kernel's exchange (which
+    // cannot reach the VIP from a backup LB) goes to ok's own address,
+    // on the wildcard-bound echo.
+    let udp_own = format!("{rs}:{UDP_WRONG_SOURCE_PORT}");
+    let dig_server = format!("@{rs}");
+    let dns_port = DNS_PORT.to_string();
     // Each group: the kernel's (or curl's) row, then vipcheck's of each build.
-    let groups: [(&'static str, Contender, Vec<&str>); 3] = [
+    let groups: [(&'static str, Contender, Vec<&str>); 6] = [
         (
             "tcp",
             Contender::new(
@@ -420,6 +445,48 @@ fn warm(lab: &Lab, builds: &[Build], options: &Options) -> Result<Vec<Row>> {
                 "/",
             ],
         ),
+        (
+            "ping",
+            Contender::new(
+                "ping",
+                "ping -c1 (own IP)",
+                "ping",
+                &["-c1", "-q", "-W", "2", &rs],
+            ),
+            vec!["ping", LB_IFACE, &rs, &vip],
+        ),
+        (
+            "udp",
+            Contender::new(
+                "udp",
+                "kernel UDP exchange (own IP)",
+                floor,
+                &["floor", "udp", &udp_own],
+            ),
+            vec![
+                "udp",
+                "--send",
+                "vipcheck bench",
+                "--expect",
+                "vipcheck bench",
+                LB_IFACE,
+                &rs,
+                &vip,
+                &udp_port,
+            ],
+        ),
+        (
+            "dns",
+            Contender::new(
+                "dns",
+                "dig +tries=1 (own IP)",
+                "dig",
+                &["+tries=1", "+time=2", &dig_server, DNS_NAME],
+            ),
+            vec![
+                "dns", "--name", DNS_NAME, "--type", "A", LB_IFACE, &rs, &vip, &dns_port,
+            ],
+        ),
     ];
     for (group, reference, args) in groups {
         c.push(reference.reference());
@@ -453,6 +520,7 @@ fn warm(lab: &Lab, builds: &[Build], options: &Options) -> Result<Vec<Row>> {
     for contender in &mut c {
         contender.peak_rss(lab)?;
     }
+    drop((udp_services, dns_services));
     // Memory: one run each of the big ones, beside the 20 KiB of a warm run.
     let mut memory: Vec<Contender> = builds
         .iter()
@@ -1111,6 +1179,79 @@ fn scale(lab: &Lab, builds: &[Build], options: &Options) -> Result<(Vec<Row>, Ve
     let result = scale_runs(lab, builds, &file, &targets, options.quick);
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// `n` DNS checks as one `vipcheck audit` of a targets file: every target
+/// the lab's DNS name through the VIP on `ok` (dnsmasq answers on the VIP
+/// only, not on the scale addresses), `check = "dns"` with its `name` and
+/// `type`. Guarded: a build whose targets file does not take DNS targets
+/// (exit 2: nothing to check, or the file unreadable) gives a note, not a
+/// row.
+fn dns_scale(lab: &Lab, vipcheck: &Path, n: u32) -> Result<(Vec<Row>, Vec<String>)> {
+    let _services = lab.start_dns()?;
+    let dir = std::env::temp_dir().join(format!("vck-bench-dns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("targets.toml");
+    let mut toml = format!(
+        "[defaults]\niface = \"{LB_IFACE}\"\ncheck = \"dns\"\nname = \"{DNS_NAME}\"\ntype = \"A\"\ntimeout_ms = 1000\n"
+    );
+    for _ in 0..n {
+        toml += &format!(
+            "[[vip]]\naddress = \"{VIP}\"\nport = {DNS_PORT}\n[[vip.real_server]]\naddress = \"{OK_IP}\"\n"
+        );
+    }
+    std::fs::write(&file, toml)?;
+    let log = dir.join("stderr");
+    let result = crate::lab::netns::run_in(lab.lb_ns(), || {
+        let mut used = Used::start();
+        let child = Command::new(vipcheck)
+            .args(["audit", "--targets"])
+            .arg(&file)
+            .args(["--parallel", "256"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?;
+        used.wait(child)?;
+        Ok(used.end())
+    });
+    let stderr = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    let used = result?;
+    let name = "one vipcheck audit of dns targets (--parallel 256)";
+    if used.failed > 0 {
+        // The guard: a targets file without DNS targets (exit 2), or
+        // checks that failed: no row.
+        return Ok((
+            Vec::new(),
+            vec![format!(
+                "{n} DNS targets in one audit: no row, the audit failed: {}",
+                stderr.lines().next().unwrap_or("(no message)").trim()
+            )],
+        ));
+    }
+    let wall = ms(used.wall);
+    let row = Row {
+        group: format!("{n} DNS checks (one VIP)"),
+        name: name.to_string(),
+        runs: n as usize,
+        min_ms: wall,
+        median_ms: wall,
+        p99_ms: wall,
+        ratio: None,
+        cpu_ms: Some(ms(used.cpu) / f64::from(n)),
+        in_process_ms: None,
+        peak_rss_kib: Some(used.max_rss_kib),
+        failed: 0,
+        samples: Vec::new(),
+    };
+    let note = format!(
+        "{name}: {n} checks in {:.2} s ({:.0} checks/s), {:.0} µs of CPU per check, peak RSS {} MiB",
+        used.wall.as_secs_f64(),
+        f64::from(n) / used.wall.as_secs_f64(),
+        used.cpu.as_secs_f64() * 1e6 / f64::from(n),
+        used.max_rss_kib / 1024
+    );
+    Ok((vec![row], vec![note]))
 }
 
 /// What a group of processes used.

@@ -77,7 +77,8 @@ enum Task {
     /// The floors of the bench, as processes of their own (hidden).
     #[command(hide = true)]
     Floor {
-        /// empty, af-packet, or connect ADDR:PORT.
+        /// empty, af-packet, connect ADDR:PORT, or udp ADDR:PORT (one
+        /// exchange with an echo service).
         what: String,
         addr: Option<String>,
     },
@@ -479,6 +480,23 @@ fn floor(what: &str, addr: Option<&str>) -> Result<ExitCode> {
         "connect" => {
             let addr: std::net::SocketAddr = addr.context("connect needs ADDR:PORT")?.parse()?;
             std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(10))?;
+        }
+        "udp" => {
+            // One datagram to an echo service, its echo back.
+            let addr: std::net::SocketAddr = addr.context("udp needs ADDR:PORT")?.parse()?;
+            let socket = std::net::UdpSocket::bind(if addr.is_ipv4() {
+                "0.0.0.0:0"
+            } else {
+                "[::]:0"
+            })?;
+            socket.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+            socket.connect(addr)?;
+            socket.send(b"vipcheck bench")?;
+            let mut buf = [0u8; 64];
+            let n = socket.recv(&mut buf)?;
+            if buf[..n] != *b"vipcheck bench" {
+                bail!("a wrong echo from {addr}");
+            }
         }
         other => bail!("no floor {other:?}"),
     }

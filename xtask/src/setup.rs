@@ -18,10 +18,11 @@ use anyhow::{Context, Result, bail};
 /// GNU time for its peak RSS of a check; dnsmasq-base (DNS, a binary
 /// without a service), socat (UDP services) and exim4-daemon-light (SMTP),
 /// which the lab runs per namespace for the dns/udp/smtp checks, and
-/// bind9-dnsutils (dig) to ask the DNS servers. No service of these may
+/// bind9-dnsutils (dig) to ask the DNS servers, and iputils-ping, the
+/// bench's kernel baseline of the ping check. No service of these may
 /// start in the root namespace on install: apt-get runs under a
 /// `policy-rc.d` that forbids starting services.
-pub const PACKAGES: [&str; 17] = [
+pub const PACKAGES: [&str; 18] = [
     "nginx-light",
     "iproute2",
     "nftables",
@@ -39,6 +40,7 @@ pub const PACKAGES: [&str; 17] = [
     "socat",
     "exim4-daemon-light",
     "bind9-dnsutils",
+    "iputils-ping",
 ];
 
 enum Outcome {

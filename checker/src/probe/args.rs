@@ -69,6 +69,11 @@ pub struct PingArgs {
     pub(crate) verbose: u8,
 }
 
+/// A payload parsed from one argument. Through an alias: clap's derive
+/// reads a field written `Option<Vec<u8>>` as a list of `u8` values (and
+/// panics when the parser hands it a `Vec<u8>`).
+type Bytes = Vec<u8>;
+
 #[derive(Debug, Args)]
 pub struct UdpArgs {
     #[command(flatten)]
@@ -577,5 +582,44 @@ impl CheckArgs {
             "http" => HttpArgs::from_arg_matches(m).map(|a| CheckArgs::Http(Box::new(a))),
             _ => HttpsArgs::from_arg_matches(m).map(|a| CheckArgs::Https(Box::new(a))),
         })
+    }
+}
+
+#[cfg(test)]
+mod udp_payload_tests {
+    use super::CheckArgs;
+
+    fn parse(words: &[&str]) -> CheckArgs {
+        let argv: Vec<std::ffi::OsString> = words.iter().map(Into::into).collect();
+        CheckArgs::try_parse(&argv)
+            .expect("a check")
+            .expect("valid arguments")
+    }
+
+    /// --send, --payload and --expect each take one argument whole.
+    #[test]
+    fn udp_payload_options_parse() {
+        let base = [
+            "vipcheck",
+            "udp",
+            "eth0",
+            "198.18.0.11",
+            "198.18.0.100",
+            "7",
+        ];
+        let with = |extra: &[&str]| {
+            let mut words = base[..2].to_vec();
+            words.extend_from_slice(extra);
+            words.extend_from_slice(&base[2..]);
+            match parse(&words) {
+                CheckArgs::Udp(a) => (a.send, a.payload, a.expect),
+                _ => panic!("not udp"),
+            }
+        };
+        assert_eq!(
+            with(&["--send", "hi\\n", "--expect", "hi"]),
+            (Some(b"hi\n".to_vec()), None, Some(b"hi".to_vec()))
+        );
+        assert_eq!(with(&["--payload", "0a0b"]).1, Some(vec![0x0a, 0x0b]));
     }
 }

@@ -155,7 +155,7 @@ pub(crate) fn frame(ends: &Ends, datagram: &Datagram<'_>) -> Option<Vec<u8>> {
 /// What came back for a datagram flow (the demultiplexer sorted it to
 /// the flow: see [`crate::wire::demux`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Reply<'a> {
+pub enum Reply<'a> {
     /// A UDP datagram from `from` (the VIP, or another address: a service
     /// that answers from the real server's own address).
     Udp { from: SocketAddr, payload: &'a [u8] },
@@ -167,7 +167,7 @@ pub(crate) enum Reply<'a> {
 
 /// An ICMP or ICMPv6 error, as a verdict names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum IcmpError {
+pub enum IcmpError {
     PortUnreachable,
     HostUnreachable,
     NetUnreachable,
@@ -202,7 +202,7 @@ impl fmt::Display for IcmpError {
 
 /// Reads a frame sorted to a datagram flow; `None` for anything else
 /// (malformed, a TCP segment, an IPv6 packet with extension headers).
-pub(crate) fn parse(frame: &[u8]) -> Option<Reply<'_>> {
+pub fn parse(frame: &[u8]) -> Option<Reply<'_>> {
     let eth = EthernetFrame::new_checked(frame).ok()?;
     let (ethertype, l3) = match eth.ethertype() {
         // One 802.1Q or 802.1ad tag, as the demultiplexer allows.

@@ -7,7 +7,7 @@
 //! Every function here is pure: bytes in, bytes or facts out.
 
 pub mod arp;
-pub(crate) mod datagram;
+pub mod datagram;
 pub mod demux;
 pub(crate) mod describe;
 pub mod dns;

@@ -9,7 +9,10 @@ use aya_obj::programs::XdpAttachType;
 use std::net::Ipv6Addr;
 
 use crate::common::*;
-use checker_common::{Counter, FlowKey, RING_SIZE, SLOT_COUNT, SMALL_RING_FIRST, SMALL_RING_SIZE};
+use checker_common::{
+    Counter, FlowKey, PROTO_ICMP, PROTO_ICMPV6, PROTO_UDP, RING_SIZE, SLOT_COUNT, SMALL_RING_FIRST,
+    SMALL_RING_SIZE,
+};
 use vipcheck::sys::netdev::Mac;
 use vipcheck::wire::ndp;
 
@@ -578,6 +581,15 @@ fn ipv6_drops_only_registered_flows_and_copies_advertisements() {
     // work on the machine does not favour one kind (printed, not asserted).
     let kinds = [
         ("IPv4 TCP miss", reply(false, 0, 6, 0, b"hello")),
+        (
+            "IPv4 UDP miss",
+            ipv4(
+                VIP,
+                LB_IP,
+                17,
+                &udp_datagram(UDP_PORT, LOCAL_PORT, b"hello"),
+            ),
+        ),
         ("IPv6 TCP miss", reply6(false, &[], b"hello")),
         (
             "IPv6 TCP miss behind 3 extension headers",
@@ -589,7 +601,7 @@ fn ipv6_drops_only_registered_flows_and_copies_advertisements() {
         ),
         ("non-IP", arp(1, OK_IP, LB_IP)),
     ];
-    let mut best = [u128::MAX; 5];
+    let mut best = [u128::MAX; 6];
     for _ in 0..5 {
         for (i, (_, frame)) in kinds.iter().enumerate() {
             best[i] = best[i].min(per_frame(&program, frame));
@@ -605,6 +617,523 @@ fn ipv6_drops_only_registered_flows_and_copies_advertisements() {
         std::io::stderr(),
         "XDP per frame (best of 5): {}",
         costs.join(", ")
+    );
+}
+
+/// The echo identifier of the echo flows of the datagram tests.
+const IDENT: u16 = 0x4242;
+/// The UDP service port of the datagram tests.
+const UDP_PORT: u16 = 7;
+
+/// Ethernet + a 20-byte IPv4 header from `src` to `dst` + `l4` as
+/// `protocol`.
+fn ipv4(src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, protocol: u8, l4: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x0b, 0x08, 0x00];
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0x40, 0, 64, protocol, 0, 0]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f.extend_from_slice(l4);
+    f
+}
+
+/// A UDP header from `src` to `dst` (checksum zero) + `payload`.
+fn udp_datagram(src: u16, dst: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&src.to_be_bytes());
+    u.extend_from_slice(&dst.to_be_bytes());
+    u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(payload);
+    u
+}
+
+/// An ICMP or ICMPv6 message: type, code, zero checksum, the 4 bytes
+/// `rest` (echo identifier and sequence, or unused), then `body`.
+fn icmp_message(msg_type: u8, code: u8, rest: [u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut m = vec![msg_type, code, 0, 0];
+    m.extend_from_slice(&rest);
+    m.extend_from_slice(body);
+    m
+}
+
+/// An echo message's identifier and sequence number.
+fn echo_rest(ident: u16, seq: u16) -> [u8; 4] {
+    let (i, s) = (ident.to_be_bytes(), seq.to_be_bytes());
+    [i[0], i[1], s[0], s[1]]
+}
+
+/// Our SYN of the TCP flow: LOCAL_PORT → 80.
+fn our_syn_segment() -> Vec<u8> {
+    let mut t = tcp_segment(b"");
+    t[..2].copy_from_slice(&LOCAL_PORT.to_be_bytes());
+    t[2..4].copy_from_slice(&80u16.to_be_bytes());
+    t[13] = 0x02;
+    t
+}
+
+/// `frame` without its Ethernet header: what an ICMP error quotes.
+fn quote(frame: &[u8]) -> &[u8] {
+    &frame[14..]
+}
+
+/// Counter deltas of the datagram tests, and what is drained.
+fn assert_datagram_verdicts(
+    program: &Xdp,
+    ring: &mut RingBuf<MapData>,
+    maps: &[u32],
+    ours: &[Vec<u8>],
+    misses: &[Vec<u8>],
+    others: &[Vec<u8>],
+    truncated: &[(Vec<u8>, usize)],
+) {
+    let before = counters(maps);
+    for frame in ours {
+        assert_eq!(
+            verdict(program, frame),
+            XDP_DROP,
+            "a registered flow's frame passed: {frame:02x?}"
+        );
+    }
+    assert_eq!(drain(ring), ours, "the ring holds the frames whole");
+    for frame in misses.iter().chain(others) {
+        assert_eq!(
+            verdict(program, frame),
+            XDP_PASS,
+            "dropped a frame that is not ours: {frame:02x?}"
+        );
+    }
+    let mut truncations = 0u64;
+    for (frame, keyed_at) in truncated {
+        for len in 14..*keyed_at {
+            assert_eq!(
+                verdict(program, &frame[..len]),
+                XDP_PASS,
+                "truncated to {len} bytes: {frame:02x?}"
+            );
+            truncations += 1;
+        }
+        // Whole, it is ours: the bound is exact.
+        assert_eq!(
+            verdict(program, &frame[..*keyed_at]),
+            XDP_DROP,
+            "{frame:02x?}"
+        );
+    }
+    let copied = drain(ring);
+    assert_eq!(
+        copied,
+        truncated
+            .iter()
+            .map(|(frame, keyed_at)| frame[..*keyed_at].to_vec())
+            .collect::<Vec<_>>(),
+        "a passed frame was copied"
+    );
+    let after = counters(maps);
+    let delta = |c: Counter| after[c as usize] - before[c as usize];
+    assert_eq!(
+        delta(Counter::Delivered),
+        (ours.len() + truncated.len()) as u64,
+        "{before:?} → {after:?}"
+    );
+    // At least: the lab's own traffic adds to the passes.
+    assert!(
+        delta(Counter::PassMiss) >= misses.len() as u64,
+        "{before:?} → {after:?}"
+    );
+    assert!(
+        delta(Counter::PassOther) >= others.len() as u64 + truncations,
+        "{before:?} → {after:?}"
+    );
+    assert_eq!(
+        delta(Counter::RingFull) + delta(Counter::Oversize) + delta(Counter::NoRing),
+        0
+    );
+}
+
+/// Datagram flows over IPv4: a UDP flow's datagrams, an echo flow's
+/// replies, and the ICMP errors quoting a packet of a registered flow
+/// (UDP, echo or TCP; from the VIP or from the real server's own address)
+/// are dropped and handed over whole; everything near them passes.
+#[test]
+fn datagram_flows_and_icmp_errors_quoting_them() {
+    let lab = lab(Role::Backup);
+    let (program, maps, mut ring, mut flows) = fixture(&lab);
+    let udp_key =
+        FlowKey::ipv4(VIP.octets(), UDP_PORT, LB_IP.octets(), LOCAL_PORT).with_proto(PROTO_UDP);
+    let echo_key = FlowKey::ipv4(VIP.octets(), 0, LB_IP.octets(), IDENT).with_proto(PROTO_ICMP);
+    let tcp_key = FlowKey::ipv4(VIP.octets(), 80, LB_IP.octets(), LOCAL_PORT);
+    for key in [udp_key, echo_key, tcp_key] {
+        flows.insert(key, SLOT, 0).expect("register flow");
+    }
+
+    // What we sent, as an ICMP error quotes it.
+    let our_datagram = ipv4(LB_IP, VIP, 17, &udp_datagram(LOCAL_PORT, UDP_PORT, b"ping"));
+    let our_request = ipv4(
+        LB_IP,
+        VIP,
+        1,
+        &icmp_message(8, 0, echo_rest(IDENT, 1), b"x"),
+    );
+    let our_syn = ipv4(LB_IP, VIP, 6, &our_syn_segment());
+    let error = |from, msg_type, code, quoted: &[u8]| {
+        ipv4(
+            from,
+            LB_IP,
+            1,
+            &icmp_message(msg_type, code, [0; 4], quote(quoted)),
+        )
+    };
+
+    let udp_reply = ipv4(VIP, LB_IP, 17, &udp_datagram(UDP_PORT, LOCAL_PORT, b"ping"));
+    let echo_reply = ipv4(
+        VIP,
+        LB_IP,
+        1,
+        &icmp_message(0, 0, echo_rest(IDENT, 1), b"x"),
+    );
+    let port_unreachable = error(VIP, 3, 3, &our_datagram);
+    let ours = vec![
+        udp_reply.clone(),
+        ipv4(
+            VIP,
+            LB_IP,
+            17,
+            &udp_datagram(UDP_PORT, LOCAL_PORT, &[7; 3000]),
+        ),
+        echo_reply.clone(),
+        port_unreachable.clone(),
+        // From the real server's own address, and a router's.
+        error(OK_IP, 3, 3, &our_datagram),
+        error(NOVIP_IP, 11, 0, &our_datagram),
+        // Quoting only the 8 bytes after the IP header, as RFC 792 asks.
+        error(OK_IP, 3, 1, &our_datagram[..14 + 20 + 8]),
+        // Quoting our echo request, and our SYN (a TCP flow's error).
+        error(OK_IP, 3, 1, &our_request),
+        error(OK_IP, 3, 4, &our_syn),
+        error(VIP, 11, 0, &our_syn),
+    ];
+
+    let other_datagram = ipv4(
+        LB_IP,
+        VIP,
+        17,
+        &udp_datagram(LOCAL_PORT + 1, UDP_PORT, b"ping"),
+    );
+    let misses = vec![
+        // Keys nobody registered: another port, another identifier, our
+        // UDP flow's ports over TCP, from the real server's own address.
+        ipv4(
+            VIP,
+            LB_IP,
+            17,
+            &udp_datagram(UDP_PORT, LOCAL_PORT + 1, b"ping"),
+        ),
+        ipv4(
+            VIP,
+            LB_IP,
+            17,
+            &udp_datagram(UDP_PORT + 1, LOCAL_PORT, b"ping"),
+        ),
+        ipv4(
+            OK_IP,
+            LB_IP,
+            17,
+            &udp_datagram(UDP_PORT, LOCAL_PORT, b"ping"),
+        ),
+        ipv4(
+            VIP,
+            LB_IP,
+            1,
+            &icmp_message(0, 0, echo_rest(IDENT + 1, 1), b"x"),
+        ),
+        // Errors quoting someone else's packets: another source port,
+        // another sender, another destination.
+        error(OK_IP, 3, 3, &other_datagram),
+        error(
+            OK_IP,
+            3,
+            3,
+            &ipv4(
+                NOVIP_IP,
+                VIP,
+                17,
+                &udp_datagram(LOCAL_PORT, UDP_PORT, b"ping"),
+            ),
+        ),
+        error(
+            OK_IP,
+            3,
+            3,
+            &ipv4(
+                LB_IP,
+                OK_IP,
+                17,
+                &udp_datagram(LOCAL_PORT, UDP_PORT, b"ping"),
+            ),
+        ),
+        error(
+            OK_IP,
+            3,
+            1,
+            &ipv4(
+                LB_IP,
+                VIP,
+                1,
+                &icmp_message(8, 0, echo_rest(IDENT + 1, 1), b"x"),
+            ),
+        ),
+    ];
+    let others = vec![
+        // An echo request with our identifier (to us, not from us).
+        ipv4(
+            VIP,
+            LB_IP,
+            1,
+            &icmp_message(8, 0, echo_rest(IDENT, 1), b"x"),
+        ),
+        // A redirect, a source quench, a parameter problem quoting ours.
+        error(OK_IP, 5, 1, &our_datagram),
+        error(OK_IP, 4, 0, &our_datagram),
+        error(OK_IP, 12, 0, &our_datagram),
+        // An error quoting an echo reply (not a request), or a fragment
+        // header of another version.
+        error(
+            OK_IP,
+            3,
+            1,
+            &ipv4(
+                LB_IP,
+                VIP,
+                1,
+                &icmp_message(0, 0, echo_rest(IDENT, 1), b"x"),
+            ),
+        ),
+        {
+            let mut e = port_unreachable.clone();
+            e[14 + 20 + 8] = 0x65; // the quoted header's version
+            e
+        },
+        {
+            let mut e = port_unreachable.clone();
+            e[14 + 20 + 8] = 0x44; // the quoted header's IHL below 5
+            e
+        },
+    ];
+    // Truncations short of what makes the key: the ports, the echo
+    // header, the quote's first 8 bytes.
+    let truncated = vec![
+        (udp_reply, 14 + 20 + 4),
+        (echo_reply, 14 + 20 + 8),
+        (port_unreachable, 14 + 20 + 8 + 20 + 8),
+    ];
+    assert_datagram_verdicts(
+        &program, &mut ring, &maps, &ours, &misses, &others, &truncated,
+    );
+
+    // Unregistered: the same frames pass.
+    for key in [udp_key, echo_key, tcp_key] {
+        flows.remove(&key).expect("unregister");
+    }
+    for frame in &ours {
+        assert_eq!(verdict(&program, frame), XDP_PASS, "{frame:02x?}");
+    }
+    assert!(
+        drain(&mut ring).is_empty(),
+        "an unregistered frame was copied"
+    );
+}
+
+/// The same over IPv6: UDP, ICMPv6 echo replies, ICMPv6 errors
+/// (destination unreachable, packet too big, time exceeded).
+#[test]
+fn ipv6_datagram_flows_and_icmpv6_errors_quoting_them() {
+    let lab = lab(Role::Backup);
+    let (program, maps, mut ring, mut flows) = fixture(&lab);
+    let udp_key =
+        FlowKey::ipv6(VIP6.octets(), UDP_PORT, LB6.octets(), LOCAL_PORT).with_proto(PROTO_UDP);
+    let echo_key = FlowKey::ipv6(VIP6.octets(), 0, LB6.octets(), IDENT).with_proto(PROTO_ICMPV6);
+    let tcp_key = FlowKey::ipv6(VIP6.octets(), 80, LB6.octets(), LOCAL_PORT);
+    for key in [udp_key, echo_key, tcp_key] {
+        flows.insert(key, SLOT, 0).expect("register flow");
+    }
+    let other6 = Ipv6Addr::new(0xfd00, 0x18, 0, 0, 0, 0, 0, 0x99);
+
+    let v6 = |src, dst, protocol, l4: &[u8]| ipv6(false, src, dst, &[], protocol, l4);
+    let our_datagram = v6(LB6, VIP6, 17, &udp_datagram(LOCAL_PORT, UDP_PORT, b"ping"));
+    let our_request = v6(
+        LB6,
+        VIP6,
+        ICMPV6,
+        &icmp_message(128, 0, echo_rest(IDENT, 1), b"x"),
+    );
+    let our_syn = v6(LB6, VIP6, 6, &our_syn_segment());
+    let error = |from, msg_type, code, quoted: &[u8]| {
+        v6(
+            from,
+            LB6,
+            ICMPV6,
+            &icmp_message(msg_type, code, [0; 4], quote(quoted)),
+        )
+    };
+
+    let udp_reply = v6(VIP6, LB6, 17, &udp_datagram(UDP_PORT, LOCAL_PORT, b"ping"));
+    let echo_reply = v6(
+        VIP6,
+        LB6,
+        ICMPV6,
+        &icmp_message(129, 0, echo_rest(IDENT, 1), b"x"),
+    );
+    let port_unreachable = error(VIP6, 1, 4, &our_datagram);
+    let ours = vec![
+        udp_reply.clone(),
+        ipv6(
+            true,
+            VIP6,
+            LB6,
+            &[(HOPOPTS, 0), (DSTOPTS, 1)],
+            17,
+            &udp_datagram(UDP_PORT, LOCAL_PORT, &[7; 3000]),
+        ),
+        echo_reply.clone(),
+        ipv6(
+            true,
+            VIP6,
+            LB6,
+            &[(DSTOPTS, 0)],
+            ICMPV6,
+            &icmp_message(129, 0, echo_rest(IDENT, 9), b""),
+        ),
+        port_unreachable.clone(),
+        error(RS6, 1, 4, &our_datagram),
+        error(other6, 3, 0, &our_datagram),
+        error(other6, 2, 0, &our_datagram[..14 + 40 + 8]),
+        error(RS6, 1, 3, &our_request),
+        error(RS6, 1, 1, &our_syn),
+        error(VIP6, 2, 0, &our_syn),
+    ];
+
+    let misses = vec![
+        v6(
+            VIP6,
+            LB6,
+            17,
+            &udp_datagram(UDP_PORT, LOCAL_PORT + 1, b"ping"),
+        ),
+        v6(
+            VIP6,
+            LB6,
+            17,
+            &udp_datagram(UDP_PORT + 1, LOCAL_PORT, b"ping"),
+        ),
+        v6(RS6, LB6, 17, &udp_datagram(UDP_PORT, LOCAL_PORT, b"ping")),
+        v6(
+            VIP6,
+            LB6,
+            ICMPV6,
+            &icmp_message(129, 0, echo_rest(IDENT + 1, 1), b"x"),
+        ),
+        error(
+            RS6,
+            1,
+            4,
+            &v6(
+                LB6,
+                VIP6,
+                17,
+                &udp_datagram(LOCAL_PORT + 1, UDP_PORT, b"ping"),
+            ),
+        ),
+        error(
+            RS6,
+            1,
+            4,
+            &v6(
+                other6,
+                VIP6,
+                17,
+                &udp_datagram(LOCAL_PORT, UDP_PORT, b"ping"),
+            ),
+        ),
+        error(
+            RS6,
+            1,
+            4,
+            &v6(LB6, RS6, 17, &udp_datagram(LOCAL_PORT, UDP_PORT, b"ping")),
+        ),
+        error(
+            RS6,
+            1,
+            3,
+            &v6(
+                LB6,
+                VIP6,
+                ICMPV6,
+                &icmp_message(128, 0, echo_rest(IDENT + 1, 1), b"x"),
+            ),
+        ),
+    ];
+    let others = vec![
+        v6(
+            VIP6,
+            LB6,
+            ICMPV6,
+            &icmp_message(128, 0, echo_rest(IDENT, 1), b"x"),
+        ),
+        // A redirect and a parameter problem quoting ours.
+        error(RS6, 137, 0, &our_datagram),
+        error(RS6, 4, 0, &our_datagram),
+        // Quoting an echo reply, an IPv4 header, a datagram behind an
+        // extension header (not followed in a quote).
+        error(
+            RS6,
+            1,
+            3,
+            &v6(
+                LB6,
+                VIP6,
+                ICMPV6,
+                &icmp_message(129, 0, echo_rest(IDENT, 1), b"x"),
+            ),
+        ),
+        {
+            let mut e = port_unreachable.clone();
+            e[14 + 40 + 8] = 0x45;
+            e
+        },
+        error(
+            RS6,
+            1,
+            4,
+            &ipv6(
+                false,
+                LB6,
+                VIP6,
+                &[(DSTOPTS, 0)],
+                17,
+                &udp_datagram(LOCAL_PORT, UDP_PORT, b"ping"),
+            ),
+        ),
+    ];
+    let truncated = vec![
+        (udp_reply, 14 + 40 + 4),
+        (echo_reply, 14 + 40 + 8),
+        (port_unreachable, 14 + 40 + 8 + 40 + 8),
+    ];
+    assert_datagram_verdicts(
+        &program, &mut ring, &maps, &ours, &misses, &others, &truncated,
+    );
+
+    for key in [udp_key, echo_key, tcp_key] {
+        flows.remove(&key).expect("unregister");
+    }
+    for frame in &ours {
+        assert_eq!(verdict(&program, frame), XDP_PASS, "{frame:02x?}");
+    }
+    assert!(
+        drain(&mut ring).is_empty(),
+        "an unregistered frame was copied"
     );
 }
 
@@ -743,6 +1272,12 @@ fn per_frame_costs() {
     let miss4 = reply(false, 0, 6, 0, b"hello");
     let miss6 = reply6(false, &[], b"hello");
     let non_ip = arp(1, OK_IP, LB_IP);
+    let udp_miss = ipv4(
+        VIP,
+        LB_IP,
+        17,
+        &udp_datagram(UDP_PORT, LOCAL_PORT, b"hello"),
+    );
     let key = FlowKey::ipv4(VIP.octets(), 80, LB_IP.octets(), LOCAL_PORT + 1);
     let mut hit = miss4.clone();
     hit[36..38].copy_from_slice(&(LOCAL_PORT + 1).to_be_bytes());
@@ -761,7 +1296,13 @@ fn per_frame_costs() {
         }
         let mut best = [u32::MAX; 6];
         for _ in 0..5 {
-            let runs: [(usize, &[u8]); 4] = [(1, &miss4), (2, &miss6), (3, &non_ip), (0, &miss4)];
+            let runs: [(usize, &[u8]); 5] = [
+                (1, &miss4),
+                (5, &udp_miss),
+                (2, &miss6),
+                (3, &non_ip),
+                (0, &miss4),
+            ];
             for (i, frame) in runs {
                 let ns = if i == 0 {
                     bpf_sys::test_run(empty.as_raw_fd(), frame, 1_000_000)
@@ -797,8 +1338,8 @@ fn per_frame_costs() {
             drain(&mut ring);
         }
         println!(
-            "XDP bench: flows {flows_in_map}: empty program {} ns, IPv4 TCP miss {} ns, IPv6 TCP miss {} ns, non-IP {} ns, hit (copy to the ring) {} ns",
-            best[0], best[1], best[2], best[3], best[4]
+            "XDP bench: flows {flows_in_map}: empty program {} ns, IPv4 TCP miss {} ns, IPv4 UDP miss {} ns, IPv6 TCP miss {} ns, non-IP {} ns, hit (copy to the ring) {} ns",
+            best[0], best[1], best[5], best[2], best[3], best[4]
         );
     }
     for k in &filler {
