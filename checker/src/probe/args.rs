@@ -69,11 +69,6 @@ pub struct PingArgs {
     pub(crate) verbose: u8,
 }
 
-/// A payload parsed from one argument. Through an alias: clap's derive
-/// reads a field written `Option<Vec<u8>>` as a list of `u8` values (and
-/// panics when the parser hands it a `Vec<u8>`).
-type Bytes = Vec<u8>;
-
 #[derive(Debug, Args)]
 pub struct UdpArgs {
     #[command(flatten)]
@@ -618,8 +613,15 @@ mod udp_payload_tests {
         };
         assert_eq!(
             with(&["--send", "hi\\n", "--expect", "hi"]),
-            (Some(b"hi\n".to_vec()), None, Some(b"hi".to_vec()))
+            (
+                Some(crate::probe::parse::Bytes(b"hi\n".to_vec())),
+                None,
+                Some(crate::probe::parse::Bytes(b"hi".to_vec()))
+            )
         );
-        assert_eq!(with(&["--payload", "0a0b"]).1, Some(vec![0x0a, 0x0b]));
+        assert_eq!(
+            with(&["--payload", "0a0b"]).1,
+            Some(crate::probe::parse::Bytes(vec![0x0a, 0x0b]))
+        );
     }
 }
