@@ -1,5 +1,6 @@
-//! `vipcheck ping`, `udp` and `dns` in real labs: dnsmasq and socat from
-//! Debian's packages on the real servers, the real XDP program on the LB.
+//! `vipcheck ping`, `udp`, `dns` and `smtp` in real labs: dnsmasq, socat
+//! and exim from Debian's packages on the real servers, the real XDP
+//! program on the LB, which sends no ICMP error and no RST meanwhile.
 //! One lab per LB role runs every case (a lab costs a second of CI).
 
 use std::net::{IpAddr, SocketAddr};
