@@ -58,6 +58,13 @@ impl Plan {
         })
     }
 
+    /// Whether a profile-guided build was made here before (by `cargo
+    /// xtask dist` or `demo`): building it again is then at most the
+    /// changes since.
+    pub fn profiled(&self) -> bool {
+        self.pgo && self.profdata().is_file()
+    }
+
     /// Whether the build takes a profile (and so needs [`train`]).
     pub fn pgo(&self) -> bool {
         self.pgo
