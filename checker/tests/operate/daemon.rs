@@ -79,6 +79,22 @@ impl<'lab> Daemon<'lab> {
         Daemon { process, log }
     }
 
+    /// The daemon of keepalived.conf `conf`: metrics on [`METRICS_ADDR`],
+    /// track files in `track`, every second.
+    fn of_conf(lab: &'lab Lab, conf: &Path, track: &Path, log: PathBuf) -> Daemon<'lab> {
+        let args = [
+            "--keepalived",
+            s(conf),
+            "--metrics",
+            METRICS_ADDR,
+            "--track-dir",
+            s(track),
+            "--interval",
+            "1000",
+        ];
+        Daemon::start(lab, &args, log)
+    }
+
     fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -262,20 +278,7 @@ fn daemon_metrics_and_track_files() {
     );
     assert_keepalived_reads(&conf);
     let track = scratch.path("track");
-    let daemon = Daemon::start(
-        &lab,
-        &[
-            "--keepalived",
-            s(&conf),
-            "--metrics",
-            METRICS_ADDR,
-            "--track-dir",
-            s(&track),
-            "--interval",
-            "1000",
-        ],
-        scratch.path("daemon.log"),
-    );
+    let daemon = Daemon::of_conf(&lab, &conf, &track, scratch.path("daemon.log"));
 
     // Every target's first result, within 3 intervals (and a start).
     let expected = [
@@ -1077,20 +1080,7 @@ fn every_checker_of_a_keepalived_conf() {
     }
 
     let track = scratch.path("track");
-    let daemon = Daemon::start(
-        &lab,
-        &[
-            "--keepalived",
-            s(&conf),
-            "--metrics",
-            METRICS_ADDR,
-            "--track-dir",
-            s(&track),
-            "--interval",
-            "1000",
-        ],
-        scratch.path("daemon.log"),
-    );
+    let daemon = Daemon::of_conf(&lab, &conf, &track, scratch.path("daemon.log"));
     let up = |m: &Metrics, ip: std::net::Ipv4Addr, port: u16, check: &str| {
         m.get(
             "vipcheck_target_up",
