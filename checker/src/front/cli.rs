@@ -39,6 +39,22 @@ pub enum Command {
     /// HTTP/1.1 request to REAL_SERVER for VIP:PORT; the response must pass
     /// every validation given (default: status 200-399).
     Http(Box<HttpArgs>),
+    /// HTTPS: `http` over TLS (rustls) through the VIP path, with the certificate
+    /// verified (system roots, or --ca) and its expiry checked.
+    Https(Box<HttpsArgs>),
+    /// ICMP echo (ICMPv6 for IPv6) to the VIP through the real server's MAC
+    /// (healthy on an echo reply from the VIP): does it carry the VIP?
+    Ping(PingArgs),
+    /// One UDP datagram to VIP:PORT through the real server's MAC; healthy on a
+    /// reply from the VIP (one from another address, an ICMP error or silence fail).
+    Udp(Box<UdpArgs>),
+    /// One DNS query to VIP:PORT through the real server's MAC (UDP, or --tcp);
+    /// healthy on a reply with the query's id and RCODE NOERROR (keepalived's
+    /// DNS_CHECK rule), and every --expect address in the answer.
+    Dns(Box<DnsArgs>),
+    /// SMTP dialogue with REAL_SERVER for VIP:PORT: greeting 220 (multi-line
+    /// too), EHLO 250 (HELO if EHLO is refused with 5xx), QUIT 221 or the close.
+    Smtp(Box<SmtpArgs>),
     /// Check every real server of a keepalived.conf or a targets file once
     /// through the VIP path: a table of verdicts, and what cannot be checked.
     ///
@@ -62,6 +78,15 @@ pub enum Command {
         #[command(subcommand)]
         action: CompatAction,
     },
+    /// Manage the shared XDP program of an interface.
+    Xdp {
+        /// -v: what vipcheck does with the program on stderr (load and attach
+        /// time, old pins removed, dead checks' slots freed).
+        #[arg(id = "xdp_verbose", short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
+        verbose: u8,
+        #[command(subcommand)]
+        action: XdpAction,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         #[arg(value_name = "SHELL")]
@@ -71,31 +96,6 @@ pub enum Command {
     Man {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
-    },
-    /// HTTPS: `http` over TLS (rustls) through the VIP path, with the certificate
-    /// verified (system roots, or --ca) and its expiry checked.
-    Https(Box<HttpsArgs>),
-    /// ICMP echo (ICMPv6 for IPv6) to the VIP through the real server's MAC
-    /// (healthy on an echo reply from the VIP): does it carry the VIP?
-    Ping(PingArgs),
-    /// One UDP datagram to VIP:PORT through the real server's MAC; healthy on a
-    /// reply from the VIP (one from another address, an ICMP error or silence fail).
-    Udp(Box<UdpArgs>),
-    /// One DNS query to VIP:PORT through the real server's MAC (UDP, or --tcp);
-    /// healthy on a reply with the query's id and RCODE NOERROR (keepalived's
-    /// DNS_CHECK rule), and every --expect address in the answer.
-    Dns(Box<DnsArgs>),
-    /// SMTP dialogue with REAL_SERVER for VIP:PORT: greeting 220 (multi-line
-    /// too), EHLO 250 (HELO if EHLO is refused with 5xx), QUIT 221 or the close.
-    Smtp(Box<SmtpArgs>),
-    /// Manage the shared XDP program of an interface.
-    Xdp {
-        /// -v: what vipcheck does with the program on stderr (load and attach
-        /// time, old pins removed, dead checks' slots freed).
-        #[arg(id = "xdp_verbose", short = 'v', long = "verbose", action = clap::ArgAction::Count, global = true)]
-        verbose: u8,
-        #[command(subcommand)]
-        action: XdpAction,
     },
 }
 
