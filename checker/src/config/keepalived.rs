@@ -69,7 +69,7 @@
 //! | `PING_CHECK` | ping (an echo to the VIP; `connect_port` ignored) |
 //! | `HTTP_GET`, `SSL_GET` | http, https: one target per `url { path P digest D status_code C... regex R regex_no_match }`; status default 200-299; `virtualhost` (url, checker, real_server or virtual_server level, the innermost wins) is the Host; `SSL_GET` verifies no certificate, as keepalived's, and sends SNI only with `enable_sni` |
 //! | `MISC_CHECK` whose `misc_path` runs `check_tcp_raw`, `check_http_get_raw` or `check_http_raw` (any directory) | what that command line checks: IFACE, REAL_SERVER, VIP and PORT from its arguments, its `-t` as the per-reply timeout |
-//! | `MISC_CHECK` whose `misc_path` runs `vipcheck tcp\|smtp\|http\|https ...` (any directory) | what that command line checks, parsed by vipcheck's own CLI; its `-t` (or 1 s) is the timeout when shorter than `misc_timeout`; literal addresses only (no name is resolved) |
+//! | `MISC_CHECK` whose `misc_path` runs `vipcheck tcp\|http\|https\|ping\|udp\|dns\|smtp ...` (any directory) | what that command line checks, parsed by vipcheck's own CLI; its `-t` (or 1 s) is the timeout when shorter than `misc_timeout`; literal addresses only (no name is resolved) |
 //!
 //! `connect_timeout` (seconds; checker, real_server or virtual_server
 //! level; default 5 as keepalived's) and `misc_timeout` are the timeout;
@@ -1108,17 +1108,18 @@ fn map_misc(
             Some(name) => crate::probe::c_line::parse_line(name, &words[1..]).map_err(|m| {
                 format!("invalid {name} command line (read by its shape after vipcheck): {m}")
             }),
-            // The native command line: `vipcheck tcp|http|https ...`.
+            // The native command line of a check: `vipcheck tcp|dns|... ARGS`.
             None => match words.iter().skip(1).find(|w| !w.starts_with('-')) {
-                Some(sub) if matches!(sub.as_str(), "tcp" | "smtp" | "http" | "https") => {
+                Some(sub) if CHECKS.contains(&sub.as_str()) => {
                     native_line(&words[1..]).map(|(line, t)| {
                         timeout = timeout.min(t);
                         line
                     })
                 }
                 _ => Err(format!(
-                    "{}: not a `vipcheck tcp|smtp|http|https` command line, nor a C checker's",
-                    words.join(" ")
+                    "{}: not a `vipcheck {}` command line, nor a C checker's",
+                    words.join(" "),
+                    CHECKS.join("|")
                 )),
             },
         }
@@ -1159,6 +1160,9 @@ fn map_misc(
     });
     Ok(())
 }
+
+/// The checks whose native command line a MISC_CHECK may run.
+const CHECKS: [&str; 7] = ["tcp", "http", "https", "ping", "udp", "dns", "smtp"];
 
 /// `tcp|smtp|http|https ARGS...` (the words after `vipcheck`) as vipcheck's own
 /// command line parses them, and its `-t` (the whole check's deadline:
@@ -1234,7 +1238,7 @@ fn native_line(words: &[String]) -> Result<(Probe, Duration), String> {
         .map(Into::into)
         .collect();
     let parsed = CheckArgs::try_parse(&argv)
-        .ok_or("not a vipcheck tcp|http|https|ping|udp|dns command line")?
+        .ok_or("not a vipcheck check's command line")?
         .map_err(|e| {
             format!(
                 "invalid vipcheck command line: {} (see 'vipcheck {sub} --help')",
@@ -1671,6 +1675,44 @@ virtual_server 10.0.0.100 25 {
         let reasons: Vec<&str> = loaded.skipped.iter().map(|s| s.reason.as_str()).collect();
         assert_eq!(reasons.len(), 1, "{reasons:?}");
         assert!(reasons[0].contains("is not an EHLO name"), "{reasons:?}");
+    }
+
+    #[test]
+    fn misc_check_native_ping_udp_and_dns() {
+        let conf = r#"
+virtual_server 10.0.0.100 53 {
+  protocol UDP
+  lb_kind DR
+  real_server 10.0.0.42 53 {
+    MISC_CHECK {
+      misc_path "/usr/sbin/vipcheck dns --name www.example --type AAAA --tcp eth0 10.0.0.42 10.0.0.100 53"
+    }
+    MISC_CHECK {
+      misc_path "vipcheck ping -t 300 eth0 10.0.0.42 10.0.0.100"
+    }
+    MISC_CHECK {
+      misc_path "vipcheck udp --send 'hi\n' --expect-hex 6869 eth0 10.0.0.42 10.0.0.100 53"
+    }
+  }
+}
+"#;
+        let loaded = load_text(conf).unwrap();
+        let kinds: Vec<&str> = loaded
+            .targets
+            .iter()
+            .map(|t| t.probe.check.kind())
+            .collect();
+        assert_eq!(kinds, ["dns", "ping", "udp"], "{loaded:#?}");
+        let CheckSpec::Dns(dns) = &loaded.targets[0].probe.check else {
+            unreachable!()
+        };
+        assert_eq!((dns.name.as_str(), dns.tcp), ("www.example", true));
+        assert_eq!(loaded.targets[1].probe.timeout, Duration::from_millis(300));
+        let CheckSpec::Udp(udp) = &loaded.targets[2].probe.check else {
+            unreachable!()
+        };
+        assert_eq!(udp.payload, b"hi\n");
+        assert!(loaded.skipped.is_empty(), "{:?}", loaded.skipped);
     }
 
     #[test]
