@@ -15,11 +15,17 @@ use crate::error::{Error, Result};
 use crate::probe::{CheckSpec, Probe};
 use crate::wire::datagram::{self, Ends};
 
-/// The first resend of an unanswered datagram, doubling up to
-/// [`MAX_RESEND`]: a lost datagram on one LAN hop should not cost the
-/// check its deadline (as for TCP, see `engine::stack::Resend`).
+/// The first resend of an unanswered echo request, doubling up to
+/// [`MAX_RESEND`]: a lost packet on one LAN hop should not cost the check
+/// its deadline (as for TCP, see `engine::stack::Resend`).
 const FIRST_RESEND: Duration = Duration::from_millis(200);
 const MAX_RESEND: Duration = Duration::from_millis(800);
+/// A UDP datagram goes again only after this, as a DNS client's first
+/// retry: a slow server (a resolver recursing) answers each copy, and an
+/// answer that comes after the check has ended reaches the LB's kernel,
+/// which sends an ICMP port unreachable. A late echo reply is harmless
+/// (the kernel drops it silently).
+const UDP_RESEND: Duration = Duration::from_secs(1);
 
 pub(crate) struct Datagram {
     pub(crate) path: Path,
@@ -123,7 +129,12 @@ impl Datagram {
             Error::Usage("REAL_SERVER and the source address are of different IP families".into())
         })?;
         self.path.send(&frame)?;
-        self.resend = Some((frame, Instant::now() + FIRST_RESEND, FIRST_RESEND));
+        let first = if self.proto == PROTO_UDP {
+            UDP_RESEND
+        } else {
+            FIRST_RESEND
+        };
+        self.resend = Some((frame, Instant::now() + first, first));
         Ok(seq)
     }
 
@@ -145,7 +156,7 @@ impl Datagram {
             if let Some((frame, at, interval)) = &mut self.resend {
                 if now >= *at {
                     self.path.send(frame)?;
-                    *interval = (*interval * 2).min(MAX_RESEND);
+                    *interval = (*interval * 2).min(MAX_RESEND.max(*interval));
                     *at = now + *interval;
                 }
                 wake = wake.min(*at);
