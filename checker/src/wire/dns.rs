@@ -1,8 +1,9 @@
 //! DNS over the check's UDP datagram or TCP stream: the query, and the
 //! judgement of a reply, without I/O.
 //!
-//! Wire format by hickory-proto (default features off: no resolver, no
-//! DNSSEC, no I/O). The reply is judged on keepalived's DNS_CHECK rule
+//! The query is written by hand (RFC 1035 §4.1: a header and one question);
+//! the reply's sections are read by simple-dns (its only dependency is
+//! bitflags). The reply is judged on keepalived's DNS_CHECK rule
 //! (keepalived/check/check_dns.c, `dns_recv_thread`), which reads only the
 //! 12-byte header:
 //!
@@ -23,8 +24,8 @@ use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
 
-use hickory_proto::op::{Message, MessageType, OpCode};
-use hickory_proto::rr::{DNSClass, Name, RData};
+use simple_dns::rdata::RData;
+use simple_dns::{Name, Packet, TYPE};
 
 /// Bytes of a DNS header.
 pub const HEADER_LEN: usize = 12;
@@ -124,7 +125,8 @@ impl fmt::Display for RecordType {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Query {
     pub id: u16,
-    name: Name,
+    /// Absolute, in text (`example.com.`, `.`), checked by [`parse_name`].
+    name: String,
     pub rtype: RecordType,
     pub recursion_desired: bool,
 }
@@ -145,25 +147,28 @@ impl Query {
 
     /// The name asked, absolute (`example.com.`, `.`).
     pub fn name(&self) -> String {
-        self.name.to_ascii()
+        self.name.clone()
     }
 
     /// The query as a UDP payload.
     pub fn encode(&self) -> Vec<u8> {
-        let mut message = Message::new(self.id, MessageType::Query, OpCode::Query);
-        message.metadata.recursion_desired = self.recursion_desired;
-        let mut question =
-            hickory_proto::op::Query::query(self.name.clone(), self.rtype.code().into());
-        question.set_query_class(DNSClass::IN);
-        message.add_query(question);
-        // A valid name and one question always encode (at most 12 + 255 + 4
-        // bytes); were it not so, a bare header with no question goes out,
-        // which a server answers FORMERR: the check fails, nothing panics.
-        message.to_vec().unwrap_or_else(|_| {
-            let mut header = vec![0; HEADER_LEN];
-            header[..2].copy_from_slice(&self.id.to_be_bytes());
-            header
-        })
+        // RFC 1035 §4.1.1: id, flags (opcode QUERY, RD as set), QDCOUNT 1,
+        // no answer, authority or additional record (no EDNS).
+        let mut out = Vec::with_capacity(HEADER_LEN + self.name.len() + 1 + 4);
+        out.extend_from_slice(&self.id.to_be_bytes());
+        out.push(if self.recursion_desired { 0x01 } else { 0 });
+        out.push(0);
+        out.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        // §4.1.2: QNAME as labels, each after its length (at most 63, as
+        // parse_name checked), then the root's zero byte; QTYPE; QCLASS IN.
+        for label in self.name.split('.').filter(|l| !l.is_empty()) {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+        out.extend_from_slice(&self.rtype.code().to_be_bytes());
+        out.extend_from_slice(&1u16.to_be_bytes());
+        out
     }
 
     /// The query as sent over TCP: the payload after its 2-byte length.
@@ -177,10 +182,12 @@ impl Query {
     }
 }
 
-/// A query name from text (see [`Query::new`]).
-pub(crate) fn parse_name(name: &str) -> Result<Name, String> {
+/// A query name from text (see [`Query::new`]), absolute: `example.com.`,
+/// `.` for the root. Labels are split at every dot, as keepalived's
+/// `dns_make_query` does (no escapes).
+pub(crate) fn parse_name(name: &str) -> Result<String, String> {
     if name.is_empty() || name == "." {
-        return Ok(Name::root());
+        return Ok(".".to_string());
     }
     let relative = name.strip_suffix('.').unwrap_or(name);
     if relative.split('.').any(str::is_empty) {
@@ -196,12 +203,12 @@ pub(crate) fn parse_name(name: &str) -> Result<Name, String> {
             "DNS name {name:?} has a space, a control or a non-ASCII character"
         ));
     }
-    let mut parsed = Name::from_ascii(relative).map_err(|e| format!("DNS name {name:?}: {e}"))?;
-    parsed.set_fqdn(true);
-    if parsed.len() > 255 {
+    // On the wire (RFC 1035 §3.1): each label after its length byte, then
+    // the root's zero byte: the text's length, its trailing dot, one more.
+    if relative.len() + 2 > 255 {
         return Err(format!("DNS name {name:?} is longer than 255 bytes"));
     }
-    Ok(parsed)
+    Ok(format!("{relative}."))
 }
 
 /// Why a reply is not acceptable.
@@ -373,30 +380,102 @@ pub fn judge(query: &Query, reply: &[u8]) -> Result<Answer, DnsProblem> {
     if flags & 0x0200 != 0 {
         return Err(DnsProblem::Truncated);
     }
-    let message = Message::from_vec(reply).map_err(|e| DnsProblem::Malformed(e.to_string()))?;
+    let message = Packet::parse(reply).map_err(|e| DnsProblem::Malformed(e.to_string()))?;
     let mut addresses = Vec::new();
     let mut records = Vec::with_capacity(message.answers.len());
     for record in &message.answers {
-        let rtype = record.record_type();
-        let data = match &record.data {
+        let data = match &record.rdata {
             RData::A(a) => {
-                addresses.push(IpAddr::V4(a.0));
-                a.0.to_string()
+                let ip = std::net::Ipv4Addr::from(a.address);
+                addresses.push(IpAddr::V4(ip));
+                ip.to_string()
             }
             RData::AAAA(a) => {
-                addresses.push(IpAddr::V6(a.0));
-                a.0.to_string()
+                let ip = std::net::Ipv6Addr::from(a.address);
+                addresses.push(IpAddr::V6(ip));
+                ip.to_string()
             }
-            other => cut(&other.to_string(), DESCRIBE_CHARS),
+            other => cut(&rdata_text(other), DESCRIBE_CHARS),
         };
-        records.push(format!("{rtype} {data}"));
+        let rtype = type_name(record.rdata.type_code());
+        if data.is_empty() {
+            records.push(rtype);
+        } else {
+            records.push(format!("{rtype} {data}"));
+        }
     }
     Ok(Answer {
         authoritative: flags & 0x0400 != 0,
         addresses,
         records,
-        authorities: message.authorities.len(),
+        authorities: message.name_servers.len(),
     })
+}
+
+/// A type's name: ours, simple-dns's, or `TYPE<n>` (RFC 3597).
+fn type_name(t: TYPE) -> String {
+    let code = u16::from(t);
+    if let Some(ours) = RecordType::ALL.into_iter().find(|r| r.code() == code) {
+        return ours.name().to_string();
+    }
+    match t {
+        TYPE::Unknown(n) => format!("TYPE{n}"),
+        known => format!("{known:?}"),
+    }
+}
+
+/// A name in zone-file text, absolute: `host.example.`, `.` for the root.
+fn name_text(name: &Name<'_>) -> String {
+    let text = name.to_string();
+    if text.is_empty() {
+        ".".to_string()
+    } else {
+        format!("{text}.")
+    }
+}
+
+/// A record's data as short text: names absolute, as in a zone file for
+/// the usual types; the rest as simple-dns shows it.
+fn rdata_text(rdata: &RData<'_>) -> String {
+    let text = match rdata {
+        RData::NS(n) => name_text(&n.0),
+        RData::CNAME(n) => name_text(&n.0),
+        RData::PTR(n) => name_text(&n.0),
+        RData::MX(mx) => format!("{} {}", mx.preference, name_text(&mx.exchange)),
+        RData::SOA(soa) => format!(
+            "{} {} {} {} {} {} {}",
+            name_text(&soa.mname),
+            name_text(&soa.rname),
+            soa.serial,
+            soa.refresh,
+            soa.retry,
+            soa.expire,
+            soa.minimum
+        ),
+        RData::SRV(srv) => format!(
+            "{} {} {} {}",
+            srv.priority,
+            srv.weight,
+            srv.port,
+            name_text(&srv.target)
+        ),
+        RData::TXT(txt) => String::try_from(txt.clone())
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        RData::Empty(_) => String::new(),
+        RData::NULL(_, data) => format!("({} bytes)", data.get_data().len()),
+        other => format!("{other:?}"),
+    };
+    // One line: control characters escaped.
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 /// At most `max` characters of `s`, with `...` when there were more.
@@ -455,29 +534,39 @@ pub fn tcp_frame(stream: &[u8]) -> TcpFrame<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::rr::Record;
-    use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
+    use simple_dns::rdata::{A, AAAA, CNAME, MX, SOA, TXT};
+    use simple_dns::{CLASS, PacketFlag, QCLASS, QTYPE, Question, ResourceRecord};
     use std::net::{Ipv4Addr, Ipv6Addr};
 
-    fn reply_to(query: &Query, rcode: u8, answers: Vec<Record>) -> Vec<u8> {
-        let mut message = Message::new(query.id, MessageType::Response, OpCode::Query);
-        message.metadata.recursion_desired = true;
-        message.metadata.response_code = hickory_proto::op::ResponseCode::from(0, rcode);
-        message.add_query(hickory_proto::op::Query::query(
-            query.name.clone(),
-            query.rtype.code().into(),
-        ));
-        for answer in answers {
-            message.add_answer(answer);
-        }
-        message.to_vec().unwrap()
+    /// A name for simple-dns, from text with or without its trailing dot.
+    fn dns_name(name: &str) -> Name<'_> {
+        Name::new_unchecked(name.strip_suffix('.').unwrap_or(name))
     }
 
-    fn a(name: &str, ip: [u8; 4]) -> Record {
-        Record::from_rdata(
-            Name::from_ascii(name).unwrap(),
-            60,
-            RData::A(A(Ipv4Addr::from(ip))),
+    fn reply_to(query: &Query, rcode: u8, answers: Vec<ResourceRecord<'_>>) -> Vec<u8> {
+        let mut message = Packet::new_reply(query.id);
+        message.set_flags(PacketFlag::RECURSION_DESIRED);
+        assert_eq!(rcode, 0, "rcodes are set on the bytes");
+        message.questions.push(Question::new(
+            dns_name(&query.name),
+            QTYPE::TYPE(TYPE::from(query.rtype.code())),
+            QCLASS::CLASS(CLASS::IN),
+            false,
+        ));
+        message.answers = answers;
+        message.build_bytes_vec().unwrap()
+    }
+
+    fn record<'a>(name: &'a str, rdata: RData<'a>) -> ResourceRecord<'a> {
+        ResourceRecord::new(dns_name(name), CLASS::IN, 60, rdata)
+    }
+
+    fn a(name: &str, ip: [u8; 4]) -> ResourceRecord<'_> {
+        record(
+            name,
+            RData::A(A {
+                address: u32::from(Ipv4Addr::from(ip)),
+            }),
         )
     }
 
@@ -488,14 +577,9 @@ mod tests {
         assert_eq!("dnskey".parse(), Ok(RecordType::Dnskey));
         for t in RecordType::ALL {
             assert_eq!(t.to_string().parse(), Ok(t));
-            assert_eq!(
-                u16::from(hickory_proto::rr::RecordType::from(t.code())),
-                t.code()
-            );
-            assert_eq!(
-                hickory_proto::rr::RecordType::from(t.code()).to_string(),
-                t.name()
-            );
+            assert_eq!(u16::from(TYPE::from(t.code())), t.code());
+            assert_eq!(format!("{:?}", TYPE::from(t.code())), t.name());
+            assert_eq!(type_name(TYPE::from(t.code())), t.name());
         }
         let err = "SRV".parse::<RecordType>().unwrap_err();
         assert!(err.contains("not a DNS type"), "{err}");
@@ -584,15 +668,15 @@ mod tests {
     #[test]
     fn aaaa_cname_and_soa_are_described() {
         let q = Query::new(9, "v6.example", RecordType::Aaaa).unwrap();
-        let cname = Record::from_rdata(
-            Name::from_ascii("v6.example.").unwrap(),
-            60,
-            RData::CNAME(CNAME(Name::from_ascii("host.example.").unwrap())),
+        let cname = record(
+            "v6.example.",
+            RData::CNAME(CNAME(dns_name("host.example."))),
         );
-        let aaaa = Record::from_rdata(
-            Name::from_ascii("host.example.").unwrap(),
-            60,
-            RData::AAAA(AAAA(Ipv6Addr::LOCALHOST)),
+        let aaaa = record(
+            "host.example.",
+            RData::AAAA(AAAA {
+                address: u128::from(Ipv6Addr::LOCALHOST),
+            }),
         );
         let answer = judge(&q, &reply_to(&q, 0, vec![cname, aaaa])).unwrap();
         assert_eq!(answer.addresses, vec![IpAddr::V6(Ipv6Addr::LOCALHOST)]);
@@ -602,28 +686,93 @@ mod tests {
         );
 
         let q = Query::new(9, ".", RecordType::Soa).unwrap();
-        let soa = Record::from_rdata(
-            Name::root(),
-            60,
-            RData::SOA(SOA::new(
-                Name::from_ascii("a.root-servers.net.").unwrap(),
-                Name::from_ascii("nstld.verisign-grs.com.").unwrap(),
-                2026120700,
-                1800,
-                900,
-                604_800,
-                86400,
-            )),
+        let soa = record(
+            ".",
+            RData::SOA(SOA {
+                mname: dns_name("ns.lab.test."),
+                rname: dns_name("hostmaster.lab.test."),
+                serial: 1,
+                refresh: 1200,
+                retry: 180,
+                expire: 1_209_600,
+                minimum: 600,
+            }),
         );
-        let answer = judge(&q, &reply_to(&q, 0, vec![soa])).unwrap();
+        let mut reply = reply_to(&q, 0, vec![soa]);
+        reply[2] |= 0x04; // AA
+        let answer = judge(&q, &reply).unwrap();
         assert!(answer.addresses.is_empty());
-        assert!(
-            answer
-                .describe()
-                .starts_with("NOERROR, 1 answer: SOA a.root-servers.net."),
-            "{}",
-            answer.describe()
+        // As the lab's dnsmasq answers keepalived's default query.
+        assert_eq!(
+            answer.describe(),
+            "NOERROR (authoritative), 1 answer: SOA ns.lab.test. hostmaster.lab.test. 1 1200 180 1209600 600"
         );
+    }
+
+    #[test]
+    fn mx_txt_and_unknown_types_are_described() {
+        let q = Query::new(4, "example", RecordType::Mx).unwrap();
+        let mx = record(
+            "example.",
+            RData::MX(MX {
+                preference: 10,
+                exchange: dns_name("mail.example."),
+            }),
+        );
+        let txt = record(
+            "example.",
+            RData::TXT(TXT::new().with_string("v=spf1 -all").unwrap()),
+        );
+        let mut reply = reply_to(&q, 0, vec![mx, txt]);
+        // An answer of type 99 (SPF, unknown to simple-dns' parser) with 3
+        // bytes of data, and one of an empty type 4242: ANCOUNT 4.
+        reply[7] = 4;
+        reply.extend_from_slice(&[0xc0, 12, 0, 99, 0, 1, 0, 0, 0, 60, 0, 3, 2, b'h', b'i']);
+        reply.extend_from_slice(&[0xc0, 12, 0x10, 0x92, 0, 1, 0, 0, 0, 60, 0, 0]);
+        let answer = judge(&q, &reply).unwrap();
+        assert_eq!(
+            answer.records,
+            vec![
+                "MX 10 mail.example.",
+                "TXT v=spf1 -all",
+                "TYPE99 (3 bytes)",
+                "TYPE4242"
+            ]
+        );
+        assert!(answer.addresses.is_empty());
+    }
+
+    #[test]
+    fn query_bytes_are_pinned() {
+        // RFC 1035 §4.1: id, flags 0x0100 (RD), QDCOUNT 1, the three other
+        // counts 0; QNAME, QTYPE, QCLASS IN (1).
+        let root = Query::new(0xbeef, ".", RecordType::Soa).unwrap();
+        assert_eq!(
+            root.encode(),
+            [
+                0xbe, 0xef, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, // header
+                0, // the root: a single zero byte
+                0, 6, 0, 1, // SOA, IN
+            ]
+        );
+        let www = Query::new(0x0001, "www.lab.test", RecordType::A).unwrap();
+        assert_eq!(
+            www.encode(),
+            [
+                0x00, 0x01, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, // header
+                3, b'w', b'w', b'w', 3, b'l', b'a', b'b', 4, b't', b'e', b's', b't',
+                0, // name
+                0, 1, 0, 1, // A, IN
+            ]
+        );
+        assert_eq!(www.encode_tcp()[..2], [0, 30]);
+        // simple-dns reads our query as we meant it.
+        let bytes = www.encode();
+        let parsed = Packet::parse(&bytes).unwrap();
+        assert_eq!(parsed.id(), 1);
+        assert!(parsed.has_flags(PacketFlag::RECURSION_DESIRED));
+        assert_eq!(parsed.questions.len(), 1);
+        assert_eq!(parsed.questions[0].qname.to_string(), "www.lab.test");
     }
 
     #[test]
