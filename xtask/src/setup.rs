@@ -415,7 +415,8 @@ mod tests {
                 "dnsmasq-base",
                 "socat",
                 "exim4-daemon-light",
-                "bind9-dnsutils"
+                "bind9-dnsutils",
+                "iputils-ping"
             ]
         );
         let all: String = PACKAGES
