@@ -228,7 +228,9 @@ pub fn parse(frame: &[u8]) -> Option<Reply<'_>> {
     };
     match protocol {
         IpProtocol::Udp => udp(from, l4),
-        IpProtocol::Icmp => {
+        // ICMP belongs to IPv4 and ICMPv6 to IPv6 only: an IPv6 packet
+        // saying ICMP is nobody's (the demultiplexer gives it no key).
+        IpProtocol::Icmp if from.is_ipv4() => {
             let icmp = Icmpv4Packet::new_checked(l4).ok()?;
             let error = match icmp.msg_type() {
                 Icmpv4Message::EchoReply => {
@@ -252,7 +254,7 @@ pub fn parse(frame: &[u8]) -> Option<Reply<'_>> {
             };
             Some(Reply::Error { from, error })
         }
-        IpProtocol::Icmpv6 => {
+        IpProtocol::Icmpv6 if from.is_ipv6() => {
             let icmp = Icmpv6Packet::new_checked(l4).ok()?;
             let error = match icmp.msg_type() {
                 Icmpv6Message::EchoReply => {
@@ -466,6 +468,19 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn icmp_only_over_its_own_ip_version() {
+        // An IPv6 packet whose next header says ICMP (IPv4's): nobody's,
+        // as the demultiplexer judges it (a fuzzer's find).
+        let frame = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../fuzz/corpus/frames/ipv6_saying_icmp"
+        ))
+        .unwrap();
+        assert_eq!(key_of(&frame), None);
+        assert_eq!(parse(&frame), None);
     }
 
     #[test]
