@@ -87,11 +87,13 @@ impl Open for Datagram {
 
 /// Takes an echo identifier nobody else has registered for this path.
 fn register_ident(path: &Path, proto: u8) -> Result<(u16, Registration)> {
-    let mut seed = std::process::id() ^ (Instant::now().elapsed().subsec_nanos() << 8);
+    // Random (std's hasher keys), as a DNS query's id: `elapsed()` of a
+    // fresh Instant, which this took before, is about zero, which left
+    // the identifiers to the pid alone.
+    let random = std::hash::RandomState::new();
     let mut last = None;
-    for _ in 0..16 {
-        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-        let ident = (seed >> 16) as u16;
+    for attempt in 0..16u32 {
+        let ident = std::hash::BuildHasher::hash_one(&random, attempt) as u16;
         match path.register(path.key(path.vip, ident, proto), None) {
             Ok(registration) => return Ok((ident, registration)),
             Err(e) => last = Some(e),
