@@ -134,7 +134,7 @@ fn attach(lab: &Lab) -> Status {
     assert_eq!(out.code, 0, "xdp attach: {out:?}");
     let status = status(lab);
     assert!(status.program.is_some(), "{status:?}");
-    assert_eq!(status.maps.len(), 4, "{status:?}");
+    assert_eq!(status.maps.len(), 5, "{status:?}");
     status
 }
 
@@ -358,7 +358,7 @@ fn a_check_in_flight_when_its_interface_is_deleted_fails_and_leaves_nothing() {
     let cold = tcp(&lab, OK_IP, &["-t", "1000"]);
     assert_eq!(cold.code, 0, "{cold:?}");
     assert!(
-        cold.stdout.contains("ms to attach the XDP program)"),
+        cold.stdout.contains("ms to attach the capture program)"),
         "{cold:?}"
     );
     let after = status(&lab);
@@ -587,7 +587,7 @@ fn the_daemon_rides_out_interface_events_and_says_so() {
     assert!(
         back.starts_with(&format!(
             "vipcheck daemon: eth0 is back (index {new_index}, was {old_index}): \
-             XDP program attached again (id "
+             capture program attached again at XDP (skb mode) (id "
         )),
         "{back}"
     );
@@ -611,7 +611,7 @@ fn the_daemon_rides_out_interface_events_and_says_so() {
     let detached = Instant::now();
     daemon.wait_lines("the XDP program of eth0 was detached or replaced", 1, wait);
     daemon.wait_lines(
-        "eth0: its port is open again: XDP program attached again",
+        "eth0: its port is open again: capture program attached again at XDP (skb mode)",
         1,
         wait,
     );

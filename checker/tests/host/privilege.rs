@@ -122,7 +122,7 @@ const NEEDS: &[Case] = &[
         prep: Prep::Cold,
         args: TCP,
         needs: &["net_raw", "net_admin", "sys_admin"],
-        passed: "ms to attach the XDP program)",
+        passed: "ms to attach the capture program)",
     },
     Case {
         name: "xdp status",

@@ -2032,7 +2032,7 @@ fn death_and_signals() {
     let runs: Vec<Run> = ten.0.iter_mut().map(finish).collect();
     let attached_by = runs
         .iter()
-        .filter(|r| r.stdout.contains("to attach the XDP program"))
+        .filter(|r| r.stdout.contains("to attach the capture program"))
         .count();
     let ids = xdp_ids(&lab, LB_IFACE);
     println!(
