@@ -26,24 +26,19 @@ const KINDS: [Foreign; 4] = [
     Foreign::Dispatcher(XdpMode::Generic),
 ];
 
-/// What vipcheck says about its TC capture, in one place (the exact
-/// wording is the TC capture's to fix).
+/// What vipcheck says about its TC capture, in one place.
 mod tc_capture {
     use crate::common::Run;
 
-    /// A word of `text` that names the TC hook (`tc`, `tcx`, `tc-ingress`, ...).
-    fn names_tc(text: &str) -> bool {
-        text.split(|c: char| !c.is_ascii_alphanumeric())
-            .any(|w| w.eq_ignore_ascii_case("tc") || w.eq_ignore_ascii_case("tcx"))
-    }
-
     /// `vipcheck xdp status eth0` while a foreign XDP program is attached:
-    /// exit 0, and vipcheck's capture is on the TC hook.
+    /// exit 0, and vipcheck's capture is on the TC hook, beside it.
     #[track_caller]
     pub fn assert_status_says_tc(what: &str, status: &Run) {
         assert_eq!(status.code, 0, "{what}: xdp status: {status:?}");
         assert!(
-            names_tc(&status.stdout),
+            status.stdout.contains("vipcheck TC program ")
+                && status.stdout.contains("attached at TC ingress (tcx)")
+                && status.stdout.contains("beside XDP program "),
             "{what}: xdp status does not name the TC hook: {status:?}"
         );
     }
