@@ -302,8 +302,9 @@ impl Daemon {
         self.metrics.set_overdue(self.schedule.overdue(now));
         let mut shown = HashSet::new();
         for port in engine.ports() {
-            if let Some(counters) = port.counters() {
-                self.metrics.set_xdp(&port.dev.name, &counters);
+            if let (Some(counters), Some(hook)) = (port.counters(), port.hook()) {
+                self.metrics
+                    .set_xdp(&port.dev.name, hook.short(), &counters);
                 shown.insert(port.dev.name.clone());
             }
         }

@@ -487,6 +487,11 @@ impl Slot {
         self.handle.counters()
     }
 
+    /// Where the program captures.
+    pub(crate) fn hook(&self) -> Hook {
+        self.handle.hook
+    }
+
     /// Takes every record waiting in the ring, calling `f` with each frame.
     pub(crate) fn drain(&mut self, mut f: impl FnMut(&[u8])) {
         while let Some(item) = self.ring.next() {
