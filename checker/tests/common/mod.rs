@@ -600,8 +600,20 @@ pub mod bpf_sys {
 
     /// `r0 = XDP_PASS; exit`, GPL, named `name`.
     pub fn load_pass_program(name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+        load_returning(BPF_PROG_TYPE_XDP, 2, name)
+    }
+
+    /// A TC program that does nothing: `r0 = TC_ACT_UNSPEC ("next"); exit`.
+    pub fn load_tc_pass_program(name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+        const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+        load_returning(BPF_PROG_TYPE_SCHED_CLS, -1, name)
+    }
+
+    /// `r0 = value; exit` as a program of `prog_type`, GPL, named `name`.
+    fn load_returning(prog_type: u32, value: i32, name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+        let v = value.to_le_bytes();
         let insns: [u8; 16] = [
-            0xb7, 0, 0, 0, 2, 0, 0, 0, // mov64 r0, 2 (XDP_PASS)
+            0xb7, 0, 0, 0, v[0], v[1], v[2], v[3], // mov64 r0, value
             0x95, 0, 0, 0, 0, 0, 0, 0, // exit
         ];
         let license = c"GPL";
@@ -609,7 +621,7 @@ pub mod bpf_sys {
         // license, log_level, log_size, log_buf, kern_version, prog_flags,
         // prog_name[16] (at 48), prog_ifindex, expected_attach_type.
         let mut attr = [0u8; 72];
-        put(&mut attr, 0, &BPF_PROG_TYPE_XDP.to_ne_bytes());
+        put(&mut attr, 0, &prog_type.to_ne_bytes());
         put(&mut attr, 4, &2u32.to_ne_bytes());
         put(&mut attr, 8, &(insns.as_ptr() as u64).to_ne_bytes());
         put(&mut attr, 16, &(license.as_ptr() as u64).to_ne_bytes());

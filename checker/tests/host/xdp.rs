@@ -1496,4 +1496,40 @@ fn per_frame_costs() {
     for k in filler.iter().chain([&neighbour]) {
         let _ = flows.remove(k);
     }
+
+    // At TC ingress: the same program's miss beside a TC program that
+    // does nothing (an skb's test run costs more than an XDP buffer's:
+    // compare within a hook).
+    let out = run(vipcheck(&lab, &["xdp", "detach", LB_IFACE]));
+    assert_eq!(out.code, 0, "{out:?}");
+    let (tc, _maps, _ring, mut tc_flows) = fixture(&lab, Hook::Tc);
+    let empty_tc = bpf_sys::load_tc_pass_program(c"vck_empty_tc").expect("BPF_PROG_LOAD");
+    tc_flows.insert(neighbour, SLOT, 0).expect("neighbour flow");
+    let mut best = [u32::MAX; 3];
+    for _ in 0..5 {
+        best[0] = best[0].min(
+            bpf_sys::test_run(empty_tc.as_raw_fd(), &miss4, 1_000_000)
+                .expect("test run")
+                .1,
+        );
+        for (i, frame) in [(1, &miss4), (2, &port_used)] {
+            let result = tc
+                .test_run(TestRunOptions {
+                    data_in: Some(frame),
+                    repeat: 1_000_000,
+                    ..TestRunOptions::default()
+                })
+                .expect("BPF_PROG_TEST_RUN");
+            assert_eq!(result.return_value, XDP_PASS, "a miss goes on");
+            best[i] = best[i].min(result.duration.as_nanos() as u32);
+        }
+    }
+    println!(
+        "XDP bench: TC ingress: empty program {} ns, IPv4 TCP miss {} ns (+{} ns), miss on a port in use (key hashed) {} ns",
+        best[0],
+        best[1],
+        best[1].saturating_sub(best[0]),
+        best[2]
+    );
+    let _ = tc_flows.remove(&neighbour);
 }
