@@ -10,7 +10,8 @@
 //! the capture program can be used, at XDP or, beside another XDP program,
 //! at TC ingress (their BACKUP path, a kernel connection to the real
 //! server's own address, passes a real server that lacks the VIP); when it
-//! cannot be used (no BPF), their behaviour is the fallback.
+//! cannot be used (no BPF, or run with CAP_NET_RAW alone as they were),
+//! their behaviour is the fallback.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -183,7 +184,11 @@ fn run(probe: &Probe, common: &Common) -> Result<Verdict, Error> {
         ));
     }
     match dispatch::once(probe, http) {
-        Err(e @ (Error::ForeignXdp { .. } | Error::Bpf { .. })) => {
+        // Another XDP program only stops the capture with `--capture xdp`,
+        // which the C grammar has no way to ask; a kernel without BPF or
+        // tcx, or a process without CAP_SYS_ADMIN (the C checkers needed
+        // CAP_NET_RAW alone), do.
+        Err(e @ (Error::ForeignXdp { .. } | Error::Bpf { .. } | Error::Privilege { .. })) => {
             if role == Some(Role::Backup) {
                 say_path(format!(
                     "the capture program cannot be used ({e}); as a BACKUP per the role file, \

@@ -86,14 +86,7 @@ impl CaptureHook {
         match (self, xdp) {
             (CaptureHook::Xdp, Some(program)) => Err(foreign(iface, program)),
             (CaptureHook::Xdp | CaptureHook::Auto, None) => Ok(Hook::Xdp(mode)),
-            (CaptureHook::Auto, Some(program)) => {
-                log::debug!(
-                    "{iface} has another XDP program (id {}, {} mode): capturing at TC ingress",
-                    program.id,
-                    program.mode
-                );
-                Ok(Hook::Tc)
-            }
+            (CaptureHook::Auto, Some(_)) => Ok(Hook::Tc),
             (CaptureHook::Tc, _) => Ok(Hook::Tc),
         }
     }

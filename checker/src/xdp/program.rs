@@ -315,7 +315,18 @@ pub(super) fn attach(
     for _ in 0..2 {
         let hook = match find(dev)? {
             Found::Ours(program) => return Ok((program, false)),
-            Found::None { xdp } => choice.hook(mode, xdp, &dev.name)?,
+            Found::None { xdp } => {
+                let hook = choice.hook(mode, xdp, &dev.name)?;
+                if let (Hook::Tc, Some(program)) = (hook, xdp) {
+                    log::debug!(
+                        "{} has another XDP program (id {}, {} mode): capturing at TC ingress",
+                        dev.name,
+                        program.id,
+                        program.mode
+                    );
+                }
+                hook
+            }
         };
         let started = Instant::now();
         match attach_new(dev, hook) {
