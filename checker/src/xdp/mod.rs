@@ -67,7 +67,8 @@ impl XdpMode {
 
 /// Where the capture program is attached, when none of vipcheck's is yet
 /// (`--capture`). One of vipcheck's that is attached serves, wherever it is.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CaptureHook {
     /// XDP, unless another XDP program is attached (in any mode, libxdp's
     /// dispatcher included): then TC ingress.
