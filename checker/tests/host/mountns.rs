@@ -280,18 +280,22 @@ fn xdp_subcommands_through_ip_netns_exec() {
 }
 
 /// Another tool's program is another's from every mount namespace: no
-/// check replaces it, no detach removes it, and the error says nothing of
-/// nsenter any more.
+/// check replaces it (`--capture xdp` refuses; the default captures at TC
+/// ingress beside it), no detach removes it, and the error says nothing
+/// of nsenter any more.
 #[test]
 fn a_foreign_program_is_foreign_from_any_mount_namespace() {
     let lab = lab(Role::Backup);
     let foreign = ForeignXdp::attach(&lab);
+    let check = |via: Via, extra: &[&str]| {
+        let mut args = vec!["tcp"];
+        args.extend_from_slice(extra);
+        let (ok, vip) = (OK_IP.to_string(), VIP.to_string());
+        args.extend([LB_IFACE, ok.as_str(), vip.as_str(), "80"]);
+        run(command(&lab, via, &args))
+    };
     for via in BOTH {
-        let out = run(command(
-            &lab,
-            via,
-            &["tcp", LB_IFACE, &OK_IP.to_string(), &VIP.to_string(), "80"],
-        ));
+        let out = check(via, &["--capture", "xdp"]);
         assert_eq!(out.code, 3, "{via:?}: {out:?}");
         assert_one_clean_line(&out.stderr);
         assert!(
@@ -314,4 +318,21 @@ fn a_foreign_program_is_foreign_from_any_mount_namespace() {
         assert!(detach.stdout.contains("no vipcheck XDP program attached"));
         assert_eq!(xdp_ids(&lab, LB_IFACE), [foreign.id], "{via:?}");
     }
+    // The default captures at TC ingress; a check from the other mount
+    // namespace finds that one program.
+    let first = check(BOTH[0], &[]);
+    assert_eq!(first.code, 0, "{first:?}");
+    assert!(
+        first.stdout.contains("to attach the capture program"),
+        "{first:?}"
+    );
+    let second = check(BOTH[1], &[]);
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(!second.stdout.contains("attach"), "{second:?}");
+    let detach = run(command(&lab, BOTH[1], &["xdp", "detach", LB_IFACE]));
+    assert!(
+        detach.stdout.contains("vipcheck TC program detached"),
+        "{detach:?}"
+    );
+    assert_eq!(xdp_ids(&lab, LB_IFACE), [foreign.id]);
 }
