@@ -312,44 +312,38 @@ fn parse_flow_lines(status: &str) -> Vec<FlowLine> {
         .collect()
 }
 
-/// The capture slots of the LB's program and their owners, read from its
-/// SLOTS map (its id from `vipcheck xdp status`).
-fn slot_owners(lab: &Lab) -> Vec<(u32, checker_common::FlowOwner)> {
-    use aya::maps::{HashMap as BpfHash, Map, MapData};
+/// The map `name` of the LB's program, by its id from `vipcheck xdp status`.
+fn program_map(lab: &Lab, name: &str) -> aya::maps::Map {
+    use aya::maps::{Map, MapData};
     let out = run(vipcheck(lab, &["xdp", "status", LB_IFACE]));
     assert_eq!(out.code, 0, "xdp status: {out:?}");
     let id: u32 = out
         .stdout
-        .split_once("SLOTS id ")
+        .split_once(&format!("{name} id "))
         .and_then(|(_, rest)| {
             rest.split(|c: char| !c.is_ascii_digit())
                 .next()?
                 .parse()
                 .ok()
         })
-        .unwrap_or_else(|| panic!("no SLOTS map id in {out:?}"));
-    let map = Map::from_map_data(MapData::from_id(id).expect("SLOTS by id")).expect("map");
+        .unwrap_or_else(|| panic!("no {name} map id in {out:?}"));
+    Map::from_map_data(MapData::from_id(id).expect("map by id")).expect("map")
+}
+
+/// The capture slots of the LB's program and their owners, read from its
+/// SLOTS map.
+fn slot_owners(lab: &Lab) -> Vec<(u32, checker_common::FlowOwner)> {
+    use aya::maps::{HashMap as BpfHash, MapData};
+    let map = program_map(lab, "SLOTS");
     let slots = BpfHash::<MapData, u32, checker_common::FlowOwner>::try_from(map).expect("SLOTS");
     slots.iter().filter_map(Result::ok).collect()
 }
 
-/// The ports the LB's program counts flows of (its PORTS map, by id from
-/// `vipcheck xdp status`), with their counts.
+/// The ports the LB's program counts flows of (its PORTS map), with their
+/// counts.
 fn port_counts(lab: &Lab) -> Vec<(u32, u64)> {
-    use aya::maps::{Array, Map, MapData};
-    let out = run(vipcheck(lab, &["xdp", "status", LB_IFACE]));
-    assert_eq!(out.code, 0, "xdp status: {out:?}");
-    let id: u32 = out
-        .stdout
-        .split_once("PORTS id ")
-        .and_then(|(_, rest)| {
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no PORTS map id in {out:?}"));
-    let map = Map::from_map_data(MapData::from_id(id).expect("PORTS by id")).expect("map");
+    use aya::maps::{Array, MapData};
+    let map = program_map(lab, "PORTS");
     let ports = Array::<MapData, u64>::try_from(map).expect("PORTS");
     ports
         .iter()
