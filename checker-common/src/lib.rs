@@ -8,6 +8,9 @@
 
 /// Name of the XDP program in the object and in the kernel (at most 15 bytes).
 pub const PROGRAM_NAME: &str = "vipcheck_xdp";
+/// Name of the TC ingress program (the same capture, for an interface
+/// whose XDP hook another program holds): same maps, same verdicts.
+pub const TC_PROGRAM_NAME: &str = "vipcheck_tc";
 
 /// Hash map: [`FlowKey`] → capture slot (`u32`) of the process that owns the flow.
 pub const FLOWS_MAP: &str = "FLOWS";
@@ -21,6 +24,19 @@ pub const RINGS_MAP: &str = "RINGS";
 pub const SLOTS_MAP: &str = "SLOTS";
 /// Per-CPU array of `u64`, indexed by [`Counter`].
 pub const COUNTERS_MAP: &str = "COUNTERS";
+/// Array of `u64`, indexed by a local port in host order
+/// ([`FlowKey::port_index`]): how many registered flows have that local
+/// port (ARP and NDP keys count at 0). The program looks here before it
+/// builds and hashes a key, so a frame to a port no check uses costs an
+/// array lookup, not a hash of 40 bytes. Memory-mapped (BPF_F_MMAPABLE):
+/// every process adds and subtracts with atomic operations on the shared
+/// page, and only after it added does it insert its flow (and only after
+/// it removed a flow does it subtract), so a count is never below the
+/// flows it covers. A process killed between the two leaves a count one
+/// too high: that port is hashed for nothing, never missed.
+pub const PORTS_MAP: &str = "PORTS";
+/// Entries of [`PORTS_MAP`]: every port.
+pub const PORT_COUNT: u32 = 1 << 16;
 
 /// Most flows registered at once on one interface (all processes
 /// together): a daemon's `--parallel` flows beside hundreds of one-shot
@@ -137,6 +153,13 @@ impl FlowKey {
         }
     }
 
+    /// The entry of [`PORTS_MAP`] that counts this key: its local port in
+    /// host order (0 for ARP and NDP keys; the echo identifier of an echo
+    /// flow).
+    pub fn port_index(&self) -> u32 {
+        u16::from_be_bytes(self.local_port) as u32
+    }
+
     /// The same flow over another L4 protocol ([`PROTO_UDP`], ...).
     #[must_use]
     pub fn with_proto(self, proto: u8) -> Self {
@@ -207,7 +230,8 @@ pub enum Counter {
     /// to the kernel.
     PassOther = 0,
     /// TCP or UDP (IPv4 or IPv6), an echo reply, an ICMP error, an ARP
-    /// reply or a neighbour advertisement, but not of a registered flow:
+    /// reply or a neighbour advertisement, but not of a registered flow
+    /// (most of them told by the local port alone, see [`PORTS_MAP`]):
     /// passed to the kernel.
     PassMiss = 1,
     /// A registered flow's frame, copied to its owner and dropped.

@@ -38,7 +38,7 @@ pub enum Error {
     /// Another XDP program (not vipcheck's) is attached to the interface;
     /// vipcheck never replaces it (exit 3).
     #[error(
-        "another XDP program (id {id}, {mode} mode) is attached to {iface}; vipcheck does not replace it (detach it, or use --xdp off)"
+        "another XDP program (id {id}, {mode} mode) is attached to {iface}; vipcheck does not replace it (use --capture auto or tc to capture at TC ingress beside it, or detach it)"
     )]
     ForeignXdp {
         iface: String,

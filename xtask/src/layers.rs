@@ -274,7 +274,11 @@ fn tree(s: &str, prefix: &[String], out: &mut Vec<Vec<String>>) {
             .filter(|p| !p.is_empty())
             .map(String::from)
             .collect();
-        let inner = &s[open + 1..s.rfind('}').unwrap_or(s.len())];
+        let close = s
+            .rfind('}')
+            .filter(|&close| close > open)
+            .unwrap_or(s.len());
+        let inner = &s[open + 1..close];
         let mut next = prefix.to_vec();
         next.extend(head);
         for part in split_top(inner) {

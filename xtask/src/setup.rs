@@ -19,10 +19,12 @@ use anyhow::{Context, Result, bail};
 /// without a service), socat (UDP services) and exim4-daemon-light (SMTP),
 /// which the lab runs per namespace for the dns/udp/smtp checks, and
 /// bind9-dnsutils (dig) to ask the DNS servers, and iputils-ping, the
-/// bench's kernel baseline of the ping check. No service of these may
+/// bench's kernel baseline of the ping check, and xdp-tools (xdp-filter,
+/// xdp-loader: libxdp), whose programs the lab tests attach beside
+/// vipcheck's capture as another tool would. No service of these may
 /// start in the root namespace on install: apt-get runs under a
 /// `policy-rc.d` that forbids starting services.
-pub const PACKAGES: [&str; 18] = [
+pub const PACKAGES: [&str; 19] = [
     "nginx-light",
     "iproute2",
     "nftables",
@@ -41,6 +43,7 @@ pub const PACKAGES: [&str; 18] = [
     "exim4-daemon-light",
     "bind9-dnsutils",
     "iputils-ping",
+    "xdp-tools",
 ];
 
 enum Outcome {
@@ -416,7 +419,8 @@ mod tests {
                 "socat",
                 "exim4-daemon-light",
                 "bind9-dnsutils",
-                "iputils-ping"
+                "iputils-ping",
+                "xdp-tools"
             ]
         );
         let all: String = PACKAGES

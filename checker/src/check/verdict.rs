@@ -50,7 +50,7 @@ impl Verdict {
 
 impl fmt::Display for Verdict {
     /// One line: `OK: tcp 198.18.0.100:80 via 198.18.0.11: SYN-ACK (1.2 ms)`,
-    /// with `, after 41.0 ms to attach the XDP program` inside the
+    /// with `, after 41.0 ms to attach the capture program` inside the
     /// parentheses when the check had to attach it first.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -64,7 +64,7 @@ impl fmt::Display for Verdict {
         if let Some(attached) = self.attached {
             write!(
                 f,
-                ", after {:.1} ms to attach the XDP program",
+                ", after {:.1} ms to attach the capture program",
                 attached.as_secs_f64() * 1000.0
             )?;
         }
@@ -99,7 +99,7 @@ mod tests {
         };
         assert_eq!(
             cold.to_string(),
-            "OK: tcp 198.18.0.100:80 via 198.18.0.12: SYN-ACK (1.5 ms, after 41.0 ms to attach the XDP program)"
+            "OK: tcp 198.18.0.100:80 via 198.18.0.12: SYN-ACK (1.5 ms, after 41.0 ms to attach the capture program)"
         );
         assert_eq!(crate::exit::of_check(cold.failure), 0);
     }

@@ -33,6 +33,7 @@
 //! | key | |
 //! | --- | --- |
 //! | `iface` | interface to send from |
+//! | `capture` | where the capture program is attached when none of vipcheck's is: `auto` (default), `xdp` or `tc` (`--capture`; the command line's wins) |
 //! | `check` | `tcp` (default), `http`, `https`, `ping`, `udp`, `dns` or `smtp` |
 //! | `timeout_ms` | deadline of each check (default 1000, at most 3600000) |
 //! | `interval_ms`, `retry` | how often, and how many failures make it down (for the report) |
@@ -72,6 +73,7 @@ use crate::probe::parse::{
     check_host, check_path, check_unicast, parse_ip, parse_md5, parse_status,
 };
 use crate::probe::{AuditTarget, CheckSpec, HttpSpec, Method, Probe, Protocol, TlsSpec, Verify};
+use crate::xdp::CaptureHook;
 
 mod kinds;
 
@@ -133,6 +135,7 @@ macro_rules! with_settings {
         struct $name {
             $($(#[$m])* $field: $ty,)*
             iface: Option<String>,
+            capture: Option<CaptureHook>,
             check: Option<Kind>,
             timeout_ms: Option<Spanned<u64>>,
             interval_ms: Option<u64>,
@@ -164,6 +167,7 @@ macro_rules! with_settings {
             fn settings(&self) -> Settings {
                 Settings {
                     iface: self.iface.clone(),
+                    capture: self.capture,
                     check: self.check,
                     timeout_ms: self.timeout_ms.clone(),
                     interval_ms: self.interval_ms,
@@ -224,6 +228,7 @@ impl Settings {
     fn over(&self, inner: Settings) -> Settings {
         Settings {
             iface: inner.iface.or_else(|| self.iface.clone()),
+            capture: inner.capture.or(self.capture),
             check: inner.check.or(self.check),
             timeout_ms: inner.timeout_ms.or_else(|| self.timeout_ms.clone()),
             interval_ms: inner.interval_ms.or(self.interval_ms),
@@ -368,6 +373,7 @@ fn target(
     Ok(AuditTarget {
         probe: Probe {
             iface: s.iface.clone(),
+            hook: s.capture.unwrap_or_default(),
             timeout: Duration::from_millis(timeout_ms),
             ..Probe::new(real_server, vip, port, check)
         },
@@ -490,7 +496,7 @@ status = [200, "300-399"]  # this one only
 [[vip]]
 address = "fd98:c612:0:1::100"
 port = 22
-real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c", iface = "eth1", timeout_ms = 300 }]
+real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c", iface = "eth1", timeout_ms = 300, capture = "tc" }]
 "#;
 
     #[test]
@@ -524,6 +530,15 @@ real_server = [{ address = "fd98:c612:0:1::b" }, { address = "fd98:c612:0:1::c",
         assert_eq!(t[2].probe.real_server.to_string(), "fd98:c612:0:1::b");
         assert_eq!(t[3].probe.iface.as_deref(), Some("eth1"));
         assert_eq!(t[3].probe.timeout, Duration::from_millis(300));
+        assert_eq!(t[2].probe.hook, CaptureHook::Auto);
+        assert_eq!(t[3].probe.hook, CaptureHook::Tc);
+        let bad =
+            load("[defaults]\ncapture = \"tcx\"\n[[vip]]\naddress = \"10.0.0.1\"\nport = 80\n");
+        assert!(
+            bad.as_ref()
+                .is_err_and(|e| e.to_string().contains("unknown variant `tcx`")),
+            "{bad:?}"
+        );
     }
 
     #[test]

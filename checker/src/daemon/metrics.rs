@@ -110,8 +110,13 @@ struct ReasonLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct XdpLabels {
     iface: String,
+    /// Where the program captures: `xdp` or `tc`.
+    hook: &'static str,
     verdict: &'static str,
 }
+
+/// The hooks [`XdpLabels::hook`] names.
+const HOOKS: [&str; 2] = ["xdp", "tc"];
 
 /// How one check ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -265,7 +270,7 @@ impl Metrics {
         );
         registry.register(
             "vipcheck_xdp_frames",
-            "Frames seen by vipcheck's XDP program, by interface and verdict (the program's own cumulative counters; they restart from 0 when it is loaded again)",
+            "Frames seen by vipcheck's capture program, by interface, hook (xdp, or tc beside another XDP program) and verdict (the program's own cumulative counters; they restart from 0 when it is loaded again)",
             xdp_frames.clone(),
         );
         registry.register("vipcheck_targets", "Targets checked", targets.clone());
@@ -362,14 +367,20 @@ impl Metrics {
         self.state_changes.remove(target);
     }
 
-    /// Mirrors the XDP program's counters on `iface` (read by the daemon
-    /// each cycle). They are cumulative in the program; a value lower than
-    /// the last one means the program was loaded again, and the series
-    /// restarts from it, as Prometheus expects of a counter reset.
-    pub(crate) fn set_xdp(&self, iface: &str, counters: &[(XdpCounter, u64)]) {
+    /// Mirrors the capture program's counters on `iface`, at `hook` (read
+    /// by the daemon each cycle). They are cumulative in the program; a
+    /// value lower than the last one means the program was loaded again,
+    /// and the series restarts from it, as Prometheus expects of a counter
+    /// reset. The series of the other hook (a program at XDP before, at
+    /// TC now) go.
+    pub(crate) fn set_xdp(&self, iface: &str, hook: &'static str, counters: &[(XdpCounter, u64)]) {
+        for other in HOOKS.into_iter().filter(|&h| h != hook) {
+            self.remove_hook(iface, other);
+        }
         for (counter, value) in counters {
             let labels = XdpLabels {
                 iface: iface.to_string(),
+                hook,
                 verdict: counter.name(),
             };
             let current = self.xdp_frames.get(&labels).map_or(0, |c| c.get());
@@ -381,11 +392,18 @@ impl Metrics {
         }
     }
 
-    /// Forgets an interface's XDP counters (no target uses it any more).
+    /// Forgets an interface's capture counters (no target uses it any more).
     pub(crate) fn remove_xdp(&self, iface: &str) {
+        for hook in HOOKS {
+            self.remove_hook(iface, hook);
+        }
+    }
+
+    fn remove_hook(&self, iface: &str, hook: &'static str) {
         for counter in XdpCounter::ALL {
             self.xdp_frames.remove(&XdpLabels {
                 iface: iface.to_string(),
+                hook,
                 verdict: counter.name(),
             });
         }
@@ -660,21 +678,31 @@ mod tests {
     #[test]
     fn xdp_counters_are_mirrored() {
         let m = Metrics::new();
-        let line = |v: u64| {
-            format!(r#"vipcheck_xdp_frames_total{{iface="eth0",verdict="drop_delivered"}} {v}"#)
+        let line = |hook: &str, v: u64| {
+            format!(
+                r#"vipcheck_xdp_frames_total{{iface="eth0",hook="{hook}",verdict="drop_delivered"}} {v}"#
+            )
         };
         m.set_xdp(
             "eth0",
+            "xdp",
             &[(XdpCounter::Delivered, 10), (XdpCounter::PassMiss, 3)],
         );
-        assert!(m.encode().contains(&line(10)));
-        m.set_xdp("eth0", &[(XdpCounter::Delivered, 25)]);
-        assert!(m.encode().contains(&line(25)));
+        assert!(m.encode().contains(&line("xdp", 10)));
+        m.set_xdp("eth0", "xdp", &[(XdpCounter::Delivered, 25)]);
+        assert!(m.encode().contains(&line("xdp", 25)));
         // Reloaded program: starts again from its value.
-        m.set_xdp("eth0", &[(XdpCounter::Delivered, 4)]);
+        m.set_xdp("eth0", "xdp", &[(XdpCounter::Delivered, 4)]);
         let text = m.encode();
-        assert!(text.contains(&line(4)), "{text}");
-        assert!(text.contains(r#"vipcheck_xdp_frames_total{iface="eth0",verdict="pass_miss"} 3"#));
+        assert!(text.contains(&line("xdp", 4)), "{text}");
+        assert!(text.contains(
+            r#"vipcheck_xdp_frames_total{iface="eth0",hook="xdp",verdict="pass_miss"} 3"#
+        ));
+        // Now at TC: the XDP series go.
+        m.set_xdp("eth0", "tc", &[(XdpCounter::Delivered, 1)]);
+        let text = m.encode();
+        assert!(text.contains(&line("tc", 1)), "{text}");
+        assert!(!text.contains(r#"hook="xdp""#), "{text}");
         m.remove_xdp("eth0");
         assert!(!m.encode().contains("iface=\"eth0\""));
     }

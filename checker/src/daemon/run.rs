@@ -26,6 +26,7 @@ use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
 use crate::note;
 use crate::probe::AuditTarget;
+use crate::probe::args::CaptureArgs;
 
 /// How long the running checks have to end after SIGTERM.
 const STOP_GRACE: Duration = Duration::from_millis(600);
@@ -51,6 +52,8 @@ pub(crate) struct DaemonOptions {
     pub(crate) interval: Duration,
     /// HTTPS: trust this CA instead of the system's roots, or verify nothing.
     pub(crate) tls: AuditOptions,
+    /// Where the checks capture, for every target (`--capture`).
+    pub(crate) capture: CaptureArgs,
 }
 
 /// One target as the daemon follows it.
@@ -91,10 +94,11 @@ struct Daemon {
 
 /// Runs the daemon until SIGTERM or SIGINT; its exit status.
 pub(crate) fn run(options: DaemonOptions) -> Result<i32> {
-    let loaded = options
+    let mut loaded = options
         .input
         .load_checkable()
         .map_err(|e| Error::Usage(e.to_string()))?;
+    options.capture.apply(&mut loaded.targets);
     let tls = TlsConfigs::new(&options.tls);
     tls.prepare(&loaded.targets)?;
     let track = match &options.track_dir {
@@ -298,8 +302,9 @@ impl Daemon {
         self.metrics.set_overdue(self.schedule.overdue(now));
         let mut shown = HashSet::new();
         for port in engine.ports() {
-            if let Some(counters) = port.counters() {
-                self.metrics.set_xdp(&port.dev.name, &counters);
+            if let (Some(counters), Some(hook)) = (port.counters(), port.hook()) {
+                self.metrics
+                    .set_xdp(&port.dev.name, hook.short(), &counters);
                 shown.insert(port.dev.name.clone());
             }
         }
@@ -323,7 +328,8 @@ impl Daemon {
             .input
             .load_checkable()
             .map_err(|e| e.to_string())
-            .and_then(|loaded| {
+            .and_then(|mut loaded| {
+                self.options.capture.apply(&mut loaded.targets);
                 tls.prepare(&loaded.targets).map_err(|e| e.to_string())?;
                 Ok(loaded)
             });

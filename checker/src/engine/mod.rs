@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::probe::{self, Probe};
 use crate::sys::netdev::NetDev;
 use crate::sys::packet::{ETH_P_ALL, PacketSocket};
-use crate::xdp::{Attach, Rings, XdpHandle};
+use crate::xdp::{Attach, Hook, Rings, XdpHandle};
 use port::{Capture, Port};
 use preflight::Plan;
 use stop::Stop;
@@ -191,13 +191,14 @@ impl Engine {
         let tracer = Tracer::new(target.trace, target.pcap.as_deref())?;
         // Opened first: it is also the privilege check.
         let tx = PacketSocket::open(dev.ifindex, 0)?;
-        // With XDP, `program` is the program this port's slot belongs to:
-        // [`Engine::port_events`] closes the port once another one (or
-        // none) is attached.
+        // With XDP or TC, `program` is the program this port's slot
+        // belongs to: [`Engine::port_events`] closes the port once another
+        // one (or none) is attached.
         let (capture, attached, program) = match target.capture {
             probe::Capture::Require => {
-                let (handle, attach) = XdpHandle::open_or_attach(dev, target.xdp_mode)?;
-                let program = handle.program_id();
+                let (handle, attach) =
+                    XdpHandle::open_or_attach(dev, target.hook, target.xdp_mode)?;
+                let program = (handle.program_id(), handle.hook());
                 let lease = self.lease.unwrap_or(target.timeout);
                 let slot = handle.claim_slot(&dev.name, lease, claim_by, self.rings)?;
                 // A cold check's first ring (an RCU grace period) is part
@@ -225,11 +226,17 @@ impl Engine {
                 "{back}: {}",
                 match (program, attached) {
                     (None, _) => "capturing through AF_PACKET (--xdp off)".to_string(),
-                    (Some(id), Some(took)) => format!(
-                        "XDP program attached again (id {id}, {:.1} ms)",
+                    (Some((id, hook)), Some(took)) => format!(
+                        "capture program attached again at {} (id {id}, {:.1} ms)",
+                        hook.name(),
                         took.as_secs_f64() * 1000.0
                     ),
-                    (Some(id), None) => format!("XDP program found attached (id {id})"),
+                    (Some((id, hook)), None) => {
+                        format!(
+                            "capture program found attached at {} (id {id})",
+                            hook.name()
+                        )
+                    }
                 }
             ));
         }
@@ -296,9 +303,17 @@ impl Engine {
                 }
                 Err(_) => failed,
                 Ok(link) if link.name != name => Some(format!("{name} is gone")),
-                Ok(link) if program.is_some() && link.xdp.map(|x| x.id) != program => Some(
-                    format!("the XDP program of {name} was detached or replaced"),
-                ),
+                Ok(link)
+                    if program.is_some_and(|(id, hook)| {
+                        !crate::xdp::still_attached(ifindex, hook, id, link.xdp)
+                    }) =>
+                {
+                    let hook = program.map_or("XDP", |(_, hook)| hook.short());
+                    Some(format!(
+                        "the {} program of {name} was detached or replaced",
+                        hook.to_uppercase()
+                    ))
+                }
                 Ok(_) => failed,
             };
             if let Some(why) = why {
@@ -332,9 +347,9 @@ struct Open {
     port: Rc<Port>,
     /// Its task ([`Port::dispatch`]), ended when the port is closed.
     dispatch: tokio::task::AbortHandle,
-    /// With an XDP capture: the id of the program attached when the port
-    /// was opened, whose maps its slot and flows are in.
-    program: Option<u32>,
+    /// With an XDP or TC capture: the id of the program attached when the
+    /// port was opened, whose maps its slot and flows are in, and where.
+    program: Option<(u32, Hook)>,
 }
 
 /// The interfaces and routes the preflight read, kept for [`FRESH`]: one

@@ -298,6 +298,14 @@ impl Port {
             Capture::Packet(_) => None,
         }
     }
+
+    /// Where the capture program of this port is (none with `--xdp off`).
+    pub(crate) fn hook(&self) -> Option<crate::xdp::Hook> {
+        match &*self.capture.borrow() {
+            Capture::Xdp(slot) => Some(slot.hook()),
+            Capture::Packet(_) => None,
+        }
+    }
 }
 
 /// The capture's fd for tokio's reactor.

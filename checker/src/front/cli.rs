@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::probe::args::{
-    CheckArgs, DnsArgs, Format, HttpArgs, HttpsArgs, PingArgs, SmtpArgs, TcpArgs, UdpArgs,
-    usage_message,
+    CaptureArgs, CheckArgs, DnsArgs, Format, HttpArgs, HttpsArgs, PingArgs, SmtpArgs, TcpArgs,
+    UdpArgs, usage_message,
 };
-use crate::xdp::XdpMode;
+use crate::xdp::{CaptureHook, XdpMode};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -136,6 +136,8 @@ pub struct AuditArgs {
     pub(crate) format: Format,
     #[command(flatten)]
     pub(crate) tls: TlsTrust,
+    #[command(flatten)]
+    pub(crate) capture: CaptureArgs,
 }
 
 /// How HTTPS targets of a file are verified.
@@ -212,6 +214,8 @@ pub struct DaemonArgs {
     pub(crate) interval: u64,
     #[command(flatten)]
     pub(crate) tls: TlsTrust,
+    #[command(flatten)]
+    pub(crate) capture: CaptureArgs,
 }
 
 /// `--metrics`: `HOST:PORT`, `[V6]:PORT`, or a port alone (127.0.0.1).
@@ -248,8 +252,8 @@ pub enum CompatAction {
 
 #[derive(Debug, Subcommand)]
 pub enum XdpAction {
-    /// Load and attach the program to IFACE (checks do it on demand too);
-    /// exit 3 if it is attached already in another mode.
+    /// Load and attach the capture program to IFACE (checks do it on demand
+    /// too); exit 3 if it is attached already at another hook or mode.
     Attach {
         /// Interface to attach to (the one facing the real servers).
         #[arg(value_name = "IFACE")]
@@ -257,6 +261,10 @@ pub enum XdpAction {
         /// skb (generic: any device, never resets a NIC) or native (driver XDP).
         #[arg(long, value_enum, default_value_t = XdpMode::Skb)]
         xdp_mode: XdpMode,
+        /// auto (XDP, or TC ingress when another XDP program holds IFACE),
+        /// xdp, or tc (TC ingress through tcx, first; Linux 6.6+).
+        #[arg(long, value_enum, value_name = "HOOK", default_value_t = CaptureHook::Auto)]
+        capture: CaptureHook,
     },
     /// Detach vipcheck's program from IFACE (never another program; running
     /// checks on IFACE then fail).

@@ -7,10 +7,11 @@
 //! What stays theirs: `-t` is a timeout for each reply of the real server
 //! (0: none), `-r` names the role file, the trace has their format and
 //! levels. What is vipcheck's: both roles check through the VIP path while
-//! the XDP capture can be used (their BACKUP path, a kernel connection to
-//! the real server's own address, passes a real server that lacks the VIP);
-//! when it cannot be used (no BPF, another XDP program), their behaviour is
-//! the fallback.
+//! the capture program can be used, at XDP or, beside another XDP program,
+//! at TC ingress (their BACKUP path, a kernel connection to the real
+//! server's own address, passes a real server that lacks the VIP); when it
+//! cannot be used (no BPF, or run with CAP_NET_RAW alone as they were),
+//! their behaviour is the fallback.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -166,8 +167,8 @@ impl Common {
     }
 }
 
-/// Runs the check through the VIP path; when the XDP capture cannot be
-/// used here, as the C checkers would.
+/// Runs the check through the VIP path; when the capture program cannot be
+/// used here (at XDP nor TC), as the C checkers would.
 fn run(probe: &Probe, common: &Common) -> Result<Verdict, Error> {
     let http = dispatch::http_check(probe, &TlsConfigs::new(&AuditOptions::default()))?;
     let http = http.as_ref();
@@ -179,20 +180,24 @@ fn run(probe: &Probe, common: &Common) -> Result<Verdict, Error> {
     };
     if let Some(role) = role {
         say_path(format!(
-            "role file says {role:?}; with the XDP capture both roles check through the VIP path"
+            "role file says {role:?}; with the capture program both roles check through the VIP path"
         ));
     }
     match dispatch::once(probe, http) {
-        Err(e @ (Error::ForeignXdp { .. } | Error::Bpf { .. })) => {
+        // Another XDP program only stops the capture with `--capture xdp`,
+        // which the C grammar has no way to ask; a kernel without BPF or
+        // tcx, or a process without CAP_SYS_ADMIN (the C checkers needed
+        // CAP_NET_RAW alone), do.
+        Err(e @ (Error::ForeignXdp { .. } | Error::Bpf { .. } | Error::Privilege { .. })) => {
             if role == Some(Role::Backup) {
                 say_path(format!(
-                    "the XDP capture cannot be used ({e}); as a BACKUP per the role file, \
+                    "the capture program cannot be used ({e}); as a BACKUP per the role file, \
                      checking the real server's own address with a kernel TCP connection"
                 ));
                 return check::kernel::run(probe, http);
             }
             say_path(format!(
-                "the XDP capture cannot be used ({e}); checking through the VIP path with an \
+                "the capture program cannot be used ({e}); checking through the VIP path with an \
                  AF_PACKET capture (a backup LB's kernel answers the replies with RSTs)"
             ));
             let probe = Probe {

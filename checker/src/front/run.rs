@@ -154,13 +154,14 @@ fn print(line: &str, error: bool, format: Format) {
 
 fn audit(args: &crate::front::cli::AuditArgs) -> i32 {
     use crate::front::audit;
-    let loaded = match args.input.input().load_checkable() {
+    let mut loaded = match args.input.input().load_checkable() {
         Ok(loaded) => loaded,
         Err(e) => {
             note!("vipcheck: {e}");
             return EXIT_USAGE;
         }
     };
+    args.capture.apply(&mut loaded.targets);
     let options = args.tls.options(usize::from(args.parallel));
     let outcomes = match audit::run(loaded.targets, &options) {
         Ok(outcomes) => outcomes,
@@ -188,6 +189,7 @@ fn daemon(args: &crate::front::cli::DaemonArgs) -> i32 {
         parallel: usize::from(args.parallel),
         interval: std::time::Duration::from_millis(args.interval),
         tls: args.tls.options(usize::from(args.parallel)),
+        capture: args.capture,
     };
     match run::run(options) {
         Ok(code) => code,
@@ -217,29 +219,47 @@ fn usage(e: clap::Error, args: &[OsString]) -> i32 {
 
 fn xdp_command(action: XdpAction) -> Result<(), Error> {
     match action {
-        XdpAction::Attach { iface, xdp_mode } => {
+        XdpAction::Attach {
+            iface,
+            xdp_mode,
+            capture,
+        } => {
             let dev = NetDev::lookup(&iface)?;
-            let (_, attach) = xdp::XdpHandle::open_or_attach(&dev, xdp_mode)?;
-            if let xdp::Attach::Found(mode) = attach
-                && mode != xdp_mode
-            {
-                return Err(Error::Interface(format!(
-                    "vipcheck's XDP program is already attached to {iface} in {} mode, not {}; \
-                     to change it: vipcheck xdp detach {iface}, then vipcheck xdp attach \
-                     --xdp-mode {} {iface} (checks running on {iface} meanwhile fail)",
-                    mode.name(),
-                    xdp_mode.name(),
-                    xdp_mode.name()
-                )));
+            let (_, attach) = xdp::XdpHandle::open_or_attach(&dev, capture, xdp_mode)?;
+            if let xdp::Attach::Found(hook) = attach {
+                let wanted = match capture {
+                    xdp::CaptureHook::Tc => Some(xdp::Hook::Tc),
+                    xdp::CaptureHook::Xdp => Some(xdp::Hook::Xdp(xdp_mode)),
+                    // An automatic choice takes TC where it was chosen.
+                    xdp::CaptureHook::Auto if hook == xdp::Hook::Tc => None,
+                    xdp::CaptureHook::Auto => Some(xdp::Hook::Xdp(xdp_mode)),
+                };
+                if let Some(wanted) = wanted
+                    && wanted != hook
+                {
+                    let again = match wanted {
+                        xdp::Hook::Tc => "--capture tc".to_string(),
+                        xdp::Hook::Xdp(mode) => format!("--xdp-mode {}", mode.name()),
+                    };
+                    return Err(Error::Interface(format!(
+                        "vipcheck's capture program is already attached to {iface} at {}, not {}; \
+                         to change it: vipcheck xdp detach {iface}, then vipcheck xdp attach \
+                         {again} {iface} (checks running on {iface} meanwhile fail)",
+                        hook.name(),
+                        wanted.name(),
+                    )));
+                }
             }
             print_status(&dev)
         }
         XdpAction::Detach { iface } => {
             let dev = NetDev::lookup(&iface)?;
-            if xdp::detach(&dev)? {
-                say!("{iface}: vipcheck XDP program detached");
-            } else {
-                say!("{iface}: no vipcheck XDP program attached");
+            match xdp::detach(&dev)? {
+                Some(hook) => say!(
+                    "{iface}: vipcheck {} program detached",
+                    hook.short().to_uppercase()
+                ),
+                None => say!("{iface}: no vipcheck XDP program attached (nor at TC ingress)"),
             }
             Ok(())
         }
@@ -247,7 +267,7 @@ fn xdp_command(action: XdpAction) -> Result<(), Error> {
         XdpAction::Status { iface: None } => {
             let devs = xdp::attached_here()?;
             if devs.is_empty() {
-                say!("no XDP program attached in this network namespace");
+                say!("no XDP or TC program attached in this network namespace");
             }
             for dev in devs {
                 print_status(&dev)?;
@@ -258,30 +278,61 @@ fn xdp_command(action: XdpAction) -> Result<(), Error> {
 }
 
 fn print_status(dev: &NetDev) -> Result<(), Error> {
+    let ids = |ids: &[u32]| {
+        ids.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let report = match xdp::status(dev)? {
-        xdp::Status::None => {
-            say!("{}: no vipcheck XDP program attached", dev.name);
-            return Ok(());
-        }
-        xdp::Status::Foreign(program) => {
-            say!(
-                "{}: no vipcheck XDP program attached; XDP program {} ({} mode) is another's, \
-                 and vipcheck leaves it alone",
-                dev.name,
-                program.id,
-                program.mode
+        xdp::Status::None { xdp, tc } => {
+            let mut line = format!(
+                "{}: no vipcheck XDP program attached (nor at TC ingress)",
+                dev.name
             );
+            if let Some(program) = xdp {
+                line += &format!(
+                    "; XDP program {} ({} mode) is another's, and vipcheck leaves it alone \
+                     (checks capture at TC ingress beside it)",
+                    program.id, program.mode
+                );
+            }
+            if !tc.is_empty() {
+                line += &format!("; TC ingress programs of others: {}", ids(&tc));
+            }
+            say!("{line}");
             return Ok(());
         }
         xdp::Status::Ours(report) => report,
     };
-    say!(
-        "{}: vipcheck XDP program {} attached in {} mode (maps {})",
-        dev.name,
-        report.program_id,
-        report.mode,
-        xdp::map_list(&report.maps)
-    );
+    match report.hook {
+        xdp::Hook::Xdp(mode) => say!(
+            "{}: vipcheck XDP program {} attached in {} mode (maps {})",
+            dev.name,
+            report.program_id,
+            mode.name(),
+            xdp::map_list(&report.maps)
+        ),
+        xdp::Hook::Tc => say!(
+            "{}: vipcheck TC program {} attached at TC ingress (tcx) (maps {})",
+            dev.name,
+            report.program_id,
+            xdp::map_list(&report.maps)
+        ),
+    }
+    if let Some(program) = report.foreign_xdp {
+        say!(
+            "  beside XDP program {} ({} mode), another's: it runs first, untouched",
+            program.id,
+            program.mode
+        );
+    }
+    if !report.foreign_tc.is_empty() {
+        say!(
+            "  TC ingress programs of others: {}",
+            ids(&report.foreign_tc)
+        );
+    }
     for (counter, value) in &report.counters {
         say!("  {:<16} {value}", counter.name());
     }

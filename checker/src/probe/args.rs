@@ -15,7 +15,7 @@ use crate::probe::{
     Capture, CheckSpec, CloseMode, DnsSpec, ExpectSpec, HttpSpec, KEEPALIVED_HELO, Method, Pattern,
     Probe, Silence, SmtpSpec, TlsSpec, Trace, UdpExpect, UdpSpec, Verify,
 };
-use crate::xdp::XdpMode;
+use crate::xdp::{CaptureHook, XdpMode};
 
 #[derive(Debug, Args)]
 pub struct TcpArgs {
@@ -252,6 +252,11 @@ pub(crate) struct RunArgs {
     /// Attach mode when this check loads the XDP program.
     #[arg(long, value_enum, default_value_t = XdpMode::Skb)]
     pub(crate) xdp_mode: XdpMode,
+    /// Where this check attaches the capture program when none of vipcheck's
+    /// is attached: auto (XDP, or TC ingress when another XDP program holds
+    /// IFACE), xdp, or tc. One already attached serves, wherever it is.
+    #[arg(long, value_enum, value_name = "HOOK", default_value_t = CaptureHook::Auto)]
+    pub(crate) capture: CaptureHook,
     /// Write every frame the check sends and receives (ARP included) to FILE, in pcap format.
     #[arg(long, value_name = "FILE")]
     pub(crate) pcap: Option<PathBuf>,
@@ -265,6 +270,35 @@ pub(crate) struct RunArgs {
     /// Nagios: CRITICAL when the check takes longer than MS.
     #[arg(short = 'c', long, value_name = "MS")]
     pub(crate) critical: Option<u64>,
+}
+
+/// Where an audit's or a daemon's checks capture replies, for every target
+/// (a native MISC_CHECK line's own `--capture` and `--xdp-mode` stand
+/// unless these are given).
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub(crate) struct CaptureArgs {
+    /// Where the capture program is attached when none of vipcheck's is:
+    /// auto (XDP, or TC ingress when another XDP program holds the
+    /// interface), xdp, or tc [default: auto].
+    #[arg(long, value_enum, value_name = "HOOK")]
+    pub(crate) capture: Option<CaptureHook>,
+    /// Attach mode when the XDP program is loaded [default: skb].
+    #[arg(long, value_enum)]
+    pub(crate) xdp_mode: Option<XdpMode>,
+}
+
+impl CaptureArgs {
+    /// Sets these on every target.
+    pub(crate) fn apply(&self, targets: &mut [crate::probe::AuditTarget]) {
+        for target in targets {
+            if let Some(hook) = self.capture {
+                target.probe.hook = hook;
+            }
+            if let Some(mode) = self.xdp_mode {
+                target.probe.xdp_mode = mode;
+            }
+        }
+    }
 }
 
 impl FlowArgs {
@@ -300,6 +334,7 @@ impl RunArgs {
             close,
             capture: self.xdp,
             xdp_mode: self.xdp_mode,
+            hook: self.capture,
             trace,
             pcap: self.pcap.clone(),
             check,

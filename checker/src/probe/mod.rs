@@ -11,7 +11,7 @@ use regex::bytes::Regex;
 use serde::Serialize;
 
 use crate::wire::http::Limits;
-use crate::xdp::XdpMode;
+use crate::xdp::{CaptureHook, XdpMode};
 
 pub(crate) mod args;
 pub mod c_line;
@@ -67,6 +67,8 @@ pub struct Probe {
     pub(crate) close: CloseMode,
     pub(crate) capture: Capture,
     pub(crate) xdp_mode: XdpMode,
+    /// Where the capture program is attached when none is (`--capture`).
+    pub(crate) hook: CaptureHook,
     /// What to show on stderr (and vipcheck's diagnostics when frames are).
     pub(crate) trace: Trace,
     /// Write every frame sent and received to this pcap file.
@@ -91,6 +93,7 @@ impl Probe {
             close: CloseMode::Rst,
             capture: Capture::Require,
             xdp_mode: XdpMode::Skb,
+            hook: CaptureHook::Auto,
             trace: Trace::default(),
             pcap: None,
             check,

@@ -1,13 +1,20 @@
-//! The shared XDP program of one interface: load, attach, find again,
+//! The shared capture program of one interface: load, attach, find again,
 //! register flows, collect the flows of dead processes, report, detach.
 //!
 //! One program serves every vipcheck process on an interface. The first one
-//! (or `vipcheck xdp attach`) loads it and attaches it through netlink, an
-//! attachment that belongs to the interface; later processes find it from
+//! (or `vipcheck xdp attach`) loads it and attaches it, at XDP through
+//! netlink or at TC ingress through tcx without a link: either way an
+//! attachment that belongs to the interface. Later processes find it from
 //! the interface (program id, then its maps by id: see [`program`]), open
 //! its maps and only add and remove flow entries. Nothing is pinned, so a
 //! process sees the same program whatever its mount namespace (`ip netns
 //! exec`, a container, `nsenter --net`).
+//!
+//! XDP is the default: it takes our replies before the kernel allocates
+//! anything for them. An interface whose XDP hook another program holds
+//! (a DDoS filter, libxdp's dispatcher, ...) gets the TC program instead,
+//! first at tcx ingress: the other program runs first and untouched, and
+//! what it passes of ours is taken before the IP stack sees it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -26,11 +33,13 @@ use crate::sys::rtnl::XdpProgram;
 mod lock;
 mod netlink;
 mod owner;
+mod ports;
 mod program;
 mod sys;
 
 use lock::{Scope, lock};
 use owner::{boottime_ns, current_owner, is_alive};
+use ports::PortCounts;
 pub(crate) use program::detach;
 use program::{Found, Program, foreign};
 
@@ -56,11 +65,66 @@ impl XdpMode {
     }
 }
 
+/// Where the capture program is attached, when none of vipcheck's is yet
+/// (`--capture`). One of vipcheck's that is attached serves, wherever it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptureHook {
+    /// XDP, unless another XDP program is attached (in any mode, libxdp's
+    /// dispatcher included): then TC ingress.
+    #[default]
+    Auto,
+    /// XDP only; another XDP program is an error.
+    Xdp,
+    /// TC ingress (tcx, Linux 6.6+), first, beside whatever else is there.
+    Tc,
+}
+
+impl CaptureHook {
+    /// The hook to attach to on `iface`, whose XDP program (another's) is
+    /// `xdp`, if any.
+    fn hook(self, mode: XdpMode, xdp: Option<XdpProgram>, iface: &str) -> Result<Hook> {
+        match (self, xdp) {
+            (CaptureHook::Xdp, Some(program)) => Err(foreign(iface, program)),
+            (CaptureHook::Xdp | CaptureHook::Auto, None) => Ok(Hook::Xdp(mode)),
+            (CaptureHook::Auto, Some(_)) => Ok(Hook::Tc),
+            (CaptureHook::Tc, _) => Ok(Hook::Tc),
+        }
+    }
+}
+
+/// Where vipcheck's program captures on an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hook {
+    Xdp(XdpMode),
+    /// TC ingress, through tcx.
+    Tc,
+}
+
+impl Hook {
+    /// "XDP (skb mode)", "XDP (native mode)", "TC ingress".
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Hook::Xdp(XdpMode::Skb) => "XDP (skb mode)",
+            Hook::Xdp(XdpMode::Native) => "XDP (native mode)",
+            Hook::Tc => "TC ingress",
+        }
+    }
+
+    /// "xdp" or "tc", as `--capture` names them.
+    pub(crate) fn short(self) -> &'static str {
+        match self {
+            Hook::Xdp(_) => "xdp",
+            Hook::Tc => "tc",
+        }
+    }
+}
+
 /// What [`XdpHandle::open_or_attach`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Attach {
-    /// The program was attached already, in this mode.
-    Found(XdpMode),
+    /// The program was attached already, at this hook.
+    Found(Hook),
     /// This process loaded and attached it.
     Loaded,
 }
@@ -90,19 +154,26 @@ impl Rings {
 pub(crate) struct XdpHandle {
     /// The program's id: the scope of the slot lock.
     program_id: u32,
+    hook: Hook,
     flows: HashMap<MapData, FlowKey, u32>,
     rings: ArrayOfMaps<MapData>,
     slots: HashMap<MapData, u32, FlowOwner>,
     counters: PerCpuArray<MapData, u64>,
+    ports: PortCounts,
 }
 
 impl XdpHandle {
-    /// Opens vipcheck's program on `dev`, found from the interface; when
-    /// there is none, loads it and attaches it in `mode`. Two processes
-    /// attaching at once (from any mount namespace) end with one program,
-    /// which both use. Says which it did. Another program on `dev` is
-    /// [`Error::ForeignXdp`]: it is never replaced.
-    pub(crate) fn open_or_attach(dev: &NetDev, mode: XdpMode) -> Result<(XdpHandle, Attach)> {
+    /// Opens vipcheck's program on `dev`, found from the interface (at XDP
+    /// or TC ingress); when there is none, loads it and attaches it where
+    /// `choice` says, at XDP in `mode`. Two processes attaching at once
+    /// (from any mount namespace) end with one program, which both use.
+    /// Says which it did. Another program on `dev` is never replaced; with
+    /// `--capture xdp`, another XDP program is [`Error::ForeignXdp`].
+    pub(crate) fn open_or_attach(
+        dev: &NetDev,
+        choice: CaptureHook,
+        mode: XdpMode,
+    ) -> Result<(XdpHandle, Attach)> {
         // What `dev` says is attached, if it was read just now (a one-shot
         // check's preflight): one rtnetlink request less. A program gone
         // since is asked for again; one attached since is found by the
@@ -110,17 +181,20 @@ impl XdpHandle {
         let seen = dev.xdp_seen_within(Duration::from_millis(50));
         let (program, attach) = match program::find_from(dev, seen)? {
             Found::Ours(program) => {
-                let mode = program.mode;
-                (program, Attach::Found(mode))
+                let hook = program.hook;
+                (program, Attach::Found(hook))
             }
-            Found::Foreign(program) => return Err(foreign(&dev.name, program)),
-            Found::None => match program::attach(dev, mode)? {
-                (program, true) => (program, Attach::Loaded),
-                (program, false) => {
-                    let mode = program.mode;
-                    (program, Attach::Found(mode))
+            Found::None { xdp } => {
+                // Refused before taking the lock, as the attach would.
+                choice.hook(mode, xdp, &dev.name)?;
+                match program::attach(dev, choice, mode)? {
+                    (program, true) => (program, Attach::Loaded),
+                    (program, false) => {
+                        let hook = program.hook;
+                        (program, Attach::Found(hook))
+                    }
                 }
-            },
+            }
         };
         Ok((Self::open(program)?, attach))
     }
@@ -130,11 +204,19 @@ impl XdpHandle {
         self.program_id
     }
 
+    /// Where that program captures.
+    pub(crate) fn hook(&self) -> Hook {
+        self.hook
+    }
+
     fn open(program: Box<Program>) -> Result<XdpHandle> {
         let program = *program;
         let map = |data| Map::from_map_data(data).map_err(bpf("opening a map"));
         Ok(XdpHandle {
             program_id: program.id,
+            hook: program.hook,
+            ports: PortCounts::map(program.ports)
+                .map_err(|e| Error::bpf("mapping the PORTS map", e))?,
             flows: HashMap::try_from(map(program.flows)?).map_err(bpf("FLOWS map"))?,
             rings: ArrayOfMaps::try_from(map(program.rings)?).map_err(bpf("RINGS map"))?,
             slots: HashMap::try_from(map(program.slots)?).map_err(bpf("SLOTS map"))?,
@@ -259,12 +341,35 @@ impl XdpHandle {
             .collect();
         // Flows first, then their slot: a flow entry always has an owner.
         for key in &stale {
-            let _ = self.flows.remove(key);
+            self.remove_flow(key);
         }
         for index in &dead {
             let _ = self.slots.remove(index);
         }
         dead.len()
+    }
+
+    /// Inserts a flow for slot `index`, counted in PORTS first (so that the
+    /// program never sees a flow whose port counts zero).
+    fn insert_flow(
+        &mut self,
+        key: FlowKey,
+        index: u32,
+    ) -> std::result::Result<(), aya::maps::MapError> {
+        self.ports.add(&key);
+        let inserted = self.flows.insert(key, index, BPF_NOEXIST);
+        if inserted.is_err() {
+            self.ports.sub(&key);
+        }
+        inserted
+    }
+
+    /// Removes a flow; uncounts it in PORTS if this call removed it
+    /// (another process collecting the dead may have been first).
+    fn remove_flow(&mut self, key: &FlowKey) {
+        if self.flows.remove(key).is_ok() {
+            self.ports.sub(key);
+        }
     }
 
     /// The registered flows with their slot and its owner.
@@ -313,7 +418,7 @@ impl Slot {
     /// same real server from the same address share one ARP key).
     pub(crate) fn register(&mut self, key: FlowKey) -> Result<bool> {
         for attempt in 0..2 {
-            match self.handle.flows.insert(key, self.index, BPF_NOEXIST) {
+            match self.handle.insert_flow(key, self.index) {
                 Ok(()) => {
                     self.keys.push(key);
                     return Ok(true);
@@ -355,7 +460,7 @@ impl Slot {
     /// Stops capturing `key`.
     pub(crate) fn unregister(&mut self, key: &FlowKey) {
         if let Some(i) = self.keys.iter().position(|k| k == key) {
-            let _ = self.handle.flows.remove(key);
+            self.handle.remove_flow(key);
             self.keys.swap_remove(i);
         }
     }
@@ -376,6 +481,11 @@ impl Slot {
         self.handle.counters()
     }
 
+    /// Where the program captures.
+    pub(crate) fn hook(&self) -> Hook {
+        self.handle.hook
+    }
+
     /// Takes every record waiting in the ring, calling `f` with each frame.
     pub(crate) fn drain(&mut self, mut f: impl FnMut(&[u8])) {
         while let Some(item) = self.ring.next() {
@@ -394,8 +504,8 @@ impl AsRawFd for Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        for key in self.keys.drain(..) {
-            let _ = self.handle.flows.remove(&key);
+        for key in std::mem::take(&mut self.keys) {
+            self.handle.remove_flow(&key);
         }
         let _ = self.handle.slots.remove(&self.index);
     }
@@ -403,17 +513,23 @@ impl Drop for Slot {
 
 /// What `vipcheck xdp status` finds on an interface.
 pub(crate) enum Status {
-    /// No XDP program at all.
-    None,
-    /// An XDP program that is not vipcheck's.
-    Foreign(XdpProgram),
+    /// None of vipcheck's programs; `xdp`: another's XDP program, if any;
+    /// `tc`: the ids of others' programs at tcx ingress.
+    None {
+        xdp: Option<XdpProgram>,
+        tc: Vec<u32>,
+    },
     /// Ours, with what it reports.
     Ours(Box<Report>),
 }
 
 /// What the program of an interface reports.
 pub(crate) struct Report {
-    pub(crate) mode: &'static str,
+    pub(crate) hook: Hook,
+    /// Another's XDP program on the interface (beside ours at TC).
+    pub(crate) foreign_xdp: Option<XdpProgram>,
+    /// The other programs at tcx ingress (after ours, when ours is there).
+    pub(crate) foreign_tc: Vec<u32>,
     pub(crate) program_id: u32,
     /// The ids of its maps by name (FLOWS, RINGS, SLOTS, COUNTERS), for
     /// `bpftool map dump id N`.
@@ -436,15 +552,26 @@ pub(crate) fn map_list(maps: &[(&'static str, u32)]) -> String {
 /// attached; whether it is vipcheck's needs root (to open it): without
 /// root that is an error (exit 3), never "nothing attached".
 pub(crate) fn status(dev: &NetDev) -> Result<Status> {
-    let program = match program::find(dev)? {
-        Found::None => return Ok(Status::None),
-        Found::Foreign(program) => return Ok(Status::Foreign(program)),
+    let found = program::find(dev)?;
+    let tc = program::tc_programs(dev)?;
+    let program = match found {
+        Found::None { xdp } => return Ok(Status::None { xdp, tc }),
         Found::Ours(program) => program,
     };
-    let (program_id, mode, maps) = (program.id, program.mode, program.map_ids.clone());
+    let foreign_xdp = match program.hook {
+        Hook::Tc => crate::sys::rtnl::link(dev.ifindex)
+            .map_err(|e| Error::on_interface(&dev.name, "reading its XDP state", e))?
+            .xdp
+            .filter(|x| x.id != program.id),
+        Hook::Xdp(_) => None,
+    };
+    let (program_id, hook, maps) = (program.id, program.hook, program.map_ids.clone());
+    let foreign_tc = tc.into_iter().filter(|&id| id != program_id).collect();
     let handle = XdpHandle::open(program)?;
     Ok(Status::Ours(Box::new(Report {
-        mode: mode.name(),
+        hook,
+        foreign_xdp,
+        foreign_tc,
         program_id,
         maps,
         counters: handle.counters()?,
@@ -482,15 +609,29 @@ fn program_events(program_id: u32) -> Vec<String> {
 }
 
 /// The interfaces of this network namespace that have an XDP program
-/// attached (vipcheck's or another), as the kernel reports them.
+/// attached or a program at tcx ingress (vipcheck's or another's), as
+/// the kernel reports them. Listing tcx needs privileges: without them
+/// this is an error, never "nothing attached".
 pub(crate) fn attached_here() -> Result<Vec<NetDev>> {
     let links = crate::sys::rtnl::links()
         .map_err(|e| Error::io("listing the interfaces (rtnetlink)", e))?;
-    links
-        .iter()
-        .filter(|link| link.xdp.is_some())
-        .map(|link| NetDev::lookup(&link.name))
-        .collect()
+    let mut devs = Vec::new();
+    for link in &links {
+        let dev = NetDev::lookup(&link.name)?;
+        if link.xdp.is_some() || !program::tc_programs(&dev)?.is_empty() {
+            devs.push(dev);
+        }
+    }
+    Ok(devs)
+}
+
+/// Whether program `id` still captures on `ifindex` at `hook` (a port of
+/// a long-running engine is closed once it does not).
+pub(crate) fn still_attached(ifindex: u32, hook: Hook, id: u32, xdp: Option<XdpProgram>) -> bool {
+    match hook {
+        Hook::Xdp(_) => xdp.map(|x| x.id) == Some(id),
+        Hook::Tc => program::tc_program_ids(ifindex).is_ok_and(|ids| ids.contains(&id)),
+    }
 }
 
 /// The (remote, local) endpoints of a flow key (ports 0 for ARP and NDP).

@@ -1,6 +1,6 @@
 //! The bpf(2) calls aya 0.14 does not expose: open programs, maps and links
 //! by id and read their info in one call, bind a map to a program, detach a
-//! link.
+//! link, attach to and query tcx ingress without a link.
 
 // unsafe: the bpf(2) calls aya does not expose.
 #![allow(unsafe_code)]
@@ -10,6 +10,9 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 use aya_obj::generated::{bpf_map_info, bpf_prog_info};
 
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_DETACH: libc::c_long = 9;
+const BPF_PROG_QUERY: libc::c_long = 16;
 const BPF_PROG_GET_FD_BY_ID: libc::c_long = 13;
 const BPF_MAP_GET_FD_BY_ID: libc::c_long = 14;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
@@ -114,6 +117,7 @@ pub(super) struct MapInfo {
     pub(super) key_size: u32,
     pub(super) value_size: u32,
     pub(super) max_entries: u32,
+    pub(super) map_flags: u32,
     pub(super) btf_id: u32,
 }
 
@@ -128,6 +132,7 @@ pub(super) fn map_info(fd: BorrowedFd<'_>) -> io::Result<MapInfo> {
         key_size: info.key_size,
         value_size: info.value_size,
         max_entries: info.max_entries,
+        map_flags: info.map_flags,
         btf_id: info.btf_id,
     })
 }
@@ -205,4 +210,71 @@ pub(super) fn link_info(link: BorrowedFd<'_>) -> io::Result<LinkInfo> {
         prog_id: info[2],
         ifindex: info[4],
     })
+}
+
+/// bpf_attach_type of TC ingress through tcx (Linux 6.6+).
+const BPF_TCX_INGRESS: u32 = 46;
+/// Attach before the program given as relative (none: before all of them).
+const BPF_F_BEFORE: u32 = 1 << 3;
+
+/// Attaches `prog` to tcx ingress of `ifindex` as the first program,
+/// without a link: the attachment belongs to the interface, as an XDP
+/// program attached through netlink does, and outlives this process.
+/// Programs attached there already stay, after it.
+pub(super) fn tcx_attach_first(ifindex: u32, prog: BorrowedFd<'_>) -> io::Result<()> {
+    // bpf_attr for BPF_PROG_ATTACH: target_ifindex, attach_bpf_fd,
+    // attach_type, attach_flags, replace_bpf_fd, relative_fd, then the
+    // expected revision (u64, 0: any).
+    let mut attr = [
+        ifindex,
+        prog.as_raw_fd() as u32,
+        BPF_TCX_INGRESS,
+        BPF_F_BEFORE,
+        0,
+        0,
+        0,
+        0,
+    ];
+    // SAFETY: plain integers.
+    unsafe { bpf(BPF_PROG_ATTACH, &mut attr)? };
+    Ok(())
+}
+
+/// Detaches `prog` (and only it) from tcx ingress of `ifindex`.
+pub(super) fn tcx_detach(ifindex: u32, prog: BorrowedFd<'_>) -> io::Result<()> {
+    let mut attr = [
+        ifindex,
+        prog.as_raw_fd() as u32,
+        BPF_TCX_INGRESS,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ];
+    // SAFETY: plain integers.
+    unsafe { bpf(BPF_PROG_DETACH, &mut attr)? };
+    Ok(())
+}
+
+/// The ids of the programs at tcx ingress of `ifindex`, in the order they
+/// run. Empty where the kernel has no tcx (before Linux 6.6: EINVAL).
+pub(super) fn tcx_programs(ifindex: u32) -> io::Result<Vec<u32>> {
+    let mut ids = [0u32; 64];
+    let ptr = ids.as_mut_ptr() as u64;
+    // bpf_attr for BPF_PROG_QUERY: target_ifindex, attach_type,
+    // query_flags, attach_flags, prog_ids (u64), prog_cnt, padding,
+    // prog_attach_flags, link_ids, link_attach_flags, revision (u64 each).
+    let mut attr = [0u32; 16];
+    attr[0] = ifindex;
+    attr[1] = BPF_TCX_INGRESS;
+    attr[4] = ptr as u32;
+    attr[5] = (ptr >> 32) as u32;
+    attr[6] = ids.len() as u32;
+    // SAFETY: prog_ids points to room for prog_cnt ids, alive for the call.
+    match unsafe { bpf(BPF_PROG_QUERY, &mut attr) } {
+        Ok(_) => Ok(ids[..(attr[6] as usize).min(ids.len())].to_vec()),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }

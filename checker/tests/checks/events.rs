@@ -134,7 +134,7 @@ fn attach(lab: &Lab) -> Status {
     assert_eq!(out.code, 0, "xdp attach: {out:?}");
     let status = status(lab);
     assert!(status.program.is_some(), "{status:?}");
-    assert_eq!(status.maps.len(), 4, "{status:?}");
+    assert_eq!(status.maps.len(), 5, "{status:?}");
     status
 }
 
@@ -358,7 +358,7 @@ fn a_check_in_flight_when_its_interface_is_deleted_fails_and_leaves_nothing() {
     let cold = tcp(&lab, OK_IP, &["-t", "1000"]);
     assert_eq!(cold.code, 0, "{cold:?}");
     assert!(
-        cold.stdout.contains("ms to attach the XDP program)"),
+        cold.stdout.contains("ms to attach the capture program)"),
         "{cold:?}"
     );
     let after = status(&lab);
@@ -486,9 +486,23 @@ fn healthy_checks(lab: &Lab) -> f64 {
 
 #[test]
 fn the_daemon_rides_out_interface_events_and_says_so() {
+    rides_out("xdp", "XDP (skb mode)", "XDP");
+}
+
+/// The same at TC ingress (`--capture tc`): the TC program detached by
+/// someone else, the interface made again.
+#[test]
+fn the_daemon_rides_out_interface_events_at_tc_ingress() {
+    rides_out("tc", "TC ingress", "TC");
+}
+
+/// The daemon through MTU changes, down/up, its interface deleted and made
+/// again, its program detached under it; `capture`: its `--capture`,
+/// `hook`: how vipcheck names that hook, `short`: in "the XDP program".
+fn rides_out(capture: &str, hook: &str, short: &str) {
     let test_start = Instant::now();
     let lab = lab(Role::Backup);
-    let scratch = Scratch::new("daemon");
+    let scratch = Scratch::new(&format!("daemon-{capture}"));
     let targets = scratch.0.join("targets.toml");
     fs::write(
         &targets,
@@ -512,6 +526,8 @@ fn the_daemon_rides_out_interface_events_and_says_so() {
             "2",
             "--fall",
             "2",
+            "--capture",
+            capture,
         ],
     );
     cmd.stdin(Stdio::null())
@@ -587,7 +603,7 @@ fn the_daemon_rides_out_interface_events_and_says_so() {
     assert!(
         back.starts_with(&format!(
             "vipcheck daemon: eth0 is back (index {new_index}, was {old_index}): \
-             XDP program attached again (id "
+             capture program attached again at {hook} (id "
         )),
         "{back}"
     );
@@ -609,9 +625,13 @@ fn the_daemon_rides_out_interface_events_and_says_so() {
     let detach = run(vipcheck(&lab, &["xdp", "detach", LB_IFACE]));
     assert_eq!(detach.code, 0, "{detach:?}");
     let detached = Instant::now();
-    daemon.wait_lines("the XDP program of eth0 was detached or replaced", 1, wait);
     daemon.wait_lines(
-        "eth0: its port is open again: XDP program attached again",
+        &format!("the {short} program of eth0 was detached or replaced"),
+        1,
+        wait,
+    );
+    daemon.wait_lines(
+        &format!("eth0: its port is open again: capture program attached again at {hook}"),
         1,
         wait,
     );

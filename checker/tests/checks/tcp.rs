@@ -279,21 +279,29 @@ fn never_replaces_a_foreign_xdp_program() {
     let foreign = ForeignXdp::attach(&lab);
     assert_eq!(xdp_ids(&lab, LB_IFACE), [foreign.id]);
 
-    let out = tcp(&lab, OK_IP, &[]);
+    // --capture xdp: refused, and says what to do.
+    let out = tcp(&lab, OK_IP, &["--capture", "xdp"]);
     assert_eq!(out.code, 3, "{out:?}");
     assert_one_clean_line(&out.stderr);
     assert!(
-        out.stderr
-            .contains(&format!("another XDP program (id {}, skb mode) is attached to eth0; vipcheck does not replace it", foreign.id)),
+        out.stderr.contains(&format!(
+            "another XDP program (id {}, skb mode) is attached to eth0; vipcheck does not \
+             replace it (use --capture auto or tc",
+            foreign.id
+        )),
         "{out:?}"
     );
-    let attach = run(vipcheck(&lab, &["xdp", "attach", LB_IFACE]));
+    let attach = run(vipcheck(
+        &lab,
+        &["xdp", "attach", "--capture", "xdp", LB_IFACE],
+    ));
     assert_eq!(attach.code, 3, "{attach:?}");
     let status = run(vipcheck(&lab, &["xdp", "status", LB_IFACE]));
     assert_eq!(status.code, 0, "{status:?}");
     assert!(
         status.stdout.contains(&format!(
-            "no vipcheck XDP program attached; XDP program {} (skb mode) is another's",
+            "no vipcheck XDP program attached (nor at TC ingress); XDP program {} (skb mode) \
+             is another's",
             foreign.id
         )),
         "{status:?}"
@@ -302,6 +310,24 @@ fn never_replaces_a_foreign_xdp_program() {
     assert_eq!(detach.code, 0, "{detach:?}");
     assert!(
         detach.stdout.contains("no vipcheck XDP program attached"),
+        "{detach:?}"
+    );
+    // The default (auto) captures at TC ingress beside it.
+    let out = tcp(&lab, OK_IP, &[]);
+    assert_eq!(out.code, 0, "{out:?}");
+    let status = run(vipcheck(&lab, &["xdp", "status", LB_IFACE]));
+    assert!(
+        status.stdout.contains("attached at TC ingress (tcx)")
+            && status.stdout.contains(&format!(
+                "beside XDP program {} (skb mode), another's",
+                foreign.id
+            )),
+        "{status:?}"
+    );
+    let detach = run(vipcheck(&lab, &["xdp", "detach", LB_IFACE]));
+    assert_eq!(detach.code, 0, "{detach:?}");
+    assert!(
+        detach.stdout.contains("vipcheck TC program detached"),
         "{detach:?}"
     );
     assert_eq!(

@@ -263,59 +263,290 @@ pub fn xdp_ids(lab: &Lab, iface: &str) -> Vec<u32> {
         .collect()
 }
 
-/// An XDP program that is not vipcheck's (`r0 = XDP_PASS; exit`, named
-/// `vck_foreign`), loaded with bpf(2), pinned under /sys/fs/bpf and
-/// attached to the LB's eth0 in skb mode with `ip link ... xdpgeneric
-/// pinned`, as another tool would. Detached and unpinned on drop.
+/// How a foreign XDP program is attached to the LB's eth0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpMode {
+    /// skb mode: `ip link set ... xdpgeneric`, xdp-tools' `-m skb`.
+    Generic,
+    /// Driver (native) mode: `ip link set ... xdpdrv`, `-m native`.
+    Driver,
+}
+
+impl XdpMode {
+    /// iproute2's keyword for the mode.
+    pub fn ip_keyword(self) -> &'static str {
+        match self {
+            XdpMode::Generic => "xdpgeneric",
+            XdpMode::Driver => "xdpdrv",
+        }
+    }
+
+    /// xdp-tools' name of the mode (`-m`).
+    pub fn xdp_tools(self) -> &'static str {
+        match self {
+            XdpMode::Generic => "skb",
+            XdpMode::Driver => "native",
+        }
+    }
+}
+
+/// Which foreign XDP program [`ForeignXdp`] attaches, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Foreign {
+    /// `r0 = XDP_PASS; exit` (named `vck_foreign`), loaded with bpf(2),
+    /// pinned and attached by netlink with `ip link set ... pinned`.
+    Pass(XdpMode),
+    /// xdp-tools' `xdp-loader load -m MODE eth0 xdpfilt_alw_all.o` (the
+    /// program of `xdp-filter load` with its default policy, which passes
+    /// everything): libxdp puts it behind its dispatcher where the kernel
+    /// can (freplace), else attaches it alone ("Falling back to loading
+    /// single prog without dispatcher", as on these machines).
+    Libxdp(XdpMode),
+    /// libxdp's dispatcher itself (xdp-tools' `xdp-dispatcher.o`, no
+    /// component: it passes everything), loaded and pinned with bpftool
+    /// and attached by netlink (`ip link set ... pinned`), as libxdp
+    /// attaches it where it can.
+    Dispatcher(XdpMode),
+}
+
+impl Foreign {
+    pub fn mode(self) -> XdpMode {
+        match self {
+            Foreign::Pass(mode) | Foreign::Libxdp(mode) | Foreign::Dispatcher(mode) => mode,
+        }
+    }
+}
+
+/// A file of xdp-tools' BPF objects (Debian: `/usr/lib/<triplet>/bpf/`).
+pub fn xdp_tools_object(name: &str) -> std::path::PathBuf {
+    let mut dirs = vec![std::path::PathBuf::from("/usr/lib/bpf")];
+    for entry in std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        dirs.push(entry.path().join("bpf"));
+    }
+    dirs.into_iter()
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .unwrap_or_else(|| panic!("no {name} of xdp-tools (cargo xtask setup installs it)"))
+}
+
+/// Where libxdp pins (its dispatchers' programs and components).
+const LIBXDP_DIR: &str = "/sys/fs/bpf/xdp";
+
+/// The XDP program attached to `iface` in the LB namespace, as
+/// `ip -d link show` lists it (`prog/xdp id N name NAME`): (id, name).
+pub fn xdp_attached(lab: &Lab, iface: &str) -> Option<(u32, String)> {
+    let link = sh(
+        lab,
+        lab.lb_ns(),
+        "ip",
+        &["-d", "link", "show", "dev", iface],
+    );
+    let words: Vec<&str> = link.split_whitespace().collect();
+    words
+        .windows(5)
+        .find(|w| w[0] == "prog/xdp" && w[1] == "id" && w[3] == "name")
+        .map(|w| (w[2].parse().expect("program id"), w[4].to_string()))
+}
+
+/// An XDP program that is not vipcheck's, attached to the LB's eth0 as
+/// another tool would (see [`Foreign`]); detached (and unpinned) on drop,
+/// also when the test fails.
 pub struct ForeignXdp<'a> {
     lab: &'a Lab,
-    pin: std::path::PathBuf,
-    /// Its program id.
+    pin: Option<std::path::PathBuf>,
+    /// libxdp's directory on bpffs was made by this attach.
+    libxdp_dir: bool,
+    pub kind: Foreign,
+    /// The id of the program attached to eth0 right after the attach.
     pub id: u32,
+    /// Its name, as `ip -d link show` gives it.
+    pub name: String,
 }
 
 impl<'a> ForeignXdp<'a> {
+    /// [`Foreign::Pass`] in skb mode.
     pub fn attach(lab: &'a Lab) -> Self {
+        Self::attach_kind(lab, Foreign::Pass(XdpMode::Generic))
+    }
+
+    pub fn attach_kind(lab: &'a Lab, kind: Foreign) -> Self {
         use std::os::fd::AsRawFd;
         use std::sync::atomic::{AtomicU32, Ordering};
         static NEXT: AtomicU32 = AtomicU32::new(0);
 
         ensure_bpffs();
-        let prog = bpf_sys::load_pass_program(c"vck_foreign").expect("BPF_PROG_LOAD");
-        let id = bpf_sys::prog_id(prog.as_raw_fd()).expect("program id");
-        let pin = std::path::PathBuf::from(format!(
-            "/sys/fs/bpf/vck_foreign_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        bpf_sys::pin(prog.as_raw_fd(), &pin).expect("BPF_OBJ_PIN");
-        let foreign = ForeignXdp { lab, pin, id };
-        sh(
+        let mode = kind.mode();
+        // From here on, dropping `foreign` detaches what was attached.
+        let mut foreign = ForeignXdp {
             lab,
-            lab.lb_ns(),
-            "ip",
-            &[
-                "link",
-                "set",
-                "dev",
-                LB_IFACE,
-                "xdpgeneric",
-                "pinned",
-                foreign.pin.to_str().unwrap(),
-            ],
-        );
+            pin: None,
+            // libxdp (xdp-loader) makes its directory on bpffs: removed on
+            // drop when it was not there before (and is empty).
+            libxdp_dir: matches!(kind, Foreign::Libxdp(_) | Foreign::Dispatcher(_))
+                && !std::path::Path::new(LIBXDP_DIR).exists(),
+            kind,
+            id: 0,
+            name: String::new(),
+        };
+        match kind {
+            Foreign::Pass(_) | Foreign::Dispatcher(_) => {
+                let pin = std::path::PathBuf::from(format!(
+                    "/sys/fs/bpf/vck_foreign_{}_{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                ));
+                if kind == Foreign::Pass(mode) {
+                    let prog = bpf_sys::load_pass_program(c"vck_foreign").expect("BPF_PROG_LOAD");
+                    bpf_sys::pin(prog.as_raw_fd(), &pin).expect("BPF_OBJ_PIN");
+                } else {
+                    // bpftool, not `ip link ... obj`: iproute2's loader
+                    // leaves its own directories on bpffs.
+                    let object = xdp_tools_object("xdp-dispatcher.o");
+                    sh(
+                        lab,
+                        lab.lb_ns(),
+                        "bpftool",
+                        &[
+                            "prog",
+                            "load",
+                            object.to_str().unwrap(),
+                            pin.to_str().unwrap(),
+                            "type",
+                            "xdp",
+                        ],
+                    );
+                }
+                foreign.pin = Some(pin.clone());
+                sh(
+                    lab,
+                    lab.lb_ns(),
+                    "ip",
+                    &[
+                        "link",
+                        "set",
+                        "dev",
+                        LB_IFACE,
+                        mode.ip_keyword(),
+                        "pinned",
+                        pin.to_str().unwrap(),
+                    ],
+                );
+            }
+            Foreign::Libxdp(_) => {
+                let object = xdp_tools_object("xdpfilt_alw_all.o");
+                // nsenter --net: libxdp pins (its dispatcher's) on the
+                // host's bpffs, which `ip netns exec` would hide.
+                sh(
+                    lab,
+                    lab.lb_ns(),
+                    "xdp-loader",
+                    &[
+                        "load",
+                        "-m",
+                        mode.xdp_tools(),
+                        LB_IFACE,
+                        object.to_str().unwrap(),
+                    ],
+                );
+            }
+        }
+        let (id, name) =
+            xdp_attached(lab, LB_IFACE).unwrap_or_else(|| panic!("{kind:?}: nothing attached"));
+        foreign.id = id;
+        foreign.name = name;
+        foreign.assert_still_attached();
         foreign
+    }
+
+    /// The foreign program is still the one attached to eth0, in its mode
+    /// (the same id as right after the attach), and the only one.
+    #[track_caller]
+    pub fn assert_still_attached(&self) {
+        assert_eq!(
+            xdp_ids(self.lab, LB_IFACE),
+            [self.id],
+            "{:?}: the foreign program {} ({}) is no longer the one attached",
+            self.kind,
+            self.id,
+            self.name
+        );
+        let link = sh(
+            self.lab,
+            self.lab.lb_ns(),
+            "ip",
+            &["-d", "link", "show", "dev", LB_IFACE],
+        );
+        // `ip link` names the mode: `xdpgeneric` (skb) or `xdp` (driver).
+        let word = match self.kind.mode() {
+            XdpMode::Generic => "xdpgeneric",
+            XdpMode::Driver => "xdp",
+        };
+        assert!(
+            link.split_whitespace().any(|w| w == word),
+            "{:?}: not in {word} mode: {link}",
+            self.kind
+        );
+        if matches!(self.kind, Foreign::Libxdp(_) | Foreign::Dispatcher(_)) {
+            // libxdp sees it too: the dispatcher and its component, or
+            // the program alone where the kernel has no freplace.
+            let status = sh(
+                self.lab,
+                self.lab.lb_ns(),
+                "xdp-loader",
+                &["status", LB_IFACE],
+            );
+            let wanted = match self.kind {
+                Foreign::Libxdp(_) => "xdpfilt_alw_all",
+                _ => "xdp_dispatcher",
+            };
+            assert!(
+                status.contains(&self.id.to_string()) && status.contains(wanted),
+                "{:?}: xdp-loader status does not list {} ({wanted}):\n{status}",
+                self.kind,
+                self.id
+            );
+        }
     }
 }
 
 impl Drop for ForeignXdp<'_> {
     fn drop(&mut self) {
-        let _ = self
+        let mode = self.kind.mode();
+        if matches!(self.kind, Foreign::Libxdp(_)) {
+            // Also removes the dispatcher's pins where there is one.
+            let _ = self
+                .lab
+                .command(self.lab.lb_ns(), "xdp-loader")
+                .args(["unload", "-a", LB_IFACE])
+                .output();
+        }
+        // What is left in the mode, if it is ours (or the attach stopped
+        // half-way): never a program attached after ours went.
+        let link = self
             .lab
             .command(self.lab.lb_ns(), "ip")
-            .args(["link", "set", "dev", LB_IFACE, "xdpgeneric", "off"])
-            .status();
-        let _ = std::fs::remove_file(&self.pin);
+            .args(["-d", "link", "show", "dev", LB_IFACE])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default();
+        let ours = format!("prog/xdp id {} ", self.id);
+        if self.id == 0 || link.contains(&ours) {
+            let _ = self
+                .lab
+                .command(self.lab.lb_ns(), "ip")
+                .args(["link", "set", "dev", LB_IFACE, mode.ip_keyword(), "off"])
+                .status();
+        }
+        if let Some(pin) = &self.pin {
+            let _ = std::fs::remove_file(pin);
+        }
+        if self.libxdp_dir {
+            let _ = std::fs::remove_dir(LIBXDP_DIR);
+        }
     }
 }
 
@@ -369,8 +600,20 @@ pub mod bpf_sys {
 
     /// `r0 = XDP_PASS; exit`, GPL, named `name`.
     pub fn load_pass_program(name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+        load_returning(BPF_PROG_TYPE_XDP, 2, name)
+    }
+
+    /// A TC program that does nothing: `r0 = TC_ACT_UNSPEC ("next"); exit`.
+    pub fn load_tc_pass_program(name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+        const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
+        load_returning(BPF_PROG_TYPE_SCHED_CLS, -1, name)
+    }
+
+    /// `r0 = value; exit` as a program of `prog_type`, GPL, named `name`.
+    fn load_returning(prog_type: u32, value: i32, name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+        let v = value.to_le_bytes();
         let insns: [u8; 16] = [
-            0xb7, 0, 0, 0, 2, 0, 0, 0, // mov64 r0, 2 (XDP_PASS)
+            0xb7, 0, 0, 0, v[0], v[1], v[2], v[3], // mov64 r0, value
             0x95, 0, 0, 0, 0, 0, 0, 0, // exit
         ];
         let license = c"GPL";
@@ -378,7 +621,7 @@ pub mod bpf_sys {
         // license, log_level, log_size, log_buf, kern_version, prog_flags,
         // prog_name[16] (at 48), prog_ifindex, expected_attach_type.
         let mut attr = [0u8; 72];
-        put(&mut attr, 0, &BPF_PROG_TYPE_XDP.to_ne_bytes());
+        put(&mut attr, 0, &prog_type.to_ne_bytes());
         put(&mut attr, 4, &2u32.to_ne_bytes());
         put(&mut attr, 8, &(insns.as_ptr() as u64).to_ne_bytes());
         put(&mut attr, 16, &(license.as_ptr() as u64).to_ne_bytes());

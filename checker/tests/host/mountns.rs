@@ -81,7 +81,7 @@ fn concurrent_checks(lab: &Lab, vias: &[Via], count: usize) -> usize {
             Some(expected),
             "{via:?} {rs}: {stdout}{stderr}"
         );
-        if stdout.contains("to attach the XDP program") {
+        if stdout.contains("to attach the capture program") {
             attached += 1;
         }
     }
@@ -120,7 +120,7 @@ fn checks_from_any_mount_namespace_share_one_program() {
     ));
     assert_eq!(first.code, 0, "{first:?}");
     assert!(
-        first.stdout.contains("to attach the XDP program"),
+        first.stdout.contains("to attach the capture program"),
         "{first:?}"
     );
     let id = the_one_program(&lab);

@@ -86,6 +86,8 @@ fn as_who(lab: &Lab, who: Who, caps: &[&str], args: &[&str]) -> Command {
 enum Prep {
     /// vipcheck's program attached (by root).
     Warm,
+    /// vipcheck's TC program attached (by root).
+    WarmTc,
     /// No program attached.
     Cold,
 }
@@ -108,7 +110,9 @@ const TCP: &[&str] = &["tcp", "eth0", "198.18.0.11", "198.18.0.100", "80"];
 /// its maps by id requires (BPF_PROG_GET_FD_BY_ID, BPF_MAP_GET_FD_BY_ID),
 /// grants what they grant (loading, creating maps, the verifier's
 /// pointer rules). CAP_NET_ADMIN is for the netlink attach and detach
-/// only; CAP_NET_RAW for the AF_PACKET socket only.
+/// only: tcx's attach and detach (BPF_PROG_ATTACH/DETACH) take
+/// CAP_NET_ADMIN or CAP_SYS_ADMIN, so at TC ingress CAP_SYS_ADMIN does.
+/// CAP_NET_RAW is for the AF_PACKET socket only.
 const NEEDS: &[Case] = &[
     Case {
         name: "warm check",
@@ -122,7 +126,7 @@ const NEEDS: &[Case] = &[
         prep: Prep::Cold,
         args: TCP,
         needs: &["net_raw", "net_admin", "sys_admin"],
-        passed: "ms to attach the XDP program)",
+        passed: "ms to attach the capture program)",
     },
     Case {
         name: "xdp status",
@@ -146,6 +150,36 @@ const NEEDS: &[Case] = &[
         passed: "eth0: vipcheck XDP program detached",
     },
     Case {
+        name: "cold check at tc",
+        prep: Prep::Cold,
+        args: &[
+            "tcp",
+            "--capture",
+            "tc",
+            "eth0",
+            "198.18.0.11",
+            "198.18.0.100",
+            "80",
+        ],
+        // The tcx attach takes CAP_NET_ADMIN or CAP_SYS_ADMIN.
+        needs: &["net_raw", "sys_admin"],
+        passed: "ms to attach the capture program)",
+    },
+    Case {
+        name: "warm check at tc",
+        prep: Prep::WarmTc,
+        args: TCP,
+        needs: &["net_raw", "sys_admin"],
+        passed: "OK: tcp 198.18.0.100:80 via 198.18.0.11: SYN-ACK (",
+    },
+    Case {
+        name: "xdp detach at tc",
+        prep: Prep::WarmTc,
+        args: &["xdp", "detach", "eth0"],
+        needs: &["sys_admin"],
+        passed: "eth0: vipcheck TC program detached",
+    },
+    Case {
         name: "check --xdp off",
         prep: Prep::Cold,
         args: &[
@@ -167,6 +201,9 @@ const NEEDS: &[Case] = &[
 fn failure(case: &Case, cap: &str) -> &'static str {
     match cap {
         "net_raw" => "opening an AF_PACKET socket failed: Operation not permitted",
+        "sys_admin" if case.name.ends_with("at tc") => {
+            "opening a program at TC ingress failed: Operation not permitted"
+        }
         "sys_admin" => "opening the attached XDP program failed: Operation not permitted",
         "net_admin" if case.name == "xdp detach" => {
             "detaching the XDP program failed: Operation not permitted"
@@ -177,12 +214,18 @@ fn failure(case: &Case, cap: &str) -> &'static str {
 }
 
 fn prepare(lab: &Lab, prep: Prep) {
-    let action = match prep {
-        Prep::Warm => "attach",
-        Prep::Cold => "detach",
+    let out = run(vipcheck(lab, &["xdp", "detach", LB_IFACE]));
+    assert_eq!(out.code, 0, "xdp detach: {out:?}");
+    let capture = match prep {
+        Prep::Warm => "xdp",
+        Prep::WarmTc => "tc",
+        Prep::Cold => return,
     };
-    let out = run(vipcheck(lab, &["xdp", action, LB_IFACE]));
-    assert_eq!(out.code, 0, "xdp {action}: {out:?}");
+    let out = run(vipcheck(
+        lab,
+        &["xdp", "attach", "--capture", capture, LB_IFACE],
+    ));
+    assert_eq!(out.code, 0, "xdp attach --capture {capture}: {out:?}");
 }
 
 /// One run of the matrix.
