@@ -1020,7 +1020,7 @@ fn lb_traffic_runs(
         "LB traffic: iperf3 from ok to the LB over the lab's veth, {rounds} interleaved round(s) of {seconds} s runs, in a new order each round: a TCP stream, and 64-byte UDP (-b 0). \
          CPU = user + system time of both iperf3 processes and of ksoftirqd over each run: on veth the LB's receive path runs in the sender's context, so the LB's share cannot be told apart, \
          but the sender's is the same in every mode: a difference between rows is the program's cost. CPU ms/Gbit = thousandths of a core per Gbit/s; CPU s/Mpkt = cores per Mpps (datagrams sent: each crossed the LB's receive path). \
-         The machine's busy time (/proc/stat, every process, other builds too) per unit, as a check: {}",
+         The machine's busy time (/proc/stat) per unit, as a check (it counts every process: under other load, whose time is divided by each row's own traffic, a slower row looks costlier): {}",
         rows.iter()
             .map(|r| format!(
                 "{} {:.1} ms/Gbit ({:.2}), {:.2} s/Mpkt ({:.2})",
