@@ -1,9 +1,10 @@
 //! `cargo xtask bench`: vipcheck side by side with the kernel doing the
 //! same, in one lab and one run, interleaved so that machine noise hits
 //! every row alike (these machines are noisy: compare the ratios). Writes
-//! `bench/results.json`, `bench/results.md` and `bench/latency.svg`
-//! (`--quick`: a dry run with few repetitions, into `target/bench-quick/`,
-//! which the test command runs to prove the harness works).
+//! `bench/results.json`, `bench/results.md`, `bench/latency.svg` and
+//! `bench/lb-traffic.svg` (`--quick`: a dry run with few repetitions, into
+//! `target/bench-quick/`, which the test command runs to prove the harness
+//! works; `--only lb-traffic`: that part alone, into `target/bench-only/`).
 //!
 //! `VIPCHECK_BENCH_C=DIR` adds the rows of the C checkers in DIR.
 //! `VIPCHECK_BENCH_BASELINE=PATH` adds an older vipcheck binary (e.g. one
@@ -44,6 +45,8 @@ pub struct Options {
     /// An older vipcheck binary (`VIPCHECK_BENCH_BASELINE`), measured
     /// beside the current one in rows of its own.
     pub baseline: Option<PathBuf>,
+    /// Only this part of the bench (`lb-traffic`); none: all of it.
+    pub only: Option<String>,
     /// This xtask binary, whose hidden `floor` command gives the floors
     /// (an empty process; one that opens and closes an AF_PACKET socket;
     /// a kernel TCP connect).
@@ -79,6 +82,9 @@ struct Report {
     machine: String,
     quick: bool,
     rows: Vec<Row>,
+    /// The cost to the LB's own traffic, by capture mode.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    lb_traffic: Vec<LbRow>,
     notes: Vec<String>,
 }
 
@@ -305,15 +311,22 @@ pub fn run(vipcheck: &Path, options: &Options) -> Result<()> {
     let lab = Lab::up(Role::Backup)?;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
+    if let Some(only) = &options.only {
+        if only != "lb-traffic" {
+            bail!("no bench part {only:?} (there is lb-traffic)");
+        }
+        let (lb_traffic, lb_notes) = lb_traffic(&lab, &builds, options.quick)?;
+        drop(lab);
+        return report(options, rows, lb_traffic, lb_notes);
+    }
     rows.extend(warm(&lab, &builds, options)?);
     let (cpu_rows, cpu_note) = one_shot_cpu(&lab, &builds, options)?;
     rows.extend(cpu_rows);
     notes.push(cpu_note);
     rows.extend(cold(&lab, &builds, options)?);
     rows.extend(loss(&lab, vipcheck, options)?);
-    if !options.quick {
-        notes.extend(lb_traffic(&lab, &builds)?);
-    }
+    let (lb_traffic, lb_notes) = lb_traffic(&lab, &builds, options.quick)?;
+    notes.extend(lb_notes);
     if options.scale > 0 {
         let (scale_rows, scale_notes) = scale(&lab, &builds, options)?;
         rows.extend(scale_rows);
@@ -328,10 +341,21 @@ pub fn run(vipcheck: &Path, options: &Options) -> Result<()> {
     if !options.quick {
         notes.extend(xdp_costs()?);
     }
+    report(options, rows, lb_traffic, notes)
+}
+
+/// Writes the results and prints them.
+fn report(
+    options: &Options,
+    rows: Vec<Row>,
+    lb_traffic: Vec<LbRow>,
+    notes: Vec<String>,
+) -> Result<()> {
     let report = Report {
         machine: machine(),
         quick: options.quick,
         rows,
+        lb_traffic,
         notes,
     };
     write(&report, &options.out)?;
@@ -782,12 +806,78 @@ fn loss(lab: &Lab, vipcheck: &Path, options: &Options) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
+/// How the LB traffic bench attaches the program in each capture mode:
+/// the row's name and the options of `vipcheck xdp attach`. skb and
+/// native name no `--capture`, so that a baseline older than it attaches
+/// them too; attached alone on the interface, `auto` is XDP.
+const CAPTURE_MODES: [(&str, &[&str]); 3] = [
+    ("XDP skb mode", &["--xdp-mode", "skb"]),
+    ("XDP native mode", &["--xdp-mode", "native"]),
+    ("TC mode", &["--capture", "tc"]),
+];
+
+/// Who attaches the program for a row of the LB traffic bench, with
+/// which options (none: the row without it).
+type Attach<'a> = Option<(&'a Build<'a>, &'static [&'static str])>;
+
+/// One figure of the LB traffic chart: its name, and where it is in a row.
+type Figure = (&'static str, fn(&LbRow) -> Spread);
+
+/// One figure of the LB traffic rows: median, spread, and the ratio of
+/// the median to that of the row without the program.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub ratio: f64,
+}
+
+/// One capture mode of the LB traffic bench (or none).
+#[derive(Clone, Debug, Serialize)]
+pub struct LbRow {
+    pub mode: String,
+    /// Rounds in which the mode could be attached and measured.
+    pub runs: usize,
+    /// TCP stream received by the LB.
+    pub tcp_gbit_s: Spread,
+    /// CPU time of the lab's traffic (both iperf3 processes and
+    /// ksoftirqd) per Gbit received: ms of CPU per Gbit, that is
+    /// thousandths of a core per Gbit/s.
+    pub tcp_cpu_ms_per_gbit: Spread,
+    /// The same from the machine's busy time (/proc/stat, every process).
+    pub tcp_busy_ms_per_gbit: Spread,
+    /// 64-byte UDP datagrams received by the LB's socket.
+    pub udp_kpps: Spread,
+    /// CPU time of the lab's traffic per million datagrams sent (each
+    /// crossed the LB's receive path): s of CPU per Mpkt, that is cores
+    /// per Mpps.
+    pub udp_cpu_s_per_mpkt: Spread,
+    /// The same from the machine's busy time.
+    pub udp_busy_s_per_mpkt: Spread,
+}
+
+/// What one iperf3 run measured.
+#[derive(Clone, Copy, Debug)]
+struct LbRun {
+    /// Gbit/s (TCP) or kpps received (UDP).
+    rate: f64,
+    /// Gbit (TCP) or million datagrams sent (UDP).
+    amount: f64,
+    /// CPU seconds of the iperf3 client and server and of ksoftirqd.
+    cpu: f64,
+    /// Busy CPU seconds of the whole machine.
+    busy: f64,
+}
+
 /// The cost to the LB's own traffic: iperf3 from `ok` to the LB (a TCP
-/// stream, and 64-byte UDP), without the program, with it in skb mode, and
-/// in native mode (veth supports it), interleaved 5 times; medians,
-/// spreads and ratios to "without". With a baseline, its program in both
-/// modes too (attached by it), in the same rounds.
-fn lb_traffic(lab: &Lab, builds: &[Build]) -> Result<Vec<String>> {
+/// stream, and 64-byte UDP), without the program and with it in each
+/// capture mode (XDP skb, XDP native: veth supports it, TC), interleaved
+/// in a new order each round; throughput and CPU per Gbit and per
+/// million packets, medians, spreads and ratios to "without". With a
+/// baseline, its program in each mode too (attached by it), in the same
+/// rounds. Quick: one round of 1 s runs (about 10 s in all).
+fn lb_traffic(lab: &Lab, builds: &[Build], quick: bool) -> Result<(Vec<LbRow>, Vec<String>)> {
     let lb = crate::lab::LB_IP.to_string();
     let mut server = lab
         .command(lab.lb_ns(), "iperf3")
@@ -797,12 +887,14 @@ fn lb_traffic(lab: &Lab, builds: &[Build]) -> Result<Vec<String>> {
         .spawn()
         .context("cannot start iperf3 (Debian package iperf3)")?;
     std::thread::sleep(Duration::from_millis(300));
-    let result = lb_traffic_runs(lab, builds, &lb);
+    let (rounds, seconds) = if quick { (1, 1) } else { (7, 2) };
+    // nsenter execs iperf3: the child's pid is the server's.
+    let result = lb_traffic_runs(lab, builds, &lb, server.id(), rounds, seconds);
     // SAFETY: a signal to our own child (nsenter execs iperf3).
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let _ = server.wait();
-    // Leave the current build's program attached in skb mode, the
-    // default, for what follows.
+    // Leave the current build's program attached as by default, for
+    // what follows.
     detach_xdp(lab, builds);
     let _ = lab
         .command(lab.lb_ns(), builds[0].path)
@@ -826,106 +918,208 @@ fn detach_xdp(lab: &Lab, builds: &[Build]) {
     }
 }
 
-fn lb_traffic_runs(lab: &Lab, builds: &[Build], lb: &str) -> Result<Vec<String>> {
-    // (name, the build that attaches and in which mode; none: without).
-    let mut modes = vec![("without the program".to_string(), None)];
+fn lb_traffic_runs(
+    lab: &Lab,
+    builds: &[Build],
+    lb: &str,
+    server: u32,
+    rounds: usize,
+    seconds: u32,
+) -> Result<(Vec<LbRow>, Vec<String>)> {
+    // (name, the build that attaches and with which options; none: without).
+    let mut modes: Vec<(String, Attach)> = vec![("without the program".to_string(), None)];
     for build in builds {
-        for mode in ["skb", "native"] {
-            modes.push((build.name(&format!("{mode} mode")), Some((build, mode))));
+        for (mode, options) in CAPTURE_MODES {
+            modes.push((build.name(mode), Some((build, options))));
         }
     }
-    let mut tcp: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
-    let mut udp: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
-    let mut native_ok = true;
-    for _ in 0..5 {
-        for (i, (_, attach)) in modes.iter().enumerate() {
+    let t = seconds.to_string();
+    let softirqd = ksoftirqd();
+    let mut tcp: Vec<Vec<LbRun>> = vec![Vec::new(); modes.len()];
+    let mut udp: Vec<Vec<LbRun>> = vec![Vec::new(); modes.len()];
+    let mut unattached = vec![0usize; modes.len()];
+    let mut order: Vec<usize> = (0..modes.len()).collect();
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    for _ in 0..rounds {
+        shuffle(&mut order, &mut seed);
+        for &i in &order {
             detach_xdp(lab, builds);
-            if let Some((build, mode)) = attach {
+            if let Some((build, options)) = modes[i].1 {
                 let attach = lab
                     .command(lab.lb_ns(), build.path)
-                    .args(["xdp", "attach", "--xdp-mode", mode, LB_IFACE])
+                    .args(["xdp", "attach"])
+                    .args(options)
+                    .arg(LB_IFACE)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
                     .status()?;
                 if !attach.success() {
-                    native_ok = false;
+                    unattached[i] += 1;
                     continue;
                 }
             }
-            tcp[i].push(iperf(lab, lb, &["-t", "2"], |v| {
-                v["end"]["sum_received"]["bits_per_second"]
-                    .as_f64()
-                    .map(|b| b / 1e9)
+            tcp[i].push(iperf(lab, lb, server, &softirqd, &["-t", &t], |v| {
+                let sum = &v["end"]["sum_received"];
+                let gbit = sum["bytes"].as_f64()? * 8.0 / 1e9;
+                Some((gbit / sum["seconds"].as_f64()?, gbit))
             })?);
             udp[i].push(iperf(
                 lab,
                 lb,
-                &["-u", "-l", "64", "-b", "0", "-t", "2"],
+                server,
+                &softirqd,
+                &["-u", "-l", "64", "-b", "0", "-t", &t],
                 |v| {
                     let sum = &v["end"]["sum"];
-                    Some(
-                        (sum["packets"].as_f64()? - sum["lost_packets"].as_f64()?)
-                            / sum["seconds"].as_f64()?
-                            / 1e3,
-                    )
+                    let sent = sum["packets"].as_f64()?;
+                    let received = sent - sum["lost_packets"].as_f64()?;
+                    Some((received / sum["seconds"].as_f64()? / 1e3, sent / 1e6))
                 },
             )?);
         }
     }
-    let stat = |v: &[f64]| {
-        let mut v = v.to_vec();
+    let figure = |runs: &[LbRun], value: &dyn Fn(&LbRun) -> f64| -> (f64, f64, f64) {
+        let mut v: Vec<f64> = runs.iter().map(value).collect();
         v.sort_by(f64::total_cmp);
-        let median = v.get(v.len() / 2).copied().unwrap_or(f64::NAN);
         (
-            median,
+            v.get(v.len() / 2).copied().unwrap_or(f64::NAN),
             v.first().copied().unwrap_or(f64::NAN),
             v.last().copied().unwrap_or(f64::NAN),
         )
     };
-    let mut notes = Vec::new();
-    for (what, unit, series) in [
-        ("TCP stream", "Gbit/s", &tcp),
-        ("64-byte UDP received", "kpps", &udp),
-    ] {
-        let base = stat(&series[0]).0;
-        let parts: Vec<String> = modes
-            .iter()
-            .zip(series.iter())
-            .filter(|(_, v)| !v.is_empty())
-            .map(|((mode, _), v)| {
-                let (median, lo, hi) = stat(v);
-                format!(
-                    "{mode} {median:.2} {unit} ({lo:.2}-{hi:.2}, ratio {:.3})",
-                    median / base
-                )
-            })
-            .collect();
-        notes.push(format!(
-            "LB traffic, iperf3 from ok to the LB, 5 interleaved runs of 2 s: {what}: {}",
-            parts.join("; ")
-        ));
+    let spread = |i: usize, runs: &[Vec<LbRun>], value: &dyn Fn(&LbRun) -> f64| {
+        let (median, min, max) = figure(&runs[i], value);
+        Spread {
+            median,
+            min,
+            max,
+            ratio: median / figure(&runs[0], value).0,
+        }
+    };
+    let rate = |r: &LbRun| r.rate;
+    let cpu_ms = |r: &LbRun| r.cpu * 1e3 / r.amount;
+    let busy_ms = |r: &LbRun| r.busy * 1e3 / r.amount;
+    let cpu_s = |r: &LbRun| r.cpu / r.amount;
+    let busy_s = |r: &LbRun| r.busy / r.amount;
+    let rows: Vec<LbRow> = modes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !tcp[*i].is_empty())
+        .map(|(i, (mode, _))| LbRow {
+            mode: mode.clone(),
+            runs: tcp[i].len(),
+            tcp_gbit_s: spread(i, &tcp, &rate),
+            tcp_cpu_ms_per_gbit: spread(i, &tcp, &cpu_ms),
+            tcp_busy_ms_per_gbit: spread(i, &tcp, &busy_ms),
+            udp_kpps: spread(i, &udp, &rate),
+            udp_cpu_s_per_mpkt: spread(i, &udp, &cpu_s),
+            udp_busy_s_per_mpkt: spread(i, &udp, &busy_s),
+        })
+        .collect();
+    let mut notes = vec![format!(
+        "LB traffic: iperf3 from ok to the LB over the lab's veth, {rounds} interleaved round(s) of {seconds} s runs, in a new order each round: a TCP stream, and 64-byte UDP (-b 0). \
+         CPU = user + system time of both iperf3 processes and of ksoftirqd over each run: on veth the LB's receive path runs in the sender's context, so the LB's share cannot be told apart, \
+         but the sender's is the same in every mode: a difference between rows is the program's cost. CPU ms/Gbit = thousandths of a core per Gbit/s; CPU s/Mpkt = cores per Mpps (datagrams sent: each crossed the LB's receive path). \
+         The machine's busy time (/proc/stat) per unit, as a check (it counts every process: under other load, whose time is divided by each row's own traffic, a slower row looks costlier): {}",
+        rows.iter()
+            .map(|r| format!(
+                "{} {:.1} ms/Gbit ({:.2}), {:.2} s/Mpkt ({:.2})",
+                r.mode,
+                r.tcp_busy_ms_per_gbit.median,
+                r.tcp_busy_ms_per_gbit.ratio,
+                r.udp_busy_s_per_mpkt.median,
+                r.udp_busy_s_per_mpkt.ratio
+            ))
+            .collect::<Vec<_>>()
+            .join("; ")
+    )];
+    for (i, (mode, attach)) in modes.iter().enumerate() {
+        let options = attach.map_or(String::new(), |(_, o)| o.join(" "));
+        if unattached[i] == rounds {
+            notes.push(format!(
+                "{mode} could not be attached (`vipcheck xdp attach {options}` failed: a build without it, or the lab's veth refused it): no row"
+            ));
+        } else if unattached[i] > 0 {
+            notes.push(format!(
+                "{mode} could not be attached in {} of {rounds} rounds (`vipcheck xdp attach {options}` failed)",
+                unattached[i]
+            ));
+        }
     }
-    if !native_ok {
-        notes.push("native mode could not be attached on the lab's veth".to_string());
-    }
-    Ok(notes)
+    Ok((rows, notes))
 }
 
-/// One iperf3 run from `ok` to the LB, as JSON, read by `value`.
+/// The pids of the ksoftirqd threads, whose time is softirq work pushed
+/// out of the context that raised it.
+fn ksoftirqd() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.starts_with("ksoftirqd/"))
+        })
+        .collect()
+}
+
+/// Busy CPU time of the whole machine (/proc/stat: user, nice, system,
+/// irq, softirq, steal of every CPU).
+fn machine_busy() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis(busy_ticks(&stat) * 1000 / hz)
+}
+
+/// The busy ticks of the `cpu` line (all CPUs) of /proc/stat: user, nice,
+/// system, irq, softirq, steal (not idle, iowait, nor guest, which user
+/// already counts).
+fn busy_ticks(stat: &str) -> u64 {
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0;
+    };
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    [0, 1, 2, 5, 6, 7]
+        .iter()
+        .filter_map(|&i| fields.get(i))
+        .sum()
+}
+
+/// One iperf3 run from `ok` to the LB: (rate, amount) read from its JSON
+/// by `value`, and the CPU the run took: the client's (wait4), the
+/// server's and ksoftirqd's (/proc/PID/stat), and the machine's busy time.
 fn iperf(
     lab: &Lab,
     lb: &str,
+    server: u32,
+    softirqd: &[u32],
     args: &[&str],
-    value: impl Fn(&serde_json::Value) -> Option<f64>,
-) -> Result<f64> {
-    let out = lab
-        .command(lab.ns(Host::Ok), "iperf3")
-        .args(["-c", lb, "-J"])
+    value: impl Fn(&serde_json::Value) -> Option<(f64, f64)>,
+) -> Result<LbRun> {
+    let others =
+        || process_cpu(server) + softirqd.iter().map(|&p| process_cpu(p)).sum::<Duration>();
+    let mut cmd = Command::new("iperf3");
+    cmd.args(["-c", lb, "-J"])
         .args(args)
-        .output()
-        .context("cannot run iperf3")?;
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("iperf3 JSON")?;
-    value(&json).with_context(|| format!("iperf3 {args:?}: no result in {json}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let (before, busy) = (others(), machine_busy());
+    let ((_, stdout), _, usage) = measured(lab.ns(Host::Ok), cmd).context("cannot run iperf3")?;
+    let (after, busy) = (others(), machine_busy().saturating_sub(busy));
+    let json: serde_json::Value = serde_json::from_str(&stdout).context("iperf3 JSON")?;
+    let (rate, amount) =
+        value(&json).with_context(|| format!("iperf3 {args:?}: no result in {json}"))?;
+    Ok(LbRun {
+        rate,
+        amount,
+        cpu: (usage.cpu + after.saturating_sub(before)).as_secs_f64(),
+        busy: busy.as_secs_f64(),
+    })
 }
 
 /// `percent` loss of TCP both ways on `ok` (nft numgen), 0 removes it.
@@ -1013,12 +1207,13 @@ fn write(report: &Report, out: &Path) -> Result<()> {
     )?;
     std::fs::write(out.join("results.md"), markdown(report))?;
     chart(&report.rows, &out.join("latency.svg"))?;
+    lb_chart(&report.lb_traffic, &out.join("lb-traffic.svg"))?;
     Ok(())
 }
 
 fn markdown(report: &Report) -> String {
     let mut md = format!(
-        "Machine: {}{}\n\n| group | what | runs | min ms | median ms | p99 ms | ratio | CPU ms | in-process ms | peak RSS |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "Machine: {}{}\n",
         report.machine,
         if report.quick {
             " (quick: not for comparison)"
@@ -1026,6 +1221,9 @@ fn markdown(report: &Report) -> String {
             ""
         }
     );
+    if !report.rows.is_empty() {
+        md += "\n| group | what | runs | min ms | median ms | p99 ms | ratio | CPU ms | in-process ms | peak RSS |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    }
     let opt = |v: Option<f64>, digits: usize| v.map_or(String::new(), |v| format!("{v:.digits$}"));
     for r in &report.rows {
         md += &format!(
@@ -1047,10 +1245,126 @@ fn markdown(report: &Report) -> String {
                 .map_or(String::new(), |k| format!("{} MiB", k.div_ceil(1024)))
         );
     }
+    if !report.lb_traffic.is_empty() {
+        md += &lb_table(&report.lb_traffic);
+    }
     for note in &report.notes {
         md += &format!("\n{note}\n");
     }
     md
+}
+
+/// The table "LB traffic by capture mode": median (spread) and ratio to
+/// the row without the program.
+fn lb_table(rows: &[LbRow]) -> String {
+    let cell = |s: &Spread, digits: usize| {
+        format!(
+            "{:.digits$} ({:.digits$}-{:.digits$}) | {:.3}",
+            s.median, s.min, s.max, s.ratio
+        )
+    };
+    let mut md = "\nLB traffic by capture mode: median (min-max), then its ratio to the median without the program:\n\n| mode | runs | TCP Gbit/s | ratio | CPU ms/Gbit | ratio | UDP kpps | ratio | CPU s/Mpkt | ratio |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n".to_string();
+    for r in rows {
+        md += &format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.mode,
+            r.runs,
+            cell(&r.tcp_gbit_s, 2),
+            cell(&r.tcp_cpu_ms_per_gbit, 1),
+            cell(&r.udp_kpps, 1),
+            cell(&r.udp_cpu_s_per_mpkt, 2),
+        );
+    }
+    md
+}
+
+/// The LB traffic rows as ratios to the row without the program: for
+/// each mode, throughput (TCP, UDP; higher is better) and CPU per unit
+/// (lower is better), the median as a bar, the spread as a line.
+fn lb_chart(rows: &[LbRow], path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    if rows.len() < 2 {
+        return Ok(());
+    }
+    let figures: [Figure; 4] = [
+        ("TCP Gbit/s", |r| r.tcp_gbit_s),
+        ("TCP CPU per Gbit", |r| r.tcp_cpu_ms_per_gbit),
+        ("UDP kpps", |r| r.udp_kpps),
+        ("UDP CPU per Mpkt", |r| r.udp_cpu_s_per_mpkt),
+    ];
+    // One line per mode and figure, the modes without the program left out
+    // (1.0 by definition), a gap between modes.
+    let mut lines: Vec<(String, Spread, usize)> = Vec::new();
+    let base = &rows[0];
+    for r in &rows[1..] {
+        for (k, (name, get)) in figures.iter().enumerate() {
+            let (s, b) = (get(r), get(base));
+            let relative = Spread {
+                median: s.ratio,
+                min: s.min / b.median,
+                max: s.max / b.median,
+                ratio: s.ratio,
+            };
+            lines.push((format!("{}: {name}", r.mode), relative, k));
+        }
+    }
+    let max = lines
+        .iter()
+        .map(|(_, s, _)| s.max)
+        .filter(|v| v.is_finite())
+        .fold(1.2f64, f64::max)
+        * 1.05;
+    let height = 70 + 22 * lines.len() as u32;
+    let root = SVGBackend::new(path, (900, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(10)
+        .caption(
+            "LB traffic by capture mode, ratio to without the program",
+            ("sans-serif", 16),
+        )
+        .x_label_area_size(30)
+        .y_label_area_size(300)
+        .build_cartesian_2d(0f64..max, 0..lines.len())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The first mode at the top: line i at y = last - i.
+    let last = lines.len() - 1;
+    let names: Vec<String> = lines.iter().rev().map(|(n, _, _)| n.clone()).collect();
+    chart
+        .configure_mesh()
+        .x_desc("median (bar) and spread (line) over the median without the program; throughput: higher is better, CPU: lower")
+        .y_labels(lines.len())
+        .y_label_formatter(&|i| names.get(*i).cloned().unwrap_or_default())
+        .disable_y_mesh()
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (i, (_, s, k)) in lines.iter().enumerate() {
+        let (color, i) = (Palette99::pick(*k).to_rgba(), last - i);
+        if s.median.is_finite() {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    [(0.0, i), (s.median, i)],
+                    color.stroke_width(10),
+                )))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        if s.min.is_finite() && s.max.is_finite() {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    [(s.min, i), (s.max, i)],
+                    BLACK.stroke_width(2),
+                )))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+    }
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            [(1.0, 0), (1.0, last)],
+            BLACK.mix(0.5).stroke_width(1),
+        )))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.present().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
 }
 
 /// The distribution of each warm row's wall times (log scale), one strip
@@ -1447,4 +1761,49 @@ fn process_cpu(pid: u32) -> Duration {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
     Duration::from_millis(ticks * 1000 / hz)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_ticks_of_proc_stat() {
+        let stat = "cpu  4181006 7 687813 1971990 33461 3 52772 68561 11 0\ncpu0 1 1 1 1 1 1 1 1 1 1\nintr 5\n";
+        assert_eq!(busy_ticks(stat), 4181006 + 7 + 687813 + 3 + 52772 + 68561);
+        assert_eq!(busy_ticks("intr 5\n"), 0);
+    }
+
+    #[test]
+    fn lb_table_has_medians_spreads_and_ratios() {
+        let s = |median, ratio| Spread {
+            median,
+            min: median * 0.9,
+            max: median * 1.1,
+            ratio,
+        };
+        let row = |mode: &str, r| LbRow {
+            mode: mode.to_string(),
+            runs: 7,
+            tcp_gbit_s: s(10.0, r),
+            tcp_cpu_ms_per_gbit: s(100.0, r),
+            tcp_busy_ms_per_gbit: s(120.0, r),
+            udp_kpps: s(150.0, r),
+            udp_cpu_s_per_mpkt: s(9.0, r),
+            udp_busy_s_per_mpkt: s(10.0, r),
+        };
+        let md = lb_table(&[row("without the program", 1.0), row("TC mode", 0.98)]);
+        assert!(md.contains("LB traffic by capture mode"), "{md}");
+        assert!(
+            md.contains(
+                "| TC mode | 7 | 10.00 (9.00-11.00) | 0.980 | 100.0 (90.0-110.0) | 0.980 |"
+            ),
+            "{md}"
+        );
+        assert_eq!(
+            md.lines().filter(|l| l.starts_with("| ")).count(),
+            4,
+            "{md}"
+        );
+    }
 }

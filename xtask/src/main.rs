@@ -73,6 +73,11 @@ enum Task {
         /// target/bench-quick/ (the test command runs it).
         #[arg(long)]
         quick: bool,
+        /// Only this part, results in target/no-pgo/HOST/bench-only/
+        /// (bench/ keeps the last full run): lb-traffic, the cost to the
+        /// LB's own traffic by capture mode.
+        #[arg(long, value_name = "PART", value_parser = ["lb-traffic"])]
+        only: Option<String>,
     },
     /// The floors of the bench, as processes of their own (hidden).
     #[command(hide = true)]
@@ -107,7 +112,12 @@ fn main() -> ExitCode {
         Task::Layers => layers(),
         Task::Dist { deb, out } => dist(deb, out),
         Task::Fuzz { seconds, target } => fuzz(seconds, target.as_deref()),
-        Task::Bench { runs, scale, quick } => bench(runs, scale, quick),
+        Task::Bench {
+            runs,
+            scale,
+            quick,
+            only,
+        } => bench(runs, scale, quick, only),
         Task::Floor { what, addr } => floor(&what, addr.as_deref()),
     };
     result.unwrap_or_else(|e| {
@@ -424,7 +434,7 @@ fn layers() -> Result<ExitCode> {
     })
 }
 
-fn bench(runs: usize, scale: u32, quick: bool) -> Result<ExitCode> {
+fn bench(runs: usize, scale: u32, quick: bool, only: Option<String>) -> Result<ExitCode> {
     xtask::require_root("`cargo xtask bench` (apt-get, the lab)")?;
     // An older vipcheck measured beside this one (before a refactor).
     let baseline = std::env::var_os("VIPCHECK_BENCH_BASELINE")
@@ -438,10 +448,13 @@ fn bench(runs: usize, scale: u32, quick: bool) -> Result<ExitCode> {
     // A quick run measures nothing: any optimized build does. It takes the
     // profile-guided one when one was made (in `cargo xtask test`, the
     // .deb test has just made it: a third release build would cost CI
-    // minutes), else one build without a profile instead of two.
+    // minutes), else one build without a profile instead of two. A part
+    // that measures the kernel and the XDP program, not the userspace
+    // build (lb-traffic), takes the build without a profile: a profiled
+    // one trains again and rebuilds at every run.
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map_or_else(|| workspace_root().join("target"), PathBuf::from);
-    let pgo = !quick || xtask::release::Plan::new(target_dir, true)?.profiled();
+    let pgo = only.is_none() && (!quick || xtask::release::Plan::new(target_dir, true)?.profiled());
     let vipcheck = match release_build(pgo)? {
         Ok(path) => path,
         Err(code) => return Ok(code),
@@ -455,13 +468,16 @@ fn bench(runs: usize, scale: u32, quick: bool) -> Result<ExitCode> {
         runs: if quick { 3 } else { runs },
         scale: if quick { scale.min(1000) } else { scale },
         quick,
-        out: if quick {
+        out: if only.is_some() {
+            target.join("bench-only")
+        } else if quick {
             target.join("bench-quick")
         } else {
             workspace_root().join("bench")
         },
         c_checkers: std::env::var_os("VIPCHECK_BENCH_C").map(PathBuf::from),
         baseline,
+        only,
         xtask: std::env::current_exe().context("this xtask's path")?,
     };
     xtask::bench::run(&vipcheck, &options)?;
