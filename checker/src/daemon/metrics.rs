@@ -924,6 +924,89 @@ mod tests {
     }
 
     #[test]
+    fn serves_probes_over_http() {
+        use crate::daemon::probe::{Probed, Reply};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (prober, mut requests) = Prober::new();
+            let server = tokio::spawn(serve(listener, Arc::new(Metrics::new()), Some(prober)));
+            // The daemon's side: real 198.18.0.11 is a target, refused.
+            let (seen, mut limits) = tokio::sync::mpsc::unbounded_channel();
+            let daemon = tokio::spawn(async move {
+                while let Some(request) = requests.recv().await {
+                    let _ = seen.send(request.limit);
+                    let reply = if request.query.real.to_string() == "198.18.0.11" {
+                        Reply::Done(Probed {
+                            outcome: Outcome::Unhealthy(Failure::Refused),
+                            took: Duration::from_millis(2),
+                            check: "tcp".into(),
+                            protocol: "tcp",
+                            timeout: request.limit.unwrap_or(Duration::from_secs(1)),
+                        })
+                    } else {
+                        Reply::NotFound
+                    };
+                    let _ = request.reply.send(reply);
+                }
+            });
+            let answer = fetch(
+                addr,
+                b"GET /probe?module=tcp&target=198.18.0.100%3A80&real=198.18.0.11 HTTP/1.1\r\n\
+                  X-Prometheus-Scrape-Timeout-Seconds: 2\r\n\r\n",
+            )
+            .await;
+            let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+            assert!(head.contains(&format!("Content-Type: {CONTENT_TYPE}\r\n")));
+            assert!(body.lines().any(|l| l == "probe_success 0"), "{body}");
+            assert!(body.contains("probe_vipcheck_failure{code=\"refused\"} 1"));
+            assert_eq!(limits.recv().await, Some(Some(Duration::from_millis(1800))));
+
+            let answer = fetch(
+                addr,
+                b"GET /probe?module=tcp&target=198.18.0.100:80&real=198.18.0.12 HTTP/1.1\r\n\r\n",
+            )
+            .await;
+            assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
+            assert_eq!(limits.recv().await, Some(None));
+            // Malformed: never reaches the daemon.
+            for request in [
+                &b"GET /probe?module=tcp&target=198.18.0.100&real=198.18.0.12 HTTP/1.1\r\n\r\n"[..],
+                b"GET /probe?module=tcp&target=198.18.0.100:80&real=198.18.0.11 HTTP/1.1\r\n\
+                  X-Prometheus-Scrape-Timeout-Seconds: -1\r\n\r\n",
+            ] {
+                let answer = fetch(addr, request).await;
+                assert!(
+                    answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+                    "{answer}"
+                );
+            }
+            let answer = fetch(addr, b"HEAD /probe?module=tcp HTTP/1.1\r\n\r\n").await;
+            assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
+            assert!(answer.contains("\r\nAllow: GET\r\n"), "{answer}");
+            assert!(
+                limits.try_recv().is_err(),
+                "a malformed probe reached the daemon"
+            );
+            server.abort();
+            daemon.abort();
+
+            // Without a prober (the tests'), /probe is not served.
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(serve(listener, Arc::new(Metrics::new()), None));
+            let answer = fetch(addr, b"GET /probe?module=tcp HTTP/1.1\r\n\r\n").await;
+            assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+            server.abort();
+        });
+    }
+
+    #[test]
     fn a_silent_connection_is_closed() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
