@@ -163,6 +163,9 @@ impl Daemon {
             .map_err(|e| Error::io("catching SIGHUP", e))?;
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         let mut probes = self.probes.take();
+        // The probes running: reaped as they end, awaited at the end (their
+        // flows' entries go with them, as the scheduled checks').
+        let mut probing = tokio::task::JoinSet::new();
         note!(
             "vipcheck daemon: checking {} targets ({} at once){}{}",
             self.targets.len(),
@@ -212,7 +215,10 @@ impl Daemon {
                 },
                 () = tokio::time::sleep_until(wake.into()) => {}
                 _ = hangup.recv() => self.reload(&tls, Instant::now()),
-                Some(request) = next_probe(&mut probes) => self.probe(request, engine, &tls),
+                Some(request) = next_probe(&mut probes) => {
+                    self.probe(request, engine, &tls, &mut probing);
+                }
+                Some(_) = probing.join_next(), if !probing.is_empty() => {}
                 _ = housekeeping.tick() => self.housekeeping(engine, Instant::now()),
                 _ = engine.stop.stopped() => break,
             }
@@ -229,6 +235,10 @@ impl Daemon {
                 () = tokio::time::sleep_until(grace.into()) => break,
             }
         }
+        let _ = tokio::time::timeout_at(grace.into(), async {
+            while probing.join_next().await.is_some() {}
+        })
+        .await;
         if let Some(why) = &self.fatal {
             note!(
                 "vipcheck daemon: cannot check here: {why}; stopping rather than report every target down"
@@ -307,7 +317,13 @@ impl Daemon {
     /// scrape timeout's deadline when shorter than the target's. Its
     /// result goes to the request only: the target's state, metrics and
     /// schedule stay as they are. No target: nothing is sent.
-    fn probe(&self, request: probe::Request, engine: &Rc<Engine>, tls: &Rc<TlsConfigs>) {
+    fn probe(
+        &self,
+        request: probe::Request,
+        engine: &Rc<Engine>,
+        tls: &Rc<TlsConfigs>,
+        probing: &mut tokio::task::JoinSet<()>,
+    ) {
         let Some(tracked) = self.probed(&request.query) else {
             let _ = request.reply.send(Reply::NotFound);
             return;
@@ -320,7 +336,7 @@ impl Daemon {
         }
         let (check, protocol) = (tracked.labels.check.clone(), tracked.labels.protocol);
         let (engine, tls) = (engine.clone(), tls.clone());
-        tokio::task::spawn_local(async move {
+        probing.spawn_local(async move {
             let _permit = request.permit;
             let begun = Instant::now();
             let (_, result) = audit::run(&engine, &target.probe, &tls, Some(&target.origin)).await;

@@ -420,9 +420,31 @@ fn daemon_metrics_and_track_files() {
     });
     assert!(delivered.is_some(), "no XDP frames delivered in /metrics");
 
-    // SIGTERM: exit 0 within 1 s, every flow ended.
+    // SIGTERM: exit 0 within 1 s, every flow ended, that of a probe
+    // running then too (novip: 1 s without an answer).
+    let probing = lab
+        .command(lab.lb_ns(), "curl")
+        .args(["-sS", "-m", "5", "-w", "\n%{http_code}"])
+        .arg(format!(
+            "http://{METRICS_ADDR}/probe?module=http&target={VIP}:80&real={NOVIP_IP}"
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("curl");
+    std::thread::sleep(Duration::from_millis(300));
     let log = daemon.log.clone();
     let (status, took) = daemon.terminate(Duration::from_secs(3));
+    let probed = probing.wait_with_output().expect("curl");
+    let probed = String::from_utf8_lossy(&probed.stdout);
+    // Interrupted (an error: probe_success 0), or 503 when the loop had
+    // already stopped.
+    assert!(
+        probed.ends_with("\n503")
+            || (probed.ends_with("\n200")
+                && probed.contains("probe_vipcheck_failure{code=\"interrupted\"} 1")),
+        "a probe at SIGTERM: {probed}"
+    );
     let log = fs::read_to_string(log).unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}:\n{log}");
     assert!(
