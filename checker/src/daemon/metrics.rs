@@ -33,6 +33,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::check::verdict::Failure;
 use crate::check::verdict::Verdict;
+use crate::daemon::probe::{Prober, Query, Refused, SCRAPE_TIMEOUT_HEADER, scrape_deadline};
 use crate::error::Error;
 use crate::probe::AuditTarget;
 
@@ -438,17 +439,24 @@ pub(crate) const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) const MAX_CONNECTIONS: usize = 64;
 
 /// Serves `metrics` on `listener` until the task is dropped: `GET` (or
-/// `HEAD`) `/metrics` answers 200 with [`Metrics::encode`], any other path
-/// 404, any other method on `/metrics` 405. One request per connection,
-/// each connection in its own task (`tokio::spawn`: runs on the daemon's
-/// current-thread runtime, inside or outside its LocalSet), bounded by
-/// [`MAX_REQUEST`], [`CONNECTION_TIMEOUT`] and [`MAX_CONNECTIONS`].
-pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
-    serve_within(listener, metrics, CONNECTION_TIMEOUT).await;
+/// `HEAD`) `/metrics` answers 200 with [`Metrics::encode`], `GET /probe`
+/// a check of one target now (through `prober`: see [`super::probe`];
+/// 404 without one), any other path 404, any other method 405. One
+/// request per connection, each connection in its own task
+/// (`tokio::spawn`: runs on the daemon's current-thread runtime, inside or
+/// outside its LocalSet), bounded by [`MAX_REQUEST`], [`CONNECTION_TIMEOUT`]
+/// (to send the request, and to take the answer) and [`MAX_CONNECTIONS`].
+pub(crate) async fn serve(listener: TcpListener, metrics: Arc<Metrics>, prober: Option<Prober>) {
+    serve_within(listener, metrics, prober, CONNECTION_TIMEOUT).await;
 }
 
 /// [`serve`] with another connection timeout (the tests').
-async fn serve_within(listener: TcpListener, metrics: Arc<Metrics>, timeout: Duration) {
+async fn serve_within(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    prober: Option<Prober>,
+    timeout: Duration,
+) {
     let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -465,71 +473,167 @@ async fn serve_within(listener: TcpListener, metrics: Arc<Metrics>, timeout: Dur
                 continue;
             }
         };
-        let metrics = metrics.clone();
+        let (metrics, prober) = (metrics.clone(), prober.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            if let Ok(Err(e)) = tokio::time::timeout(timeout, connection(stream, &metrics)).await {
+            if let Err(e) = connection(stream, &metrics, prober.as_ref(), timeout).await {
                 log::debug!("metrics: {e}");
             }
         });
     }
 }
 
-/// Reads one request, answers it, closes.
-async fn connection(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
+/// The head of a request, as far as it matters here.
+struct Head {
+    method: String,
+    /// The request target: path and query.
+    target: String,
+    /// [`SCRAPE_TIMEOUT_HEADER`]'s value.
+    scrape_timeout: Option<String>,
+}
+
+/// Reads one request (within `timeout`), answers it, closes.
+async fn connection(
+    mut stream: TcpStream,
+    metrics: &Metrics,
+    prober: Option<&Prober>,
+    timeout: Duration,
+) -> io::Result<()> {
+    let head = match tokio::time::timeout(timeout, read_head(&mut stream)).await {
+        // Silent too long: closed without an answer.
+        Err(_) => return Ok(()),
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Ok(Some(head))) => head,
+        Ok(Err(e)) => return Err(e),
+    };
+    let response = match head {
+        Ok(head) => respond(&head, metrics, prober).await,
+        Err(response) => response,
+    };
+    tokio::time::timeout(timeout, async {
+        stream.write_all(&response.bytes()).await?;
+        stream.shutdown().await
+    })
+    .await
+    .unwrap_or(Ok(()))
+}
+
+/// One request's head; `None` when the peer closed before a whole one,
+/// an error response when it is not one.
+async fn read_head(stream: &mut TcpStream) -> io::Result<Option<Result<Head, Response>>> {
     let mut request = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
-    let response = loop {
+    loop {
         let room = MAX_REQUEST.saturating_sub(request.len()).min(chunk.len());
         if room == 0 {
-            break Response::plain(431, "Request Header Fields Too Large");
+            return Ok(Some(Err(Response::plain(
+                431,
+                "Request Header Fields Too Large",
+            ))));
         }
         let n = stream.read(&mut chunk[..room]).await?;
         if n == 0 {
             // Closed before a whole request: nobody to answer.
-            return Ok(());
+            return Ok(None);
         }
         request.extend_from_slice(&chunk[..n]);
         let mut headers = [httparse::EMPTY_HEADER; 32];
         let mut parsed = httparse::Request::new(&mut headers);
         match parsed.parse(&request) {
             Ok(httparse::Status::Complete(_)) => {
-                break respond(
-                    parsed.method.unwrap_or(""),
-                    parsed.path.unwrap_or(""),
-                    metrics,
-                );
+                let scrape_timeout = parsed
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(SCRAPE_TIMEOUT_HEADER))
+                    .map(|h| String::from_utf8_lossy(h.value).into_owned());
+                return Ok(Some(Ok(Head {
+                    method: parsed.method.unwrap_or("").to_string(),
+                    target: parsed.path.unwrap_or("").to_string(),
+                    scrape_timeout,
+                })));
             }
             Ok(httparse::Status::Partial) => {}
             Err(httparse::Error::TooManyHeaders) => {
-                break Response::plain(431, "Request Header Fields Too Large");
+                return Ok(Some(Err(Response::plain(
+                    431,
+                    "Request Header Fields Too Large",
+                ))));
             }
-            Err(_) => break Response::plain(400, "Bad Request"),
+            Err(_) => return Ok(Some(Err(Response::plain(400, "Bad Request")))),
         }
-    };
-    stream.write_all(&response.bytes()).await?;
-    stream.shutdown().await
+    }
 }
 
 /// What a request gets.
-fn respond(method: &str, target: &str, metrics: &Metrics) -> Response {
-    let path = target.split_once('?').map_or(target, |(path, _)| path);
-    if path != "/metrics" {
-        return Response::plain(404, "Not Found");
+async fn respond(head: &Head, metrics: &Metrics, prober: Option<&Prober>) -> Response {
+    let (path, query) = head
+        .target
+        .split_once('?')
+        .unwrap_or((head.target.as_str(), ""));
+    let method = head.method.as_str();
+    match (path, prober) {
+        ("/metrics", _) => match method {
+            "GET" | "HEAD" => Response {
+                status: 200,
+                reason: "OK",
+                content_type: CONTENT_TYPE,
+                extra: "",
+                body: metrics.encode(),
+                head_only: method == "HEAD",
+            },
+            _ => Response {
+                extra: "Allow: GET, HEAD\r\n",
+                ..Response::plain(405, "Method Not Allowed")
+            },
+        },
+        ("/probe", Some(prober)) => match method {
+            "GET" => probe(prober, query, head.scrape_timeout.as_deref()).await,
+            _ => Response {
+                extra: "Allow: GET\r\n",
+                ..Response::plain(405, "Method Not Allowed")
+            },
+        },
+        _ => Response::plain(404, "Not Found"),
     }
-    match method {
-        "GET" | "HEAD" => Response {
+}
+
+/// `GET /probe?QUERY`: 200 with the probe's result, 400 for a malformed
+/// query or scrape timeout, 404 when no loaded target matches, 503 when
+/// [`super::probe::MAX_PROBES`] are in flight or the daemon is stopping.
+async fn probe(prober: &Prober, query: &str, scrape_timeout: Option<&str>) -> Response {
+    let parsed = Query::parse(query).and_then(|query| {
+        let limit = scrape_deadline(scrape_timeout)?;
+        Ok((query, limit))
+    });
+    let (query, limit) = match parsed {
+        Ok(parsed) => parsed,
+        Err(why) => return Response::because(400, "Bad Request", &why),
+    };
+    // The scrape gives up at its timeout: no use waiting longer.
+    let wait = scrape_timeout.and_then(|t| t.trim().parse::<f64>().ok());
+    let wait = wait.map(|s| Duration::from_secs_f64(s) + Duration::from_millis(100));
+    match prober.probe(query, limit, wait).await {
+        Ok(probed) => Response {
             status: 200,
             reason: "OK",
             content_type: CONTENT_TYPE,
             extra: "",
-            body: metrics.encode(),
-            head_only: method == "HEAD",
+            body: probed.encode(),
+            head_only: false,
         },
-        _ => Response {
-            extra: "Allow: GET, HEAD\r\n",
-            ..Response::plain(405, "Method Not Allowed")
-        },
+        Err(Refused::NotFound) => Response::because(
+            404,
+            "Not Found",
+            "no target of the loaded configuration has this module, target and real",
+        ),
+        Err(Refused::Busy) => {
+            Response::because(503, "Service Unavailable", "too many probes in flight")
+        }
+        Err(Refused::Gone) => Response::because(
+            503,
+            "Service Unavailable",
+            "the probe did not end in time, or the daemon is stopping",
+        ),
     }
 }
 
@@ -555,6 +659,14 @@ impl Response {
             extra: "",
             body: format!("{reason}\n"),
             head_only: false,
+        }
+    }
+
+    /// An error status with its reason and why as a text body.
+    fn because(status: u16, reason: &'static str, why: &str) -> Response {
+        Response {
+            body: format!("{reason}: {why}\n"),
+            ..Response::plain(status, reason)
         }
     }
 
@@ -760,7 +872,7 @@ mod tests {
             let addr = listener.local_addr().unwrap();
             let metrics = Arc::new(Metrics::new());
             metrics.set_targets(7);
-            let server = tokio::spawn(serve(listener, metrics.clone()));
+            let server = tokio::spawn(serve(listener, metrics.clone(), None));
 
             let answer = fetch(
                 addr,
@@ -812,6 +924,89 @@ mod tests {
     }
 
     #[test]
+    fn serves_probes_over_http() {
+        use crate::daemon::probe::{Probed, Reply};
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let (prober, mut requests) = Prober::new();
+            let server = tokio::spawn(serve(listener, Arc::new(Metrics::new()), Some(prober)));
+            // The daemon's side: real 198.18.0.11 is a target, refused.
+            let (seen, mut limits) = tokio::sync::mpsc::unbounded_channel();
+            let daemon = tokio::spawn(async move {
+                while let Some(request) = requests.recv().await {
+                    let _ = seen.send(request.limit);
+                    let reply = if request.query.real.to_string() == "198.18.0.11" {
+                        Reply::Done(Probed {
+                            outcome: Outcome::Unhealthy(Failure::Refused),
+                            took: Duration::from_millis(2),
+                            check: "tcp".into(),
+                            protocol: "tcp",
+                            timeout: request.limit.unwrap_or(Duration::from_secs(1)),
+                        })
+                    } else {
+                        Reply::NotFound
+                    };
+                    let _ = request.reply.send(reply);
+                }
+            });
+            let answer = fetch(
+                addr,
+                b"GET /probe?module=tcp&target=198.18.0.100%3A80&real=198.18.0.11 HTTP/1.1\r\n\
+                  X-Prometheus-Scrape-Timeout-Seconds: 2\r\n\r\n",
+            )
+            .await;
+            let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+            assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+            assert!(head.contains(&format!("Content-Type: {CONTENT_TYPE}\r\n")));
+            assert!(body.lines().any(|l| l == "probe_success 0"), "{body}");
+            assert!(body.contains("probe_vipcheck_failure{code=\"refused\"} 1"));
+            assert_eq!(limits.recv().await, Some(Some(Duration::from_millis(1800))));
+
+            let answer = fetch(
+                addr,
+                b"GET /probe?module=tcp&target=198.18.0.100:80&real=198.18.0.12 HTTP/1.1\r\n\r\n",
+            )
+            .await;
+            assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
+            assert_eq!(limits.recv().await, Some(None));
+            // Malformed: never reaches the daemon.
+            for request in [
+                &b"GET /probe?module=tcp&target=198.18.0.100&real=198.18.0.12 HTTP/1.1\r\n\r\n"[..],
+                b"GET /probe?module=tcp&target=198.18.0.100:80&real=198.18.0.11 HTTP/1.1\r\n\
+                  X-Prometheus-Scrape-Timeout-Seconds: -1\r\n\r\n",
+            ] {
+                let answer = fetch(addr, request).await;
+                assert!(
+                    answer.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+                    "{answer}"
+                );
+            }
+            let answer = fetch(addr, b"HEAD /probe?module=tcp HTTP/1.1\r\n\r\n").await;
+            assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
+            assert!(answer.contains("\r\nAllow: GET\r\n"), "{answer}");
+            assert!(
+                limits.try_recv().is_err(),
+                "a malformed probe reached the daemon"
+            );
+            server.abort();
+            daemon.abort();
+
+            // Without a prober (the tests'), /probe is not served.
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(serve(listener, Arc::new(Metrics::new()), None));
+            let answer = fetch(addr, b"GET /probe?module=tcp HTTP/1.1\r\n\r\n").await;
+            assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+            server.abort();
+        });
+    }
+
+    #[test]
     fn a_silent_connection_is_closed() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -821,7 +1016,12 @@ mod tests {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             let timeout = Duration::from_millis(200);
-            let server = tokio::spawn(serve_within(listener, Arc::new(Metrics::new()), timeout));
+            let server = tokio::spawn(serve_within(
+                listener,
+                Arc::new(Metrics::new()),
+                None,
+                timeout,
+            ));
             let mut stream = TcpStream::connect(addr).await.unwrap();
             // Half a request, then nothing: closed after the timeout,
             // without an answer.

@@ -4,6 +4,7 @@
 //! checks; these only decide.
 
 pub(crate) mod metrics;
+pub(crate) mod probe;
 pub(crate) mod run;
 pub(crate) mod schedule;
 pub(crate) mod state;

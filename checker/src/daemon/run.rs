@@ -21,6 +21,7 @@ use crate::check::dispatch::{self as audit, AuditOptions, TlsConfigs};
 use crate::check::verdict::Verdict;
 use crate::config::{Input, Loaded};
 use crate::daemon::metrics::{Metrics, Outcome, TargetLabels};
+use crate::daemon::probe::{self, Probed, Prober, Reply};
 use crate::daemon::track::{self, TrackDir, TrackKey};
 use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
@@ -86,6 +87,8 @@ struct Daemon {
     xdp_ifaces: HashSet<String>,
     /// Targets not yet checked in the current cycle, and when it began.
     cycle: (HashSet<u64>, Instant),
+    /// `GET /probe`'s requests (with `--metrics`); the loop takes it.
+    probes: Option<tokio::sync::mpsc::UnboundedReceiver<probe::Request>>,
     /// Why the daemon cannot check at all (missing privilege): it stops
     /// with exit 3 rather than report every target down, which through
     /// the track files would take every real server out.
@@ -114,10 +117,17 @@ pub(crate) fn run(options: DaemonOptions) -> Result<i32> {
     };
     engine::block_on(async |engine| {
         let metrics = Arc::new(Metrics::new());
+        let mut probes = None;
         if let Some(listener) = listener {
             let listener = tokio::net::TcpListener::from_std(listener)
                 .map_err(|e| Error::io("serving the metrics", e))?;
-            tokio::task::spawn_local(crate::daemon::metrics::serve(listener, metrics.clone()));
+            let (prober, requests) = Prober::new();
+            probes = Some(requests);
+            tokio::task::spawn_local(crate::daemon::metrics::serve(
+                listener,
+                metrics.clone(),
+                Some(prober),
+            ));
         }
         let mut daemon = Daemon {
             schedule: Schedule::new(options.parallel.max(1), seed()),
@@ -129,6 +139,7 @@ pub(crate) fn run(options: DaemonOptions) -> Result<i32> {
             track,
             xdp_ifaces: HashSet::new(),
             cycle: (HashSet::new(), Instant::now()),
+            probes,
             fatal: None,
         };
         daemon.apply(loaded, Instant::now());
@@ -151,6 +162,10 @@ impl Daemon {
         let hangup = crate::sys::signals::Signals::catch(&[libc::SIGHUP])
             .map_err(|e| Error::io("catching SIGHUP", e))?;
         let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
+        let mut probes = self.probes.take();
+        // The probes running: reaped as they end, awaited at the end (their
+        // flows' entries go with them, as the scheduled checks').
+        let mut probing = tokio::task::JoinSet::new();
         note!(
             "vipcheck daemon: checking {} targets ({} at once){}{}",
             self.targets.len(),
@@ -200,6 +215,10 @@ impl Daemon {
                 },
                 () = tokio::time::sleep_until(wake.into()) => {}
                 _ = hangup.recv() => self.reload(&tls, Instant::now()),
+                Some(request) = next_probe(&mut probes) => {
+                    self.probe(request, engine, &tls, &mut probing);
+                }
+                Some(_) = probing.join_next(), if !probing.is_empty() => {}
                 _ = housekeeping.tick() => self.housekeeping(engine, Instant::now()),
                 _ = engine.stop.stopped() => break,
             }
@@ -216,6 +235,10 @@ impl Daemon {
                 () = tokio::time::sleep_until(grace.into()) => break,
             }
         }
+        let _ = tokio::time::timeout_at(grace.into(), async {
+            while probing.join_next().await.is_some() {}
+        })
+        .await;
         if let Some(why) = &self.fatal {
             note!(
                 "vipcheck daemon: cannot check here: {why}; stopping rather than report every target down"
@@ -287,6 +310,73 @@ impl Daemon {
             *pending = self.targets.keys().copied().collect();
             *started = now;
         }
+    }
+
+    /// `GET /probe`: checks the loaded target the query names now, as a
+    /// task beside the scheduled checks on the same engine, within the
+    /// scrape timeout's deadline when shorter than the target's. Its
+    /// result goes to the request only: the target's state, metrics and
+    /// schedule stay as they are. No target: nothing is sent.
+    fn probe(
+        &self,
+        request: probe::Request,
+        engine: &Rc<Engine>,
+        tls: &Rc<TlsConfigs>,
+        probing: &mut tokio::task::JoinSet<()>,
+    ) {
+        let Some(tracked) = self.probed(&request.query) else {
+            let _ = request.reply.send(Reply::NotFound);
+            return;
+        };
+        let mut target = tracked.target.clone();
+        if let Some(limit) = request.limit {
+            let probe = &mut target.probe;
+            probe.timeout = probe.timeout.min(limit);
+            probe.reply_timeout = probe.reply_timeout.map(|t| t.min(limit));
+        }
+        let (check, protocol) = (tracked.labels.check.clone(), tracked.labels.protocol);
+        let (engine, tls) = (engine.clone(), tls.clone());
+        probing.spawn_local(async move {
+            let _permit = request.permit;
+            let begun = Instant::now();
+            let (_, result) = audit::run(&engine, &target.probe, &tls, Some(&target.origin)).await;
+            let _ = request.reply.send(Reply::Done(Probed {
+                outcome: Outcome::of(&result),
+                took: begun.elapsed(),
+                check,
+                protocol,
+                timeout: target.probe.timeout,
+            }));
+        });
+    }
+
+    /// The loaded target a probe names: its virtual server, real server
+    /// (and port, protocol when given), and either its whole check label
+    /// (`http-healthz`) or its kind (`http`: the first such in file order).
+    fn probed(&self, query: &probe::Query) -> Option<&Tracked> {
+        let mut candidates: Vec<(u64, &Tracked)> = self
+            .targets
+            .iter()
+            .filter(|(_, t)| {
+                let target = &t.target;
+                (target.vs_vip, target.vs_port) == (query.target.ip(), query.target.port())
+                    && target.rs_ip == query.real
+                    && query.real_port.is_none_or(|port| port == target.rs_port)
+                    && query.protocol.is_none_or(|p| p == target.vs_protocol)
+            })
+            .map(|(id, t)| (*id, t))
+            .collect();
+        candidates.sort_by_key(|(id, _)| *id);
+        let by_label = candidates
+            .iter()
+            .find(|(_, t)| t.labels.check == query.module);
+        by_label
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .find(|(_, t)| t.target.probe.check.kind() == query.module)
+            })
+            .map(|(_, t)| *t)
     }
 
     /// The daemon's own gauges, and the XDP program's counters. The ports
@@ -448,6 +538,16 @@ fn checking_elsewhere(target: &AuditTarget) -> String {
         format!(", checking port {}", target.port)
     } else {
         String::new()
+    }
+}
+
+/// The next `/probe` request; never, without a metrics listener.
+async fn next_probe(
+    probes: &mut Option<tokio::sync::mpsc::UnboundedReceiver<probe::Request>>,
+) -> Option<probe::Request> {
+    match probes {
+        Some(probes) => probes.recv().await,
+        None => std::future::pending().await,
     }
 }
 

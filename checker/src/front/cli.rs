@@ -185,9 +185,10 @@ fn parse_sni(s: &str) -> Result<String, String> {
 pub struct DaemonArgs {
     #[command(flatten)]
     pub(crate) input: InputArgs,
-    /// Serve Prometheus metrics at http://ADDR/metrics: HOST:PORT, or a
-    /// PORT alone for 127.0.0.1:PORT (keep them on this machine unless a
-    /// scraper elsewhere needs them).
+    /// Serve Prometheus metrics at http://ADDR/metrics, and one check of a
+    /// loaded target now at http://ADDR/probe?module=M&target=VIP:PORT&real=RS:
+    /// HOST:PORT, or a PORT alone for 127.0.0.1:PORT (keep them on this
+    /// machine unless a scraper elsewhere needs them).
     #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
     pub(crate) metrics: Option<std::net::SocketAddr>,
     /// Write one keepalived track file per target in DIR (0 healthy, 1

@@ -363,6 +363,8 @@ fn daemon_metrics_and_track_files() {
         metrics.text
     );
 
+    probes(&lab, &daemon);
+
     // SIGHUP after a new file: absent goes, a TCP check of ok comes.
     let ok_line = (OK_IP, format!("{}{}", http_get(&md5), tcp_check()));
     fs::write(
@@ -418,9 +420,31 @@ fn daemon_metrics_and_track_files() {
     });
     assert!(delivered.is_some(), "no XDP frames delivered in /metrics");
 
-    // SIGTERM: exit 0 within 1 s, every flow ended.
+    // SIGTERM: exit 0 within 1 s, every flow ended, that of a probe
+    // running then too (novip: 1 s without an answer).
+    let probing = lab
+        .command(lab.lb_ns(), "curl")
+        .args(["-sS", "-m", "5", "-w", "\n%{http_code}"])
+        .arg(format!(
+            "http://{METRICS_ADDR}/probe?module=http&target={VIP}:80&real={NOVIP_IP}"
+        ))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("curl");
+    std::thread::sleep(Duration::from_millis(300));
     let log = daemon.log.clone();
     let (status, took) = daemon.terminate(Duration::from_secs(3));
+    let probed = probing.wait_with_output().expect("curl");
+    let probed = String::from_utf8_lossy(&probed.stdout);
+    // Interrupted (an error: probe_success 0), or 503 when the loop had
+    // already stopped.
+    assert!(
+        probed.ends_with("\n503")
+            || (probed.ends_with("\n200")
+                && probed.contains("probe_vipcheck_failure{code=\"interrupted\"} 1")),
+        "a probe at SIGTERM: {probed}"
+    );
     let log = fs::read_to_string(log).unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}:\n{log}");
     assert!(
@@ -435,6 +459,153 @@ fn daemon_metrics_and_track_files() {
         "daemon_metrics_and_track_files: SIGTERM to exit {took:?}, test {:?}",
         test_start.elapsed()
     );
+}
+
+/// `GET /probe?QUERY` from the LB's namespace, with the request header
+/// `header` when given: the status, the body and curl's time to the end
+/// of the answer.
+fn probe(lab: &Lab, query: &str, header: Option<&str>) -> (u16, String, Duration) {
+    let mut cmd = lab.command(lab.lb_ns(), "curl");
+    cmd.args(["-sS", "-m", "5", "-w", "\n%{http_code} %{time_total}"]);
+    if let Some(header) = header {
+        cmd.args(["-H", header]);
+    }
+    let out = cmd
+        .arg(format!("http://{METRICS_ADDR}/probe?{query}"))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8(out.stdout).expect("UTF-8 answer");
+    let (body, tail) = text.rsplit_once('\n').expect("curl's -w line");
+    let (code, took) = tail.split_once(' ').expect("code and time");
+    let took = Duration::from_secs_f64(took.parse().expect("time_total"));
+    (code.parse().expect("status"), body.to_owned(), took)
+}
+
+/// A 200 answer of `/probe`, parsed.
+fn probed(lab: &Lab, query: &str, header: Option<&str>) -> (Metrics, Duration) {
+    let (code, text, took) = probe(lab, query, header);
+    assert_eq!(code, 200, "{query}: {text}");
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("text format");
+    (Metrics { text, scrape }, took)
+}
+
+/// `/probe` of the daemon of [`daemon_metrics_and_track_files`] (ok's
+/// HTTP, novip's HTTP, closed's and absent's TCP through the VIP, port
+/// 80): healthy, unhealthy with its failure code, a scrape timeout that
+/// cuts the check short, and targets outside the configuration: 404
+/// without a frame on the wire.
+fn probes(lab: &Lab, daemon: &Daemon<'_>) {
+    let started = Instant::now();
+    let q =
+        |module: &str, vip: &str, real: &str| format!("module={module}&target={vip}&real={real}");
+    let vip80 = format!("{VIP}:80");
+    // Percent-encoded, as Prometheus sends it.
+    let encoded = format!("{VIP}%3A80");
+    let (ok, _) = probed(lab, &q("http", &encoded, &OK_IP.to_string()), None);
+    assert_eq!(ok.get("probe_success", &[]), Some(1.0), "{}", ok.text);
+    assert!(ok.get("probe_duration_seconds", &[]).unwrap() > 0.0);
+    assert_eq!(ok.values("probe_vipcheck_failure", &[]), Vec::<f64>::new());
+    assert_eq!(
+        ok.get(
+            "probe_vipcheck_info",
+            &[("check", "http"), ("result", "healthy")]
+        ),
+        Some(1.0),
+        "{}",
+        ok.text
+    );
+    let (closed, _) = probed(lab, &q("tcp", &vip80, &CLOSED_IP.to_string()), None);
+    assert_eq!(
+        closed.get("probe_success", &[]),
+        Some(0.0),
+        "{}",
+        closed.text
+    );
+    assert_eq!(
+        closed.get("probe_vipcheck_failure", &[("code", "refused")]),
+        Some(1.0),
+        "{}",
+        closed.text
+    );
+    // novip never answers: its check (connect_timeout 1) ends at the
+    // scrape timeout's deadline, 0.5 s less 10%, and the answer comes
+    // within the scrape timeout.
+    let (novip, took) = probed(
+        lab,
+        &q("http", &vip80, &NOVIP_IP.to_string()),
+        Some("X-Prometheus-Scrape-Timeout-Seconds: 0.5"),
+    );
+    assert_eq!(novip.get("probe_success", &[]), Some(0.0), "{}", novip.text);
+    assert_eq!(
+        novip.get("probe_vipcheck_timeout_seconds", &[]),
+        Some(0.45),
+        "{}",
+        novip.text
+    );
+    let duration = novip.get("probe_duration_seconds", &[]).unwrap();
+    assert!((0.4..0.5).contains(&duration), "{}", novip.text);
+    assert!(took < Duration::from_millis(500), "answered in {took:?}");
+    assert_eq!(
+        novip.values("probe_vipcheck_failure", &[]),
+        vec![1.0],
+        "{}",
+        novip.text
+    );
+
+    // Outside the configuration: 404 (400 when malformed), and not a
+    // frame of the LB to where such a check would go.
+    nft(
+        lab,
+        lab.switch_ns(),
+        &format!(
+            "table bridge vckprobe {{\n counter stray {{}}\n chain pre {{\n  \
+             type filter hook prerouting priority -300;\n  \
+             ether saddr {lb} tcp dport 8080 counter name stray\n  \
+             ether saddr {lb} ip daddr 198.18.0.200 counter name stray\n  \
+             ether saddr {lb} arp daddr ip 198.18.0.77 counter name stray\n }}\n}}\n",
+            lb = lab.mac(Host::Lb)
+        ),
+    );
+    let stray = || {
+        let listing = sh(
+            lab,
+            lab.switch_ns(),
+            "nft",
+            &["list", "counter", "bridge", "vckprobe", "stray"],
+        );
+        let words: Vec<&str> = listing.split_whitespace().collect();
+        let at = words.iter().position(|w| *w == "packets").expect("counter");
+        words[at + 1].parse::<u64>().expect("packets")
+    };
+    let before = stray();
+    let ok_ip = OK_IP.to_string();
+    for (query, status) in [
+        (q("tcp", &format!("{VIP}:8080"), &ok_ip), 404), // no such port
+        (q("tcp", "198.18.0.200:80", &ok_ip), 404),      // no such VIP
+        (q("tcp", &vip80, "198.18.0.77"), 404),          // no such real server
+        (q("https", &vip80, &ok_ip), 404),               // not its check
+        (q("tcp", &vip80, &format!("{OK_IP}:8080")), 404), // not its port
+        (q("tcp", &VIP.to_string(), &ok_ip), 400),       // no port
+        (q("tcp", &vip80, "198.18.0.0/24"), 400),        // not an address
+        (format!("target={vip80}&real={ok_ip}"), 400),   // no module
+    ] {
+        let (code, body, _) = probe(lab, &query, None);
+        assert_eq!(code, status, "{query}: {body}");
+    }
+    let (code, body, _) = probe(
+        lab,
+        &q("http", &vip80, &ok_ip),
+        Some("X-Prometheus-Scrape-Timeout-Seconds: soon"),
+    );
+    assert_eq!(code, 400, "{body}");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        stray(),
+        before,
+        "a frame of a probe outside the configuration"
+    );
+    assert!(!daemon.log().contains("panicked"), "{}", daemon.log());
+    println!("probes: {:?}", started.elapsed());
 }
 
 /// keepalived's lines from index `from` on, waiting at most `timeout` for
