@@ -4,6 +4,8 @@
 //! checks; these only decide.
 
 pub(crate) mod metrics;
+#[cfg(test)]
+mod observability;
 pub(crate) mod run;
 pub(crate) mod schedule;
 pub(crate) mod state;
