@@ -46,6 +46,15 @@ pub const PACKAGES: [&str; 19] = [
     "xdp-tools",
 ];
 
+/// promtool, which `cargo xtask test` runs on the Prometheus rules
+/// (`xtask/dist/share/prometheus`), comes in Debian's `prometheus` package
+/// with a Prometheus server and its service. It is installed on its own,
+/// without its Recommends (prometheus-node-exporter, one more service), and
+/// its service disabled once installed: the `policy-rc.d` keeps a service
+/// from starting, not from being enabled for the next boot. Disabled, an
+/// upgrade of the package does not enable it again.
+pub const PROMETHEUS: &str = "prometheus";
+
 enum Outcome {
     Present,
     Installed,
@@ -88,26 +97,53 @@ fn ensure_packages() -> Result<Outcome> {
     let out = Command::new("dpkg-query")
         .args(["-W", "-f=${Package} ${Status}\\n"])
         .args(PACKAGES)
+        .arg(PROMETHEUS)
         .output()
         .context("cannot run dpkg-query: not a Debian system?")?;
-    let missing = missing_packages(&String::from_utf8_lossy(&out.stdout));
-    if missing.is_empty() {
+    let status = String::from_utf8_lossy(&out.stdout);
+    let missing = missing_packages(&status, &PACKAGES);
+    let prometheus = !missing_packages(&status, &[PROMETHEUS]).is_empty();
+    if missing.is_empty() && !prometheus {
         return Ok(Outcome::Present);
     }
-    println!("setup: installing {}", missing.join(" "));
+    println!(
+        "setup: installing {}",
+        missing
+            .iter()
+            .chain(prometheus.then_some(&PROMETHEUS))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     run_ok(Command::new("apt-get").arg("update"))?;
     let no_start = NoServiceStart::new(Path::new(POLICY_RC_D))?;
-    let installed = run_ok(
-        Command::new("apt-get")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["install", "-y"])
-            .args(&missing),
-    );
+    let installed = install(&missing, prometheus);
     // Removed also when the install failed.
     let removed = no_start.remove();
     installed?;
     removed?;
     Ok(Outcome::Installed)
+}
+
+/// apt-get installs `missing`, then (`prometheus`) [`PROMETHEUS`] without
+/// its Recommends, whose service it then disables.
+fn install(missing: &[&str], prometheus: bool) -> Result<()> {
+    let apt_install = || {
+        let mut cmd = Command::new("apt-get");
+        cmd.env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["install", "-y"]);
+        cmd
+    };
+    if !missing.is_empty() {
+        run_ok(apt_install().args(missing))?;
+    }
+    if prometheus {
+        run_ok(apt_install().args(["--no-install-recommends", PROMETHEUS]))?;
+        // Both init systems' links (update-rc.d runs `systemctl disable`
+        // too).
+        run_ok(Command::new("update-rc.d").args([PROMETHEUS, "disable"]))?;
+    }
+    Ok(())
 }
 
 /// Where invoke-rc.d (and deb-systemd-invoke) ask whether a package's
@@ -170,15 +206,16 @@ impl Drop for NoServiceStart {
     }
 }
 
-/// The [`PACKAGES`] that `dpkg-query -f '${Package} ${Status}\n'` output
-/// does not show as installed.
-fn missing_packages(dpkg_output: &str) -> Vec<&'static str> {
+/// The `wanted` packages that `dpkg-query -f '${Package} ${Status}\n'`
+/// output does not show as installed.
+fn missing_packages(dpkg_output: &str, wanted: &[&'static str]) -> Vec<&'static str> {
     let installed: Vec<&str> = dpkg_output
         .lines()
         .filter_map(|line| line.strip_suffix(" install ok installed"))
         .collect();
-    PACKAGES
-        .into_iter()
+    wanted
+        .iter()
+        .copied()
         .filter(|p| !installed.contains(p))
         .collect()
 }
@@ -403,7 +440,7 @@ mod tests {
                       nftables deinstall ok config-files\n\
                       curl install ok installed\n";
         assert_eq!(
-            missing_packages(output),
+            missing_packages(output, &PACKAGES),
             [
                 "nftables",
                 "tcpdump",
@@ -427,6 +464,11 @@ mod tests {
             .iter()
             .map(|p| format!("{p} install ok installed\n"))
             .collect();
-        assert!(missing_packages(&all).is_empty());
+        assert!(missing_packages(&all, &PACKAGES).is_empty());
+        // promtool's package is asked for apart, and not in the list.
+        assert!(!PACKAGES.contains(&PROMETHEUS));
+        assert_eq!(missing_packages(&all, &[PROMETHEUS]), [PROMETHEUS]);
+        let with = format!("{all}{PROMETHEUS} install ok installed\n");
+        assert!(missing_packages(&with, &[PROMETHEUS]).is_empty());
     }
 }

@@ -13,7 +13,6 @@
 //! registry, so the daemon shares one [`Metrics`] as an `Arc` with
 //! [`serve`], without a lock of its own.
 
-use std::fmt;
 use std::io;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,9 +30,11 @@ use prometheus_client::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::check::verdict::Failure;
-use crate::check::verdict::Verdict;
+#[cfg(test)]
+use crate::check::verdict::{Failure, Verdict};
+pub(crate) use crate::daemon::outcome::Outcome;
 use crate::daemon::probe::{Prober, Query, Refused, SCRAPE_TIMEOUT_HEADER, scrape_deadline};
+#[cfg(test)]
 use crate::error::Error;
 use crate::probe::AuditTarget;
 
@@ -118,62 +119,6 @@ struct XdpLabels {
 
 /// The hooks [`XdpLabels::hook`] names.
 const HOOKS: [&str; 2] = ["xdp", "tc"];
-
-/// How one check ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// The server passed the check.
-    Healthy,
-    /// The server failed it; why.
-    Unhealthy(Failure),
-    /// The check could not run (no verdict); why.
-    Error(Failure),
-}
-
-impl Outcome {
-    /// The outcome of a check's result.
-    pub(crate) fn of(result: &Result<Verdict, Error>) -> Outcome {
-        match result {
-            Ok(v) => match v.failure {
-                None => Outcome::Healthy,
-                Some(failure) => Outcome::Unhealthy(failure),
-            },
-            Err(e) => Outcome::Error(e.failure()),
-        }
-    }
-
-    /// The `result` label: `healthy`, `unhealthy` or `error`.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Healthy => "healthy",
-            Outcome::Unhealthy(_) => "unhealthy",
-            Outcome::Error(_) => "error",
-        }
-    }
-
-    /// Why it failed; `None` when healthy.
-    pub(crate) fn failure(self) -> Option<Failure> {
-        match self {
-            Outcome::Healthy => None,
-            Outcome::Unhealthy(failure) | Outcome::Error(failure) => Some(failure),
-        }
-    }
-
-    /// The `reason` label, one of [`FAILURE_REASONS`]; `None` when healthy.
-    pub(crate) fn reason(self) -> Option<&'static str> {
-        self.failure().map(Failure::as_str)
-    }
-}
-
-/// `healthy`, or `unhealthy (refused)`, for logs.
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.reason() {
-            Some(reason) => write!(f, "{} ({reason})", self.as_str()),
-            None => f.write_str(self.as_str()),
-        }
-    }
-}
 
 #[cfg(test)]
 /// Every value of the `reason` label: the codes of [`Failure::ALL`]

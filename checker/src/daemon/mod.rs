@@ -4,6 +4,9 @@
 //! checks; these only decide.
 
 pub(crate) mod metrics;
+#[cfg(test)]
+mod observability;
+pub(crate) mod outcome;
 pub(crate) mod probe;
 pub(crate) mod run;
 pub(crate) mod schedule;

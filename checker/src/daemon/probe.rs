@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
-use crate::daemon::metrics::Outcome;
+use crate::daemon::outcome::Outcome;
 use crate::probe::Protocol;
 
 /// Probes in flight at once (running or waiting for the daemon's loop).
