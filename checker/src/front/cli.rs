@@ -106,7 +106,7 @@ pub struct InputArgs {
     /// keepalived.conf: its virtual_server / real_server checks (includes followed).
     #[arg(long, value_name = "FILE")]
     pub(crate) keepalived: Option<PathBuf>,
-    /// A targets file (TOML; see the README).
+    /// A targets file (TOML; its format: TARGETS FILE in vipcheck-audit(1)).
     #[arg(long, value_name = "FILE")]
     pub(crate) targets: Option<PathBuf>,
 }
