@@ -131,7 +131,9 @@ pub struct AuditArgs {
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub(crate) parallel: u16,
-    /// A table (text) or one JSON object per line (json).
+    /// A table (text), one JSON object per line (json), or one Nagios
+    /// plugin line for the whole audit (nagios: the counts and perfdata;
+    /// exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN: the worst target's).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
     #[command(flatten)]
@@ -982,6 +984,26 @@ mod tests {
             for needle in needles {
                 assert!(l.contains(needle), "{args:?}: {l:?} lacks {needle:?}");
             }
+        }
+    }
+
+    #[test]
+    fn nagios_thresholds_are_seconds_and_ranges() {
+        let rs = ["eth0", "198.18.0.11", "198.18.0.100", "80"];
+        let thresholds = |flags: &[&str]| {
+            let args: Vec<&str> = ["tcp"].iter().chain(flags).chain(&rs).copied().collect();
+            parse(&args).map(|cli| match cli.command {
+                Command::Tcp(args) => args.flow.output().1,
+                other => panic!("{other:?}"),
+            })
+        };
+        let t = thresholds(&["-w", "0.1", "-c", "2"]).unwrap();
+        assert_eq!(t.warning.unwrap().to_string(), "0.1");
+        assert!(t.critical.unwrap().alerts(2.5) && !t.critical.unwrap().alerts(1.5));
+        let t = thresholds(&["-w", "@1:2", "--critical", "10:"]).unwrap();
+        assert!(t.warning.unwrap().alerts(1.5) && t.critical.unwrap().alerts(9.0));
+        for bad in ["x", "2:1", "1ms", ""] {
+            assert!(thresholds(&["-w", bad]).is_err(), "{bad:?}");
         }
     }
 

@@ -251,6 +251,7 @@ fn rows(s: &Scratch) -> Vec<Row> {
         t(&["--source", "10.0.0.1/8"], "80", USAGE),
         t(&["--source", ""], "80", USAGE),
         t(&["-w", "abc"], "80", USAGE),
+        t(&["-w", "2:1"], "80", USAGE),
         t(&["-c", huge], "80", USAGE),
         // --- vipcheck http.
         http("http", &[], "", "/", USAGE),

@@ -460,8 +460,13 @@ fn json_and_nagios_outputs() {
         assert!(grammar.is_match(line), "{line:?}");
         assert!(line.starts_with(&format!("VIPCHECK {state} - ")), "{line}");
     }
+    // -w/-c are seconds: 10 and 20 s are never reached (OK, and the
+    // perfdata gives them as given); 1 µs is always passed.
+    let ok = tcp(&lab, OK_IP, &["--format", "nagios", "-w", "10", "-c", "20"]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    assert!(ok.stdout.trim_end().ends_with(";10;20;0"), "{ok:?}");
     // -w below any real time: WARNING; -c below it: CRITICAL.
-    let warn = tcp(&lab, OK_IP, &["--format", "nagios", "-w", "0"]);
+    let warn = tcp(&lab, OK_IP, &["--format", "nagios", "-w", "0.000001"]);
     assert_eq!(warn.code, 1, "{warn:?}");
     assert!(warn.stdout.starts_with("VIPCHECK WARNING - "), "{warn:?}");
     assert!(grammar.is_match(warn.stdout.trim_end()), "{warn:?}");
