@@ -241,12 +241,16 @@ pub(crate) fn error_of(
     match format {
         Format::Text => (format!("vipcheck: {message}"), exit),
         Format::Json => {
-            // Plain data: serialization cannot fail.
+            // The fields of a Subject, in its order; null when not known.
             let target = match subject {
-                Some(subject) => serde_json::to_value(subject),
-                None => serde_json::to_value(known.cloned().unwrap_or_default()),
-            }
-            .unwrap_or_default();
+                Some(subject) => KnownTarget {
+                    iface: Some(subject.iface.clone()),
+                    real_server: Some(subject.real_server),
+                    vip: Some(subject.vip),
+                    port: subject.port,
+                },
+                None => known.cloned().unwrap_or_default(),
+            };
             let report = Report {
                 target: &target,
                 check: (!check.is_empty()).then_some(check),
