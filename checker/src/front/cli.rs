@@ -187,8 +187,9 @@ fn parse_sni(s: &str) -> Result<String, String> {
 pub struct DaemonArgs {
     #[command(flatten)]
     pub(crate) input: InputArgs,
-    /// Serve Prometheus metrics at http://ADDR/metrics: HOST:PORT, or a
-    /// PORT alone for 127.0.0.1:PORT (keep them on this machine unless a
+    /// Serve Prometheus metrics at http://ADDR/metrics: HOST:PORT (a host
+    /// name is resolved once, at start: its first address), or a PORT
+    /// alone for 127.0.0.1:PORT (keep them on this machine unless a
     /// scraper elsewhere needs them).
     #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
     pub(crate) metrics: Option<std::net::SocketAddr>,
@@ -225,8 +226,21 @@ fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    s.parse()
-        .map_err(|_| "expected HOST:PORT (an IP address and a port) or a port".to_string())
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    // A host name: resolved once, here, at start (the first address).
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err("expected HOST:PORT or a port".to_string());
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err("expected HOST:PORT or a port".to_string());
+    }
+    use std::net::ToSocketAddrs;
+    match s.to_socket_addrs() {
+        Ok(mut addrs) => addrs.next().ok_or_else(|| format!("{host} has no address")),
+        Err(e) => Err(format!("cannot resolve {host}: {e}")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -1004,6 +1018,23 @@ mod tests {
         assert!(t.warning.unwrap().alerts(1.5) && t.critical.unwrap().alerts(9.0));
         for bad in ["x", "2:1", "1ms", ""] {
             assert!(thresholds(&["-w", bad]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn metrics_address_takes_a_host_name() {
+        let addr = parse_metrics_addr("localhost:9815").unwrap();
+        assert!(addr.ip().is_loopback() && addr.port() == 9815, "{addr}");
+        assert_eq!(
+            parse_metrics_addr("9815").unwrap(),
+            "127.0.0.1:9815".parse().unwrap()
+        );
+        assert_eq!(
+            parse_metrics_addr("[::1]:80").unwrap(),
+            "[::1]:80".parse().unwrap()
+        );
+        for bad in ["localhost", "localhost:x", ":80", "localhost:70000"] {
+            assert!(parse_metrics_addr(bad).is_err(), "{bad}");
         }
     }
 

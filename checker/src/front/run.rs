@@ -133,7 +133,12 @@ fn checked(target: &Probe, (format, thresholds): (Format, Thresholds)) -> i32 {
                 }
             }
         };
-    print(&line, failed, format);
+    // `--pcap -`: stdout carries the capture; the line goes to stderr.
+    if crate::engine::trace::pcap_to_stdout(target.pcap.as_deref()) {
+        note!("{line}");
+    } else {
+        print(&line, failed, format);
+    }
     code
 }
 
@@ -300,6 +305,8 @@ fn xdp_command(action: XdpAction) -> Result<(), Error> {
             capture,
         } => {
             let dev = NetDev::lookup(&iface)?;
+            // Not where every check would refuse (loopback, not Ethernet, down).
+            crate::engine::preflight::usable(&dev)?;
             let (_, attach) = xdp::XdpHandle::open_or_attach(&dev, capture, xdp_mode)?;
             if let xdp::Attach::Found(hook) = attach {
                 let wanted = match capture {

@@ -257,7 +257,8 @@ pub(crate) struct RunArgs {
     /// IFACE), xdp, or tc. One already attached serves, wherever it is.
     #[arg(long, value_enum, value_name = "HOOK", default_value_t = CaptureHook::Auto)]
     pub(crate) capture: CaptureHook,
-    /// Write every frame the check sends and receives (ARP included) to FILE, in pcap format.
+    /// Write every frame the check sends and receives (ARP included) to FILE, in pcap format;
+    /// `-` writes them to stdout, and the verdict's line goes to stderr.
     #[arg(long, value_name = "FILE")]
     pub(crate) pcap: Option<PathBuf>,
     /// Output: one text line, a JSON object, or a Nagios plugin line (exit 0/1/2/3 as

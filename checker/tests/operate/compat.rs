@@ -321,6 +321,25 @@ fn stop_signals_end_a_check_at_once_and_leave_no_flow() {
 fn pcap_holds_the_whole_exchange() {
     let lab = lab(Role::Backup);
     let links = Links::new();
+    // `--pcap -`: the capture on stdout, the verdict's line on stderr.
+    let (ok, vip) = (OK_IP.to_string(), VIP.to_string());
+    let out = vipcheck(&lab, &["tcp", "--pcap", "-", LB_IFACE, &ok, &vip, "80"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let magic = out
+        .stdout
+        .get(..4)
+        .map(|m| u32::from_le_bytes(m.try_into().unwrap()));
+    assert!(
+        matches!(magic, Some(0xa1b2_c3d4 | 0xa1b2_3c4d)) && out.stdout.len() > 24 + 3 * 16,
+        "{out:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SYN-ACK") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
     for (name, pcap) in [
         ("vipcheck", links.file("native.pcap", None)),
         ("check_tcp_raw", links.file("compat.pcap", None)),
