@@ -92,7 +92,8 @@ pub enum Command {
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
-    /// Write man pages (vipcheck, its subcommands, the C checkers' names) into DIR.
+    /// Write man pages (vipcheck, its subcommands, the C checkers' names) into DIR
+    /// (created when missing).
     Man {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
@@ -259,7 +260,8 @@ pub enum KeepalivedAction {
 #[derive(Debug, Subcommand)]
 pub enum CompatAction {
     /// Create check_tcp_raw, check_http_get_raw and check_http_raw in DIR as links
-    /// to this vipcheck (idempotent; never replaces a file that is not such a link).
+    /// to this vipcheck (DIR created when missing; idempotent; never replaces a file
+    /// that is not such a link).
     Install {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
