@@ -253,7 +253,7 @@ impl Lab {
         let mut lab = Lab {
             switch_ns: naming::ns_name(&id, SWITCH),
             host_ns: Host::ALL.map(|host| naming::ns_name(&id, host.node())),
-            dir: std::env::temp_dir().join(naming::dir_name(&id)),
+            dir: lab_dir(&id),
             servers: Default::default(),
             role,
             id,
@@ -402,7 +402,7 @@ impl Lab {
     /// signed the certificates nginx serves on [`HTTPS_PORT`] and
     /// [`HTTPS_SOON_PORT`].
     pub fn tls_dir(&self) -> PathBuf {
-        self.dir.join("tls")
+        self.dir.join(TLS_DIR)
     }
 
     /// The lab CA's certificate (PEM), for `vipcheck https --ca`.
@@ -504,6 +504,22 @@ pub struct LabInfo {
     pub owner: Owner,
     pub namespaces: Vec<String>,
 }
+
+impl LabInfo {
+    /// The lab CA's certificate (PEM) for `vipcheck https --ca`, as
+    /// [`Lab::ca_pem`] of the process that made the lab.
+    pub fn ca_pem(&self) -> PathBuf {
+        lab_dir(&self.id).join(TLS_DIR).join(tls::CA_FILE)
+    }
+}
+
+/// The temporary directory of lab `id` (TLS files, nginx's, ...).
+fn lab_dir(id: &str) -> PathBuf {
+    std::env::temp_dir().join(naming::dir_name(id))
+}
+
+/// The TLS files' directory in a lab's directory.
+const TLS_DIR: &str = "tls";
 
 /// The labs on this machine (of every process), by id.
 pub fn list() -> Vec<LabInfo> {
@@ -662,5 +678,31 @@ fn set_icmp_unlimited() -> std::io::Result<()> {
 fn warn_on_error(result: Result<()>) {
     if let Err(e) = result {
         let _ = writeln!(std::io::stderr(), "warning: lab: {e:#}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `lab status` names the CA file the lab's process wrote.
+    #[test]
+    fn a_listed_lab_names_its_ca() {
+        let info = LabInfo {
+            id: "7-0".into(),
+            owner: Owner::of_id("7-0").unwrap(),
+            namespaces: Vec::new(),
+        };
+        let lab = Lab {
+            switch_ns: String::new(),
+            host_ns: Host::ALL.map(|_| String::new()),
+            dir: lab_dir("7-0"),
+            servers: Default::default(),
+            role: Role::Backup,
+            id: "7-0".into(),
+        };
+        assert_eq!(info.ca_pem(), lab.ca_pem());
+        assert!(info.ca_pem().ends_with("vck-7-0/tls/ca.pem"));
+        std::mem::forget(lab);
     }
 }

@@ -152,10 +152,11 @@ fn print_lab(lab: &Lab) {
     println!("lab up, LB role {}:", lab.role());
     for host in Host::ALL {
         println!(
-            "  {:<7} {:<13} {:<15} {}  {}",
+            "  {:<7} {:<13} {:<15} {:<21} {}  {}",
             host.name(),
             lab.ns(host),
             format!("{}/{}", host.ip(), lab::PREFIX_LEN),
+            format!("{}/{}", host.ip6(), lab::PREFIX6_LEN),
             lab.mac(host),
             match host {
                 Host::Lb if lab.role() == Role::Master => "VIP on eth0",
@@ -167,7 +168,16 @@ fn print_lab(lab: &Lab) {
         );
     }
     println!("  {:<7} {:<13} bridge br0", "switch", lab.switch_ns());
-    println!("VIP {VIP}; no host has {}", lab::ABSENT_IP);
+    println!(
+        "VIP {VIP} and {}; no host has {} nor {}",
+        lab::VIP6,
+        lab::ABSENT_IP,
+        lab::ABSENT_IP6
+    );
+    println!(
+        "CA of the HTTPS ports (vipcheck https --ca): {}",
+        lab.ca_pem().display()
+    );
     println!(
         "try: nsenter --net=/run/netns/{} curl -s http://{}/",
         lab.lb_ns(),
@@ -190,9 +200,15 @@ fn print_status() {
             }
         };
         println!("lab {} ({owner})", info.id);
+        println!(
+            "  VIP {VIP} and {}; CA (vipcheck https --ca): {}",
+            lab::VIP6,
+            info.ca_pem().display()
+        );
         for ns in &info.namespaces {
+            // IPv4 and the global IPv6 addresses (not the link-local ones).
             let addresses = Command::new("ip")
-                .args(["-n", ns, "-br", "-4", "address"])
+                .args(["-n", ns, "-br", "address", "show", "scope", "global"])
                 .output()
                 .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                 .unwrap_or_default();

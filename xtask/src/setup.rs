@@ -21,10 +21,11 @@ use anyhow::{Context, Result, bail};
 /// bind9-dnsutils (dig) to ask the DNS servers, and iputils-ping, the
 /// bench's kernel baseline of the ping check, and xdp-tools (xdp-filter,
 /// xdp-loader: libxdp), whose programs the lab tests attach beside
-/// vipcheck's capture as another tool would. No service of these may
+/// vipcheck's capture as another tool would, and mandoc, whose
+/// `-Tlint` the man pages' unit test runs. No service of these may
 /// start in the root namespace on install: apt-get runs under a
 /// `policy-rc.d` that forbids starting services.
-pub const PACKAGES: [&str; 19] = [
+pub const PACKAGES: [&str; 20] = [
     "nginx-light",
     "iproute2",
     "nftables",
@@ -44,6 +45,7 @@ pub const PACKAGES: [&str; 19] = [
     "bind9-dnsutils",
     "iputils-ping",
     "xdp-tools",
+    "mandoc",
 ];
 
 /// promtool, which `cargo xtask test` runs on the Prometheus rules
@@ -457,7 +459,8 @@ mod tests {
                 "exim4-daemon-light",
                 "bind9-dnsutils",
                 "iputils-ping",
-                "xdp-tools"
+                "xdp-tools",
+                "mandoc"
             ]
         );
         let all: String = PACKAGES

@@ -1632,6 +1632,42 @@ virtual_server 10.0.0.100 25 {
         assert!(reasons[0].contains("connect_ip 10.0.0.43"), "{reasons:?}");
     }
 
+    /// `-v`, `-vv` or `--verbose` before the subcommand, as the command
+    /// line takes them; any other option there is not a check's line.
+    #[test]
+    fn misc_check_native_verbose_before_the_subcommand() {
+        let conf = r#"
+virtual_server 10.0.0.100 80 {
+  protocol TCP
+  lb_kind DR
+  real_server 10.0.0.42 80 {
+    MISC_CHECK {
+      misc_path "/usr/sbin/vipcheck -vv tcp -t 300 eth0 10.0.0.42 10.0.0.100 8080"
+    }
+    MISC_CHECK {
+      misc_path "vipcheck --verbose -v http -S 204 eth0 10.0.0.42 10.0.0.100 80 h /x"
+    }
+    MISC_CHECK {
+      misc_path "vipcheck -x tcp eth0 10.0.0.42 10.0.0.100 80"
+    }
+  }
+}
+"#;
+        let loaded = load_text(conf).unwrap();
+        assert_eq!(loaded.targets.len(), 2, "{loaded:#?}");
+        let tcp = &loaded.targets[0].probe;
+        assert_eq!((tcp.port, tcp.check.clone()), (8080, CheckSpec::Tcp));
+        assert_eq!(tcp.timeout, Duration::from_millis(300));
+        let CheckSpec::Http(http) = &loaded.targets[1].probe.check else {
+            panic!("{:?}", loaded.targets[1].probe.check)
+        };
+        assert_eq!(
+            (http.path.as_str(), http.statuses.clone()),
+            ("/x", vec![204..=204])
+        );
+        assert_eq!(loaded.skipped.len(), 1, "{loaded:#?}");
+    }
+
     #[test]
     fn misc_check_native_smtp_and_tcp_expect() {
         let conf = r#"

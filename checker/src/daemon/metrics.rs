@@ -141,6 +141,40 @@ pub(crate) fn failure_reason(result: &Result<Verdict, Error>) -> Option<&'static
     Outcome::of(result).reason()
 }
 
+#[cfg(test)]
+/// The metric names an encoding holds (counters with `_total`, the
+/// version's `_info`): what the man page must document.
+pub(crate) fn exposed_names() -> Vec<String> {
+    // Every family shows once it has a series.
+    let m = Metrics::new();
+    let t = TargetLabels::new(
+        IpAddr::from([198, 18, 0, 100]),
+        80,
+        IpAddr::from([198, 18, 0, 11]),
+        "tcp",
+    );
+    m.observe(&t, Outcome::Healthy, Duration::from_millis(3));
+    m.observe(&t, Outcome::Error(Failure::Busy), Duration::from_millis(1));
+    m.set_state(&t, Some(true));
+    m.state_changed(&t);
+    m.set_xdp("eth0", "xdp", &[(XdpCounter::Delivered, 1)]);
+    m.set_targets(1);
+    m.set_overdue(0);
+    m.set_last_cycle(Duration::from_millis(1));
+    let mut names: Vec<String> = Vec::new();
+    for line in m.encode().lines().filter(|l| !l.starts_with('#')) {
+        let name = line.split(['{', ' ']).next().unwrap_or_default();
+        let name = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .unwrap_or(name);
+        if !name.is_empty() && !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
 type DurationFamily = Family<CheckLabels, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {

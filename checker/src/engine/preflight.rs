@@ -33,6 +33,26 @@ pub(crate) trait Host {
     fn route_to(&mut self, ip: IpAddr) -> std::io::Result<rtnl::Route>;
 }
 
+/// Whether a check (and so the capture program) can use `dev`: an
+/// Ethernet interface (not loopback, a tunnel or a raw IP link), up. The
+/// checks refuse the others, and `vipcheck xdp attach` with them.
+pub(crate) fn usable(dev: &crate::sys::netdev::NetDev) -> Result<()> {
+    if !dev.ethernet {
+        return Err(Error::Interface(format!(
+            "{} is not an Ethernet interface, so no frame can be addressed to a real server's MAC \
+             through it; give the interface that faces the real servers",
+            dev.name
+        )));
+    }
+    if !dev.up {
+        return Err(Error::Interface(format!(
+            "{0} is down; bring it up first (ip link set {0} up)",
+            dev.name
+        )));
+    }
+    Ok(())
+}
+
 /// Validates `target` against `host`: every refusal is an [`Error`]
 /// with the documented exit status (2 for the arguments, 3 for the
 /// interface).
@@ -50,19 +70,7 @@ pub(crate) fn check_on(host: &mut impl Host, target: &Probe) -> Result<Plan> {
         return Err(Error::Usage("no interface to send from".into()));
     };
     let dev = host.netdev(iface)?;
-    if !dev.ethernet {
-        return Err(Error::Interface(format!(
-            "{} is not an Ethernet interface, so no frame can be addressed to a real server's MAC \
-             through it; give the interface that faces the real servers",
-            dev.name
-        )));
-    }
-    if !dev.up {
-        return Err(Error::Interface(format!(
-            "{0} is down; bring it up first (ip link set {0} up)",
-            dev.name
-        )));
-    }
+    usable(&dev)?;
     let egress = Egress::new(&dev, target.vip);
     let source = match target.source {
         Some(ip) => given_source(ip, &dev, target.vip, &egress)?,
@@ -200,6 +208,28 @@ fn on_link(dev: &NetDev, real_server: IpAddr, route: std::io::Result<rtnl::Route
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_up_ethernet_interfaces_are_usable() {
+        let dev = |ethernet: bool, up: bool| crate::sys::netdev::NetDev {
+            name: "x0".into(),
+            ifindex: 2,
+            mac: Default::default(),
+            mtu: 1500,
+            ethernet,
+            up,
+            xdp_seen: None,
+            ipv4: Vec::new(),
+            ipv6: Vec::new(),
+        };
+        assert!(usable(&dev(true, true)).is_ok());
+        let refused = |d| match usable(&d) {
+            Err(Error::Interface(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(dev(false, true)).contains("not an Ethernet interface"));
+        assert!(refused(dev(true, false)).contains("x0 is down"));
+    }
 
     #[test]
     fn only_unicast_addresses_name_a_host() {

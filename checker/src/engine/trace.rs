@@ -16,20 +16,32 @@ use crate::probe::Trace;
 #[derive(Default)]
 pub(crate) struct Tracer {
     trace: Trace,
-    pcap: Option<PcapWriter<BufWriter<File>>>,
+    pcap: Option<PcapWriter<BufWriter<Box<dyn Write + Send>>>>,
+}
+
+/// Whether `--pcap` writes to stdout (`--pcap -`).
+pub(crate) fn pcap_to_stdout(pcap: Option<&Path>) -> bool {
+    pcap.is_some_and(|p| p == Path::new("-"))
 }
 
 /// Large enough for the GRO super-frames XDP hands over (64 KiB and more).
 const PCAP_SNAPLEN: u32 = 262_144;
 
 impl Tracer {
-    /// `pcap`: the file to write every frame to (created or truncated).
+    /// `pcap`: the file to write every frame to (created or truncated);
+    /// `-` is stdout (the verdict then goes to stderr: [`pcap_to_stdout`]).
     pub(crate) fn new(trace: Trace, pcap: Option<&Path>) -> Result<Tracer> {
         let pcap = match pcap {
             None => None,
             Some(path) => {
-                let file = File::create(path)
-                    .map_err(|e| Error::io(format!("creating {}", path.display()), e))?;
+                let file: Box<dyn Write + Send> = if pcap_to_stdout(Some(path)) {
+                    Box::new(std::io::stdout())
+                } else {
+                    Box::new(
+                        File::create(path)
+                            .map_err(|e| Error::io(format!("creating {}", path.display()), e))?,
+                    )
+                };
                 let header = PcapHeader {
                     snaplen: PCAP_SNAPLEN,
                     ..PcapHeader::default()

@@ -163,6 +163,68 @@ pub(crate) fn json_lines(outcomes: &[Outcome], skipped: &[config::Skipped]) -> S
     out
 }
 
+/// `--format nagios`: one monitoring-plugins line for the whole audit
+/// (the counts, the first failures, perfdata) and the worst state as the
+/// exit status: CRITICAL (a real server failed) over WARNING (only a
+/// certificate's near expiry) over UNKNOWN (a check could not run) over OK.
+pub(crate) fn nagios_summary(outcomes: &[Outcome], skipped: &[config::Skipped]) -> (String, i32) {
+    use crate::exit::Nagios;
+    let rank = |s: Nagios| match s {
+        Nagios::Ok => 0,
+        Nagios::Unknown => 1,
+        Nagios::Warning => 2,
+        Nagios::Critical => 3,
+    };
+    let (mut healthy, mut unhealthy, mut errors) = (0usize, 0usize, 0usize);
+    let mut worst = Nagios::Ok;
+    let mut failed: Vec<String> = Vec::new();
+    let mut slowest = std::time::Duration::ZERO;
+    for o in outcomes {
+        let state = match &o.result {
+            Ok(v) => {
+                slowest = slowest.max(v.elapsed);
+                if v.healthy() {
+                    healthy += 1;
+                } else {
+                    unhealthy += 1;
+                    failed.push(format!("{}: {}", v.what, v.reason));
+                }
+                crate::exit::nagios(v.failure, v.elapsed, None, None)
+            }
+            Err(e) => {
+                errors += 1;
+                failed.push(format!("{}: {e}", o.target.origin));
+                Nagios::Unknown
+            }
+        };
+        if rank(state) > rank(worst) {
+            worst = state;
+        }
+    }
+    let mut text = format!(
+        "{} targets: {healthy} healthy, {unhealthy} unhealthy, {errors} could not run, {} skipped",
+        outcomes.len(),
+        skipped.len()
+    );
+    if !failed.is_empty() {
+        const SHOWN: usize = 3;
+        text += &format!("; {}", failed[..failed.len().min(SHOWN)].join("; "));
+        if failed.len() > SHOWN {
+            text += &format!("; and {} more", failed.len() - SHOWN);
+        }
+    }
+    let perfdata = format!(
+        "healthy={healthy};;;0 unhealthy={unhealthy};;;0 error={errors};;;0 skipped={};;;0 \
+         slowest={:.6}s;;;0",
+        skipped.len(),
+        slowest.as_secs_f64()
+    );
+    (
+        crate::front::output::nagios_line(worst, &text, Some(&perfdata)),
+        worst as i32,
+    )
+}
+
 /// The audit's exit status ([`crate::exit::of_audit`]).
 pub(crate) fn exit_code(outcomes: &[Outcome]) -> i32 {
     crate::exit::of_audit(
@@ -176,6 +238,87 @@ pub(crate) fn exit_code(outcomes: &[Outcome]) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nagios_summary_counts_and_takes_the_worst_state() {
+        use crate::check::verdict::Details;
+        use crate::failure::Failure;
+        use std::time::Duration;
+        let conf = "virtual_server 10.0.0.100 80 {\n lb_kind DR\n\
+                    real_server 10.0.0.42 80 {\n TCP_CHECK {\n }\n }\n\
+                    real_server 10.0.0.43 80 {\n TCP_CHECK {\n }\n }\n\
+                    real_server 10.0.0.44 80 {\n TCP_CHECK {\n }\n }\n}\n";
+        let loaded = config::keepalived::load_str(
+            conf,
+            std::path::Path::new("/etc/keepalived/keepalived.conf"),
+        )
+        .unwrap();
+        let verdict = |failure: Option<Failure>, ms: u64| {
+            Ok(Verdict {
+                failure,
+                what: "tcp x".into(),
+                reason: "why".into(),
+                elapsed: Duration::from_millis(ms),
+                attached: None,
+                details: Details::default(),
+            })
+        };
+        let outcomes = |results: Vec<std::result::Result<Verdict, Error>>| -> Vec<Outcome> {
+            loaded
+                .targets
+                .iter()
+                .cloned()
+                .zip(results)
+                .map(|(target, result)| Outcome {
+                    subject: Subject::from(&target.probe),
+                    target,
+                    result,
+                })
+                .collect()
+        };
+        let skipped = [config::Skipped {
+            origin: "k:1".into(),
+            what: "w".into(),
+            reason: "r".into(),
+        }];
+        let all_ok = outcomes(vec![verdict(None, 1), verdict(None, 2), verdict(None, 3)]);
+        let (line, exit) = nagios_summary(&all_ok, &skipped);
+        assert_eq!(exit, 0);
+        assert_eq!(
+            line,
+            "VIPCHECK OK - 3 targets: 3 healthy, 0 unhealthy, 0 could not run, 1 skipped \
+             | healthy=3;;;0 unhealthy=0;;;0 error=0;;;0 skipped=1;;;0 slowest=0.003000s;;;0"
+        );
+        let not_run = outcomes(vec![
+            verdict(None, 1),
+            Err(Error::NoInterface("eth9".into())),
+            verdict(Some(Failure::CertExpiring), 1),
+        ]);
+        let (line, exit) = nagios_summary(&not_run, &[]);
+        assert!(
+            line.starts_with(
+                "VIPCHECK WARNING - 3 targets: 1 healthy, 1 unhealthy, 1 could not run"
+            ),
+            "{line}"
+        );
+        assert_eq!(exit, 1);
+        let failed = outcomes(vec![
+            Err(Error::NoInterface("eth9".into())),
+            verdict(Some(Failure::NoAnswer), 1),
+            verdict(None, 1),
+        ]);
+        let (line, exit) = nagios_summary(&failed, &[]);
+        assert!(
+            line.starts_with("VIPCHECK CRITICAL - ") && line.contains("tcp x: why"),
+            "{line}"
+        );
+        assert_eq!(exit, 2);
+        let (line, exit) =
+            nagios_summary(&outcomes(vec![Err(Error::NoInterface("eth9".into()))]), &[]);
+        assert!(line.starts_with("VIPCHECK UNKNOWN - 1 targets"), "{line}");
+        assert_eq!(exit, 3);
+        assert_eq!(line.lines().count(), 1);
+    }
 
     #[test]
     fn the_table_names_udp_services_and_what_dns_and_smtp_ask() {

@@ -92,7 +92,8 @@ pub enum Command {
         #[arg(value_name = "SHELL")]
         shell: clap_complete::Shell,
     },
-    /// Write man pages (vipcheck, its subcommands, the C checkers' names) into DIR.
+    /// Write man pages (vipcheck, its subcommands, the C checkers' names) into DIR
+    /// (created when missing).
     Man {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
@@ -106,7 +107,7 @@ pub struct InputArgs {
     /// keepalived.conf: its virtual_server / real_server checks (includes followed).
     #[arg(long, value_name = "FILE")]
     pub(crate) keepalived: Option<PathBuf>,
-    /// A targets file (TOML; see the README).
+    /// A targets file (TOML; its format: TARGETS FILE in vipcheck-audit(1)).
     #[arg(long, value_name = "FILE")]
     pub(crate) targets: Option<PathBuf>,
 }
@@ -131,7 +132,9 @@ pub struct AuditArgs {
     #[arg(long, value_name = "N", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub(crate) parallel: u16,
-    /// A table (text) or one JSON object per line (json).
+    /// A table (text), one JSON object per line (json), or one Nagios
+    /// plugin line for the whole audit (nagios: the counts and perfdata;
+    /// exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN: the worst target's).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
     #[command(flatten)]
@@ -187,7 +190,8 @@ pub struct DaemonArgs {
     pub(crate) input: InputArgs,
     /// Serve Prometheus metrics at http://ADDR/metrics, and one check of a
     /// loaded target now at http://ADDR/probe?module=M&target=VIP:PORT&real=RS:
-    /// HOST:PORT, or a PORT alone for 127.0.0.1:PORT (keep them on this
+    /// HOST:PORT (a host name is resolved once, at start: its first
+    /// address), or a PORT alone for 127.0.0.1:PORT (keep them on this
     /// machine unless a scraper elsewhere needs them).
     #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
     pub(crate) metrics: Option<std::net::SocketAddr>,
@@ -224,8 +228,21 @@ fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    s.parse()
-        .map_err(|_| "expected HOST:PORT (an IP address and a port) or a port".to_string())
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    // A host name: resolved once, here, at start (the first address).
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return Err("expected HOST:PORT or a port".to_string());
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err("expected HOST:PORT or a port".to_string());
+    }
+    use std::net::ToSocketAddrs;
+    match s.to_socket_addrs() {
+        Ok(mut addrs) => addrs.next().ok_or_else(|| format!("{host} has no address")),
+        Err(e) => Err(format!("cannot resolve {host}: {e}")),
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -244,7 +261,8 @@ pub enum KeepalivedAction {
 #[derive(Debug, Subcommand)]
 pub enum CompatAction {
     /// Create check_tcp_raw, check_http_get_raw and check_http_raw in DIR as links
-    /// to this vipcheck (idempotent; never replaces a file that is not such a link).
+    /// to this vipcheck (DIR created when missing; idempotent; never replaces a file
+    /// that is not such a link).
     Install {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
@@ -983,6 +1001,43 @@ mod tests {
             for needle in needles {
                 assert!(l.contains(needle), "{args:?}: {l:?} lacks {needle:?}");
             }
+        }
+    }
+
+    #[test]
+    fn nagios_thresholds_are_seconds_and_ranges() {
+        let rs = ["eth0", "198.18.0.11", "198.18.0.100", "80"];
+        let thresholds = |flags: &[&str]| {
+            let args: Vec<&str> = ["tcp"].iter().chain(flags).chain(&rs).copied().collect();
+            parse(&args).map(|cli| match cli.command {
+                Command::Tcp(args) => args.flow.output().1,
+                other => panic!("{other:?}"),
+            })
+        };
+        let t = thresholds(&["-w", "0.1", "-c", "2"]).unwrap();
+        assert_eq!(t.warning.unwrap().to_string(), "0.1");
+        assert!(t.critical.unwrap().alerts(2.5) && !t.critical.unwrap().alerts(1.5));
+        let t = thresholds(&["-w", "@1:2", "--critical", "10:"]).unwrap();
+        assert!(t.warning.unwrap().alerts(1.5) && t.critical.unwrap().alerts(9.0));
+        for bad in ["x", "2:1", "1ms", ""] {
+            assert!(thresholds(&["-w", bad]).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn metrics_address_takes_a_host_name() {
+        let addr = parse_metrics_addr("localhost:9815").unwrap();
+        assert!(addr.ip().is_loopback() && addr.port() == 9815, "{addr}");
+        assert_eq!(
+            parse_metrics_addr("9815").unwrap(),
+            "127.0.0.1:9815".parse().unwrap()
+        );
+        assert_eq!(
+            parse_metrics_addr("[::1]:80").unwrap(),
+            "[::1]:80".parse().unwrap()
+        );
+        for bad in ["localhost", "localhost:x", ":80", "localhost:70000"] {
+            assert!(parse_metrics_addr(bad).is_err(), "{bad}");
         }
     }
 

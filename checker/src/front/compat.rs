@@ -87,7 +87,12 @@ pub(crate) fn main(name: &str, args: &[OsString], invoked: Invoked) -> i32 {
     }
     of_c_checker(match run(&probe, common) {
         Ok(verdict) => {
-            say!("{verdict}");
+            // `--pcap -`: stdout carries the capture.
+            if crate::engine::trace::pcap_to_stdout(probe.pcap.as_deref()) {
+                note!("{verdict}");
+            } else {
+                say!("{verdict}");
+            }
             verdict.healthy()
         }
         Err(e) => {
@@ -232,6 +237,8 @@ pub(crate) fn install(dir: &Path) -> Result<(Vec<Installed>, Option<String>), Er
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .map_err(|e| Error::io("finding the vipcheck binary", e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     // Every name is judged before anything changes.
     let mut todo = Vec::new();
     for name in NAMES {

@@ -24,7 +24,6 @@ macro_rules! note {
 }
 
 use std::ffi::OsString;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -78,9 +77,10 @@ pub(crate) fn requested_format(args: &[OsString]) -> Format {
 /// The JSON object of one check. Field names are stable: documented in
 /// the README, tested; a field that was not computed is `null`.
 #[derive(Debug, Serialize)]
-struct Report<'a> {
-    target: &'a Subject,
-    check: &'a str,
+struct Report<'a, T: Serialize> {
+    target: &'a T,
+    /// `null` when not known (a usage error before the subcommand).
+    check: Option<&'a str>,
     /// "healthy", "unhealthy", or "error" (the check could not run).
     verdict: &'a str,
     /// Why it failed or could not run, as a code (the daemon's metrics
@@ -134,7 +134,7 @@ pub(crate) fn verdict(
             let d = &verdict.details;
             let report = Report {
                 target: subject,
-                check,
+                check: Some(check),
                 verdict: if verdict.healthy() {
                     "healthy"
                 } else {
@@ -214,18 +214,46 @@ pub(crate) fn error(
     check: &str,
     format: Format,
 ) -> (String, i32) {
+    error_of(message, exit, failure, subject, None, check, format)
+}
+
+/// What a command line that could not be parsed says of its target: the
+/// values it gives that parse, `null` for the others (JSON).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct KnownTarget {
+    pub(crate) iface: Option<String>,
+    pub(crate) real_server: Option<std::net::IpAddr>,
+    pub(crate) vip: Option<std::net::IpAddr>,
+    pub(crate) port: Option<u16>,
+}
+
+/// [`error`], or with what a command line that could not be parsed gives
+/// of its target (`known`, when `subject` is `None`).
+pub(crate) fn error_of(
+    message: &str,
+    exit: i32,
+    failure: Failure,
+    subject: Option<&Subject>,
+    known: Option<&KnownTarget>,
+    check: &str,
+    format: Format,
+) -> (String, i32) {
     match format {
         Format::Text => (format!("vipcheck: {message}"), exit),
         Format::Json => {
-            let unknown = Subject {
-                iface: String::new(),
-                real_server: Ipv4Addr::UNSPECIFIED.into(),
-                vip: Ipv4Addr::UNSPECIFIED.into(),
-                port: None,
+            // The fields of a Subject, in its order; null when not known.
+            let target = match subject {
+                Some(subject) => KnownTarget {
+                    iface: Some(subject.iface.clone()),
+                    real_server: Some(subject.real_server),
+                    vip: Some(subject.vip),
+                    port: subject.port,
+                },
+                None => known.cloned().unwrap_or_default(),
             };
             let report = Report {
-                target: subject.unwrap_or(&unknown),
-                check,
+                target: &target,
+                check: (!check.is_empty()).then_some(check),
                 verdict: "error",
                 failure: Some(failure),
                 reason: message,
@@ -253,7 +281,7 @@ pub(crate) fn error(
 
 /// `VIPCHECK STATE - text | perfdata`; the text cannot contain `|`, which
 /// starts the perfdata.
-fn nagios_line(state: Nagios, text: &str, perfdata: Option<&str>) -> String {
+pub(crate) fn nagios_line(state: Nagios, text: &str, perfdata: Option<&str>) -> String {
     let name = match state {
         Nagios::Ok => "OK",
         Nagios::Warning => "WARNING",
@@ -267,11 +295,11 @@ fn nagios_line(state: Nagios, text: &str, perfdata: Option<&str>) -> String {
     }
 }
 
-fn seconds(threshold: Option<Duration>) -> String {
-    threshold.map_or_else(String::new, |d| format!("{:.6}", d.as_secs_f64()))
+fn seconds(threshold: Option<crate::exit::Range>) -> String {
+    threshold.map_or_else(String::new, |r| r.to_string())
 }
 
-fn json(report: &Report) -> String {
+fn json<T: Serialize>(report: &Report<T>) -> String {
     // Plain data with string keys: serialization cannot fail.
     serde_json::to_string(report).unwrap_or_default()
 }
@@ -366,8 +394,8 @@ mod tests {
     fn subject() -> Subject {
         Subject {
             iface: "eth0".into(),
-            real_server: Ipv4Addr::new(198, 18, 0, 11).into(),
-            vip: Ipv4Addr::new(198, 18, 0, 100).into(),
+            real_server: std::net::Ipv4Addr::new(198, 18, 0, 11).into(),
+            vip: std::net::Ipv4Addr::new(198, 18, 0, 100).into(),
             port: Some(80),
         }
     }
@@ -441,15 +469,15 @@ mod tests {
     #[test]
     fn nagios_states_and_perfdata() {
         let t = Thresholds {
-            warning: Some(Duration::from_millis(5)),
-            critical: Some(Duration::from_millis(10)),
+            warning: Some(crate::exit::Range::parse("0.005").unwrap()),
+            critical: Some(crate::exit::Range::parse("0.01").unwrap()),
         };
         let (line, exit) = verdict(&healthy(2), &subject(), "http", Format::Nagios, t);
         assert_eq!(exit, 0);
         assert_eq!(
             line,
             "VIPCHECK OK - http GET h/ via 198.18.0.11 (198.18.0.100:80): 200 OK / piped \
-             | time=0.002000s;0.005000;0.010000;0 size=612B;;;0"
+             | time=0.002000s;0.005;0.01;0 size=612B;;;0"
         );
         assert_eq!(
             verdict(&healthy(7), &subject(), "http", Format::Nagios, t).1,

@@ -133,7 +133,12 @@ fn checked(target: &Probe, (format, thresholds): (Format, Thresholds)) -> i32 {
                 }
             }
         };
-    print(&line, failed, format);
+    // `--pcap -`: stdout carries the capture; the line goes to stderr.
+    if crate::engine::trace::pcap_to_stdout(target.pcap.as_deref()) {
+        note!("{line}");
+    } else {
+        print(&line, failed, format);
+    }
     code
 }
 
@@ -169,7 +174,12 @@ fn audit(args: &crate::front::cli::AuditArgs) -> i32 {
     };
     let text = match args.format {
         Format::Json => audit::json_lines(&outcomes, &loaded.skipped),
-        _ => audit::table(&outcomes, &loaded.skipped),
+        Format::Nagios => {
+            let (line, code) = audit::nagios_summary(&outcomes, &loaded.skipped);
+            say!("{line}");
+            return code;
+        }
+        Format::Text => audit::table(&outcomes, &loaded.skipped),
     };
     {
         use std::io::Write;
@@ -212,9 +222,79 @@ fn usage(e: clap::Error, args: &[OsString]) -> i32 {
     }
     let message = crate::front::cli::usage_line(&e, args);
     let format = output::requested_format(args);
-    let (line, code) = output::error(&message, EXIT_USAGE, Failure::Error, None, "", format);
+    let (check, known) = known_target(args);
+    let (line, code) = output::error_of(
+        &message,
+        EXIT_USAGE,
+        Failure::Error,
+        None,
+        Some(&known),
+        check.unwrap_or_default(),
+        format,
+    );
     print(&line, true, format);
     code
+}
+
+/// What a command line that could not be parsed says of its check: the
+/// subcommand's name when it is a check, and the positionals (IFACE,
+/// REAL_SERVER, VIP, PORT) that parse; an option's value is not taken
+/// for one.
+fn known_target(args: &[OsString]) -> (Option<&'static str>, output::KnownTarget) {
+    use clap::CommandFactory;
+    const CHECKS: [&str; 7] = ["tcp", "http", "https", "ping", "udp", "dns", "smtp"];
+    let mut known = output::KnownTarget::default();
+    let mut words = args.iter().map(|a| a.to_str().unwrap_or_default());
+    // Past the options before the subcommand (-v only).
+    let Some(name) = words.by_ref().find(|w| !w.starts_with('-')) else {
+        return (None, known);
+    };
+    let Some(check) = CHECKS.iter().copied().find(|c| *c == name) else {
+        return (None, known);
+    };
+    let command = Cli::command();
+    let Some(sub) = command.find_subcommand(check) else {
+        return (Some(check), known);
+    };
+    let takes_value = |word: &str| {
+        if word.contains('=') {
+            return false;
+        }
+        sub.get_arguments().any(|a| {
+            let named = match word.strip_prefix("--") {
+                Some(long) => a.get_long() == Some(long),
+                None => word
+                    .strip_prefix('-')
+                    .and_then(|s| s.chars().last())
+                    .is_some_and(|c| a.get_short() == Some(c)),
+            };
+            named && a.get_action().takes_values()
+        })
+    };
+    let mut positionals = Vec::new();
+    let mut options_end = false;
+    while let Some(word) = words.next() {
+        if options_end || !word.starts_with('-') || word == "-" {
+            positionals.push(word);
+        } else if word == "--" {
+            options_end = true;
+        } else if takes_value(word) {
+            words.next();
+        }
+    }
+    let ping = check == "ping";
+    known.iface = positionals.first().map(ToString::to_string);
+    known.real_server = positionals.get(1).and_then(|s| s.parse().ok());
+    known.vip = positionals.get(2).and_then(|s| s.parse().ok());
+    known.port = if ping {
+        None
+    } else {
+        positionals
+            .get(3)
+            .and_then(|s| s.parse().ok())
+            .filter(|p| *p != 0)
+    };
+    (Some(check), known)
 }
 
 fn xdp_command(action: XdpAction) -> Result<(), Error> {
@@ -225,6 +305,8 @@ fn xdp_command(action: XdpAction) -> Result<(), Error> {
             capture,
         } => {
             let dev = NetDev::lookup(&iface)?;
+            // Not where every check would refuse (loopback, not Ethernet, down).
+            crate::engine::preflight::usable(&dev)?;
             let (_, attach) = xdp::XdpHandle::open_or_attach(&dev, capture, xdp_mode)?;
             if let xdp::Attach::Found(hook) = attach {
                 let wanted = match capture {
@@ -351,4 +433,60 @@ fn print_status(dev: &NetDev) -> Result<(), Error> {
         say!("  event: {event}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(words: &[&str]) -> (Option<&'static str>, output::KnownTarget) {
+        let args: Vec<OsString> = words.iter().map(Into::into).collect();
+        known_target(&args)
+    }
+
+    #[test]
+    fn a_usage_error_names_what_it_knows() {
+        let (check, t) = known(&[
+            "tcp",
+            "-w",
+            "x",
+            "--format",
+            "json",
+            "eth0",
+            "198.18.0.11",
+            "198.18.0.100",
+            "80",
+        ]);
+        assert_eq!(check, Some("tcp"));
+        assert_eq!(t.iface.as_deref(), Some("eth0"));
+        assert_eq!(t.real_server, Some("198.18.0.11".parse().unwrap()));
+        assert_eq!(t.vip, Some("198.18.0.100".parse().unwrap()));
+        assert_eq!(t.port, Some(80));
+        // What does not parse, or is missing: null.
+        let (check, t) = known(&["-v", "http", "--format=json", "eth0", "rs.example", "x"]);
+        assert_eq!(check, Some("http"));
+        assert_eq!((t.real_server, t.vip, t.port), (None, None, None));
+        assert_eq!(known(&["xdp", "attach"]), (None, Default::default()));
+        // The JSON: the known values, null for the rest.
+        let (line, code) = output::error_of(
+            "bad",
+            EXIT_USAGE,
+            Failure::Error,
+            None,
+            Some(&t),
+            check.unwrap_or_default(),
+            Format::Json,
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(code, 2);
+        assert_eq!(v["check"], "http");
+        assert_eq!(v["target"]["iface"], "eth0");
+        assert!(v["target"]["real_server"].is_null() && v["target"]["port"].is_null());
+        let (line, _) = output::error_of("bad", 2, Failure::Error, None, None, "", Format::Json);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(
+            v["check"].is_null() && v["target"]["vip"].is_null(),
+            "{line}"
+        );
+    }
 }

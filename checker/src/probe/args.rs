@@ -257,19 +257,23 @@ pub(crate) struct RunArgs {
     /// IFACE), xdp, or tc. One already attached serves, wherever it is.
     #[arg(long, value_enum, value_name = "HOOK", default_value_t = CaptureHook::Auto)]
     pub(crate) capture: CaptureHook,
-    /// Write every frame the check sends and receives (ARP included) to FILE, in pcap format.
+    /// Write every frame the check sends and receives (ARP included) to FILE, in pcap format;
+    /// `-` writes them to stdout, and the verdict's line goes to stderr.
     #[arg(long, value_name = "FILE")]
     pub(crate) pcap: Option<PathBuf>,
     /// Output: one text line, a JSON object, or a Nagios plugin line (exit 0/1/2/3 as
     /// OK/WARNING/CRITICAL/UNKNOWN).
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
-    /// Nagios: WARNING when the check takes longer than MS (a healthy check).
-    #[arg(short = 'w', long, value_name = "MS")]
-    pub(crate) warning: Option<u64>,
-    /// Nagios: CRITICAL when the check takes longer than MS.
-    #[arg(short = 'c', long, value_name = "MS")]
-    pub(crate) critical: Option<u64>,
+    /// Nagios: WARNING when a healthy check's time, in seconds, is outside
+    /// RANGE (monitoring-plugins syntax: 0.5 is 0 to 0.5 s; also 10:, ~:10,
+    /// 1:2, @1:2 for inside).
+    #[arg(short = 'w', long, value_name = "RANGE", value_parser = crate::exit::Range::parse)]
+    pub(crate) warning: Option<crate::exit::Range>,
+    /// Nagios: CRITICAL when a healthy check's time, in seconds, is outside
+    /// RANGE (as -w).
+    #[arg(short = 'c', long, value_name = "RANGE", value_parser = crate::exit::Range::parse)]
+    pub(crate) critical: Option<crate::exit::Range>,
 }
 
 /// Where an audit's or a daemon's checks capture replies, for every target
@@ -343,12 +347,11 @@ impl RunArgs {
 
     /// How the verdict is printed.
     pub(crate) fn output(&self) -> (Format, Thresholds) {
-        let ms = |v: Option<u64>| v.map(Duration::from_millis);
         (
             self.format,
             Thresholds {
-                warning: ms(self.warning),
-                critical: ms(self.critical),
+                warning: self.warning,
+                critical: self.critical,
             },
         )
     }
@@ -521,10 +524,10 @@ pub(crate) enum Format {
 }
 
 /// Response-time thresholds of the Nagios format (`-w`, `-c`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub(crate) struct Thresholds {
-    pub(crate) warning: Option<Duration>,
-    pub(crate) critical: Option<Duration>,
+    pub(crate) warning: Option<crate::exit::Range>,
+    pub(crate) critical: Option<crate::exit::Range>,
 }
 
 /// What a clap error says, in one line (the front end's `usage_line`

@@ -247,6 +247,17 @@ fn xdp_subcommands_tell_the_truth() {
         "{none:?}"
     );
 
+    // Where every check refuses (loopback: not Ethernet), attach refuses
+    // too, and attaches nothing.
+    let lo = run(vipcheck(&lab, &["xdp", "attach", "lo"]));
+    assert_eq!(lo.code, 3, "{lo:?}");
+    assert!(
+        lo.stderr.contains("lo is not an Ethernet interface"),
+        "{lo:?}"
+    );
+    let lo_status = run(vipcheck(&lab, &["xdp", "status", "lo"]));
+    assert!(!lo_status.stdout.contains("flows:"), "{lo_status:?}");
+
     let attach = run(vipcheck(&lab, &["xdp", "attach", LB_IFACE]));
     assert_eq!(attach.code, 0, "{attach:?}");
     for args in [

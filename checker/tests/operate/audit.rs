@@ -195,6 +195,22 @@ fn audit_of_a_keepalived_conf() {
         json.stdout
     );
 
+    // Nagios: one line for the whole audit, the worst state (CRITICAL: 2).
+    let nagios = run(vipcheck(
+        &lab,
+        &["audit", "--keepalived", &conf, "--format", "nagios"],
+    ));
+    assert_eq!(nagios.code, 2, "{nagios:?}");
+    assert_eq!(nagios.stdout.lines().count(), 1, "{nagios:?}");
+    assert!(
+        nagios.stdout.starts_with(
+            "VIPCHECK CRITICAL - 10 targets: 3 healthy, 7 unhealthy, 0 could not run, 1 skipped"
+        ) && nagios
+            .stdout
+            .contains(" | healthy=3;;;0 unhealthy=7;;;0 error=0;;;0 skipped=1;;;0 slowest="),
+        "{nagios:?}"
+    );
+
     // A file that is wrong: exit 2, one line with file:line.
     let broken = scratch.file("broken.conf", "includem missing.conf\n");
     let bad = run(vipcheck(&lab, &["audit", "--keepalived", &broken]));

@@ -251,7 +251,8 @@ fn rows(s: &Scratch) -> Vec<Row> {
         t(&["--source", "10.0.0.1/8"], "80", USAGE),
         t(&["--source", ""], "80", USAGE),
         t(&["-w", "abc"], "80", USAGE),
-        t(&["-c", huge], "80", USAGE),
+        t(&["-w", "2:1"], "80", USAGE),
+        t(&["-c", "1e400"], "80", USAGE),
         // --- vipcheck http.
         http("http", &[], "", "/", USAGE),
         http("http", &[], "a host", "/", USAGE),
@@ -698,4 +699,26 @@ fn malformed_command_lines() {
         failures.join("\n")
     );
     assert!(fixed.is_empty(), "{}", fixed.join("\n"));
+}
+
+/// `vipcheck man DIR` and `compat install DIR` create DIR when missing.
+#[test]
+fn man_and_compat_install_create_their_dir() {
+    let s = Scratch::new();
+    for (args, file) in [
+        (&["man"][..], "vipcheck-daemon.1"),
+        (&["compat", "install"], "check_tcp_raw"),
+    ] {
+        let dir = s.path(&format!("new-{}/sub", args[0]));
+        let out = Command::new(VIPCHECK)
+            .args(args)
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        assert!(
+            Path::new(&dir).join(file).symlink_metadata().is_ok(),
+            "{args:?}"
+        );
+    }
 }

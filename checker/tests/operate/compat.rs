@@ -321,6 +321,26 @@ fn stop_signals_end_a_check_at_once_and_leave_no_flow() {
 fn pcap_holds_the_whole_exchange() {
     let lab = lab(Role::Backup);
     let links = Links::new();
+    // `--pcap -`: the capture on stdout, the verdict's line on stderr.
+    let (ok, vip) = (OK_IP.to_string(), VIP.to_string());
+    let out = vipcheck(&lab, &["tcp", "--pcap", "-", LB_IFACE, &ok, &vip, "80"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // The pcap magic, in either byte order; then a header and frames.
+    let magic: Option<[u8; 4]> = out.stdout.get(..4).map(|m| m.try_into().unwrap());
+    assert!(
+        magic.is_some_and(|m| [u32::from_le_bytes(m), u32::from_be_bytes(m)]
+            .iter()
+            .any(|v| [0xa1b2_c3d4, 0xa1b2_3c4d].contains(v)))
+            && out.stdout.len() > 24 + 3 * 16,
+        "{out:?}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SYN-ACK") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
     for (name, pcap) in [
         ("vipcheck", links.file("native.pcap", None)),
         ("check_tcp_raw", links.file("compat.pcap", None)),
@@ -460,8 +480,13 @@ fn json_and_nagios_outputs() {
         assert!(grammar.is_match(line), "{line:?}");
         assert!(line.starts_with(&format!("VIPCHECK {state} - ")), "{line}");
     }
+    // -w/-c are seconds: 10 and 20 s are never reached (OK, and the
+    // perfdata gives them as given); 1 µs is always passed.
+    let ok = tcp(&lab, OK_IP, &["--format", "nagios", "-w", "10", "-c", "20"]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    assert!(ok.stdout.trim_end().ends_with(";10;20;0"), "{ok:?}");
     // -w below any real time: WARNING; -c below it: CRITICAL.
-    let warn = tcp(&lab, OK_IP, &["--format", "nagios", "-w", "0"]);
+    let warn = tcp(&lab, OK_IP, &["--format", "nagios", "-w", "0.000001"]);
     assert_eq!(warn.code, 1, "{warn:?}");
     assert!(warn.stdout.starts_with("VIPCHECK WARNING - "), "{warn:?}");
     assert!(grammar.is_match(warn.stdout.trim_end()), "{warn:?}");
