@@ -21,10 +21,12 @@ use anyhow::{Context, Result, bail};
 /// bind9-dnsutils (dig) to ask the DNS servers, and iputils-ping, the
 /// bench's kernel baseline of the ping check, and xdp-tools (xdp-filter,
 /// xdp-loader: libxdp), whose programs the lab tests attach beside
-/// vipcheck's capture as another tool would. No service of these may
+/// vipcheck's capture as another tool would; lintian, which the .deb test
+/// runs on the package, and systemd for systemd-analyze, which the unit's
+/// tests run offline (a container's Debian has no systemd). No service of these may
 /// start in the root namespace on install: apt-get runs under a
 /// `policy-rc.d` that forbids starting services.
-pub const PACKAGES: [&str; 19] = [
+pub const PACKAGES: [&str; 21] = [
     "nginx-light",
     "iproute2",
     "nftables",
@@ -44,6 +46,8 @@ pub const PACKAGES: [&str; 19] = [
     "bind9-dnsutils",
     "iputils-ping",
     "xdp-tools",
+    "lintian",
+    "systemd",
 ];
 
 enum Outcome {
@@ -420,7 +424,9 @@ mod tests {
                 "exim4-daemon-light",
                 "bind9-dnsutils",
                 "iputils-ping",
-                "xdp-tools"
+                "xdp-tools",
+                "lintian",
+                "systemd"
             ]
         );
         let all: String = PACKAGES
