@@ -1,7 +1,11 @@
 //! `cargo xtask dist [--deb]`: the release binary, its C names, man pages and
 //! completions staged in one directory, and from them a Debian package
-//! built with `dpkg-deb` (the unit, the default file, the control file
-//! and the maintainer scripts are the files of `xtask/dist/`).
+//! built with `dpkg-deb` (the unit, the default file, the control file,
+//! the changelog, the copyright file, the lintian overrides and the
+//! maintainer scripts are the files of `xtask/dist/`; every file under
+//! `xtask/dist/share/` is installed under `/usr/share/vipcheck/`), with
+//! the binary stripped and its debug information in a `-dbgsym` package
+//! beside it, as debhelper makes them.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -19,6 +23,22 @@ pub const UNIT: &str = include_str!("../dist/vipcheck.service");
 pub const DEFAULT: &str = include_str!("../dist/vipcheck.default");
 const CONTROL: &str = include_str!("../dist/control");
 const COPYRIGHT: &str = include_str!("../dist/copyright");
+const CHANGELOG: &str = include_str!("../dist/changelog");
+const LINTIAN_OVERRIDES: &str = include_str!("../dist/lintian-overrides");
+/// The tag lintian gives the -dbgsym package for want of DWARF: the
+/// release profile builds without it (Cargo.toml: `debug = false`), so
+/// what is kept apart from the stripped binary is its symbol table (for
+/// perf, gdb's backtraces, addr2line of function names). lintian takes no
+/// override file in a debug package: its test suppresses this tag.
+pub const DBGSYM_NO_DWARF_TAG: &str = "debug-file-with-no-debug-symbols";
+/// The operator's guide, installed as /usr/share/doc/vipcheck/README.md.gz.
+const README: &str = include_str!("../../README.md");
+/// Where the package installs the files of [`share_dir`].
+pub const SHARE: &str = "usr/share/vipcheck";
+/// The package's Maintainer when neither `VIPCHECK_MAINTAINER` nor
+/// `DEBFULLNAME`/`DEBEMAIL` nor git's user.name/user.email say another.
+pub const DEFAULT_MAINTAINER: &str =
+    "vipcheck maintainers <maintainers@users.noreply.r-seed-98dae914.example>";
 const SCRIPTS: [(&str, &str); 3] = [
     ("postinst", include_str!("../dist/postinst")),
     ("prerm", include_str!("../dist/prerm")),
@@ -81,20 +101,95 @@ pub fn stage(vipcheck: &Path, dist: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `xtask/dist/share/`: every file under it is installed under
+/// [`SHARE`], keeping its subdirectories.
+pub fn share_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/share")
+}
+
+/// Where `cargo xtask dist` stages and builds the package when not told
+/// (`--out`): `dist/` in the target directory (`target/`, or
+/// `CARGO_TARGET_DIR`), whatever the build's target triple.
+pub fn default_dir(target_dir: &Path) -> PathBuf {
+    target_dir.join("dist")
+}
+
+/// The package's Maintainer: `VIPCHECK_MAINTAINER`, else `DEBFULLNAME
+/// <DEBEMAIL>` (what Debian's own tools take), else git's `user.name
+/// <user.email>`, else [`DEFAULT_MAINTAINER`]; it must read
+/// `Name <user@host>`.
+pub fn maintainer() -> Result<String> {
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let git = |key: &str| {
+        Command::new("git")
+            .args(["config", key])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let (found, from) = if let Some(m) = var("VIPCHECK_MAINTAINER") {
+        (m, "VIPCHECK_MAINTAINER")
+    } else if let (Some(name), Some(mail)) = (var("DEBFULLNAME"), var("DEBEMAIL")) {
+        (format!("{name} <{mail}>"), "DEBFULLNAME and DEBEMAIL")
+    } else if let (Some(name), Some(mail)) = (git("user.name"), git("user.email")) {
+        (
+            format!("{name} <{mail}>"),
+            "git config user.name and user.email",
+        )
+    } else {
+        (DEFAULT_MAINTAINER.to_owned(), "the default")
+    };
+    if !is_maintainer(&found) {
+        bail!("Maintainer {found:?} (from {from}) is not `Name <user@host>`");
+    }
+    Ok(found)
+}
+
+/// Whether `s` is a Maintainer field's `Name <user@host.domain>`.
+pub fn is_maintainer(s: &str) -> bool {
+    let Some((name, rest)) = s.split_once(" <") else {
+        return false;
+    };
+    let Some(mail) = rest.strip_suffix('>') else {
+        return false;
+    };
+    let Some((user, host)) = mail.split_once('@') else {
+        return false;
+    };
+    let clean = |t: &str| !t.is_empty() && !t.contains(['<', '>', ',', '\n', '@', ' ']);
+    !name.trim().is_empty()
+        && !name.contains(['<', '>', ',', '\n'])
+        && clean(user)
+        && clean(host)
+        && host.contains('.')
+}
+
 /// Builds `dist/vipcheck_VERSION_ARCH.deb` from what [`stage`] put in
-/// `dist` and returns its path. The package tree is made in `dist/deb/`
-/// and removed once the package is built.
+/// `dist`, and `dist/vipcheck-dbgsym_VERSION_ARCH.deb` with the debug
+/// information of its binary, and returns the first one's path. The
+/// package trees are made in `dist/deb/` and removed once the packages
+/// are built.
 pub fn deb(dist: &Path) -> Result<PathBuf> {
     let arch = stdout_of(Command::new("dpkg").arg("--print-architecture"))?
         .trim()
         .to_owned();
     let version = debian_version(env!("CARGO_PKG_VERSION"));
+    let maintainer = maintainer()?;
     let work = dist.join("deb");
     remove_if_present(&work)?;
     // dpkg-shlibdeps wants a source tree: debian/control, and the
     // package's files in debian/PACKAGE.
     let root = work.join("debian/vipcheck");
-    fill_tree(dist, &root)?;
+    let dbgsym = work.join("debian/vipcheck-dbgsym");
+    let build_id = fill_tree(dist, &root, &dbgsym, &version, &maintainer)?;
     fs::write(
         work.join("debian/control"),
         "Source: vipcheck\n\nPackage: vipcheck\nArchitecture: any\n",
@@ -113,6 +208,7 @@ pub fn deb(dist: &Path) -> Result<PathBuf> {
     let control = CONTROL
         .replace("@VERSION@", &version)
         .replace("@ARCH@", &arch)
+        .replace("@MAINTAINER@", &maintainer)
         .replace("@INSTALLED_SIZE@", &installed_size(&files).to_string())
         .replace("Depends: @DEPENDS@\n", &depends);
     write(&control_dir.join("control"), &control, 0o644)?;
@@ -130,23 +226,108 @@ pub fn deb(dist: &Path) -> Result<PathBuf> {
         write(&control_dir.join(name), text, 0o755)?;
     }
     let deb = dist.join(format!("vipcheck_{version}_{arch}.deb"));
-    run_ok(
-        Command::new("dpkg-deb")
-            .args(["--build", "--root-owner-group"])
-            .arg(&root)
-            .arg(&deb),
+    build(&root, &deb)?;
+
+    // The debug information, as dh_strip's automatic -dbgsym package.
+    let files = walk(&dbgsym)?;
+    let control_dir = dbgsym.join("DEBIAN");
+    create_dir(&control_dir)?;
+    let build_ids = build_id
+        .map(|id| format!("Build-Ids: {id}\n"))
+        .unwrap_or_default();
+    let control = format!(
+        "Package: vipcheck-dbgsym\nSource: vipcheck\nVersion: {version}\n\
+         Auto-Built-Package: debug-symbols\nArchitecture: {arch}\n\
+         Maintainer: {maintainer}\nInstalled-Size: {}\n\
+         Depends: vipcheck (= {version})\nSection: debug\nPriority: optional\n\
+         Description: debug symbols for vipcheck\n{build_ids}",
+        installed_size(&files)
+    );
+    write(&control_dir.join("control"), &control, 0o644)?;
+    write(
+        &control_dir.join("md5sums"),
+        &md5sums(&dbgsym, &files)?,
+        0o644,
+    )?;
+    build(
+        &dbgsym,
+        &dist.join(format!("vipcheck-dbgsym_{version}_{arch}.deb")),
     )?;
     fs::remove_dir_all(&work).with_context(|| format!("cannot remove {}", work.display()))?;
     Ok(deb)
 }
 
+fn build(root: &Path, deb: &Path) -> Result<()> {
+    run_ok(
+        Command::new("dpkg-deb")
+            .args(["--build", "--root-owner-group"])
+            .arg(root)
+            .arg(deb),
+    )
+}
+
+/// Strips `binary` as dh_strip does and puts its debug information in
+/// `dbgsym`'s tree under `/usr/lib/debug/.build-id/` (or under
+/// `/usr/lib/debug/usr/bin/` for a binary without a build id), linked
+/// from the binary by `.gnu_debuglink`. Returns the build id in hex.
+fn strip(binary: &Path, installed: &str, dbgsym: &Path) -> Result<Option<String>> {
+    let data = fs::read(binary).with_context(|| format!("cannot read {}", binary.display()))?;
+    let build_id = {
+        use object::Object as _;
+        let elf = object::File::parse(&*data)
+            .with_context(|| format!("{} is not an ELF file", binary.display()))?;
+        elf.build_id()?
+            .map(|id| id.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    };
+    let debug = match &build_id {
+        Some(id) if id.len() > 2 => dbgsym
+            .join("usr/lib/debug/.build-id")
+            .join(&id[..2])
+            .join(format!("{}.debug", &id[2..])),
+        _ => dbgsym.join(format!("usr/lib/debug/{installed}.debug")),
+    };
+    create_dir(debug.parent().expect("a debug file has a directory"))?;
+    run_ok(
+        Command::new("objcopy")
+            .args(["--only-keep-debug", "--compress-debug-sections"])
+            .arg(binary)
+            .arg(&debug),
+    )?;
+    fs::set_permissions(&debug, fs::Permissions::from_mode(0o644))?;
+    run_ok(
+        Command::new("strip")
+            .args(["--remove-section=.comment", "--remove-section=.note"])
+            .arg(binary),
+    )?;
+    run_ok(
+        Command::new("objcopy")
+            .arg(format!("--add-gnu-debuglink={}", debug.display()))
+            .arg(binary),
+    )?;
+    fs::set_permissions(binary, fs::Permissions::from_mode(0o755))?;
+    let doc = dbgsym.join("usr/share/doc");
+    create_dir(&doc)?;
+    std::os::unix::fs::symlink("vipcheck", doc.join("vipcheck-dbgsym"))?;
+    set_dir_modes(dbgsym)?;
+    Ok(build_id)
+}
+
 /// The package's files under `root`, modes set, owners left to
-/// `dpkg-deb --root-owner-group`.
-fn fill_tree(dist: &Path, root: &Path) -> Result<()> {
+/// `dpkg-deb --root-owner-group`; the debug information of its binary
+/// under `dbgsym` (see [`strip`], which returns the build id).
+fn fill_tree(
+    dist: &Path,
+    root: &Path,
+    dbgsym: &Path,
+    version: &str,
+    maintainer: &str,
+) -> Result<Option<String>> {
     let usr_bin = root.join("usr/bin");
     create_dir(&usr_bin)?;
     let vipcheck = usr_bin.join("vipcheck");
     copy(&dist.join("bin/vipcheck"), &vipcheck, 0o755)?;
+    // Before the links: strip writes a new file.
+    let build_id = strip(&vipcheck, "usr/bin/vipcheck", dbgsym)?;
     // The C names: hard links, since keepalived's enable_script_security
     // runs a symlink under its target's name.
     for name in sorted_names(&dist.join("bin"))? {
@@ -180,8 +361,49 @@ fn fill_tree(dist: &Path, root: &Path) -> Result<()> {
     write(&root.join("etc/default/vipcheck"), DEFAULT, 0o644)?;
     let doc = root.join("usr/share/doc/vipcheck");
     create_dir(&doc)?;
-    write(&doc.join("copyright"), COPYRIGHT, 0o644)?;
-    // Whatever the umask made them.
+    write(
+        &doc.join("copyright"),
+        &COPYRIGHT.replace("@MAINTAINER@", maintainer),
+        0o644,
+    )?;
+    let changelog = CHANGELOG
+        .replace("@VERSION@", version)
+        .replace("@MAINTAINER@", maintainer)
+        .replace("@DATE@", &changelog_date()?);
+    // A native package's changelog (its version has no Debian revision).
+    write(&doc.join("changelog"), &changelog, 0o644)?;
+    write(&doc.join("README.md"), README, 0o644)?;
+    run_ok(
+        Command::new("gzip")
+            .arg("-9n")
+            .arg(doc.join("changelog"))
+            .arg(doc.join("README.md")),
+    )?;
+    let overrides = root.join("usr/share/lintian/overrides");
+    create_dir(&overrides)?;
+    write(&overrides.join("vipcheck"), LINTIAN_OVERRIDES, 0o644)?;
+    let share = share_dir();
+    for (path, meta) in walk(&share)? {
+        let to = root.join(SHARE).join(&path);
+        if meta.is_dir() {
+            create_dir(&to)?;
+        } else if meta.is_file() {
+            create_dir(to.parent().expect("a file has a directory"))?;
+            copy(&share.join(&path), &to, 0o644)?;
+        } else {
+            bail!(
+                "{}: neither a file nor a directory",
+                share.join(path).display()
+            );
+        }
+    }
+    set_dir_modes(root)?;
+    Ok(build_id)
+}
+
+/// Every directory of `root` and `root` itself 0755, whatever the umask
+/// made them.
+fn set_dir_modes(root: &Path) -> Result<()> {
     for (path, meta) in walk(root)? {
         if meta.is_dir() {
             fs::set_permissions(root.join(path), fs::Permissions::from_mode(0o755))?;
@@ -189,6 +411,34 @@ fn fill_tree(dist: &Path, root: &Path) -> Result<()> {
     }
     fs::set_permissions(root, fs::Permissions::from_mode(0o755))?;
     Ok(())
+}
+
+/// The changelog entry's date (RFC 2822): `SOURCE_DATE_EPOCH`, else the
+/// time of the last commit, so that a build is reproducible; else now.
+fn changelog_date() -> Result<String> {
+    let epoch = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| {
+            Command::new("git")
+                .args(["log", "-1", "--format=%ct"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .output()
+                .ok()
+                .filter(|out| out.status.success())
+                .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+                .filter(|v| !v.is_empty())
+        });
+    let mut date = Command::new("date");
+    date.env("LC_ALL", "C").args(["-u", "-R"]);
+    if let Some(epoch) = epoch {
+        let epoch: u64 = epoch
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH or the commit time {epoch:?}"))?;
+        date.arg("-d").arg(format!("@{epoch}"));
+    }
+    Ok(stdout_of(&mut date)?.trim().to_owned())
 }
 
 /// A Cargo version as a Debian upstream version: a pre-release sorts
@@ -338,12 +588,62 @@ mod tests {
     }
 
     #[test]
+    fn readme_install_paths_are_where_dist_puts_the_package() {
+        let section = README
+            .split("\n## Install from the .deb\n")
+            .nth(1)
+            .expect("the README's install section");
+        let block = section.split("```sh\n").nth(1).unwrap();
+        let block = block.split("```").next().unwrap();
+        let dist = default_dir(Path::new("target"));
+        let version = debian_version(env!("CARGO_PKG_VERSION"));
+        // `cargo xtask dist --deb   # target/dist/vipcheck_VERSION_amd64.deb`
+        let built = block
+            .lines()
+            .find_map(|l| l.strip_prefix("cargo xtask dist --deb"))
+            .and_then(|rest| rest.split('#').nth(1))
+            .expect("the dist line names its package")
+            .trim();
+        assert_eq!(
+            Path::new(built),
+            dist.join(format!("vipcheck_{version}_amd64.deb"))
+        );
+        // `apt install ./target/dist/vipcheck_*.deb`
+        let installed = block
+            .lines()
+            .find_map(|l| l.strip_prefix("apt install ./"))
+            .expect("the apt install line")
+            .trim();
+        assert_eq!(Path::new(installed), dist.join("vipcheck_*.deb"));
+        assert!(section.contains(&format!("`{}/`", dist.display())));
+        // The conffile and the unit it names are the package's.
+        assert!(block.contains(&format!("editor {}", CONFFILES[0])));
+        assert!(block.contains("systemctl enable --now vipcheck\n"));
+    }
+
+    #[test]
+    fn maintainers() {
+        assert!(is_maintainer(DEFAULT_MAINTAINER));
+        assert!(is_maintainer("Jane Doe <jane@example.org>"));
+        for bad in [
+            "jane@example.org",
+            "Jane <jane>",
+            "<jane@example.org>",
+            "Jane <jane@example.org",
+            "Jane <jane@@example.org>",
+            "Jane, Joe <j@example.org>",
+        ] {
+            assert!(!is_maintainer(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn control_template_is_complete() {
         for field in [
             "Package: vipcheck\n",
             "Version: @VERSION@\n",
             "Architecture: @ARCH@\n",
-            "Maintainer: ",
+            "Maintainer: @MAINTAINER@\n",
             "Installed-Size: @INSTALLED_SIZE@\n",
             "Depends: @DEPENDS@\n",
             "Section: net\n",

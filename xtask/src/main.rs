@@ -39,10 +39,11 @@ enum Task {
     /// cycle between modules, every import of a higher layer.
     Layers,
     /// The release binary, the C checkers' names linked to it, man pages and
-    /// shell completions in target/dist/.
+    /// shell completions in target/dist/ (CARGO_TARGET_DIR/dist/).
     Dist {
         /// Also build target/dist/vipcheck_VERSION_ARCH.deb (with a systemd
-        /// unit, neither enabled nor started at install).
+        /// unit, neither enabled nor started at install) and
+        /// vipcheck-dbgsym_VERSION_ARCH.deb (its debug information).
         #[arg(long)]
         deb: bool,
         /// Stage in DIR instead of target/dist/ (DIR must not exist or be
@@ -376,11 +377,11 @@ fn dist(deb: bool, out: Option<PathBuf>) -> Result<ExitCode> {
     let dist = if let Some(dir) = out {
         dir
     } else {
-        let dist = vipcheck
-            .parent()
-            .and_then(|release| release.parent())
-            .context("the release binary has no target directory")?
-            .join("dist");
+        // Not beside the binary (`TARGET/TRIPLE/release/`): where the
+        // README says.
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| workspace_root().join("target"), PathBuf::from);
+        let dist = xtask::dist::default_dir(&target);
         let _ = std::fs::remove_dir_all(&dist);
         dist
     };

@@ -21,11 +21,13 @@ use anyhow::{Context, Result, bail};
 /// bind9-dnsutils (dig) to ask the DNS servers, and iputils-ping, the
 /// bench's kernel baseline of the ping check, and xdp-tools (xdp-filter,
 /// xdp-loader: libxdp), whose programs the lab tests attach beside
-/// vipcheck's capture as another tool would, and mandoc, whose
-/// `-Tlint` the man pages' unit test runs. No service of these may
+/// vipcheck's capture as another tool would; mandoc, whose `-Tlint` the
+/// man pages' unit test runs; lintian, which the .deb test runs on the
+/// package, and systemd for systemd-analyze, which the unit's tests run
+/// offline (a container's Debian has no systemd). No service of these may
 /// start in the root namespace on install: apt-get runs under a
 /// `policy-rc.d` that forbids starting services.
-pub const PACKAGES: [&str; 20] = [
+pub const PACKAGES: [&str; 22] = [
     "nginx-light",
     "iproute2",
     "nftables",
@@ -46,6 +48,8 @@ pub const PACKAGES: [&str; 20] = [
     "iputils-ping",
     "xdp-tools",
     "mandoc",
+    "lintian",
+    "systemd",
 ];
 
 /// promtool, which `cargo xtask test` runs on the Prometheus rules
@@ -460,7 +464,9 @@ mod tests {
                 "bind9-dnsutils",
                 "iputils-ping",
                 "xdp-tools",
-                "mandoc"
+                "mandoc",
+                "lintian",
+                "systemd"
             ]
         );
         let all: String = PACKAGES

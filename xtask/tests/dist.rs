@@ -1,7 +1,8 @@
 //! `cargo xtask dist --deb`, run as a whole: the release build, the staged
-//! files and the package built from them, inspected with dpkg-deb (and the
-//! unit with `systemd-analyze verify` where it exists). Needs root (the
-//! task's setup step) and takes a release build:
+//! files and the package built from them, inspected with dpkg-deb, checked
+//! by lintian (no error, no warning) and the unit with `systemd-analyze
+//! verify` (the unit's offline checks without a build are in unit.rs).
+//! Needs root (the task's setup step) and takes a release build:
 //! `cargo test -p xtask --test dist -- --nocapture` shows the package's
 //! listing.
 
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use xtask::dist::{debian_version, has_interpreter};
+use xtask::dist::{DBGSYM_NO_DWARF_TAG, SHARE, debian_version, has_interpreter, share_dir};
 
 const COMPAT_NAMES: [&str; 3] = ["check_tcp_raw", "check_http_get_raw", "check_http_raw"];
 
@@ -111,9 +112,27 @@ fn dist_deb_builds_the_package() {
         "lib/systemd/system/vipcheck.service",
         "etc/default/vipcheck",
         "usr/share/doc/vipcheck/copyright",
+        "usr/share/doc/vipcheck/changelog.gz",
+        "usr/share/doc/vipcheck/README.md.gz",
+        "usr/share/lintian/overrides/vipcheck",
+        "usr/share/vipcheck/examples/targets.toml",
+        "usr/share/vipcheck/examples/keepalived-track-files.conf",
     ]
     .map(String::from)
     .into();
+    // Every file of xtask/dist/share/, under /usr/share/vipcheck/.
+    let mut dirs = vec![share_dir()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let relative = path.strip_prefix(share_dir()).unwrap();
+                expected.push(format!("{SHARE}/{}", relative.display()));
+            }
+        }
+    }
     // Every page `vipcheck man` wrote, compressed; at least these.
     for page in std::fs::read_dir(dist.join("man/man1")).unwrap() {
         let name = page.unwrap().file_name().into_string().unwrap();
@@ -186,20 +205,44 @@ fn dist_deb_builds_the_package() {
             "{script}"
         );
         run(Command::new("sh").arg("-n").arg(&path));
-        // daemon-reload, stop on removal, restart on upgrade if running:
-        // never enable or start.
+        // debhelper's pattern: systemctl only for daemon-reload, the rest
+        // through deb-systemd-invoke (which honours policy-rc.d): stop on
+        // removal, restart on upgrade if running; never enable or start
+        // (deb-systemd-helper enable only re-creates the links of a unit
+        // that was enabled).
         let text = std::fs::read_to_string(&path).unwrap();
-        for line in text.lines().filter(|l| !l.trim_start().starts_with('#')) {
-            let mut words = line.split_whitespace().skip_while(|w| *w != "systemctl");
-            if words.next().is_some() {
-                let verb = words.find(|w| !w.starts_with("--")).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .collect();
+        for (i, line) in lines.iter().enumerate() {
+            let verb = |command: &str| {
+                let mut words = line.split_whitespace().skip_while(|w| *w != command);
+                words.next()?;
+                words.find(|w| !w.starts_with("--")).map(str::to_owned)
+            };
+            if let Some(verb) = verb("systemctl") {
+                assert_eq!(verb, "daemon-reload", "{script}: systemctl {verb}");
+            }
+            if let Some(verb) = verb("deb-systemd-invoke") {
                 assert!(
-                    ["daemon-reload", "try-restart", "stop"].contains(&verb),
-                    "{script}: systemctl {verb}"
+                    ["try-restart", "stop"].contains(&verb.as_str()),
+                    "{script}: deb-systemd-invoke {verb}"
                 );
             }
+            if verb("deb-systemd-helper").as_deref() == Some("enable") {
+                assert!(lines[i - 1].contains("was-enabled"), "{script}: {line}");
+            }
+            // /run/vipcheck holds the lock of every vipcheck process and
+            // keepalived's track files: never removed.
+            assert!(!line.contains("/run/vipcheck"), "{script}: {line}");
         }
     }
+
+    // Both packages in one run (lintian's start is most of its time); the
+    // tag suppressed can only be the -dbgsym package's.
+    let dbgsym = dist.join(format!("vipcheck-dbgsym_{version}_{arch}.deb"));
+    lintian(&[&deb, &dbgsym], &[DBGSYM_NO_DWARF_TAG]);
 
     let root = tmp.0.join("root");
     run(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
@@ -217,6 +260,72 @@ fn dist_deb_builds_the_package() {
         format!("vipcheck {}", env!("CARGO_PKG_VERSION"))
     );
 
+    // Stripped, its debug information (the symbol table) in the -dbgsym
+    // package under the build id, linked by .gnu_debuglink.
+    let sections = stdout(Command::new("objdump").arg("-h").arg(bin.join("vipcheck")));
+    assert!(sections.contains(".gnu_debuglink"), "{sections}");
+    let symbols = Command::new("nm")
+        .arg(bin.join("vipcheck"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&symbols.stderr).contains("no symbols"),
+        "/usr/bin/vipcheck is not stripped"
+    );
+    let build_id = stdout(
+        Command::new("dpkg-deb")
+            .arg("--field")
+            .arg(&dbgsym)
+            .arg("Build-Ids"),
+    );
+    let build_id = build_id.trim();
+    assert!(build_id.len() > 2, "no Build-Ids");
+    let debug_file = format!(
+        "./usr/lib/debug/.build-id/{}/{}.debug",
+        &build_id[..2],
+        &build_id[2..]
+    );
+    let dbgsym_listing = stdout(Command::new("dpkg-deb").arg("--contents").arg(&dbgsym));
+    assert!(
+        contents(&dbgsym_listing).contains_key(&debug_file),
+        "{dbgsym_listing}"
+    );
+    let notes = stdout(Command::new("readelf").arg("-n").arg(bin.join("vipcheck")));
+    assert!(notes.contains(&format!("Build ID: {build_id}")), "{notes}");
+
+    // The example snippet is what the packaged vipcheck prints for the
+    // example targets file.
+    let examples = root.join(SHARE).join("examples");
+    let snippet = stdout(
+        Command::new(bin.join("vipcheck"))
+            .args(["keepalived", "snippet", "--targets"])
+            .arg(examples.join("targets.toml"))
+            .args(["--track-dir", "/run/vipcheck/track"]),
+    );
+    let example = std::fs::read_to_string(examples.join("keepalived-track-files.conf")).unwrap();
+    assert!(
+        example.ends_with(&snippet),
+        "keepalived-track-files.conf is not what `vipcheck keepalived snippet` prints for targets.toml"
+    );
+
+    // The paths the README's install section names are in the package.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = readme.split("\n## Install from the .deb\n").nth(1).unwrap();
+    let section = section.split("\n## ").next().unwrap();
+    for word in section.split(|c: char| c.is_whitespace() || "`(),;:".contains(c)) {
+        for prefix in [
+            "/usr/share/vipcheck/",
+            "/usr/share/doc/vipcheck/",
+            "/usr/bin/",
+        ] {
+            if word.starts_with(prefix) && !word.ends_with('/') {
+                let path = format!(".{word}");
+                assert!(entries.contains_key(&path), "the README names {word}");
+            }
+        }
+    }
+
     verify_unit(&root, &tmp.0);
     println!(
         "cargo xtask dist --deb: {:.1} s; the whole test: {:.1} s",
@@ -225,17 +334,42 @@ fn dist_deb_builds_the_package() {
     );
 }
 
+/// lintian on the packages (`cargo xtask setup` installs it): no error,
+/// no warning, but for the tags in `suppressed`; what it says is printed.
+fn lintian(debs: &[&Path], suppressed: &[&str]) {
+    let started = Instant::now();
+    let mut cmd = Command::new("lintian");
+    cmd.args(["--fail-on", "error,warning", "--tag-display-limit", "0"]);
+    if !suppressed.is_empty() {
+        cmd.arg("--suppress-tags").arg(suppressed.join(","));
+    }
+    let out = cmd
+        .args(debs)
+        .output()
+        .expect("lintian (`cargo xtask setup`)");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tags: Vec<&str> = said
+        .lines()
+        .filter(|l| l.starts_with("E: ") || l.starts_with("W: "))
+        .collect();
+    assert!(
+        out.status.success() && tags.is_empty(),
+        "lintian {debs:?} ({}): {said}",
+        out.status
+    );
+    println!(
+        "lintian {debs:?}: no error, no warning ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 /// `systemd-analyze verify` on the package's unit, with ExecStart's binary
 /// and the man page of its Documentation= taken from the extracted package.
 fn verify_unit(root: &Path, tmp: &Path) {
-    let found = Command::new("sh")
-        .args(["-c", "command -v systemd-analyze"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        println!("no systemd-analyze: the unit is not verified");
-        return;
-    }
     let unit = std::fs::read_to_string(root.join("lib/systemd/system/vipcheck.service")).unwrap();
     let exec_start = "\nExecStart=/usr/bin/vipcheck daemon $VIPCHECK_ARGS\n";
     assert!(unit.contains(exec_start));
