@@ -138,8 +138,36 @@ impl Plan {
             .env(var, flags.trim_start())
             .env("CARGO_TARGET_DIR", target_dir)
             .current_dir(root);
+        for name in crate_env() {
+            cmd.env_remove(name);
+        }
         cmd
     }
+}
+
+/// What cargo told this xtask about itself (`CARGO_PKG_NAME`,
+/// `CARGO_MANIFEST_DIR`, ... when it runs under `cargo run` or `cargo
+/// test`). Not passed on to a build: ring's build script asks to run
+/// again when they change, and cargo then compiles ring, rustls and the
+/// checker again (a build from a shell, then from the .deb test).
+fn crate_env() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            name.to_str().is_some_and(|n| {
+                n.starts_with("CARGO_PKG_")
+                    || n.starts_with("CARGO_MANIFEST_")
+                    || n.starts_with("CARGO_BIN_")
+                    || [
+                        "CARGO_CRATE_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                        "OUT_DIR",
+                    ]
+                    .contains(&n)
+            })
+        })
+        .collect()
 }
 
 /// Runs checks of every kind (tcp to a healthy, a closed and an IPv6 real
