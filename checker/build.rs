@@ -24,6 +24,22 @@ fn main() -> anyhow::Result<()> {
     // SAFETY: build scripts are single-threaded here; nothing reads the
     // environment concurrently.
     unsafe { std::env::set_var("CARGO_TERM_QUIET", "true") };
+    // Not passed on: the outer build's flags (see [`shared_ebpf_dir`]) and
+    // build directory (the release build's instrumented half sets one: the
+    // nested cargo would build there, and wait for the lock the outer
+    // cargo holds on it).
+    for (key, _) in std::env::vars_os() {
+        let outer = key.to_str().is_some_and(|k| {
+            k == "RUSTFLAGS"
+                || k == "CARGO_BUILD_RUSTFLAGS"
+                || k == "CARGO_BUILD_BUILD_DIR"
+                || (k.starts_with("CARGO_TARGET_") && k.ends_with("_RUSTFLAGS"))
+        });
+        if outer {
+            // SAFETY: as above.
+            unsafe { std::env::remove_var(&key) };
+        }
+    }
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     let Some(shared) = shared_ebpf_dir(&manifest_dir) else {
         return aya_build::build_ebpf([package], aya_build::Toolchain::default());
@@ -31,17 +47,6 @@ fn main() -> anyhow::Result<()> {
     // One build of the XDP program for every build of the checker.
     let lock = std::fs::File::create(shared.join("lock"))?;
     lock.lock()?;
-    for (key, _) in std::env::vars_os() {
-        let flags = key.to_str().is_some_and(|k| {
-            k == "RUSTFLAGS"
-                || k == "CARGO_BUILD_RUSTFLAGS"
-                || (k.starts_with("CARGO_TARGET_") && k.ends_with("_RUSTFLAGS"))
-        });
-        if flags {
-            // SAFETY: as above.
-            unsafe { std::env::remove_var(&key) };
-        }
-    }
     // SAFETY: as above.
     unsafe { std::env::set_var("OUT_DIR", &shared) };
     aya_build::build_ebpf([package], aya_build::Toolchain::default())?;

@@ -78,15 +78,21 @@ impl Plan {
         self.pgo_dir().join("vipcheck.profdata")
     }
 
-    /// `cargo build` of the instrumented binary (a target directory of
-    /// its own: other flags would rebuild everything in turn).
+    /// `cargo build` of the instrumented binary: the binary in a target
+    /// directory of its own (`pgo/build/`, not where the final build puts
+    /// the release binary), the crates in the final build's build
+    /// directory. cargo keeps the crates of each set of target flags apart
+    /// there, and the host's (build scripts, proc-macros), which neither
+    /// set of flags reaches, are compiled once for both builds.
     pub fn instrumented_build(&self, root: &Path) -> Command {
         let raw = self.pgo_dir().join("raw");
-        self.cargo(
+        let mut cmd = self.cargo(
             root,
             &self.pgo_dir().join("build"),
             &format!("-Cprofile-generate={}", raw.display()),
-        )
+        );
+        cmd.env("CARGO_BUILD_BUILD_DIR", &self.target_dir);
+        cmd
     }
 
     fn instrumented_binary(&self) -> PathBuf {
