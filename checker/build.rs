@@ -1,6 +1,7 @@
 //! Builds the XDP program (`checker-ebpf`, for bpfel-unknown-none with the
-//! nightly toolchain and bpf-linker) into OUT_DIR, where `src/xdp.rs` embeds
-//! it with `include_bytes_aligned!`. `cargo xtask setup` installs both tools.
+//! nightly toolchain and bpf-linker; once for every build of the checker, see
+//! [`shared_ebpf_dir`]) into OUT_DIR, where `src/xdp.rs` embeds it with
+//! `include_bytes_aligned!`. `cargo xtask setup` installs both tools.
 //! Links the unwinder statically (see [`static_unwinder`]) and the binary
 //! at a fixed address (see [`fixed_address`]).
 
@@ -23,7 +24,56 @@ fn main() -> anyhow::Result<()> {
     // SAFETY: build scripts are single-threaded here; nothing reads the
     // environment concurrently.
     unsafe { std::env::set_var("CARGO_TERM_QUIET", "true") };
-    aya_build::build_ebpf([package], aya_build::Toolchain::default())
+    // Not passed on: the outer build's flags (see [`shared_ebpf_dir`]) and
+    // build directory (the release build's instrumented half sets one: the
+    // nested cargo would build there, and wait for the lock the outer
+    // cargo holds on it).
+    for (key, _) in std::env::vars_os() {
+        let outer = key.to_str().is_some_and(|k| {
+            k == "RUSTFLAGS"
+                || k == "CARGO_BUILD_RUSTFLAGS"
+                || k == "CARGO_BUILD_BUILD_DIR"
+                || (k.starts_with("CARGO_TARGET_") && k.ends_with("_RUSTFLAGS"))
+        });
+        if outer {
+            // SAFETY: as above.
+            unsafe { std::env::remove_var(&key) };
+        }
+    }
+    let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
+    let Some(shared) = shared_ebpf_dir(&manifest_dir) else {
+        return aya_build::build_ebpf([package], aya_build::Toolchain::default());
+    };
+    // One build of the XDP program for every build of the checker.
+    let lock = std::fs::File::create(shared.join("lock"))?;
+    lock.lock()?;
+    // SAFETY: as above.
+    unsafe { std::env::set_var("OUT_DIR", &shared) };
+    aya_build::build_ebpf([package], aya_build::Toolchain::default())?;
+    std::fs::copy(shared.join(PROGRAM), out_dir.join(PROGRAM))?;
+    Ok(())
+}
+
+/// The XDP program's file (`checker-ebpf`'s binary), which `src/xdp`
+/// embeds from OUT_DIR.
+const PROGRAM: &str = "vipcheck-xdp";
+
+/// Where the XDP program is built for every build of the checker:
+/// `target/ebpf/` of the workspace. aya-build builds it in OUT_DIR, which
+/// each target directory and profile has its own of (the tests' debug
+/// build, clippy, the release build and its instrumented twin, the fuzz
+/// build): each built core for BPF and the program again, the same
+/// bytes each time (its flags and profile are the nested cargo's own),
+/// a minute of CI apiece. Builds take turns under a lock. The flags of
+/// the outer build (a profile to generate, a sanitizer) are not passed
+/// on: they never reached the BPF target (aya-build sets its own), and
+/// would only make the nested cargo's host builds (build scripts of
+/// core's crates) differ from one outer build to the next. None (build
+/// in OUT_DIR) when the workspace's target/ cannot be made.
+fn shared_ebpf_dir(manifest_dir: &str) -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(manifest_dir).join("../target/ebpf");
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir)
 }
 
 /// The unwinder (panics are caught in `main`, which turns them into one

@@ -78,15 +78,21 @@ impl Plan {
         self.pgo_dir().join("vipcheck.profdata")
     }
 
-    /// `cargo build` of the instrumented binary (a target directory of
-    /// its own: other flags would rebuild everything in turn).
+    /// `cargo build` of the instrumented binary: the binary in a target
+    /// directory of its own (`pgo/build/`, not where the final build puts
+    /// the release binary), the crates in the final build's build
+    /// directory. cargo keeps the crates of each set of target flags apart
+    /// there, and the host's (build scripts, proc-macros), which neither
+    /// set of flags reaches, are compiled once for both builds.
     pub fn instrumented_build(&self, root: &Path) -> Command {
         let raw = self.pgo_dir().join("raw");
-        self.cargo(
+        let mut cmd = self.cargo(
             root,
             &self.pgo_dir().join("build"),
             &format!("-Cprofile-generate={}", raw.display()),
-        )
+        );
+        cmd.env("CARGO_BUILD_BUILD_DIR", &self.target_dir);
+        cmd
     }
 
     fn instrumented_binary(&self) -> PathBuf {
@@ -138,24 +144,52 @@ impl Plan {
             .env(var, flags.trim_start())
             .env("CARGO_TARGET_DIR", target_dir)
             .current_dir(root);
+        for name in crate_env() {
+            cmd.env_remove(name);
+        }
         cmd
     }
+}
+
+/// What cargo told this xtask about itself (`CARGO_PKG_NAME`,
+/// `CARGO_MANIFEST_DIR`, ... when it runs under `cargo run` or `cargo
+/// test`). Not passed on to a build: ring's build script asks to run
+/// again when they change, and cargo then compiles ring, rustls and the
+/// checker again (a build from a shell, then from the .deb test).
+fn crate_env() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            name.to_str().is_some_and(|n| {
+                n.starts_with("CARGO_PKG_")
+                    || n.starts_with("CARGO_MANIFEST_")
+                    || n.starts_with("CARGO_BIN_")
+                    || [
+                        "CARGO_CRATE_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                        "OUT_DIR",
+                    ]
+                    .contains(&n)
+            })
+        })
+        .collect()
 }
 
 /// Runs checks of every kind (tcp to a healthy, a closed and an IPv6 real
 /// server, http, https, the C checkers' names, an audit) with the instrumented
 /// binary in a lab of its own, and merges their profile for the final
-/// build. Nothing to do when the profile is newer than the instrumented
-/// binary and this xtask (cargo rebuilt neither since it was made).
+/// build. Nothing to do when the profile was made from this instrumented
+/// binary (cargo did not rebuild it since) and this training.
 pub fn train(plan: &Plan) -> Result<()> {
     let binary = plan.instrumented_binary();
-    // The training below is this program's: a rebuilt xtask may run
-    // other checks.
-    let built = modified(&binary)?.max(modified(&std::env::current_exe()?)?);
-    if modified(&plan.profdata()).is_ok_and(|made| made > built) {
+    let inputs = profile_inputs(&binary)?;
+    let stamp = plan.pgo_dir().join("vipcheck.profdata.inputs");
+    if plan.profdata().is_file() && std::fs::read_to_string(&stamp).is_ok_and(|s| s == inputs) {
         println!("pgo: the profile of {} is current", binary.display());
         return Ok(());
     }
+    let _ = std::fs::remove_file(&stamp);
     let raw = plan.pgo_dir().join("raw");
     let _ = std::fs::remove_dir_all(&raw);
     std::fs::create_dir_all(&raw)?;
@@ -275,6 +309,7 @@ pub fn train(plan: &Plan) -> Result<()> {
     if !status.success() {
         bail!("llvm-profdata merge failed ({status})");
     }
+    std::fs::write(&stamp, inputs)?;
     println!(
         "pgo: profile of {} checks in {}",
         runs.iter().map(|(_, _, n, _)| n).sum::<usize>(),
@@ -283,10 +318,36 @@ pub fn train(plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-fn modified(path: &Path) -> Result<std::time::SystemTime> {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .with_context(|| format!("cannot read {}", path.display()))
+/// The sources of the training: the checks above and the lab they run in.
+const TRAINING: [&str; 2] = [include_str!("release.rs"), include_str!("lab.rs")];
+
+/// What a profile is made from, as [`train`] records it beside the
+/// profile: the instrumented binary (cargo rebuilt it or not: its size and
+/// time of change) and the training's sources. Not this xtask's binary:
+/// cargo builds xtask again whenever the features of its dependencies
+/// differ (`cargo test --workspace` unifies them with the checker's,
+/// `cargo xtask` does not), the same training each time; in `cargo xtask
+/// test`, the bench would train again after the .deb test.
+fn profile_inputs(binary: &Path) -> Result<String> {
+    let meta =
+        std::fs::metadata(binary).with_context(|| format!("cannot read {}", binary.display()))?;
+    let changed = meta
+        .modified()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let training = TRAINING
+        .iter()
+        .flat_map(|source| source.bytes())
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    Ok(format!(
+        "binary {} {} bytes, changed {}.{:09}\ntraining {training:016x}\n",
+        binary.display(),
+        meta.len(),
+        changed.as_secs(),
+        changed.subsec_nanos()
+    ))
 }
 
 /// The llvm-profdata of the rustc that builds (rustup's `llvm-tools`
@@ -313,4 +374,24 @@ fn host_triple() -> Result<String> {
         .find_map(|line| line.strip_prefix("host: "))
         .map(|host| host.trim().to_owned())
         .context("rustc -vV names no host")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_inputs_follow_the_instrumented_binary() {
+        let dir = std::env::temp_dir().join(format!("xtask-pgo-inputs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let binary = dir.join("vipcheck");
+        std::fs::write(&binary, "instrumented").unwrap();
+        let made = profile_inputs(&binary).unwrap();
+        assert_eq!(profile_inputs(&binary).unwrap(), made, "nothing changed");
+        assert!(made.contains("\ntraining "), "{made}");
+        std::fs::write(&binary, "built again").unwrap();
+        let rebuilt = profile_inputs(&binary).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_ne!(rebuilt, made);
+    }
 }
