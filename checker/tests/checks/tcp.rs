@@ -55,29 +55,6 @@ fn master_lb_verdicts() {
     assert_verdicts(Role::Master);
 }
 
-/// Counts, in `ok`'s namespace, the TCP RSTs that the LB sends.
-struct RstCounter<'a> {
-    lab: &'a Lab,
-}
-
-impl<'a> RstCounter<'a> {
-    fn install(lab: &'a Lab) -> Self {
-        nft(
-            lab,
-            lab.ns(Host::Ok),
-            &format!(
-                "table ip vck {{\n chain in {{\n  type filter hook prerouting priority -300;\n  \
-                 ip saddr {LB_IP} tcp flags & rst == rst counter\n }}\n}}\n"
-            ),
-        );
-        RstCounter { lab }
-    }
-
-    fn packets(&self) -> u64 {
-        nft_packets(self.lab, self.lab.ns(Host::Ok), ["ip", "vck", "in"])
-    }
-}
-
 #[test]
 fn fin_close_on_a_backup_lb_sends_no_rst() {
     let lab = lab(Role::Backup);
@@ -101,7 +78,7 @@ fn fin_close_on_a_backup_lb_sends_no_rst() {
             "permanent",
         ],
     );
-    let rsts = RstCounter::install(&lab);
+    let rsts = RstCounter::install(&lab, Rsts::All);
 
     for _ in 0..20 {
         let out = tcp(&lab, OK_IP, &["--close", "fin"]);

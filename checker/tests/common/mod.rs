@@ -246,17 +246,59 @@ pub fn nft_packets(lab: &Lab, ns: &str, chain: [&str; 3]) -> u64 {
     words[at + 1].parse().expect("packet count")
 }
 
-/// The XDP program ids attached to `iface` in the LB namespace, as
-/// `ip -d link show` lists them (`prog/xdp id N`).
-pub fn xdp_ids(lab: &Lab, iface: &str) -> Vec<u32> {
-    let link = sh(
+/// Which RSTs from the LB an [`RstCounter`] counts.
+pub enum Rsts {
+    /// Every segment with RST set.
+    All,
+    /// RSTs without ACK: a kernel's answer to a segment that has one.
+    Bare,
+}
+
+/// Counts, in `ok`'s namespace (an nft counter at prerouting), the TCP
+/// RSTs that the LB sends.
+pub struct RstCounter<'a> {
+    lab: &'a Lab,
+}
+
+impl<'a> RstCounter<'a> {
+    pub fn install(lab: &'a Lab, which: Rsts) -> Self {
+        let flags = match which {
+            Rsts::All => "tcp flags & rst == rst",
+            Rsts::Bare => "tcp flags & (rst | ack) == rst",
+        };
+        nft(
+            lab,
+            lab.ns(Host::Ok),
+            &format!(
+                "table ip vckrst {{\n chain in {{\n  type filter hook prerouting priority -300;\n  \
+                 ip saddr {LB_IP} {flags} counter\n }}\n}}\n"
+            ),
+        );
+        RstCounter { lab }
+    }
+
+    pub fn packets(&self) -> u64 {
+        nft_packets(self.lab, self.lab.ns(Host::Ok), ["ip", "vckrst", "in"])
+    }
+}
+
+/// `ip -d link show dev IFACE` in the LB namespace, word by word.
+fn link_words(lab: &Lab, iface: &str) -> Vec<String> {
+    sh(
         lab,
         lab.lb_ns(),
         "ip",
         &["-d", "link", "show", "dev", iface],
-    );
-    let words: Vec<&str> = link.split_whitespace().collect();
-    words
+    )
+    .split_whitespace()
+    .map(str::to_string)
+    .collect()
+}
+
+/// The XDP program ids attached to `iface` in the LB namespace, as
+/// `ip -d link show` lists them (`prog/xdp id N`).
+pub fn xdp_ids(lab: &Lab, iface: &str) -> Vec<u32> {
+    link_words(lab, iface)
         .windows(3)
         .filter(|w| w[0] == "prog/xdp" && w[1] == "id")
         .map(|w| w[2].parse().expect("program id"))
@@ -339,17 +381,10 @@ const LIBXDP_DIR: &str = "/sys/fs/bpf/xdp";
 /// The XDP program attached to `iface` in the LB namespace, as
 /// `ip -d link show` lists it (`prog/xdp id N name NAME`): (id, name).
 pub fn xdp_attached(lab: &Lab, iface: &str) -> Option<(u32, String)> {
-    let link = sh(
-        lab,
-        lab.lb_ns(),
-        "ip",
-        &["-d", "link", "show", "dev", iface],
-    );
-    let words: Vec<&str> = link.split_whitespace().collect();
-    words
+    link_words(lab, iface)
         .windows(5)
         .find(|w| w[0] == "prog/xdp" && w[1] == "id" && w[3] == "name")
-        .map(|w| (w[2].parse().expect("program id"), w[4].to_string()))
+        .map(|w| (w[2].parse().expect("program id"), w[4].clone()))
 }
 
 /// An XDP program that is not vipcheck's, attached to the LB's eth0 as

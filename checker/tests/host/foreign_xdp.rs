@@ -102,32 +102,6 @@ fn answers_arp_for_the_vip(lab: &Lab, real: Host) {
     );
 }
 
-/// Counts, in `ok`'s namespace, the TCP RSTs that the LB's kernel sends:
-/// bare RSTs, its answer to a segment with an ACK (every reply of a real
-/// server has one). The checks' own aborts and the C names' RST-ACK close
-/// carry an ACK, and are not counted.
-struct RstCounter<'a> {
-    lab: &'a Lab,
-}
-
-impl<'a> RstCounter<'a> {
-    fn install(lab: &'a Lab) -> Self {
-        nft(
-            lab,
-            lab.ns(Host::Ok),
-            &format!(
-                "table ip vckforeign {{\n chain in {{\n  type filter hook prerouting priority -300;\n  \
-                 ip saddr {LB_IP} tcp flags & (rst | ack) == rst counter\n }}\n}}\n"
-            ),
-        );
-        RstCounter { lab }
-    }
-
-    fn packets(&self) -> u64 {
-        nft_packets(self.lab, self.lab.ns(Host::Ok), ["ip", "vckforeign", "in"])
-    }
-}
-
 /// `vipcheck https --ca CA eth0 RS VIP 443 lab.example /`.
 fn https(lab: &Lab, rs: std::net::Ipv4Addr) -> Run {
     let ca = lab.ca_pem();
@@ -253,7 +227,10 @@ fn checks_beside_a_foreign_xdp_program() {
     let scratch = Scratch::new();
     let targets = targets(&lab, &scratch);
     answers_arp_for_the_vip(&lab, Host::Ok);
-    let rsts = RstCounter::install(&lab);
+    // Bare RSTs: the LB kernel's answer to a segment with an ACK (every
+    // reply of a real server has one); the checks' own aborts and the C
+    // names' RST-ACK close carry an ACK.
+    let rsts = RstCounter::install(&lab, Rsts::Bare);
     assert_eq!(
         xdp_ids(&lab, LB_IFACE),
         Vec::<u32>::new(),
