@@ -125,16 +125,7 @@ pub fn maintainer() -> Result<String> {
             .map(|v| v.trim().to_owned())
             .filter(|v| !v.is_empty())
     };
-    let git = |key: &str| {
-        Command::new("git")
-            .args(["config", key])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .ok()
-            .filter(|out| out.status.success())
-            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
+    let git = |key: &str| git(&["config", key]);
     let (found, from) = if let Some(m) = var("VIPCHECK_MAINTAINER") {
         (m, "VIPCHECK_MAINTAINER")
     } else if let (Some(name), Some(mail)) = (var("DEBFULLNAME"), var("DEBEMAIL")) {
@@ -151,6 +142,19 @@ pub fn maintainer() -> Result<String> {
         bail!("Maintainer {found:?} (from {from}) is not `Name <user@host>`");
     }
     Ok(found)
+}
+
+/// What `git ARGS` prints in this repository, trimmed; None if git fails
+/// or prints nothing.
+fn git(args: &[&str]) -> Option<String> {
+    Command::new("git")
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 /// Whether `s` is a Maintainer field's `Name <user@host.domain>`.
@@ -419,16 +423,7 @@ fn changelog_date() -> Result<String> {
     let epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .filter(|v| !v.trim().is_empty())
-        .or_else(|| {
-            Command::new("git")
-                .args(["log", "-1", "--format=%ct"])
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .output()
-                .ok()
-                .filter(|out| out.status.success())
-                .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
-                .filter(|v| !v.is_empty())
-        });
+        .or_else(|| git(&["log", "-1", "--format=%ct"]));
     let mut date = Command::new("date");
     date.env("LC_ALL", "C").args(["-u", "-R"]);
     if let Some(epoch) = epoch {

@@ -6,33 +6,19 @@
 //! `cargo test -p xtask --test dist -- --nocapture` shows the package's
 //! listing.
 
+mod common;
+
+use common::TempDir;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Instant;
 
 use xtask::dist::{DBGSYM_NO_DWARF_TAG, SHARE, debian_version, has_interpreter, share_dir};
 
 const COMPAT_NAMES: [&str; 3] = ["check_tcp_raw", "check_http_get_raw", "check_http_raw"];
-
-/// A directory removed when dropped, also when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        let dir = std::env::temp_dir().join(format!("xtask-dist-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn run(cmd: &mut Command) -> Output {
     let out = cmd
@@ -84,7 +70,7 @@ fn contents(listing: &str) -> BTreeMap<String, Entry> {
 #[test]
 fn dist_deb_builds_the_package() {
     let started = Instant::now();
-    let tmp = TempDir::new();
+    let tmp = TempDir::new("dist-test");
     let dist = tmp.0.join("dist");
     let out = run(Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(["dist", "--deb", "--out"])

@@ -7,6 +7,10 @@
 //! not skip). That each metric they name is one the daemon exports is a
 //! test of the checker (`daemon::observability`).
 
+mod common;
+
+use common::TempDir;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -41,25 +45,6 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// A directory removed when dropped, also when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("xtask-prometheus-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn promtool_checks_the_rules() {
     let out = promtool(&["check", "rules", RULES], &rules_dir());
@@ -80,7 +65,7 @@ fn promtool_tests_the_rules() {
 /// them (a copy of the rules with `for: 1m` as `for: 2m`).
 #[test]
 fn promtool_test_fails_on_a_changed_rule() {
-    let dir = TempDir::new("changed");
+    let dir = TempDir::new("prometheus-changed");
     let rules = std::fs::read_to_string(rules_dir().join(RULES)).unwrap();
     let changed = rules.replacen("for: 1m", "for: 2m", 1);
     assert_ne!(changed, rules);
@@ -228,7 +213,7 @@ fn promtool_parses(queries: &[String], dir: &TempDir) -> (bool, String) {
 
 #[test]
 fn promtool_parses_every_dashboard_query() {
-    let dir = TempDir::new("dashboard");
+    let dir = TempDir::new("prometheus-dashboard");
     let queries = dashboard_queries();
     let (ok, said) = promtool_parses(&queries, &dir);
     assert!(ok, "{said}");

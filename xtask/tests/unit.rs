@@ -4,6 +4,10 @@
 //! [`MAX_EXPOSURE`]. Needs systemd-analyze (`cargo xtask setup` installs
 //! the systemd package), not root; takes well under a second.
 
+mod common;
+
+use common::TempDir;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -13,24 +17,6 @@ use xtask::dist::UNIT;
 /// The highest overall exposure `systemd-analyze security` may give the
 /// unit, in its tenths (45: 4.5).
 const MAX_EXPOSURE: u32 = 45;
-
-/// A directory removed when dropped, also when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("xtask-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn said(out: &Output) -> String {
     format!(
